@@ -1,0 +1,260 @@
+/*
+ * porch/plugin.h -- the whole interface between porch and its plugins.
+ *
+ * A plugin is a shared object that exports one symbol, PORCH_PLUGIN_SYMBOL
+ * ("porch_plugin"), of type `const struct porch_plugin`.  The descriptor
+ * says what the plugin is (a stage or a worker), which ports and parameters
+ * it has, and which callbacks it implements.  Everything the runtime owns
+ * (stages, workers, messages, calls, parameters) is an opaque pointer
+ * reached through the functions below, so the runtime can change without
+ * breaking plugins that are already built.
+ *
+ * Versioning: PORCH_ABI_MAJOR changes when an existing field or function
+ * changes meaning; a plugin built for another major is refused.  MINOR grows
+ * when fields are appended to struct porch_plugin or functions are added; a
+ * plugin whose minor is above the host's is refused.  The descriptor records
+ * its own size, so a host reads only the fields the plugin knows about.
+ *
+ * Threading: every callback runs on the loop thread of the stage or worker
+ * it belongs to.  Callbacks must not block; use the loop (porch_*_loop)
+ * for timers and I/O and complete messages later.
+ *
+ * See porch-plugin(3) for a complete example.
+ */
+#ifndef PORCH_PLUGIN_H
+#define PORCH_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PORCH_ABI_MAJOR 1
+#define PORCH_ABI_MINOR 0
+
+#define PORCH_PLUGIN_SYMBOL "porch_plugin"
+
+/* Fills the header fields of a descriptor: use it first in the initializer. */
+#define PORCH_PLUGIN_HEADER \
+	.abi_major = PORCH_ABI_MAJOR, .abi_minor = PORCH_ABI_MINOR, \
+	.size = sizeof(struct porch_plugin)
+
+typedef struct porch_stage porch_stage;   /* a stage instance */
+typedef struct porch_worker porch_worker; /* a worker instance */
+typedef struct porch_msg porch_msg;       /* one request in flight */
+typedef struct porch_call porch_call;     /* one inference call */
+typedef struct porch_params porch_params; /* an instance's parsed parameters */
+struct ev_loop;
+
+enum porch_kind {
+	PORCH_KIND_STAGE = 1,
+	PORCH_KIND_WORKER = 2,
+};
+
+/* Stage flags. */
+#define PORCH_STAGE_SOURCE      0x1u /* takes no input; creates requests */
+#define PORCH_STAGE_NEEDS_WORKER 0x2u /* its <stage> must name a worker= */
+
+/* ---- parameters -------------------------------------------------------- */
+
+enum porch_param_type {
+	PORCH_PARAM_INTEGER = 1, /* decimal integer, within [min, max]        */
+	PORCH_PARAM_DURATION,    /* "250ms", "2s", "1m", "1h"; read in ms      */
+	PORCH_PARAM_SIZE,        /* "512", "4k", "16M", "1G"; read in bytes    */
+	PORCH_PARAM_BOOLEAN,     /* true/false, yes/no, on/off, 1/0            */
+	PORCH_PARAM_STRING,      /* any text                                   */
+	PORCH_PARAM_PATH,        /* a file path, relative to the pipeline file */
+	PORCH_PARAM_ENUM,        /* one of `choices`, a '|'-separated list     */
+	PORCH_PARAM_LIST,        /* comma-separated strings                    */
+	PORCH_PARAM_NUMBER,      /* decimal fraction, within [min, max]        */
+};
+
+#define PORCH_PARAM_REQUIRED   0x1u /* must be given in the pipeline file   */
+#define PORCH_PARAM_RELOADABLE 0x2u /* may change on SIGHUP without restart */
+
+/*
+ * One row of a plugin's parameter table; the table ends with a row whose
+ * name is NULL.  Bounds apply to integer, duration (ms), size (bytes) and
+ * number; min > max means unbounded.  The default is written as a user would
+ * write the value, and is validated like one.
+ */
+struct porch_param {
+	const char *name;
+	enum porch_param_type type;
+	const char *default_value; /* NULL: no default */
+	double min, max;
+	const char *choices;       /* enum only: "a|b|c" */
+	unsigned flags;            /* PORCH_PARAM_* */
+	const char *doc;           /* one line, for porch plugins and man pages */
+};
+
+/* Typed reads of a parsed parameter; the name must be in the table. */
+int64_t porch_param_int(const porch_params *p, const char *name);   /* integer, duration (ms), size (bytes), boolean */
+double porch_param_number(const porch_params *p, const char *name);
+const char *porch_param_str(const porch_params *p, const char *name); /* string, path, enum, list; NULL if unset */
+int porch_param_isset(const porch_params *p, const char *name);    /* given in the file or by --set */
+
+/* ---- outcomes and errors ----------------------------------------------- */
+
+enum porch_outcome {
+	PORCH_COMPLETED = 1,
+	PORCH_FAILED,
+	PORCH_SHED,
+	PORCH_EXPIRED,
+};
+
+/* Typed reasons for a failure, reported with the message. */
+enum porch_error {
+	PORCH_ERR_NONE = 0,
+	PORCH_ERR_BAD_REQUEST, /* the request itself is malformed */
+	PORCH_ERR_TIMEOUT,     /* a call took longer than allowed */
+	PORCH_ERR_UPSTREAM,    /* the model server answered with an error */
+	PORCH_ERR_TRANSPORT,   /* connection or protocol failure */
+	PORCH_ERR_CANCELLED,   /* the call was cancelled */
+	PORCH_ERR_INTERNAL,    /* a bug or resource exhaustion in porch */
+	PORCH_ERR_FULL,        /* refused by a full channel (shed) */
+	PORCH_ERR_ADMISSION,   /* refused by the pipeline's in-flight bound */
+	PORCH_ERR_DEADLINE,    /* the request's deadline passed */
+	PORCH_ERR_UNROUTED,    /* emitted to a port with no channel */
+};
+
+const char *porch_outcome_name(enum porch_outcome o); /* "completed", ... */
+const char *porch_error_name(enum porch_error e);     /* "timeout", ...   */
+
+/* ---- messages ---------------------------------------------------------- */
+
+/*
+ * A source makes a request with porch_msg_new, fills it, and hands it to the
+ * graph with porch_emit.  Other stages receive messages in their process
+ * callback and must end their hold on each one exactly once, then or later,
+ * with porch_emit/porch_emit_port (pass it on), porch_done (a sink is
+ * finished with it) or porch_fail.  After that the stage must not touch it.
+ */
+porch_msg *porch_msg_new(porch_stage *source);
+uint64_t porch_msg_id(const porch_msg *m);
+const char *porch_msg_session(const porch_msg *m);
+int porch_msg_set_session(porch_msg *m, const char *session, size_t len);
+const char *porch_msg_text(const porch_msg *m, size_t *len);
+int porch_msg_set_text(porch_msg *m, const char *text, size_t len);
+int porch_msg_append_text(porch_msg *m, const char *text, size_t len);
+const char *porch_msg_meta(const porch_msg *m, const char *key);
+int porch_msg_set_meta(porch_msg *m, const char *key, const char *value);
+/* Iterate metadata: i from 0 until it returns NULL. */
+const char *porch_msg_meta_at(const porch_msg *m, size_t i, const char **value);
+void porch_msg_set_deadline(porch_msg *m, int64_t ms_from_now); /* <= 0: none */
+double porch_msg_deadline(const porch_msg *m); /* loop time, 0: none */
+unsigned porch_msg_attempts(const porch_msg *m);
+void porch_msg_add_attempt(porch_msg *m);
+enum porch_error porch_msg_error(const porch_msg *m);
+const char *porch_msg_error_text(const porch_msg *m); /* "" if none */
+void *porch_msg_origin_data(const porch_msg *m);   /* set by the source */
+void porch_msg_set_origin_data(porch_msg *m, void *data);
+
+/* Return codes of porch_emit and porch_emit_port. */
+#define PORCH_OK        0  /* queued (or held back by a full 'block' channel) */
+#define PORCH_REFUSED  -1  /* refused; the request has ended (shed/failed)   */
+
+int porch_emit(porch_stage *st, porch_msg *m);                /* port "out" */
+int porch_emit_port(porch_stage *st, int port, porch_msg *m); /* by index  */
+void porch_done(porch_stage *st, porch_msg *m);
+void porch_fail(porch_stage *st, porch_msg *m, enum porch_error why,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* ---- stages ------------------------------------------------------------ */
+
+const char *porch_stage_name(const porch_stage *st);
+const porch_params *porch_stage_params(const porch_stage *st);
+struct ev_loop *porch_stage_loop(const porch_stage *st);
+void *porch_stage_data(const porch_stage *st);
+void porch_stage_set_data(porch_stage *st, void *data);
+/* Index of a declared output port by name, -1 if none ("error" included). */
+int porch_stage_port(const porch_stage *st, const char *port);
+/*
+ * For sources: how many requests the graph can take now without queueing
+ * behind a full 'block' channel or passing the pipeline's in-flight bound.
+ * When it is 0, stop reading; the resume callback says when to go on.
+ */
+size_t porch_stage_ready(const porch_stage *st);
+/* For sources: no more requests will come (end of input).  */
+void porch_stage_finished(porch_stage *st);
+/* Report why init failed; shown to the user with the stage's name. */
+void porch_stage_error(porch_stage *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void porch_stage_log(const porch_stage *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- inference calls (stage side) -------------------------------------- */
+
+/* tokens arrive in order; end comes once, with PORCH_ERR_NONE on success */
+typedef void porch_token_fn(void *ctx, const char *token, size_t len);
+typedef void porch_end_fn(void *ctx, enum porch_error err, const char *why);
+
+/*
+ * Starts a call to the stage's worker with the message's text as prompt and
+ * its metadata as generation settings (model, max-tokens, temperature,
+ * top-p, stop).  The callbacks may run before this returns.  Returns NULL
+ * (and calls nothing) only when no call could be made.
+ */
+porch_call *porch_infer(porch_stage *st, porch_msg *m,
+    porch_token_fn *on_token, porch_end_fn *on_end, void *ctx);
+/* Cancels a call that has not ended; its end callback is not called. */
+void porch_infer_cancel(porch_call *call);
+
+/* ---- inference calls (worker side) ------------------------------------- */
+
+const char *porch_call_prompt(const porch_call *c, size_t *len);
+const char *porch_call_option(const porch_call *c, const char *key);
+const char *porch_call_session(const porch_call *c);
+void *porch_call_data(const porch_call *c);
+void porch_call_set_data(porch_call *c, void *data);
+void porch_call_token(porch_call *c, const char *token, size_t len);
+void porch_call_done(porch_call *c);
+void porch_call_fail(porch_call *c, enum porch_error why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- workers ----------------------------------------------------------- */
+
+const char *porch_worker_name(const porch_worker *w);
+const porch_params *porch_worker_params(const porch_worker *w);
+struct ev_loop *porch_worker_loop(const porch_worker *w);
+void *porch_worker_data(const porch_worker *w);
+void porch_worker_set_data(porch_worker *w, void *data);
+void porch_worker_error(porch_worker *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- the descriptor ---------------------------------------------------- */
+
+struct porch_plugin {
+	uint16_t abi_major;
+	uint16_t abi_minor;
+	uint32_t size;           /* sizeof(struct porch_plugin) when built */
+	enum porch_kind kind;
+	const char *name;        /* [a-z][a-z0-9_-]*, as used in plugin="" */
+	const char *summary;     /* one line */
+	const struct porch_param *params; /* NULL or ended by a NULL name */
+
+	/* stages */
+	unsigned flags;          /* PORCH_STAGE_* */
+	const char *const *outputs; /* NULL-ended port names; NULL: a sink */
+	int (*init)(porch_stage *st);     /* 0, or -1 after porch_stage_error */
+	void (*start)(porch_stage *st);   /* the graph runs: sources begin   */
+	void (*process)(porch_stage *st, porch_msg *m);
+	void (*resume)(porch_stage *st);  /* sources: room again downstream */
+	void (*drain)(porch_stage *st);   /* sources: stop taking requests  */
+	/* sources: a request they made has ended; runs once per request */
+	void (*outcome)(porch_stage *st, porch_msg *m, enum porch_outcome o);
+	void (*fini)(porch_stage *st);
+
+	/* workers */
+	int (*worker_init)(porch_worker *w);
+	int (*submit)(porch_worker *w, porch_call *c); /* 0, or -1: not started */
+	void (*cancel)(porch_worker *w, porch_call *c);
+	void (*worker_fini)(porch_worker *w);
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PORCH_PLUGIN_H */

@@ -1,0 +1,18 @@
+/* null.c -- sink stage: accepts every message and discards it (counted). */
+#include <porch/plugin.h>
+
+static void
+null_process(porch_stage *st, porch_msg *m)
+{
+	porch_done(st, m);
+}
+
+const struct porch_plugin porch_plugin = {
+	PORCH_PLUGIN_HEADER,
+	.kind = PORCH_KIND_STAGE,
+	.name = "null",
+	.summary = "sink: accepts every message and discards it (counted)",
+	.params = NULL,
+	.outputs = NULL,
+	.process = null_process,
+};

@@ -1,0 +1,466 @@
+/* stdin.c -- source stage: one request per line of standard input (text or JSON). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <jansson.h>
+#include <porch/plugin.h>
+
+/* Bytes asked of each read(2); the buffer keeps at least this much room. */
+#define STDIN_CHUNK (64 * 1024)
+
+struct stdin_src {
+	porch_stage *st;
+	struct ev_loop *loop;
+	ev_io io;
+
+	char *buf;          /* bytes read, not yet made into requests: [off, len) */
+	size_t off, len, cap;
+
+	size_t max_line;    /* longest accepted line, without its terminator */
+	int64_t deadline;   /* ms; 0: none */
+	char *session;      /* session of plain-text lines */
+	size_t session_len;
+
+	uint64_t line;      /* lines consumed so far (the last one's number) */
+	uint64_t invalid;   /* malformed lines reported and skipped */
+	size_t budget;      /* requests we may still emit before asking again */
+
+	int saved_flags;    /* fd 0's flags before init, restored in fini */
+	int flags_changed;
+	int eof;            /* read(2) returned 0 (or failed): no more bytes */
+	int read_failed;    /* the partial last line is not a line then */
+	int skipping;       /* discarding the rest of an overlong line */
+	int paused;         /* stopped because the graph is full */
+	int finished;       /* porch_stage_finished was called */
+};
+
+static const struct porch_param stdin_params[] = {
+	{ "deadline", PORCH_PARAM_DURATION, "0", 0, 86400000, NULL, 0,
+	  "time each request has to complete once read; 0: no deadline" },
+	{ "max-line", PORCH_PARAM_SIZE, "1M", 1, 1073741824, NULL, 0,
+	  "longest line accepted; a longer one is reported and skipped" },
+	{ "session", PORCH_PARAM_STRING, "stdin", 0, 0, NULL, 0,
+	  "session of plain-text lines (a JSON line may give its own)" },
+	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }
+};
+
+/* Reports a line that makes no request: "porch: stdin:LINE: error: WHY". */
+static void stdin_invalid(struct stdin_src *s, uint64_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+stdin_invalid(struct stdin_src *s, uint64_t line, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "porch: stdin:%" PRIu64 ": error: ", line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	s->invalid++;
+}
+
+/* A request was made but a setter failed: only exhaustion can cause that. */
+static void
+stdin_fill_failed(uint64_t line)
+{
+	fprintf(stderr, "porch: stdin:%" PRIu64 ": error: could not fill "
+	    "the request (out of memory)\n", line);
+}
+
+static void
+stdin_finish(struct stdin_src *s)
+{
+	ev_io_stop(s->loop, &s->io);
+	if (s->finished)
+		return;
+	s->finished = 1;
+	if (s->invalid > 0)
+		fprintf(stderr, "porch: stdin: %" PRIu64 " invalid line%s skipped\n",
+		    s->invalid, s->invalid == 1 ? "" : "s");
+	porch_stage_finished(s->st);
+}
+
+/*
+ * Fills and emits a request.  A setter can only fail on exhaustion; the
+ * request is emitted anyway, since a made request cannot be taken back and
+ * must end with an outcome.
+ */
+static void
+stdin_emit(struct stdin_src *s, porch_msg *m, uint64_t line, int64_t deadline)
+{
+	char num[24];
+	snprintf(num, sizeof num, "%" PRIu64, line);
+	/* set last, so a JSON line's own meta cannot hide where it came from */
+	if (porch_msg_set_meta(m, "line", num) != 0)
+		stdin_fill_failed(line);
+	if (deadline > 0)
+		porch_msg_set_deadline(m, deadline);
+	/* PORCH_REFUSED: ended and counted already; outcome() has reported it */
+	(void)porch_emit(s->st, m);
+	if (s->budget > 0)
+		s->budget--;
+}
+
+/* A line that is a JSON object: {"text", "session"?, "meta"?, "deadline_ms"?}. */
+static void
+stdin_json_line(struct stdin_src *s, const char *p, size_t n, uint64_t line)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(p, n, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL) {
+		stdin_invalid(s, line, "bad JSON: %s", jerr.text);
+		return;
+	}
+	if (!json_is_object(root)) {
+		stdin_invalid(s, line, "a JSON line must be an object");
+		goto out;
+	}
+	json_t *text = json_object_get(root, "text");
+	json_t *session = json_object_get(root, "session");
+	json_t *meta = json_object_get(root, "meta");
+	json_t *deadline = json_object_get(root, "deadline_ms");
+	if (text == NULL) {
+		stdin_invalid(s, line, "\"text\" is missing");
+		goto out;
+	}
+	if (!json_is_string(text)) {
+		stdin_invalid(s, line, "\"text\" must be a string");
+		goto out;
+	}
+	if (session != NULL && !json_is_string(session)) {
+		stdin_invalid(s, line, "\"session\" must be a string");
+		goto out;
+	}
+	if (meta != NULL && !json_is_object(meta)) {
+		stdin_invalid(s, line, "\"meta\" must be an object of strings");
+		goto out;
+	}
+	const char *key;
+	json_t *value;
+	if (meta != NULL) {
+		json_object_foreach(meta, key, value) {
+			if (!json_is_string(value)) {
+				stdin_invalid(s, line, "\"meta\" value \"%s\" must be a string", key);
+				goto out;
+			}
+		}
+	}
+	int64_t dl = s->deadline;
+	if (deadline != NULL) {
+		if (!json_is_integer(deadline) || json_integer_value(deadline) < 0) {
+			stdin_invalid(s, line, "%s",
+			    "\"deadline_ms\" must be an integer >= 0 (0: none)");
+			goto out;
+		}
+		dl = (int64_t)json_integer_value(deadline);
+	}
+
+	porch_msg *m = porch_msg_new(s->st);
+	if (m == NULL) {
+		stdin_invalid(s, line, "could not make a request (out of memory)");
+		goto out;
+	}
+	int ok = 1;
+	if (porch_msg_set_text(m, json_string_value(text), json_string_length(text)) != 0)
+		ok = 0;
+	if (session != NULL) {
+		if (porch_msg_set_session(m, json_string_value(session),
+		    json_string_length(session)) != 0)
+			ok = 0;
+	} else if (porch_msg_set_session(m, s->session, s->session_len) != 0) {
+		ok = 0;
+	}
+	if (meta != NULL) {
+		json_object_foreach(meta, key, value) {
+			if (porch_msg_set_meta(m, key, json_string_value(value)) != 0)
+				ok = 0;
+		}
+	}
+	if (!ok)
+		stdin_fill_failed(line);
+	stdin_emit(s, m, line, dl);
+out:
+	json_decref(root);
+}
+
+/* One complete line, its terminator removed.  Empty and blank lines are skipped. */
+static void
+stdin_line(struct stdin_src *s, const char *p, size_t n)
+{
+	uint64_t line = ++s->line;
+	if (n > s->max_line) {
+		stdin_invalid(s, line, "line is longer than max-line (%zu bytes)",
+		    s->max_line);
+		return;
+	}
+	size_t i = 0;
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	if (i == n)
+		return;
+	if (p[i] == '{') {
+		stdin_json_line(s, p, n, line);
+		return;
+	}
+	porch_msg *m = porch_msg_new(s->st);
+	if (m == NULL) {
+		stdin_invalid(s, line, "could not make a request (out of memory)");
+		return;
+	}
+	if (porch_msg_set_text(m, p, n) != 0 ||
+	    porch_msg_set_session(m, s->session, s->session_len) != 0)
+		stdin_fill_failed(line);
+	stdin_emit(s, m, line, s->deadline);
+}
+
+/* Is there room for one more request?  If not, stop reading until resume(). */
+static int
+stdin_room(struct stdin_src *s)
+{
+	if (s->budget == 0)
+		s->budget = porch_stage_ready(s->st);
+	if (s->budget > 0)
+		return 1;
+	s->paused = 1;
+	ev_io_stop(s->loop, &s->io);
+	return 0;
+}
+
+/* Turns the complete lines in the buffer into requests while the graph has room. */
+static void
+stdin_process_buffer(struct stdin_src *s)
+{
+	s->budget = 0; /* ask afresh: the graph may have filled since */
+	while (!s->finished && !s->paused) {
+		char *p = s->buf + s->off;
+		size_t avail = s->len - s->off;
+		char *nl = avail > 0 ? memchr(p, '\n', avail) : NULL;
+
+		if (s->skipping) {
+			if (nl == NULL) {
+				s->off = s->len;
+				if (s->eof)
+					stdin_finish(s);
+				return;
+			}
+			s->off += (size_t)(nl - p) + 1;
+			s->skipping = 0;
+			continue;
+		}
+		if (nl == NULL) {
+			if (!s->eof) {
+				/* room for "\r" too: only more than that is surely too long */
+				if (avail > s->max_line + 1) {
+					stdin_invalid(s, ++s->line,
+					    "line is longer than max-line (%zu bytes)", s->max_line);
+					s->off = s->len;
+					s->skipping = 1;
+				}
+				return;
+			}
+			if (avail == 0 || s->read_failed) {
+				s->off = s->len;
+				stdin_finish(s);
+				return;
+			}
+			/* the last line has no newline: it is a line all the same */
+			if (!stdin_room(s))
+				return;
+			size_t n = avail;
+			if (n > 0 && p[n - 1] == '\r')
+				n--;
+			s->off = s->len;
+			stdin_line(s, p, n);
+			continue;
+		}
+		if (!stdin_room(s))
+			return;
+		size_t n = (size_t)(nl - p);
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		s->off += (size_t)(nl - p) + 1;
+		stdin_line(s, p, n);
+	}
+}
+
+/* Moves unprocessed bytes to the front and makes room for one more read. */
+static int
+stdin_make_room(struct stdin_src *s)
+{
+	if (s->off > 0) {
+		memmove(s->buf, s->buf + s->off, s->len - s->off);
+		s->len -= s->off;
+		s->off = 0;
+	}
+	if (s->cap - s->len >= STDIN_CHUNK)
+		return 0;
+	size_t cap = s->cap ? s->cap : STDIN_CHUNK;
+	while (cap - s->len < STDIN_CHUNK)
+		cap *= 2;
+	char *b = realloc(s->buf, cap);
+	if (b == NULL)
+		return -1;
+	s->buf = b;
+	s->cap = cap;
+	return 0;
+}
+
+static void
+stdin_on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct stdin_src *s = w->data;
+	(void)loop;
+	(void)revents;
+
+	if (stdin_make_room(s) != 0) {
+		fprintf(stderr, "porch: stdin: read error: %s\n", strerror(ENOMEM));
+		s->eof = s->read_failed = 1;
+	} else {
+		ssize_t n = read(0, s->buf + s->len, s->cap - s->len);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				return;
+			fprintf(stderr, "porch: stdin: read error: %s\n", strerror(errno));
+			s->eof = s->read_failed = 1;
+		} else if (n == 0) {
+			s->eof = 1;
+		} else {
+			s->len += (size_t)n;
+		}
+	}
+	if (s->eof)
+		ev_io_stop(s->loop, &s->io);
+	stdin_process_buffer(s);
+}
+
+static int
+stdin_init(porch_stage *st)
+{
+	const porch_params *p = porch_stage_params(st);
+	struct stdin_src *s = calloc(1, sizeof *s);
+	if (s == NULL) {
+		porch_stage_error(st, "out of memory");
+		return -1;
+	}
+	s->st = st;
+	s->loop = porch_stage_loop(st);
+	ev_io_init(&s->io, stdin_on_readable, 0, EV_READ);
+	s->io.data = s;
+	s->max_line = (size_t)porch_param_int(p, "max-line");
+	s->deadline = porch_param_int(p, "deadline");
+	const char *session = porch_param_str(p, "session");
+	if (session == NULL)
+		session = "stdin";
+	s->session_len = strlen(session);
+	s->session = malloc(s->session_len + 1);
+	if (s->session == NULL) {
+		free(s);
+		porch_stage_error(st, "out of memory");
+		return -1;
+	}
+	memcpy(s->session, session, s->session_len + 1);
+
+	int flags = fcntl(0, F_GETFL);
+	if (flags < 0) {
+		porch_stage_error(st, "standard input is not open: %s", strerror(errno));
+		free(s->session);
+		free(s);
+		return -1;
+	}
+	s->saved_flags = flags;
+	if (!(flags & O_NONBLOCK)) {
+		if (fcntl(0, F_SETFL, flags | O_NONBLOCK) < 0) {
+			porch_stage_error(st, "cannot make standard input non-blocking: %s",
+			    strerror(errno));
+			free(s->session);
+			free(s);
+			return -1;
+		}
+		s->flags_changed = 1;
+	}
+	porch_stage_set_data(st, s);
+	return 0;
+}
+
+static void
+stdin_start(porch_stage *st)
+{
+	struct stdin_src *s = porch_stage_data(st);
+	if (!s->finished && !s->paused)
+		ev_io_start(s->loop, &s->io);
+}
+
+static void
+stdin_resume(porch_stage *st)
+{
+	struct stdin_src *s = porch_stage_data(st);
+	if (s->finished || !s->paused)
+		return;
+	s->paused = 0;
+	stdin_process_buffer(s); /* lines already read come first */
+	if (!s->finished && !s->paused && !s->eof)
+		ev_io_start(s->loop, &s->io);
+}
+
+static void
+stdin_drain(porch_stage *st)
+{
+	stdin_finish(porch_stage_data(st));
+}
+
+static void
+stdin_outcome(porch_stage *st, porch_msg *m, enum porch_outcome o)
+{
+	(void)st;
+	if (o == PORCH_COMPLETED)
+		return;
+	const char *line = porch_msg_meta(m, "line");
+	const char *session = porch_msg_session(m);
+	const char *why = porch_msg_error_text(m);
+	fprintf(stderr, "porch: stdin:%s: request %" PRIu64 " (session %s) %s: %s%s%s\n",
+	    line ? line : "?", porch_msg_id(m), session ? session : "",
+	    porch_outcome_name(o), porch_error_name(porch_msg_error(m)),
+	    why && *why ? ": " : "", why && *why ? why : "");
+}
+
+static void
+stdin_fini(porch_stage *st)
+{
+	struct stdin_src *s = porch_stage_data(st);
+	if (s == NULL)
+		return;
+	ev_io_stop(s->loop, &s->io);
+	if (s->flags_changed)
+		(void)fcntl(0, F_SETFL, s->saved_flags);
+	free(s->buf);
+	free(s->session);
+	free(s);
+	porch_stage_set_data(st, NULL);
+}
+
+static const char *const stdin_outputs[] = { "out", NULL };
+
+const struct porch_plugin porch_plugin = {
+	PORCH_PLUGIN_HEADER,
+	.kind = PORCH_KIND_STAGE,
+	.name = "stdin",
+	.summary = "source: one request per line of standard input (text or JSON)",
+	.params = stdin_params,
+	.flags = PORCH_STAGE_SOURCE,
+	.outputs = stdin_outputs,
+	.init = stdin_init,
+	.start = stdin_start,
+	.resume = stdin_resume,
+	.drain = stdin_drain,
+	.outcome = stdin_outcome,
+	.fini = stdin_fini,
+};

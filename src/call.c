@@ -1,0 +1,190 @@
+/*
+ * call.c -- inference calls from a stage to its worker.
+ *
+ * A call is the runtime's record of one request to a worker: the message
+ * (prompt and settings), the stage's callbacks, and the worker's own data.
+ * Calls are pooled per worker, so a call costs no allocation after warm-up.
+ * A call ends once: done, failed or cancelled; whatever comes after is
+ * ignored, so a confused worker cannot end a message twice.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "graph.h"
+#include "util.h"
+
+static void
+call_recycle(struct porch_call *c)
+{
+	struct porch_worker *w = c->w;
+	c->active = 0;
+	c->m = NULL;
+	c->data = NULL;
+	c->next = w->free_calls;
+	w->free_calls = c;
+	w->inflight--;
+}
+
+void
+worker_free_calls(struct porch_worker *w)
+{
+	struct porch_call *c, *next;
+	for (c = w->free_calls; c != NULL; c = next) {
+		next = c->next;
+		free(c);
+	}
+	w->free_calls = NULL;
+}
+
+porch_call *
+porch_infer(porch_stage *st, porch_msg *m, porch_token_fn *on_token,
+    porch_end_fn *on_end, void *ctx)
+{
+	struct porch_worker *w = st->worker;
+	if (w == NULL || on_end == NULL)
+		return NULL;
+	struct porch_call *c = w->free_calls;
+	if (c != NULL)
+		w->free_calls = c->next;
+	else
+		c = xcalloc(1, sizeof *c);
+	c->next = NULL;
+	c->w = w;
+	c->m = m;
+	c->on_token = on_token;
+	c->on_end = on_end;
+	c->ctx = ctx;
+	c->data = NULL;
+	c->active = 1;
+	w->calls++;
+	w->inflight++;
+	m->attempts++;
+	if (w->d->submit(w, c) != 0) {
+		/* not started; but a worker that ended it and then said -1 has
+		 * already been heard, so only recycle what is still open */
+		if (c->active) {
+			call_recycle(c);
+			w->errors++;
+			return NULL;
+		}
+	}
+	return c;
+}
+
+void
+porch_infer_cancel(porch_call *c)
+{
+	if (c == NULL || !c->active)
+		return;
+	if (c->w->d->cancel)
+		c->w->d->cancel(c->w, c);
+	call_recycle(c);
+}
+
+const char *
+porch_call_prompt(const porch_call *c, size_t *len)
+{
+	return porch_msg_text(c->m, len);
+}
+
+const char *
+porch_call_option(const porch_call *c, const char *key)
+{
+	return porch_msg_meta(c->m, key);
+}
+
+const char *
+porch_call_session(const porch_call *c)
+{
+	return porch_msg_session(c->m);
+}
+
+void *
+porch_call_data(const porch_call *c)
+{
+	return c->data;
+}
+
+void
+porch_call_set_data(porch_call *c, void *data)
+{
+	c->data = data;
+}
+
+void
+porch_call_token(porch_call *c, const char *token, size_t len)
+{
+	if (c->active && c->on_token)
+		c->on_token(c->ctx, token, len);
+}
+
+void
+porch_call_done(porch_call *c)
+{
+	if (!c->active)
+		return;
+	porch_end_fn *end = c->on_end;
+	void *ctx = c->ctx;
+	/* recycled first: the stage may start another call (a retry) at once */
+	call_recycle(c);
+	end(ctx, PORCH_ERR_NONE, "");
+}
+
+void
+porch_call_fail(porch_call *c, enum porch_error why, const char *fmt, ...)
+{
+	if (!c->active)
+		return;
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	porch_end_fn *end = c->on_end;
+	void *ctx = c->ctx;
+	c->w->errors++;
+	call_recycle(c);
+	end(ctx, why == PORCH_ERR_NONE ? PORCH_ERR_INTERNAL : why, text);
+}
+
+/* ---- worker accessors --------------------------------------------------- */
+
+const char *
+porch_worker_name(const porch_worker *w)
+{
+	return w->name;
+}
+
+const porch_params *
+porch_worker_params(const porch_worker *w)
+{
+	return w->cfg->parsed;
+}
+
+struct ev_loop *
+porch_worker_loop(const porch_worker *w)
+{
+	return w->g->loop;
+}
+
+void *
+porch_worker_data(const porch_worker *w)
+{
+	return w->data;
+}
+
+void
+porch_worker_set_data(porch_worker *w, void *data)
+{
+	w->data = data;
+}
+
+void
+porch_worker_error(porch_worker *w, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(w->init_error, sizeof w->init_error, fmt, ap);
+	va_end(ap);
+}

@@ -1,0 +1,69 @@
+/*
+ * channel.h -- a bounded FIFO of messages between two stages of one loop.
+ *
+ * A plain ring buffer: the loop is single-threaded, so no atomics or locks.
+ * The ring is sized to a power of two for cheap wrap-around; `capacity`,
+ * not the ring size, bounds what it holds.
+ */
+#ifndef PORCH_CHANNEL_H
+#define PORCH_CHANNEL_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+struct porch_msg;
+struct porch_stage;
+
+struct channel {
+	struct porch_msg **ring;
+	uint32_t mask;
+	uint32_t head, tail;      /* tail - head messages, wrapping */
+	uint32_t capacity;
+	enum overflow overflow;
+	const struct cfg_channel *cfg;
+	struct porch_stage *src, *dst;
+	int port;
+	/* statistics */
+	uint64_t pushed;
+	uint64_t high_water;
+	uint64_t refused_reject;      /* new message refused: overflow=reject */
+	uint64_t refused_drop_oldest; /* oldest refused: overflow=drop-oldest */
+	uint64_t held_back;           /* producer waited: overflow=block */
+};
+
+void channel_init(struct channel *c, uint32_t capacity, enum overflow ov);
+void channel_fini(struct channel *c);
+
+static inline uint32_t
+channel_depth(const struct channel *c)
+{
+	return c->tail - c->head;
+}
+
+static inline int
+channel_full(const struct channel *c)
+{
+	return channel_depth(c) >= c->capacity;
+}
+
+/* The caller checks channel_full first. */
+static inline void
+channel_push(struct channel *c, struct porch_msg *m)
+{
+	c->ring[c->tail++ & c->mask] = m;
+	c->pushed++;
+	uint32_t depth = c->tail - c->head;
+	if (depth > c->high_water)
+		c->high_water = depth;
+}
+
+static inline struct porch_msg *
+channel_pop(struct channel *c)
+{
+	if (c->head == c->tail)
+		return 0;
+	return c->ring[c->head++ & c->mask];
+}
+
+#endif

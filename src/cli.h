@@ -1,0 +1,29 @@
+/* cli.h -- the porch command's subcommands and what they share. */
+#ifndef PORCH_CLI_H
+#define PORCH_CLI_H
+
+#include <stddef.h>
+
+/* Exit statuses, documented in porch(1). */
+#define EXIT_OK       0
+#define EXIT_RUNTIME  1  /* a plugin failed to start, I/O failed */
+#define EXIT_INVALID  2  /* invalid pipeline file or command line */
+
+/* Options every subcommand that loads plugins takes. */
+struct cli_common {
+	char **plugin_dirs;
+	size_t n_plugin_dirs;
+};
+
+void cli_add_plugin_dir(struct cli_common *c, const char *dir);
+void cli_free(struct cli_common *c);
+
+int cmd_run(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_graph(int argc, char **argv);
+int cmd_plugins(int argc, char **argv);
+
+/* "porch: " + message on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,146 @@
+/* cmd_plugins.c -- porch plugins: what is in the plugin path, and one in detail. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "params.h"
+#include "registry.h"
+
+static const char plugins_usage[] =
+    "usage: porch plugins [--plugin-path DIR] [NAME]\n"
+    "\n"
+    "Without NAME, lists every plugin in the search path with its kind and\n"
+    "summary (the first of a name wins; later ones are marked shadowed).\n"
+    "With NAME, prints its file, ports and parameter table.\n"
+    "Search path: --plugin-path, $PORCH_PLUGIN_PATH, then " PORCH_PLUGINDIR ".\n"
+    "\n"
+    "exit status: 0 listed, 1 a plugin in the path failed to load,\n"
+    "2 no plugin NAME or a usage error.\n";
+
+struct listing {
+	int broken;
+	char seen[256][64];
+	size_t n_seen;
+};
+
+static void
+list_one(void *ctx, const char *path, const struct plugin *p, const char *err)
+{
+	struct listing *l = ctx;
+	if (p == NULL) {
+		fprintf(stderr, "porch: %s\n", err);
+		l->broken = 1;
+		return;
+	}
+	int shadowed = 0;
+	for (size_t i = 0; i < l->n_seen; i++)
+		if (strcmp(l->seen[i], p->desc.name) == 0)
+			shadowed = 1;
+	if (!shadowed && l->n_seen < 256)
+		snprintf(l->seen[l->n_seen++], sizeof l->seen[0], "%s", p->desc.name);
+	printf("%-14s %-6s %s%s%s\n", p->desc.name,
+	    p->desc.kind == PORCH_KIND_WORKER ? "worker" : "stage", p->desc.summary,
+	    shadowed ? "  [shadowed: " : "", shadowed ? path : "");
+	if (shadowed)
+		fputs("]\n", stdout), fflush(stdout);
+}
+
+static void
+show_one(const struct plugin *p)
+{
+	const struct porch_plugin *d = &p->desc;
+	printf("%s: %s\n", d->name, d->summary);
+	printf("  kind:    %s\n", d->kind == PORCH_KIND_WORKER ? "worker" : "stage");
+	printf("  file:    %s\n", p->path);
+	printf("  abi:     %u.%u\n", d->abi_major, d->abi_minor);
+	if (d->kind == PORCH_KIND_STAGE) {
+		const char *role = (d->flags & PORCH_STAGE_SOURCE) ? "source (no input)" :
+		    p->n_outputs == 0 ? "sink (input only)" : "filter (input and output)";
+		printf("  role:    %s\n", role);
+		printf("  ports:   ");
+		for (int i = 0; i <= p->n_outputs; i++)
+			printf("%s%s", i ? ", " : "", plugin_port_name(p, i));
+		putchar('\n');
+		if (d->flags & PORCH_STAGE_NEEDS_WORKER)
+			printf("  worker:  required (worker=\"NAME\" on the <stage>)\n");
+	}
+	size_t n = param_table_len(d->params);
+	if (n == 0) {
+		printf("  parameters: none\n");
+		return;
+	}
+	printf("  parameters:\n");
+	for (size_t i = 0; i < n; i++) {
+		const struct porch_param *row = &d->params[i];
+		char range[128];
+		param_describe_range(row, range, sizeof range);
+		printf("    %-18s %-9s", row->name, param_type_name(row->type));
+		if (row->flags & PORCH_PARAM_REQUIRED)
+			printf(" required");
+		else if (row->default_value != NULL)
+			printf(" default %s", *row->default_value ? row->default_value : "\"\"");
+		else
+			printf(" no default");
+		if (range[0])
+			printf(", %s %s", row->type == PORCH_PARAM_ENUM ? "one of" : "range", range);
+		if (row->flags & PORCH_PARAM_RELOADABLE)
+			printf(", reloadable");
+		printf("\n        %s\n", row->doc ? row->doc : "");
+	}
+}
+
+int
+cmd_plugins(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "plugin-path", required_argument, NULL, 'P' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli_common common = { 0 };
+	int c, status = EXIT_OK;
+	while ((c = getopt_long(argc, argv, "hP:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'P':
+			cli_add_plugin_dir(&common, optarg);
+			break;
+		case 'h':
+			fputs(plugins_usage, stdout);
+			return EXIT_OK;
+		default:
+			fputs(plugins_usage, stderr);
+			return EXIT_INVALID;
+		}
+	}
+	if (argc - optind > 1) {
+		cli_error("plugins: expected at most one plugin name");
+		return EXIT_INVALID;
+	}
+	struct registry r;
+	registry_init(&r);
+	registry_setup(&r, common.plugin_dirs, common.n_plugin_dirs, NULL, NULL);
+	if (optind == argc) {
+		struct listing l;
+		memset(&l, 0, sizeof l);
+		registry_scan(&r, list_one, &l);
+		if (l.n_seen == 0 && !l.broken) {
+			char path[1024];
+			registry_describe(&r, path, sizeof path);
+			cli_error("no plugins found in %s", path);
+		}
+		status = l.broken ? EXIT_RUNTIME : EXIT_OK;
+	} else {
+		char err[2048];
+		const struct plugin *p = registry_find(&r, argv[optind], err, sizeof err);
+		if (p == NULL) {
+			cli_error("%s", err);
+			status = EXIT_INVALID;
+		} else {
+			show_one(p);
+		}
+	}
+	registry_free(&r);
+	cli_free(&common);
+	return status;
+}

@@ -1,0 +1,250 @@
+/*
+ * cmd_run.c -- porch run: load, start, and run a pipeline until it is done.
+ *
+ * The first SIGINT or SIGTERM drains: sources stop, requests in flight
+ * finish, and at the drain deadline whatever is left ends as expired.  A
+ * second one exits at once.  SIGUSR1 prints the statistics table.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ev.h>
+
+#include "cli.h"
+#include "config.h"
+#include "graph.h"
+#include "stats.h"
+
+#define DEFAULT_DRAIN_MS 30000
+
+static const char run_usage[] =
+    "usage: porch run [--plugin-path DIR] [--set NAME.PARAM=VALUE]\n"
+    "                 [--stats-json PATH] [--drain-timeout DURATION] [--quiet] FILE\n"
+    "\n"
+    "Runs the pipeline until its sources end and every request has an outcome.\n"
+    "SIGINT/SIGTERM drain (a second one exits at once); SIGUSR1 prints statistics.\n"
+    "\n"
+    "  --plugin-path DIR      search DIR for plugins first (repeatable)\n"
+    "  --set N.P=V            set parameter P of stage or worker N (repeatable)\n"
+    "  --stats-json PATH      write the statistics as JSON to PATH on exit\n"
+    "  --drain-timeout D      how long a drain may take (default 30s)\n"
+    "  -q, --quiet            do not print the statistics table on exit\n"
+    "\n"
+    "exit status: 0 ran to the end or drained, 1 runtime failure,\n"
+    "2 invalid pipeline or usage, 128+N a second signal N.\n";
+
+struct run {
+	struct graph *g;
+	struct ev_loop *loop;
+	ev_signal sigint_w, sigterm_w, sigusr1_w;
+	ev_timer drain_w;
+	double drain_s;
+	int signals;
+};
+
+static void
+on_finished(struct graph *g, void *arg)
+{
+	(void)g;
+	struct run *r = arg;
+	ev_break(r->loop, EVBREAK_ALL);
+}
+
+static void
+on_drain_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop; (void)revents;
+	struct run *r = w->data;
+	fprintf(stderr, "porch: drain deadline (%.3gs) passed with %llu requests in flight; "
+	    "they end as expired\n", r->drain_s, (unsigned long long)r->g->inflight);
+	graph_abort(r->g, "the drain deadline passed");
+}
+
+static void
+on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)revents;
+	struct run *r = w->data;
+	const char *name = w->signum == SIGINT ? "SIGINT" : "SIGTERM";
+	if (++r->signals > 1) {
+		fprintf(stderr, "porch: second %s: exiting at once with %llu requests in flight\n",
+		    name, (unsigned long long)r->g->inflight);
+		exit(128 + w->signum);
+	}
+	fprintf(stderr, "porch: %s: draining %llu requests in flight (deadline %.3gs; "
+	    "send again to exit at once)\n", name, (unsigned long long)r->g->inflight,
+	    r->drain_s);
+	ev_timer_init(&r->drain_w, on_drain_deadline, r->drain_s, 0);
+	r->drain_w.data = r;
+	ev_timer_start(loop, &r->drain_w);
+	ev_unref(loop); /* the deadline alone must not keep the loop running */
+	graph_drain(r->g);
+}
+
+static void
+on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop; (void)revents;
+	struct run *r = w->data;
+	stats_print(r->g, stderr);
+}
+
+/* "30s", "250ms", "2m": like a duration parameter. */
+static int
+parse_drain(const char *s, double *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (end == s || v < 0)
+		return -1;
+	if (*end == '\0' || strcmp(end, "s") == 0)
+		*out = v;
+	else if (strcmp(end, "ms") == 0)
+		*out = v / 1000;
+	else if (strcmp(end, "m") == 0)
+		*out = v * 60;
+	else
+		return -1;
+	return 0;
+}
+
+int
+cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "plugin-path", required_argument, NULL, 'P' },
+		{ "set", required_argument, NULL, 's' },
+		{ "stats-json", required_argument, NULL, 'j' },
+		{ "drain-timeout", required_argument, NULL, 'd' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli_common common = { 0 };
+	struct override ov[64];
+	size_t n_ov = 0;
+	const char *stats_path = NULL;
+	int quiet = 0, c, status = EXIT_OK;
+	double drain_s = DEFAULT_DRAIN_MS / 1000.0;
+	char err[2048];
+	while ((c = getopt_long(argc, argv, "hqP:s:j:d:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'P':
+			cli_add_plugin_dir(&common, optarg);
+			break;
+		case 's':
+			if (n_ov == 64) {
+				cli_error("run: at most 64 --set options");
+				return EXIT_INVALID;
+			}
+			if (override_parse(optarg, &ov[n_ov], err, sizeof err) != 0) {
+				cli_error("run: %s", err);
+				return EXIT_INVALID;
+			}
+			n_ov++;
+			break;
+		case 'j':
+			stats_path = optarg;
+			break;
+		case 'd':
+			if (parse_drain(optarg, &drain_s) != 0) {
+				cli_error("run: --drain-timeout '%s' is not a duration (e.g. 30s, 500ms)",
+				    optarg);
+				return EXIT_INVALID;
+			}
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 'h':
+			fputs(run_usage, stdout);
+			return EXIT_OK;
+		default:
+			fputs(run_usage, stderr);
+			return EXIT_INVALID;
+		}
+	}
+	if (optind != argc - 1) {
+		cli_error("run: expected exactly one pipeline file");
+		fputs(run_usage, stderr);
+		return EXIT_INVALID;
+	}
+	const char *file = argv[optind];
+	struct diag d;
+	diag_init(&d, file, stderr);
+	struct cfg_pipeline *p = config_load(file, config_schema_path(),
+	    common.plugin_dirs, common.n_plugin_dirs, ov, n_ov, &d);
+	for (size_t i = 0; i < n_ov; i++) {
+		free(ov[i].target);
+		free(ov[i].param);
+		free(ov[i].value);
+	}
+	cli_free(&common);
+	if (p == NULL)
+		return EXIT_INVALID;
+
+	/* a closed stdout must fail the write (EPIPE), not kill the process */
+	signal(SIGPIPE, SIG_IGN);
+	struct run r;
+	memset(&r, 0, sizeof r);
+	r.drain_s = drain_s;
+	r.loop = ev_default_loop(EVFLAG_AUTO);
+	if (r.loop == NULL) {
+		cli_error("%s: cannot create the event loop (bad $LIBEV_FLAGS?)", file);
+		config_free(p);
+		return EXIT_RUNTIME;
+	}
+	r.g = graph_new(p, r.loop, err, sizeof err);
+	if (r.g == NULL) {
+		cli_error("%s: %s", file, err);
+		config_free(p);
+		return EXIT_RUNTIME;
+	}
+	r.g->on_finished = on_finished;
+	r.g->on_finished_arg = &r;
+
+	ev_signal_init(&r.sigint_w, on_stop_signal, SIGINT);
+	ev_signal_init(&r.sigterm_w, on_stop_signal, SIGTERM);
+	ev_signal_init(&r.sigusr1_w, on_usr1, SIGUSR1);
+	r.sigint_w.data = r.sigterm_w.data = r.sigusr1_w.data = &r;
+	ev_signal_start(r.loop, &r.sigint_w);
+	ev_signal_start(r.loop, &r.sigterm_w);
+	ev_signal_start(r.loop, &r.sigusr1_w);
+	/* signal watchers wait for signals; they must not keep a finished run alive */
+	ev_unref(r.loop);
+	ev_unref(r.loop);
+	ev_unref(r.loop);
+
+	graph_start(r.g);
+	if (!graph_done(r.g))
+		ev_run(r.loop, 0);
+	if (!graph_done(r.g)) {
+		cli_error("%s: internal error: the event loop stopped with %llu requests in "
+		    "flight and %zu sources running", file, (unsigned long long)r.g->inflight,
+		    r.g->sources_left);
+		status = EXIT_RUNTIME;
+	}
+	if (!quiet)
+		stats_print(r.g, stderr);
+	if (stats_path != NULL && stats_write_json(r.g, stats_path, err, sizeof err) != 0) {
+		cli_error("%s", err);
+		status = EXIT_RUNTIME;
+	}
+	ev_ref(r.loop);
+	ev_ref(r.loop);
+	ev_ref(r.loop);
+	ev_signal_stop(r.loop, &r.sigint_w);
+	ev_signal_stop(r.loop, &r.sigterm_w);
+	ev_signal_stop(r.loop, &r.sigusr1_w);
+	if (r.signals > 0) {
+		ev_ref(r.loop);
+		ev_timer_stop(r.loop, &r.drain_w);
+	}
+	graph_free(r.g);
+	config_free(p);
+	ev_loop_destroy(r.loop);
+	return status;
+}

@@ -1,0 +1,94 @@
+/* config.h -- a pipeline file read into plain structs, with source positions. */
+#ifndef PORCH_CONFIG_H
+#define PORCH_CONFIG_H
+
+#include <stddef.h>
+
+#include "diag.h"
+#include "params.h"
+#include "registry.h"
+
+/* Documented limits (porch.xml(5)). */
+#define CHANNEL_CAPACITY_MAX   1048576
+#define STAGE_CONCURRENCY_MAX  1048576
+#define DEFAULT_CONCURRENCY    64
+#define DEFAULT_CAPACITY       128
+#define DEFAULT_MAX_INFLIGHT   65536
+
+enum overflow {
+	OVERFLOW_BLOCK = 0,
+	OVERFLOW_REJECT,
+	OVERFLOW_DROP_OLDEST,
+};
+
+struct cfg_params {
+	struct param_input *v;
+	size_t n;
+};
+
+struct cfg_worker {
+	char *name, *plugin_name;
+	int line;
+	struct cfg_params params;
+	const struct plugin *plugin;    /* resolved by config_check */
+	porch_params *parsed;
+};
+
+struct cfg_stage {
+	char *name, *plugin_name, *worker_name;
+	int concurrency;
+	int line;
+	struct cfg_params params;
+	const struct plugin *plugin;
+	struct cfg_worker *worker;
+	porch_params *parsed;
+};
+
+struct cfg_channel {
+	char *from, *port, *to;   /* port defaults to "out" */
+	int capacity;
+	enum overflow overflow;
+	int line;
+	struct cfg_stage *src, *dst;
+	int port_index;
+};
+
+struct cfg_pipeline {
+	char *file, *dir;         /* dir: for relative paths in the file */
+	char *name;
+	char *plugins;            /* the file's plugins= search path, or NULL */
+	long max_inflight;
+	struct cfg_stage *stages;
+	size_t n_stages;
+	struct cfg_worker *workers;
+	size_t n_workers;
+	struct cfg_channel *channels;
+	size_t n_channels;
+	struct registry registry;
+	size_t *order;            /* stages in topological order (after check) */
+};
+
+/* One --set STAGE.PARAM=VALUE (or WORKER.PARAM=VALUE). */
+struct override {
+	char *target, *param, *value;
+};
+
+/*
+ * Reads and validates a file: well-formed, valid against the schema, then
+ * the graph and every parameter.  Every problem is reported to d.  Returns
+ * the pipeline when d->errors is 0 after the call, otherwise NULL.
+ */
+struct cfg_pipeline *config_load(const char *file, const char *schema,
+    char *const *plugin_dirs, size_t n_dirs, const struct override *ov,
+    size_t n_ov, struct diag *d);
+void config_free(struct cfg_pipeline *p);
+
+/* Parses "STAGE.PARAM=VALUE"; -1 with a message if malformed. */
+int override_parse(const char *arg, struct override *o, char *err, size_t errlen);
+
+const char *overflow_name(enum overflow o);
+
+/* The installed schema, or $PORCH_SCHEMA when set (for the build tree). */
+const char *config_schema_path(void);
+
+#endif

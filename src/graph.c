@@ -1,0 +1,663 @@
+/*
+ * graph.c -- a running pipeline: instantiation, scheduling and routing.
+ *
+ * Scheduling is batched, not recursive: emitting a message only puts it in
+ * a ring.  Once per loop iteration (an ev_check watcher) the scheduler
+ * walks the stages in topological order, and each stage takes what its
+ * inputs hold, up to its concurrency, so a batch crosses the whole graph in
+ * one pass.  An ev_idle watcher is kept active only while there is work the
+ * scheduler can do, so the loop never spins on a stage that is waiting.
+ *
+ * A message held back by a full 'block' channel waits in its producer's
+ * outbox; a stage with a non-empty outbox takes no more input, so its own
+ * input fills and backpressure travels up to the source, which stops
+ * reading (porch_stage_ready returns 0 and resume says when to go on).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "graph.h"
+#include "util.h"
+
+/* Most messages a stage takes in one pass: bounds the time between polls. */
+#define STAGE_BATCH 1024
+/* Most passes per loop iteration: the rest waits for the next iteration. */
+#define PASSES_MAX 8
+
+static void
+on_idle(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	/* nothing: an active idle watcher only keeps ev_run from blocking */
+	(void)loop; (void)w; (void)revents;
+}
+
+void
+graph_wake(struct graph *g)
+{
+	if (g->woken)
+		return;
+	g->woken = 1;
+	ev_idle_start(g->loop, &g->idle_w);
+}
+
+static void
+check_finished(struct graph *g)
+{
+	if (graph_done(g) && g->on_finished != NULL)
+		g->on_finished(g, g->on_finished_arg);
+}
+
+int
+graph_done(const struct graph *g)
+{
+	return g->sources_left == 0 && g->inflight == 0;
+}
+
+/* ---- outcomes ----------------------------------------------------------- */
+
+static void
+live_unlink(struct graph *g, struct porch_msg *m)
+{
+	if (m->prev_live)
+		m->prev_live->next_live = m->next_live;
+	else
+		g->live = m->next_live;
+	if (m->next_live)
+		m->next_live->prev_live = m->prev_live;
+	m->prev_live = m->next_live = NULL;
+}
+
+/* A source hands a new request to the graph: from here it is counted. */
+static void
+accept(struct graph *g, struct porch_msg *m)
+{
+	g->totals.accepted++;
+	g->inflight++;
+	m->next_live = g->live;
+	m->prev_live = NULL;
+	if (g->live)
+		g->live->prev_live = m;
+	g->live = m;
+}
+
+static int
+is_live(const struct graph *g, const struct porch_msg *m)
+{
+	return m->prev_live != NULL || g->live == m;
+}
+
+void
+graph_finish(struct graph *g, struct porch_msg *m, enum porch_outcome o,
+    struct porch_stage *where)
+{
+	g->totals.outcome[o]++;
+	if (where != NULL)
+		where->stats.outcome[o]++;
+	if (is_live(g, m)) {
+		live_unlink(g, m);
+		g->inflight--;
+	}
+	struct porch_stage *origin = m->origin;
+	if (origin != NULL && origin->d->outcome != NULL)
+		origin->d->outcome(origin, m, o);
+	msg_release(g, m);
+	graph_wake(g);
+	check_finished(g);
+}
+
+/* ---- holding and routing ------------------------------------------------ */
+
+void
+stage_release(struct porch_stage *st, struct porch_msg *m)
+{
+	struct graph *g = st->g;
+	m->holder = NULL;
+	st->held--;
+	if (m == g->current) {
+		/* synchronous: the scheduler times the whole batch at once */
+		g->current = NULL;
+		return;
+	}
+	hist_record_n(&st->stats.latency, clock_ns() - m->enter_ns, 1);
+	graph_wake(g);
+}
+
+static void
+outbox_append(struct porch_stage *st, struct porch_msg *m, struct channel *c)
+{
+	m->pending = c;
+	m->next = NULL;
+	if (st->outbox_tail)
+		st->outbox_tail->next = m;
+	else
+		st->outbox = m;
+	st->outbox_tail = m;
+	st->outbox_len++;
+}
+
+/* Puts m in c or applies c's overflow policy.  PORCH_REFUSED: m ended. */
+static int
+push(struct graph *g, struct channel *c, struct porch_msg *m)
+{
+	if (!channel_full(c)) {
+		channel_push(c, m);
+		graph_wake(g);
+		return PORCH_OK;
+	}
+	switch (c->overflow) {
+	case OVERFLOW_BLOCK:
+		c->held_back++;
+		outbox_append(c->src, m, c);
+		return PORCH_OK;
+	case OVERFLOW_REJECT:
+		c->refused_reject++;
+		msg_set_error(m, PORCH_ERR_FULL, "channel %s -> %s is full (capacity %u, "
+		    "overflow reject)", c->src->name, c->dst->name, c->capacity);
+		graph_finish(g, m, PORCH_SHED, c->dst);
+		return PORCH_REFUSED;
+	case OVERFLOW_DROP_OLDEST: {
+		struct porch_msg *old = channel_pop(c);
+		c->refused_drop_oldest++;
+		msg_set_error(old, PORCH_ERR_FULL, "channel %s -> %s is full (capacity %u, "
+		    "overflow drop-oldest): the oldest waiting request was dropped",
+		    c->src->name, c->dst->name, c->capacity);
+		graph_finish(g, old, PORCH_SHED, c->dst);
+		channel_push(c, m);
+		return PORCH_OK;
+	}
+	}
+	return PORCH_OK;
+}
+
+/* Moves held-back messages on while their channels have room. */
+static size_t
+flush_outbox(struct porch_stage *st)
+{
+	size_t moved = 0;
+	while (st->outbox != NULL) {
+		struct porch_msg *m = st->outbox;
+		struct channel *c = m->pending;
+		if (channel_full(c) && c->overflow == OVERFLOW_BLOCK)
+			break;
+		st->outbox = m->next;
+		if (st->outbox == NULL)
+			st->outbox_tail = NULL;
+		st->outbox_len--;
+		m->pending = NULL;
+		m->next = NULL;
+		push(st->g, c, m);
+		moved++;
+	}
+	return moved;
+}
+
+int
+porch_emit_port(porch_stage *st, int port, porch_msg *m)
+{
+	struct graph *g = st->g;
+	if (m->holder == st) {
+		stage_release(st, m);
+	} else if (!is_live(g, m)) {
+		/* a source's new request */
+		accept(g, m);
+		if (g->inflight > g->max_inflight) {
+			st->stats.out++;
+			msg_set_error(m, PORCH_ERR_ADMISSION, "pipeline '%s' has %llu requests "
+			    "in flight (max-inflight)", g->cfg->name,
+			    (unsigned long long)g->max_inflight);
+			graph_finish(g, m, PORCH_SHED, st);
+			return PORCH_REFUSED;
+		}
+	}
+	st->stats.out++;
+	if (port < 0 || port >= st->n_ports || st->outs[port] == NULL) {
+		if (port != st->n_ports - 1 || m->error == PORCH_ERR_NONE)
+			msg_set_error(m, PORCH_ERR_UNROUTED, "stage '%s' sent a message to "
+			    "port %d, which has no channel", st->name, port);
+		graph_finish(g, m, PORCH_FAILED, st);
+		return PORCH_REFUSED;
+	}
+	struct channel *c = st->outs[port];
+	if (st->outbox != NULL) {
+		/* keep order behind what is already held back */
+		outbox_append(st, m, c);
+		return PORCH_OK;
+	}
+	return push(g, c, m);
+}
+
+int
+porch_emit(porch_stage *st, porch_msg *m)
+{
+	return porch_emit_port(st, 0, m);
+}
+
+void
+porch_done(porch_stage *st, porch_msg *m)
+{
+	struct graph *g = st->g;
+	if (m->holder == st)
+		stage_release(st, m);
+	else if (!is_live(g, m))
+		accept(g, m);
+	graph_finish(g, m, m->error != PORCH_ERR_NONE ? PORCH_FAILED : PORCH_COMPLETED, st);
+}
+
+void
+porch_fail(porch_stage *st, porch_msg *m, enum porch_error why, const char *fmt, ...)
+{
+	struct graph *g = st->g;
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	msg_set_error(m, why == PORCH_ERR_NONE ? PORCH_ERR_INTERNAL : why, "%s", text);
+	if (!is_live(g, m) && m->holder != st)
+		accept(g, m);
+	int error_port = st->n_ports - 1;
+	if (st->outs[error_port] != NULL) {
+		/* routed on, e.g. to a dead-letter sink; it ends there as failed */
+		porch_emit_port(st, error_port, m);
+		return;
+	}
+	if (m->holder == st)
+		stage_release(st, m);
+	graph_finish(g, m, PORCH_FAILED, st);
+}
+
+/* ---- the scheduler ------------------------------------------------------ */
+
+static struct porch_msg *
+next_input(struct porch_stage *st)
+{
+	for (size_t k = 0; k < st->n_inputs; k++) {
+		struct channel *c = st->inputs[st->next_input];
+		if (st->n_inputs > 1)
+			st->next_input = (st->next_input + 1) % st->n_inputs;
+		struct porch_msg *m = channel_pop(c);
+		if (m != NULL)
+			return m;
+	}
+	return NULL;
+}
+
+size_t
+porch_stage_ready(const porch_stage *cst)
+{
+	porch_stage *st = (porch_stage *)cst;
+	struct graph *g = st->g;
+	if (st->finished)
+		return 0;
+	size_t room = g->inflight < g->max_inflight ? (size_t)(g->max_inflight - g->inflight) : 0;
+	if (st->outbox != NULL)
+		room = 0;
+	for (int p = 0; p < st->n_ports - 1 && room > 0; p++) {
+		struct channel *c = st->outs[p];
+		if (c == NULL || c->overflow != OVERFLOW_BLOCK)
+			continue;
+		size_t free_slots = channel_depth(c) < c->capacity ? c->capacity - channel_depth(c) : 0;
+		if (free_slots < room)
+			room = free_slots;
+	}
+	if (room == 0)
+		st->wants_resume = 1;
+	return room;
+}
+
+static size_t
+run_stage(struct graph *g, struct porch_stage *st)
+{
+	size_t progress = 0;
+	if (st->outbox != NULL)
+		progress += flush_outbox(st);
+	if (st->is_source) {
+		if (st->wants_resume && !st->finished && porch_stage_ready(st) > 0) {
+			st->wants_resume = 0;
+			if (st->d->resume)
+				st->d->resume(st);
+			progress++;
+		}
+		return progress;
+	}
+	if (st->outbox != NULL)
+		return progress;
+
+	uint64_t t0 = 0, sync_n = 0;
+	int budget = STAGE_BATCH;
+	while (st->held < st->concurrency && budget-- > 0) {
+		struct porch_msg *m = next_input(st);
+		if (m == NULL)
+			break;
+		if (t0 == 0)
+			t0 = clock_ns();
+		progress++;
+		if (m->deadline != 0 && m->deadline < ev_now(g->loop)) {
+			msg_set_error(m, PORCH_ERR_DEADLINE, "the deadline passed before stage "
+			    "'%s' took the request", st->name);
+			graph_finish(g, m, PORCH_EXPIRED, st);
+			continue;
+		}
+		st->stats.in++;
+		m->holder = st;
+		m->enter_ns = t0;
+		st->held++;
+		g->current = m;
+		st->d->process(st, m);
+		if (g->current == NULL)
+			sync_n++;
+		g->current = NULL;
+		if (st->outbox != NULL)
+			break;
+	}
+	if (sync_n > 0)
+		hist_record_n(&st->stats.latency, (clock_ns() - t0) / sync_n, sync_n);
+	return progress;
+}
+
+/* Is there anything the scheduler could do right now? */
+static int
+work_pending(struct graph *g)
+{
+	for (size_t i = 0; i < g->n_stages; i++) {
+		struct porch_stage *st = &g->stages[i];
+		if (st->outbox != NULL) {
+			struct channel *c = st->outbox->pending;
+			if (!channel_full(c) || c->overflow != OVERFLOW_BLOCK)
+				return 1;
+			continue;
+		}
+		if (st->is_source) {
+			if (st->wants_resume && !st->finished && porch_stage_ready(st) > 0)
+				return 1;
+			continue;
+		}
+		if (st->held >= st->concurrency)
+			continue;
+		for (size_t k = 0; k < st->n_inputs; k++)
+			if (channel_depth(st->inputs[k]) > 0)
+				return 1;
+	}
+	return 0;
+}
+
+static void
+on_check(struct ev_loop *loop, ev_check *w, int revents)
+{
+	(void)loop; (void)revents;
+	struct graph *g = w->data;
+	g->woken = 1; /* graph_wake is a no-op while we run */
+	for (int pass = 0; pass < PASSES_MAX; pass++) {
+		size_t progress = 0;
+		for (size_t i = 0; i < g->n_stages; i++)
+			progress += run_stage(g, g->order[i]);
+		if (progress == 0)
+			break;
+	}
+	if (work_pending(g)) {
+		ev_idle_start(g->loop, &g->idle_w);
+		g->woken = 1;
+	} else {
+		ev_idle_stop(g->loop, &g->idle_w);
+		g->woken = 0;
+	}
+}
+
+/* ---- building and running ---------------------------------------------- */
+
+struct graph *
+graph_new(struct cfg_pipeline *cfg, struct ev_loop *loop, char *err, size_t errlen)
+{
+	struct graph *g = xcalloc(1, sizeof *g);
+	g->loop = loop;
+	g->cfg = cfg;
+	g->max_inflight = (uint64_t)cfg->max_inflight;
+
+	g->n_workers = cfg->n_workers;
+	g->workers = xcalloc(cfg->n_workers, sizeof *g->workers);
+	for (size_t i = 0; i < cfg->n_workers; i++) {
+		struct porch_worker *w = &g->workers[i];
+		w->g = g;
+		w->cfg = &cfg->workers[i];
+		w->d = &cfg->workers[i].plugin->desc;
+		w->name = cfg->workers[i].name;
+	}
+	g->n_stages = cfg->n_stages;
+	g->stages = xcalloc(cfg->n_stages, sizeof *g->stages);
+	for (size_t i = 0; i < cfg->n_stages; i++) {
+		struct porch_stage *st = &g->stages[i];
+		const struct cfg_stage *cs = &cfg->stages[i];
+		st->g = g;
+		st->cfg = cs;
+		st->d = &cs->plugin->desc;
+		st->name = cs->name;
+		st->concurrency = (unsigned)cs->concurrency;
+		st->is_source = (st->d->flags & PORCH_STAGE_SOURCE) != 0;
+		st->n_ports = cs->plugin->n_outputs + 1;
+		st->outs = xcalloc((size_t)st->n_ports, sizeof *st->outs);
+		if (cs->worker != NULL)
+			st->worker = &g->workers[cs->worker - cfg->workers];
+		if (st->is_source)
+			g->sources_left++;
+	}
+	g->n_channels = cfg->n_channels;
+	g->channels = xcalloc(cfg->n_channels, sizeof *g->channels);
+	for (size_t i = 0; i < cfg->n_channels; i++) {
+		const struct cfg_channel *cc = &cfg->channels[i];
+		struct channel *c = &g->channels[i];
+		channel_init(c, (uint32_t)cc->capacity, cc->overflow);
+		c->cfg = cc;
+		c->src = &g->stages[cc->src - cfg->stages];
+		c->dst = &g->stages[cc->dst - cfg->stages];
+		c->port = cc->port_index;
+		c->src->outs[c->port] = c;
+		c->dst->inputs = xrealloc(c->dst->inputs, (c->dst->n_inputs + 1) * sizeof(void *));
+		c->dst->inputs[c->dst->n_inputs++] = c;
+	}
+	g->order = xcalloc(cfg->n_stages, sizeof *g->order);
+	for (size_t i = 0; i < cfg->n_stages; i++)
+		g->order[i] = &g->stages[cfg->order[i]];
+
+	ev_check_init(&g->check_w, on_check);
+	g->check_w.data = g;
+	ev_idle_init(&g->idle_w, on_idle);
+	g->idle_w.data = g;
+
+	for (size_t i = 0; i < g->n_workers; i++) {
+		struct porch_worker *w = &g->workers[i];
+		if (w->d->worker_init == NULL) {
+			w->inited = 1;
+			continue;
+		}
+		if (w->d->worker_init(w) != 0) {
+			snprintf(err, errlen, "worker '%s' (plugin %s, %s): init failed: %s",
+			    w->name, w->d->name, w->cfg->plugin->path,
+			    w->init_error[0] ? w->init_error : "no reason given");
+			graph_free(g);
+			return NULL;
+		}
+		w->inited = 1;
+	}
+	for (size_t i = 0; i < g->n_stages; i++) {
+		struct porch_stage *st = &g->stages[i];
+		if (st->d->init == NULL) {
+			st->inited = 1;
+			continue;
+		}
+		if (st->d->init(st) != 0) {
+			snprintf(err, errlen, "stage '%s' (plugin %s, %s): init failed: %s",
+			    st->name, st->d->name, st->cfg->plugin->path,
+			    st->init_error[0] ? st->init_error : "no reason given");
+			graph_free(g);
+			return NULL;
+		}
+		st->inited = 1;
+	}
+	return g;
+}
+
+void
+graph_start(struct graph *g)
+{
+	ev_now_update(g->loop);
+	g->started = ev_now(g->loop);
+	ev_check_start(g->loop, &g->check_w);
+	/* the scheduler's watchers alone must not keep the loop alive */
+	ev_unref(g->loop);
+	for (size_t i = 0; i < g->n_stages; i++) {
+		struct porch_stage *st = &g->stages[i];
+		if (st->d->start)
+			st->d->start(st);
+	}
+	graph_wake(g);
+	check_finished(g);
+}
+
+void
+graph_drain(struct graph *g)
+{
+	g->draining = 1;
+	for (size_t i = 0; i < g->n_stages; i++) {
+		struct porch_stage *st = &g->stages[i];
+		if (!st->is_source || st->finished)
+			continue;
+		if (st->d->drain)
+			st->d->drain(st);
+		porch_stage_finished(st);
+	}
+	check_finished(g);
+}
+
+void
+graph_abort(struct graph *g, const char *why)
+{
+	g->aborted = 1;
+	/* stages may still point at these, so they are not recycled: graph_free
+	 * frees them after every plugin's fini */
+	for (struct porch_msg *m = g->live; m != NULL; m = m->next_live) {
+		msg_set_error(m, PORCH_ERR_DEADLINE, "%s", why);
+		g->totals.outcome[PORCH_EXPIRED]++;
+		if (m->holder != NULL)
+			m->holder->stats.outcome[PORCH_EXPIRED]++;
+		if (m->origin != NULL && m->origin->d->outcome != NULL)
+			m->origin->d->outcome(m->origin, m, PORCH_EXPIRED);
+	}
+	g->inflight = 0;
+	check_finished(g);
+}
+
+void
+graph_free(struct graph *g)
+{
+	if (g == NULL)
+		return;
+	if (ev_is_active(&g->check_w)) {
+		ev_ref(g->loop);
+		ev_check_stop(g->loop, &g->check_w);
+	}
+	ev_idle_stop(g->loop, &g->idle_w);
+	for (size_t i = 0; i < g->n_stages; i++) {
+		struct porch_stage *st = &g->stages[i];
+		if (st->inited && st->d->fini)
+			st->d->fini(st);
+	}
+	for (size_t i = 0; i < g->n_workers; i++) {
+		struct porch_worker *w = &g->workers[i];
+		if (w->inited && w->d->worker_fini)
+			w->d->worker_fini(w);
+		worker_free_calls(w);
+	}
+	for (size_t i = 0; i < g->n_stages; i++) {
+		free(g->stages[i].outs);
+		free(g->stages[i].inputs);
+	}
+	for (size_t i = 0; i < g->n_channels; i++)
+		channel_fini(&g->channels[i]);
+	/* messages still in rings or outboxes are on the live list */
+	msg_free_all(g);
+	free(g->stages);
+	free(g->workers);
+	free(g->channels);
+	free(g->order);
+	free(g);
+}
+
+/* ---- stage accessors ---------------------------------------------------- */
+
+const char *
+porch_stage_name(const porch_stage *st)
+{
+	return st->name;
+}
+
+const porch_params *
+porch_stage_params(const porch_stage *st)
+{
+	return st->cfg->parsed;
+}
+
+struct ev_loop *
+porch_stage_loop(const porch_stage *st)
+{
+	return st->g->loop;
+}
+
+void *
+porch_stage_data(const porch_stage *st)
+{
+	return st->data;
+}
+
+void
+porch_stage_set_data(porch_stage *st, void *data)
+{
+	st->data = data;
+}
+
+int
+porch_stage_port(const porch_stage *st, const char *port)
+{
+	return plugin_port_index(st->cfg->plugin, port);
+}
+
+void
+porch_stage_finished(porch_stage *st)
+{
+	if (!st->is_source || st->finished)
+		return;
+	st->finished = 1;
+	st->wants_resume = 0;
+	st->g->sources_left--;
+	check_finished(st->g);
+}
+
+porch_msg *
+porch_msg_new(porch_stage *source)
+{
+	struct porch_msg *m = msg_alloc(source->g);
+	m->origin = source;
+	return m;
+}
+
+void
+porch_stage_error(porch_stage *st, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(st->init_error, sizeof st->init_error, fmt, ap);
+	va_end(ap);
+}
+
+void
+porch_stage_log(const porch_stage *st, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "porch: stage '%s': %s\n", st->name, buf);
+}

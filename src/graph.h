@@ -1,0 +1,152 @@
+/*
+ * graph.h -- a running pipeline: stages, workers and channels on one loop.
+ *
+ * Everything a loop needs hangs off its struct graph; nothing is global,
+ * so several graphs (one per thread, or old and new across a reload) can
+ * live in one process.
+ */
+#ifndef PORCH_GRAPH_H
+#define PORCH_GRAPH_H
+
+#include <ev.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "hist.h"
+#include "porch/plugin.h"
+
+struct channel;
+
+struct stage_stats {
+	uint64_t in, out;
+	uint64_t outcome[5];     /* indexed by enum porch_outcome */
+	struct hist latency;     /* time a message spends held by the stage */
+};
+
+struct porch_msg {
+	struct porch_msg *next;      /* pool, channel outbox */
+	struct porch_msg *prev_live, *next_live; /* the graph's in-flight list */
+	struct porch_stage *origin;
+	struct porch_stage *holder;  /* the stage holding it now, or NULL */
+	struct channel *pending;     /* the full 'block' channel it waits for */
+	void *origin_data;
+	uint64_t id;
+	uint64_t enter_ns;           /* when its holder received it */
+	double deadline;             /* loop time; 0: none */
+	unsigned attempts;
+	enum porch_error error;
+	char *text;
+	size_t text_len, text_cap;
+	char *session;
+	size_t session_cap;
+	char **meta;                 /* key, value, key, value ... */
+	size_t n_meta, meta_cap;     /* in pairs */
+	char *error_text;
+	size_t error_cap;
+};
+
+struct porch_stage {
+	struct graph *g;
+	const struct cfg_stage *cfg;
+	const struct porch_plugin *d;
+	const char *name;
+	void *data;
+	struct channel **inputs;
+	size_t n_inputs, next_input;  /* round robin over fan-in */
+	struct channel **outs;        /* by port index; "error" is last */
+	int n_ports;
+	unsigned concurrency, held;
+	struct porch_msg *outbox, *outbox_tail; /* held back by full channels */
+	size_t outbox_len;
+	int is_source, finished, wants_resume, inited;
+	struct porch_worker *worker;
+	struct stage_stats stats;
+	char init_error[512];
+};
+
+struct porch_worker {
+	struct graph *g;
+	const struct cfg_worker *cfg;
+	const struct porch_plugin *d;
+	const char *name;
+	void *data;
+	struct porch_call *free_calls;
+	uint64_t calls, errors, inflight;
+	int inited;
+	char init_error[512];
+};
+
+struct porch_call {
+	struct porch_call *next;
+	struct porch_worker *w;
+	struct porch_msg *m;
+	porch_token_fn *on_token;
+	porch_end_fn *on_end;
+	void *ctx;
+	void *data;
+	int active;
+};
+
+struct totals {
+	uint64_t accepted;
+	uint64_t outcome[5];          /* indexed by enum porch_outcome */
+};
+
+struct graph {
+	struct ev_loop *loop;
+	struct cfg_pipeline *cfg;     /* borrowed: outlives the graph */
+	struct porch_stage *stages;   /* in file order */
+	size_t n_stages;
+	struct porch_stage **order;   /* topological */
+	struct porch_worker *workers;
+	size_t n_workers;
+	struct channel *channels;
+	size_t n_channels;
+	struct porch_msg *free_msgs;
+	struct porch_msg *live;       /* in-flight requests, for aborts */
+	uint64_t next_id;
+	uint64_t inflight, max_inflight;
+	struct totals totals;
+	size_t sources_left;
+	struct porch_msg *current;    /* being passed to process() now */
+	int woken, draining, aborted;
+	ev_check check_w;
+	ev_idle idle_w;
+	double started;
+	void (*on_finished)(struct graph *g, void *arg); /* all done */
+	void *on_finished_arg;
+};
+
+/*
+ * Builds the runtime graph from a checked pipeline and runs every plugin's
+ * init (workers first).  On failure returns NULL with err naming the stage,
+ * plugin file and reason; everything already initialised is finalised.
+ */
+struct graph *graph_new(struct cfg_pipeline *cfg, struct ev_loop *loop,
+    char *err, size_t errlen);
+/* Starts the scheduler and calls every stage's start. */
+void graph_start(struct graph *g);
+/* Sources stop taking requests; the graph finishes when in-flight ends. */
+void graph_drain(struct graph *g);
+/* Ends every request still in flight as expired (a drain deadline). */
+void graph_abort(struct graph *g, const char *why);
+int graph_done(const struct graph *g);
+void graph_free(struct graph *g);
+
+/* msg.c */
+struct porch_msg *msg_alloc(struct graph *g);
+void msg_release(struct graph *g, struct porch_msg *m);
+void msg_free_all(struct graph *g);
+void msg_set_error(struct porch_msg *m, enum porch_error e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* graph.c: a request ends; counted, told to its origin, recycled. */
+void graph_finish(struct graph *g, struct porch_msg *m, enum porch_outcome o,
+    struct porch_stage *where);
+void graph_wake(struct graph *g);
+void stage_release(struct porch_stage *st, struct porch_msg *m);
+
+/* call.c */
+void worker_free_calls(struct porch_worker *w);
+
+#endif

@@ -1,0 +1,279 @@
+/*
+ * msg.c -- requests in flight: the pool they come from and their accessors.
+ *
+ * Messages are recycled through a per-graph free list and keep their text,
+ * session and error buffers, so after warm-up a request costs no
+ * allocation at all, however many stages it passes.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+#include "util.h"
+
+struct porch_msg *
+msg_alloc(struct graph *g)
+{
+	struct porch_msg *m = g->free_msgs;
+	if (m != NULL) {
+		g->free_msgs = m->next;
+	} else {
+		m = xcalloc(1, sizeof *m);
+	}
+	m->next = NULL;
+	m->id = ++g->next_id;
+	return m;
+}
+
+/* Clears a message for reuse but keeps its buffers. */
+void
+msg_release(struct graph *g, struct porch_msg *m)
+{
+	for (size_t i = 0; i < m->n_meta * 2; i++)
+		free(m->meta[i]);
+	m->n_meta = 0;
+	m->text_len = 0;
+	if (m->text)
+		m->text[0] = '\0';
+	if (m->session)
+		m->session[0] = '\0';
+	if (m->error_text)
+		m->error_text[0] = '\0';
+	m->error = PORCH_ERR_NONE;
+	m->origin = NULL;
+	m->holder = NULL;
+	m->pending = NULL;
+	m->origin_data = NULL;
+	m->deadline = 0;
+	m->attempts = 0;
+	m->next = g->free_msgs;
+	g->free_msgs = m;
+}
+
+static void
+msg_destroy(struct porch_msg *m)
+{
+	for (size_t i = 0; i < m->n_meta * 2; i++)
+		free(m->meta[i]);
+	free(m->meta);
+	free(m->text);
+	free(m->session);
+	free(m->error_text);
+	free(m);
+}
+
+void
+msg_free_all(struct graph *g)
+{
+	struct porch_msg *m, *next;
+	for (m = g->free_msgs; m != NULL; m = next) {
+		next = m->next;
+		msg_destroy(m);
+	}
+	g->free_msgs = NULL;
+	for (m = g->live; m != NULL; m = next) {
+		next = m->next_live;
+		msg_destroy(m);
+	}
+	g->live = NULL;
+}
+
+/* Grows *buf to hold need bytes; capacities double to stay amortised. */
+static void
+reserve(char **buf, size_t *cap, size_t need)
+{
+	if (need <= *cap && *buf != NULL)
+		return;
+	size_t n = *cap ? *cap : 64;
+	while (n < need)
+		n *= 2;
+	*buf = xrealloc(*buf, n);
+	*cap = n;
+}
+
+void
+msg_set_error(struct porch_msg *m, enum porch_error e, const char *fmt, ...)
+{
+	char tmp[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(tmp, sizeof tmp, fmt, ap);
+	va_end(ap);
+	size_t len = strlen(tmp);
+	reserve(&m->error_text, &m->error_cap, len + 1);
+	memcpy(m->error_text, tmp, len + 1);
+	m->error = e;
+}
+
+uint64_t
+porch_msg_id(const porch_msg *m)
+{
+	return m->id;
+}
+
+const char *
+porch_msg_session(const porch_msg *m)
+{
+	return m->session ? m->session : "";
+}
+
+int
+porch_msg_set_session(porch_msg *m, const char *session, size_t len)
+{
+	reserve(&m->session, &m->session_cap, len + 1);
+	memcpy(m->session, session, len);
+	m->session[len] = '\0';
+	return 0;
+}
+
+const char *
+porch_msg_text(const porch_msg *m, size_t *len)
+{
+	if (len)
+		*len = m->text_len;
+	return m->text ? m->text : "";
+}
+
+int
+porch_msg_set_text(porch_msg *m, const char *text, size_t len)
+{
+	reserve(&m->text, &m->text_cap, len + 1);
+	memmove(m->text, text, len);
+	m->text[len] = '\0';
+	m->text_len = len;
+	return 0;
+}
+
+int
+porch_msg_append_text(porch_msg *m, const char *text, size_t len)
+{
+	reserve(&m->text, &m->text_cap, m->text_len + len + 1);
+	memcpy(m->text + m->text_len, text, len);
+	m->text_len += len;
+	m->text[m->text_len] = '\0';
+	return 0;
+}
+
+const char *
+porch_msg_meta(const porch_msg *m, const char *key)
+{
+	for (size_t i = 0; i < m->n_meta; i++)
+		if (strcmp(m->meta[2 * i], key) == 0)
+			return m->meta[2 * i + 1];
+	return NULL;
+}
+
+int
+porch_msg_set_meta(porch_msg *m, const char *key, const char *value)
+{
+	for (size_t i = 0; i < m->n_meta; i++) {
+		if (strcmp(m->meta[2 * i], key) == 0) {
+			free(m->meta[2 * i + 1]);
+			m->meta[2 * i + 1] = xstrdup(value);
+			return 0;
+		}
+	}
+	if (m->n_meta == m->meta_cap) {
+		m->meta_cap = m->meta_cap ? m->meta_cap * 2 : 4;
+		m->meta = xrealloc(m->meta, m->meta_cap * 2 * sizeof *m->meta);
+	}
+	m->meta[2 * m->n_meta] = xstrdup(key);
+	m->meta[2 * m->n_meta + 1] = xstrdup(value);
+	m->n_meta++;
+	return 0;
+}
+
+const char *
+porch_msg_meta_at(const porch_msg *m, size_t i, const char **value)
+{
+	if (i >= m->n_meta)
+		return NULL;
+	if (value)
+		*value = m->meta[2 * i + 1];
+	return m->meta[2 * i];
+}
+
+void
+porch_msg_set_deadline(porch_msg *m, int64_t ms_from_now)
+{
+	if (ms_from_now <= 0 || m->origin == NULL) {
+		m->deadline = 0;
+		return;
+	}
+	m->deadline = ev_now(m->origin->g->loop) + (double)ms_from_now / 1000.0;
+}
+
+double
+porch_msg_deadline(const porch_msg *m)
+{
+	return m->deadline;
+}
+
+unsigned
+porch_msg_attempts(const porch_msg *m)
+{
+	return m->attempts;
+}
+
+void
+porch_msg_add_attempt(porch_msg *m)
+{
+	m->attempts++;
+}
+
+enum porch_error
+porch_msg_error(const porch_msg *m)
+{
+	return m->error;
+}
+
+const char *
+porch_msg_error_text(const porch_msg *m)
+{
+	return m->error_text ? m->error_text : "";
+}
+
+void *
+porch_msg_origin_data(const porch_msg *m)
+{
+	return m->origin_data;
+}
+
+void
+porch_msg_set_origin_data(porch_msg *m, void *data)
+{
+	m->origin_data = data;
+}
+
+const char *
+porch_outcome_name(enum porch_outcome o)
+{
+	switch (o) {
+	case PORCH_COMPLETED: return "completed";
+	case PORCH_FAILED: return "failed";
+	case PORCH_SHED: return "shed";
+	case PORCH_EXPIRED: return "expired";
+	}
+	return "unknown";
+}
+
+const char *
+porch_error_name(enum porch_error e)
+{
+	switch (e) {
+	case PORCH_ERR_NONE: return "none";
+	case PORCH_ERR_BAD_REQUEST: return "bad-request";
+	case PORCH_ERR_TIMEOUT: return "timeout";
+	case PORCH_ERR_UPSTREAM: return "upstream";
+	case PORCH_ERR_TRANSPORT: return "transport";
+	case PORCH_ERR_CANCELLED: return "cancelled";
+	case PORCH_ERR_INTERNAL: return "internal";
+	case PORCH_ERR_FULL: return "full";
+	case PORCH_ERR_ADMISSION: return "admission";
+	case PORCH_ERR_DEADLINE: return "deadline";
+	case PORCH_ERR_UNROUTED: return "unrouted";
+	}
+	return "unknown";
+}

@@ -1,0 +1,178 @@
+/*
+ * stats.c -- a graph's counters as a table for people and JSON for scripts.
+ *
+ * The totals obey accepted = completed + failed + shed + expired +
+ * in_flight at every moment; on a clean exit in_flight is 0.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "channel.h"
+#include "stats.h"
+
+/* "12.3us", "4.56ms", "1.20s": latencies at a glance. */
+static void
+fmt_ns(uint64_t ns, char *buf, size_t len)
+{
+	if (ns < 1000)
+		snprintf(buf, len, "%lluns", (unsigned long long)ns);
+	else if (ns < 1000000)
+		snprintf(buf, len, "%.1fus", (double)ns / 1e3);
+	else if (ns < 1000000000)
+		snprintf(buf, len, "%.2fms", (double)ns / 1e6);
+	else
+		snprintf(buf, len, "%.2fs", (double)ns / 1e9);
+}
+
+static double
+elapsed(const struct graph *g)
+{
+	return ev_now(g->loop) - g->started;
+}
+
+void
+stats_print(const struct graph *g, FILE *out)
+{
+	const struct totals *t = &g->totals;
+	fprintf(out, "porch: pipeline '%s' after %.3fs: accepted %llu, completed %llu, "
+	    "failed %llu, shed %llu, expired %llu, in flight %llu\n",
+	    g->cfg->name, elapsed(g), (unsigned long long)t->accepted,
+	    (unsigned long long)t->outcome[PORCH_COMPLETED],
+	    (unsigned long long)t->outcome[PORCH_FAILED],
+	    (unsigned long long)t->outcome[PORCH_SHED],
+	    (unsigned long long)t->outcome[PORCH_EXPIRED],
+	    (unsigned long long)g->inflight);
+	fprintf(out, "%-16s %-10s %10s %10s %10s %8s %8s %8s %5s %9s %9s %9s\n",
+	    "stage", "plugin", "in", "out", "completed", "failed", "shed", "expired",
+	    "held", "p50", "p90", "p99");
+	for (size_t i = 0; i < g->n_stages; i++) {
+		const struct porch_stage *st = &g->stages[i];
+		const struct stage_stats *s = &st->stats;
+		char p50[16], p90[16], p99[16];
+		fmt_ns(hist_quantile(&s->latency, 0.50), p50, sizeof p50);
+		fmt_ns(hist_quantile(&s->latency, 0.90), p90, sizeof p90);
+		fmt_ns(hist_quantile(&s->latency, 0.99), p99, sizeof p99);
+		if (st->is_source)
+			strcpy(p50, "-"), strcpy(p90, "-"), strcpy(p99, "-");
+		fprintf(out, "%-16s %-10s %10llu %10llu %10llu %8llu %8llu %8llu %5u %9s %9s %9s\n",
+		    st->name, st->d->name, (unsigned long long)s->in,
+		    (unsigned long long)s->out,
+		    (unsigned long long)s->outcome[PORCH_COMPLETED],
+		    (unsigned long long)s->outcome[PORCH_FAILED],
+		    (unsigned long long)s->outcome[PORCH_SHED],
+		    (unsigned long long)s->outcome[PORCH_EXPIRED], st->held, p50, p90, p99);
+	}
+	if (g->n_channels == 0)
+		return;
+	fprintf(out, "%-32s %6s %6s %8s %-11s %10s %9s %9s %9s\n", "channel", "depth",
+	    "peak", "capacity", "overflow", "pushed", "rejected", "dropped", "heldback");
+	for (size_t i = 0; i < g->n_channels; i++) {
+		const struct channel *c = &g->channels[i];
+		char name[128];
+		snprintf(name, sizeof name, "%s:%s -> %s", c->src->name, c->cfg->port, c->dst->name);
+		fprintf(out, "%-32s %6u %6llu %8u %-11s %10llu %9llu %9llu %9llu\n", name,
+		    channel_depth(c), (unsigned long long)c->high_water, c->capacity,
+		    overflow_name(c->overflow), (unsigned long long)c->pushed,
+		    (unsigned long long)c->refused_reject,
+		    (unsigned long long)c->refused_drop_oldest,
+		    (unsigned long long)c->held_back);
+	}
+	for (size_t i = 0; i < g->n_workers; i++) {
+		const struct porch_worker *w = &g->workers[i];
+		fprintf(out, "worker %-16s plugin %-10s calls %llu, errors %llu, in flight %llu\n",
+		    w->name, w->d->name, (unsigned long long)w->calls,
+		    (unsigned long long)w->errors, (unsigned long long)w->inflight);
+	}
+}
+
+static json_t *
+latency_json(const struct hist *h)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I}",
+	    "count", (json_int_t)h->count,
+	    "p50_ns", (json_int_t)hist_quantile(h, 0.50),
+	    "p90_ns", (json_int_t)hist_quantile(h, 0.90),
+	    "p99_ns", (json_int_t)hist_quantile(h, 0.99),
+	    "max_ns", (json_int_t)h->max);
+}
+
+static json_t *
+stats_json(const struct graph *g)
+{
+	const struct totals *t = &g->totals;
+	json_t *root = json_pack("{s:s, s:f, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "pipeline", g->cfg->name, "elapsed_s", elapsed(g),
+	    "accepted", (json_int_t)t->accepted,
+	    "completed", (json_int_t)t->outcome[PORCH_COMPLETED],
+	    "failed", (json_int_t)t->outcome[PORCH_FAILED],
+	    "shed", (json_int_t)t->outcome[PORCH_SHED],
+	    "expired", (json_int_t)t->outcome[PORCH_EXPIRED],
+	    "in_flight", (json_int_t)g->inflight);
+	json_t *stages = json_array();
+	for (size_t i = 0; i < g->n_stages; i++) {
+		const struct porch_stage *st = &g->stages[i];
+		const struct stage_stats *s = &st->stats;
+		json_array_append_new(stages, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+		    "name", st->name, "plugin", st->d->name,
+		    "in", (json_int_t)s->in, "out", (json_int_t)s->out,
+		    "completed", (json_int_t)s->outcome[PORCH_COMPLETED],
+		    "failed", (json_int_t)s->outcome[PORCH_FAILED],
+		    "shed", (json_int_t)s->outcome[PORCH_SHED],
+		    "expired", (json_int_t)s->outcome[PORCH_EXPIRED],
+		    "held", (json_int_t)st->held,
+		    "latency", latency_json(&s->latency)));
+	}
+	json_object_set_new(root, "stages", stages);
+	json_t *chans = json_array();
+	for (size_t i = 0; i < g->n_channels; i++) {
+		const struct channel *c = &g->channels[i];
+		json_array_append_new(chans, json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
+		    "from", c->src->name, "port", c->cfg->port, "to", c->dst->name,
+		    "capacity", (json_int_t)c->capacity, "overflow", overflow_name(c->overflow),
+		    "depth", (json_int_t)channel_depth(c),
+		    "high_water", (json_int_t)c->high_water,
+		    "pushed", (json_int_t)c->pushed,
+		    "rejected", (json_int_t)c->refused_reject,
+		    "dropped_oldest", (json_int_t)c->refused_drop_oldest,
+		    "held_back", (json_int_t)c->held_back));
+	}
+	json_object_set_new(root, "channels", chans);
+	json_t *workers = json_array();
+	for (size_t i = 0; i < g->n_workers; i++) {
+		const struct porch_worker *w = &g->workers[i];
+		json_array_append_new(workers, json_pack("{s:s, s:s, s:I, s:I, s:I}",
+		    "name", w->name, "plugin", w->d->name, "calls", (json_int_t)w->calls,
+		    "errors", (json_int_t)w->errors, "in_flight", (json_int_t)w->inflight));
+	}
+	json_object_set_new(root, "workers", workers);
+	return root;
+}
+
+int
+stats_write_json(const struct graph *g, const char *path, char *err, size_t errlen)
+{
+	json_t *root = stats_json(g);
+	size_t len = strlen(path) + 16;
+	char *tmp = malloc(len);
+	if (tmp == NULL) {
+		json_decref(root);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	snprintf(tmp, len, "%s.tmp%ld", path, (long)getpid());
+	int rc = json_dump_file(root, tmp, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(root);
+	if (rc != 0 || rename(tmp, path) != 0) {
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		unlink(tmp);
+		free(tmp);
+		return -1;
+	}
+	free(tmp);
+	return 0;
+}

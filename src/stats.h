@@ -1,0 +1,15 @@
+/* stats.h -- a graph's counters as a table for people and JSON for scripts. */
+#ifndef PORCH_STATS_H
+#define PORCH_STATS_H
+
+#include <stdio.h>
+
+#include "graph.h"
+
+/* The per-stage and per-channel table, as printed on exit and SIGUSR1. */
+void stats_print(const struct graph *g, FILE *out);
+/* Writes the JSON form to path (atomically: a temporary file, then rename).
+ * Returns 0, or -1 with err set. */
+int stats_write_json(const struct graph *g, const char *path, char *err, size_t errlen);
+
+#endif
