@@ -1,0 +1,64 @@
+# tests/lib.sh -- shared by the shell tests: sourced, not run.
+#
+# Each test is a script that exits 0 (pass), 1 (fail) or 77 (skip), as
+# automake's test driver expects.  Helpers here print what failed and why.
+
+set -u
+: "${PORCH:?run through make check, which sets PORCH}"
+: "${top_srcdir:=.}"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/porch-test.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+
+fails=0
+checks=0
+
+fail() {
+	echo "FAIL: $*" >&2
+	fails=$((fails + 1))
+}
+
+ok() {
+	checks=$((checks + 1))
+}
+
+# expect_eq WHAT GOT WANT
+expect_eq() {
+	checks=$((checks + 1))
+	if [ "$2" != "$3" ]; then
+		fail "$1: got '$2', want '$3'"
+	fi
+}
+
+# json_get FILE KEY: a top-level integer from a stats JSON file
+json_get() {
+	sed -n "s/^  \"$2\": \([0-9][0-9]*\),*$/\1/p" "$1"
+}
+
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds, or fail
+wait_for() {
+	_limit=$1
+	shift
+	_i=0
+	while ! "$@" 2>/dev/null; do
+		_i=$((_i + 1))
+		if [ "$_i" -ge $((_limit * 20)) ]; then
+			return 1
+		fi
+		sleep 0.05
+	done
+	return 0
+}
+
+finish() {
+	if [ "$fails" -gt 0 ]; then
+		echo "$fails of $checks checks failed" >&2
+		exit 1
+	fi
+	if [ "$checks" -eq 0 ]; then
+		echo "no checks ran" >&2
+		exit 1
+	fi
+	echo "$checks checks passed"
+	exit 0
+}
