@@ -1,4 +1,4 @@
-/* gen.c -- source stage: makes COUNT requests as fast as the graph takes them. */
+/* gen.c -- source stage: makes COUNT requests, as fast as the graph takes them or at RATE. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +15,10 @@
 struct gen {
 	porch_stage *st;
 	struct ev_loop *loop;
-	ev_idle idle;          /* produces while active */
+	ev_idle idle;          /* produces while active (no rate) */
+	ev_timer tick;         /* produces on schedule (rate > 0) */
+	double rate;           /* requests per second; 0: as fast as taken */
+	double t0;             /* loop time of start, for the schedule */
 
 	uint64_t count;        /* requests to make */
 	uint64_t made;         /* requests made so far */
@@ -39,6 +42,9 @@ static const struct porch_param gen_params[] = {
 	  "request i gets session \"s<i mod sessions>\"" },
 	{ "deadline", PORCH_PARAM_DURATION, "0", 0, 86400000, NULL, 0,
 	  "time each request has to complete from its creation; 0: no deadline" },
+	{ "rate", PORCH_PARAM_INTEGER, "0", 0, 100000000, NULL, 0,
+	  "requests per second to offer, whether or not the graph keeps up; "
+	  "0: as fast as the graph takes them" },
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }
 };
 
@@ -63,31 +69,37 @@ static void
 gen_finish(struct gen *g)
 {
 	ev_idle_stop(g->loop, &g->idle);
+	ev_timer_stop(g->loop, &g->tick);
 	if (g->finished)
 		return;
 	g->finished = 1;
 	porch_stage_finished(g->st);
 }
 
-/* Makes one batch of requests: as many as the graph takes now, at most GEN_BATCH. */
+/*
+ * Makes one batch of requests: as many as the graph takes now, at most
+ * GEN_BATCH, and with a rate no more than the schedule allows by now.
+ */
 static void
-gen_on_idle(struct ev_loop *loop, ev_idle *w, int revents)
+gen_produce(struct gen *g)
 {
-	struct gen *g = w->data;
-	(void)loop;
-	(void)revents;
-
 	if (g->made >= g->count) {
 		gen_finish(g);
 		return;
 	}
 	size_t ready = porch_stage_ready(g->st);
 	if (ready == 0) {
-		/* full downstream: resume() restarts us */
+		/* full downstream: resume() restarts us (the tick keeps going) */
 		ev_idle_stop(g->loop, &g->idle);
 		return;
 	}
 	uint64_t n = g->count - g->made;
+	if (g->rate > 0) {
+		double due = (ev_now(g->loop) - g->t0) * g->rate;
+		uint64_t owed = due > (double)g->made ? (uint64_t)due - g->made : 0;
+		if (n > owed)
+			n = owed;
+	}
 	if (n > ready)
 		n = ready;
 	if (n > GEN_BATCH)
@@ -116,6 +128,22 @@ gen_on_idle(struct ev_loop *loop, ev_idle *w, int revents)
 		gen_finish(g);
 }
 
+static void
+gen_on_idle(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	gen_produce(w->data);
+}
+
+static void
+gen_on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	gen_produce(w->data);
+}
+
 static int
 gen_init(porch_stage *st)
 {
@@ -129,6 +157,10 @@ gen_init(porch_stage *st)
 	g->loop = porch_stage_loop(st);
 	ev_idle_init(&g->idle, gen_on_idle);
 	g->idle.data = g;
+	/* 100 ticks a second: smooth enough, and cheap at any rate */
+	ev_timer_init(&g->tick, gen_on_tick, 0.01, 0.01);
+	g->tick.data = g;
+	g->rate = (double)porch_param_int(p, "rate");
 
 	g->count = (uint64_t)porch_param_int(p, "count");
 	g->sessions = (uint64_t)porch_param_int(p, "sessions");
@@ -154,7 +186,12 @@ static void
 gen_start(porch_stage *st)
 {
 	struct gen *g = porch_stage_data(st);
-	if (!g->finished)
+	if (g->finished)
+		return;
+	g->t0 = ev_now(g->loop);
+	if (g->rate > 0)
+		ev_timer_start(g->loop, &g->tick);
+	else
 		ev_idle_start(g->loop, &g->idle);
 }
 
@@ -162,7 +199,8 @@ static void
 gen_resume(porch_stage *st)
 {
 	struct gen *g = porch_stage_data(st);
-	if (!g->finished)
+	/* with a rate the tick is still running and catches up by itself */
+	if (!g->finished && g->rate == 0)
 		ev_idle_start(g->loop, &g->idle);
 }
 
@@ -179,6 +217,7 @@ gen_fini(porch_stage *st)
 	if (g == NULL)
 		return;
 	ev_idle_stop(g->loop, &g->idle);
+	ev_timer_stop(g->loop, &g->tick);
 	free(g->text);
 	free(g);
 	porch_stage_set_data(st, NULL);
@@ -190,7 +229,7 @@ const struct porch_plugin porch_plugin = {
 	PORCH_PLUGIN_HEADER,
 	.kind = PORCH_KIND_STAGE,
 	.name = "gen",
-	.summary = "source: makes COUNT requests as fast as the graph takes them",
+	.summary = "source: makes COUNT requests, as fast as the graph takes them or at RATE per second",
 	.params = gen_params,
 	.flags = PORCH_STAGE_SOURCE,
 	.outputs = gen_outputs,

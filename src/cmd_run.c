@@ -5,11 +5,13 @@
  * finish, and at the drain deadline whatever is left ends as expired.  A
  * second one exits at once.  SIGUSR1 prints the statistics table.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ev.h>
 
@@ -22,7 +24,8 @@
 
 static const char run_usage[] =
     "usage: porch run [--plugin-path DIR] [--set NAME.PARAM=VALUE]\n"
-    "                 [--stats-json PATH] [--drain-timeout DURATION] [--quiet] FILE\n"
+    "                 [--stats-json PATH] [--drain-timeout DURATION]\n"
+    "                 [--pid-file PATH] [--quiet] FILE\n"
     "\n"
     "Runs the pipeline until its sources end and every request has an outcome.\n"
     "SIGINT/SIGTERM drain (a second one exits at once); SIGUSR1 prints statistics.\n"
@@ -31,6 +34,8 @@ static const char run_usage[] =
     "  --set N.P=V            set parameter P of stage or worker N (repeatable)\n"
     "  --stats-json PATH      write the statistics as JSON to PATH on exit\n"
     "  --drain-timeout D      how long a drain may take (default 30s)\n"
+    "  --pid-file PATH        write the process id to PATH once running\n"
+    "                         (signals are handled from then on); removed on exit\n"
     "  -q, --quiet            do not print the statistics table on exit\n"
     "\n"
     "exit status: 0 ran to the end or drained, 1 runtime failure,\n"
@@ -92,6 +97,21 @@ on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
 	stats_print(r->g, stderr);
 }
 
+/* Written whole under a temporary name, so a reader never sees half a pid. */
+static int
+write_pid(const char *path, char *err, size_t errlen)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0 ||
+	    rename(tmp, path) != 0) {
+		snprintf(err, errlen, "cannot write the pid file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* "30s", "250ms", "2m": like a duration parameter. */
 static int
 parse_drain(const char *s, double *out)
@@ -119,6 +139,7 @@ cmd_run(int argc, char **argv)
 		{ "set", required_argument, NULL, 's' },
 		{ "stats-json", required_argument, NULL, 'j' },
 		{ "drain-timeout", required_argument, NULL, 'd' },
+		{ "pid-file", required_argument, NULL, 'p' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -126,11 +147,11 @@ cmd_run(int argc, char **argv)
 	struct cli_common common = { 0 };
 	struct override ov[64];
 	size_t n_ov = 0;
-	const char *stats_path = NULL;
+	const char *stats_path = NULL, *pid_path = NULL;
 	int quiet = 0, c, status = EXIT_OK;
 	double drain_s = DEFAULT_DRAIN_MS / 1000.0;
 	char err[2048];
-	while ((c = getopt_long(argc, argv, "hqP:s:j:d:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hqP:s:j:d:p:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'P':
 			cli_add_plugin_dir(&common, optarg);
@@ -155,6 +176,9 @@ cmd_run(int argc, char **argv)
 				    optarg);
 				return EXIT_INVALID;
 			}
+			break;
+		case 'p':
+			pid_path = optarg;
 			break;
 		case 'q':
 			quiet = 1;
@@ -219,6 +243,12 @@ cmd_run(int argc, char **argv)
 	ev_unref(r.loop);
 
 	graph_start(r.g);
+	if (pid_path != NULL && write_pid(pid_path, err, sizeof err) != 0) {
+		cli_error("%s", err);
+		pid_path = NULL;
+		status = EXIT_RUNTIME;
+		graph_drain(r.g);
+	}
 	if (!graph_done(r.g))
 		ev_run(r.loop, 0);
 	if (!graph_done(r.g)) {
@@ -246,5 +276,7 @@ cmd_run(int argc, char **argv)
 	graph_free(r.g);
 	config_free(p);
 	ev_loop_destroy(r.loop);
+	if (pid_path != NULL)
+		unlink(pid_path);
 	return status;
 }

@@ -25,17 +25,17 @@
 #include "config.h"
 #include "util.h"
 
-#ifndef PORCH_SCHEMA
-#define PORCH_SCHEMA "/usr/local/share/porch/porch.rng"
-#endif
-
 #define PIPELINE_FILE_MAX (16 * 1024 * 1024)
 
+/* share/porch.rng, compiled in (src/schema.c is generated from it) */
+extern const char porch_schema_rng[];
+
+/* $PORCH_SCHEMA, or NULL: the compiled-in copy of the shipped schema. */
 const char *
 config_schema_path(void)
 {
 	const char *env = getenv("PORCH_SCHEMA");
-	return env && *env ? env : PORCH_SCHEMA;
+	return env && *env ? env : NULL;
 }
 
 const char *
@@ -174,14 +174,15 @@ static void
 validate_schema(xmlDocPtr doc, const char *schema, struct diag *d)
 {
 	struct diag sd;
-	diag_init(&sd, schema, d->out);
+	diag_init(&sd, schema ? schema : "porch.rng", d->out);
 	xmlSetStructuredErrorFunc(&sd, xml_error);
-	xmlRelaxNGParserCtxtPtr pc = xmlRelaxNGNewParserCtxt(schema);
+	xmlRelaxNGParserCtxtPtr pc = schema ? xmlRelaxNGNewParserCtxt(schema) :
+	    xmlRelaxNGNewMemParserCtxt(porch_schema_rng, (int)strlen(porch_schema_rng));
 	xmlRelaxNGPtr rng = pc ? xmlRelaxNGParse(pc) : NULL;
 	xmlSetStructuredErrorFunc(NULL, NULL);
 	if (rng == NULL) {
-		diag_error(d, 0, 0, "cannot load the pipeline schema %s (set PORCH_SCHEMA "
-		    "or reinstall porch)", schema);
+		diag_error(d, 0, 0, "cannot load the pipeline schema %s (unset PORCH_SCHEMA "
+		    "to use the built-in one)", schema ? schema : "(built in)");
 		if (pc)
 			xmlRelaxNGFreeParserCtxt(pc);
 		return;

@@ -88,7 +88,7 @@ int override_parse(const char *arg, struct override *o, char *err, size_t errlen
 
 const char *overflow_name(enum overflow o);
 
-/* The installed schema, or $PORCH_SCHEMA when set (for the build tree). */
+/* $PORCH_SCHEMA when set, else NULL: the schema compiled into porch. */
 const char *config_schema_path(void);
 
 #endif
