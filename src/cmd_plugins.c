@@ -33,6 +33,15 @@ list_one(void *ctx, const char *path, const struct plugin *p, const char *err)
 		l->broken = 1;
 		return;
 	}
+	/* plugin="NAME" finds NAME.so: a file named otherwise cannot be used */
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	size_t blen = strlen(base) - 3;
+	if (strlen(p->desc.name) != blen || strncmp(base, p->desc.name, blen) != 0) {
+		fprintf(stderr, "porch: %s: the file is named '%s' but the plugin inside "
+		    "calls itself '%s'\n", path, base, p->desc.name);
+		l->broken = 1;
+		return;
+	}
 	int shadowed = 0;
 	for (size_t i = 0; i < l->n_seen; i++)
 		if (strcmp(l->seen[i], p->desc.name) == 0)

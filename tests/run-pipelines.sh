@@ -1,0 +1,66 @@
+#!/bin/sh
+# run-pipelines.sh -- the example pipelines run, and stdin/stdout behave.
+. "$top_srcdir/tests/lib.sh"
+
+hello="$top_srcdir/pipelines/hello.xml"
+
+# plain lines: whitespace-separated tokens come back joined, in order
+printf 'hello porch\n  second   line \n\nthird\n' |
+    "$PORCH" run -q --stats-json "$T/s.json" "$hello" > "$T/out" 2> "$T/err"
+expect_eq "hello: exit status" "$?" 0
+printf 'stdin\thello porch\nstdin\tsecond line\nstdin\tthird\n' > "$T/want"
+cmp -s "$T/out" "$T/want" && ok || fail "hello: output differs: $(diff "$T/want" "$T/out")"
+expect_eq "hello: nothing on stderr" "$(cat "$T/err")" ""
+expect_eq "hello: accepted" "$(json_get "$T/s.json" accepted)" 3
+expect_eq "hello: completed" "$(json_get "$T/s.json" completed)" 3
+
+# JSON lines carry their own session; a bad line is reported, not fatal
+printf '{"text": "json line", "session": "u1"}\n{"text": 42}\nnot json but fine\n{bad\n' |
+    "$PORCH" run -q "$hello" > "$T/out" 2> "$T/err"
+expect_eq "json: exit status" "$?" 0
+printf 'u1\tjson line\nstdin\tnot json but fine\n' > "$T/want"
+cmp -s "$T/out" "$T/want" && ok || fail "json: output differs: $(diff "$T/want" "$T/out")"
+grep -q '^porch: stdin:2: error: "text" must be a string$' "$T/err" && ok ||
+    fail "json: no error for line 2: $(cat "$T/err")"
+grep -q '^porch: stdin:4: error: bad JSON' "$T/err" && ok ||
+    fail "json: no error for line 4: $(cat "$T/err")"
+
+# empty input: nothing to do, a clean exit, the statistics table on stderr
+"$PORCH" run "$hello" < /dev/null > "$T/out" 2> "$T/err"
+expect_eq "empty: exit status" "$?" 0
+expect_eq "empty: no output" "$(cat "$T/out")" ""
+grep -q "accepted 0, completed 0, failed 0, shed 0, expired 0" "$T/err" && ok ||
+    fail "empty: no statistics table: $(cat "$T/err")"
+
+# --set overrides a parameter; a bad --set is an invalid command line
+printf 'a b c\n' | "$PORCH" run -q --set model.fail-rate=1 "$hello" > "$T/out" 2> "$T/err"
+expect_eq "--set: exit status" "$?" 0
+expect_eq "--set: the failing request prints nothing" "$(cat "$T/out")" ""
+grep -q 'failed: upstream: echo: simulated failure' "$T/err" && ok ||
+    fail "--set: failure not reported: $(cat "$T/err")"
+"$PORCH" run -q --set model.fail-rate=2 "$hello" < /dev/null 2> "$T/err"
+expect_eq "--set out of range: exit status" "$?" 2
+"$PORCH" run -q --set modle.delay-ms=1 "$hello" < /dev/null 2> "$T/err"
+expect_eq "--set unknown target: exit status" "$?" 2
+grep -q "did you mean 'model'" "$T/err" && ok || fail "--set: no suggestion: $(cat "$T/err")"
+
+# every example pipeline runs to completion on one line of input
+for f in "$top_srcdir"/pipelines/*.xml; do
+	echo "one two three" | "$PORCH" run -q --stats-json "$T/p.json" "$f" > /dev/null 2> "$T/err"
+	expect_eq "$(basename "$f"): exit status" "$?" 0
+	a=$(json_get "$T/p.json" accepted)
+	c=$(json_get "$T/p.json" completed)
+	[ -n "$a" ] && [ "$a" -ge 1 ] && [ "$a" = "$c" ] && ok ||
+	    fail "$(basename "$f"): accepted '$a', completed '$c': $(cat "$T/err")"
+done
+
+# porch graph: valid DOT with every stage and channel
+"$PORCH" graph "$hello" > "$T/g.dot"
+expect_eq "graph: exit status" "$?" 0
+grep -q '"input" -> "infer" \[label="64, block"\];' "$T/g.dot" && ok || fail "graph: edge missing: $(cat "$T/g.dot")"
+grep -q '"infer" -> "worker:model"' "$T/g.dot" && ok || fail "graph: worker edge missing"
+if command -v dot > /dev/null; then
+	dot -Tsvg "$T/g.dot" > "$T/g.svg" && grep -q '<svg' "$T/g.svg" && ok || fail "graph: dot rejects it"
+fi
+
+finish

@@ -1,0 +1,229 @@
+/*
+ * unit.c -- unit tests of the runtime's building blocks (cmocka): strict
+ * number parsing, parameter tables, the histogram and the channel ring.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "channel.h"
+#include "diag.h"
+#include "hist.h"
+#include "params.h"
+#include "util.h"
+
+static void
+test_parse_int64(void **state)
+{
+	(void)state;
+	int64_t v;
+	assert_int_equal(parse_int64("42", &v), 0);
+	assert_int_equal(v, 42);
+	assert_int_equal(parse_int64("-7", &v), 0);
+	assert_int_equal(v, -7);
+	assert_int_equal(parse_int64("12abc", &v), -1);
+	assert_int_equal(parse_int64(" 1", &v), -1);
+	assert_int_equal(parse_int64("", &v), -1);
+	assert_int_equal(parse_int64("0x10", &v), -1);
+	assert_int_equal(parse_int64("99999999999999999999", &v), -2);
+}
+
+static void
+test_parse_double(void **state)
+{
+	(void)state;
+	double d;
+	assert_int_equal(parse_double("0.25", &d), 0);
+	assert_true(d == 0.25);
+	assert_int_equal(parse_double(".5", &d), 0);
+	assert_int_equal(parse_double("nan", &d), -1);
+	assert_int_equal(parse_double("inf", &d), -1);
+	assert_int_equal(parse_double("1e999", &d), -2);
+	assert_int_equal(parse_double("1.5x", &d), -1);
+}
+
+static void
+test_edit_distance(void **state)
+{
+	(void)state;
+	assert_int_equal(edit_distance("listen", "lisen"), 1);
+	assert_int_equal(edit_distance("", "abc"), 3);
+	assert_int_equal(edit_distance("kitten", "sitting"), 3);
+}
+
+static const struct porch_param table[] = {
+	{ "count", PORCH_PARAM_INTEGER, "10", 0, 100, NULL, 0, "how many" },
+	{ "wait", PORCH_PARAM_DURATION, "1s", 0, 60000, NULL, 0, "how long" },
+	{ "buf", PORCH_PARAM_SIZE, "4k", 1, 1 << 30, NULL, 0, "how big" },
+	{ "on", PORCH_PARAM_BOOLEAN, "no", 0, 0, NULL, 0, "whether" },
+	{ "mode", PORCH_PARAM_ENUM, "fast", 0, 0, "fast|slow|off", 0, "which" },
+	{ "rate", PORCH_PARAM_NUMBER, "0.5", 0, 1, NULL, 0, "a fraction" },
+	{ "file", PORCH_PARAM_PATH, NULL, 1, 0, NULL, PORCH_PARAM_REQUIRED, "a file" },
+	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL },
+};
+
+/* Parses inputs against the table; the diagnostics land in *out. */
+static porch_params *
+parse(const struct param_input *in, size_t n, char **out, int *errors)
+{
+	size_t len;
+	FILE *f = open_memstream(out, &len);
+	struct diag d;
+	diag_init(&d, "f.xml", f);
+	porch_params *p = params_parse(table, in, n, &d, 3, "stage 's'", "/dir");
+	fclose(f);
+	*errors = d.errors;
+	return p;
+}
+
+static void
+test_params_defaults_and_types(void **state)
+{
+	(void)state;
+	struct param_input in[] = {
+		{ "file", "corpus.txt", 4, 5, 0 },
+		{ "wait", "250ms", 5, 5, 0 },
+		{ "buf", "16M", 6, 5, 0 },
+		{ "on", "yes", 7, 5, 0 },
+	};
+	char *out;
+	int errors;
+	porch_params *p = parse(in, 4, &out, &errors);
+	assert_int_equal(errors, 0);
+	assert_string_equal(out, "");
+	assert_int_equal(porch_param_int(p, "count"), 10);
+	assert_int_equal(porch_param_int(p, "wait"), 250);
+	assert_int_equal(porch_param_int(p, "buf"), 16 << 20);
+	assert_int_equal(porch_param_int(p, "on"), 1);
+	assert_string_equal(porch_param_str(p, "mode"), "fast");
+	assert_true(porch_param_number(p, "rate") == 0.5);
+	assert_string_equal(porch_param_str(p, "file"), "/dir/corpus.txt");
+	assert_true(porch_param_isset(p, "wait"));
+	assert_false(porch_param_isset(p, "count"));
+	params_free(p);
+	free(out);
+}
+
+static void
+test_params_errors(void **state)
+{
+	(void)state;
+	struct param_input in[] = {
+		{ "cuont", "1", 4, 9, 0 },
+		{ "count", "101", 5, 9, 0 },
+		{ "wait", "2 days", 6, 9, 0 },
+		{ "mode", "slwo", 7, 9, 0 },
+		{ "rate", "1.5", 8, 9, 0 },
+		{ "on", "maybe", 9, 9, 0 },
+		{ "buf", "0", 10, 9, 0 },
+		{ "on", "no", 11, 9, 0 },
+	};
+	char *out;
+	int errors;
+	porch_params *p = parse(in, 8, &out, &errors);
+	const char *want =
+	    "f.xml:4:9: error: stage 's': unknown parameter 'cuont'; did you mean 'count'?\n"
+	    "f.xml:5:9: error: stage 's': parameter 'count': '101' is out of range (0 to 100)\n"
+	    "f.xml:6:9: error: stage 's': parameter 'wait': '2 days' is not a duration "
+	    "(an integer with ms, s, m or h, e.g. 250ms)\n"
+	    "f.xml:7:9: error: stage 's': parameter 'mode': 'slwo' is not one of "
+	    "fast|slow|off; did you mean 'slow'?\n"
+	    "f.xml:8:9: error: stage 's': parameter 'rate': '1.5' is out of range (0 to 1)\n"
+	    "f.xml:9:9: error: stage 's': parameter 'on': 'maybe' is not a boolean "
+	    "(true, false, yes, no, on, off, 1 or 0)\n"
+	    "f.xml:10:9: error: stage 's': parameter 'buf': '0' is out of range "
+	    "(1 to 1073741824 bytes)\n"
+	    "f.xml:11:9: error: stage 's': parameter 'on' is given twice (first at line 9)\n"
+	    "f.xml:3:1: error: stage 's': missing required parameter 'file' (a file)\n";
+	assert_string_equal(out, want);
+	assert_int_equal(errors, 9);
+	params_free(p);
+	free(out);
+}
+
+static void
+test_params_override(void **state)
+{
+	(void)state;
+	struct param_input in[] = {
+		{ "file", "a", 4, 5, 0 },
+		{ "count", "5", 5, 5, 0 },
+		{ "count", "7", 0, 0, 1 },
+	};
+	char *out;
+	int errors;
+	porch_params *p = parse(in, 3, &out, &errors);
+	assert_int_equal(errors, 0);
+	assert_int_equal(porch_param_int(p, "count"), 7);
+	params_free(p);
+	free(out);
+}
+
+static void
+test_hist(void **state)
+{
+	(void)state;
+	struct hist *h = calloc(1, sizeof *h);
+	for (uint64_t v = 1; v <= 1000; v++)
+		hist_record_n(h, v * 1000, 1);
+	assert_int_equal(h->count, 1000);
+	uint64_t p50 = hist_quantile(h, 0.5), p99 = hist_quantile(h, 0.99);
+	/* within the histogram's 1/8 precision of the true values */
+	assert_in_range(p50, 500000, 500000 + 500000 / 8);
+	assert_in_range(p99, 990000, 990000 + 990000 / 8);
+	assert_int_equal(hist_quantile(h, 1.0), 1000000);
+	/* bucket edges: every value lands in a bucket whose low edge is below it */
+	for (uint64_t v = 0; v < 100000; v += 7) {
+		unsigned i = hist_index(v);
+		assert_true(hist_bucket_low(i) <= v);
+		assert_true(i + 1 == HIST_BUCKETS || hist_bucket_low(i + 1) > v);
+	}
+	free(h);
+}
+
+static void
+test_channel_ring(void **state)
+{
+	(void)state;
+	struct channel c;
+	channel_init(&c, 3, OVERFLOW_BLOCK);
+	assert_int_equal(c.mask, 3); /* ring of 4 for capacity 3 */
+	int items[100];
+	/* many laps around the ring: FIFO order and depth stay right */
+	for (int lap = 0; lap < 30; lap++) {
+		for (int i = 0; i < 3; i++) {
+			assert_false(channel_full(&c));
+			channel_push(&c, (struct porch_msg *)&items[lap + i]);
+		}
+		assert_true(channel_full(&c));
+		assert_int_equal(channel_depth(&c), 3);
+		for (int i = 0; i < 3; i++)
+			assert_ptr_equal(channel_pop(&c), &items[lap + i]);
+		assert_null(channel_pop(&c));
+	}
+	assert_int_equal(c.pushed, 90);
+	assert_int_equal(c.high_water, 3);
+	channel_fini(&c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_int64),
+		cmocka_unit_test(test_parse_double),
+		cmocka_unit_test(test_edit_distance),
+		cmocka_unit_test(test_params_defaults_and_types),
+		cmocka_unit_test(test_params_errors),
+		cmocka_unit_test(test_params_override),
+		cmocka_unit_test(test_hist),
+		cmocka_unit_test(test_channel_ring),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
