@@ -52,20 +52,33 @@ static const struct porch_param stdin_params[] = {
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }
 };
 
-/* Reports a line that makes no request: "porch: stdin:LINE: error: WHY". */
+/*
+ * A line that cannot be a request still is one: it is accepted and fails
+ * at once as bad-request, so it is counted with every other outcome, can be
+ * routed out the error port to a dead-letter sink, and is reported by
+ * stdin_outcome as "porch: stdin:LINE: request ID (session S) failed: ...".
+ */
 static void stdin_invalid(struct stdin_src *s, uint64_t line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
 stdin_invalid(struct stdin_src *s, uint64_t line, const char *fmt, ...)
 {
+	char why[512], num[24];
 	va_list ap;
-	fprintf(stderr, "porch: stdin:%" PRIu64 ": error: ", line);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	s->invalid++;
+	porch_msg *m = porch_msg_new(s->st);
+	if (m == NULL) {
+		fprintf(stderr, "porch: stdin:%" PRIu64 ": error: %s\n", line, why);
+		return;
+	}
+	snprintf(num, sizeof num, "%" PRIu64, line);
+	porch_msg_set_session(m, s->session, s->session_len);
+	porch_msg_set_meta(m, "line", num);
+	porch_fail(s->st, m, PORCH_ERR_BAD_REQUEST, "%s", why);
 }
 
 /* A request was made but a setter failed: only exhaustion can cause that. */
@@ -84,7 +97,7 @@ stdin_finish(struct stdin_src *s)
 		return;
 	s->finished = 1;
 	if (s->invalid > 0)
-		fprintf(stderr, "porch: stdin: %" PRIu64 " invalid line%s skipped\n",
+		fprintf(stderr, "porch: stdin: %" PRIu64 " invalid line%s failed as bad-request\n",
 		    s->invalid, s->invalid == 1 ? "" : "s");
 	porch_stage_finished(s->st);
 }

@@ -110,7 +110,7 @@ XML
 pipe oldabi
 "$PORCH" check --plugin-path "$D" "$T/p.xml" 2> "$T/err"
 expect_eq "check oldabi: exit status" "$?" 2
-grep -q "^$T/p.xml:4:21: error: stage 'mid': $D/oldabi.so: built for plugin ABI 0.9" "$T/err" && ok ||
+grep -q "^$T/p.xml:4:29: error: stage 'mid': $D/oldabi.so: built for plugin ABI 0.9" "$T/err" && ok ||
     fail "check oldabi: $(cat "$T/err")"
 
 pipe initfail

@@ -14,16 +14,20 @@ expect_eq "hello: nothing on stderr" "$(cat "$T/err")" ""
 expect_eq "hello: accepted" "$(json_get "$T/s.json" accepted)" 3
 expect_eq "hello: completed" "$(json_get "$T/s.json" completed)" 3
 
-# JSON lines carry their own session; a bad line is reported, not fatal
+# JSON lines carry their own session; a bad line fails as bad-request,
+# is reported and counted, and the rest goes on
 printf '{"text": "json line", "session": "u1"}\n{"text": 42}\nnot json but fine\n{bad\n' |
-    "$PORCH" run -q "$hello" > "$T/out" 2> "$T/err"
+    "$PORCH" run -q --stats-json "$T/s.json" "$hello" > "$T/out" 2> "$T/err"
 expect_eq "json: exit status" "$?" 0
 printf 'u1\tjson line\nstdin\tnot json but fine\n' > "$T/want"
 cmp -s "$T/out" "$T/want" && ok || fail "json: output differs: $(diff "$T/want" "$T/out")"
-grep -q '^porch: stdin:2: error: "text" must be a string$' "$T/err" && ok ||
+grep -q '^porch: stdin:2: request [0-9]* (session stdin) failed: bad-request: "text" must be a string$' "$T/err" && ok ||
     fail "json: no error for line 2: $(cat "$T/err")"
-grep -q '^porch: stdin:4: error: bad JSON' "$T/err" && ok ||
+grep -q '^porch: stdin:4: request [0-9]* (session stdin) failed: bad-request: bad JSON' "$T/err" && ok ||
     fail "json: no error for line 4: $(cat "$T/err")"
+expect_eq "json: accepted" "$(json_get "$T/s.json" accepted)" 4
+expect_eq "json: failed" "$(json_get "$T/s.json" failed)" 2
+expect_eq "json: completed" "$(json_get "$T/s.json" completed)" 2
 
 # empty input: nothing to do, a clean exit, the statistics table on stderr
 "$PORCH" run "$hello" < /dev/null > "$T/out" 2> "$T/err"

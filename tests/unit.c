@@ -76,7 +76,7 @@ parse(const struct param_input *in, size_t n, char **out, int *errors)
 	FILE *f = open_memstream(out, &len);
 	struct diag d;
 	diag_init(&d, "f.xml", f);
-	porch_params *p = params_parse(table, in, n, &d, 3, "stage 's'", "/dir");
+	porch_params *p = params_parse(table, in, n, &d, 3, 1, "stage 's'", "/dir");
 	fclose(f);
 	*errors = d.errors;
 	return p;
@@ -87,10 +87,10 @@ test_params_defaults_and_types(void **state)
 {
 	(void)state;
 	struct param_input in[] = {
-		{ "file", "corpus.txt", 4, 5, 0 },
-		{ "wait", "250ms", 5, 5, 0 },
-		{ "buf", "16M", 6, 5, 0 },
-		{ "on", "yes", 7, 5, 0 },
+		{ .name = "file", .value = "corpus.txt", .line = 4, .col = 5, .vline = 4, .vcol = 5, .override = 0 },
+		{ .name = "wait", .value = "250ms", .line = 5, .col = 5, .vline = 5, .vcol = 5, .override = 0 },
+		{ .name = "buf", .value = "16M", .line = 6, .col = 5, .vline = 6, .vcol = 5, .override = 0 },
+		{ .name = "on", .value = "yes", .line = 7, .col = 5, .vline = 7, .vcol = 5, .override = 0 },
 	};
 	char *out;
 	int errors;
@@ -115,14 +115,14 @@ test_params_errors(void **state)
 {
 	(void)state;
 	struct param_input in[] = {
-		{ "cuont", "1", 4, 9, 0 },
-		{ "count", "101", 5, 9, 0 },
-		{ "wait", "2 days", 6, 9, 0 },
-		{ "mode", "slwo", 7, 9, 0 },
-		{ "rate", "1.5", 8, 9, 0 },
-		{ "on", "maybe", 9, 9, 0 },
-		{ "buf", "0", 10, 9, 0 },
-		{ "on", "no", 11, 9, 0 },
+		{ .name = "cuont", .value = "1", .line = 4, .col = 9, .vline = 4, .vcol = 9, .override = 0 },
+		{ .name = "count", .value = "101", .line = 5, .col = 9, .vline = 5, .vcol = 9, .override = 0 },
+		{ .name = "wait", .value = "2 days", .line = 6, .col = 9, .vline = 6, .vcol = 9, .override = 0 },
+		{ .name = "mode", .value = "slwo", .line = 7, .col = 9, .vline = 7, .vcol = 9, .override = 0 },
+		{ .name = "rate", .value = "1.5", .line = 8, .col = 9, .vline = 8, .vcol = 9, .override = 0 },
+		{ .name = "on", .value = "maybe", .line = 9, .col = 9, .vline = 9, .vcol = 9, .override = 0 },
+		{ .name = "buf", .value = "0", .line = 10, .col = 9, .vline = 10, .vcol = 9, .override = 0 },
+		{ .name = "on", .value = "no", .line = 11, .col = 9, .vline = 11, .vcol = 9, .override = 0 },
 	};
 	char *out;
 	int errors;
@@ -152,9 +152,9 @@ test_params_override(void **state)
 {
 	(void)state;
 	struct param_input in[] = {
-		{ "file", "a", 4, 5, 0 },
-		{ "count", "5", 5, 5, 0 },
-		{ "count", "7", 0, 0, 1 },
+		{ .name = "file", .value = "a", .line = 4, .col = 5, .vline = 4, .vcol = 5, .override = 0 },
+		{ .name = "count", .value = "5", .line = 5, .col = 5, .vline = 5, .vcol = 5, .override = 0 },
+		{ .name = "count", .value = "7", .line = 0, .col = 0, .vline = 0, .vcol = 0, .override = 1 },
 	};
 	char *out;
 	int errors;
