@@ -112,20 +112,23 @@ write_pid(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-/* "30s", "250ms", "2m": like a duration parameter. */
+/* "30s", "250ms", "2m", "1h": an integer and a unit, nothing else. */
 static int
 parse_drain(const char *s, double *out)
 {
-	char *end;
-	double v = strtod(s, &end);
-	if (end == s || v < 0)
+	size_t digits = strspn(s, "0123456789");
+	if (digits == 0 || digits > 9)
 		return -1;
-	if (*end == '\0' || strcmp(end, "s") == 0)
-		*out = v;
-	else if (strcmp(end, "ms") == 0)
+	double v = (double)strtol(s, NULL, 10);
+	const char *unit = s + digits;
+	if (strcmp(unit, "ms") == 0)
 		*out = v / 1000;
-	else if (strcmp(end, "m") == 0)
+	else if (strcmp(unit, "s") == 0)
+		*out = v;
+	else if (strcmp(unit, "m") == 0)
 		*out = v * 60;
+	else if (strcmp(unit, "h") == 0)
+		*out = v * 3600;
 	else
 		return -1;
 	return 0;
@@ -172,7 +175,8 @@ cmd_run(int argc, char **argv)
 			break;
 		case 'd':
 			if (parse_drain(optarg, &drain_s) != 0) {
-				cli_error("run: --drain-timeout '%s' is not a duration (e.g. 30s, 500ms)",
+				cli_error("run: --drain-timeout '%s' is not a duration "
+				    "(an integer with ms, s, m or h, e.g. 30s or 500ms)",
 				    optarg);
 				return EXIT_INVALID;
 			}
