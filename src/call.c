@@ -26,14 +26,16 @@ call_recycle(struct porch_call *c)
 	w->inflight--;
 }
 
+/* Frees every call, also those still open when a drain deadline cut them off. */
 void
 worker_free_calls(struct porch_worker *w)
 {
 	struct porch_call *c, *next;
-	for (c = w->free_calls; c != NULL; c = next) {
-		next = c->next;
+	for (c = w->all_calls; c != NULL; c = next) {
+		next = c->all_next;
 		free(c);
 	}
+	w->all_calls = NULL;
 	w->free_calls = NULL;
 }
 
@@ -45,10 +47,13 @@ porch_infer(porch_stage *st, porch_msg *m, porch_token_fn *on_token,
 	if (w == NULL || on_end == NULL)
 		return NULL;
 	struct porch_call *c = w->free_calls;
-	if (c != NULL)
+	if (c != NULL) {
 		w->free_calls = c->next;
-	else
+	} else {
 		c = xcalloc(1, sizeof *c);
+		c->all_next = w->all_calls;
+		w->all_calls = c;
+	}
 	c->next = NULL;
 	c->w = w;
 	c->m = m;

@@ -1,9 +1,11 @@
 /*
  * check.c -- the graph and parameter checks of a pipeline file.
  *
- * Runs after the structural walk, so every element has its required
- * attributes.  Each check reports and goes on, so one run of `porch check`
- * shows every problem in the file.
+ * Runs after the structural walk, even when the walk found errors, so one
+ * run of `porch check` shows every problem in the file.  Each check reports
+ * and goes on; what the walk could not read (struct check_gaps), a plugin
+ * that did not load or a name that did not resolve is taken as unknown, not
+ * as wrong, so only root causes are reported and never their consequences.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,14 +24,6 @@ valid_name(const char *s)
 		    *s == '_' || *s == '-'))
 			return 0;
 	return 1;
-}
-
-static int
-attr_col(struct diag *d, int line, const char *attr)
-{
-	char tok[64];
-	snprintf(tok, sizeof tok, "%s=", attr);
-	return diag_column(d, line, tok);
 }
 
 static struct cfg_stage *
@@ -70,17 +64,53 @@ near_name(struct cfg_pipeline *p, const char *name, int workers)
 	return best_d <= 2 + strlen(name) / 3 ? best : NULL;
 }
 
+static int
+is_ghost(const struct check_gaps *g, const char *name)
+{
+	for (size_t i = 0; g != NULL && i < g->n_ghosts; i++)
+		if (strcmp(g->ghosts[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* An unknown name the walk has already accounted for: reporting it again
+ * would be a consequence, not a cause. */
+static int
+excused(const struct check_gaps *g, const char *name)
+{
+	return g != NULL && (g->unnamed || is_ghost(g, name));
+}
+
+/*
+ * Invalid and repeated names.  bad[i] is set for a repeated one (workers
+ * first, then stages), so later checks leave that element alone: channels
+ * naming it reach the first, and "unreachable" would only repeat this.
+ */
 static void
-check_names(struct cfg_pipeline *p, struct diag *d)
+check_names(struct cfg_pipeline *p, unsigned char *bad, struct diag *d)
 {
 	for (size_t i = 0; i < p->n_workers + p->n_stages; i++) {
 		int is_worker = i < p->n_workers;
 		const char *name = is_worker ? p->workers[i].name : p->stages[i - p->n_workers].name;
-		int line = is_worker ? p->workers[i].line : p->stages[i - p->n_workers].line;
+		struct cfg_pos at = is_worker ? p->workers[i].name_at :
+		    p->stages[i - p->n_workers].name_at;
 		const char *what = is_worker ? "worker" : "stage";
+		if (name == NULL)
+			continue;
 		if (!valid_name(name)) {
-			diag_error(d, line, attr_col(d, line, "name"), "%s name '%s' is not "
-			    "valid: use [a-z][a-z0-9_-]* (lower case, digits, '_', '-')", what, name);
+			/* "Input": the likely intent is plain lower case */
+			char *lower = xstrdup(name);
+			for (char *c = lower; *c; c++)
+				if (*c >= 'A' && *c <= 'Z')
+					*c = (char)(*c - 'A' + 'a');
+			if (valid_name(lower))
+				diag_error(d, at.line, at.col, "%s name '%s' is not valid: use "
+				    "[a-z][a-z0-9_-]* (lower case, digits, '_', '-'); did you "
+				    "mean '%s'?", what, name, lower);
+			else
+				diag_error(d, at.line, at.col, "%s name '%s' is not valid: use "
+				    "[a-z][a-z0-9_-]* (lower case, digits, '_', '-')", what, name);
+			free(lower);
 			continue;
 		}
 		/* stages and workers share one namespace so --set NAME.PARAM is unambiguous */
@@ -90,9 +120,10 @@ check_names(struct cfg_pipeline *p, struct diag *d)
 			    p->stages[j - p->n_workers].name;
 			int oline = other_worker ? p->workers[j].line : p->stages[j - p->n_workers].line;
 			if (other && strcmp(other, name) == 0) {
-				diag_error(d, line, attr_col(d, line, "name"), "%s name '%s' is "
-				    "already used by the %s at line %d", what, name,
+				diag_error(d, at.line, at.col, "%s name '%s' is already used by "
+				    "the %s at line %d", what, name,
 				    other_worker ? "worker" : "stage", oline);
+				bad[i] = 1;
 				break;
 			}
 		}
@@ -100,20 +131,22 @@ check_names(struct cfg_pipeline *p, struct diag *d)
 }
 
 static void
-resolve_plugin(struct cfg_pipeline *p, const char *plugin_name, int line,
+resolve_plugin(struct cfg_pipeline *p, const char *plugin_name, struct cfg_pos at,
     enum porch_kind want, const char *owner, const struct plugin **out, struct diag *d)
 {
 	char err[2048];
 	*out = NULL;
+	if (plugin_name == NULL)   /* no plugin=: the walk said so */
+		return;
 	const struct plugin *pl = registry_find(&p->registry, plugin_name, err, sizeof err);
-	int col = attr_col(d, line, "plugin");
 	if (pl == NULL) {
-		diag_error(d, line, col, "%s: %s", owner, err);
+		diag_error(d, at.line, at.col, "%s: %s", owner, err);
 		return;
 	}
 	if (pl->desc.kind != want) {
-		diag_error(d, line, col, "%s: plugin '%s' is a %s plugin; use it in a <%s> element",
-		    owner, plugin_name, pl->desc.kind == PORCH_KIND_WORKER ? "worker" : "stage",
+		diag_error(d, at.line, at.col, "%s: plugin '%s' is a %s plugin; use it in a "
+		    "<%s> element", owner, plugin_name,
+		    pl->desc.kind == PORCH_KIND_WORKER ? "worker" : "stage",
 		    pl->desc.kind == PORCH_KIND_WORKER ? "worker" : "stage");
 		return;
 	}
@@ -123,12 +156,13 @@ resolve_plugin(struct cfg_pipeline *p, const char *plugin_name, int line,
 /* The file's params plus any --set for this name, then parsed. */
 static porch_params *
 parse_params(struct cfg_pipeline *p, const struct cfg_params *ps, const char *name,
-    const struct plugin *pl, int line, const char *owner, const struct override *ov,
-    size_t n_ov, struct diag *d)
+    const struct plugin *pl, struct cfg_pos at, const char *owner,
+    const struct override *ov, size_t n_ov, struct diag *d)
 {
 	size_t n = ps->n;
 	struct param_input *in = xcalloc(n + n_ov, sizeof *in);
-	memcpy(in, ps->v, n * sizeof *in);
+	if (n > 0)
+		memcpy(in, ps->v, n * sizeof *in);
 	for (size_t i = 0; i < n_ov; i++) {
 		if (strcmp(ov[i].target, name) != 0)
 			continue;
@@ -138,7 +172,8 @@ parse_params(struct cfg_pipeline *p, const struct cfg_params *ps, const char *na
 		in[n].override = 1;
 		n++;
 	}
-	porch_params *parsed = params_parse(pl->desc.params, in, n, d, line, owner, p->dir);
+	porch_params *parsed = params_parse(pl->desc.params, in, n, d, at.line, at.col,
+	    owner, p->dir);
 	free(in);
 	return parsed;
 }
@@ -161,50 +196,98 @@ check_overrides(struct cfg_pipeline *p, const struct override *ov, size_t n_ov, 
 	}
 }
 
+/* The one worker a stage could mean, when the file declares exactly one. */
+static const char *
+only_worker(struct cfg_pipeline *p)
+{
+	return p->n_workers == 1 && p->workers[0].plugin != NULL ? p->workers[0].name : NULL;
+}
+
 static void
-check_nodes(struct cfg_pipeline *p, const struct override *ov, size_t n_ov, struct diag *d)
+check_nodes(struct cfg_pipeline *p, const struct check_gaps *g, const struct override *ov,
+    size_t n_ov, struct diag *d)
 {
 	char owner[256];
 	for (size_t i = 0; i < p->n_workers; i++) {
 		struct cfg_worker *w = &p->workers[i];
 		snprintf(owner, sizeof owner, "worker '%s'", w->name);
-		resolve_plugin(p, w->plugin_name, w->line, PORCH_KIND_WORKER, owner, &w->plugin, d);
+		resolve_plugin(p, w->plugin_name, w->plugin_at, PORCH_KIND_WORKER, owner,
+		    &w->plugin, d);
 		if (w->plugin == NULL)
 			continue;
 		snprintf(owner, sizeof owner, "worker '%s' (plugin %s)", w->name, w->plugin_name);
-		w->parsed = parse_params(p, &w->params, w->name, w->plugin, w->line, owner,
+		w->parsed = parse_params(p, &w->params, w->name, w->plugin, w->at, owner,
 		    ov, n_ov, d);
 	}
 	for (size_t i = 0; i < p->n_stages; i++) {
 		struct cfg_stage *s = &p->stages[i];
 		snprintf(owner, sizeof owner, "stage '%s'", s->name);
-		resolve_plugin(p, s->plugin_name, s->line, PORCH_KIND_STAGE, owner, &s->plugin, d);
+		resolve_plugin(p, s->plugin_name, s->plugin_at, PORCH_KIND_STAGE, owner,
+		    &s->plugin, d);
 		if (s->worker_name != NULL) {
 			s->worker = find_worker(p, s->worker_name);
-			if (s->worker == NULL) {
-				const char *near = near_name(p, s->worker_name, 1);
-				int col = attr_col(d, s->line, "worker");
-				if (near)
-					diag_error(d, s->line, col, "stage '%s': unknown worker '%s'; "
-					    "did you mean '%s'?", s->name, s->worker_name, near);
-				else
-					diag_error(d, s->line, col, "stage '%s': unknown worker '%s' "
-					    "(declare it with <worker name=\"%s\" plugin=\"...\">)",
-					    s->name, s->worker_name, s->worker_name);
-			}
+			const char *near = s->worker ? NULL : near_name(p, s->worker_name, 1);
+			struct cfg_pos at = s->worker_at;
+			if (s->worker != NULL || excused(g, s->worker_name))
+				;
+			else if (near)
+				diag_error(d, at.line, at.col, "stage '%s': unknown worker '%s'; "
+				    "did you mean '%s'?", s->name, s->worker_name, near);
+			else
+				diag_error(d, at.line, at.col, "stage '%s': unknown worker '%s' "
+				    "(declare it with <worker name=\"%s\" plugin=\"...\">)",
+				    s->name, s->worker_name, s->worker_name);
 		}
 		if (s->plugin == NULL)
 			continue;
 		snprintf(owner, sizeof owner, "stage '%s' (plugin %s)", s->name, s->plugin_name);
 		int needs = (s->plugin->desc.flags & PORCH_STAGE_NEEDS_WORKER) != 0;
-		if (needs && s->worker_name == NULL)
-			diag_error(d, s->line, attr_col(d, s->line, "plugin"), "%s needs a worker: "
-			    "add worker=\"NAME\" naming a <worker>", owner);
-		else if (!needs && s->worker_name != NULL)
-			diag_error(d, s->line, attr_col(d, s->line, "worker"), "%s takes no "
+		if (needs && s->worker_name == NULL) {
+			if (only_worker(p) != NULL)
+				diag_error(d, s->at.line, s->at.col, "%s needs a worker: add "
+				    "worker=\"%s\"", owner, only_worker(p));
+			else
+				diag_error(d, s->at.line, s->at.col, "%s needs a worker: add "
+				    "worker=\"NAME\" naming a <worker>", owner);
+		} else if (!needs && s->worker_name != NULL) {
+			diag_error(d, s->worker_at.line, s->worker_at.col, "%s takes no "
 			    "worker; remove worker=\"%s\"", owner, s->worker_name);
-		s->parsed = parse_params(p, &s->params, s->name, s->plugin, s->line, owner,
+		}
+		s->parsed = parse_params(p, &s->params, s->name, s->plugin, s->at, owner,
 		    ov, n_ov, d);
+	}
+}
+
+/*
+ * "worker 'x' is not used": only when that is surely so.  A stage naming an
+ * unknown worker, or one that needs a worker and names none, was probably
+ * meant to use it, and that stage's error already says what to fix.
+ */
+static void
+check_unused_workers(struct cfg_pipeline *p, const struct check_gaps *g,
+    const unsigned char *bad, struct diag *d)
+{
+	if (p->n_stages == 0 || (g != NULL && (g->unnamed || g->n_ghosts > 0)))
+		return;
+	for (size_t j = 0; j < p->n_stages; j++) {
+		const struct cfg_stage *s = &p->stages[j];
+		if (s->worker_name != NULL && s->worker == NULL)
+			return;
+		if (s->worker_name == NULL && (s->plugin == NULL ||
+		    (s->plugin->desc.flags & PORCH_STAGE_NEEDS_WORKER)))
+			return;
+	}
+	for (size_t i = 0; i < p->n_workers; i++) {
+		const struct cfg_worker *w = &p->workers[i];
+		if (bad[i] || w->plugin == NULL)
+			continue;
+		int used = 0;
+		for (size_t j = 0; j < p->n_stages; j++)
+			if (p->stages[j].worker == w)
+				used = 1;
+		if (!used)
+			diag_warning(d, w->name_at.line, w->name_at.col, "worker '%s' is not "
+			    "used by any stage", w->name);
 	}
 }
 
@@ -214,56 +297,89 @@ is_source(const struct cfg_stage *s)
 	return s->plugin && (s->plugin->desc.flags & PORCH_STAGE_SOURCE);
 }
 
+/* "out, error": a plugin's ports, for messages. */
 static void
-check_channels(struct cfg_pipeline *p, struct diag *d)
+port_list(const struct plugin *pl, char *buf, size_t len)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	for (int k = 0; k <= pl->n_outputs && used < len; k++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", k ? ", " : "",
+		    plugin_port_name(pl, k));
+}
+
+static const char *
+near_port(const struct plugin *pl, const char *port)
+{
+	const char *best = NULL;
+	size_t best_d = (size_t)-1;
+	for (int k = 0; k <= pl->n_outputs; k++) {
+		size_t dist = edit_distance(plugin_port_name(pl, k), port);
+		if (dist < best_d) {
+			best_d = dist;
+			best = plugin_port_name(pl, k);
+		}
+	}
+	return best_d <= 2 + strlen(port) / 3 ? best : NULL;
+}
+
+static void
+check_channels(struct cfg_pipeline *p, const struct check_gaps *g, struct diag *d)
 {
 	for (size_t i = 0; i < p->n_channels; i++) {
 		struct cfg_channel *c = &p->channels[i];
 		c->port_index = -1;
 		c->src = find_stage(p, c->from);
 		c->dst = find_stage(p, c->to);
-		if (c->src == NULL) {
+		if (c->src == NULL && !excused(g, c->from)) {
 			const char *near = near_name(p, c->from, 0);
-			int col = attr_col(d, c->line, "from");
 			if (near)
-				diag_error(d, c->line, col, "channel from unknown stage '%s'; "
-				    "did you mean '%s'?", c->from, near);
+				diag_error(d, c->from_at.line, c->from_at.col, "channel from "
+				    "unknown stage '%s'; did you mean '%s'?", c->from, near);
 			else
-				diag_error(d, c->line, col, "channel from unknown stage '%s'", c->from);
+				diag_error(d, c->from_at.line, c->from_at.col, "channel from "
+				    "unknown stage '%s'", c->from);
 		}
-		if (c->dst == NULL) {
+		if (c->dst == NULL && strchr(c->to, ':') != NULL) {
+			diag_error(d, c->to_at.line, c->to_at.col, "channel to '%s': to= names "
+			    "a stage, and a stage has one input (ports are for from= only)",
+			    c->to);
+		} else if (c->dst == NULL && !excused(g, c->to)) {
 			const char *near = near_name(p, c->to, 0);
-			int col = attr_col(d, c->line, "to");
 			if (near)
-				diag_error(d, c->line, col, "channel to unknown stage '%s'; "
-				    "did you mean '%s'?", c->to, near);
+				diag_error(d, c->to_at.line, c->to_at.col, "channel to unknown "
+				    "stage '%s'; did you mean '%s'?", c->to, near);
 			else
-				diag_error(d, c->line, col, "channel to unknown stage '%s'", c->to);
+				diag_error(d, c->to_at.line, c->to_at.col, "channel to unknown "
+				    "stage '%s'", c->to);
 		}
 		if (c->dst != NULL && is_source(c->dst))
-			diag_error(d, c->line, attr_col(d, c->line, "to"), "channel to stage '%s': "
-			    "it is a source (plugin %s) and takes no input", c->to,
+			diag_error(d, c->to_at.line, c->to_at.col, "channel to stage '%s': it is "
+			    "a source (plugin %s) and takes no input", c->to,
 			    c->dst->plugin_name);
 		if (c->src == NULL || c->src->plugin == NULL)
 			continue;
 		const struct plugin *pl = c->src->plugin;
 		c->port_index = plugin_port_index(pl, c->port);
 		if (c->port_index < 0) {
-			char ports[256] = "";
-			size_t used = 0;
-			for (int k = 0; k <= pl->n_outputs; k++)
-				used += (size_t)snprintf(ports + used, sizeof ports - used, "%s%s",
-				    k ? ", " : "", plugin_port_name(pl, k));
-			diag_error(d, c->line, attr_col(d, c->line, "from"), "stage '%s' (plugin %s) "
-			    "has no port '%s'; its ports are: %s", c->from, c->src->plugin_name,
-			    c->port, ports);
+			char ports[256];
+			const char *near = near_port(pl, c->port);
+			port_list(pl, ports, sizeof ports);
+			if (near)
+				diag_error(d, c->port_at.line, c->port_at.col, "stage '%s' (plugin "
+				    "%s) has no port '%s'; did you mean '%s'? (its ports are: %s)",
+				    c->from, c->src->plugin_name, c->port, near, ports);
+			else
+				diag_error(d, c->port_at.line, c->port_at.col, "stage '%s' (plugin "
+				    "%s) has no port '%s'; its ports are: %s", c->from,
+				    c->src->plugin_name, c->port, ports);
 			continue;
 		}
 		/* one channel per port: a message goes one way (fan-out would need copies) */
 		for (size_t j = 0; j < i; j++) {
 			struct cfg_channel *o = &p->channels[j];
 			if (o->src == c->src && o->port_index == c->port_index) {
-				diag_error(d, c->line, attr_col(d, c->line, "from"), "port '%s:%s' "
+				diag_error(d, c->from_at.line, c->from_at.col, "port '%s:%s' "
 				    "already has a channel (line %d); a port feeds one channel",
 				    c->from, c->port, o->line);
 				break;
@@ -310,8 +426,8 @@ dfs(struct walk *w, size_t v)
 				    w->p->stages[w->stack[k]].name);
 			if (used < sizeof buf)
 				snprintf(buf + used, sizeof buf - used, "%s", w->p->stages[u].name);
-			diag_error(w->d, c->line, attr_col(w->d, c->line, "from"),
-			    "the graph has a cycle: %s (pipelines must be acyclic)", buf);
+			diag_error(w->d, c->at.line, c->at.col, "the graph has a cycle: %s "
+			    "(pipelines must be acyclic)", buf);
 			w->found_cycle = 1;
 		} else if (w->state[u] == 0) {
 			dfs(w, u);
@@ -321,65 +437,124 @@ dfs(struct walk *w, size_t v)
 	w->state[v] = 2;
 }
 
-static void
-check_shape(struct cfg_pipeline *p, struct diag *d)
+/* The stage an unknown name most likely meant: its "did you mean". */
+static struct cfg_stage *
+guess_stage(struct cfg_pipeline *p, const char *name)
 {
-	size_t n = p->n_stages;
-	struct walk w = { p, d, xcalloc(n, sizeof(int)), xcalloc(n, sizeof(size_t)), 0, 0 };
-	for (size_t v = 0; v < n; v++)
-		if (w.state[v] == 0)
-			dfs(&w, v);
+	const char *near = near_name(p, name, 0);
+	return near != NULL ? find_stage(p, near) : NULL;
+}
 
-	/* reachability from the sources */
+/*
+ * Sources, reachability and sinks, on the graph as far as it is known.  A
+ * channel end that did not resolve stands for its "did you mean" stage when
+ * there is one (the author's likely intent); a ghost end or a stage whose
+ * plugin did not load may be anything, so checks that depend on them are
+ * skipped rather than guessed.
+ */
+static void
+check_flow(struct cfg_pipeline *p, const struct check_gaps *g, const unsigned char *bad,
+    struct diag *d)
+{
+	size_t n = p->n_stages, nc = p->n_channels;
+	int unsure_out = g != NULL && g->lost_edges;    /* a stage's channel may be lost */
+	int unsure_reach = g != NULL && g->lost_edges;  /* a channel into a stage may be lost */
+	int unsure_source = g != NULL && (g->unnamed || g->n_ghosts > 0);
+	struct cfg_stage **src = xcalloc(nc ? nc : 1, sizeof *src);
+	struct cfg_stage **dst = xcalloc(nc ? nc : 1, sizeof *dst);
 	int *seen = xcalloc(n, sizeof *seen);
 	size_t *queue = xcalloc(n, sizeof *queue), head = 0, tail = 0, sources = 0;
-	for (size_t v = 0; v < n; v++)
-		if (is_source(&p->stages[v])) {
+
+	for (size_t i = 0; i < nc; i++) {
+		struct cfg_channel *c = &p->channels[i];
+		src[i] = c->src;
+		dst[i] = c->dst;
+		if (src[i] == NULL && !is_ghost(g, c->from) &&
+		    (src[i] = guess_stage(p, c->from)) == NULL)
+			unsure_out = 1;
+		if (dst[i] == NULL && !is_ghost(g, c->to) &&
+		    (dst[i] = guess_stage(p, c->to)) == NULL)
+			unsure_reach = 1;
+	}
+	for (size_t v = 0; v < n; v++) {
+		const struct cfg_stage *s = &p->stages[v];
+		if (is_source(s))
+			sources++;
+		if (s->plugin == NULL)
+			unsure_source = 1;
+		/* a stage whose plugin did not load may be a source */
+		if (is_source(s) || s->plugin == NULL) {
 			seen[v] = 1;
 			queue[tail++] = v;
-			sources++;
 		}
-	if (sources == 0)
-		diag_error(d, p->stages[0].line, 1, "the pipeline has no source stage "
+	}
+	/* a channel from an unknown stage may come from a reachable one */
+	for (size_t i = 0; i < nc; i++) {
+		if (src[i] != NULL || dst[i] == NULL || seen[stage_index(p, dst[i])])
+			continue;
+		seen[stage_index(p, dst[i])] = 1;
+		queue[tail++] = stage_index(p, dst[i]);
+	}
+	if (sources == 0 && !unsure_source)
+		diag_error(d, p->at.line, p->at.col, "the pipeline has no source stage "
 		    "(a stage whose plugin makes requests, such as stdin or gen)");
 	while (head < tail) {
 		size_t v = queue[head++];
-		for (size_t i = 0; i < p->n_channels; i++) {
-			struct cfg_channel *c = &p->channels[i];
-			if (c->src && c->dst && stage_index(p, c->src) == v &&
-			    !seen[stage_index(p, c->dst)]) {
-				seen[stage_index(p, c->dst)] = 1;
-				queue[tail++] = stage_index(p, c->dst);
-			}
+		for (size_t i = 0; i < nc; i++) {
+			if (src[i] == NULL || dst[i] == NULL || stage_index(p, src[i]) != v ||
+			    seen[stage_index(p, dst[i])])
+				continue;
+			seen[stage_index(p, dst[i])] = 1;
+			queue[tail++] = stage_index(p, dst[i]);
 		}
 	}
 	for (size_t v = 0; v < n; v++) {
 		struct cfg_stage *s = &p->stages[v];
-		if (sources > 0 && !seen[v] && s->plugin != NULL)
-			diag_error(d, s->line, attr_col(d, s->line, "name"), "stage '%s' is not "
-			    "reachable from any source; add a channel to it", s->name);
+		if (bad[p->n_workers + v] || s->plugin == NULL)
+			continue;
+		if (sources > 0 && !unsure_reach && !seen[v])
+			diag_error(d, s->at.line, s->at.col, "stage '%s' is not reachable from "
+			    "any source; add a channel to it", s->name);
 		/* a stage that can pass messages on must do so: paths end in sinks */
-		if (s->plugin == NULL || s->plugin->n_outputs == 0)
+		if (unsure_out || s->plugin->n_outputs == 0)
 			continue;
 		int has_out = 0;
-		for (size_t i = 0; i < p->n_channels; i++)
-			if (p->channels[i].src == s && p->channels[i].port_index >= 0 &&
-			    p->channels[i].port_index < s->plugin->n_outputs)
+		for (size_t i = 0; i < nc; i++)
+			if (src[i] == s && (p->channels[i].port_index < 0 ||
+			    p->channels[i].port_index < s->plugin->n_outputs))
 				has_out = 1;
 		if (!has_out)
-			diag_error(d, s->line, attr_col(d, s->line, "name"), "stage '%s' (plugin %s) "
-			    "has no outgoing channel; every path must end in a sink such as "
-			    "stdout or null", s->name, s->plugin_name);
+			diag_error(d, s->at.line, s->at.col, "stage '%s' (plugin %s) has no "
+			    "outgoing channel; every path must end in a sink such as stdout "
+			    "or null", s->name, s->plugin_name);
 	}
+	free(src);
+	free(dst);
+	free(seen);
+	free(queue);
+}
+
+static void
+check_shape(struct cfg_pipeline *p, const struct check_gaps *g, const unsigned char *bad,
+    struct diag *d)
+{
+	size_t n = p->n_stages;
+	if (n == 0)     /* the walk said so */
+		return;
+	struct walk w = { p, d, xcalloc(n, sizeof(int)), xcalloc(n, sizeof(size_t)), 0, 0 };
+	for (size_t v = 0; v < n; v++)
+		if (w.state[v] == 0)
+			dfs(&w, v);
+	check_flow(p, g, bad, d);
 
 	/* topological order (Kahn), used by the scheduler to run a batch
 	 * through the graph in one pass */
 	if (!w.found_cycle && d->errors == 0) {
 		int *indeg = xcalloc(n, sizeof *indeg);
+		size_t head = 0, tail = 0;
 		for (size_t i = 0; i < p->n_channels; i++)
 			indeg[stage_index(p, p->channels[i].dst)]++;
 		p->order = xcalloc(n, sizeof *p->order);
-		head = tail = 0;
 		for (size_t v = 0; v < n; v++)
 			if (indeg[v] == 0)
 				p->order[tail++] = v;
@@ -393,28 +568,20 @@ check_shape(struct cfg_pipeline *p, struct diag *d)
 		}
 		free(indeg);
 	}
-	free(seen);
-	free(queue);
 	free(w.state);
 	free(w.stack);
 }
 
 void
 check_pipeline(struct cfg_pipeline *p, const struct override *ov, size_t n_ov,
-    struct diag *d)
+    const struct check_gaps *g, struct diag *d)
 {
-	check_names(p, d);
+	unsigned char *bad = xcalloc(p->n_workers + p->n_stages + 1, 1);
+	check_names(p, bad, d);
 	check_overrides(p, ov, n_ov, d);
-	check_nodes(p, ov, n_ov, d);
-	check_channels(p, d);
-	for (size_t i = 0; i < p->n_workers; i++) {
-		int used = 0;
-		for (size_t j = 0; j < p->n_stages; j++)
-			if (p->stages[j].worker == &p->workers[i])
-				used = 1;
-		if (!used)
-			diag_warning(d, p->workers[i].line, 1, "worker '%s' is not used by any stage",
-			    p->workers[i].name);
-	}
-	check_shape(p, d);
+	check_nodes(p, g, ov, n_ov, d);
+	check_channels(p, g, d);
+	check_unused_workers(p, g, bad, d);
+	check_shape(p, g, bad, d);
+	free(bad);
 }

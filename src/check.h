@@ -5,11 +5,26 @@
 #include "config.h"
 
 /*
+ * What the structural walk saw but could not put into the pipeline, so the
+ * checks do not report its consequences: a misspelt <stgae name="x"> is one
+ * error, not also "channel to unknown stage 'x'" and "x is unreachable".
+ */
+struct check_gaps {
+	char **ghosts;       /* name= of elements the walk rejected */
+	size_t n_ghosts;
+	int unnamed;         /* a <stage> or <worker> without a name: any
+	                      * unknown name may have been meant for it */
+	int lost_edges;      /* an element that may have been a channel (or a
+	                      * channel without both ends) was not read */
+};
+
+/*
  * Names, plugins, workers, channel ends and ports, cycles, reachability,
  * sinks, and every parameter (with --set overrides applied).  Reports every
- * problem to d; on success fills p->order with a topological order.
+ * problem to d; on success fills p->order with a topological order.  gaps
+ * may be NULL.
  */
 void check_pipeline(struct cfg_pipeline *p, const struct override *ov,
-    size_t n_ov, struct diag *d);
+    size_t n_ov, const struct check_gaps *gaps, struct diag *d);
 
 #endif

@@ -21,6 +21,11 @@ enum overflow {
 	OVERFLOW_DROP_OLDEST,
 };
 
+/* Where something is in the file, 1-based; line 0: not known (e.g. --set). */
+struct cfg_pos {
+	int line, col;
+};
+
 struct cfg_params {
 	struct param_input *v;
 	size_t n;
@@ -29,6 +34,7 @@ struct cfg_params {
 struct cfg_worker {
 	char *name, *plugin_name;
 	int line;
+	struct cfg_pos at, name_at, plugin_at;   /* the '<', the values */
 	struct cfg_params params;
 	const struct plugin *plugin;    /* resolved by config_check */
 	porch_params *parsed;
@@ -38,6 +44,7 @@ struct cfg_stage {
 	char *name, *plugin_name, *worker_name;
 	int concurrency;
 	int line;
+	struct cfg_pos at, name_at, plugin_at, worker_at;
 	struct cfg_params params;
 	const struct plugin *plugin;
 	struct cfg_worker *worker;
@@ -49,6 +56,7 @@ struct cfg_channel {
 	int capacity;
 	enum overflow overflow;
 	int line;
+	struct cfg_pos at, from_at, port_at, to_at;
 	struct cfg_stage *src, *dst;
 	int port_index;
 };
@@ -56,6 +64,7 @@ struct cfg_channel {
 struct cfg_pipeline {
 	char *file, *dir;         /* dir: for relative paths in the file */
 	char *name;
+	struct cfg_pos at;        /* the <pipeline> element */
 	char *plugins;            /* the file's plugins= search path, or NULL */
 	long max_inflight;
 	struct cfg_stage *stages;

@@ -71,13 +71,15 @@ struct porch_worker {
 	const char *name;
 	void *data;
 	struct porch_call *free_calls;
+	struct porch_call *all_calls; /* every call ever made, to free at the end */
 	uint64_t calls, errors, inflight;
 	int inited;
 	char init_error[512];
 };
 
 struct porch_call {
-	struct porch_call *next;
+	struct porch_call *next;      /* the free list */
+	struct porch_call *all_next;  /* the worker's list of every call */
 	struct porch_worker *w;
 	struct porch_msg *m;
 	porch_token_fn *on_token;

@@ -5,6 +5,7 @@
  * drive `porch check`, `porch plugins NAME` and the typed reads plugins make
  * at init, so they cannot disagree.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +76,10 @@ param_describe_range(const struct porch_param *row, char *buf, size_t len)
 	}
 }
 
-/* "250ms", "2s", "1m", "1h", or a bare integer of milliseconds. */
+/*
+ * "250ms", "2s", "1m", "1h", or a bare integer of milliseconds.  -1: not a
+ * duration, -2: too large to represent.
+ */
 static int
 parse_duration(const char *s, int64_t *ms)
 {
@@ -102,11 +106,15 @@ parse_duration(const char *s, int64_t *ms)
 		mult = 3600 * 1000;
 	else
 		return -1;
+	/* "999999999999999h" would overflow: call it out of range, not UB */
+	if (v > INT64_MAX / mult)
+		return -2;
 	*ms = v * mult;
 	return 0;
 }
 
-/* "512", "4k", "16M", "1G" (powers of 1024), optional trailing "B"/"iB". */
+/* "512", "4k", "16M", "1G" (powers of 1024), optional trailing "B"/"iB";
+ * -1: not a size, -2: too large to represent. */
 static int
 parse_size(const char *s, int64_t *bytes)
 {
@@ -133,6 +141,8 @@ parse_size(const char *s, int64_t *bytes)
 	}
 	if (*unit != '\0' && strcmp(unit, "B") != 0 && strcmp(unit, "iB") != 0)
 		return -1;
+	if (v > INT64_MAX / mult)
+		return -2;
 	*bytes = v * mult;
 	return 0;
 }
@@ -183,15 +193,25 @@ enum_match(const char *choices, const char *s, char *near, size_t nearlen)
 	return 0;
 }
 
+/* "'v' is out of range", with the bounds when the row has them. */
+static void
+out_of_range(const struct porch_param *row, const char *value, char *err, size_t errlen)
+{
+	char range[96];
+	param_describe_range(row, range, sizeof range);
+	if (range[0])
+		snprintf(err, errlen, "'%s' is out of range (%s)", value, range);
+	else
+		snprintf(err, errlen, "'%s' is out of range", value);
+}
+
 static int
 check_bounds(const struct porch_param *row, double v, const char *value,
     char *err, size_t errlen)
 {
 	if (!bounded(row) || (v >= row->min && v <= row->max))
 		return 0;
-	char range[96];
-	param_describe_range(row, range, sizeof range);
-	snprintf(err, errlen, "'%s' is out of range (%s)", value, range);
+	out_of_range(row, value, err, errlen);
 	return -1;
 }
 
@@ -207,7 +227,7 @@ parse_value(const struct porch_param *row, const char *value,
 	case PORCH_PARAM_INTEGER:
 		rc = parse_int64(value, &i);
 		if (rc == -2) {
-			snprintf(err, errlen, "'%s' is out of range", value);
+			out_of_range(row, value, err, errlen);
 			return -1;
 		}
 		if (rc != 0) {
@@ -218,7 +238,12 @@ parse_value(const struct porch_param *row, const char *value,
 			return -1;
 		break;
 	case PORCH_PARAM_DURATION:
-		if (parse_duration(value, &i) != 0) {
+		rc = parse_duration(value, &i);
+		if (rc == -2) {
+			out_of_range(row, value, err, errlen);
+			return -1;
+		}
+		if (rc != 0) {
 			snprintf(err, errlen, "'%s' is not a duration "
 			    "(an integer with ms, s, m or h, e.g. 250ms)", value);
 			return -1;
@@ -227,7 +252,12 @@ parse_value(const struct porch_param *row, const char *value,
 			return -1;
 		break;
 	case PORCH_PARAM_SIZE:
-		if (parse_size(value, &i) != 0) {
+		rc = parse_size(value, &i);
+		if (rc == -2) {
+			out_of_range(row, value, err, errlen);
+			return -1;
+		}
+		if (rc != 0) {
 			snprintf(err, errlen, "'%s' is not a size "
 			    "(an integer with an optional k, M or G, e.g. 64k)", value);
 			return -1;
@@ -244,6 +274,10 @@ parse_value(const struct porch_param *row, const char *value,
 		break;
 	case PORCH_PARAM_NUMBER:
 		rc = parse_double(value, &d);
+		if (rc == -2) {
+			out_of_range(row, value, err, errlen);
+			return -1;
+		}
 		if (rc != 0) {
 			snprintf(err, errlen, "'%s' is not a number", value);
 			return -1;
@@ -330,9 +364,21 @@ suggest(const struct porch_param *table, size_t n, const char *name)
 	return best;
 }
 
+/* "a, b, c": the table's names, for an unknown name with no near one. */
+static void
+list_names(const struct porch_param *table, size_t n, char *buf, size_t len)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
+		    table[i].name);
+}
+
 porch_params *
 params_parse(const struct porch_param *table, const struct param_input *in,
-    size_t n_in, struct diag *d, int elem_line, const char *owner, const char *dir)
+    size_t n_in, struct diag *d, int elem_line, int elem_col, const char *owner,
+    const char *dir)
 {
 	size_t n = param_table_len(table);
 	porch_params *p = xcalloc(1, sizeof *p + n * sizeof p->v[0]);
@@ -354,10 +400,13 @@ params_parse(const struct porch_param *table, const struct param_input *in,
 				diag_error(d, in[k].line, in[k].col,
 				    "%s: unknown parameter '%s'; this plugin takes no parameters",
 				    owner, in[k].name);
-			else
+			else {
+				char names[512];
+				list_names(table, n, names, sizeof names);
 				diag_error(d, in[k].line, in[k].col,
-				    "%s: unknown parameter '%s' (see 'porch plugins' for the list)",
-				    owner, in[k].name);
+				    "%s: unknown parameter '%s'; its parameters are: %s",
+				    owner, in[k].name, names);
+			}
 			continue;
 		}
 		if (p->v[idx].set && !in[k].override) {
@@ -368,15 +417,23 @@ params_parse(const struct porch_param *table, const struct param_input *in,
 		}
 		p->v[idx].set = 1;
 		p->v[idx].line = in[k].line;
-		store(p, idx, in[k].value, dir, d, in[k].line, in[k].col, owner);
+		/* a bad value is pointed at where the value is, when known */
+		if (in[k].vline > 0)
+			store(p, idx, in[k].value, dir, d, in[k].vline, in[k].vcol, owner);
+		else
+			store(p, idx, in[k].value, dir, d, in[k].line, in[k].col, owner);
 	}
 
 	for (size_t idx = 0; idx < n; idx++) {
 		if (p->v[idx].set)
 			continue;
 		if (table[idx].flags & PORCH_PARAM_REQUIRED) {
-			diag_error(d, elem_line, 0, "%s: missing required parameter '%s' (%s)",
-			    owner, table[idx].name, table[idx].doc ? table[idx].doc : "");
+			if (table[idx].doc != NULL && table[idx].doc[0] != '\0')
+				diag_error(d, elem_line, elem_col, "%s: missing required "
+				    "parameter '%s' (%s)", owner, table[idx].name, table[idx].doc);
+			else
+				diag_error(d, elem_line, elem_col, "%s: missing required "
+				    "parameter '%s'", owner, table[idx].name);
 			continue;
 		}
 		if (table[idx].default_value != NULL)

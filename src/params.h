@@ -9,8 +9,9 @@
 struct param_input {
 	const char *name;
 	const char *value;
-	int line;          /* 0 for --set */
+	int line;          /* of the name; 0 for --set */
 	int col;
+	int vline, vcol;   /* of the value, for errors about it */
 	int override;      /* from --set: replaces a file value, not a duplicate */
 };
 
@@ -23,7 +24,7 @@ struct param_input {
  */
 porch_params *params_parse(const struct porch_param *table,
     const struct param_input *in, size_t n_in, struct diag *d, int elem_line,
-    const char *owner, const char *dir);
+    int elem_col, const char *owner, const char *dir);
 void params_free(porch_params *p);
 
 /*
