@@ -212,6 +212,53 @@ test_channel_ring(void **state)
 	channel_fini(&c);
 }
 
+static int64_t
+shard_of(const char *s, uint32_t n)
+{
+	return porch_shard(s, strlen(s), n);
+}
+
+static void
+test_shard_vectors(void **state)
+{
+	(void)state;
+	/* pinned forever: sessions must keep their shard across releases
+	 * (checked against an independent implementation when written) */
+	assert_int_equal(shard_of("", 4), 1);
+	assert_int_equal(shard_of("user-123", 4), 0);
+	assert_int_equal(shard_of("user-456", 4), 3);
+	assert_int_equal(shard_of("user-123", 16), 4);
+	assert_int_equal(shard_of("s0", 1000), 681);
+	assert_int_equal(shard_of("a", 1000), 163);
+	assert_int_equal(shard_of("anything", 1), 0);
+	assert_int_equal(shard_of("anything", 0), -1);
+	assert_int_equal(porch_shard(NULL, 0, 0), -1);
+}
+
+static void
+test_shard_spread_and_movement(void **state)
+{
+	(void)state;
+	enum { SESSIONS = 80000, N = 8 };
+	int count[N + 1] = { 0 }, moved = 0;
+	char id[32];
+	for (int i = 0; i < SESSIONS; i++) {
+		snprintf(id, sizeof id, "user-%d", i);
+		int64_t a = shard_of(id, N), b = shard_of(id, N + 1);
+		assert_in_range(a, 0, N - 1);
+		count[a]++;
+		if (a != b) {
+			/* growing only ever moves a session to the new shard */
+			assert_int_equal(b, N);
+			moved++;
+		}
+	}
+	for (int k = 0; k < N; k++)
+		assert_in_range(count[k], SESSIONS / N * 95 / 100, SESSIONS / N * 105 / 100);
+	/* about 1/(N+1) of the sessions move */
+	assert_in_range(moved, SESSIONS / (N + 1) * 90 / 100, SESSIONS / (N + 1) * 110 / 100);
+}
+
 int
 main(void)
 {
@@ -224,6 +271,8 @@ main(void)
 		cmocka_unit_test(test_params_override),
 		cmocka_unit_test(test_hist),
 		cmocka_unit_test(test_channel_ring),
+		cmocka_unit_test(test_shard_vectors),
+		cmocka_unit_test(test_shard_spread_and_movement),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -224,6 +224,16 @@ void porch_worker_set_data(porch_worker *w, void *data);
 void porch_worker_error(porch_worker *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* ---- session affinity --------------------------------------------------- */
+
+/*
+ * The shard (0 to shards - 1) a session belongs to, or -1 when shards is 0.
+ * Stable everywhere and forever: the 64-bit FNV-1a hash of the session's
+ * bytes, mapped by Jump Consistent Hash (Lamping and Veach, 2014), so
+ * growing from N to N+1 shards moves only 1/(N+1) of the sessions.
+ */
+int64_t porch_shard(const char *session, size_t len, uint32_t shards);
+
 /* ---- the descriptor ---------------------------------------------------- */
 
 struct porch_plugin {
