@@ -14,18 +14,6 @@
 #include "check.h"
 #include "util.h"
 
-static int
-valid_name(const char *s)
-{
-	if (s == NULL || !(*s >= 'a' && *s <= 'z'))
-		return 0;
-	for (s++; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-		    *s == '_' || *s == '-'))
-			return 0;
-	return 1;
-}
-
 static struct cfg_stage *
 find_stage(struct cfg_pipeline *p, const char *name)
 {
@@ -97,13 +85,13 @@ check_names(struct cfg_pipeline *p, unsigned char *bad, struct diag *d)
 		const char *what = is_worker ? "worker" : "stage";
 		if (name == NULL)
 			continue;
-		if (!valid_name(name)) {
+		if (!name_is_valid(name)) {
 			/* "Input": the likely intent is plain lower case */
 			char *lower = xstrdup(name);
 			for (char *c = lower; *c; c++)
 				if (*c >= 'A' && *c <= 'Z')
 					*c = (char)(*c - 'A' + 'a');
-			if (valid_name(lower))
+			if (name_is_valid(lower))
 				diag_error(d, at.line, at.col, "%s name '%s' is not valid: use "
 				    "[a-z][a-z0-9_-]* (lower case, digits, '_', '-'); did you "
 				    "mean '%s'?", what, name, lower);

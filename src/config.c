@@ -607,18 +607,6 @@ nearest(const char *const *cands, size_t n, const char *s)
 	return best_d <= 2 + strlen(s) / 3 ? best : NULL;
 }
 
-static int
-valid_name(const char *s)
-{
-	if (s == NULL || !(*s >= 'a' && *s <= 'z'))
-		return 0;
-	for (s++; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-		    *s == '_' || *s == '-'))
-			return 0;
-	return 1;
-}
-
 /* "prefix:name" for a namespaced attribute, as it is written. */
 static void
 attr_qname(xmlAttrPtr a, char *buf, size_t len)
@@ -997,7 +985,7 @@ walk(xmlDocPtr doc, struct walker *wk)
 	check_ns(root, d);
 	check_attrs(root, pipeline_attrs, d);
 	p->name = attr(root, "name");
-	if (p->name != NULL && !valid_name(p->name)) {
+	if (p->name != NULL && !name_is_valid(p->name)) {
 		struct cfg_pos at = attr_value_pos(d, root, "name");
 		diag_error(d, at.line, at.col, "pipeline name '%s' is not valid: use "
 		    "[a-z][a-z0-9_-]* (lower case, digits, '_', '-')", p->name);

@@ -93,18 +93,6 @@ registry_describe(const struct registry *r, char *buf, size_t len)
 		    i ? ", " : "", r->dirs[i]);
 }
 
-static int
-valid_name(const char *s)
-{
-	if (s == NULL || !(*s >= 'a' && *s <= 'z'))
-		return 0;
-	for (s++; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-		    *s == '_' || *s == '-'))
-			return 0;
-	return 1;
-}
-
 /* Everything a descriptor must satisfy; err says what is wrong. */
 static int
 check_descriptor(struct plugin *p, char *err, size_t errlen)
@@ -115,7 +103,7 @@ check_descriptor(struct plugin *p, char *err, size_t errlen)
 		    (int)d->kind);
 		return -1;
 	}
-	if (!valid_name(d->name)) {
+	if (!name_is_valid(d->name)) {
 		snprintf(err, errlen, "invalid descriptor: name '%s' is not [a-z][a-z0-9_-]*",
 		    d->name ? d->name : "(null)");
 		return -1;
@@ -136,7 +124,7 @@ check_descriptor(struct plugin *p, char *err, size_t errlen)
 			return -1;
 		}
 		for (int i = 0; d->outputs != NULL && d->outputs[i] != NULL; i++) {
-			if (!valid_name(d->outputs[i]) || strcmp(d->outputs[i], "error") == 0) {
+			if (!name_is_valid(d->outputs[i]) || strcmp(d->outputs[i], "error") == 0) {
 				snprintf(err, errlen, "invalid descriptor: plugin '%s' declares "
 				    "port '%s' (ports are [a-z][a-z0-9_-]*, 'error' is implicit)",
 				    d->name, d->outputs[i]);
@@ -152,7 +140,7 @@ check_descriptor(struct plugin *p, char *err, size_t errlen)
 	for (size_t i = 0; d->params != NULL && d->params[i].name != NULL; i++) {
 		const struct porch_param *row = &d->params[i];
 		char why[256];
-		if (!valid_name(row->name)) {
+		if (!name_is_valid(row->name)) {
 			snprintf(err, errlen, "invalid descriptor: parameter '%s' is not "
 			    "[a-z][a-z0-9_-]*", row->name);
 			return -1;
@@ -261,7 +249,7 @@ registry_find(struct registry *r, const char *name, char *err, size_t errlen)
 	for (struct plugin *p = r->loaded; p != NULL; p = p->next)
 		if (strcmp(p->desc.name, name) == 0)
 			return p;
-	if (!valid_name(name)) {
+	if (!name_is_valid(name)) {
 		snprintf(err, errlen, "'%s' is not a plugin name ([a-z][a-z0-9_-]*)", name);
 		return NULL;
 	}

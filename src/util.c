@@ -57,6 +57,18 @@ xstrndup(const char *s, size_t n)
 	return d;
 }
 
+int
+name_is_valid(const char *s)
+{
+	if (s == NULL || !(*s >= 'a' && *s <= 'z'))
+		return 0;
+	for (s++; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+		    *s == '_' || *s == '-'))
+			return 0;
+	return 1;
+}
+
 /* Classic two-row Levenshtein; names are short, so O(n*m) is fine. */
 size_t
 edit_distance(const char *a, const char *b)

@@ -12,6 +12,10 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 
+/* Is s a name porch accepts for stages, workers, plugins, ports and
+ * parameters: [a-z][a-z0-9_-]*?  NULL is not. */
+int name_is_valid(const char *s);
+
 /* Edit distance between two strings (for "did you mean"). */
 size_t edit_distance(const char *a, const char *b);
 
