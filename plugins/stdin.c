@@ -30,7 +30,7 @@ struct stdin_src {
 	size_t session_len;
 
 	uint64_t line;      /* lines consumed so far (the last one's number) */
-	uint64_t invalid;   /* malformed lines reported and skipped */
+	uint64_t invalid;   /* malformed lines, failed as bad-request */
 	size_t budget;      /* requests we may still emit before asking again */
 
 	int saved_flags;    /* fd 0's flags before init, restored in fini */
@@ -46,7 +46,7 @@ static const struct porch_param stdin_params[] = {
 	{ "deadline", PORCH_PARAM_DURATION, "0", 0, 86400000, NULL, 0,
 	  "time each request has to complete once read; 0: no deadline" },
 	{ "max-line", PORCH_PARAM_SIZE, "1M", 1, 1073741824, NULL, 0,
-	  "longest line accepted; a longer one is reported and skipped" },
+	  "longest line accepted; a longer one fails as bad-request" },
 	{ "session", PORCH_PARAM_STRING, "stdin", 0, 0, NULL, 0,
 	  "session of plain-text lines (a JSON line may give its own)" },
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }

@@ -9,13 +9,19 @@
 #define EXIT_RUNTIME  1  /* a plugin failed to start, I/O failed */
 #define EXIT_INVALID  2  /* invalid pipeline file or command line */
 
+#include "config.h"
+
 /* Options every subcommand that loads plugins takes. */
 struct cli_common {
 	char **plugin_dirs;
 	size_t n_plugin_dirs;
+	struct override *overrides;  /* --set, for run and check */
+	size_t n_overrides;
 };
 
 void cli_add_plugin_dir(struct cli_common *c, const char *dir);
+/* Adds a --set NAME.PARAM=VALUE; -1 after printing why if malformed. */
+int cli_add_override(struct cli_common *c, const char *cmd, const char *arg);
 void cli_free(struct cli_common *c);
 
 int cmd_run(int argc, char **argv);

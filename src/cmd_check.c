@@ -28,25 +28,15 @@ cmd_check(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli_common common = { 0 };
-	struct override ov[64];
-	size_t n_ov = 0;
 	int c, status = EXIT_OK;
-	char err[256];
 	while ((c = getopt_long(argc, argv, "hP:s:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'P':
 			cli_add_plugin_dir(&common, optarg);
 			break;
 		case 's':
-			if (n_ov == 64) {
-				cli_error("check: at most 64 --set options");
+			if (cli_add_override(&common, "check", optarg) != 0)
 				return EXIT_INVALID;
-			}
-			if (override_parse(optarg, &ov[n_ov], err, sizeof err) != 0) {
-				cli_error("check: %s", err);
-				return EXIT_INVALID;
-			}
-			n_ov++;
 			break;
 		case 'h':
 			fputs(check_usage, stdout);
@@ -65,18 +55,14 @@ cmd_check(int argc, char **argv)
 		struct diag d;
 		diag_init(&d, argv[i], stderr);
 		struct cfg_pipeline *p = config_load(argv[i], config_schema_path(),
-		    common.plugin_dirs, common.n_plugin_dirs, ov, n_ov, &d);
+		    common.plugin_dirs, common.n_plugin_dirs, common.overrides,
+	    common.n_overrides, &d);
 		if (p == NULL) {
 			status = EXIT_INVALID;
 			continue;
 		}
 		printf("%s: ok\n", argv[i]);
 		config_free(p);
-	}
-	for (size_t i = 0; i < n_ov; i++) {
-		free(ov[i].target);
-		free(ov[i].param);
-		free(ov[i].value);
 	}
 	cli_free(&common);
 	return status;

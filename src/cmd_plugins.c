@@ -49,11 +49,11 @@ list_one(void *ctx, const char *path, const struct plugin *p, const char *err)
 			shadowed = 1;
 	if (!shadowed && l->n_seen < 256)
 		snprintf(l->seen[l->n_seen++], sizeof l->seen[0], "%s", p->desc.name);
-	printf("%-14s %-6s %s%s%s\n", p->desc.name,
-	    p->desc.kind == PORCH_KIND_WORKER ? "worker" : "stage", p->desc.summary,
-	    shadowed ? "  [shadowed: " : "", shadowed ? path : "");
+	printf("%-14s %-6s %s", p->desc.name,
+	    p->desc.kind == PORCH_KIND_WORKER ? "worker" : "stage", p->desc.summary);
 	if (shadowed)
-		fputs("]\n", stdout), fflush(stdout);
+		printf("  [shadowed: %s]", path);
+	putchar('\n');
 }
 
 static void

@@ -148,8 +148,6 @@ cmd_run(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli_common common = { 0 };
-	struct override ov[64];
-	size_t n_ov = 0;
 	const char *stats_path = NULL, *pid_path = NULL;
 	int quiet = 0, c, status = EXIT_OK;
 	double drain_s = DEFAULT_DRAIN_MS / 1000.0;
@@ -160,15 +158,8 @@ cmd_run(int argc, char **argv)
 			cli_add_plugin_dir(&common, optarg);
 			break;
 		case 's':
-			if (n_ov == 64) {
-				cli_error("run: at most 64 --set options");
+			if (cli_add_override(&common, "run", optarg) != 0)
 				return EXIT_INVALID;
-			}
-			if (override_parse(optarg, &ov[n_ov], err, sizeof err) != 0) {
-				cli_error("run: %s", err);
-				return EXIT_INVALID;
-			}
-			n_ov++;
 			break;
 		case 'j':
 			stats_path = optarg;
@@ -204,12 +195,8 @@ cmd_run(int argc, char **argv)
 	struct diag d;
 	diag_init(&d, file, stderr);
 	struct cfg_pipeline *p = config_load(file, config_schema_path(),
-	    common.plugin_dirs, common.n_plugin_dirs, ov, n_ov, &d);
-	for (size_t i = 0; i < n_ov; i++) {
-		free(ov[i].target);
-		free(ov[i].param);
-		free(ov[i].value);
-	}
+	    common.plugin_dirs, common.n_plugin_dirs, common.overrides,
+	    common.n_overrides, &d);
 	cli_free(&common);
 	if (p == NULL)
 		return EXIT_INVALID;

@@ -44,12 +44,35 @@ cli_add_plugin_dir(struct cli_common *c, const char *dir)
 	c->plugin_dirs[c->n_plugin_dirs++] = xstrdup(dir);
 }
 
+int
+cli_add_override(struct cli_common *c, const char *cmd, const char *arg)
+{
+	struct override o;
+	char err[256];
+	if (override_parse(arg, &o, err, sizeof err) != 0) {
+		cli_error("%s: %s", cmd, err);
+		return -1;
+	}
+	c->overrides = xrealloc(c->overrides, (c->n_overrides + 1) * sizeof o);
+	c->overrides[c->n_overrides++] = o;
+	return 0;
+}
+
 void
 cli_free(struct cli_common *c)
 {
 	for (size_t i = 0; i < c->n_plugin_dirs; i++)
 		free(c->plugin_dirs[i]);
 	free(c->plugin_dirs);
+	for (size_t i = 0; i < c->n_overrides; i++) {
+		free(c->overrides[i].target);
+		free(c->overrides[i].param);
+		free(c->overrides[i].value);
+	}
+	free(c->overrides);
+	c->plugin_dirs = NULL;
+	c->overrides = NULL;
+	c->n_plugin_dirs = c->n_overrides = 0;
 }
 
 int

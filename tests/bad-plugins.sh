@@ -93,6 +93,11 @@ expect_eq "plugins listing: exit status" "$?" 1
 grep -q '^good  *stage  *a working pass-through$' "$T/out" && ok || fail "listing: good missing: $(cat "$T/out")"
 grep -q '^echo  *worker ' "$T/out" && ok || fail "listing: built-in echo missing"
 expect_eq "listing: one line per broken plugin" "$(grep -c "^porch: $D/" "$T/err")" 8
+# a later plugin of the same name is listed, on one line, as shadowed
+mkdir -p "$T/later" && cp "$D/good.so" "$T/later/good.so"
+"$PORCH" plugins --plugin-path "$D" --plugin-path "$T/later" > "$T/out" 2> /dev/null
+grep -q "^good  *stage  *a working pass-through  \[shadowed: $T/later/good.so\]$" "$T/out" && ok ||
+    fail "listing: shadowed line: $(grep good "$T/out")"
 
 # in a pipeline: check names the file and position, run fails init cleanly
 pipe() {

@@ -44,6 +44,10 @@ grep -q 'failed: upstream: echo: simulated failure' "$T/err" && ok ||
     fail "--set: failure not reported: $(cat "$T/err")"
 "$PORCH" run -q --set model.fail-rate=2 "$hello" < /dev/null 2> "$T/err"
 expect_eq "--set out of range: exit status" "$?" 2
+"$PORCH" run -q --set model-delay-ms "$hello" < /dev/null 2> "$T/err"
+expect_eq "--set malformed: exit status" "$?" 2
+expect_eq "--set malformed: message" "$(cat "$T/err")" \
+    "porch: run: --set 'model-delay-ms': expected STAGE.PARAM=VALUE"
 "$PORCH" run -q --set modle.delay-ms=1 "$hello" < /dev/null 2> "$T/err"
 expect_eq "--set unknown target: exit status" "$?" 2
 grep -q "did you mean 'model'" "$T/err" && ok || fail "--set: no suggestion: $(cat "$T/err")"
