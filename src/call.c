@@ -65,6 +65,8 @@ porch_infer(porch_stage *st, porch_msg *m, porch_token_fn *on_token,
 	w->calls++;
 	w->inflight++;
 	m->attempts++;
+	m->status = 0;
+	m->retry_after_ms = 0;
 	if (w->d->submit(w, c) != 0) {
 		/* not started; but a worker that ended it and then said -1 has
 		 * already been heard, so only recycle what is still open */
@@ -151,6 +153,20 @@ porch_call_fail(porch_call *c, enum porch_error why, const char *fmt, ...)
 	c->w->errors++;
 	call_recycle(c);
 	end(ctx, why == PORCH_ERR_NONE ? PORCH_ERR_INTERNAL : why, text);
+}
+
+void
+porch_call_set_status(porch_call *c, int status)
+{
+	if (c->active)
+		c->m->status = status;
+}
+
+void
+porch_call_set_retry_after(porch_call *c, int64_t ms)
+{
+	if (c->active)
+		c->m->retry_after_ms = ms > 0 ? ms : 0;
 }
 
 /* ---- worker accessors --------------------------------------------------- */

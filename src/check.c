@@ -7,6 +7,7 @@
  * that did not load or a name that did not resolve is taken as unknown, not
  * as wrong, so only root causes are reported and never their consequences.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +167,60 @@ parse_params(struct cfg_pipeline *p, const struct cfg_params *ps, const char *na
 	return parsed;
 }
 
+/* A plugin's own check of its parsed parameters (descriptor 1.1). */
+struct porch_check {
+	struct diag *d;
+	const struct cfg_params *ps;
+	const char *name, *owner;
+	struct cfg_pos at;
+	const struct override *ov;
+	size_t n_ov;
+	int errors;
+};
+
+void
+porch_check_error(porch_check *c, const char *param, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	c->errors++;
+	if (param != NULL) {
+		for (size_t i = c->n_ov; i-- > 0;) {
+			if (strcmp(c->ov[i].target, c->name) == 0 &&
+			    strcmp(c->ov[i].param, param) == 0) {
+				diag_error(c->d, 0, 0, "--set %s.%s: %s: %s", c->name, param,
+				    c->owner, text);
+				return;
+			}
+		}
+		for (size_t i = c->ps->n; i-- > 0;) {
+			const struct param_input *in = &c->ps->v[i];
+			if (strcmp(in->name, param) == 0) {
+				diag_error(c->d, in->vline, in->vcol, "%s: %s", c->owner, text);
+				return;
+			}
+		}
+	}
+	diag_error(c->d, c->at.line, c->at.col, "%s: %s", c->owner, text);
+}
+
+/* Runs the plugin's check when its parameters parsed cleanly. */
+static void
+plugin_check(const struct plugin *pl, const porch_params *parsed, int errors_before,
+    const struct cfg_params *ps, const char *name, const char *owner,
+    struct cfg_pos at, const struct override *ov, size_t n_ov, struct diag *d)
+{
+	if (pl->desc.check == NULL || parsed == NULL || d->errors != errors_before)
+		return;
+	struct porch_check c = { d, ps, name, owner, at, ov, n_ov, 0 };
+	if (pl->desc.check(parsed, &c) != 0 && c.errors == 0)
+		diag_error(d, at.line, at.col, "%s: its parameters were refused "
+		    "(the plugin gave no reason)", owner);
+}
+
 static void
 check_overrides(struct cfg_pipeline *p, const struct override *ov, size_t n_ov, struct diag *d)
 {
@@ -204,8 +259,11 @@ check_nodes(struct cfg_pipeline *p, const struct check_gaps *g, const struct ove
 		if (w->plugin == NULL)
 			continue;
 		snprintf(owner, sizeof owner, "worker '%s' (plugin %s)", w->name, w->plugin_name);
+		int before = d->errors;
 		w->parsed = parse_params(p, &w->params, w->name, w->plugin, w->at, owner,
 		    ov, n_ov, d);
+		plugin_check(w->plugin, w->parsed, before, &w->params, w->name, owner,
+		    w->at, ov, n_ov, d);
 	}
 	for (size_t i = 0; i < p->n_stages; i++) {
 		struct cfg_stage *s = &p->stages[i];
@@ -241,8 +299,11 @@ check_nodes(struct cfg_pipeline *p, const struct check_gaps *g, const struct ove
 			diag_error(d, s->worker_at.line, s->worker_at.col, "%s takes no "
 			    "worker; remove worker=\"%s\"", owner, s->worker_name);
 		}
+		int before = d->errors;
 		s->parsed = parse_params(p, &s->params, s->name, s->plugin, s->at, owner,
 		    ov, n_ov, d);
+		plugin_check(s->plugin, s->parsed, before, &s->params, s->name, owner,
+		    s->at, ov, n_ov, d);
 	}
 }
 

@@ -76,6 +76,7 @@ accept(struct graph *g, struct porch_msg *m)
 {
 	g->totals.accepted++;
 	g->inflight++;
+	msg_keep_input(m);
 	m->next_live = g->live;
 	m->prev_live = NULL;
 	if (g->live)
@@ -96,10 +97,14 @@ graph_finish(struct graph *g, struct porch_msg *m, enum porch_outcome o,
 	g->totals.outcome[o]++;
 	if (where != NULL)
 		where->stats.outcome[o]++;
+	if (m->error != PORCH_ERR_NONE && m->error_stage == NULL)
+		m->error_stage = where;
 	if (is_live(g, m)) {
 		live_unlink(g, m);
 		g->inflight--;
 	}
+	if (m->n_local > 0)
+		msg_forget_locals(g, m);
 	struct porch_stage *origin = m->origin;
 	if (origin != NULL && origin->d->outcome != NULL)
 		origin->d->outcome(origin, m, o);
@@ -116,6 +121,11 @@ stage_release(struct porch_stage *st, struct porch_msg *m)
 	struct graph *g = st->g;
 	m->holder = NULL;
 	st->held--;
+	if (m->n_timings < g->n_stages) {
+		struct msg_timing *t = &m->timings[m->n_timings++];
+		t->stage = (uint32_t)(st - g->stages);
+		t->ms = (float)((ev_now(g->loop) - m->enter_now) * 1000.0);
+	}
 	if (m == g->current) {
 		/* synchronous: the scheduler times the whole batch at once */
 		g->current = NULL;
@@ -243,7 +253,33 @@ porch_done(porch_stage *st, porch_msg *m)
 		stage_release(st, m);
 	else if (!is_live(g, m))
 		accept(g, m);
-	graph_finish(g, m, m->error != PORCH_ERR_NONE ? PORCH_FAILED : PORCH_COMPLETED, st);
+	graph_finish(g, m, outcome_of_error(m->error), st);
+}
+
+enum porch_outcome
+outcome_of_error(enum porch_error e)
+{
+	switch (e) {
+	case PORCH_ERR_NONE:
+		return PORCH_COMPLETED;
+	case PORCH_ERR_DEADLINE:
+		return PORCH_EXPIRED;
+	case PORCH_ERR_FULL:
+	case PORCH_ERR_ADMISSION:
+		return PORCH_SHED;
+	default:
+		return PORCH_FAILED;
+	}
+}
+
+int
+porch_stream(porch_stage *st, porch_msg *m, const char *text, size_t len)
+{
+	struct channel *c = st->n_ports > 1 ? st->outs[0] : NULL;
+	if (c == NULL || c->dst->d->chunk == NULL)
+		return -1;
+	c->dst->d->chunk(c->dst, m, text, len);
+	return 0;
 }
 
 void
@@ -256,6 +292,7 @@ porch_fail(porch_stage *st, porch_msg *m, enum porch_error why, const char *fmt,
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
 	msg_set_error(m, why == PORCH_ERR_NONE ? PORCH_ERR_INTERNAL : why, "%s", text);
+	m->error_stage = st;
 	if (!is_live(g, m) && m->holder != st)
 		accept(g, m);
 	int error_port = st->n_ports - 1;
@@ -266,7 +303,7 @@ porch_fail(porch_stage *st, porch_msg *m, enum porch_error why, const char *fmt,
 	}
 	if (m->holder == st)
 		stage_release(st, m);
-	graph_finish(g, m, PORCH_FAILED, st);
+	graph_finish(g, m, outcome_of_error(m->error), st);
 }
 
 /* ---- the scheduler ------------------------------------------------------ */
@@ -344,6 +381,7 @@ run_stage(struct graph *g, struct porch_stage *st)
 		st->stats.in++;
 		m->holder = st;
 		m->enter_ns = t0;
+		m->enter_now = ev_now(g->loop);
 		st->held++;
 		g->current = m;
 		st->d->process(st, m);
@@ -539,6 +577,8 @@ graph_abort(struct graph *g, const char *why)
 	 * frees them after every plugin's fini */
 	for (struct porch_msg *m = g->live; m != NULL; m = m->next_live) {
 		msg_set_error(m, PORCH_ERR_DEADLINE, "%s", why);
+		if (m->n_local > 0)
+			msg_forget_locals(g, m);
 		g->totals.outcome[PORCH_EXPIRED]++;
 		if (m->holder != NULL)
 			m->holder->stats.outcome[PORCH_EXPIRED]++;

@@ -43,6 +43,21 @@ struct porch_msg {
 	size_t n_meta, meta_cap;     /* in pairs */
 	char *error_text;
 	size_t error_cap;
+	struct porch_stage *error_stage; /* who failed it */
+	int status;                  /* the last call's upstream status */
+	int64_t retry_after_ms;      /* the last call's Retry-After */
+	char *input;                 /* the text as the source emitted it */
+	size_t input_len, input_cap;
+	double enter_now;            /* loop time its holder received it */
+	struct msg_timing *timings;  /* n_stages slots: a path visits each once */
+	size_t n_timings;
+	void **local;                /* per stage (porch_msg_set_local), or NULL */
+	size_t n_local;              /* how many are set */
+};
+
+struct msg_timing {
+	uint32_t stage;              /* index in graph.stages */
+	float ms;
 };
 
 struct porch_stage {
@@ -147,6 +162,12 @@ void graph_finish(struct graph *g, struct porch_msg *m, enum porch_outcome o,
     struct porch_stage *where);
 void graph_wake(struct graph *g);
 void stage_release(struct porch_stage *st, struct porch_msg *m);
+/* the outcome a message's error stands for: failed, shed or expired */
+enum porch_outcome outcome_of_error(enum porch_error e);
+/* msg.c: gives each stage holding a local pointer for m its forget call */
+void msg_forget_locals(struct graph *g, struct porch_msg *m);
+/* msg.c: the source's text becomes the request's input */
+void msg_keep_input(struct porch_msg *m);
 
 /* call.c */
 void worker_free_calls(struct porch_worker *w);

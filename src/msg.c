@@ -24,6 +24,8 @@ msg_alloc(struct graph *g)
 	}
 	m->next = NULL;
 	m->id = ++g->next_id;
+	if (m->timings == NULL && g->n_stages > 0)
+		m->timings = xcalloc(g->n_stages, sizeof *m->timings);
 	return m;
 }
 
@@ -48,6 +50,15 @@ msg_release(struct graph *g, struct porch_msg *m)
 	m->origin_data = NULL;
 	m->deadline = 0;
 	m->attempts = 0;
+	m->error_stage = NULL;
+	m->status = 0;
+	m->retry_after_ms = 0;
+	m->input_len = 0;
+	m->n_timings = 0;
+	if (m->n_local > 0) {
+		memset(m->local, 0, g->n_stages * sizeof *m->local);
+		m->n_local = 0;
+	}
 	m->next = g->free_msgs;
 	g->free_msgs = m;
 }
@@ -61,6 +72,9 @@ msg_destroy(struct porch_msg *m)
 	free(m->text);
 	free(m->session);
 	free(m->error_text);
+	free(m->input);
+	free(m->timings);
+	free(m->local);
 	free(m);
 }
 
@@ -276,4 +290,90 @@ porch_error_name(enum porch_error e)
 	case PORCH_ERR_UNROUTED: return "unrouted";
 	}
 	return "unknown";
+}
+
+/* ---- ABI 1.1 ------------------------------------------------------------ */
+
+void
+msg_keep_input(struct porch_msg *m)
+{
+	reserve(&m->input, &m->input_cap, m->text_len + 1);
+	memcpy(m->input, m->text ? m->text : "", m->text_len);
+	m->input[m->text_len] = '\0';
+	m->input_len = m->text_len;
+}
+
+const char *
+porch_msg_input(const porch_msg *m, size_t *len)
+{
+	if (len)
+		*len = m->input_len;
+	return m->input ? m->input : "";
+}
+
+const char *
+porch_msg_error_stage(const porch_msg *m)
+{
+	return m->error_stage ? m->error_stage->name : "";
+}
+
+int
+porch_msg_status(const porch_msg *m)
+{
+	return m->status;
+}
+
+int64_t
+porch_msg_retry_after(const porch_msg *m)
+{
+	return m->retry_after_ms;
+}
+
+const char *
+porch_msg_timing_at(const porch_msg *m, size_t i, double *ms)
+{
+	if (i >= m->n_timings || m->origin == NULL)
+		return NULL;
+	if (ms)
+		*ms = m->timings[i].ms;
+	return m->origin->g->stages[m->timings[i].stage].name;
+}
+
+void *
+porch_msg_local(const porch_stage *st, const porch_msg *m)
+{
+	if (m->local == NULL)
+		return NULL;
+	return m->local[st - st->g->stages];
+}
+
+void
+porch_msg_set_local(porch_stage *st, porch_msg *m, void *local)
+{
+	size_t i = (size_t)(st - st->g->stages);
+	if (m->local == NULL) {
+		if (local == NULL)
+			return;
+		m->local = xcalloc(st->g->n_stages, sizeof *m->local);
+	}
+	if (m->local[i] == NULL && local != NULL)
+		m->n_local++;
+	else if (m->local[i] != NULL && local == NULL)
+		m->n_local--;
+	m->local[i] = local;
+}
+
+void
+msg_forget_locals(struct graph *g, struct porch_msg *m)
+{
+	for (size_t i = 0; i < g->n_stages && m->n_local > 0; i++) {
+		void *local = m->local[i];
+		if (local == NULL)
+			continue;
+		m->local[i] = NULL;
+		m->n_local--;
+		struct porch_stage *st = &g->stages[i];
+		if (st->d->forget != NULL)
+			st->d->forget(st, m, local);
+	}
 }

@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define PORCH_ABI_MAJOR 1
-#define PORCH_ABI_MINOR 0
+#define PORCH_ABI_MINOR 1
 
 #define PORCH_PLUGIN_SYMBOL "porch_plugin"
 
@@ -46,6 +46,7 @@ typedef struct porch_worker porch_worker; /* a worker instance */
 typedef struct porch_msg porch_msg;       /* one request in flight */
 typedef struct porch_call porch_call;     /* one inference call */
 typedef struct porch_params porch_params; /* an instance's parsed parameters */
+typedef struct porch_check porch_check;   /* a load-time check in progress (1.1) */
 struct ev_loop;
 
 enum porch_kind {
@@ -152,6 +153,30 @@ const char *porch_msg_error_text(const porch_msg *m); /* "" if none */
 void *porch_msg_origin_data(const porch_msg *m);   /* set by the source */
 void porch_msg_set_origin_data(porch_msg *m, void *data);
 
+/* ABI 1.1 */
+/* The text as its source first emitted it (the request's input). */
+const char *porch_msg_input(const porch_msg *m, size_t *len);
+/* The stage that failed the message, or "" (for dead letters). */
+const char *porch_msg_error_stage(const porch_msg *m);
+/* The last worker call's upstream status (e.g. HTTP 429), 0 if none. */
+int porch_msg_status(const porch_msg *m);
+/* How long the upstream asked to wait before retrying (ms), 0 if it did not. */
+int64_t porch_msg_retry_after(const porch_msg *m);
+/*
+ * The stages the message has passed, in order: i from 0 until it returns
+ * NULL.  *ms is the time the stage held it (loop clock, so a stage that
+ * answers at once shows 0).
+ */
+const char *porch_msg_timing_at(const porch_msg *m, size_t i, double *ms);
+/*
+ * A stage's own pointer for one message, e.g. the state of a stream it is
+ * filtering; NULL until set.  When the message ends while the pointer is
+ * set, the stage's forget callback gets it (to free it); a stage that frees
+ * it itself sets it back to NULL first.
+ */
+void *porch_msg_local(const porch_stage *st, const porch_msg *m);
+void porch_msg_set_local(porch_stage *st, porch_msg *m, void *local);
+
 /* Return codes of porch_emit and porch_emit_port. */
 #define PORCH_OK        0  /* queued (or held back by a full 'block' channel) */
 #define PORCH_REFUSED  -1  /* refused; the request has ended (shed/failed)   */
@@ -161,6 +186,19 @@ int porch_emit_port(porch_stage *st, int port, porch_msg *m); /* by index  */
 void porch_done(porch_stage *st, porch_msg *m);
 void porch_fail(porch_stage *st, porch_msg *m, enum porch_error why,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* ---- streaming (ABI 1.1) ------------------------------------------------ */
+
+/*
+ * Passes a piece of m's answer downstream before m itself goes on: st is
+ * the stage holding m (inference, as tokens arrive) or a stage passing on a
+ * piece it got in its chunk callback.  The piece goes to the stage at the
+ * end of st's "out" channel, at once, through that stage's chunk callback;
+ * a stage without one ends the stream there (it sees the whole text when m
+ * arrives).  The message arriving through process() ends its stream.
+ * Returns 0 if a stage took the piece, -1 if none did (stop streaming).
+ */
+int porch_stream(porch_stage *st, porch_msg *m, const char *text, size_t len);
 
 /* ---- stages ------------------------------------------------------------ */
 
@@ -213,6 +251,10 @@ void porch_call_token(porch_call *c, const char *token, size_t len);
 void porch_call_done(porch_call *c);
 void porch_call_fail(porch_call *c, enum porch_error why, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* ABI 1.1: call before porch_call_fail; read back with porch_msg_status
+ * and porch_msg_retry_after by the stage, which decides on retries. */
+void porch_call_set_status(porch_call *c, int status);
+void porch_call_set_retry_after(porch_call *c, int64_t ms);
 
 /* ---- workers ----------------------------------------------------------- */
 
@@ -233,6 +275,16 @@ void porch_worker_error(porch_worker *w, const char *fmt, ...)
  * growing from N to N+1 shards moves only 1/(N+1) of the sessions.
  */
 int64_t porch_shard(const char *session, size_t len, uint32_t shards);
+
+/* ---- load-time checks (ABI 1.1) ----------------------------------------- */
+
+/*
+ * Reports a problem found by a plugin's check callback, shown like every
+ * other pipeline error: FILE:LINE:COL of the parameter's value (param not
+ * NULL) or of the stage or worker element.  The pipeline does not load.
+ */
+void porch_check_error(porch_check *c, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- the descriptor ---------------------------------------------------- */
 
@@ -262,6 +314,17 @@ struct porch_plugin {
 	int (*submit)(porch_worker *w, porch_call *c); /* 0, or -1: not started */
 	void (*cancel)(porch_worker *w, porch_call *c);
 	void (*worker_fini)(porch_worker *w);
+
+	/* ABI 1.1 */
+	const char *description;  /* paragraphs for the manual, or NULL */
+	/* Checks parameters beyond their types (a corpus that must exist, a
+	 * template's placeholders) when the pipeline is loaded, by porch check
+	 * as well as porch run.  0: fine, -1 after porch_check_error. */
+	int (*check)(const porch_params *p, porch_check *c);
+	/* stages: a streamed piece of m's answer, before m arrives (porch_stream) */
+	void (*chunk)(porch_stage *st, porch_msg *m, const char *text, size_t len);
+	/* stages: m ended while st's local pointer for it was set */
+	void (*forget)(porch_stage *st, porch_msg *m, void *local);
 };
 
 #ifdef __cplusplus
