@@ -56,6 +56,41 @@ list_one(void *ctx, const char *path, const struct plugin *p, const char *err)
 	putchar('\n');
 }
 
+/* Prints text wrapped at 76 columns, indented; a blank line between paragraphs. */
+static void
+print_wrapped(const char *text, const char *indent)
+{
+	size_t col = 0;
+	const char *s = text;
+	while (*s) {
+		if (s[0] == '\n' && s[1] == '\n') {
+			printf("\n\n");
+			col = 0;
+			s += 2;
+			continue;
+		}
+		while (*s == ' ' || *s == '\n')
+			s++;
+		size_t w = strcspn(s, " \n");
+		if (w == 0)
+			break;
+		if (col > 0 && col + 1 + w > 76) {
+			putchar('\n');
+			col = 0;
+		}
+		if (col == 0) {
+			col = (size_t)printf("%s", indent);
+		} else {
+			putchar(' ');
+			col++;
+		}
+		col += (size_t)printf("%.*s", (int)w, s);
+		s += w;
+	}
+	if (col > 0)
+		putchar('\n');
+}
+
 static void
 show_one(const struct plugin *p)
 {
@@ -74,6 +109,11 @@ show_one(const struct plugin *p)
 		putchar('\n');
 		if (d->flags & PORCH_STAGE_NEEDS_WORKER)
 			printf("  worker:  required (worker=\"NAME\" on the <stage>)\n");
+	}
+	if (d->description != NULL) {
+		putchar('\n');
+		print_wrapped(d->description, "  ");
+		putchar('\n');
 	}
 	size_t n = param_table_len(d->params);
 	if (n == 0) {
@@ -114,6 +154,38 @@ mdoc_text(FILE *out, const char *s)
 	}
 }
 
+/* Paragraphs as mdoc: one sentence per line, .Pp between paragraphs. */
+static void
+mdoc_paragraphs(FILE *out, const char *text)
+{
+	char line[4096];
+	size_t n = 0;
+	for (const char *s = text;; s++) {
+		int para = s[0] == '\n' && s[1] == '\n';
+		int sentence_end = n > 0 && (line[n - 1] == '.' || line[n - 1] == '?' ||
+		    line[n - 1] == '!') && (*s == ' ' || *s == '\n');
+		if (*s == '\0' || para || sentence_end || n == sizeof line - 1) {
+			line[n] = '\0';
+			if (n > 0) {
+				mdoc_text(out, line);
+				fputc('\n', out);
+			}
+			n = 0;
+			if (*s == '\0')
+				break;
+			if (para) {
+				fputs(".Pp\n", out);
+				s++;
+			}
+			if (*s == ' ' || *s == '\n' || para)
+				continue;
+		}
+		if (n == 0 && (*s == ' ' || *s == '\n'))
+			continue;
+		line[n++] = *s == '\n' ? ' ' : *s;
+	}
+}
+
 static void
 mdoc_one(void *ctx, const char *path, const struct plugin *p, const char *err)
 {
@@ -128,7 +200,12 @@ mdoc_one(void *ctx, const char *path, const struct plugin *p, const char *err)
 	printf(".Ss %s\n", d->name);
 	mdoc_text(stdout, d->summary);
 	/* mdoc wants each sentence on a line of its own */
-	printf("\n.Pp\nKind: %s.\n", d->kind == PORCH_KIND_WORKER ? "worker" : "stage");
+	printf("\n.Pp\n");
+	if (d->description != NULL) {
+		mdoc_paragraphs(stdout, d->description);
+		printf(".Pp\n");
+	}
+	printf("Kind: %s.\n", d->kind == PORCH_KIND_WORKER ? "worker" : "stage");
 	if (d->kind == PORCH_KIND_STAGE) {
 		printf("Role: %s.\nPorts:", (d->flags & PORCH_STAGE_SOURCE) ? "source" :
 		    p->n_outputs == 0 ? "sink" : "filter");

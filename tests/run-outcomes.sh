@@ -14,7 +14,7 @@ pipeline() {
 <pipeline name="overload" version="1" max-inflight="${MAXIN:-65536}">
   <worker name="model" plugin="echo">$4</worker>
   <stage name="src" plugin="gen">$3</stage>
-  <stage name="slow" plugin="inference" worker="model" concurrency="$5"/>
+  <stage name="slow" plugin="inference" worker="model" concurrency="$5">${INF:-}</stage>
   <stage name="sink" plugin="null"/>
   <stage name="dlq" plugin="null"/>
   <channel from="src" to="slow" capacity="${CAP:-32}" overflow="$2"/>
@@ -94,7 +94,7 @@ completed=$(json_get "$T/expire.json" completed)
 [ "$completed" -gt 0 ] && ok || fail "expire: nothing completed"
 
 # 5. failures go out the error port to the dead-letter sink, deterministically
-pipeline "$T/fail.xml" block "$(p count 2000)" "$(p fail-rate 0.25; p seed 7)" 8
+INF=$(p retries 0) pipeline "$T/fail.xml" block "$(p count 2000)" "$(p fail-rate 0.25; p seed 7)" 8
 "$PORCH" run -q --stats-json "$T/fail1.json" "$T/fail.xml" || fail "fail run exited $?"
 "$PORCH" run -q --stats-json "$T/fail2.json" "$T/fail.xml" || fail "fail run 2 exited $?"
 invariant fail "$T/fail1.json" 2000
@@ -105,6 +105,16 @@ expect_eq "fail: every failure reached the dead-letter sink" \
     "$(stage_field "$T/fail1.json" dlq failed)" "$failed"
 expect_eq "fail: the sink completed the rest" \
     "$(stage_field "$T/fail1.json" sink completed)" "$((2000 - failed))"
+
+# 5b. with retries, an upstream error that passes is tried again: at a
+# failure rate of 0.25 and 2 retries about 0.25^3 = 1.6% fail for good
+INF=$(p retries 2; p backoff-ms 1) pipeline "$T/retry.xml" block "$(p count 2000)" \
+    "$(p fail-rate 0.25; p seed 7)" 8
+"$PORCH" run -q --stats-json "$T/retry.json" "$T/retry.xml" || fail "retry run exited $?"
+invariant retry "$T/retry.json" 2000
+failed=$(json_get "$T/retry.json" failed)
+[ "$failed" -gt 5 ] && [ "$failed" -lt 80 ] && ok ||
+    fail "retry: $failed of 2000 failed after 2 retries at rate 0.25"
 
 # 6. max-inflight bounds what piles up, even in front of a roomy channel
 MAXIN=8 CAP=1024 pipeline "$T/admit.xml" block "$(p count 500)" "$(p delay-ms 1)" 64
