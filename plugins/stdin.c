@@ -27,6 +27,7 @@ struct stdin_src {
 	size_t max_line;    /* longest accepted line, without its terminator */
 	int64_t deadline;   /* ms; 0: none */
 	char *session;      /* session of plain-text lines */
+	const char *text_field; /* the JSON member holding a request's text */
 	size_t session_len;
 
 	uint64_t line;      /* lines consumed so far (the last one's number) */
@@ -49,6 +50,8 @@ static const struct porch_param stdin_params[] = {
 	  "longest line accepted; a longer one fails as bad-request" },
 	{ "session", PORCH_PARAM_STRING, "stdin", 0, 0, NULL, 0,
 	  "session of plain-text lines (a JSON line may give its own)" },
+	{ "text-field", PORCH_PARAM_STRING, "text", 0, 0, NULL, 0,
+	  "member of a JSON line holding the text (porch replay reads \"input\")" },
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }
 };
 
@@ -137,16 +140,16 @@ stdin_json_line(struct stdin_src *s, const char *p, size_t n, uint64_t line)
 		stdin_invalid(s, line, "a JSON line must be an object");
 		goto out;
 	}
-	json_t *text = json_object_get(root, "text");
+	json_t *text = json_object_get(root, s->text_field);
 	json_t *session = json_object_get(root, "session");
 	json_t *meta = json_object_get(root, "meta");
 	json_t *deadline = json_object_get(root, "deadline_ms");
 	if (text == NULL) {
-		stdin_invalid(s, line, "\"text\" is missing");
+		stdin_invalid(s, line, "\"%s\" is missing", s->text_field);
 		goto out;
 	}
 	if (!json_is_string(text)) {
-		stdin_invalid(s, line, "\"text\" must be a string");
+		stdin_invalid(s, line, "\"%s\" must be a string", s->text_field);
 		goto out;
 	}
 	if (session != NULL && !json_is_string(session)) {
@@ -370,6 +373,9 @@ stdin_init(porch_stage *st)
 	s->io.data = s;
 	s->max_line = (size_t)porch_param_int(p, "max-line");
 	s->deadline = porch_param_int(p, "deadline");
+	s->text_field = porch_param_str(p, "text-field");
+	if (s->text_field == NULL)
+		s->text_field = "text";
 	const char *session = porch_param_str(p, "session");
 	if (session == NULL)
 		session = "stdin";

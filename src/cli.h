@@ -25,6 +25,7 @@ int cli_add_override(struct cli_common *c, const char *cmd, const char *arg);
 void cli_free(struct cli_common *c);
 
 int cmd_run(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
 int cmd_plugins(int argc, char **argv);

@@ -56,7 +56,7 @@ cmd_check(int argc, char **argv)
 		diag_init(&d, argv[i], stderr);
 		struct cfg_pipeline *p = config_load(argv[i], config_schema_path(),
 		    common.plugin_dirs, common.n_plugin_dirs, common.overrides,
-	    common.n_overrides, &d);
+	    common.n_overrides, NULL, &d);
 		if (p == NULL) {
 			status = EXIT_INVALID;
 			continue;

@@ -95,7 +95,7 @@ cmd_graph(int argc, char **argv)
 	struct diag d;
 	diag_init(&d, argv[optind], stderr);
 	struct cfg_pipeline *p = config_load(argv[optind], config_schema_path(),
-	    common.plugin_dirs, common.n_plugin_dirs, NULL, 0, &d);
+	    common.plugin_dirs, common.n_plugin_dirs, NULL, 0, NULL, &d);
 	cli_free(&common);
 	if (p == NULL)
 		return EXIT_INVALID;

@@ -134,10 +134,87 @@ parse_drain(const char *s, double *out)
 	return 0;
 }
 
+static const char replay_usage[] =
+    "usage: porch replay [--source STAGE] [--plugin-path DIR] [--set NAME.PARAM=VALUE]\n"
+    "                    [--stats-json PATH] [--drain-timeout DURATION]\n"
+    "                    [--pid-file PATH] [--quiet] DLQ-FILE FILE\n"
+    "\n"
+    "Feeds the dead letters in DLQ-FILE (written by the dlq sink) back into the\n"
+    "pipeline FILE: its source stage reads them instead of its own input, each\n"
+    "record's input, session and metadata becoming a request again.  Records\n"
+    "that fail again may be appended to DLQ-FILE; they are not read twice.\n"
+    "\n"
+    "  --source STAGE         the stage to feed (default: the only source)\n"
+    "  other options as for porch run\n"
+    "\n"
+    "exit status: as for porch run.\n";
+
+/*
+ * The dead letters are copied to an unlinked temporary file that becomes
+ * standard input: the pipeline may append to DLQ-FILE while it runs, and
+ * a record that fails again must not be read again.
+ */
+static int
+open_dead_letters(const char *path)
+{
+	FILE *in = fopen(path, "r");
+	if (in == NULL) {
+		cli_error("replay: cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	const char *dir = getenv("TMPDIR");
+	char tmpl[4096];
+	snprintf(tmpl, sizeof tmpl, "%s/porch-replay.XXXXXX", dir && *dir ? dir : "/tmp");
+	int fd = mkstemp(tmpl);
+	if (fd < 0) {
+		cli_error("replay: cannot make a temporary file in %s: %s",
+		    dir && *dir ? dir : "/tmp", strerror(errno));
+		fclose(in);
+		return -1;
+	}
+	unlink(tmpl);
+	char buf[65536];
+	size_t n;
+	int rc = 0;
+	while ((n = fread(buf, 1, sizeof buf, in)) > 0) {
+		if (write(fd, buf, n) != (ssize_t)n) {
+			cli_error("replay: cannot copy %s: %s", path, strerror(errno));
+			rc = -1;
+			break;
+		}
+	}
+	if (ferror(in)) {
+		cli_error("replay: cannot read %s: %s", path, strerror(errno));
+		rc = -1;
+	}
+	fclose(in);
+	if (rc == 0 && (lseek(fd, 0, SEEK_SET) != 0 || dup2(fd, 0) < 0)) {
+		cli_error("replay: cannot make %s standard input: %s", path, strerror(errno));
+		rc = -1;
+	}
+	close(fd);
+	return rc;
+}
+
+static int run_command(int argc, char **argv, int replay);
+
 int
 cmd_run(int argc, char **argv)
 {
+	return run_command(argc, argv, 0);
+}
+
+int
+cmd_replay(int argc, char **argv)
+{
+	return run_command(argc, argv, 1);
+}
+
+static int
+run_command(int argc, char **argv, int replay)
+{
 	static const struct option opts[] = {
+		{ "source", required_argument, NULL, 'S' },
 		{ "plugin-path", required_argument, NULL, 'P' },
 		{ "set", required_argument, NULL, 's' },
 		{ "stats-json", required_argument, NULL, 'j' },
@@ -148,17 +225,25 @@ cmd_run(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli_common common = { 0 };
-	const char *stats_path = NULL, *pid_path = NULL;
+	const char *stats_path = NULL, *pid_path = NULL, *source = NULL;
+	const char *usage = replay ? replay_usage : run_usage, *cmd = replay ? "replay" : "run";
 	int quiet = 0, c, status = EXIT_OK;
 	double drain_s = DEFAULT_DRAIN_MS / 1000.0;
 	char err[2048];
 	while ((c = getopt_long(argc, argv, "hqP:s:j:d:p:", opts, NULL)) != -1) {
 		switch (c) {
+		case 'S':
+			if (!replay) {
+				fputs(usage, stderr);
+				return EXIT_INVALID;
+			}
+			source = optarg;
+			break;
 		case 'P':
 			cli_add_plugin_dir(&common, optarg);
 			break;
 		case 's':
-			if (cli_add_override(&common, "run", optarg) != 0)
+			if (cli_add_override(&common, cmd, optarg) != 0)
 				return EXIT_INVALID;
 			break;
 		case 'j':
@@ -166,9 +251,9 @@ cmd_run(int argc, char **argv)
 			break;
 		case 'd':
 			if (parse_drain(optarg, &drain_s) != 0) {
-				cli_error("run: --drain-timeout '%s' is not a duration "
+				cli_error("%s: --drain-timeout '%s' is not a duration "
 				    "(an integer with ms, s, m or h, e.g. 30s or 500ms)",
-				    optarg);
+				    cmd, optarg);
 				return EXIT_INVALID;
 			}
 			break;
@@ -179,27 +264,38 @@ cmd_run(int argc, char **argv)
 			quiet = 1;
 			break;
 		case 'h':
-			fputs(run_usage, stdout);
+			fputs(usage, stdout);
 			return EXIT_OK;
 		default:
-			fputs(run_usage, stderr);
+			fputs(usage, stderr);
 			return EXIT_INVALID;
 		}
 	}
-	if (optind != argc - 1) {
-		cli_error("run: expected exactly one pipeline file");
-		fputs(run_usage, stderr);
+	if (optind != argc - 1 - replay) {
+		if (replay)
+			cli_error("replay: expected a dead-letter file and a pipeline file");
+		else
+			cli_error("run: expected exactly one pipeline file");
+		fputs(usage, stderr);
+		cli_free(&common);
 		return EXIT_INVALID;
 	}
-	const char *file = argv[optind];
+	const char *file = argv[argc - 1];
+	/* porch replay: the source reads the dead letters' inputs as JSON lines */
+	static const char *const replay_params[] = { "text-field", "input", NULL };
+	struct source_swap swap = { source, "stdin", replay_params };
 	struct diag d;
 	diag_init(&d, file, stderr);
 	struct cfg_pipeline *p = config_load(file, config_schema_path(),
 	    common.plugin_dirs, common.n_plugin_dirs, common.overrides,
-	    common.n_overrides, &d);
+	    common.n_overrides, replay ? &swap : NULL, &d);
 	cli_free(&common);
 	if (p == NULL)
 		return EXIT_INVALID;
+	if (replay && open_dead_letters(argv[optind]) != 0) {
+		config_free(p);
+		return EXIT_RUNTIME;
+	}
 
 	/* a closed stdout must fail the write (EPIPE), not kill the process */
 	signal(SIGPIPE, SIG_IGN);

@@ -1048,9 +1048,60 @@ override_parse(const char *arg, struct override *o, char *err, size_t errlen)
 
 /* ---- load and free ------------------------------------------------------ */
 
+static void free_params(struct cfg_params *ps);
+
+/* Gives the source stage its stand-in plugin and parameters (porch replay). */
+static void
+swap_source(struct cfg_pipeline *p, const struct source_swap *swap, struct diag *d)
+{
+	struct cfg_stage *target = NULL;
+	if (swap->stage != NULL) {
+		for (size_t i = 0; i < p->n_stages; i++)
+			if (strcmp(p->stages[i].name, swap->stage) == 0)
+				target = &p->stages[i];
+		if (target == NULL) {
+			diag_error(d, p->at.line, p->at.col, "no stage named '%s' to feed",
+			    swap->stage);
+			return;
+		}
+	} else {
+		size_t sources = 0;
+		char err[1024];
+		for (size_t i = 0; i < p->n_stages; i++) {
+			struct cfg_stage *s = &p->stages[i];
+			const struct plugin *pl = registry_find(&p->registry, s->plugin_name,
+			    err, sizeof err);
+			if (pl != NULL && (pl->desc.flags & PORCH_STAGE_SOURCE)) {
+				target = s;
+				sources++;
+			}
+		}
+		if (sources != 1) {
+			diag_error(d, p->at.line, p->at.col, "the pipeline has %zu source "
+			    "stages; name the one to feed with --source STAGE", sources);
+			return;
+		}
+	}
+	free(target->plugin_name);
+	target->plugin_name = xstrdup(swap->plugin);
+	free_params(&target->params);
+	memset(&target->params, 0, sizeof target->params);
+	size_t n = 0;
+	while (swap->params != NULL && swap->params[2 * n] != NULL)
+		n++;
+	target->params.v = xcalloc(n ? n : 1, sizeof *target->params.v);
+	for (size_t i = 0; i < n; i++) {
+		struct param_input *in = &target->params.v[i];
+		in->name = xstrdup(swap->params[2 * i]);
+		in->value = xstrdup(swap->params[2 * i + 1]);
+	}
+	target->params.n = n;
+}
+
 struct cfg_pipeline *
 config_load(const char *file, const char *schema, char *const *plugin_dirs,
-    size_t n_dirs, const struct override *ov, size_t n_ov, struct diag *d)
+    size_t n_dirs, const struct override *ov, size_t n_ov,
+    const struct source_swap *swap, struct diag *d)
 {
 	char err[512];
 	size_t len = 0;
@@ -1078,6 +1129,8 @@ config_load(const char *file, const char *schema, char *const *plugin_dirs,
 	 * reported in one go; the gaps keep them from repeating the walk's */
 	if (doc != NULL && walk(doc, &wk)) {
 		registry_setup(&p->registry, plugin_dirs, n_dirs, p->plugins, p->dir);
+		if (swap != NULL && d->errors == 0)
+			swap_source(p, swap, d);
 		check_pipeline(p, ov, n_ov, &wk.gaps, d);
 		/* the walk's and the checks' messages are precise; the schema's
 		 * would only repeat them vaguely, so it speaks only when they

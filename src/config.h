@@ -83,13 +83,24 @@ struct override {
 };
 
 /*
+ * porch replay: the pipeline's source stage (the one named, or the only
+ * source) runs with another plugin and parameters, e.g. stdin reading the
+ * dead letters.  The rest of the file is loaded and checked as it is.
+ */
+struct source_swap {
+	const char *stage;           /* NULL: the pipeline's only source */
+	const char *plugin;
+	const char *const *params;   /* name, value, name, value ..., NULL */
+};
+
+/*
  * Reads and validates a file: well-formed, valid against the schema, then
  * the graph and every parameter.  Every problem is reported to d.  Returns
  * the pipeline when d->errors is 0 after the call, otherwise NULL.
  */
 struct cfg_pipeline *config_load(const char *file, const char *schema,
     char *const *plugin_dirs, size_t n_dirs, const struct override *ov,
-    size_t n_ov, struct diag *d);
+    size_t n_ov, const struct source_swap *swap, struct diag *d);
 void config_free(struct cfg_pipeline *p);
 
 /* Parses "STAGE.PARAM=VALUE"; -1 with a message if malformed. */

@@ -372,10 +372,22 @@ run_stage(struct graph *g, struct porch_stage *st)
 		if (t0 == 0)
 			t0 = clock_ns();
 		progress++;
-		if (m->deadline != 0 && m->deadline < ev_now(g->loop)) {
+		/* a failed request on its way to a dead-letter sink has no
+		 * deadline left to keep: it has ended in all but the counting */
+		if (m->deadline != 0 && m->error == PORCH_ERR_NONE &&
+		    m->deadline < ev_now(g->loop)) {
 			msg_set_error(m, PORCH_ERR_DEADLINE, "the deadline passed before stage "
 			    "'%s' took the request", st->name);
-			graph_finish(g, m, PORCH_EXPIRED, st);
+			m->error_stage = st;
+			struct channel *err = st->outs[st->n_ports - 1];
+			if (err != NULL) {
+				/* out the stage's error port, like its own failures,
+				 * so a dead-letter sink sees every request that ended */
+				st->stats.out++;
+				push(g, err, m);
+			} else {
+				graph_finish(g, m, PORCH_EXPIRED, st);
+			}
 			continue;
 		}
 		st->stats.in++;

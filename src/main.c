@@ -1,5 +1,5 @@
 /*
- * main.c -- the porch command: run, check, graph and list pipelines' plugins.
+ * main.c -- the porch command: run, replay, check, graph and list pipelines' plugins.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +15,7 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  run FILE         run a pipeline until its input ends or a signal drains it\n"
+    "  replay DLQ FILE  feed the dead letters in DLQ back into pipeline FILE\n"
     "  check FILE...    validate pipeline files; errors as FILE:LINE:COL: error: ...\n"
     "  graph FILE       print the pipeline as a Graphviz graph (porch graph F | dot -Tsvg)\n"
     "  plugins [NAME]   list the plugins found, or show one's ports and parameters\n"
@@ -94,6 +95,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "run") == 0)
 		return cmd_run(argc - 1, argv + 1);
+	if (strcmp(cmd, "replay") == 0)
+		return cmd_replay(argc - 1, argv + 1);
 	if (strcmp(cmd, "check") == 0)
 		return cmd_check(argc - 1, argv + 1);
 	if (strcmp(cmd, "graph") == 0)
@@ -101,9 +104,9 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "plugins") == 0)
 		return cmd_plugins(argc - 1, argv + 1);
 
-	static const char *const cmds[] = { "run", "check", "graph", "plugins" };
+	static const char *const cmds[] = { "run", "replay", "check", "graph", "plugins" };
 	const char *near = NULL;
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (edit_distance(cmds[i], cmd) <= 2)
 			near = cmds[i];
 	if (near)

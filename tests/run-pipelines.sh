@@ -52,8 +52,12 @@ expect_eq "--set malformed: message" "$(cat "$T/err")" \
 expect_eq "--set unknown target: exit status" "$?" 2
 grep -q "did you mean 'model'" "$T/err" && ok || fail "--set: no suggestion: $(cat "$T/err")"
 
-# every example pipeline runs to completion on one line of input
+# every example pipeline runs to completion on one line of input; those that
+# need more (a dead-letter file, a model server) have tests of their own
 for f in "$top_srcdir"/pipelines/*.xml; do
+	case "$(basename "$f")" in
+	dlq.xml|openai.xml) continue ;;
+	esac
 	echo "one two three" | "$PORCH" run -q --stats-json "$T/p.json" "$f" > /dev/null 2> "$T/err"
 	expect_eq "$(basename "$f"): exit status" "$?" 0
 	a=$(json_get "$T/p.json" accepted)

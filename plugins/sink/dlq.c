@@ -1,0 +1,96 @@
+/* dlq.c -- sink stage: dead letters; writes each failed request whole as a JSON line. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <porch/plugin.h>
+
+#include "record.h"
+
+static const struct porch_param dlq_params[] = {
+	{ "path", PORCH_PARAM_PATH, NULL, 0, -1, NULL, PORCH_PARAM_REQUIRED,
+	  "dead-letter file to append to (created if missing)" },
+	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }
+};
+
+static void
+dlq_process(porch_stage *st, porch_msg *m)
+{
+	struct record_file *rf = porch_stage_data(st);
+	json_t *r = record_of(m, 1);
+	if (r == NULL) {
+		porch_fail(st, m, PORCH_ERR_INTERNAL, "could not make the dead letter "
+		    "(out of memory)");
+		return;
+	}
+	int rc = record_file_write(rf, r);
+	json_decref(r);
+	if (rc != 0) {
+		/* the request keeps its first error: that is what failed it */
+		porch_stage_log(st, "cannot write request %llu to %s: %s",
+		    (unsigned long long)porch_msg_id(m), rf->path, strerror(errno));
+		if (porch_msg_error(m) == PORCH_ERR_NONE) {
+			porch_fail(st, m, PORCH_ERR_INTERNAL, "cannot write to %s: %s",
+			    rf->path, strerror(errno));
+			return;
+		}
+	}
+	/* a failed request ends as failed (or expired) here, as its error says */
+	porch_done(st, m);
+}
+
+static int
+dlq_init(porch_stage *st)
+{
+	struct record_file *rf = calloc(1, sizeof *rf);
+	if (rf == NULL) {
+		porch_stage_error(st, "out of memory");
+		return -1;
+	}
+	if (record_file_open(rf, st, porch_param_str(porch_stage_params(st), "path")) != 0) {
+		free(rf);
+		return -1;
+	}
+	porch_stage_set_data(st, rf);
+	return 0;
+}
+
+static void
+dlq_fini(porch_stage *st)
+{
+	struct record_file *rf = porch_stage_data(st);
+	if (rf == NULL)
+		return;
+	record_file_close(rf);
+	free(rf);
+	porch_stage_set_data(st, NULL);
+}
+
+const struct porch_plugin porch_plugin = {
+	PORCH_PLUGIN_HEADER,
+	.kind = PORCH_KIND_STAGE,
+	.name = "dlq",
+	.summary = "sink: dead letters; appends each failed request whole as a JSON line",
+	.params = dlq_params,
+	.outputs = NULL,
+	.init = dlq_init,
+	.process = dlq_process,
+	.fini = dlq_fini,
+	.check = record_check_path,
+	.description =
+	    "Connect error ports to it (from=\"inference:error\"): each failed request "
+	    "is appended to the file as one line of JSON and flushed, with everything "
+	    "needed to understand and replay it: {\"id\", \"time\", \"session\", "
+	    "\"outcome\", \"input\" (the text as the source first read it), \"text\" "
+	    "(the text when it failed, e.g. the assembled prompt), \"error\" (its "
+	    "type: timeout, upstream, transport, cancelled, bad-request ...), "
+	    "\"error_text\", \"error_stage\", \"status\" (the upstream's HTTP status, "
+	    "0 if none), \"retry_after_ms\" (when the upstream gave one), "
+	    "\"attempts\", \"meta\" and \"timings_ms\"}.\n\n"
+	    "The request ends with the outcome its error stands for: failed, or "
+	    "expired for a deadline. "
+	    "porch replay DLQ-FILE PIPELINE feeds the records' inputs, sessions and "
+	    "metadata back into a pipeline's source. "
+	    "If a record cannot be written, the stage says so on standard error, and "
+	    "the request is still counted as failed.",
+};

@@ -1,0 +1,85 @@
+/* jsonl.c -- sink stage: appends one JSON object per request it receives to a file. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <porch/plugin.h>
+
+#include "record.h"
+
+static const struct porch_param jsonl_params[] = {
+	{ "path", PORCH_PARAM_PATH, NULL, 0, -1, NULL, PORCH_PARAM_REQUIRED,
+	  "file to append to (created if missing), relative to the pipeline file" },
+	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }
+};
+
+static void
+jsonl_process(porch_stage *st, porch_msg *m)
+{
+	struct record_file *rf = porch_stage_data(st);
+	json_t *r = record_of(m, 0);
+	if (r == NULL) {
+		porch_fail(st, m, PORCH_ERR_INTERNAL, "could not make the record (out of memory)");
+		return;
+	}
+	int rc = record_file_write(rf, r);
+	json_decref(r);
+	if (rc != 0) {
+		porch_fail(st, m, PORCH_ERR_INTERNAL, "cannot write to %s: %s", rf->path,
+		    strerror(errno));
+		return;
+	}
+	porch_done(st, m);
+}
+
+static int
+jsonl_init(porch_stage *st)
+{
+	struct record_file *rf = calloc(1, sizeof *rf);
+	if (rf == NULL) {
+		porch_stage_error(st, "out of memory");
+		return -1;
+	}
+	if (record_file_open(rf, st, porch_param_str(porch_stage_params(st), "path")) != 0) {
+		free(rf);
+		return -1;
+	}
+	porch_stage_set_data(st, rf);
+	return 0;
+}
+
+static void
+jsonl_fini(porch_stage *st)
+{
+	struct record_file *rf = porch_stage_data(st);
+	if (rf == NULL)
+		return;
+	record_file_close(rf);
+	free(rf);
+	porch_stage_set_data(st, NULL);
+}
+
+const struct porch_plugin porch_plugin = {
+	PORCH_PLUGIN_HEADER,
+	.kind = PORCH_KIND_STAGE,
+	.name = "jsonl",
+	.summary = "sink: appends one JSON object per request to a file",
+	.params = jsonl_params,
+	.outputs = NULL,
+	.init = jsonl_init,
+	.process = jsonl_process,
+	.fini = jsonl_fini,
+	.check = record_check_path,
+	.description =
+	    "Each request that reaches the stage is appended to the file as one line "
+	    "of JSON, and flushed before the request ends: {\"id\", \"time\" (seconds "
+	    "since the epoch), \"session\", \"outcome\", \"text\", \"attempts\", "
+	    "\"timings_ms\" (each stage the request passed, with the milliseconds it "
+	    "held it)}, and for a failed request, one routed here from an error port, "
+	    "\"error\", \"error_text\", \"error_stage\" and \"status\" (the upstream's, "
+	    "0 if none). "
+	    "Text that is not valid UTF-8 is written with U+FFFD in place of the bad "
+	    "bytes.\n\n"
+	    "A record that cannot be written (a full disk) fails its request, which "
+	    "is then counted as failed, never lost without a word.",
+};

@@ -1,0 +1,230 @@
+/* record.c -- a message as one JSON object, and the file of them the sinks append to. */
+#include <errno.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "record.h"
+
+const char *
+record_outcome(const porch_msg *m)
+{
+	switch (porch_msg_error(m)) {
+	case PORCH_ERR_NONE:
+		return porch_outcome_name(PORCH_COMPLETED);
+	case PORCH_ERR_DEADLINE:
+		return porch_outcome_name(PORCH_EXPIRED);
+	case PORCH_ERR_FULL:
+	case PORCH_ERR_ADMISSION:
+		return porch_outcome_name(PORCH_SHED);
+	default:
+		return porch_outcome_name(PORCH_FAILED);
+	}
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+static size_t
+utf8_valid_len(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0];
+	size_t need;
+	unsigned min;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		need = 2; min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		need = 3; min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		need = 4; min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n < need)
+		return 0;
+	unsigned cp = c & (0x7f >> need);
+	for (size_t i = 1; i < need; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return need;
+}
+
+/*
+ * A JSON string of text that may not be UTF-8 (a model can cut a character
+ * in two): bytes that are not valid UTF-8 become U+FFFD, so the record is
+ * still written rather than lost.
+ */
+static json_t *
+text_string(const char *text, size_t len)
+{
+	json_t *j = json_stringn(text, len);
+	if (j != NULL)
+		return j;
+	char *clean = malloc(len * 3 + 1);
+	if (clean == NULL)
+		return NULL;
+	size_t o = 0;
+	for (size_t i = 0; i < len;) {
+		size_t k = utf8_valid_len((const unsigned char *)text + i, len - i);
+		if (k == 0) {
+			memcpy(clean + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(clean + o, text + i, k);
+			o += k;
+			i += k;
+		}
+	}
+	j = json_stringn(clean, o);
+	free(clean);
+	return j;
+}
+
+/* Sets key to a new reference, counting failures instead of checking each. */
+static void
+put(json_t *obj, const char *key, json_t *value, int *bad)
+{
+	if (value == NULL || json_object_set_new(obj, key, value) != 0)
+		(*bad)++;
+}
+
+json_t *
+record_of(const porch_msg *m, int full)
+{
+	json_t *r = json_object();
+	if (r == NULL)
+		return NULL;
+	int bad = 0;
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	size_t len;
+	const char *text;
+
+	put(r, "id", json_integer((json_int_t)porch_msg_id(m)), &bad);
+	put(r, "time", json_real((double)tv.tv_sec + tv.tv_usec / 1e6), &bad);
+	const char *session = porch_msg_session(m);
+	put(r, "session", text_string(session, strlen(session)), &bad);
+	put(r, "outcome", json_string(record_outcome(m)), &bad);
+	if (full) {
+		text = porch_msg_input(m, &len);
+		put(r, "input", text_string(text, len), &bad);
+	}
+	text = porch_msg_text(m, &len);
+	put(r, "text", text_string(text, len), &bad);
+	if (porch_msg_error(m) != PORCH_ERR_NONE) {
+		put(r, "error", json_string(porch_error_name(porch_msg_error(m))), &bad);
+		const char *why = porch_msg_error_text(m);
+		put(r, "error_text", text_string(why, strlen(why)), &bad);
+		put(r, "error_stage", json_string(porch_msg_error_stage(m)), &bad);
+		put(r, "status", json_integer(porch_msg_status(m)), &bad);
+		if (full && porch_msg_retry_after(m) > 0)
+			put(r, "retry_after_ms", json_integer(porch_msg_retry_after(m)), &bad);
+	}
+	put(r, "attempts", json_integer(porch_msg_attempts(m)), &bad);
+	if (full) {
+		json_t *meta = json_object();
+		const char *key, *value;
+		for (size_t i = 0; meta != NULL && (key = porch_msg_meta_at(m, i, &value)) != NULL; i++)
+			put(meta, key, text_string(value, strlen(value)), &bad);
+		put(r, "meta", meta, &bad);
+	}
+	json_t *timings = json_object();
+	const char *stage;
+	double ms;
+	for (size_t i = 0; timings != NULL && (stage = porch_msg_timing_at(m, i, &ms)) != NULL; i++)
+		put(timings, stage, json_real(ms), &bad);
+	put(r, "timings_ms", timings, &bad);
+	if (bad) {
+		json_decref(r);
+		return NULL;
+	}
+	return r;
+}
+
+int
+record_file_open(struct record_file *rf, porch_stage *st, const char *path)
+{
+	rf->f = fopen(path, "a");
+	if (rf->f == NULL) {
+		porch_stage_error(st, "cannot open %s for appending: %s", path, strerror(errno));
+		return -1;
+	}
+	rf->path = strdup(path);
+	if (rf->path == NULL) {
+		fclose(rf->f);
+		rf->f = NULL;
+		porch_stage_error(st, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+int
+record_file_write(struct record_file *rf, json_t *record)
+{
+	errno = 0;
+	/* one line, whole or not at all as far as stdio can promise it */
+	if (json_dumpf(record, rf->f, JSON_COMPACT | JSON_ENSURE_ASCII) != 0 ||
+	    fputc('\n', rf->f) == EOF || fflush(rf->f) == EOF) {
+		int e = errno ? errno : EIO;
+		clearerr(rf->f);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+void
+record_file_close(struct record_file *rf)
+{
+	if (rf->f != NULL)
+		fclose(rf->f);
+	free(rf->path);
+	rf->f = NULL;
+	rf->path = NULL;
+}
+
+int
+record_check_path(const porch_params *p, porch_check *c)
+{
+	const char *path = porch_param_str(p, "path");
+	if (path == NULL)
+		return 0;
+	struct stat sb;
+	if (stat(path, &sb) == 0) {
+		if (S_ISDIR(sb.st_mode)) {
+			porch_check_error(c, "path", "path '%s' is a directory; name a file in it",
+			    path);
+			return -1;
+		}
+		if (access(path, W_OK) != 0) {
+			porch_check_error(c, "path", "path '%s' is not writable: %s", path,
+			    strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	char *copy = strdup(path);
+	if (copy == NULL)
+		return 0;
+	const char *dir = dirname(copy);
+	int rc = 0;
+	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+		porch_check_error(c, "path", "path '%s': directory '%s' does not exist", path, dir);
+		rc = -1;
+	} else if (access(dir, W_OK | X_OK) != 0) {
+		porch_check_error(c, "path", "path '%s': directory '%s' is not writable: %s",
+		    path, dir, strerror(errno));
+		rc = -1;
+	}
+	free(copy);
+	return rc;
+}

@@ -1,0 +1,39 @@
+/*
+ * record.h -- a message as one JSON object, for the jsonl and dlq sinks,
+ * and the append-only file both write to.
+ */
+#ifndef PORCH_SINK_RECORD_H
+#define PORCH_SINK_RECORD_H
+
+#include <stdio.h>
+
+#include <jansson.h>
+#include <porch/plugin.h>
+
+/* What a message arriving at a sink ends as: from its error, as the runtime counts it. */
+const char *record_outcome(const porch_msg *m);
+
+/*
+ * {"id", "time", "session", "outcome", "text", "attempts", "timings"} and,
+ * for a failed message, "error", "error_text", "error_stage" and "status".
+ * With full: also "input", "meta" and "retry_after_ms", everything a dead
+ * letter needs to be replayed.  NULL when out of memory.
+ */
+json_t *record_of(const porch_msg *m, int full);
+
+/* An append-only file of JSON lines. */
+struct record_file {
+	FILE *f;
+	char *path;
+};
+
+/* Opens path for appending; -1 after porch_stage_error. */
+int record_file_open(struct record_file *rf, porch_stage *st, const char *path);
+/* Appends one line and flushes it; -1 with errno set when it could not. */
+int record_file_write(struct record_file *rf, json_t *record);
+void record_file_close(struct record_file *rf);
+
+/* The check callback both sinks share: the file's directory must exist. */
+int record_check_path(const porch_params *p, porch_check *c);
+
+#endif
