@@ -184,9 +184,9 @@ stdout_forget(porch_stage *st, porch_msg *m, void *local)
 	pending_flush(s);
 	fflush(stdout);
 	porch_stage_log(st, "the answer to request %llu (session %s) was cut off: the "
-	    "request ended %s before it arrived (%s)", (unsigned long long)porch_msg_id(m),
-	    porch_msg_session(m), porch_msg_error(m) == PORCH_ERR_NONE ? "elsewhere" :
-	    porch_error_name(porch_msg_error(m)), porch_msg_error_text(m));
+	    "request ended before it was complete (%s: %s)", (unsigned long long)porch_msg_id(m),
+	    porch_msg_session(m), porch_error_name(porch_msg_error(m)),
+	    porch_msg_error_text(m));
 }
 
 static void

@@ -96,7 +96,20 @@ wait "$pid"
 expect_eq "stream: exit status" "$?" 0
 expect_eq "stream: the whole line at the end" "$(cat "$T/out")" "stdin	one two three four five"
 
-# 7. stream off: the answer is printed whole, once
+# 7. a streamed answer cut off by the deadline: the line is ended, the
+# sink says why, and the request expires once (no retry after streaming)
+rm -f "$T/dead.jsonl"
+pipeline "$T/cut.xml" "$(p token-delay-ms 200)" "$(p retries 3)"
+printf '{"text": "one two three four five six", "deadline_ms": 500}\n' |
+    "$PORCH" run -q --stats-json "$T/s.json" "$T/cut.xml" > "$T/out" 2> "$T/err"
+expect_eq "cut off: expired" "$(json_get "$T/s.json" expired)" 1
+grep -q '^stdin	one two' "$T/out" && ! grep -q six "$T/out" && ok || fail "cut off: output $(cat "$T/out")"
+expect_eq "cut off: one line" "$(wc -l < "$T/out" | tr -d ' ')" 1
+grep -q "stage 'output': the answer to request 1 (session stdin) was cut off: the request ended before it was complete (deadline: the request's deadline passed during attempt 1 at stage 'infer')" "$T/err" &&
+    ok || fail "cut off: $(cat "$T/err")"
+grep -q '"attempts":1' "$T/dead.jsonl" && ok || fail "cut off: retried: $(cat "$T/dead.jsonl")"
+
+# 8. stream off: the answer is printed whole, once
 pipeline "$T/nostream.xml" "$(p token-delay-ms 1)" "$(p stream false)"
 printf 'one two\nthree\n' | "$PORCH" run -q "$T/nostream.xml" 2> "$T/err" | sort > "$T/out"
 printf 'stdin\tone two\nstdin\tthree\n' > "$T/want"
