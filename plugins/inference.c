@@ -55,6 +55,8 @@ struct held {
 	int ended_in_submit;
 	enum porch_error end_err;
 	char end_why[512];
+	unsigned retries;       /* this request's: the stage's or its own */
+	double timeout;         /* s, per attempt, likewise */
 };
 
 struct slab {
@@ -267,8 +269,8 @@ attempt_failed(struct held *h, enum porch_error err, const char *why)
 		return;
 	}
 	unsigned made = porch_msg_attempts(m);
-	if (made > in->retries) {
-		finish_failed(h, err, why, in->retries ? ", retries exhausted" : "");
+	if (made > h->retries) {
+		finish_failed(h, err, why, h->retries ? ", retries exhausted" : "");
 		return;
 	}
 	double delay = backoff_delay(in, made);
@@ -282,6 +284,8 @@ attempt_failed(struct held *h, enum porch_error err, const char *why)
 		    ", not retried: the request's deadline comes first");
 		return;
 	}
+	porch_msg_event(in->st, m, PORCH_EVENT_RETRY, "attempt %u in %.0f ms, after %s: %s",
+	    made + 1, delay * 1000.0, porch_error_name(err), why);
 	h->phase = PHASE_BACKOFF;
 	ev_timer_set(&h->timer, delay, 0.);
 	ev_timer_start(in->loop, &h->timer);
@@ -366,7 +370,7 @@ attempt_start(struct held *h)
 	}
 	h->call = call;
 	double now = ev_now(in->loop);
-	double at = now + in->timeout;
+	double at = now + h->timeout;
 	double deadline = porch_msg_deadline(m);
 	if (deadline != 0 && deadline < at)
 		at = deadline;
@@ -393,7 +397,7 @@ on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	h->call = NULL;
 	char why[128];
 	snprintf(why, sizeof why, "the worker did not answer within %.0f ms",
-	    h->in->timeout * 1000.0);
+	    h->timeout * 1000.0);
 	attempt_failed(h, PORCH_ERR_TIMEOUT, why);
 }
 
@@ -426,7 +430,9 @@ apply_settings(struct inference *in, porch_msg *m)
 	porch_stage *st = in->st;
 	if (check_number(st, m, "max-tokens", 1, 1048576, 1) != 0 ||
 	    check_number(st, m, "temperature", 0, 2, 0) != 0 ||
-	    check_number(st, m, "top-p", 0, 1, 0) != 0)
+	    check_number(st, m, "top-p", 0, 1, 0) != 0 ||
+	    check_number(st, m, "retries", 0, 100, 1) != 0 ||
+	    check_number(st, m, "timeout-ms", 1, 86400000, 1) != 0)
 		return -1;
 	struct { const char *key, *value; } defaults[] = {
 		{ "model", in->model },
@@ -489,7 +495,31 @@ inference_process(porch_stage *st, porch_msg *m)
 		return;
 	}
 	h->m = m;
+	const char *v = porch_msg_meta(m, "retries");
+	h->retries = v ? (unsigned)strtoul(v, NULL, 10) : in->retries;
+	v = porch_msg_meta(m, "timeout-ms");
+	h->timeout = v ? strtod(v, NULL) / 1000.0 : in->timeout;
 	attempt_start(h);
+}
+
+/* The request's client has gone: stop its call or its wait, and fail it. */
+static void
+inference_cancel_msg(porch_stage *st, porch_msg *m)
+{
+	struct inference *in = porch_stage_data(st);
+	for (struct held *h = in->active; h != NULL; h = h->next_active) {
+		if (h->m != m)
+			continue;
+		if (h->in_submit)
+			return; /* inside porch_infer: attempt_start ends it */
+		unsigned n = porch_msg_attempts(m);
+		if (h->phase == PHASE_CALL && h->call != NULL)
+			porch_infer_cancel(h->call);
+		held_put(h);
+		porch_fail(st, m, PORCH_ERR_CANCELLED, "%s (during attempt %u)",
+		    porch_msg_error_text(m), n);
+		return;
+	}
 }
 
 static int
@@ -567,12 +597,14 @@ const struct porch_plugin porch_plugin = {
 	.init = inference_init,
 	.process = inference_process,
 	.fini = inference_fini,
+	.cancel_msg = inference_cancel_msg,
 	.description =
 	    "Sends the message text as the prompt to the stage's worker and, when the "
 	    "call succeeds, replaces the text with the answer and passes the message on. "
 	    "The generation settings model, max-tokens, temperature, top-p and stop come "
 	    "from the parameters; a request's metadata of the same name overrides them "
-	    "(stop as a JSON array of strings). "
+	    "(stop as a JSON array of strings), and so do \"retries\" and "
+	    "\"timeout-ms\". "
 	    "A metadata value out of range fails the request as bad-request.\n\n"
 	    "Each attempt may take timeout-ms; a request's own deadline, when it has "
 	    "one, is the limit for all its attempts together, and when it passes the "
@@ -593,5 +625,7 @@ const struct porch_plugin porch_plugin = {
 	    "A request that fails leaves by the error port with its typed reason "
 	    "(timeout, upstream with the status, transport, cancelled) and its "
 	    "attempt count, e.g. \"upstream answered 503 (3 attempts, retries "
-	    "exhausted)\".",
+	    "exhausted)\". "
+	    "A request cancelled by its origin (its client went away) has its call "
+	    "cancelled and fails as cancelled.",
 };

@@ -115,12 +115,22 @@ graph_finish(struct graph *g, struct porch_msg *m, enum porch_outcome o,
 
 /* ---- holding and routing ------------------------------------------------ */
 
+static void
+trace(struct porch_msg *m, enum porch_event e, const char *stage, const char *detail)
+{
+	struct porch_stage *origin = m->origin;
+	if (m->traced && origin != NULL && origin->d->event != NULL)
+		origin->d->event(origin, m, e, stage, detail);
+}
+
 void
 stage_release(struct porch_stage *st, struct porch_msg *m)
 {
 	struct graph *g = st->g;
 	m->holder = NULL;
 	st->held--;
+	if (m->traced)
+		trace(m, PORCH_EVENT_LEAVE, st->name, "");
 	if (m->n_timings < g->n_stages) {
 		struct msg_timing *t = &m->timings[m->n_timings++];
 		t->stage = (uint32_t)(st - g->stages);
@@ -372,6 +382,12 @@ run_stage(struct graph *g, struct porch_stage *st)
 		if (t0 == 0)
 			t0 = clock_ns();
 		progress++;
+		if (m->cancelled && m->error == PORCH_ERR_CANCELLED) {
+			/* its client has gone: no work for it */
+			m->error_stage = st;
+			graph_finish(g, m, PORCH_FAILED, st);
+			continue;
+		}
 		/* a failed request on its way to a dead-letter sink has no
 		 * deadline left to keep: it has ended in all but the counting */
 		if (m->deadline != 0 && m->error == PORCH_ERR_NONE &&
@@ -395,6 +411,8 @@ run_stage(struct graph *g, struct porch_stage *st)
 		m->enter_ns = t0;
 		m->enter_now = ev_now(g->loop);
 		st->held++;
+		if (m->traced)
+			trace(m, PORCH_EVENT_ENTER, st->name, "");
 		g->current = m;
 		st->d->process(st, m);
 		if (g->current == NULL)
@@ -712,4 +730,110 @@ porch_stage_log(const porch_stage *st, const char *fmt, ...)
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "porch: stage '%s': %s\n", st->name, buf);
+}
+
+/* ---- ABI 1.2 ------------------------------------------------------------ */
+
+void
+porch_msg_cancel(porch_msg *m, const char *why)
+{
+	if (m->origin == NULL || m->cancelled || !is_live(m->origin->g, m))
+		return;
+	struct graph *g = m->origin->g;
+	m->cancelled = 1;
+	/* an error it already has (on its way to a dead-letter sink) stays */
+	if (m->error == PORCH_ERR_NONE)
+		msg_set_error(m, PORCH_ERR_CANCELLED, "%s", why && *why ? why :
+		    "cancelled by its origin");
+	struct porch_stage *holder = m->holder;
+	if (holder != NULL && holder->d->cancel_msg != NULL)
+		holder->d->cancel_msg(holder, m); /* m may have ended: not touched again */
+	graph_wake(g);
+}
+
+int
+porch_msg_cancelled(const porch_msg *m)
+{
+	return m->cancelled;
+}
+
+const char *
+porch_event_name(enum porch_event e)
+{
+	switch (e) {
+	case PORCH_EVENT_ENTER: return "enter";
+	case PORCH_EVENT_LEAVE: return "leave";
+	case PORCH_EVENT_RETRY: return "retry";
+	}
+	return "unknown";
+}
+
+void
+porch_msg_set_traced(porch_msg *m, int traced)
+{
+	m->traced = traced != 0;
+}
+
+void
+porch_msg_event(porch_stage *st, porch_msg *m, enum porch_event e, const char *fmt, ...)
+{
+	if (!m->traced)
+		return;
+	char detail[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	trace(m, e, st->name, detail);
+}
+
+void
+porch_msg_log(const porch_stage *st, const porch_msg *m, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	const char *rid = porch_msg_meta(m, "request-id");
+	if (rid != NULL)
+		fprintf(stderr, "porch: stage '%s': request %llu (session %s, request-id %s): %s\n",
+		    st->name, (unsigned long long)m->id, porch_msg_session(m), rid, buf);
+	else
+		fprintf(stderr, "porch: stage '%s': request %llu (session %s): %s\n",
+		    st->name, (unsigned long long)m->id, porch_msg_session(m), buf);
+}
+
+const char *
+porch_version(void)
+{
+	return PACKAGE_VERSION;
+}
+
+porch_worker *
+porch_stage_pipeline_worker(const porch_stage *st, size_t i)
+{
+	return i < st->g->n_workers ? &st->g->workers[i] : NULL;
+}
+
+const char *
+porch_worker_model(const porch_worker *w)
+{
+	const struct porch_param *t = w->d->params;
+	for (size_t i = 0; t != NULL && t[i].name != NULL; i++) {
+		if (strcmp(t[i].name, "model") == 0) {
+			const char *model = porch_param_str(w->cfg->parsed, "model");
+			if (model != NULL && *model)
+				return model;
+		}
+	}
+	return w->name;
+}
+
+uint64_t
+porch_stage_inflight(const porch_stage *st, uint64_t *max)
+{
+	if (max != NULL)
+		*max = st->g->max_inflight;
+	return st->g->inflight;
 }

@@ -51,6 +51,8 @@ struct porch_msg {
 	double enter_now;            /* loop time its holder received it */
 	struct msg_timing *timings;  /* n_stages slots: a path visits each once */
 	size_t n_timings;
+	int cancelled;               /* porch_msg_cancel: no longer wanted */
+	int traced;                  /* its origin wants events about it */
 	void **local;                /* per stage (porch_msg_set_local), or NULL */
 	size_t n_local;              /* how many are set */
 };

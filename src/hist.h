@@ -15,6 +15,7 @@
 struct hist {
 	uint64_t count;
 	uint64_t max;
+	uint64_t sum;          /* of every value, for a mean and Prometheus' _sum */
 	uint64_t bucket[HIST_BUCKETS];
 };
 
@@ -35,6 +36,7 @@ hist_record_n(struct hist *h, uint64_t v, uint64_t n)
 {
 	h->bucket[hist_index(v)] += n;
 	h->count += n;
+	h->sum += v * n;
 	if (v > h->max)
 		h->max = v;
 }

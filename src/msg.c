@@ -51,6 +51,8 @@ msg_release(struct graph *g, struct porch_msg *m)
 	m->deadline = 0;
 	m->attempts = 0;
 	m->error_stage = NULL;
+	m->cancelled = 0;
+	m->traced = 0;
 	m->status = 0;
 	m->retry_after_ms = 0;
 	m->input_len = 0;

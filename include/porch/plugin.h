@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define PORCH_ABI_MAJOR 1
-#define PORCH_ABI_MINOR 1
+#define PORCH_ABI_MINOR 2
 
 #define PORCH_PLUGIN_SYMBOL "porch_plugin"
 
@@ -187,6 +187,48 @@ void porch_done(porch_stage *st, porch_msg *m);
 void porch_fail(porch_stage *st, porch_msg *m, enum porch_error why,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* ---- cancellation, events and logs (ABI 1.2) ------------------------- */
+
+/*
+ * The origin's client has gone (a closed connection): the request is no
+ * longer wanted.  One waiting in a channel ends there as failed/cancelled;
+ * one held by a stage with a cancel_msg callback is handed to it, and the
+ * stage ends it soon (porch_fail with PORCH_ERR_CANCELLED); one held by a
+ * stage without the callback ends when that stage lets it go.
+ */
+void porch_msg_cancel(porch_msg *m, const char *why);
+int porch_msg_cancelled(const porch_msg *m);
+
+/* What happened to a traced request, for its origin's event callback. */
+enum porch_event {
+	PORCH_EVENT_ENTER = 1,  /* a stage took it */
+	PORCH_EVENT_LEAVE,      /* a stage passed it on */
+	PORCH_EVENT_RETRY,      /* a stage tries again (detail says why) */
+};
+const char *porch_event_name(enum porch_event e); /* "enter", ... */
+/* The origin asks for events about m, through its event callback. */
+void porch_msg_set_traced(porch_msg *m, int traced);
+/* A stage reports an event about m (PORCH_EVENT_RETRY), if m is traced. */
+void porch_msg_event(porch_stage *st, porch_msg *m, enum porch_event e,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* One line on stderr about m: "porch: stage 'S': request ID (session X
+ * [, request-id R]): ..." -- request-id is m's "request-id" metadata. */
+void porch_msg_log(const porch_stage *st, const porch_msg *m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- the pipeline, seen from a stage (ABI 1.2) ------------------------ */
+
+const char *porch_version(void);  /* porch's version, e.g. "0.1.0" */
+/* The pipeline's statistics in the Prometheus text format (version 0.0.4),
+ * malloc'ed; the caller frees it.  NULL when out of memory. */
+char *porch_metrics_text(const porch_stage *st);
+/* The pipeline's workers: i from 0 until it returns NULL. */
+porch_worker *porch_stage_pipeline_worker(const porch_stage *st, size_t i);
+/* A worker's "model" parameter when its plugin has one, else its name. */
+const char *porch_worker_model(const porch_worker *w);
+/* Requests in flight in the whole pipeline, and its bound (max-inflight). */
+uint64_t porch_stage_inflight(const porch_stage *st, uint64_t *max);
+
 /* ---- streaming (ABI 1.1) ------------------------------------------------ */
 
 /*
@@ -325,6 +367,13 @@ struct porch_plugin {
 	void (*chunk)(porch_stage *st, porch_msg *m, const char *text, size_t len);
 	/* stages: m ended while st's local pointer for it was set */
 	void (*forget)(porch_stage *st, porch_msg *m, void *local);
+
+	/* ABI 1.2 */
+	/* stages: m, which st holds, was cancelled (porch_msg_cancel) */
+	void (*cancel_msg)(porch_stage *st, porch_msg *m);
+	/* sources: an event about a traced request it made */
+	void (*event)(porch_stage *st, porch_msg *m, enum porch_event e,
+	    const char *stage, const char *detail);
 };
 
 #ifdef __cplusplus

@@ -1,0 +1,227 @@
+/*
+ * metrics.c -- a pipeline's statistics in the Prometheus text format.
+ *
+ * The same counters as the statistics table (stats.c), exposed for a
+ * scraper: per stage, per channel, per worker and the totals.  Latency
+ * histograms are folded from the log-linear buckets of hist.h into fixed
+ * Prometheus buckets; a bucket's share goes by its lowest value, so an
+ * edge is off by at most the histogram's 1/8 precision.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "graph.h"
+#include "util.h"
+
+/* The upper edges of the exposed latency buckets, in seconds. */
+static const double latency_le[] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+};
+
+struct out {
+	char *buf;
+	size_t len, cap;
+	int oom;
+};
+
+static void out_printf(struct out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+out_printf(struct out *o, const char *fmt, ...)
+{
+	if (o->oom)
+		return;
+	for (;;) {
+		va_list ap;
+		va_start(ap, fmt);
+		int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			o->oom = 1;
+			return;
+		}
+		if ((size_t)n < o->cap - o->len) {
+			o->len += (size_t)n;
+			return;
+		}
+		size_t cap = o->cap * 2 + (size_t)n;
+		char *b = realloc(o->buf, cap);
+		if (b == NULL) {
+			o->oom = 1;
+			return;
+		}
+		o->buf = b;
+		o->cap = cap;
+	}
+}
+
+/* A label value: backslash, quote and newline escaped, as the format asks. */
+static void
+label_escape(const char *in, char *out, size_t len)
+{
+	size_t n = 0;
+	for (; *in && n + 3 < len; in++) {
+		if (*in == '\\' || *in == '"') {
+			out[n++] = '\\';
+			out[n++] = *in;
+		} else if (*in == '\n') {
+			out[n++] = '\\';
+			out[n++] = 'n';
+		} else {
+			out[n++] = *in;
+		}
+	}
+	out[n] = '\0';
+}
+
+/* Other label values are names checked as [a-z][a-z0-9_-]*: nothing to escape. */
+static void
+help(struct out *o, const char *name, const char *type, const char *text)
+{
+	out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+static void
+latency_histogram(struct out *o, const char *stage, const struct hist *h)
+{
+	uint64_t cum = 0;
+	unsigned idx = 0;
+	for (size_t i = 0; i < sizeof latency_le / sizeof latency_le[0]; i++) {
+		uint64_t edge_ns = (uint64_t)(latency_le[i] * 1e9);
+		for (; idx < HIST_BUCKETS && hist_bucket_low(idx) <= edge_ns; idx++)
+			cum += h->bucket[idx];
+		out_printf(o, "porch_stage_latency_seconds_bucket{stage=\"%s\",le=\"%g\"} %llu\n",
+		    stage, latency_le[i], (unsigned long long)cum);
+	}
+	out_printf(o, "porch_stage_latency_seconds_bucket{stage=\"%s\",le=\"+Inf\"} %llu\n",
+	    stage, (unsigned long long)h->count);
+	out_printf(o, "porch_stage_latency_seconds_sum{stage=\"%s\"} %.9f\n", stage,
+	    (double)h->sum / 1e9);
+	out_printf(o, "porch_stage_latency_seconds_count{stage=\"%s\"} %llu\n", stage,
+	    (unsigned long long)h->count);
+}
+
+static const enum porch_outcome outcomes[] = {
+	PORCH_COMPLETED, PORCH_FAILED, PORCH_SHED, PORCH_EXPIRED,
+};
+
+char *
+porch_metrics_text(const porch_stage *st)
+{
+	const struct graph *g = st->g;
+	struct out o = { NULL, 0, 0, 0 };
+	o.cap = 16384;
+	o.buf = malloc(o.cap);
+	if (o.buf == NULL)
+		return NULL;
+	o.buf[0] = '\0';
+	char pl[256];
+	label_escape(g->cfg->name, pl, sizeof pl);
+
+	help(&o, "porch_requests_accepted_total", "counter",
+	    "Requests the pipeline's sources handed over.");
+	out_printf(&o, "porch_requests_accepted_total{pipeline=\"%s\"} %llu\n", pl,
+	    (unsigned long long)g->totals.accepted);
+	help(&o, "porch_requests_total", "counter",
+	    "Requests that ended, by outcome; with those in flight they add up to accepted.");
+	for (size_t k = 0; k < 4; k++)
+		out_printf(&o, "porch_requests_total{pipeline=\"%s\",outcome=\"%s\"} %llu\n", pl,
+		    porch_outcome_name(outcomes[k]),
+		    (unsigned long long)g->totals.outcome[outcomes[k]]);
+	help(&o, "porch_requests_in_flight", "gauge", "Requests accepted and not yet ended.");
+	out_printf(&o, "porch_requests_in_flight{pipeline=\"%s\"} %llu\n", pl,
+	    (unsigned long long)g->inflight);
+	help(&o, "porch_requests_in_flight_max", "gauge", "The pipeline's max-inflight bound.");
+	out_printf(&o, "porch_requests_in_flight_max{pipeline=\"%s\"} %llu\n", pl,
+	    (unsigned long long)g->max_inflight);
+
+	help(&o, "porch_stage_messages_in_total", "counter", "Messages a stage took.");
+	for (size_t i = 0; i < g->n_stages; i++)
+		out_printf(&o, "porch_stage_messages_in_total{stage=\"%s\"} %llu\n",
+		    g->stages[i].name, (unsigned long long)g->stages[i].stats.in);
+	help(&o, "porch_stage_messages_out_total", "counter", "Messages a stage passed on.");
+	for (size_t i = 0; i < g->n_stages; i++)
+		out_printf(&o, "porch_stage_messages_out_total{stage=\"%s\"} %llu\n",
+		    g->stages[i].name, (unsigned long long)g->stages[i].stats.out);
+	help(&o, "porch_stage_outcomes_total", "counter",
+	    "Requests that ended at a stage, by outcome.");
+	for (size_t i = 0; i < g->n_stages; i++)
+		for (size_t k = 0; k < 4; k++)
+			out_printf(&o, "porch_stage_outcomes_total{stage=\"%s\",outcome=\"%s\"} %llu\n",
+			    g->stages[i].name, porch_outcome_name(outcomes[k]),
+			    (unsigned long long)g->stages[i].stats.outcome[outcomes[k]]);
+	help(&o, "porch_stage_held", "gauge", "Messages a stage holds now.");
+	for (size_t i = 0; i < g->n_stages; i++)
+		out_printf(&o, "porch_stage_held{stage=\"%s\"} %u\n", g->stages[i].name,
+		    g->stages[i].held);
+	help(&o, "porch_stage_latency_seconds", "histogram",
+	    "Time a stage held each message.");
+	for (size_t i = 0; i < g->n_stages; i++)
+		if (!g->stages[i].is_source)
+			latency_histogram(&o, g->stages[i].name, &g->stages[i].stats.latency);
+
+	help(&o, "porch_channel_depth", "gauge", "Messages waiting in a channel.");
+	for (size_t i = 0; i < g->n_channels; i++) {
+		const struct channel *c = &g->channels[i];
+		out_printf(&o, "porch_channel_depth{from=\"%s\",port=\"%s\",to=\"%s\"} %u\n",
+		    c->src->name, plugin_port_name(c->src->cfg->plugin, c->port), c->dst->name,
+		    channel_depth(c));
+	}
+	help(&o, "porch_channel_capacity", "gauge", "A channel's capacity.");
+	for (size_t i = 0; i < g->n_channels; i++) {
+		const struct channel *c = &g->channels[i];
+		out_printf(&o, "porch_channel_capacity{from=\"%s\",port=\"%s\",to=\"%s\"} %u\n",
+		    c->src->name, plugin_port_name(c->src->cfg->plugin, c->port), c->dst->name,
+		    c->capacity);
+	}
+	help(&o, "porch_channel_high_water", "gauge", "The most messages a channel has held.");
+	for (size_t i = 0; i < g->n_channels; i++) {
+		const struct channel *c = &g->channels[i];
+		out_printf(&o, "porch_channel_high_water{from=\"%s\",port=\"%s\",to=\"%s\"} %llu\n",
+		    c->src->name, plugin_port_name(c->src->cfg->plugin, c->port), c->dst->name,
+		    (unsigned long long)c->high_water);
+	}
+	help(&o, "porch_channel_refused_total", "counter",
+	    "Messages a full channel refused, by reason (its overflow policy).");
+	for (size_t i = 0; i < g->n_channels; i++) {
+		const struct channel *c = &g->channels[i];
+		const char *port = plugin_port_name(c->src->cfg->plugin, c->port);
+		out_printf(&o, "porch_channel_refused_total{from=\"%s\",port=\"%s\",to=\"%s\","
+		    "reason=\"reject\"} %llu\n", c->src->name, port, c->dst->name,
+		    (unsigned long long)c->refused_reject);
+		out_printf(&o, "porch_channel_refused_total{from=\"%s\",port=\"%s\",to=\"%s\","
+		    "reason=\"drop-oldest\"} %llu\n", c->src->name, port, c->dst->name,
+		    (unsigned long long)c->refused_drop_oldest);
+	}
+	help(&o, "porch_channel_held_back_total", "counter",
+	    "Messages that waited for room in a full 'block' channel.");
+	for (size_t i = 0; i < g->n_channels; i++) {
+		const struct channel *c = &g->channels[i];
+		out_printf(&o, "porch_channel_held_back_total{from=\"%s\",port=\"%s\",to=\"%s\"} %llu\n",
+		    c->src->name, plugin_port_name(c->src->cfg->plugin, c->port), c->dst->name,
+		    (unsigned long long)c->held_back);
+	}
+
+	help(&o, "porch_worker_calls_total", "counter", "Calls made to a worker.");
+	for (size_t i = 0; i < g->n_workers; i++)
+		out_printf(&o, "porch_worker_calls_total{worker=\"%s\"} %llu\n",
+		    g->workers[i].name, (unsigned long long)g->workers[i].calls);
+	help(&o, "porch_worker_errors_total", "counter", "Calls to a worker that failed.");
+	for (size_t i = 0; i < g->n_workers; i++)
+		out_printf(&o, "porch_worker_errors_total{worker=\"%s\"} %llu\n",
+		    g->workers[i].name, (unsigned long long)g->workers[i].errors);
+	help(&o, "porch_worker_in_flight", "gauge", "Calls to a worker not yet ended.");
+	for (size_t i = 0; i < g->n_workers; i++)
+		out_printf(&o, "porch_worker_in_flight{worker=\"%s\"} %llu\n",
+		    g->workers[i].name, (unsigned long long)g->workers[i].inflight);
+	if (o.oom) {
+		free(o.buf);
+		return NULL;
+	}
+	return o.buf;
+}
