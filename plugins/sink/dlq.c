@@ -39,33 +39,6 @@ dlq_process(porch_stage *st, porch_msg *m)
 	porch_done(st, m);
 }
 
-static int
-dlq_init(porch_stage *st)
-{
-	struct record_file *rf = calloc(1, sizeof *rf);
-	if (rf == NULL) {
-		porch_stage_error(st, "out of memory");
-		return -1;
-	}
-	if (record_file_open(rf, st, porch_param_str(porch_stage_params(st), "path")) != 0) {
-		free(rf);
-		return -1;
-	}
-	porch_stage_set_data(st, rf);
-	return 0;
-}
-
-static void
-dlq_fini(porch_stage *st)
-{
-	struct record_file *rf = porch_stage_data(st);
-	if (rf == NULL)
-		return;
-	record_file_close(rf);
-	free(rf);
-	porch_stage_set_data(st, NULL);
-}
-
 const struct porch_plugin porch_plugin = {
 	PORCH_PLUGIN_HEADER,
 	.kind = PORCH_KIND_STAGE,
@@ -73,9 +46,9 @@ const struct porch_plugin porch_plugin = {
 	.summary = "sink: dead letters; appends each failed request whole as a JSON line",
 	.params = dlq_params,
 	.outputs = NULL,
-	.init = dlq_init,
+	.init = record_sink_init,
 	.process = dlq_process,
-	.fini = dlq_fini,
+	.fini = record_sink_fini,
 	.check = record_check_path,
 	.description =
 	    "Connect error ports to it (from=\"inference:error\"): each failed request "

@@ -32,33 +32,6 @@ jsonl_process(porch_stage *st, porch_msg *m)
 	porch_done(st, m);
 }
 
-static int
-jsonl_init(porch_stage *st)
-{
-	struct record_file *rf = calloc(1, sizeof *rf);
-	if (rf == NULL) {
-		porch_stage_error(st, "out of memory");
-		return -1;
-	}
-	if (record_file_open(rf, st, porch_param_str(porch_stage_params(st), "path")) != 0) {
-		free(rf);
-		return -1;
-	}
-	porch_stage_set_data(st, rf);
-	return 0;
-}
-
-static void
-jsonl_fini(porch_stage *st)
-{
-	struct record_file *rf = porch_stage_data(st);
-	if (rf == NULL)
-		return;
-	record_file_close(rf);
-	free(rf);
-	porch_stage_set_data(st, NULL);
-}
-
 const struct porch_plugin porch_plugin = {
 	PORCH_PLUGIN_HEADER,
 	.kind = PORCH_KIND_STAGE,
@@ -66,9 +39,9 @@ const struct porch_plugin porch_plugin = {
 	.summary = "sink: appends one JSON object per request to a file",
 	.params = jsonl_params,
 	.outputs = NULL,
-	.init = jsonl_init,
+	.init = record_sink_init,
 	.process = jsonl_process,
-	.fini = jsonl_fini,
+	.fini = record_sink_fini,
 	.check = record_check_path,
 	.description =
 	    "Each request that reaches the stage is appended to the file as one line "

@@ -228,3 +228,30 @@ record_check_path(const porch_params *p, porch_check *c)
 	free(copy);
 	return rc;
 }
+
+int
+record_sink_init(porch_stage *st)
+{
+	struct record_file *rf = calloc(1, sizeof *rf);
+	if (rf == NULL) {
+		porch_stage_error(st, "out of memory");
+		return -1;
+	}
+	if (record_file_open(rf, st, porch_param_str(porch_stage_params(st), "path")) != 0) {
+		free(rf);
+		return -1;
+	}
+	porch_stage_set_data(st, rf);
+	return 0;
+}
+
+void
+record_sink_fini(porch_stage *st)
+{
+	struct record_file *rf = porch_stage_data(st);
+	if (rf == NULL)
+		return;
+	record_file_close(rf);
+	free(rf);
+	porch_stage_set_data(st, NULL);
+}

@@ -33,6 +33,10 @@ int record_file_open(struct record_file *rf, porch_stage *st, const char *path);
 int record_file_write(struct record_file *rf, json_t *record);
 void record_file_close(struct record_file *rf);
 
+/* init and fini both sinks share: the record_file is the stage's data. */
+int record_sink_init(porch_stage *st);
+void record_sink_fini(porch_stage *st);
+
 /* The check callback both sinks share: the file's directory must exist. */
 int record_check_path(const porch_params *p, porch_check *c);
 
