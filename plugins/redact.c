@@ -32,7 +32,7 @@ static const char redact_description[] =
     "key, bearer, email, phone, hex, base64, the first that matches is replaced by its mask, "
     "and reading goes on after it.\n"
     "Every kind matches only where a word starts: the byte before is not an ASCII letter or digit "
-    "(nor, for key, email, phone and base64, one of the characters the kind itself is made of).\n"
+    "(nor, for email, phone and base64, one of the characters the kind itself is made of).\n"
     "\n"
     "key: an API key or token of a well-known format: sk- followed by 20 or more letters, digits, _ or - "
     "with a capital or a digit among them (OpenAI, Anthropic, Stripe), "

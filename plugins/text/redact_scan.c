@@ -543,7 +543,7 @@ scan_at(const struct redact_cfg *c, const struct scan *s, struct hit *h)
 		h->swallow = CL_NONE;
 		switch (k) {
 		case REDACT_KEY:
-			r = s->prev == '_' || s->prev == '-' ? R_NONE : match_key(s, h);
+			r = match_key(s, h);
 			break;
 		case REDACT_BEARER:
 			r = match_bearer(s, h);
