@@ -73,8 +73,8 @@ if ! (cd "$T/build" && unset MAKEFLAGS MFLAGS MAKELEVEL DESTDIR &&
 fi
 
 # ---- the installed tree ---------------------------------------------------------
-# the built-in plugins, as Makefile.am lists them
-plugins=$(sed -n '/^pkglib_LTLIBRARIES/,/[^\\]$/p' "$src/Makefile.am" |
+# the built-in plugins, as Makefile.am lists them (pkglib_LTLIBRARIES = and +=)
+plugins=$(awk '/^pkglib_LTLIBRARIES/ { on = 1 } on { print; if ($0 !~ /\\$/) on = 0 }' "$src/Makefile.am" |
     grep -o 'plugins/[a-z0-9_-]*\.la' | sed 's|plugins/||; s|\.la$||')
 expect_installed() {
 	if [ -e "$prefix/$1" ]; then
