@@ -329,6 +329,57 @@ test_bm25_passages(void **state)
 	bm25_free(ix);
 }
 
+/*
+ * The dictionary: terms that share their first 8 bytes stay apart, and
+ * every term is found again after the table has grown many times.
+ */
+static void
+test_bm25_dictionary(void **state)
+{
+	(void)state;
+	static const char *const near[] = {
+		"abcdefgh", "abcdefghij", "abcdefghik", "abcdefg", "abcdefghijklmnopq"
+	};
+	struct bm25 *ix = index_of(near, 5, 1.2, 0.75);
+	struct bm25_hit h[5];
+	assert_int_equal(bm25_terms(ix), 5);
+	for (uint32_t i = 0; i < 5; i++) {
+		assert_int_equal(search(ix, near[i], 5, h), 1);
+		assert_int_equal(h[0].passage, i);
+	}
+	assert_int_equal(search(ix, "abcdefghi", 5, h), 0);
+	bm25_free(ix);
+
+	/* found by trying: the same length, first 8 bytes, tag (24 bits of the
+	 * hash) and first slot, so only comparing all their bytes tells them
+	 * apart (while the table has 1024 slots) */
+	static const char *const twins[] = { "collideackfaa", "collideaso7ca" };
+	ix = index_of(twins, 2, 1.2, 0.75);
+	assert_int_equal(bm25_terms(ix), 2);
+	for (uint32_t i = 0; i < 2; i++) {
+		assert_int_equal(search(ix, twins[i], 2, h), 1);
+		assert_int_equal(h[0].passage, i);
+	}
+	bm25_free(ix);
+
+	/* 20000 terms, one passage each: the table grows from 1024 slots */
+	enum { N = 20000 };
+	char t[32];
+	ix = bm25_new(1.2, 0.75);
+	for (uint32_t i = 0; i < N; i++) {
+		int n = snprintf(t, sizeof t, "term%uend", (unsigned)i * 7919u);
+		assert_int_equal(bm25_add(ix, i, t, (size_t)n), 0);
+	}
+	assert_int_equal(bm25_finish(ix), 0);
+	assert_int_equal(bm25_terms(ix), N);
+	for (uint32_t i = 0; i < N; i++) {
+		int n = snprintf(t, sizeof t, "TERM%uEND", (unsigned)i * 7919u);
+		assert_int_equal(bm25_search(ix, t, (size_t)n, 1, h), 1);
+		assert_int_equal(h[0].passage, i);
+	}
+	bm25_free(ix);
+}
+
 /* splitmix64, for repeatable random corpora */
 static uint64_t
 rnd(uint64_t *s)
@@ -561,6 +612,7 @@ main(void)
 		cmocka_unit_test(test_context),
 		cmocka_unit_test(test_bm25_scores),
 		cmocka_unit_test(test_bm25_passages),
+		cmocka_unit_test(test_bm25_dictionary),
 		cmocka_unit_test(test_bm25_against_direct),
 		cmocka_unit_test_setup_teardown(test_corpus, corpus_setup, corpus_teardown),
 	};

@@ -8,8 +8,8 @@
 
 /*
  * The dictionary is an open-addressing hash table (linear probing, at most
- * half full) of slots that hold a term's hash and id; the term's bytes are
- * in one arena.  While building, every token of a passage either starts a
+ * half full) of slots that hold a term's hash, id and first bytes; all of
+ * the terms' bytes are in one arena.  While building, every token of a passage either starts a
  * (term, passage, tf) occurrence or counts into the one it started; at the
  * end a counting sort by term turns the occurrences into postings, one
  * array of (passage, weight) ordered by term and then by passage.  The
@@ -28,8 +28,13 @@ struct term {
 	uint32_t occ;     /* building: its occurrence in that passage */
 };
 
+/*
+ * A slot keeps the term's first 8 bytes, so that finding a term of up to
+ * 8 bytes (most words) reads only its slot: one cache miss, not three.
+ */
 struct slot {
-	uint32_t hash;
+	uint64_t head;    /* the term's first 8 bytes, zero-padded */
+	uint32_t tag;     /* the hash of all its bytes, its length in the low 8 bits */
 	uint32_t id1;     /* term id + 1; 0: empty */
 };
 
@@ -101,18 +106,23 @@ grow(void *p, size_t *cap, size_t need, size_t sz)
 	((tmp = grow(ix->field, &ix->cap, (need), sizeof *ix->field)) == NULL ? -1 : \
 	    (ix->field = tmp, 0))
 
-/* FNV-1a with a final mix, so the low bits (the slot) depend on every byte. */
-static uint32_t
+/*
+ * FNV-1a (64 bits) with MurmurHash3's final mix, so that the low bits (the
+ * slot) and the high bits (the tag) both depend on every byte.
+ */
+static uint64_t
 hash_bytes(const char *s, size_t n)
 {
-	uint32_t h = 2166136261u;
+	uint64_t h = 14695981039346656037ull;
 	for (size_t i = 0; i < n; i++) {
 		h ^= (unsigned char)s[i];
-		h *= 16777619u;
+		h *= 1099511628211ull;
 	}
-	h ^= h >> 16;
-	h *= 0x85ebca6bu;
-	h ^= h >> 13;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
 	return h;
 }
 
@@ -150,24 +160,45 @@ bm25_free(struct bm25 *ix)
 	free(ix);
 }
 
+/* The first 8 bytes of t[0, n), zero-padded. */
+static uint64_t
+head_of(const char *t, size_t n)
+{
+	uint64_t head = 0;
+	memcpy(&head, t, n < 8 ? n : 8);
+	return head;
+}
+
+/* A slot's tag: 24 high bits of hash h, and the length (at most RAG_TOKEN_MAX). */
+static uint32_t
+tag_of(uint64_t h, size_t n)
+{
+	return ((uint32_t)(h >> 32) & ~0xFFu) | (uint32_t)n;
+}
+
 /* The id of term t[0, n) with hash h, or -1. */
 static int64_t
-lookup(const struct bm25 *ix, const char *t, size_t n, uint32_t h)
+lookup(const struct bm25 *ix, const char *t, size_t n, uint64_t h)
 {
 	size_t mask = ix->cap_slots - 1;
+	uint64_t head = head_of(t, n);
+	uint32_t tag = tag_of(h, n);
 	for (size_t i = h & mask;; i = (i + 1) & mask) {
 		const struct slot *s = &ix->slots[i];
 		if (s->id1 == 0)
 			return -1;
-		if (s->hash != h)
+		if (s->tag != tag || s->head != head)
 			continue;
+		/* same length and first 8 bytes: the same term, if it is that short */
+		if (n <= 8)
+			return s->id1 - 1;
 		const struct term *tm = &ix->terms[s->id1 - 1];
-		if (tm->len == n && memcmp(ix->words + tm->off, t, n) == 0)
+		if (memcmp(ix->words + tm->off, t, n) == 0)
 			return s->id1 - 1;
 	}
 }
 
-/* Doubles the table; the slots keep their hashes, so no term is re-read. */
+/* Doubles the table.  Returns 0, or -1 if out of memory. */
 static int
 rehash(struct bm25 *ix)
 {
@@ -179,7 +210,8 @@ rehash(struct bm25 *ix)
 		struct slot s = ix->slots[i];
 		if (s.id1 == 0)
 			continue;
-		size_t j = s.hash & mask;
+		const struct term *tm = &ix->terms[s.id1 - 1];
+		size_t j = hash_bytes(ix->words + tm->off, tm->len) & mask;
 		while (slots[j].id1 != 0)
 			j = (j + 1) & mask;
 		slots[j] = s;
@@ -195,7 +227,7 @@ static int64_t
 intern(struct bm25 *ix, const char *t, size_t n)
 {
 	void *tmp;
-	uint32_t h = hash_bytes(t, n);
+	uint64_t h = hash_bytes(t, n);
 	int64_t id = lookup(ix, t, n, h);
 	if (id >= 0)
 		return id;
@@ -217,7 +249,8 @@ intern(struct bm25 *ix, const char *t, size_t n)
 	size_t mask = ix->cap_slots - 1, i = h & mask;
 	while (ix->slots[i].id1 != 0)
 		i = (i + 1) & mask;
-	ix->slots[i].hash = h;
+	ix->slots[i].head = head_of(t, n);
+	ix->slots[i].tag = tag_of(h, n);
 	ix->slots[i].id1 = (uint32_t)(ix->n_terms + 1);
 	return (int64_t)ix->n_terms++;
 }
@@ -282,8 +315,11 @@ bm25_finish(struct bm25 *ix)
 	ix->acc = calloc(np ? np : 1, sizeof *ix->acc);
 	ix->touched = malloc((np ? np : 1) * sizeof *ix->touched);
 	double *norm = malloc((np ? np : 1) * sizeof *norm);
-	if (ix->postings == NULL || ix->acc == NULL || ix->touched == NULL || norm == NULL) {
+	double *idf = malloc((ix->n_terms ? ix->n_terms : 1) * sizeof *idf);
+	if (ix->postings == NULL || ix->acc == NULL || ix->touched == NULL || norm == NULL ||
+	    idf == NULL) {
 		free(norm);
+		free(idf);
 		return -1;
 	}
 
@@ -296,6 +332,8 @@ bm25_finish(struct bm25 *ix)
 	 * term.last, no longer needed, is where the next one goes */
 	uint32_t at = 0;
 	for (size_t t = 0; t < ix->n_terms; t++) {
+		double df = ix->terms[t].df;
+		idf[t] = log(1 + ((double)np - df + 0.5) / (df + 0.5));
 		ix->terms[t].start = at;
 		ix->terms[t].last = at;
 		at += ix->terms[t].df;
@@ -303,15 +341,15 @@ bm25_finish(struct bm25 *ix)
 	for (size_t i = 0; i < ix->n_occ; i++) {
 		const struct occurrence *o = &ix->occ[i];
 		struct term *tm = &ix->terms[o->term];
-		double df = tm->df, tf = o->tf;
-		double idf = log(1 + ((double)np - df + 0.5) / (df + 0.5));
-		double w = idf * tf * (ix->k1 + 1) / (tf + norm[o->passage]);
+		double tf = o->tf;
+		double w = idf[o->term] * tf * (ix->k1 + 1) / (tf + norm[o->passage]);
 		ix->postings[tm->last++] = (struct posting){ o->passage, (float)w };
 	}
 	for (size_t t = 0; t < ix->n_terms; t++)
 		ix->terms[t].last = 0;
 	ix->n_postings = ix->n_occ;
 	free(norm);
+	free(idf);
 	free(ix->occ);
 	ix->occ = NULL;
 	ix->n_occ = ix->cap_occ = 0;

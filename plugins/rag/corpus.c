@@ -327,14 +327,30 @@ fail:
 	return NULL;
 }
 
+int
+rag_corpus_list(const char *dir, char ***files, size_t *n, char *err, size_t errlen)
+{
+	struct list l = { 0 };
+	if (list_documents(dir, &l, err, errlen) != 0)
+		return -1;
+	*files = l.v;
+	*n = l.n;
+	return 0;
+}
+
+void
+rag_corpus_list_free(char **files, size_t n)
+{
+	struct list l = { files, n, n };
+	list_free(&l);
+}
+
 void
 rag_corpus_free(struct rag_corpus *c)
 {
 	if (c == NULL)
 		return;
-	for (size_t i = 0; i < c->n_files; i++)
-		free(c->files[i]);
-	free(c->files);
+	rag_corpus_list_free(c->files, c->n_files);
 	bm25_free(c->index);
 	free(c);
 }

@@ -42,4 +42,12 @@ struct rag_corpus *rag_corpus_load(const char *dir, size_t max_passage,
 
 void rag_corpus_free(struct rag_corpus *c);
 
+/*
+ * The documents under dir, as rag_corpus_load reads them: *files gets
+ * their paths relative to dir, sorted, and *n their number.  Returns 0, or
+ * -1 with a message in err.  Free the list with rag_corpus_list_free.
+ */
+int rag_corpus_list(const char *dir, char ***files, size_t *n, char *err, size_t errlen);
+void rag_corpus_list_free(char **files, size_t n);
+
 #endif

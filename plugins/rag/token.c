@@ -9,9 +9,10 @@
  * of what they ask about ("what does porch check do?"), which are rare in
  * documents and so would weigh more than the words that matter.
  */
-static const char *const stop12[] = {
-	"a", "an", "as", "at", "be", "by", "do", "i", "if", "in", "is", "it",
-	"me", "my", "no", "of", "on", "or", "so", "to", "we", NULL
+static const char *const stop1[] = { "a", "i", NULL };
+static const char *const stop2[] = {
+	"an", "as", "at", "be", "by", "do", "if", "in", "is", "it", "me", "my",
+	"no", "of", "on", "or", "so", "to", "we", NULL
 };
 static const char *const stop3[] = {
 	"and", "are", "but", "can", "did", "for", "how", "its", "not", "our",
@@ -50,15 +51,16 @@ rag_token_is_stop(const char *t, size_t n)
 {
 	const char *const *list;
 	switch (n) {
-	case 1:
-	case 2: list = stop12; break;
+	case 1: list = stop1; break;
+	case 2: list = stop2; break;
 	case 3: list = stop3; break;
 	case 4: list = stop4; break;
 	case 5: list = stop5; break;
 	default: return 0;
 	}
+	/* every word of the list has n bytes: the first byte rules most out */
 	for (; *list != NULL; list++)
-		if (strlen(*list) == n && memcmp(*list, t, n) == 0)
+		if ((*list)[0] == t[0] && memcmp(*list + 1, t + 1, n - 1) == 0)
 			return 1;
 	return 0;
 }
