@@ -66,6 +66,14 @@ for f in "$top_srcdir"/pipelines/*.xml; do
 	    fail "$(basename "$f"): accepted '$a', completed '$c': $(cat "$T/err")"
 done
 
+# rag.xml, the five stages: the answer (the echoed prompt) carries the
+# passages of the corpus that fit the question, and the question
+echo "how do I route failed requests to a dead letter file?" |
+    "$PORCH" run -q "$top_srcdir/pipelines/rag.xml" > "$T/out" 2> "$T/err"
+expect_eq "rag.xml: exit status" "$?" 0
+grep -q "^stdin	Answer the question using the context below\. Context: .*error port, which can route failed requests to a dead-letter sink\..* Question: how do I route failed requests to a dead letter file?$" "$T/out" &&
+    ok || fail "rag.xml: $(cat "$T/out")"
+
 # porch graph: valid DOT with every stage and channel
 "$PORCH" graph "$hello" > "$T/g.dot"
 expect_eq "graph: exit status" "$?" 0
