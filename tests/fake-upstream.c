@@ -3,6 +3,7 @@
  * and the benchmark of the openai worker.
  *
  *   fake-upstream -p PORTFILE [-P PIDFILE] [-s STATSFILE] [-l LOGFILE] [-t SECONDS]
+ *                 [-b BLACKHOLE-PORTFILE]
  *
  * Listens on 127.0.0.1, on a port the kernel picks, and writes that port to
  * PORTFILE once it accepts connections (written whole: a reader that sees
@@ -39,6 +40,10 @@
  * its number, its connection's, the path, the Authorization header and the
  * body.  It exits after SECONDS (default 600), so that a test that dies
  * cannot leave it behind; SIGTERM stops it at once.
+ *
+ * With -b it also listens on a second port, written to BLACKHOLE-PORTFILE,
+ * whose accept queue it never empties and fills itself: Linux drops the
+ * SYN of any further connection, so a client's connect times out.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -123,6 +128,33 @@ write_file(const char *path, const char *text)
 	fputs(text, f);
 	if (fclose(f) != 0 || rename(tmp, path) != 0)
 		die("%s: %s", path, strerror(errno));
+}
+
+/*
+ * A listener whose accept queue is full (backlog 0, filled by our own
+ * connections, never accepted): connecting to it times out.  Returns the
+ * port.
+ */
+static unsigned
+blackhole(void)
+{
+	struct sockaddr_in a;
+	socklen_t alen = sizeof a;
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) != 0 || listen(l, 0) != 0 ||
+	    getsockname(l, (struct sockaddr *)&a, &alen) != 0)
+		die("blackhole listener: %s", strerror(errno));
+	/* backlog 0 holds one; the others wait in SYN-SENT, taking no more */
+	for (int i = 0; i < 3; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0 || (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 &&
+		    errno != EINPROGRESS))
+			die("blackhole connect: %s", strerror(errno));
+	}
+	return ntohs(a.sin_port);
 }
 
 static void
@@ -348,9 +380,9 @@ handle(struct server *s, struct conn *c, const char *path, const char *auth,
 		fflush(s->log);
 	}
 	c->end = END_KEEP;
-	size_t plen = strlen(path);
-	int chat = plen >= 17 && strcmp(path + plen - 17, "/chat/completions") == 0;
-	int comp = !chat && plen >= 12 && strcmp(path + plen - 12, "/completions") == 0;
+	size_t plen = strcspn(path, "?"); /* the query (a client's counter) is ignored */
+	int chat = plen >= 17 && strncmp(path + plen - 17, "/chat/completions", 17) == 0;
+	int comp = !chat && plen >= 12 && strncmp(path + plen - 12, "/completions", 12) == 0;
 	if (!chat && !comp) {
 		answer_error(c, t, 404, "", "no such endpoint");
 		return;
@@ -599,20 +631,21 @@ int
 main(int argc, char **argv)
 {
 	struct server s;
-	const char *port_path = NULL, *pid_path = NULL;
+	const char *port_path = NULL, *pid_path = NULL, *hole_path = NULL;
 	double lifetime = 600;
 	int opt;
 	memset(&s, 0, sizeof s);
-	while ((opt = getopt(argc, argv, "p:P:s:l:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:P:s:l:t:b:")) != -1) {
 		switch (opt) {
 		case 'p': port_path = optarg; break;
 		case 'P': pid_path = optarg; break;
 		case 's': s.stats_path = optarg; break;
 		case 'l': s.log_path = optarg; break;
 		case 't': lifetime = atof(optarg); break;
+		case 'b': hole_path = optarg; break;
 		default:
 			fprintf(stderr, "usage: fake-upstream -p PORTFILE [-P PIDFILE] "
-			    "[-s STATSFILE] [-l LOGFILE] [-t SECONDS]\n");
+			    "[-s STATSFILE] [-l LOGFILE] [-t SECONDS] [-b BLACKHOLE-PORTFILE]\n");
 			return 2;
 		}
 	}
@@ -636,6 +669,10 @@ main(int argc, char **argv)
 	if (pid_path != NULL) {
 		snprintf(text, sizeof text, "%ld\n", (long)getpid());
 		write_file(pid_path, text);
+	}
+	if (hole_path != NULL) {
+		snprintf(text, sizeof text, "%u\n", blackhole());
+		write_file(hole_path, text);
 	}
 	snprintf(text, sizeof text, "%u\n", (unsigned)ntohs(a.sin_port));
 	write_file(port_path, text);

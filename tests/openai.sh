@@ -19,12 +19,15 @@ if [ ! -x "$fake" ]; then
 	exit 77
 fi
 
+# libcurl honours proxy variables: the fake upstream is reached directly
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
+
 fake_pids=
 trap 'for p in $fake_pids; do kill "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
 
 # start_fake NAME: a fake upstream with its files in $T/NAME.*; sets $port
 start_fake() {
-	"$fake" -p "$T/$1.port" -s "$T/$1.stats" -l "$T/$1.log" -t 600 &
+	"$fake" -p "$T/$1.port" -s "$T/$1.stats" -l "$T/$1.log" -b "$T/$1.hole" -t 600 &
 	fake_pids="$fake_pids $!"
 	if ! wait_for 10 test -s "$T/$1.port"; then
 		fail "the fake upstream did not start"
@@ -143,6 +146,11 @@ pipeline "$T/refused.xml" "$(p connect-timeout 2s)"
 sed -i "s|127.0.0.1:$port/|127.0.0.1:1/|" "$T/refused.xml"
 scenario refused "$T/refused.xml" ok
 expect_failure refused transport ".*"
+# a server whose accept queue is full: the connection is never made
+pipeline "$T/hole.xml" "$(p connect-timeout 300ms)"
+sed -i "s|127.0.0.1:$port/|127.0.0.1:$(cat "$T/up.hole")/|" "$T/hole.xml"
+scenario connect-timeout "$T/hole.xml" ok
+expect_failure connect-timeout timeout "connect-timeout: "
 
 # ---- answers that are not what the API returns: upstream, status 200 ---------------
 scenario bad-json "$T/plain.xml" bad-json

@@ -961,5 +961,6 @@ const struct porch_plugin porch_plugin = {
 	    "the pipeline's event loop: no thread per request.  Connections are kept "
 	    "open and reused, at most max-connections of them (HTTP/2 to an https "
 	    "server multiplexes requests on them); requests beyond that wait for a free "
-	    "one, without their read-timeout running.",
+	    "one, without their read-timeout running.  libcurl's proxy environment "
+	    "variables (https_proxy, no_proxy...) apply.",
 };
