@@ -1,0 +1,577 @@
+/*
+ * call.c -- one HTTP call of the openai worker: what libcurl hands over
+ * (headers, body bytes, server-sent events), the read timeout, and how a
+ * transfer's end becomes the call's: done, or failed with a porch error,
+ * the HTTP status and Retry-After.
+ *
+ * A call's struct and easy handle are kept on a free list and reused.  A
+ * call is recycled before porch hears of its end, since the stage may
+ * start another one (a retry) from inside porch_call_done or
+ * porch_call_fail.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "call.h"
+
+/* An answer buffer larger than this is freed, not kept, when a call ends. */
+#define OAI_KEEP_BUFFER (64 * 1024)
+
+/* Bytes of an error answer kept for the failure's text. */
+#define OAI_EXCERPT 160
+
+static size_t oai_on_write(char *p, size_t size, size_t nmemb, void *arg);
+static size_t oai_on_header(char *p, size_t size, size_t nmemb, void *arg);
+static void oai_on_read_timer(struct ev_loop *loop, ev_timer *t, int revents);
+
+#if LIBCURL_VERSION_NUM >= 0x075000 /* 7.80: CURLOPT_PREREQFUNCTION */
+#define OAI_HAVE_PREREQ 1
+static int oai_on_prereq(void *arg, char *ip, char *local_ip, int port, int local_port);
+#endif
+
+/* A new call with its easy handle, set up with what never changes. */
+static struct oai_call *
+oai_call_new(struct oai *o)
+{
+	struct oai_call *cl = calloc(1, sizeof *cl);
+	if (cl == NULL)
+		return NULL;
+	if ((cl->easy = curl_easy_init()) == NULL) {
+		free(cl);
+		return NULL;
+	}
+	cl->o = o;
+	ev_init(&cl->read_timer, oai_on_read_timer);
+	cl->read_timer.data = cl;
+	CURL *e = cl->easy;
+	int bad = 0;
+	bad |= curl_easy_setopt(e, CURLOPT_URL, o->url) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, o->headers) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, oai_on_write) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, cl) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, oai_on_header) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, cl) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, cl) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cl->errbuf) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, "porch-openai/1") != CURLE_OK;
+	/* idle pooled connections: find out early when a peer went away */
+	bad |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85 */
+	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+#else
+	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK;
+#endif
+#ifdef OAI_HAVE_PREREQ
+	bad |= curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, oai_on_prereq) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_PREREQDATA, cl) != CURLE_OK;
+#endif
+	if (bad) {
+		curl_easy_cleanup(cl->easy);
+		free(cl);
+		return NULL;
+	}
+	return cl;
+}
+
+void
+oai_call_destroy(struct oai_call *cl)
+{
+	curl_easy_cleanup(cl->easy);
+	free(cl->body);
+	free(cl->resp);
+	sse_free(&cl->sse);
+	free(cl);
+}
+
+/* A call ready for c: from the free list or new, on the active list. */
+struct oai_call *
+oai_call_get(struct oai *o, porch_call *c)
+{
+	struct oai_call *cl = o->free;
+	if (cl != NULL)
+		o->free = cl->next;
+	else if ((cl = oai_call_new(o)) == NULL)
+		return NULL;
+	cl->prev = NULL;
+	cl->next = o->active;
+	if (o->active != NULL)
+		o->active->prev = cl;
+	o->active = cl;
+	cl->qnext = NULL;
+	cl->c = c;
+	cl->rlen = 0;
+	cl->total = 0;
+	sse_reset(&cl->sse);
+	cl->retry_after = -1;
+	cl->event_stream = cl->ms_given = cl->started = cl->sse_mode = 0;
+	cl->saw_done = cl->cancelled = 0;
+	cl->fail_err = PORCH_ERR_NONE;
+	cl->fail_status = 0;
+	cl->fail_why[0] = '\0';
+	cl->errbuf[0] = '\0';
+	return cl;
+}
+
+/* Back to the free list; it must be out of the multi handle. */
+void
+oai_call_put(struct oai_call *cl)
+{
+	struct oai *o = cl->o;
+	ev_timer_stop(o->loop, &cl->read_timer);
+	free(cl->body);
+	cl->body = NULL;
+	if (cl->rcap > OAI_KEEP_BUFFER) {
+		free(cl->resp);
+		cl->resp = NULL;
+		cl->rcap = 0;
+	}
+	if (cl->sse.cap > OAI_KEEP_BUFFER || cl->sse.dcap > OAI_KEEP_BUFFER)
+		sse_free(&cl->sse);
+	if (cl->prev != NULL)
+		cl->prev->next = cl->next;
+	else
+		o->active = cl->next;
+	if (cl->next != NULL)
+		cl->next->prev = cl->prev;
+	cl->state = OAI_FREE;
+	cl->c = NULL;
+	cl->prev = NULL;
+	cl->next = o->free;
+	o->free = cl;
+}
+
+/*
+ * Records why we stop the transfer (the first reason wins); the write
+ * callback then returns 0, and the transfer ends with CURLE_WRITE_ERROR.
+ */
+static void oai_stop(struct oai_call *cl, enum porch_error err, int status,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+oai_stop(struct oai_call *cl, enum porch_error err, int status, const char *fmt, ...)
+{
+	if (cl->fail_err != PORCH_ERR_NONE)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cl->fail_why, sizeof cl->fail_why, fmt, ap);
+	va_end(ap);
+	cl->fail_err = err;
+	cl->fail_status = status;
+}
+
+/*
+ * Ends a call that is out of the multi handle (or never got in): recycles
+ * it first, since the stage may start another call at once, then fails c.
+ */
+static void oai_fail(struct oai_call *cl, enum porch_error err, int status,
+    int64_t retry_after, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void
+oai_fail(struct oai_call *cl, enum porch_error err, int status, int64_t retry_after,
+    const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	porch_call *c = cl->c;
+	oai_call_put(cl);
+	if (status != 0)
+		porch_call_set_status(c, status);
+	if (retry_after >= 0)
+		porch_call_set_retry_after(c, retry_after);
+	porch_call_fail(c, err, "%s", why);
+}
+
+static void
+oai_succeed(struct oai_call *cl)
+{
+	porch_call *c = cl->c;
+	oai_call_put(cl);
+	porch_call_done(c);
+}
+
+/* ---- what libcurl hands us ---------------------------------------------- */
+
+/* One streamed event; see sse_event_fn. */
+static int
+oai_on_event(void *arg, enum sse_kind kind, const char *data, size_t len)
+{
+	struct oai_call *cl = arg;
+	char excerpt[OAI_EXCERPT];
+	if (kind == SSE_ERROR) {
+		oai_error_excerpt(data, len, excerpt, sizeof excerpt);
+		oai_stop(cl, PORCH_ERR_UPSTREAM, 200, "upstream sent an error event: %s", excerpt);
+		return -1;
+	}
+	if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+		cl->saw_done = 1;
+		return 1;
+	}
+	json_t *root;
+	const char *text;
+	size_t tlen;
+	char why[256];
+	int r = oai_chunk_text(cl->o->shape.chat, data, len, &root, &text, &tlen, why, sizeof why);
+	if (r == OAI_ERROR) {
+		oai_stop(cl, PORCH_ERR_UPSTREAM, 200, "upstream sent an error event: %s", why);
+		return -1;
+	}
+	if (r != OAI_OK) {
+		oai_stop(cl, PORCH_ERR_UPSTREAM, 200, "%s", why);
+		return -1;
+	}
+	if (tlen > 0)
+		porch_call_token(cl->c, text, tlen); /* may cancel cl */
+	json_decref(root);
+	return cl->cancelled ? -1 : 0;
+}
+
+/* CURLOPT_WRITEFUNCTION: body bytes.  Returns n, or 0 to stop. */
+static size_t
+oai_on_write(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct oai_call *cl = arg;
+	struct oai *o = cl->o;
+	size_t n = size * nmemb;
+	if (cl->cancelled || cl->fail_err != PORCH_ERR_NONE)
+		return 0;
+	cl->last = ev_now(o->loop);
+	if (!cl->started) {
+		long status = 0;
+		curl_easy_getinfo(cl->easy, CURLINFO_RESPONSE_CODE, &status);
+		cl->started = 1;
+		/* by what the server sent, not what we asked for: a server that
+		 * does not stream answers in JSON, and errors come as JSON */
+		cl->sse_mode = status >= 200 && status < 300 && cl->event_stream;
+	}
+	if (n > o->max_response - cl->total) {
+		long status = 0;
+		curl_easy_getinfo(cl->easy, CURLINFO_RESPONSE_CODE, &status);
+		oai_stop(cl, PORCH_ERR_UPSTREAM, (int)status,
+		    "the answer is larger than max-response (%zu bytes)", o->max_response);
+		return 0;
+	}
+	cl->total += n;
+	if (!cl->sse_mode) {
+		if (cl->rcap - cl->rlen <= n) {
+			size_t cap = cl->rcap ? cl->rcap : 4096;
+			while (cap - cl->rlen <= n)
+				cap *= 2; /* bounded by max-response */
+			char *r = realloc(cl->resp, cap);
+			if (r == NULL) {
+				oai_stop(cl, PORCH_ERR_INTERNAL, 0, "out of memory for the answer");
+				return 0;
+			}
+			cl->resp = r;
+			cl->rcap = cap;
+		}
+		memcpy(cl->resp + cl->rlen, p, n);
+		cl->rlen += n;
+		cl->resp[cl->rlen] = '\0';
+		return n;
+	}
+	int r = sse_feed(&cl->sse, p, n, oai_on_event, cl);
+	if (r == -2) {
+		oai_stop(cl, PORCH_ERR_INTERNAL, 0, "out of memory for the stream");
+		return 0;
+	}
+	/* 1: "[DONE]"; what follows is read, and ignored, to the end */
+	return r == -1 ? 0 : n;
+}
+
+static int
+oai_header_is(const char *p, size_t n, const char *name, const char **value, size_t *vlen)
+{
+	size_t k = strlen(name);
+	if (n <= k || p[k] != ':' || strncasecmp(p, name, k) != 0)
+		return 0;
+	p += k + 1;
+	n -= k + 1;
+	while (n > 0 && (*p == ' ' || *p == '\t'))
+		p++, n--;
+	while (n > 0 && isspace((unsigned char)p[n - 1]))
+		n--;
+	*value = p;
+	*vlen = n;
+	return 1;
+}
+
+/* Retry-After: delta-seconds or an HTTP-date; -1 if neither. */
+static int64_t
+oai_retry_after(const char *v, size_t n)
+{
+	char buf[64];
+	if (n == 0 || n >= sizeof buf)
+		return -1;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	if (strspn(buf, "0123456789") == n) {
+		if (n > 9)
+			return 999999999LL * 1000; /* absurd, but a wait all the same */
+		return strtoll(buf, NULL, 10) * 1000;
+	}
+	time_t t = curl_getdate(buf, NULL);
+	if (t == (time_t)-1)
+		return -1;
+	time_t now = time(NULL);
+	return t > now ? (int64_t)(t - now) * 1000 : 0;
+}
+
+/* CURLOPT_HEADERFUNCTION: one header line (or a status line) at a time. */
+static size_t
+oai_on_header(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct oai_call *cl = arg;
+	size_t n = size * nmemb;
+	const char *v;
+	size_t vn;
+	if (cl->cancelled)
+		return 0;
+	cl->last = ev_now(cl->o->loop);
+	if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+		/* a new response (after a 100 Continue, say): forget the last's */
+		cl->retry_after = -1;
+		cl->ms_given = 0;
+		cl->event_stream = 0;
+	} else if (oai_header_is(p, n, "content-type", &v, &vn)) {
+		cl->event_stream = vn >= 17 && strncasecmp(v, "text/event-stream", 17) == 0;
+	} else if (oai_header_is(p, n, "retry-after-ms", &v, &vn)) {
+		/* OpenAI's own, in milliseconds, possibly with a fraction */
+		char buf[32];
+		if (vn > 0 && vn < sizeof buf && strspn(v, "0123456789.") >= vn) {
+			memcpy(buf, v, vn);
+			buf[vn] = '\0';
+			double ms = strtod(buf, NULL);
+			if (ms < 1e15) {
+				cl->retry_after = (int64_t)(ms + 0.999);
+				cl->ms_given = 1;
+			}
+		}
+	} else if (!cl->ms_given && oai_header_is(p, n, "retry-after", &v, &vn)) {
+		cl->retry_after = oai_retry_after(v, vn);
+	}
+	return n;
+}
+
+static void
+oai_read_timer_start(struct oai_call *cl)
+{
+	struct oai *o = cl->o;
+	cl->last = ev_now(o->loop);
+	ev_timer_stop(o->loop, &cl->read_timer);
+	ev_timer_set(&cl->read_timer, o->read_timeout, 0.);
+	ev_timer_start(o->loop, &cl->read_timer);
+}
+
+#ifdef OAI_HAVE_PREREQ
+/*
+ * CURLOPT_PREREQFUNCTION: connected, the request goes out now.  The read
+ * timeout runs from here, not from submit: a call waiting for one of the
+ * max-connections is not late.
+ */
+static int
+oai_on_prereq(void *arg, char *ip, char *local_ip, int port, int local_port)
+{
+	(void)ip;
+	(void)local_ip;
+	(void)port;
+	(void)local_port;
+	oai_read_timer_start(arg);
+	return CURL_PREREQFUNC_OK;
+}
+#endif
+
+/* ---- ending calls -------------------------------------------------------- */
+
+/* A whole answer (or a stream that ended): ends the call. */
+static void
+oai_finish_ok(struct oai_call *cl, long status)
+{
+	struct oai *o = cl->o;
+	char why[384];
+	if (cl->sse_mode) {
+		int r = sse_end(&cl->sse, oai_on_event, cl);
+		if (cl->cancelled) {
+			oai_call_put(cl);
+			return;
+		}
+		if (r == -2)
+			oai_stop(cl, PORCH_ERR_INTERNAL, 0, "out of memory for the stream");
+		if (cl->fail_err != PORCH_ERR_NONE) {
+			oai_fail(cl, cl->fail_err, cl->fail_status, -1, "%s", cl->fail_why);
+			return;
+		}
+		if (!cl->saw_done) {
+			oai_fail(cl, PORCH_ERR_UPSTREAM, (int)status, -1,
+			    "malformed stream: it ended without \"data: [DONE]\"");
+			return;
+		}
+		oai_succeed(cl);
+		return;
+	}
+	json_t *root;
+	const char *text;
+	size_t tlen;
+	int r = oai_answer_text(o->shape.chat, cl->resp ? cl->resp : "", cl->rlen,
+	    &root, &text, &tlen, why, sizeof why);
+	if (r == OAI_ERROR) {
+		oai_fail(cl, PORCH_ERR_UPSTREAM, (int)status, -1,
+		    "upstream answered %ld with an error: %s", status, why);
+		return;
+	}
+	if (r != OAI_OK) {
+		oai_fail(cl, PORCH_ERR_UPSTREAM, (int)status, -1, "%s", why);
+		return;
+	}
+	if (tlen > 0)
+		porch_call_token(cl->c, text, tlen); /* may cancel cl */
+	json_decref(root);
+	if (cl->cancelled) {
+		oai_call_put(cl);
+		return;
+	}
+	oai_succeed(cl);
+}
+
+/* How a transfer that failed in libcurl ends the call. */
+static void
+oai_finish_curl_error(struct oai_call *cl, CURLcode result)
+{
+	const char *what = cl->errbuf[0] != '\0' ? cl->errbuf : curl_easy_strerror(result);
+	switch (result) {
+	case CURLE_OPERATION_TIMEDOUT:
+		/* our read-timeout is our own timer: this is connect-timeout */
+		oai_fail(cl, PORCH_ERR_TIMEOUT, 0, -1, "connect-timeout: %s", what);
+		break;
+	case CURLE_OUT_OF_MEMORY:
+		oai_fail(cl, PORCH_ERR_INTERNAL, 0, -1, "libcurl: %s", what);
+		break;
+	default:
+		/* refused, reset, DNS, TLS, a broken HTTP answer */
+		oai_fail(cl, PORCH_ERR_TRANSPORT, 0, -1, "%s", what);
+		break;
+	}
+}
+
+/* cev_done_fn: a transfer ended. */
+void
+oai_on_done(void *arg, CURL *easy, CURLcode result)
+{
+	struct oai *o = arg;
+	char *priv = NULL;
+	char excerpt[OAI_EXCERPT];
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+	struct oai_call *cl = (struct oai_call *)priv;
+	if (cl == NULL)
+		return;
+	if (cl->cancelled) {
+		o->zombies--;
+		oai_call_put(cl);
+		return;
+	}
+	cl->state = OAI_ENDING;
+	ev_timer_stop(o->loop, &cl->read_timer);
+
+	long status = 0;
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	if (cl->fail_err != PORCH_ERR_NONE) {
+		oai_fail(cl, cl->fail_err, cl->fail_status, -1, "%s", cl->fail_why);
+	} else if (status >= 300 || (status != 0 && status < 200)) {
+		/* what came of the error body is enough, even if cut short */
+		char wait[48] = "";
+		oai_error_excerpt(cl->resp ? cl->resp : "", cl->rlen, excerpt, sizeof excerpt);
+		if (cl->retry_after >= 0)
+			snprintf(wait, sizeof wait, " (retry after %lld ms)",
+			    (long long)cl->retry_after);
+		oai_fail(cl, PORCH_ERR_UPSTREAM, (int)status, cl->retry_after,
+		    "upstream answered %ld%s: %s", status, wait, excerpt);
+	} else if (result == CURLE_OK || cl->saw_done) {
+		oai_finish_ok(cl, status);
+	} else {
+		oai_finish_curl_error(cl, result);
+	}
+}
+
+/* Starts a call's transfer, outside libcurl. */
+void
+oai_start(struct oai_call *cl)
+{
+	CURLMcode rc = cev_add(cl->o->cv, cl->easy);
+	if (rc != CURLM_OK) {
+		cl->state = OAI_ENDING;
+		oai_fail(cl, PORCH_ERR_INTERNAL, 0, -1, "could not start the request: %s",
+		    curl_multi_strerror(rc));
+		return;
+	}
+	cl->state = OAI_RUNNING;
+#ifndef OAI_HAVE_PREREQ
+	oai_read_timer_start(cl);
+#endif
+}
+
+/* cev_after_fn: what had to wait for libcurl to return. */
+void
+oai_after(void *arg)
+{
+	struct oai *o = arg;
+	if (o->zombies > 0) {
+		struct oai_call *cl = o->active, *next;
+		for (; cl != NULL && o->zombies > 0; cl = next) {
+			next = cl->next;
+			if (cl->cancelled && cl->state == OAI_RUNNING) {
+				cev_remove(o->cv, cl->easy);
+				o->zombies--;
+				oai_call_put(cl);
+			}
+		}
+	}
+	while (o->qhead != NULL) {
+		struct oai_call *cl = o->qhead;
+		o->qhead = cl->qnext;
+		if (o->qhead == NULL)
+			o->qtail = NULL;
+		cl->qnext = NULL;
+		oai_start(cl); /* may end calls, and queue none: we are outside libcurl */
+	}
+}
+
+/* The read timer: no bytes for read-timeout seconds ends the call. */
+static void
+oai_on_read_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct oai_call *cl = t->data;
+	struct oai *o = cl->o;
+	(void)revents;
+	if (cl->cancelled) {
+		/* oai_after removes it; cannot happen, as it runs first */
+		return;
+	}
+	ev_tstamp left = cl->last + o->read_timeout - ev_now(loop);
+	if (left > 0) {
+		/* bytes came since it was set: wait for the rest */
+		ev_timer_set(t, left, 0.);
+		ev_timer_start(loop, t);
+		return;
+	}
+	cev_remove(o->cv, cl->easy);
+	cl->state = OAI_ENDING;
+	if (cl->saw_done) {
+		/* the answer was whole; only the end of the body never came */
+		oai_succeed(cl);
+		return;
+	}
+	oai_fail(cl, PORCH_ERR_TIMEOUT, 0, -1, "read-timeout: no bytes from upstream for %.0f ms",
+	    o->read_timeout * 1000.);
+}

@@ -1,0 +1,347 @@
+/*
+ * openai.c -- worker: calls a model server through the OpenAI-compatible
+ * HTTP API (POST /v1/chat/completions or /v1/completions), streamed or not.
+ *
+ * Every call is one HTTP request on the worker's libcurl multi handle,
+ * which the loop drives (cev.c): no thread per request, and connections
+ * are kept and reused, at most max-connections of them.  Request bodies
+ * and answers are JSON (request.c); streamed answers are server-sent
+ * events (sse.c), whose pieces go to the stage as they arrive; call.c
+ * makes one call of it.  The worker
+ * never retries: it reports the HTTP status and Retry-After with the
+ * failure, and the stage decides.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <ev.h>
+#include <porch/plugin.h>
+
+#include "call.h"
+
+static const struct porch_param oai_params[] = {
+	{ "base-url", PORCH_PARAM_STRING, "http://127.0.0.1:8000/v1", 0, 0, NULL, 0,
+	  "the API's base URL, up to and including /v1 (http:// or https://)" },
+	{ "model", PORCH_PARAM_STRING, "default", 0, 0, NULL, 0,
+	  "the model asked for, unless the request's \"model\" setting names one" },
+	{ "endpoint", PORCH_PARAM_ENUM, "chat", 0, 0, "chat|completions", 0,
+	  "chat: POST /chat/completions with messages; completions: POST /completions with a prompt" },
+	{ "stream", PORCH_PARAM_BOOLEAN, "true", 0, 0, NULL, 0,
+	  "ask for a streamed answer (server-sent events), passed on as it arrives" },
+	{ "api-key-env", PORCH_PARAM_STRING, NULL, 0, 0, NULL, 0,
+	  "name of the environment variable holding the API key (sent as a Bearer token)" },
+	{ "connect-timeout", PORCH_PARAM_DURATION, "5s", 1, 3600000, NULL, 0,
+	  "longest wait for a connection (TCP, and TLS for https) to the server" },
+	{ "read-timeout", PORCH_PARAM_DURATION, "60s", 1, 86400000, NULL, 0,
+	  "longest wait for the next bytes of an answer once the request is sent" },
+	{ "max-connections", PORCH_PARAM_INTEGER, "64", 1, 65536, NULL, 0,
+	  "connections open at most; further requests wait for one to be free" },
+	{ "max-response", PORCH_PARAM_SIZE, "8M", 1024, 1073741824, NULL, 0,
+	  "largest answer body; a larger one fails as upstream" },
+	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }
+};
+
+/* ---- the worker ----------------------------------------------------------- */
+
+static int
+oai_submit(porch_worker *w, porch_call *c)
+{
+	struct oai *o = porch_worker_data(w);
+	char why[384];
+	char *body = NULL;
+	size_t len = 0;
+	int r = oai_request_body(&o->shape, c, &body, &len, why, sizeof why);
+	if (r == -1) {
+		porch_call_fail(c, PORCH_ERR_BAD_REQUEST, "%s", why);
+		return 0;
+	}
+	struct oai_call *cl = r == 0 ? oai_call_get(o, c) : NULL;
+	if (cl == NULL) {
+		free(body);
+		porch_call_fail(c, PORCH_ERR_INTERNAL, "out of memory");
+		return 0;
+	}
+	cl->body = body;
+	curl_easy_setopt(cl->easy, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(cl->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	porch_call_set_data(c, cl);
+	if (cev_busy(o->cv)) {
+		/* called from a libcurl callback (a token went downstream):
+		 * libcurl takes no new transfer until it returns */
+		cl->state = OAI_WAITING;
+		if (o->qtail != NULL)
+			o->qtail->qnext = cl;
+		else
+			o->qhead = cl;
+		o->qtail = cl;
+		return 0;
+	}
+	oai_start(cl);
+	return 0;
+}
+
+static void
+oai_cancel(porch_worker *w, porch_call *c)
+{
+	struct oai *o = porch_worker_data(w);
+	struct oai_call *cl = porch_call_data(c);
+	if (cl == NULL || cl->c != c || cl->cancelled)
+		return;
+	cl->c = NULL;
+	switch (cl->state) {
+	case OAI_WAITING: {
+		struct oai_call **pp = &o->qhead, *prev = NULL;
+		while (*pp != cl) {
+			prev = *pp;
+			pp = &(*pp)->qnext;
+		}
+		*pp = cl->qnext;
+		if (o->qtail == cl)
+			o->qtail = prev;
+		oai_call_put(cl);
+		break;
+	}
+	case OAI_RUNNING:
+		if (cev_busy(o->cv)) {
+			/* inside libcurl: stopped by oai_on_done or oai_after */
+			cl->cancelled = 1;
+			o->zombies++;
+			break;
+		}
+		cev_remove(o->cv, cl->easy);
+		oai_call_put(cl);
+		break;
+	case OAI_ENDING:
+		/* inside porch_call_token from oai_finish_ok: it puts cl */
+		cl->cancelled = 1;
+		break;
+	case OAI_FREE:
+		break;
+	}
+}
+
+/* base-url must be an http(s) URL a path can be appended to. */
+static int
+oai_check(const porch_params *p, porch_check *ck)
+{
+	int bad = 0;
+	const char *url = porch_param_str(p, "base-url");
+	if (url == NULL || (strncasecmp(url, "http://", 7) != 0 &&
+	    strncasecmp(url, "https://", 8) != 0)) {
+		porch_check_error(ck, "base-url", "'%s' must start with http:// or https://",
+		    url ? url : "");
+		bad = 1;
+	} else if (strpbrk(url, "?# \t\r\n") != NULL) {
+		porch_check_error(ck, "base-url", "'%s' must not have a query, a fragment "
+		    "or white space: the endpoint's path is appended to it", url);
+		bad = 1;
+	} else {
+		CURLU *u = curl_url();
+		char *host = NULL;
+		if (u == NULL)
+			return -1;
+		if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+		    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+		    host == NULL || *host == '\0') {
+			porch_check_error(ck, "base-url", "'%s' is not a valid URL with a host", url);
+			bad = 1;
+		}
+		curl_free(host);
+		curl_url_cleanup(u);
+	}
+	const char *env = porch_param_str(p, "api-key-env");
+	if (env != NULL && (env[0] == '\0' || isdigit((unsigned char)env[0]) ||
+	    strspn(env, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") !=
+	    strlen(env))) {
+		porch_check_error(ck, "api-key-env", "'%s' is not an environment variable name "
+		    "(letters, digits and '_'); it names the variable, it is not the key", env);
+		bad = 1;
+	}
+	return bad ? -1 : 0;
+}
+
+/* The request headers; the API key goes in the last one. */
+static struct curl_slist *
+oai_headers(const char *key)
+{
+	static const char *const fixed[] = {
+		"Content-Type: application/json",
+		"Accept: application/json, text/event-stream",
+		"Expect:", /* no "100 Continue" round trip for large prompts */
+	};
+	struct curl_slist *h = NULL, *t;
+	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+		if ((t = curl_slist_append(h, fixed[i])) == NULL)
+			goto fail;
+		h = t;
+	}
+	if (key != NULL) {
+		size_t n = strlen("Authorization: Bearer ") + strlen(key) + 1;
+		char *a = malloc(n);
+		if (a == NULL)
+			goto fail;
+		snprintf(a, n, "Authorization: Bearer %s", key);
+		t = curl_slist_append(h, a);
+		explicit_bzero(a, n);
+		free(a);
+		if (t == NULL)
+			goto fail;
+		h = t;
+	}
+	return h;
+fail:
+	curl_slist_free_all(h);
+	return NULL;
+}
+
+/* Frees the headers, the key's bytes zeroed first. */
+static void
+oai_headers_free(struct curl_slist *h)
+{
+	for (struct curl_slist *t = h; t != NULL; t = t->next)
+		explicit_bzero(t->data, strlen(t->data));
+	curl_slist_free_all(h);
+}
+
+static void oai_fini(porch_worker *w);
+
+static int
+oai_init(porch_worker *w)
+{
+	const porch_params *p = porch_worker_params(w);
+	struct oai *o = calloc(1, sizeof *o);
+	if (o == NULL) {
+		porch_worker_error(w, "out of memory");
+		return -1;
+	}
+	o->w = w;
+	o->loop = porch_worker_loop(w);
+	porch_worker_set_data(w, o);
+
+	const char *env = porch_param_str(p, "api-key-env");
+	const char *key = NULL;
+	if (env != NULL) {
+		key = getenv(env);
+		if (key == NULL || *key == '\0') {
+			/* the variable's name only: never its value */
+			porch_worker_error(w, "api-key-env: the environment variable %s, which "
+			    "should hold the API key, is %s", env, key == NULL ? "not set" : "empty");
+			goto fail;
+		}
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		porch_worker_error(w, "libcurl could not be initialised");
+		goto fail;
+	}
+	o->curl_ready = 1;
+
+	const char *base = porch_param_str(p, "base-url");
+	size_t blen = strlen(base);
+	while (blen > 0 && base[blen - 1] == '/')
+		blen--;
+	o->shape.chat = strcmp(porch_param_str(p, "endpoint"), "chat") == 0;
+	o->shape.stream = porch_param_int(p, "stream") != 0;
+	o->shape.model = porch_param_str(p, "model");
+	const char *path = o->shape.chat ? "/chat/completions" : "/completions";
+	size_t ulen = blen + strlen(path) + 1;
+	if ((o->url = malloc(ulen)) == NULL) {
+		porch_worker_error(w, "out of memory");
+		goto fail;
+	}
+	snprintf(o->url, ulen, "%.*s%s", (int)blen, base, path);
+	o->connect_timeout_ms = (long)porch_param_int(p, "connect-timeout");
+	o->read_timeout = (double)porch_param_int(p, "read-timeout") / 1000.;
+	o->max_response = (size_t)porch_param_int(p, "max-response");
+
+	if ((o->headers = oai_headers(key)) == NULL ||
+	    (o->cv = cev_new(o->loop, oai_on_done, oai_after, o)) == NULL) {
+		porch_worker_error(w, "out of memory");
+		goto fail;
+	}
+	long maxc = (long)porch_param_int(p, "max-connections");
+	CURLM *m = cev_multi(o->cv);
+	curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, maxc);
+	curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, maxc);
+	/* keep as many idle connections as may be open, for reuse */
+	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, maxc);
+	return 0;
+fail:
+	oai_fini(w);
+	return -1;
+}
+
+static void
+oai_fini(porch_worker *w)
+{
+	struct oai *o = porch_worker_data(w);
+	if (o == NULL)
+		return;
+	/* calls still open are forgotten, not ended */
+	while (o->active != NULL) {
+		struct oai_call *cl = o->active;
+		o->active = cl->next;
+		if (cl->state == OAI_RUNNING)
+			cev_remove(o->cv, cl->easy);
+		ev_timer_stop(o->loop, &cl->read_timer);
+		oai_call_destroy(cl);
+	}
+	while (o->free != NULL) {
+		struct oai_call *cl = o->free;
+		o->free = cl->next;
+		oai_call_destroy(cl);
+	}
+	cev_free(o->cv);
+	oai_headers_free(o->headers);
+	free(o->url);
+	if (o->curl_ready)
+		curl_global_cleanup();
+	free(o);
+	porch_worker_set_data(w, NULL);
+}
+
+const struct porch_plugin porch_plugin = {
+	PORCH_PLUGIN_HEADER,
+	.kind = PORCH_KIND_WORKER,
+	.name = "openai",
+	.summary = "worker: a model server speaking the OpenAI-compatible HTTP API, streamed or not",
+	.params = oai_params,
+	.worker_init = oai_init,
+	.submit = oai_submit,
+	.cancel = oai_cancel,
+	.worker_fini = oai_fini,
+	.check = oai_check,
+	.description =
+	    "Calls a model server through the OpenAI-compatible HTTP API, as served by "
+	    "vLLM, llama.cpp's llama-server, Ollama and hosted providers: POST "
+	    "BASE-URL/chat/completions (endpoint chat: the request's text is the last "
+	    "user message, after the \"system\" and \"messages\" settings) or "
+	    "BASE-URL/completions (endpoint completions: the text is the prompt).  The "
+	    "request's settings model, max-tokens, temperature, top-p and stop (one "
+	    "string, or a JSON array of strings) become the body's fields; a setting that "
+	    "does not parse fails the request as bad-request, naming it.\n"
+	    "\n"
+	    "With stream true the server is asked for server-sent events, and each piece "
+	    "of text goes on to the stage as it arrives; the answer ends with "
+	    "\"data: [DONE]\".  A server that answers in one JSON body instead is read "
+	    "that way too.  An HTTP status of 300 or more fails the request as upstream, "
+	    "with the status and the server's error message; the status and any "
+	    "Retry-After (seconds or an HTTP date; OpenAI's retry-after-ms wins) are "
+	    "passed to the stage, which decides whether to retry: the worker never does.  "
+	    "A status of 200 with an answer that is not what the API returns (not JSON, "
+	    "no choices, a stream cut before [DONE]) fails as upstream with status 200.  "
+	    "Refused or reset connections, DNS and TLS errors fail as transport; "
+	    "connect-timeout, and read-timeout without a byte of the answer, as timeout.\n"
+	    "\n"
+	    "The API key is read at start from the environment variable api-key-env "
+	    "names, never from the pipeline file; it is sent as \"Authorization: Bearer\" "
+	    "and is never logged.  Requests run on libcurl's multi interface, driven by "
+	    "the pipeline's event loop: no thread per request.  Connections are kept "
+	    "open and reused, at most max-connections of them (HTTP/2 to an https "
+	    "server multiplexes requests on them); requests beyond that wait for a free "
+	    "one, without their read-timeout running.  libcurl's proxy environment "
+	    "variables (https_proxy, no_proxy...) apply.",
+};

@@ -1,0 +1,321 @@
+#!/bin/sh
+# openai.sh -- the openai worker against a fake OpenAI-compatible server.
+#
+# tests/fake-upstream listens on a random 127.0.0.1 port and picks its
+# behaviour from each request's "model" (see its header comment), so one
+# server serves every scenario.  Each scenario runs the pipeline
+#     stdin -> inference (worker openai) -> stdout, inference:error -> null
+# and checks the request's outcome, its error type and text (the stdin
+# source reports "porch: stdin:LINE: request ID (session S) OUTCOME: ...").
+# Then: the API key, start-up and load-time errors, connection reuse,
+# max-connections, cancelled calls (a test stage built here), and a mixed
+# run of every scenario under valgrind when it is installed.
+. "$top_srcdir/tests/lib.sh"
+
+: "${top_builddir:=$top_srcdir}"
+fake=$top_builddir/tests/fake-upstream
+if [ ! -x "$fake" ]; then
+	echo "tests/fake-upstream is not built: skipping"
+	exit 77
+fi
+
+# libcurl honours proxy variables: the fake upstream is reached directly
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
+
+fake_pids=
+trap 'for p in $fake_pids; do kill "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
+
+# start_fake NAME: a fake upstream with its files in $T/NAME.*; sets $port
+start_fake() {
+	"$fake" -p "$T/$1.port" -s "$T/$1.stats" -l "$T/$1.log" -b "$T/$1.hole" -t 600 &
+	fake_pids="$fake_pids $!"
+	if ! wait_for 10 test -s "$T/$1.port"; then
+		fail "the fake upstream did not start"
+		finish
+	fi
+	port=$(cat "$T/$1.port")
+}
+
+# pipeline FILE WORKER-PARAMS [STAGE-PLUGIN [STAGE-PARAMS]]
+pipeline() {
+	cat > "$1" <<XML
+<?xml version="1.0"?>
+<pipeline name="openai" version="1">
+  <worker name="model" plugin="openai">
+    <param name="base-url">http://127.0.0.1:$port/v1</param>$2
+  </worker>
+  <stage name="input" plugin="stdin"/>
+  <stage name="infer" plugin="${3:-inference}" worker="model" concurrency="${CONC:-16}">${4:-}</stage>
+  <stage name="output" plugin="stdout"/>
+  <stage name="dlq" plugin="null"/>
+  <channel from="input" to="infer" capacity="64" overflow="block"/>
+  <channel from="infer" to="output" capacity="64"/>
+  <channel from="infer:error" to="dlq" capacity="64"/>
+</pipeline>
+XML
+}
+
+p() {
+	printf '<param name="%s">%s</param>' "$1" "$2"
+}
+
+# line TEXT MODEL [MORE-META]: a JSON request line for stdin
+line() {
+	printf '{"text": "%s", "meta": {"model": "%s"%s}}\n' "$1" "$2" "${3:-}"
+}
+
+# run NAME FILE: porch run with $T/NAME.in as input
+run() {
+	"$PORCH" run -q --stats-json "$T/$1.json" "$2" < "$T/$1.in" > "$T/$1.out" 2> "$T/$1.err"
+	echo $? > "$T/$1.status"
+}
+
+# expect_answer NAME WANT: one request, completed, with the answer WANT
+expect_answer() {
+	expect_eq "$1: exit status" "$(cat "$T/$1.status")" 0
+	expect_eq "$1: answer" "$(cat "$T/$1.out")" "$(printf 'stdin\t%s' "$2")"
+	expect_eq "$1: completed" "$(json_get "$T/$1.json" completed)" 1
+	expect_eq "$1: nothing on stderr" "$(cat "$T/$1.err")" ""
+}
+
+# expect_failure NAME ERROR-TYPE TEXT-PATTERN: one request, failed so
+expect_failure() {
+	expect_eq "$1: exit status" "$(cat "$T/$1.status")" 0
+	expect_eq "$1: failed" "$(json_get "$T/$1.json" failed)" 1
+	expect_eq "$1: no answer" "$(cat "$T/$1.out")" ""
+	grep -q "^porch: stdin:1: request [0-9]* (session stdin) failed: $2: $3" "$T/$1.err" && ok ||
+	    fail "$1: want 'failed: $2: $3', got: $(cat "$T/$1.err")"
+}
+
+# scenario NAME FILE MODEL [MORE-META]: runs one request of MODEL
+scenario() {
+	line "hello big world" "$3" "${4:-}" > "$T/$1.in"
+	run "$1" "$2"
+}
+
+start_fake up
+pipeline "$T/stream.xml" "$(p read-timeout 700ms)"
+pipeline "$T/plain.xml" "$(p stream false; p read-timeout 700ms)"
+pipeline "$T/comp.xml" "$(p endpoint completions; p read-timeout 700ms)"
+pipeline "$T/comp-plain.xml" "$(p endpoint completions; p stream false)"
+
+# ---- answers, streamed and not --------------------------------------------------
+want="you said: hello big world"
+for f in stream plain comp comp-plain; do
+	scenario "ok-$f" "$T/$f.xml" ok
+	expect_answer "ok-$f" "$want"
+done
+scenario slow-stream "$T/stream.xml" slow-stream
+expect_answer slow-stream "$want"
+scenario slow-stream-comp "$T/comp.xml" slow-stream
+expect_answer slow-stream-comp "$want"
+grep -q '"stream":true' "$T/up.log" && grep -q '"stream":false' "$T/up.log" && ok ||
+    fail "stream true/false not both sent: $(cat "$T/up.log")"
+grep -q '/v1/completions auth=\[\] {"model":"ok","prompt":"hello big world","stream":true}$' \
+    "$T/up.log" && ok || fail "completions body: $(grep /v1/completions "$T/up.log")"
+
+# a server that answers JSON when asked to stream is read all the same
+scenario echo-plain "$T/stream.xml" echo-body
+grep -q '"stream":true' "$T/echo-plain.out" && ok || fail "echo-plain: $(cat "$T/echo-plain.out")"
+
+# ---- upstream errors: status, Retry-After, the server's message -------------------
+for f in stream plain; do
+	scenario "429-$f" "$T/$f.xml" 429
+	expect_failure "429-$f" upstream \
+	    "upstream answered 429 (retry after 2000 ms): Rate limit reached for requests$"
+	scenario "500-$f" "$T/$f.xml" 500
+	expect_failure "500-$f" upstream "upstream answered 500: internal boom$"
+	scenario "503-$f" "$T/$f.xml" 503
+	expect_failure "503-$f" upstream "upstream answered 503 (retry after 1000 ms): Service Unavailable$"
+done
+scenario 429-date "$T/stream.xml" 429-date
+expect_failure 429-date upstream "upstream answered 429 (retry after [23][0-9]000 ms): Rate limit reached for tokens$"
+
+# ---- timeouts and broken connections ---------------------------------------------
+for f in stream plain; do
+	scenario "stall-$f" "$T/$f.xml" stall
+	expect_failure "stall-$f" timeout "read-timeout: no bytes from upstream for 700 ms$"
+	scenario "reset-$f" "$T/$f.xml" reset
+	expect_failure "reset-$f" transport ".*"
+done
+scenario stall-mid-stream "$T/stream.xml" stall-mid-stream
+expect_failure stall-mid-stream timeout "read-timeout"
+scenario reset-mid-stream "$T/stream.xml" reset-mid-stream
+expect_failure reset-mid-stream transport ".*[Rr]eset"
+pipeline "$T/refused.xml" "$(p connect-timeout 2s)"
+sed -i "s|127.0.0.1:$port/|127.0.0.1:1/|" "$T/refused.xml"
+scenario refused "$T/refused.xml" ok
+expect_failure refused transport ".*"
+# a server whose accept queue is full: the connection is never made
+pipeline "$T/hole.xml" "$(p connect-timeout 300ms)"
+sed -i "s|127.0.0.1:$port/|127.0.0.1:$(cat "$T/up.hole")/|" "$T/hole.xml"
+scenario connect-timeout "$T/hole.xml" ok
+expect_failure connect-timeout timeout "connect-timeout: "
+
+# ---- answers that are not what the API returns: upstream, status 200 ---------------
+scenario bad-json "$T/plain.xml" bad-json
+expect_failure bad-json upstream "malformed answer: not JSON"
+scenario no-choices "$T/plain.xml" no-choices
+expect_failure no-choices upstream 'malformed answer: no "choices" array$'
+scenario bad-sse "$T/stream.xml" bad-sse
+expect_failure bad-sse upstream "malformed stream event: not JSON .*'this is not json'$"
+scenario no-done "$T/stream.xml" no-done
+expect_failure no-done upstream 'malformed stream: it ended without "data: \[DONE\]"$'
+scenario error-event "$T/stream.xml" error-event
+expect_failure error-event upstream "upstream sent an error event: model overloaded$"
+pipeline "$T/small.xml" "$(p max-response 16k)"
+scenario big "$T/small.xml" big
+expect_failure big upstream "the answer is larger than max-response (16384 bytes)$"
+
+# ---- the request body from the request's settings -------------------------------
+scenario body "$T/plain.xml" echo-body ', "temperature": "0.7", "top-p": "0.9", "max-tokens": "12", "stop": "[\"\\n\\n\", \"END\"]", "system": "be brief", "messages": "[{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"yo\"}]"'
+body=$(grep 'hello big world' "$T/up.log" | tail -n 1)
+for want in '"model":"echo-body"' '"max_tokens":12' '"temperature":0.7' '"top_p":0.9' \
+    '"stop":\["\\n\\n","END"\]' '"stream":false' \
+    '"messages":\[{"role":"system","content":"be brief"},{"role":"user","content":"hi"},{"role":"assistant","content":"yo"},{"role":"user","content":"hello big world"}\]'; do
+	printf '%s\n' "$body" | grep -q "$want" && ok || fail "body: no $want in $body"
+done
+expect_eq "body: completed" "$(json_get "$T/body.json" completed)" 1
+scenario one-stop "$T/plain.xml" ok ', "stop": "END"'
+tail -n 1 "$T/up.log" | grep -q '"stop":"END"' && ok || fail "one stop string: $(tail -n 1 "$T/up.log")"
+scenario default-model "$T/plain.xml" ""
+tail -n 1 "$T/up.log" | grep -q '"model":"default"' && ok || fail "default model: $(tail -n 1 "$T/up.log")"
+for opt in temperature top-p max-tokens; do
+	scenario "bad-$opt" "$T/plain.xml" ok ", \"$opt\": \"abc\""
+	expect_failure "bad-$opt" bad-request "option \"$opt\": 'abc' is not a"
+done
+scenario bad-stop "$T/plain.xml" ok ', "stop": "[1, 2]"'
+expect_failure bad-stop bad-request 'option "stop": not a JSON array of strings$'
+scenario bad-messages "$T/plain.xml" ok ', "messages": "[{\"content\": \"x\"}]"'
+expect_failure bad-messages bad-request 'option "messages": item 1 '
+
+# ---- the API key: from the environment, to the server, nowhere else -------------------
+key="sk-porch-test-$$-SECRETKEY"
+pipeline "$T/key.xml" "$(p api-key-env PORCH_TEST_OPENAI_KEY)"
+{ line "with a key" ok; line "refused with a key" 429; } > "$T/key.in"
+PORCH_TEST_OPENAI_KEY=$key "$PORCH" run --stats-json "$T/key.json" "$T/key.xml" \
+    < "$T/key.in" > "$T/key.out" 2> "$T/key.err"
+expect_eq "key: exit status" "$?" 0
+expect_eq "key: completed" "$(json_get "$T/key.json" completed)" 1
+grep -q "auth=\[Bearer $key\] .*with a key" "$T/up.log" && ok ||
+    fail "key: the server did not get 'Authorization: Bearer KEY'"
+if grep -q SECRETKEY "$T/key.out" "$T/key.err" "$T/key.xml" "$T/key.json"; then
+	fail "key: the API key appears in porch's output or files"
+else
+	ok
+fi
+# an unset or empty variable: porch run stops at start, naming it
+PORCH_TEST_OPENAI_KEY= "$PORCH" run -q "$T/key.xml" < /dev/null > /dev/null 2> "$T/nokey.err"
+expect_eq "empty key: exit status" "$?" 1
+grep -q "PORCH_TEST_OPENAI_KEY.*is empty" "$T/nokey.err" && ok || fail "empty key: $(cat "$T/nokey.err")"
+(unset PORCH_TEST_OPENAI_KEY; "$PORCH" run -q "$T/key.xml" < /dev/null > /dev/null 2> "$T/nokey.err")
+expect_eq "unset key: exit status" "$?" 1
+grep -q "api-key-env: the environment variable PORCH_TEST_OPENAI_KEY.* is not set" "$T/nokey.err" && ok ||
+    fail "unset key: $(cat "$T/nokey.err")"
+
+# ---- load-time checks: porch check refuses bad parameters --------------------------
+"$PORCH" check "$T/stream.xml" > /dev/null 2>&1
+expect_eq "porch check of a good file: exit status" "$?" 0
+for url in "ftp://127.0.0.1/v1" "127.0.0.1:8000/v1" "http://127.0.0.1:8000/v1?x=1" "http://[::1/v1"; do
+	pipeline "$T/badurl.xml" ""
+	sed -i "s|http://127.0.0.1:$port/v1|$url|" "$T/badurl.xml"
+	"$PORCH" check "$T/badurl.xml" > /dev/null 2> "$T/badurl.err"
+	expect_eq "base-url $url: porch check exit status" "$?" 2
+	grep -q "badurl.xml:4:[0-9]*: error: " "$T/badurl.err" && grep -qF "'$url'" "$T/badurl.err" && ok ||
+	    fail "base-url $url: $(cat "$T/badurl.err")"
+	case $url in
+	ftp:*) grep -q "must start with http:// or https://" "$T/badurl.err" && ok ||
+		fail "base-url $url: $(cat "$T/badurl.err")" ;;
+	esac
+done
+pipeline "$T/badenv.xml" "$(p api-key-env 'sk-abc 123')"
+"$PORCH" check "$T/badenv.xml" > /dev/null 2> "$T/badenv.err"
+expect_eq "api-key-env not a name: exit status" "$?" 2
+grep -q "is not an environment variable name" "$T/badenv.err" && ok || fail "api-key-env: $(cat "$T/badenv.err")"
+
+# ---- connection reuse: sequential requests share one connection ------------------------
+before=$(json_get "$T/up.stats" connections)
+for i in $(seq 1 20); do line "request $i" ok; done > "$T/reuse.in"
+CONC=1 pipeline "$T/reuse.xml" "$(p stream false)"
+run reuse "$T/reuse.xml"
+expect_eq "reuse: completed" "$(json_get "$T/reuse.json" completed)" 20
+after=$(json_get "$T/up.stats" connections)
+[ $((after - before)) -le 2 ] && ok || fail "reuse: 20 requests took $((after - before)) connections"
+for i in $(seq 1 20); do line "streamed $i" ok; done > "$T/reuse-s.in"
+CONC=1 pipeline "$T/reuse-s.xml" ""
+run reuse-s "$T/reuse-s.xml"
+expect_eq "reuse streamed: completed" "$(json_get "$T/reuse-s.json" completed)" 20
+before=$after
+after=$(json_get "$T/up.stats" connections)
+[ $((after - before)) -le 2 ] && ok || fail "reuse streamed: 20 requests took $((after - before)) connections"
+
+# ---- max-connections: requests beyond wait for a connection, not for a timeout ------------
+start_fake maxc
+for i in $(seq 1 12); do line "slow $i" slow-150; done > "$T/maxc.in"
+pipeline "$T/maxc.xml" "$(p max-connections 2; p read-timeout 1s; p connect-timeout 300ms)"
+run maxc "$T/maxc.xml"
+expect_eq "max-connections: completed" "$(json_get "$T/maxc.json" completed)" 12
+expect_eq "max-connections: most connections open at once" "$(json_get "$T/maxc.stats" max_open)" 2
+expect_eq "max-connections: requests served" "$(json_get "$T/maxc.stats" requests)" 12
+
+# ---- cancelled calls: the worker forgets them, from anywhere ------------------------------
+cc=${CC:-cc}
+mkdir "$T/plugins"
+if $cc -shared -fPIC -g -O1 -I"$top_srcdir/include" -o "$T/plugins/canceler.so" \
+    "$top_srcdir/tests/openai-canceler.c" > "$T/cc.log" 2>&1; then
+	for m in slow-stream ok stall; do
+		for i in 1 2 3; do line "cancel me $i" "$m"; done
+	done > "$T/cancel.in"
+	for mode in first-token restart after; do
+		pipeline "$T/cancel-$mode.xml" "$(p read-timeout 2s)" canceler "$(p mode "$mode"; p after-ms 300)"
+		"$PORCH" run -q --plugin-path "$T/plugins" --stats-json "$T/cancel-$mode.json" \
+		    "$T/cancel-$mode.xml" < "$T/cancel.in" > "$T/cancel-$mode.out" 2> "$T/cancel-$mode.err"
+		expect_eq "cancel $mode: exit status" "$?" 0
+		expect_eq "cancel $mode: accepted" "$(json_get "$T/cancel-$mode.json" accepted)" 9
+	done
+	expect_eq "cancel first-token: cancelled" "$(grep -c 'failed: cancelled: cancelled at the first token' \
+	    "$T/cancel-first-token.err")" 6
+	expect_eq "cancel restart: completed" "$(json_get "$T/cancel-restart.json" completed)" 6
+	expect_eq "cancel restart: whole answers" "$(grep -c "	you said: cancel me [123]$" \
+	    "$T/cancel-restart.out")" 6
+	expect_eq "cancel after: cancelled" "$(grep -c 'failed: cancelled: cancelled after a delay' \
+	    "$T/cancel-after.err")" 3
+	expect_eq "cancel after: completed" "$(json_get "$T/cancel-after.json" completed)" 6
+else
+	echo "could not build the test stage: skipping the cancel tests" >&2
+	cat "$T/cc.log" >&2
+fi
+
+# ---- every scenario at once, and under valgrind when it is there ---------------------
+models="ok slow-stream 429 500 503 stall stall-mid-stream reset reset-mid-stream bad-json
+    no-choices bad-sse no-done error-event big close echo-body"
+for m in $models; do line "mixed $m" "$m"; line "mixed $m" "$m" ', "temperature": "x"'; done > "$T/mixed.in"
+pipeline "$T/mixed.xml" "$(p read-timeout 700ms; p max-response 16k)"
+run mixed "$T/mixed.xml"
+expect_eq "mixed: exit status" "$(cat "$T/mixed.status")" 0
+expect_eq "mixed: accepted" "$(json_get "$T/mixed.json" accepted)" 34
+expect_eq "mixed: completed" "$(json_get "$T/mixed.json" completed)" 4
+expect_eq "mixed: failed" "$(json_get "$T/mixed.json" failed)" 30
+expect_eq "mixed: bad requests" "$(grep -c 'failed: bad-request: option "temperature"' "$T/mixed.err")" 17
+
+case " ${CFLAGS:-} " in
+*-fsanitize=*) vg= ;; # the sanitizers check this build already
+*) vg=$(command -v valgrind) ;;
+esac
+if [ -n "$vg" ]; then
+	for f in mixed cancel-restart cancel-first-token; do
+		[ -f "$T/$f.xml" ] || continue
+		in=$T/mixed.in
+		[ "$f" = mixed ] || in=$T/cancel.in
+		"$top_builddir/libtool" --mode=execute "$vg" -q --leak-check=full \
+		    --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
+		    "$PORCH" run -q --plugin-path "$T/plugins" "$T/$f.xml" < "$in" > /dev/null 2> "$T/vg-$f.err"
+		st=$?
+		expect_eq "valgrind $f: exit status" "$st" 0
+		[ "$st" = 0 ] || sed -n '/==[0-9]*==/p' "$T/vg-$f.err" | head -n 40 >&2
+	done
+else
+	echo "valgrind not installed, or a sanitizer build: no valgrind run"
+fi
+
+finish
