@@ -23,6 +23,7 @@
  *   429                429, Retry-After: 2 and an OpenAI error body
  *   429-date           429, Retry-After as an HTTP date 30 s ahead
  *   500                500 with an OpenAI error body
+ *   400, 401           400 or 401 with an OpenAI error body
  *   503                503, Retry-After: 1 and a text/plain body
  *   stall              reads the request, never answers
  *   stall-mid-stream   SSE headers and one word, then nothing
@@ -430,6 +431,10 @@ handle(struct server *s, struct conn *c, const char *path, const char *auth,
 		answer_error(c, t, 429, extra, "Rate limit reached for tokens");
 	} else if (strcmp(model, "500") == 0) {
 		answer_error(c, t, 500, "", "internal boom");
+	} else if (strcmp(model, "400") == 0) {
+		answer_error(c, t, 400, "", "bad request");
+	} else if (strcmp(model, "401") == 0) {
+		answer_error(c, t, 401, "", "invalid api key");
 	} else if (strcmp(model, "503") == 0) {
 		static const char b[] = "Service Unavailable\n";
 		answer(c, t, 503, "text/plain", "Retry-After: 1\r\n", b, sizeof b - 1);

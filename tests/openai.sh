@@ -36,7 +36,9 @@ start_fake() {
 	port=$(cat "$T/$1.port")
 }
 
-# pipeline FILE WORKER-PARAMS [STAGE-PLUGIN [STAGE-PARAMS]]
+# pipeline FILE WORKER-PARAMS [STAGE-PLUGIN [STAGE-PARAMS]]: one attempt per
+# request (retries 0) unless STAGE-PARAMS say otherwise; stdout prints
+# answers whole, so a cut-off stream leaves no partial line
 pipeline() {
 	cat > "$1" <<XML
 <?xml version="1.0"?>
@@ -45,8 +47,8 @@ pipeline() {
     <param name="base-url">http://127.0.0.1:$port/v1</param>$2
   </worker>
   <stage name="input" plugin="stdin"/>
-  <stage name="infer" plugin="${3:-inference}" worker="model" concurrency="${CONC:-16}">${4:-}</stage>
-  <stage name="output" plugin="stdout"/>
+  <stage name="infer" plugin="${3:-inference}" worker="model" concurrency="${CONC:-16}">${4-$(p retries 0)}</stage>
+  <stage name="output" plugin="stdout">$(p stream false)</stage>
   <stage name="dlq" plugin="null"/>
   <channel from="input" to="infer" capacity="64" overflow="block"/>
   <channel from="infer" to="output" capacity="64"/>
@@ -122,19 +124,50 @@ grep -q '"stream":true' "$T/echo-plain.out" && ok || fail "echo-plain: $(cat "$T
 for f in stream plain; do
 	scenario "429-$f" "$T/$f.xml" 429
 	expect_failure "429-$f" upstream \
-	    "upstream answered 429 (retry after 2000 ms): Rate limit reached for requests$"
+	    "upstream answered 429 (retry after 2000 ms): Rate limit reached for requests (1 attempt)$"
 	scenario "500-$f" "$T/$f.xml" 500
-	expect_failure "500-$f" upstream "upstream answered 500: internal boom$"
+	expect_failure "500-$f" upstream "upstream answered 500: internal boom (1 attempt)$"
 	scenario "503-$f" "$T/$f.xml" 503
-	expect_failure "503-$f" upstream "upstream answered 503 (retry after 1000 ms): Service Unavailable$"
+	expect_failure "503-$f" upstream "upstream answered 503 (retry after 1000 ms): Service Unavailable (1 attempt)$"
 done
 scenario 429-date "$T/stream.xml" 429-date
-expect_failure 429-date upstream "upstream answered 429 (retry after [23][0-9]000 ms): Rate limit reached for tokens$"
+expect_failure 429-date upstream "upstream answered 429 (retry after [23][0-9]000 ms): Rate limit reached for tokens (1 attempt)$"
+
+# ---- retries by the inference stage: what can pass is tried again, after
+# the upstream's Retry-After; a client error is not
+requests() {
+	json_get "$T/up.stats" requests
+}
+pipeline "$T/retry.xml" "" inference "$(p retries 1; p backoff-ms 1)"
+before=$(requests)
+scenario retry-503 "$T/retry.xml" 503
+expect_failure retry-503 upstream "upstream answered 503 (retry after 1000 ms): Service Unavailable (2 attempts, retries exhausted)$"
+expect_eq "retry 503: requests the upstream saw" "$(($(requests) - before))" 2
+el=$(sed -n 's/^  "elapsed_s": \([0-9]*\)\..*/\1/p' "$T/retry-503.json")
+[ "$el" -ge 1 ] && ok || fail "retry 503: the Retry-After of 1 s was not waited ($el s)"
+for code in 400 401; do
+	before=$(requests)
+	scenario "retry-$code" "$T/retry.xml" "$code"
+	expect_failure "retry-$code" upstream "upstream answered $code: .* (1 attempt)$"
+	expect_eq "retry $code: requests the upstream saw" "$(($(requests) - before))" 1
+done
+before=$(requests)
+scenario retry-bad-json "$T/retry.xml" bad-json
+expect_eq "retry bad-json (a 200 that cannot be read): requests" "$(($(requests) - before))" 1
+# a stream cut after tokens went out is not tried again
+pipeline "$T/retry-stream.xml" "" inference "$(p retries 2; p backoff-ms 1)"
+sed -i 's|<param name="stream">false</param>||' "$T/retry-stream.xml"
+before=$(requests)
+scenario retry-mid "$T/retry-stream.xml" reset-mid-stream
+grep -q "failed: transport: .*(1 attempt, not retried: part of the answer was streamed)$" "$T/retry-mid.err" &&
+    ok || fail "retry mid-stream: $(cat "$T/retry-mid.err")"
+expect_eq "retry mid-stream: requests" "$(($(requests) - before))" 1
+grep -q "^stdin	you said" "$T/retry-mid.out" && ok || fail "retry mid-stream: the streamed part: $(cat "$T/retry-mid.out")"
 
 # ---- timeouts and broken connections ---------------------------------------------
 for f in stream plain; do
 	scenario "stall-$f" "$T/$f.xml" stall
-	expect_failure "stall-$f" timeout "read-timeout: no bytes from upstream for 700 ms$"
+	expect_failure "stall-$f" timeout "read-timeout: no bytes from upstream for 700 ms (1 attempt)$"
 	scenario "reset-$f" "$T/$f.xml" reset
 	expect_failure "reset-$f" transport ".*"
 done
@@ -156,16 +189,16 @@ expect_failure connect-timeout timeout "connect-timeout: "
 scenario bad-json "$T/plain.xml" bad-json
 expect_failure bad-json upstream "malformed answer: not JSON"
 scenario no-choices "$T/plain.xml" no-choices
-expect_failure no-choices upstream 'malformed answer: no "choices" array$'
+expect_failure no-choices upstream 'malformed answer: no "choices" array (1 attempt)$'
 scenario bad-sse "$T/stream.xml" bad-sse
-expect_failure bad-sse upstream "malformed stream event: not JSON .*'this is not json'$"
+expect_failure bad-sse upstream "malformed stream event: not JSON .*'this is not json' (1 attempt, not retried: part of the answer was streamed)$"
 scenario no-done "$T/stream.xml" no-done
-expect_failure no-done upstream 'malformed stream: it ended without "data: \[DONE\]"$'
+expect_failure no-done upstream 'malformed stream: it ended without "data: \[DONE\]" (1 attempt, not retried: part of the answer was streamed)$'
 scenario error-event "$T/stream.xml" error-event
-expect_failure error-event upstream "upstream sent an error event: model overloaded$"
+expect_failure error-event upstream "upstream sent an error event: model overloaded (1 attempt)$"
 pipeline "$T/small.xml" "$(p max-response 16k)"
 scenario big "$T/small.xml" big
-expect_failure big upstream "the answer is larger than max-response (16384 bytes)$"
+expect_failure big upstream "the answer is larger than max-response (16384 bytes) (1 attempt)$"
 
 # ---- the request body from the request's settings -------------------------------
 scenario body "$T/plain.xml" echo-body ', "temperature": "0.7", "top-p": "0.9", "max-tokens": "12", "stop": "[\"\\n\\n\", \"END\"]", "system": "be brief", "messages": "[{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"yo\"}]"'
@@ -180,12 +213,13 @@ scenario one-stop "$T/plain.xml" ok ', "stop": "END"'
 tail -n 1 "$T/up.log" | grep -q '"stop":"END"' && ok || fail "one stop string: $(tail -n 1 "$T/up.log")"
 scenario default-model "$T/plain.xml" ""
 tail -n 1 "$T/up.log" | grep -q '"model":"default"' && ok || fail "default model: $(tail -n 1 "$T/up.log")"
+# (the inference stage checks these before the worker sees them)
 for opt in temperature top-p max-tokens; do
 	scenario "bad-$opt" "$T/plain.xml" ok ", \"$opt\": \"abc\""
-	expect_failure "bad-$opt" bad-request "option \"$opt\": 'abc' is not a"
+	expect_failure "bad-$opt" bad-request "metadata '$opt' is 'abc': want a"
 done
 scenario bad-stop "$T/plain.xml" ok ', "stop": "[1, 2]"'
-expect_failure bad-stop bad-request 'option "stop": not a JSON array of strings$'
+expect_failure bad-stop bad-request 'option "stop": not a JSON array of strings (1 attempt)$'
 scenario bad-messages "$T/plain.xml" ok ', "messages": "[{\"content\": \"x\"}]"'
 expect_failure bad-messages bad-request 'option "messages": item 1 '
 
@@ -296,7 +330,7 @@ expect_eq "mixed: exit status" "$(cat "$T/mixed.status")" 0
 expect_eq "mixed: accepted" "$(json_get "$T/mixed.json" accepted)" 34
 expect_eq "mixed: completed" "$(json_get "$T/mixed.json" completed)" 4
 expect_eq "mixed: failed" "$(json_get "$T/mixed.json" failed)" 30
-expect_eq "mixed: bad requests" "$(grep -c 'failed: bad-request: option "temperature"' "$T/mixed.err")" 17
+expect_eq "mixed: bad requests" "$(grep -c "failed: bad-request: metadata 'temperature'" "$T/mixed.err")" 17
 
 case " ${CFLAGS:-} " in
 *-fsanitize=*) vg= ;; # the sanitizers check this build already
@@ -317,5 +351,30 @@ if [ -n "$vg" ]; then
 else
 	echo "valgrind not installed, or a sanitizer build: no valgrind run"
 fi
+
+# ---- pipelines/openai.xml: the five stages against the fake server --------------
+echo "how do I route failed requests to a dead letter file?" |
+    "$PORCH" run -q --set llm.base-url="http://127.0.0.1:$port/v1" --set llm.model=ok \
+    --set dead.path="$T/openai-dead.jsonl" --stats-json "$T/ex.json" \
+    "$top_srcdir/pipelines/openai.xml" > "$T/ex.out" 2> "$T/ex.err"
+expect_eq "openai.xml: exit status" "$?" 0
+expect_eq "openai.xml: completed" "$(json_get "$T/ex.json" completed)" 1
+grep -q '^stdin	you said: how do I route failed requests to a dead letter file?$' "$T/ex.out" &&
+    ok || fail "openai.xml: answer $(cat "$T/ex.out") $(cat "$T/ex.err")"
+cat "$T"/*.log | grep 'how do I route failed requests' > "$T/ex.req"
+grep -q '"messages":\[{"role":"system","content":"Answer the question using the context below' "$T/ex.req" && ok ||
+    fail "openai.xml: no system message: $(cat "$T/ex.req")"
+grep -q '"max_tokens":512,"temperature":0.2' "$T/ex.req" && ok ||
+    fail "openai.xml: settings: $(cat "$T/ex.req")"
+echo "how do I route failed requests to a dead letter file?" |
+    "$PORCH" run -q --set llm.base-url="http://127.0.0.1:1/v1" --set infer.backoff-ms=1 \
+    --set dead.path="$T/openai-dead.jsonl" --stats-json "$T/ex2.json" \
+    "$top_srcdir/pipelines/openai.xml" > "$T/ex2.out" 2> "$T/ex2.err"
+expect_eq "openai.xml down: failed" "$(json_get "$T/ex2.json" failed)" 1
+grep -q '"outcome":"failed","input":"how do I route failed requests to a dead letter file?".*"error":"transport".*"attempts":3' "$T/openai-dead.jsonl" &&
+    ok || fail "openai.xml down: dead letter $(cat "$T/openai-dead.jsonl")"
+grep -qF '"system":"Answer the question using the context below.\n\nContext:\n' "$T/openai-dead.jsonl" &&
+    grep -qF 'Every stage also has an error port' "$T/openai-dead.jsonl" && ok ||
+    fail "openai.xml: the retrieved context is not in the prompt: $(cat "$T/openai-dead.jsonl")"
 
 finish
