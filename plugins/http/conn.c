@@ -63,6 +63,7 @@ hreq_new(struct hconn *c)
 	h->c = c;
 	h->t0 = ev_now(s->loop);
 	h->keep_alive = 1;
+	h->http_minor = 1; /* until the request line says otherwise */
 	/* unique in the run, unguessable enough for logs: a mixed counter */
 	snprintf(h->rid, sizeof h->rid, "%016llx",
 	    (unsigned long long)http_mix64(++s->next_rid ^ (uint64_t)(uintptr_t)s));
