@@ -166,6 +166,23 @@ if start api "$T/api.xml"; then
 	b=$(grep -n '"healthy":true' "$T/pipe" | cut -d: -f1)
 	[ -n "$a" ] && [ -n "$b" ] && [ "$a" -lt "$b" ] && ok || fail "pipelining: answers out of order: $(cat "$T/pipe")"
 
+	# a request refused by its head (404) while its body is still on the way:
+	# answered, its body read and dropped, and the connection goes on
+	{ printf 'POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n'; sleep 0.3
+	  printf '{"prompt":"later"}  '; sleep 0.2
+	  printf 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'; } | raw 5 > "$T/early"
+	tr -d '\r' < "$T/early" | grep '^HTTP/1.1' | tr '\n' ' ' > "$T/lines"
+	expect_eq "refused by its head, then the next request" "$(cat "$T/lines")" \
+	    "HTTP/1.1 404 Not Found HTTP/1.1 200 OK "
+
+	# a chunked request body; HTTP/1.0 clients (a stream ends by closing)
+	expect_eq "chunked request body" "$(req -H 'Transfer-Encoding: chunked' "$U/v1/completions" -d '{"prompt":"chunked body"}')" 200
+	check_has "chunked request body: answer" "$T/b" '"text":"chunked body"'
+	expect_eq "HTTP/1.0 stream: status" "$(req -0 -N "$U/v1/chat/completions" -d '{"messages":[{"role":"user","content":"old client"}],"stream":true}')" 200
+	check_has "HTTP/1.0 stream: status line" "$T/h" "HTTP/1.0 200 OK"
+	check_has "HTTP/1.0 stream: closes" "$T/h" "Connection: close"
+	check_has "HTTP/1.0 stream: [DONE]" "$T/b" "data: [DONE]"
+
 	# keep-alive: several requests on one connection
 	curl -s -S --max-time 10 "$U/healthz" "$U/readyz" "$U/v1/models" -o /dev/null -o /dev/null -o /dev/null \
 	    -w '%{num_connects}\n' > "$T/ka"
@@ -209,8 +226,8 @@ if start api "$T/api.xml"; then
 	# metrics: the pipeline's and ours, valid for Prometheus
 	expect_eq "metrics: status" "$(req "$U/metrics")" 200
 	check_has "metrics: pipeline" "$T/b" 'porch_requests_accepted_total{pipeline="api"}'
-	check_has "metrics: chat 200" "$T/b" 'porch_http_requests_total{stage="ingress",endpoint="/v1/chat/completions",code="200"} 3'
-	check_has "metrics: 404" "$T/b" 'porch_http_requests_total{stage="ingress",endpoint="other",code="404"} 1'
+	check_has "metrics: chat 200" "$T/b" 'porch_http_requests_total{stage="ingress",endpoint="/v1/chat/completions",code="200"} 4'
+	check_has "metrics: 404" "$T/b" 'porch_http_requests_total{stage="ingress",endpoint="other",code="404"} 2'
 	check_has "metrics: 405" "$T/b" 'porch_http_requests_total{stage="ingress",endpoint="/v1/chat/completions",code="405"} 1'
 	check_has "metrics: 400 malformed" "$T/b" 'porch_http_requests_total{stage="ingress",endpoint="other",code="400"} 1'
 	grep -q '^porch_http_connections_open{stage="ingress"} [1-9]' "$T/b" && ok || fail "metrics: connections open"
@@ -341,6 +358,21 @@ if start block "$T/block.xml"; then
 	expect_eq "block channel: nothing shed" "$(json_get "$T/block.json" shed)" 0
 fi
 
+# the pipeline's in-flight bound refuses at once: 503, admission
+sed 's|<pipeline name="api" version="1">|<pipeline name="api" version="1" max-inflight="1">|' "$T/block.xml" > "$T/adm.xml"
+if start adm "$T/adm.xml"; then
+	for i in 1 2 3; do
+		curl -s --max-time 10 -o "$T/adm$i.b" -w '%{http_code}\n' "$U/v1/completions" -d '{"prompt":"x"}' > "$T/adm$i.code" &
+		curls="${curls:-} $!"
+	done
+	wait $curls
+	curls=
+	n503=$(cat "$T"/adm?.code | grep -c 503)
+	[ "$n503" -ge 1 ] && ok || fail "max-inflight: no 503: $(cat "$T"/adm?.code)"
+	cat "$T"/adm?.b | grep -q '"code":"admission"' && ok || fail "max-inflight: no admission error: $(cat "$T"/adm?.b)"
+	stop
+fi
+
 # ==== 7. a client that leaves cancels its request ==============================
 pipeline "$T/cancel.xml" "" "$(p delay-ms 5000)"
 if start cancel "$T/cancel.xml"; then
@@ -353,6 +385,15 @@ if start cancel "$T/cancel.xml"; then
 	check_has "cancel: 499 counted" "$T/m" 'porch_http_requests_total{stage="ingress",endpoint="/v1/completions",code="499"} 1'
 	check_has "cancel: logged" "$T/cancel.err" "failed: cancelled: the client closed the connection"
 	stop
+fi
+pipeline "$T/cstream.xml" "" "$(p token-delay-ms 100)"
+if start cstream "$T/cstream.xml"; then
+	curl -s -N --max-time 0.5 "$U/generate" -d '{"text":"1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20"}' > "$T/cut" 2>&1
+	check_has "cancel mid-stream: pieces came" "$T/cut" '"token":" 2"'
+	wait_for 5 sh -c "curl -s '$U/metrics' | grep -q '^porch_requests_total{pipeline=\"api\",outcome=\"failed\"} 1$'" &&
+	    ok || fail "cancel mid-stream: not failed: $(curl -s "$U/metrics" | grep requests_total)"
+	stop
+	check_has "cancel mid-stream: cancelled" "$T/cstream.err" "failed: cancelled: the client closed the connection"
 fi
 
 # ==== 8. tasks ==================================================================

@@ -383,6 +383,8 @@ static void
 conn_free(struct hconn *c, int cancel)
 {
 	struct http_src *s = c->s;
+	/* what cancelling calls (resuming other connections) must leave it be */
+	c->dead = 1;
 	struct hreq *h = c->head;
 	c->head = c->tail = NULL;
 	c->cur = NULL;
@@ -485,8 +487,11 @@ conn_parse(struct hconn *c)
 			struct hreq *h = c->cur;
 			c->cur = NULL;
 			conn_phase(c, PH_IDLE);
-			if (h != NULL)
+			if (h != NULL) {
 				route_dispatch(h);
+				if (h->complete)
+					conn_kick(c); /* it may have waited for its parse */
+			}
 			continue;
 		}
 		if (c->err_status != 0) {
@@ -623,6 +628,14 @@ conn_flush(struct hconn *c)
 		h->out_off = 0;
 		if (!h->complete)
 			break; /* more to come (a stream): wait for it */
+		if (h == c->cur) {
+			/* answered before its body was read (401, 404 ...): the parser
+			 * still fills it; it goes when parsed, or now if nothing more
+			 * will be parsed on this connection */
+			if (!c->closing)
+				break;
+			c->cur = NULL;
+		}
 		int close_after = h->close;
 		c->head = h->next;
 		if (c->head == NULL)
@@ -702,6 +715,8 @@ on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 		snprintf(why, sizeof why, "the request's %s took longer than %s-timeout",
 		    what, what[0] == 'h' ? "header" : "body");
 		conn_fail_request(c, 408, "request_timeout", why);
+		if (c->dead)
+			conn_close(c);
 		return;
 	}
 	if (c->queued == 0) {
