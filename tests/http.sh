@@ -436,6 +436,19 @@ if start tasks "$T/tasks.xml"; then
 	check_has "forgotten: error" "$T/b" '"code":"task_not_found"'
 	stop
 fi
+# at most task-max finished tasks are kept: the oldest goes first
+pipeline "$T/tmax.xml" "$(p task-max 1)" ""
+if start tmax "$T/tmax.xml"; then
+	req "$U/v1/tasks" -d '{"payload":"YQ=="}' > /dev/null
+	ida=$(sed 's/.*"task_id":"\([^"]*\)".*/\1/' "$T/b")
+	wait_for 5 sh -c "curl -s '$U/v1/tasks/$ida' | grep -q completed" || fail "task-max: first task did not complete"
+	req "$U/v1/tasks" -d '{"payload":"Yg=="}' > /dev/null
+	idb=$(sed 's/.*"task_id":"\([^"]*\)".*/\1/' "$T/b")
+	wait_for 5 sh -c "curl -s '$U/v1/tasks/$idb' | grep -q completed" || fail "task-max: second task did not complete"
+	expect_eq "task-max: the older is forgotten" "$(req "$U/v1/tasks/$ida")" 404
+	expect_eq "task-max: the newer is kept" "$(req "$U/v1/tasks/$idb")" 200
+	stop
+fi
 pipeline "$T/tfail.xml" "" "$(p fail-rate 1)" "" "" "$(p backoff-ms 1)"
 if start tfail "$T/tfail.xml"; then
 	req "$U/v1/tasks" -d '{"payload":"eA==","max_retries":2}' > /dev/null

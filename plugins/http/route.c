@@ -315,6 +315,12 @@ route_dispatch(struct hreq *h)
 		h->close = 1;
 		c->closing = 1;
 	}
+	if (s->draining && route_def(h->route) != NULL && route_def(h->route)->makes_request) {
+		/* its head came before the drain, its body after: no new work now */
+		answer_error(h, 503, NULL, "draining",
+		    "porch is shutting down and takes no new requests");
+		return;
+	}
 	switch (h->route) {
 	case R_HEALTHZ:
 		healthz(h);
