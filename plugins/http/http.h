@@ -5,8 +5,10 @@
  *   conn.c     listener, connections, reading, writing, timeouts, backpressure
  *   parse.c    HTTP/1.1 parsing with http-parser, limits, malformed input
  *   route.c    routing, endpoints that do not need the pipeline, emitting
- *   openai.c   OpenAI request validation and answers (JSON, SSE chunks)
+ *   openai.c   OpenAI request validation, whole answers, the model list
+ *   stream.c   streamed answers: server-sent events and NDJSON
  *   answer.c   status lines, headers, chunked bodies, error objects
+ *   reply.c    the reply sink, a plugin of its own (see origin.h)
  *   tasks.c    the asynchronous tasks store and its event streams
  *   auth.c     API keys and per-key rate limits
  *   metrics.c  the plugin's own Prometheus metrics
@@ -115,12 +117,10 @@ struct hreq {
 	size_t out_off;             /* bytes of out already written */
 	int status;                 /* 0 until the status line is in out */
 	int chunked;                /* the body is chunked (streams, HTTP/1.1) */
-	int streaming;              /* headers out, body in pieces */
 	int complete;               /* the last byte of the answer is in out */
 	int close;                  /* close the connection after this answer */
 	int answered_by_reply;      /* finish() came before the outcome */
 	uint64_t pieces;            /* streamed pieces sent */
-	uint64_t words;             /* words streamed, for usage */
 	char carry[4];              /* an incomplete UTF-8 sequence held back */
 	size_t carry_len;
 };
@@ -163,8 +163,7 @@ struct hconn {
 
 /* A request waiting for room in a full 'block' channel. */
 struct waiting {
-	struct hreq *h;             /* or NULL for a task */
-	struct task *t;
+	struct hreq *h;             /* NULL for a task */
 	porch_msg *m;
 	struct waiting *next;
 };
@@ -253,7 +252,7 @@ enum route route_find(const char *path, size_t len, char *task_id, size_t idlen,
     const char **allow);
 void route_headers_done(struct hconn *c, struct hreq *h); /* early checks */
 void route_dispatch(struct hreq *h);   /* a whole request arrived */
-void route_emit(struct http_src *s, struct hreq *h, struct task *t, porch_msg *m);
+void route_emit(struct http_src *s, struct hreq *h, porch_msg *m);
 void route_resume(struct http_src *s); /* room again: emit those waiting */
 void route_drain(struct http_src *s);
 void route_cancel(struct http_src *s, struct hreq *h); /* its client is gone */

@@ -300,7 +300,7 @@ pipeline_request(struct hreq *h)
 	}
 	if (s->deadline_ms > 0)
 		porch_msg_set_deadline(m, s->deadline_ms);
-	route_emit(s, h, NULL, m);
+	route_emit(s, h, m);
 }
 
 void
@@ -357,7 +357,7 @@ route_dispatch(struct hreq *h)
 /* ---- emitting, waiting, resuming --------------------------------------- */
 
 static void
-wait_push(struct http_src *s, struct hreq *h, struct task *t, porch_msg *m)
+wait_push(struct http_src *s, struct hreq *h, porch_msg *m)
 {
 	struct waiting *w = calloc(1, sizeof *w);
 	if (w == NULL) {
@@ -365,7 +365,6 @@ wait_push(struct http_src *s, struct hreq *h, struct task *t, porch_msg *m)
 		return;
 	}
 	w->h = h;
-	w->t = t;
 	w->m = m;
 	if (s->wait_tail != NULL)
 		s->wait_tail->next = w;
@@ -394,11 +393,11 @@ emit_now(struct http_src *s, porch_msg *m)
 }
 
 /*
- * Hands m, made for request h (or task t), to the pipeline now or when there
+ * Hands m, made for request h (or a task, h NULL), to the pipeline now or when there
  * is room.  The request or task is its origin from here until the outcome.
  */
 void
-route_emit(struct http_src *s, struct hreq *h, struct task *t, porch_msg *m)
+route_emit(struct http_src *s, struct hreq *h, porch_msg *m)
 {
 	if (h != NULL) {
 		porch_msg_set_origin_data(m, &h->origin);
@@ -407,7 +406,7 @@ route_emit(struct http_src *s, struct hreq *h, struct task *t, porch_msg *m)
 		h->in_pipeline = 1;
 	}
 	if (s->wait_head != NULL || !room_for_one(s)) {
-		wait_push(s, h, t, m);
+		wait_push(s, h, m);
 		conn_pause_all(s);
 		return;
 	}

@@ -69,7 +69,6 @@ stream_begin(struct hreq *h)
 			    "index", 0, "delta", "role", "assistant", "content", "",
 			    "logprobs", "finish_reason")), 1);
 	}
-	h->streaming = 1;
 }
 
 static void

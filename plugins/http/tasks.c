@@ -435,7 +435,7 @@ tasks_create(struct hreq *h)
 	porch_msg_set_origin_data(m, &t->origin);
 	t->in_pipeline = 1;
 	t->creating = 1;
-	route_emit(s, NULL, t, m);
+	route_emit(s, NULL, m);
 	t->creating = 0;
 	if (t->refused) {
 		/* refused at once: say so now, not through a task nobody knows of */
