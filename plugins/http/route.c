@@ -393,8 +393,9 @@ emit_now(struct http_src *s, porch_msg *m)
 }
 
 /*
- * Hands m, made for request h (or a task, h NULL), to the pipeline now or when there
- * is room.  The request or task is its origin from here until the outcome.
+ * Hands m, made for request h (or for a task: h NULL), to the pipeline now
+ * or when there is room.  The request or task is its origin from here until
+ * the outcome.
  */
 void
 route_emit(struct http_src *s, struct hreq *h, porch_msg *m)
