@@ -1,0 +1,337 @@
+/*
+ * http.h -- the http source's private types, shared by its files.
+ *
+ *   plugin.c   descriptor, parameters, init/start/drain/outcome/fini
+ *   conn.c     listener, connections, reading, writing, timeouts, backpressure
+ *   parse.c    HTTP/1.1 parsing with http-parser, limits, malformed input
+ *   route.c    routing, endpoints that do not need the pipeline, emitting
+ *   openai.c   OpenAI request validation, whole answers, the model list
+ *   stream.c   streamed answers: server-sent events and NDJSON
+ *   answer.c   status lines, headers, chunked bodies, error objects
+ *   reply.c    the reply sink, a plugin of its own (see origin.h)
+ *   tasks.c    the asynchronous tasks store and its event streams
+ *   auth.c     API keys and per-key rate limits
+ *   metrics.c  the plugin's own Prometheus metrics
+ *
+ * Ownership: a connection (struct hconn) owns the requests (struct hreq)
+ * in its queue, in the order they came.  A request handed to the pipeline
+ * is also owned by its message until the outcome callback: it is freed
+ * when both have let go (hreq_release).  A task (struct task) is owned by
+ * the store and by its message likewise.
+ */
+#ifndef PORCH_HTTP_H
+#define PORCH_HTTP_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ev.h>
+#include <http_parser.h>
+#include <jansson.h>
+#include <porch/plugin.h>
+
+#include "origin.h"
+
+/* ---- growable byte buffers --------------------------------------------- */
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+int buf_add(struct buf *b, const void *p, size_t n);  /* 0, or -1: out of memory */
+int buf_str(struct buf *b, const char *s);
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_reset(struct buf *b);
+void buf_free(struct buf *b);
+
+/* ---- routes ------------------------------------------------------------- */
+
+enum route {
+	R_OTHER = 0,    /* unknown path: 404 */
+	R_CHAT,         /* POST /v1/chat/completions */
+	R_COMPLETIONS,  /* POST /v1/completions */
+	R_GENERATE,     /* POST /generate */
+	R_MODELS,       /* GET /v1/models */
+	R_TASKS,        /* POST /v1/tasks */
+	R_TASK,         /* GET /v1/tasks/{id} */
+	R_TASK_EVENTS,  /* GET /v1/tasks/{id}/events */
+	R_HEALTHZ,      /* GET /healthz */
+	R_READYZ,       /* GET /readyz */
+	R_METRICS,      /* GET /metrics */
+	R_COUNT
+};
+
+const char *route_label(enum route r); /* the endpoint label of metrics */
+
+/* How the answer to a request goes out. */
+enum mode {
+	MODE_WHOLE = 0, /* one body, when the message ends */
+	MODE_SSE_CHAT,  /* chat.completion.chunk server-sent events */
+	MODE_SSE_TEXT,  /* text_completion server-sent events */
+	MODE_NDJSON,    /* /generate: one JSON object per line */
+	MODE_EVENTS,    /* a task's event stream */
+};
+
+struct http_src;
+struct hconn;
+struct task;
+
+#define RID_MAX 128 /* longest X-Request-Id accepted */
+
+/* One HTTP request, from its first byte until its answer is written. */
+struct hreq {
+	struct http_origin origin;  /* first: the reply sink reaches us through it */
+	struct http_src *s;
+	struct hconn *c;            /* NULL once the connection let go of it */
+	struct hreq *next;          /* the connection's queue */
+	porch_msg *m;               /* while the pipeline holds the request */
+	int in_pipeline;            /* emitted (or waiting to be); outcome pending */
+
+	/* the request */
+	enum route route;
+	unsigned method;            /* enum http_method */
+	int http_minor;
+	struct buf url, body;
+	char *auth;                 /* the Authorization header's value */
+	char *session;              /* X-Session-Id */
+	char task_id[48];           /* /v1/tasks/{id} */
+	char rid[RID_MAX + 1];      /* X-Request-Id, given or made */
+	int expect_continue;
+	int keep_alive;
+	double t0;                  /* ev_now when the request began */
+
+	/* what the answer needs to know */
+	enum mode mode;
+	char *model;                /* for OpenAI answers */
+	char *gen_id;               /* /generate's request_id, as the client gave it */
+	int include_usage;          /* stream_options.include_usage */
+	uint64_t prompt_words;
+	int64_t created;            /* unix time, for OpenAI answers */
+	struct task *task;          /* MODE_EVENTS: the task watched */
+	struct hreq *next_sub;      /* the task's list of watchers */
+
+	/* the answer */
+	struct buf out;             /* bytes not yet written; the head writes */
+	size_t out_off;             /* bytes of out already written */
+	int status;                 /* 0 until the status line is in out */
+	int chunked;                /* the body is chunked (streams, HTTP/1.1) */
+	int complete;               /* the last byte of the answer is in out */
+	int close;                  /* close the connection after this answer */
+	int answered_by_reply;      /* finish() came before the outcome */
+	uint64_t pieces;            /* streamed pieces sent */
+	char carry[4];              /* an incomplete UTF-8 sequence held back */
+	size_t carry_len;
+};
+
+enum conn_phase {
+	PH_IDLE,    /* between requests */
+	PH_HEADERS, /* a request's head is arriving */
+	PH_BODY,    /* its body is arriving */
+};
+
+/* One client connection. */
+struct hconn {
+	struct http_src *s;
+	struct hconn *prev, *next;  /* every open connection */
+	int fd;
+	ev_io rio, wio;
+	ev_timer timer;
+	http_parser parser;
+	char peer[64];              /* "ADDR:PORT", for logs */
+	char addr[48];              /* the client's address, for rate limits */
+
+	char *in;                   /* bytes read, [in_off, in_len) not parsed */
+	size_t in_off, in_len, in_cap;
+
+	struct hreq *head, *tail;   /* requests in order; the head writes */
+	unsigned queued;
+	struct hreq *cur;           /* the request being parsed */
+	enum conn_phase phase;
+	size_t header_bytes;
+	int in_value;               /* the parser is inside a header value */
+	struct buf hfield, hvalue;
+
+	int err_status;             /* set by a parser callback to stop parsing */
+	int closing;                /* no more requests: close when answered */
+	int eof;                    /* the client closed its side */
+	int dead;                   /* to be closed by its watcher */
+	int lingering;              /* answered and shut down; reading the rest */
+	int fresh;                  /* no request has begun yet */
+};
+
+/* A request waiting for room in a full 'block' channel. */
+struct waiting {
+	struct hreq *h;             /* NULL for a task */
+	porch_msg *m;
+	struct waiting *next;
+};
+
+struct bucket;
+
+/* The source's state. */
+struct http_src {
+	porch_stage *st;
+	struct ev_loop *loop;
+	const char *name;
+
+	/* parameters */
+	char host[256];
+	int port;
+	size_t max_body, max_header;
+	double header_timeout, body_timeout, idle_timeout, linger_timeout;
+	unsigned max_connections, max_pipeline;
+	int64_t deadline_ms;
+	int64_t retry_after_s;
+	int access_log;
+	double task_ttl;
+	unsigned task_max;
+	double rate, burst;
+	const char *default_model;
+
+	/* listener */
+	int lfd;
+	ev_io lio;
+	ev_timer accept_retry;
+
+	/* connections */
+	struct hconn *conns;
+	unsigned n_conns;
+	int paused;                 /* the pipeline is full: nobody reads */
+	int draining;
+	int started;
+	struct waiting *wait_head, *wait_tail;
+	uint64_t next_rid;
+
+	/* API keys and rate limits */
+	char **keys;
+	size_t n_keys;
+	struct bucket **buckets;
+	size_t n_buckets;
+
+	/* tasks */
+	struct task *tasks_head, *tasks_tail;
+	unsigned n_tasks;
+
+	/* metrics */
+	uint64_t requests[R_COUNT][16];
+	uint64_t conns_total, conns_refused;
+	uint64_t bytes_in, bytes_out;
+};
+
+/* ---- conn.c ------------------------------------------------------------- */
+
+int conn_listen(struct http_src *s, char *err, size_t errlen);
+void conn_start(struct http_src *s);
+void conn_stop_listening(struct http_src *s);
+void conn_close(struct hconn *c);
+void conn_kick(struct hconn *c);       /* write what is ready, soon */
+void conn_update(struct hconn *c);     /* start or stop reading as the state says */
+void conn_parse(struct hconn *c);      /* parse what was read, request by request */
+void conn_pause_all(struct http_src *s);
+void conn_resume_all(struct http_src *s);
+void conn_drain(struct http_src *s);
+void conn_fini(struct http_src *s);
+void conn_fail_request(struct hconn *c, int status, const char *code, const char *why);
+void conn_linger_after(struct hconn *c);
+struct hreq *hreq_new(struct hconn *c);
+void hreq_release(struct hreq *h);     /* the connection or the message let go */
+void http_log(struct http_src *s, const struct hreq *h, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- parse.c ------------------------------------------------------------ */
+
+extern const http_parser_settings parse_settings;
+void parse_header(struct hconn *c, const char *name, size_t nlen, const char *value,
+    size_t vlen);
+
+/* ---- route.c ------------------------------------------------------------ */
+
+enum route route_find(const char *path, size_t len, char *task_id, size_t idlen,
+    const char **allow);
+void route_headers_done(struct hconn *c, struct hreq *h); /* early checks */
+void route_dispatch(struct hreq *h);   /* a whole request arrived */
+void route_emit(struct http_src *s, struct hreq *h, porch_msg *m);
+void route_resume(struct http_src *s); /* room again: emit those waiting */
+void route_drain(struct http_src *s);
+void route_cancel(struct http_src *s, struct hreq *h); /* its client is gone */
+extern const struct http_origin_ops hreq_ops;
+void hreq_outcome(struct hreq *h, porch_msg *m, enum porch_outcome o);
+
+/* ---- openai.c ----------------------------------------------------------- */
+
+/* A request's prompt, checked, before it becomes a message. */
+struct prompt {
+	char *text;
+	size_t len;
+	json_t *meta;   /* metadata: an object of strings */
+	char *user;     /* the session when there is no X-Session-Id */
+};
+void prompt_free(struct prompt *pr);
+
+/* Fill pr from a request body; 0, or -1 after answering 400. */
+int openai_chat_request(struct hreq *h, json_t *root, struct prompt *pr);
+int openai_completion_request(struct hreq *h, json_t *root, struct prompt *pr);
+int generate_request(struct hreq *h, json_t *root, struct prompt *pr);
+void openai_models(struct hreq *h);
+void stream_piece(struct hreq *h, const char *text, size_t len);
+void stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o);
+void answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o);
+uint64_t count_words(const char *p, size_t len);
+json_t *json_bytes(const char *p, size_t n);      /* invalid UTF-8 -> U+FFFD */
+size_t utf8_valid_prefix(const char *p, size_t n);
+json_t *usage_object(const struct hreq *h, uint64_t completion_words);
+void answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o);
+
+/* ---- answer.c ----------------------------------------------------------- */
+
+/* Maps an outcome and error to a status; *retry_after set for 503/429. */
+int status_of(enum porch_outcome o, enum porch_error e, int *retry_after);
+enum porch_outcome outcome_of(enum porch_error e);
+const char *status_text(int status);
+void answer_head(struct hreq *h, int status, const char *ctype, long long length,
+    const char *extra);
+void answer_body(struct hreq *h, const void *p, size_t len);
+void answer_end(struct hreq *h);
+void answer_simple(struct hreq *h, int status, const char *ctype, const char *body,
+    size_t len, const char *extra);
+void answer_json(struct hreq *h, int status, json_t *j, const char *extra); /* steals j */
+json_t *error_object(const char *message, const char *type, const char *param,
+    const char *code);
+void answer_error(struct hreq *h, int status, const char *param, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void answer_error_extra(struct hreq *h, int status, const char *param, const char *code,
+    const char *extra, const char *message);
+const char *error_type_of(int status);
+char *json_text(json_t *j); /* steals j; compact, malloc'ed, or NULL */
+
+/* ---- tasks.c ------------------------------------------------------------ */
+
+extern const struct http_origin_ops task_ops;
+void tasks_create(struct hreq *h);
+void tasks_get(struct hreq *h);
+void tasks_events(struct hreq *h);
+void tasks_unwatch(struct hreq *h);
+void tasks_outcome(struct task *t, porch_msg *m, enum porch_outcome o);
+void tasks_event(struct task *t, porch_msg *m, enum porch_event e, const char *stage,
+    const char *detail);
+void tasks_fini(struct http_src *s);
+
+/* ---- auth.c ------------------------------------------------------------- */
+
+int auth_load(struct http_src *s, const char *path, char *err, size_t errlen);
+int auth_check(struct http_src *s, struct hreq *h); /* 0, or -1 after answering 401/429 */
+void auth_fini(struct http_src *s);
+
+/* ---- metrics.c ---------------------------------------------------------- */
+
+void metrics_count(struct http_src *s, enum route r, int status);
+void metrics_answer(struct hreq *h);
+
+/* ---- plugin.c ----------------------------------------------------------- */
+
+double wall_now(void);
+uint64_t http_mix64(uint64_t z); /* splitmix64's mixer: ids from counters */
+
+#endif /* PORCH_HTTP_H */

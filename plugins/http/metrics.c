@@ -1,0 +1,111 @@
+/*
+ * metrics.c -- the http source's own metrics, in the Prometheus text format
+ * after the pipeline's (porch_metrics_text) on GET /metrics:
+ *
+ *   porch_http_requests_total{stage,endpoint,code}   answers by endpoint and status
+ *   porch_http_connections_open{stage}               connections open now
+ *   porch_http_connections_total{stage}              connections accepted
+ *   porch_http_connections_refused_total{stage}      refused over max-connections
+ *   porch_http_received_bytes_total{stage}           bytes read from clients
+ *   porch_http_sent_bytes_total{stage}               bytes written to clients
+ *   porch_http_requests_waiting{stage}               requests waiting for room
+ *   porch_http_tasks{stage}                          tasks kept (any status)
+ *
+ * Status 499 counts requests whose client went away before the answer.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+static const int codes[] = {
+	200, 202, 400, 401, 404, 405, 408, 413, 429, 431, 499, 500, 502, 503, 504
+};
+#define N_CODES (sizeof codes / sizeof codes[0])
+#define CODE_OTHER N_CODES /* any other status; the table has 16 columns */
+
+static size_t
+code_index(int status)
+{
+	for (size_t i = 0; i < N_CODES; i++)
+		if (codes[i] == status)
+			return i;
+	return CODE_OTHER;
+}
+
+void
+metrics_count(struct http_src *s, enum route r, int status)
+{
+	if (r < 0 || r >= R_COUNT)
+		r = R_OTHER;
+	s->requests[r][code_index(status)]++;
+}
+
+void
+metrics_answer(struct hreq *h)
+{
+	metrics_count(h->s, h->route, h->status);
+}
+
+/* The pipeline's metrics and ours, malloc'ed; NULL when out of memory. */
+char *
+metrics_text(struct http_src *s)
+{
+	char *base = porch_metrics_text(s->st);
+	if (base == NULL)
+		return NULL;
+	struct buf b = { 0 };
+	buf_str(&b, base);
+	free(base);
+	if (b.len > 0 && b.p[b.len - 1] != '\n')
+		buf_str(&b, "\n");
+	const char *st = s->name;
+	buf_str(&b, "# HELP porch_http_requests_total HTTP requests answered, by endpoint and "
+	    "status code (499: the client left first).\n"
+	    "# TYPE porch_http_requests_total counter\n");
+	for (int r = 0; r < R_COUNT; r++) {
+		for (size_t i = 0; i <= N_CODES; i++) {
+			uint64_t n = s->requests[r][i];
+			if (n == 0)
+				continue;
+			char code[8];
+			if (i == CODE_OTHER)
+				snprintf(code, sizeof code, "other");
+			else
+				snprintf(code, sizeof code, "%d", codes[i]);
+			buf_printf(&b, "porch_http_requests_total{stage=\"%s\",endpoint=\"%s\","
+			    "code=\"%s\"} %llu\n", st, route_label((enum route)r), code,
+			    (unsigned long long)n);
+		}
+	}
+	unsigned waiting = 0;
+	for (struct waiting *w = s->wait_head; w != NULL; w = w->next)
+		waiting++;
+	buf_printf(&b,
+	    "# HELP porch_http_connections_open Client connections open now.\n"
+	    "# TYPE porch_http_connections_open gauge\n"
+	    "porch_http_connections_open{stage=\"%s\"} %u\n"
+	    "# HELP porch_http_connections_total Client connections accepted.\n"
+	    "# TYPE porch_http_connections_total counter\n"
+	    "porch_http_connections_total{stage=\"%s\"} %llu\n"
+	    "# HELP porch_http_connections_refused_total Connections refused over max-connections.\n"
+	    "# TYPE porch_http_connections_refused_total counter\n"
+	    "porch_http_connections_refused_total{stage=\"%s\"} %llu\n"
+	    "# HELP porch_http_received_bytes_total Bytes read from clients.\n"
+	    "# TYPE porch_http_received_bytes_total counter\n"
+	    "porch_http_received_bytes_total{stage=\"%s\"} %llu\n"
+	    "# HELP porch_http_sent_bytes_total Bytes written to clients.\n"
+	    "# TYPE porch_http_sent_bytes_total counter\n"
+	    "porch_http_sent_bytes_total{stage=\"%s\"} %llu\n"
+	    "# HELP porch_http_requests_waiting Requests waiting for room in a full block channel.\n"
+	    "# TYPE porch_http_requests_waiting gauge\n"
+	    "porch_http_requests_waiting{stage=\"%s\"} %u\n"
+	    "# HELP porch_http_tasks Tasks kept, in progress or finished.\n"
+	    "# TYPE porch_http_tasks gauge\n"
+	    "porch_http_tasks{stage=\"%s\"} %u\n",
+	    st, s->n_conns, st, (unsigned long long)s->conns_total,
+	    st, (unsigned long long)s->conns_refused, st, (unsigned long long)s->bytes_in,
+	    st, (unsigned long long)s->bytes_out, st, waiting, st, s->n_tasks);
+	return b.p;
+}

@@ -1,0 +1,557 @@
+/*
+ * openai.c -- the OpenAI-shaped API: checking chat and completion requests
+ * (and /generate's) and turning them into a prompt and metadata, whole
+ * answers (chat.completion, text_completion), and the model list.
+ *
+ * A request maps to a message as the inference stage and the openai worker
+ * read it: text = the last user message's content (chat) or the prompt;
+ * metadata "system" (a leading system or developer message), "messages"
+ * (the earlier messages, a JSON array of {role, content}), "model",
+ * "max-tokens", "temperature", "top-p", "stop" (a JSON array).
+ *
+ * Token counts in "usage" are approximate: whitespace-separated words of
+ * the prompt (every message's content) and of the answer.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http.h"
+
+void
+prompt_free(struct prompt *pr)
+{
+	free(pr->text);
+	free(pr->user);
+	json_decref(pr->meta);
+	memset(pr, 0, sizeof *pr);
+}
+
+uint64_t
+count_words(const char *p, size_t len)
+{
+	uint64_t n = 0;
+	int in_word = 0;
+	for (size_t i = 0; i < len; i++) {
+		char ch = p[i];
+		int space = ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' ||
+		    ch == '\v' || ch == '\f';
+		if (!space && !in_word)
+			n++;
+		in_word = !space;
+	}
+	return n;
+}
+
+/* 400 naming the field at fault; returns -1. */
+static int bad(struct hreq *h, const char *param, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+bad(struct hreq *h, const char *param, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	answer_error_extra(h, 400, param, code, NULL, msg);
+	return -1;
+}
+
+static const char *
+jtype(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: return "an integer";
+	case JSON_REAL: return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE: return "a boolean";
+	case JSON_NULL: return "null";
+	}
+	return "something else";
+}
+
+static int
+meta_str(struct prompt *pr, const char *key, const char *value)
+{
+	return json_object_set_new(pr->meta, key, json_string(value));
+}
+
+static int
+meta_num(struct prompt *pr, const char *key, double d)
+{
+	char num[32];
+	snprintf(num, sizeof num, "%.17g", d);
+	return meta_str(pr, key, num);
+}
+
+/* A number field within [lo, hi]; integer when asked. 1 set, 0 absent, -1 answered. */
+static int
+number_field(struct hreq *h, json_t *root, const char *name, double lo, double hi,
+    int integer, double *out)
+{
+	json_t *v = json_object_get(root, name);
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (integer ? !json_is_integer(v) : !json_is_number(v))
+		return bad(h, name, "invalid_type", "'%s' must be %s, not %s", name,
+		    integer ? "an integer" : "a number", jtype(v));
+	double d = json_number_value(v);
+	if (!(d >= lo && d <= hi))
+		return bad(h, name, "invalid_value", "'%s' is %g; it must be from %g to %g",
+		    name, d, lo, hi);
+	*out = d;
+	return 1;
+}
+
+/* Most stop sequences, as OpenAI allows. */
+#define STOP_MAX 4
+
+/*
+ * The generation settings common to every endpoint: model, max_tokens,
+ * temperature, top_p, stop, and (when `openai`) stream, stream_options,
+ * user and n.  Returns 0, or -1 after answering 400.
+ */
+static int
+settings(struct hreq *h, json_t *root, struct prompt *pr, int openai)
+{
+	struct http_src *s = h->s;
+	json_t *v;
+	double d;
+	int rc;
+
+	h->created = (int64_t)time(NULL);
+	v = json_object_get(root, "model");
+	if (v != NULL && !json_is_null(v)) {
+		if (!json_is_string(v) || json_string_length(v) == 0)
+			return bad(h, "model", "invalid_type", "'model' must be a non-empty "
+			    "string, not %s", json_is_string(v) ? "an empty one" : jtype(v));
+		meta_str(pr, "model", json_string_value(v));
+		h->model = strdup(json_string_value(v));
+	} else {
+		/* answers name the model: the stage's, else the first worker's */
+		porch_worker *w = porch_stage_pipeline_worker(s->st, 0);
+		const char *model = s->default_model ? s->default_model :
+		    w != NULL ? porch_worker_model(w) : "porch";
+		h->model = strdup(model);
+	}
+	if (h->model == NULL)
+		return bad(h, NULL, "internal", "out of memory");
+
+	const char *mt = json_object_get(root, "max_completion_tokens") &&
+	    !json_object_get(root, "max_tokens") ? "max_completion_tokens" : "max_tokens";
+	if ((rc = number_field(h, root, mt, 1, 1048576, 1, &d)) < 0)
+		return -1;
+	if (rc > 0)
+		meta_num(pr, "max-tokens", d);
+	if ((rc = number_field(h, root, "temperature", 0, 2, 0, &d)) < 0)
+		return -1;
+	if (rc > 0)
+		meta_num(pr, "temperature", d);
+	if ((rc = number_field(h, root, "top_p", 0, 1, 0, &d)) < 0)
+		return -1;
+	if (rc > 0)
+		meta_num(pr, "top-p", d);
+
+	v = json_object_get(root, "stop");
+	if (v != NULL && !json_is_null(v)) {
+		json_t *arr;
+		if (json_is_string(v)) {
+			arr = json_pack("[O]", v);
+		} else if (json_is_array(v)) {
+			if (json_array_size(v) > STOP_MAX)
+				return bad(h, "stop", "invalid_value", "'stop' has %zu sequences; "
+				    "at most %d are allowed", json_array_size(v), STOP_MAX);
+			size_t i;
+			json_t *e;
+			json_array_foreach(v, i, e) {
+				if (!json_is_string(e)) {
+					char param[32];
+					snprintf(param, sizeof param, "stop[%zu]", i);
+					return bad(h, param, "invalid_type", "'%s' must be a string, "
+					    "not %s", param, jtype(e));
+				}
+			}
+			arr = json_incref(v);
+		} else {
+			return bad(h, "stop", "invalid_type", "'stop' must be a string or an "
+			    "array of strings, not %s", jtype(v));
+		}
+		char *text = json_text(arr);
+		if (text == NULL)
+			return bad(h, NULL, "internal", "out of memory");
+		meta_str(pr, "stop", text);
+		free(text);
+	}
+	if (!openai)
+		return 0;
+
+	v = json_object_get(root, "stream");
+	if (v != NULL && !json_is_null(v)) {
+		if (!json_is_boolean(v))
+			return bad(h, "stream", "invalid_type", "'stream' must be a boolean, "
+			    "not %s", jtype(v));
+		if (json_is_true(v))
+			h->mode = h->route == R_CHAT ? MODE_SSE_CHAT : MODE_SSE_TEXT;
+	}
+	v = json_object_get(root, "stream_options");
+	if (v != NULL && !json_is_null(v)) {
+		if (!json_is_object(v))
+			return bad(h, "stream_options", "invalid_type", "'stream_options' must "
+			    "be an object, not %s", jtype(v));
+		json_t *u = json_object_get(v, "include_usage");
+		if (u != NULL && !json_is_boolean(u))
+			return bad(h, "stream_options.include_usage", "invalid_type",
+			    "'stream_options.include_usage' must be a boolean, not %s", jtype(u));
+		h->include_usage = u != NULL && json_is_true(u);
+	}
+	v = json_object_get(root, "user");
+	if (v != NULL && !json_is_null(v)) {
+		if (!json_is_string(v))
+			return bad(h, "user", "invalid_type", "'user' must be a string, not %s",
+			    jtype(v));
+		pr->user = strdup(json_string_value(v));
+	}
+	v = json_object_get(root, "n");
+	if (v != NULL && !json_is_null(v)) {
+		if (!json_is_integer(v))
+			return bad(h, "n", "invalid_type", "'n' must be an integer, not %s", jtype(v));
+		if (json_integer_value(v) != 1)
+			return bad(h, "n", "invalid_value", "'n' must be 1: porch makes one "
+			    "choice per request");
+	}
+	return 0;
+}
+
+/* A message's content as text: a string, an array of text parts, or null. */
+static int
+content_text(struct hreq *h, json_t *c, size_t i, struct buf *out)
+{
+	char param[48];
+	snprintf(param, sizeof param, "messages[%zu].content", i);
+	if (c == NULL || json_is_null(c))
+		return 0;
+	if (json_is_string(c))
+		return buf_add(out, json_string_value(c), json_string_length(c)) == 0 ? 0 :
+		    bad(h, NULL, "internal", "out of memory");
+	if (!json_is_array(c))
+		return bad(h, param, "invalid_type", "'%s' must be a string or an array of "
+		    "text parts, not %s", param, jtype(c));
+	size_t k;
+	json_t *part;
+	json_array_foreach(c, k, part) {
+		json_t *type = json_object_get(part, "type");
+		json_t *text = json_object_get(part, "text");
+		if (!json_is_object(part) || !json_is_string(type) ||
+		    strcmp(json_string_value(type), "text") != 0 || !json_is_string(text))
+			return bad(h, param, "invalid_value", "'%s[%zu]' must be "
+			    "{\"type\": \"text\", \"text\": STRING}; other parts are not supported",
+			    param, k);
+		if (k > 0)
+			buf_add(out, "\n", 1);
+		buf_add(out, json_string_value(text), json_string_length(text));
+	}
+	return 0;
+}
+
+static int
+role_valid(const char *r)
+{
+	return strcmp(r, "system") == 0 || strcmp(r, "developer") == 0 ||
+	    strcmp(r, "user") == 0 || strcmp(r, "assistant") == 0 || strcmp(r, "tool") == 0;
+}
+
+int
+openai_chat_request(struct hreq *h, json_t *root, struct prompt *pr)
+{
+	pr->meta = json_object();
+	if (pr->meta == NULL)
+		return bad(h, NULL, "internal", "out of memory");
+	json_t *msgs = json_object_get(root, "messages");
+	if (msgs == NULL)
+		return bad(h, "messages", "missing_required_parameter", "'messages' is required");
+	if (!json_is_array(msgs))
+		return bad(h, "messages", "invalid_type", "'messages' must be an array, not %s",
+		    jtype(msgs));
+	size_t n = json_array_size(msgs);
+	if (n == 0)
+		return bad(h, "messages", "invalid_value", "'messages' must not be empty");
+
+	json_t *earlier = json_array();
+	struct buf text = { 0 };
+	int rc = -1;
+	for (size_t i = 0; i < n; i++) {
+		json_t *msg = json_array_get(msgs, i);
+		char param[48];
+		snprintf(param, sizeof param, "messages[%zu]", i);
+		if (!json_is_object(msg)) {
+			bad(h, param, "invalid_type", "'%s' must be an object, not %s", param,
+			    jtype(msg));
+			goto out;
+		}
+		json_t *role = json_object_get(msg, "role");
+		snprintf(param, sizeof param, "messages[%zu].role", i);
+		if (!json_is_string(role) || !role_valid(json_string_value(role))) {
+			bad(h, param, role == NULL ? "missing_required_parameter" : "invalid_value",
+			    "'%s' must be one of system, developer, user, assistant, tool", param);
+			goto out;
+		}
+		const char *r = json_string_value(role);
+		buf_reset(&text);
+		if (content_text(h, json_object_get(msg, "content"), i, &text) != 0)
+			goto out;
+		const char *t = text.len ? text.p : "";
+		h->prompt_words += count_words(t, text.len);
+		if (i == n - 1) {
+			if (strcmp(r, "user") != 0) {
+				bad(h, "messages", "invalid_value", "the last message must have role "
+				    "'user', not '%s'", r);
+				goto out;
+			}
+			pr->text = malloc(text.len + 1);
+			if (pr->text == NULL) {
+				bad(h, NULL, "internal", "out of memory");
+				goto out;
+			}
+			memcpy(pr->text, t, text.len + 1);
+			pr->len = text.len;
+		} else if (i == 0 && (strcmp(r, "system") == 0 || strcmp(r, "developer") == 0)) {
+			meta_str(pr, "system", t);
+		} else {
+			json_array_append_new(earlier, json_pack("{s:s, s:s%}", "role", r,
+			    "content", t, text.len));
+		}
+	}
+	if (json_array_size(earlier) > 0) {
+		char *j = json_text(json_incref(earlier));
+		if (j == NULL) {
+			bad(h, NULL, "internal", "out of memory");
+			goto out;
+		}
+		meta_str(pr, "messages", j);
+		free(j);
+	}
+	rc = settings(h, root, pr, 1);
+out:
+	json_decref(earlier);
+	buf_free(&text);
+	return rc;
+}
+
+int
+openai_completion_request(struct hreq *h, json_t *root, struct prompt *pr)
+{
+	pr->meta = json_object();
+	if (pr->meta == NULL)
+		return bad(h, NULL, "internal", "out of memory");
+	json_t *p = json_object_get(root, "prompt");
+	if (p == NULL)
+		return bad(h, "prompt", "missing_required_parameter", "'prompt' is required");
+	if (json_is_array(p)) {
+		if (json_array_size(p) != 1)
+			return bad(h, "prompt", "invalid_value", "'prompt' as an array must hold "
+			    "exactly one string: porch makes one completion per request");
+		p = json_array_get(p, 0);
+	}
+	if (!json_is_string(p))
+		return bad(h, "prompt", "invalid_type", "'prompt' must be a string, not %s",
+		    jtype(p));
+	pr->len = json_string_length(p);
+	pr->text = malloc(pr->len + 1);
+	if (pr->text == NULL)
+		return bad(h, NULL, "internal", "out of memory");
+	memcpy(pr->text, json_string_value(p), pr->len + 1);
+	h->prompt_words = count_words(pr->text, pr->len);
+	return settings(h, root, pr, 1);
+}
+
+int
+generate_request(struct hreq *h, json_t *root, struct prompt *pr)
+{
+	pr->meta = json_object();
+	if (pr->meta == NULL)
+		return bad(h, NULL, "internal", "out of memory");
+	json_t *t = json_object_get(root, "text");
+	if (t == NULL)
+		return bad(h, "text", "missing_required_parameter", "'text' is required");
+	if (!json_is_string(t))
+		return bad(h, "text", "invalid_type", "'text' must be a string, not %s", jtype(t));
+	json_t *id = json_object_get(root, "request_id");
+	char num[32];
+	const char *gid = h->rid;
+	if (id != NULL && !json_is_null(id)) {
+		if (json_is_string(id)) {
+			gid = json_string_value(id);
+		} else if (json_is_integer(id)) {
+			snprintf(num, sizeof num, "%lld", (long long)json_integer_value(id));
+			gid = num;
+		} else {
+			return bad(h, "request_id", "invalid_type", "'request_id' must be a string "
+			    "or an integer, not %s", jtype(id));
+		}
+	}
+	h->gen_id = strdup(gid);
+	pr->len = json_string_length(t);
+	pr->text = malloc(pr->len + 1);
+	if (pr->text == NULL || h->gen_id == NULL)
+		return bad(h, NULL, "internal", "out of memory");
+	memcpy(pr->text, json_string_value(t), pr->len + 1);
+	h->prompt_words = count_words(pr->text, pr->len);
+	h->mode = MODE_NDJSON;
+	return settings(h, root, pr, 0);
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+/* A JSON string of any bytes: invalid UTF-8 becomes U+FFFD. */
+json_t *
+json_bytes(const char *p, size_t n)
+{
+	json_t *j = json_stringn(p, n);
+	if (j != NULL)
+		return j;
+	struct buf b = { 0 };
+	for (size_t i = 0; i < n;) {
+		size_t k = utf8_valid_prefix(p + i, n - i);
+		if (k == 0) {
+			buf_add(&b, "\xef\xbf\xbd", 3);
+			i++;
+			continue;
+		}
+		buf_add(&b, p + i, k);
+		i += k;
+	}
+	j = json_stringn(b.p ? b.p : "", b.len);
+	buf_free(&b);
+	return j;
+}
+
+/* How many leading bytes of p form whole, valid UTF-8 sequences (stops at
+ * the first invalid or incomplete one). */
+size_t
+utf8_valid_prefix(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = p[i];
+		size_t len;
+		unsigned min;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			len = 2, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			len = 3, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			len = 4, min = 0x10000;
+		} else {
+			break;
+		}
+		if (i + len > n)
+			break;
+		unsigned cp = c & (0x7f >> len);
+		size_t k;
+		for (k = 1; k < len; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				break;
+			cp = (cp << 6) | (p[i + k] & 0x3f);
+		}
+		if (k < len || cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			break;
+		i += len;
+	}
+	return i;
+}
+
+json_t *
+usage_object(const struct hreq *h, uint64_t completion)
+{
+	return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)h->prompt_words,
+	    "completion_tokens", (json_int_t)completion,
+	    "total_tokens", (json_int_t)(h->prompt_words + completion));
+}
+
+/* The answer for a request that failed, was shed or expired. */
+void
+answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o)
+{
+	enum porch_error e = porch_msg_error(m);
+	int retry = 0;
+	int status = status_of(o, e, &retry);
+	if (status == 499)
+		status = 500; /* cancelled, yet the client is here: ours to explain */
+	const char *why = porch_msg_error_text(m);
+	char msg[600];
+	snprintf(msg, sizeof msg, "%s: %s%s%s", porch_outcome_name(o), porch_error_name(e),
+	    *why ? ": " : "", why);
+	char extra[64] = "";
+	if (retry)
+		snprintf(extra, sizeof extra, "Retry-After: %lld\r\n",
+		    (long long)h->s->retry_after_s);
+	answer_error_extra(h, status, NULL, porch_error_name(e), extra[0] ? extra : NULL, msg);
+}
+
+void
+answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o)
+{
+	if (h->status != 0)
+		return;
+	if (o != PORCH_COMPLETED) {
+		answer_failure(h, m, o);
+		return;
+	}
+	size_t len;
+	const char *text = porch_msg_text(m, &len);
+	uint64_t words = count_words(text, len);
+	char id[RID_MAX + 16];
+	json_t *choice, *j;
+	if (h->route == R_CHAT) {
+		snprintf(id, sizeof id, "chatcmpl-%s", h->rid);
+		choice = json_pack("{s:i, s:{s:s, s:o}, s:s, s:n}", "index", 0,
+		    "message", "role", "assistant", "content", json_bytes(text, len),
+		    "finish_reason", "stop", "logprobs");
+		j = json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", id,
+		    "object", "chat.completion", "created", (json_int_t)h->created,
+		    "model", h->model ? h->model : "", "choices", choice,
+		    "usage", usage_object(h, words));
+	} else {
+		snprintf(id, sizeof id, "cmpl-%s", h->rid);
+		choice = json_pack("{s:i, s:o, s:s, s:n}", "index", 0,
+		    "text", json_bytes(text, len), "finish_reason", "stop", "logprobs");
+		j = json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", id,
+		    "object", "text_completion", "created", (json_int_t)h->created,
+		    "model", h->model ? h->model : "", "choices", choice,
+		    "usage", usage_object(h, words));
+	}
+	answer_json(h, 200, j, NULL);
+}
+
+/* GET /v1/models: the models of the pipeline's workers, each once. */
+void
+openai_models(struct hreq *h)
+{
+	json_t *data = json_array();
+	porch_worker *w;
+	for (size_t i = 0; (w = porch_stage_pipeline_worker(h->s->st, i)) != NULL; i++) {
+		const char *model = porch_worker_model(w);
+		int seen = 0;
+		size_t k;
+		json_t *e;
+		json_array_foreach(data, k, e) {
+			if (strcmp(json_string_value(json_object_get(e, "id")), model) == 0)
+				seen = 1;
+		}
+		if (!seen)
+			json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s}", "id", model,
+			    "object", "model", "created", 0, "owned_by", "porch"));
+	}
+	answer_json(h, 200, json_pack("{s:s, s:o}", "object", "list", "data", data), NULL);
+}

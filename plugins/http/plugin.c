@@ -1,0 +1,382 @@
+/*
+ * plugin.c -- the http source: its descriptor, parameters and callbacks.
+ * See http.h for the files that do the work, and the description below for
+ * what it does (it becomes the plugin's part of porch-plugins(7)).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http.h"
+
+static const struct porch_param http_params[] = {
+	{ "listen", PORCH_PARAM_STRING, "127.0.0.1:8080", 0, -1, NULL, 0,
+	  "address to listen on, HOST:PORT or [IPV6]:PORT; port 0 picks a free port" },
+	{ "port-file", PORCH_PARAM_PATH, NULL, 0, -1, NULL, 0,
+	  "file to write the port to once listening (for port 0)" },
+	{ "max-connections", PORCH_PARAM_INTEGER, "1024", 1, 1000000, NULL, 0,
+	  "client connections open at once; more are answered 503 and closed" },
+	{ "max-pipeline", PORCH_PARAM_INTEGER, "16", 1, 1024, NULL, 0,
+	  "requests one connection may have waiting for answers before it is not read" },
+	{ "max-body", PORCH_PARAM_SIZE, "1M", 1, 1073741824, NULL, 0,
+	  "largest request body; a larger one is refused with 413 unread" },
+	{ "max-header-size", PORCH_PARAM_SIZE, "16k", 256, 81920, NULL, 0,
+	  "largest request line and headers together; larger is refused with 431" },
+	{ "header-timeout", PORCH_PARAM_DURATION, "10s", 1, 3600000, NULL, 0,
+	  "time a request's line and headers may take to arrive (408 after)" },
+	{ "body-timeout", PORCH_PARAM_DURATION, "30s", 1, 3600000, NULL, 0,
+	  "time a request's body may take to arrive (408 after)" },
+	{ "idle-timeout", PORCH_PARAM_DURATION, "60s", 1, 86400000, NULL, 0,
+	  "time a keep-alive connection may stay idle before it is closed" },
+	{ "deadline", PORCH_PARAM_DURATION, "0", 0, 86400000, NULL, 0,
+	  "time each request has to complete; 0: none (tasks use their timeout_secs)" },
+	{ "retry-after", PORCH_PARAM_DURATION, "1s", 1000, 3600000, NULL, 0,
+	  "the Retry-After of 503 answers (shed, draining), in whole seconds" },
+	{ "api-keys-file", PORCH_PARAM_PATH, NULL, 0, -1, NULL, 0,
+	  "file of API keys, one per line; when set, /v1/ and /generate want one (401)" },
+	{ "rate-limit", PORCH_PARAM_NUMBER, "0", 0, 1000000, NULL, 0,
+	  "requests per second per API key (per client address without keys); 0: no limit" },
+	{ "burst", PORCH_PARAM_INTEGER, "10", 1, 1000000, NULL, 0,
+	  "requests a key may make at once above rate-limit" },
+	{ "task-ttl", PORCH_PARAM_DURATION, "5m", 0, 604800000, NULL, 0,
+	  "how long a finished task is kept for GET /v1/tasks/ID" },
+	{ "task-max", PORCH_PARAM_INTEGER, "1000", 0, 10000000, NULL, 0,
+	  "most finished tasks kept; the oldest are forgotten first" },
+	{ "model", PORCH_PARAM_STRING, NULL, 0, -1, NULL, 0,
+	  "model name answers give when a request names none (default: the first worker's)" },
+	{ "access-log", PORCH_PARAM_BOOLEAN, "false", 0, -1, NULL, 0,
+	  "log one line per answer: client, method, path, status, request id" },
+	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }
+};
+
+/*
+ * Splits "HOST:PORT" or "[V6]:PORT".  Returns 0, or -1 with err filled.
+ */
+static int
+parse_listen(const char *v, char *host, size_t hlen, int *port, char *err, size_t errlen)
+{
+	const char *colon;
+	size_t n;
+	if (v[0] == '[') {
+		const char *end = strchr(v, ']');
+		if (end == NULL || end[1] != ':') {
+			snprintf(err, errlen, "'%s' is not [IPV6]:PORT", v);
+			return -1;
+		}
+		n = (size_t)(end - v - 1);
+		colon = end + 1;
+		v++;
+	} else {
+		colon = strrchr(v, ':');
+		if (colon == NULL) {
+			snprintf(err, errlen, "'%s' is not HOST:PORT", v);
+			return -1;
+		}
+		n = (size_t)(colon - v);
+		if (memchr(v, ':', n) != NULL) {
+			snprintf(err, errlen, "'%s': write an IPv6 address in brackets, "
+			    "as [::1]:8080", v);
+			return -1;
+		}
+	}
+	if (n == 0 || n >= hlen) {
+		snprintf(err, errlen, "'%s' has no host: write 0.0.0.0:PORT for every "
+		    "interface", v[-1] == '[' ? v - 1 : v);
+		return -1;
+	}
+	const char *p = colon + 1;
+	long val = 0;
+	if (*p == '\0') {
+		snprintf(err, errlen, "'%s' has no port", v);
+		return -1;
+	}
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9' || (val = val * 10 + (*p - '0')) > 65535) {
+			snprintf(err, errlen, "the port of '%s' is not a number from 0 to 65535",
+			    colon + 1);
+			return -1;
+		}
+	}
+	memcpy(host, v, n);
+	host[n] = '\0';
+	*port = (int)val;
+	return 0;
+}
+
+static int
+http_check(const porch_params *p, porch_check *c)
+{
+	char host[256], err[512];
+	int port, rc = 0;
+	const char *listen = porch_param_str(p, "listen");
+	if (parse_listen(listen ? listen : "", host, sizeof host, &port, err, sizeof err) != 0) {
+		porch_check_error(c, "listen", "%s", err);
+		rc = -1;
+	}
+	const char *keys = porch_param_str(p, "api-keys-file");
+	if (keys != NULL) {
+		struct http_src tmp;
+		memset(&tmp, 0, sizeof tmp);
+		if (auth_load(&tmp, keys, err, sizeof err) != 0) {
+			porch_check_error(c, "api-keys-file", "%s", err);
+			rc = -1;
+		}
+		auth_fini(&tmp);
+	}
+	return rc;
+}
+
+/* Writes the port to path, whole or not at all (a reader never sees half). */
+static int
+write_port_file(const char *path, int port, char *err, size_t errlen)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0 ||
+	    rename(tmp, path) != 0) {
+		snprintf(err, errlen, "port-file '%s': %s", path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+all_interfaces(const char *host)
+{
+	return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || strcmp(host, "*") == 0;
+}
+
+static void http_fini(porch_stage *st);
+
+static int
+http_init(porch_stage *st)
+{
+	const porch_params *p = porch_stage_params(st);
+	char err[512];
+	struct http_src *s = calloc(1, sizeof *s);
+	if (s == NULL) {
+		porch_stage_error(st, "out of memory");
+		return -1;
+	}
+	s->st = st;
+	s->loop = porch_stage_loop(st);
+	s->name = porch_stage_name(st);
+	s->lfd = -1;
+	porch_stage_set_data(st, s);
+	const char *listen = porch_param_str(p, "listen");
+	if (parse_listen(listen ? listen : "", s->host, sizeof s->host, &s->port, err,
+	    sizeof err) != 0) {
+		porch_stage_error(st, "listen: %s", err);
+		goto fail;
+	}
+	if (strcmp(s->host, "*") == 0)
+		strcpy(s->host, "0.0.0.0");
+	s->max_connections = (unsigned)porch_param_int(p, "max-connections");
+	s->max_pipeline = (unsigned)porch_param_int(p, "max-pipeline");
+	s->max_body = (size_t)porch_param_int(p, "max-body");
+	s->max_header = (size_t)porch_param_int(p, "max-header-size");
+	s->header_timeout = (double)porch_param_int(p, "header-timeout") / 1000.0;
+	s->body_timeout = (double)porch_param_int(p, "body-timeout") / 1000.0;
+	s->idle_timeout = (double)porch_param_int(p, "idle-timeout") / 1000.0;
+	s->linger_timeout = 2.0;
+	s->deadline_ms = porch_param_int(p, "deadline");
+	s->retry_after_s = (porch_param_int(p, "retry-after") + 999) / 1000;
+	s->rate = porch_param_number(p, "rate-limit");
+	s->burst = (double)porch_param_int(p, "burst");
+	s->task_ttl = (double)porch_param_int(p, "task-ttl") / 1000.0;
+	s->task_max = (unsigned)porch_param_int(p, "task-max");
+	s->access_log = porch_param_int(p, "access-log") != 0;
+	s->default_model = porch_param_str(p, "model");
+	const char *keys = porch_param_str(p, "api-keys-file");
+	if (keys != NULL && auth_load(s, keys, err, sizeof err) != 0) {
+		porch_stage_error(st, "%s", err);
+		goto fail;
+	}
+	if (conn_listen(s, err, sizeof err) != 0) {
+		porch_stage_error(st, "%s", err);
+		goto fail;
+	}
+	const char *port_file = porch_param_str(p, "port-file");
+	if (port_file != NULL && write_port_file(port_file, s->port, err, sizeof err) != 0) {
+		porch_stage_error(st, "%s", err);
+		goto fail;
+	}
+	int v6 = strchr(s->host, ':') != NULL;
+	porch_stage_log(st, "listening on %s%s%s:%d", v6 ? "[" : "", s->host, v6 ? "]" : "",
+	    s->port);
+	if (all_interfaces(s->host) && s->n_keys == 0)
+		porch_stage_log(st, "warning: listening on every interface without API keys: "
+		    "anyone who can reach port %d can use the pipeline (set api-keys-file)",
+		    s->port);
+	return 0;
+fail:
+	http_fini(st);
+	return -1;
+}
+
+static void
+http_start(porch_stage *st)
+{
+	struct http_src *s = porch_stage_data(st);
+	s->started = 1;
+	conn_start(s);
+}
+
+static void
+http_resume(porch_stage *st)
+{
+	route_resume(porch_stage_data(st));
+}
+
+static void
+http_drain(porch_stage *st)
+{
+	struct http_src *s = porch_stage_data(st);
+	uint64_t max;
+	uint64_t n = porch_stage_inflight(st, &max);
+	porch_stage_log(st, "draining: no new connections; %u open, %llu requests in flight",
+	    s->n_conns, (unsigned long long)n);
+	route_drain(s);
+}
+
+static void
+http_outcome(porch_stage *st, porch_msg *m, enum porch_outcome o)
+{
+	(void)st;
+	struct http_origin *origin = http_origin_of(m);
+	if (origin == NULL)
+		return;
+	if (origin->ops == &hreq_ops)
+		hreq_outcome((struct hreq *)origin, m, o);
+	else if (origin->ops == &task_ops)
+		tasks_outcome((struct task *)origin, m, o);
+}
+
+static void
+http_event(porch_stage *st, porch_msg *m, enum porch_event e, const char *stage,
+    const char *detail)
+{
+	(void)st;
+	struct http_origin *origin = http_origin_of(m);
+	if (origin != NULL && origin->ops == &task_ops)
+		tasks_event((struct task *)origin, m, e, stage, detail);
+}
+
+static void
+http_fini(porch_stage *st)
+{
+	struct http_src *s = porch_stage_data(st);
+	if (s == NULL)
+		return;
+	conn_fini(s);
+	while (s->wait_head != NULL) {
+		struct waiting *w = s->wait_head;
+		s->wait_head = w->next;
+		free(w);
+	}
+	tasks_fini(s);
+	auth_fini(s);
+	free(s);
+	porch_stage_set_data(st, NULL);
+}
+
+static const char *const http_outputs[] = { "out", NULL };
+
+const struct porch_plugin porch_plugin = {
+	PORCH_PLUGIN_HEADER,
+	.kind = PORCH_KIND_STAGE,
+	.name = "http",
+	.summary = "source: an HTTP/1.1 API (OpenAI chat and completions, /generate, tasks, "
+	    "health, metrics)",
+	.params = http_params,
+	.flags = PORCH_STAGE_SOURCE,
+	.outputs = http_outputs,
+	.init = http_init,
+	.start = http_start,
+	.resume = http_resume,
+	.drain = http_drain,
+	.outcome = http_outcome,
+	.fini = http_fini,
+	.check = http_check,
+	.event = http_event,
+	.description =
+	    "Serves HTTP/1.1 on the pipeline's event loop: keep-alive, pipelining (answers "
+	    "go out in the order the requests came, whatever order they finish in), chunked "
+	    "request and answer bodies. Each request for a model becomes a message; the "
+	    "answer is written by a reply stage at the end of the pipeline (see reply), or, "
+	    "for a request that never reaches it (shed, expired, failed without an error "
+	    "channel to reply), by this stage when the request ends. Example: http -> "
+	    "inference -> reply, with inference:error -> reply so failures are answered "
+	    "with their status.\n\n"
+	    "POST /v1/chat/completions and POST /v1/completions take OpenAI's request shape: "
+	    "model, messages (chat) or prompt, max_tokens (or max_completion_tokens), "
+	    "temperature, top_p, stop (a string or up to 4), stream, stream_options."
+	    "include_usage, user, n (1 only). The message's text is the last user message's "
+	    "content (chat; it must be last) or the prompt; its metadata: \"system\" (a "
+	    "leading system or developer message), \"messages\" (the earlier messages as a "
+	    "JSON array of {role, content}), \"model\", \"max-tokens\", \"temperature\", "
+	    "\"top-p\", \"stop\" (a JSON array) and \"request-id\". The session is the "
+	    "X-Session-Id header, else \"user\". Without stream the answer is one "
+	    "chat.completion or text_completion object with finish_reason and usage; with "
+	    "stream it is server-sent events, one \"data: JSON\" event per piece as the "
+	    "reply stage receives it (chat.completion.chunk with choices[0].delta.content, "
+	    "or text_completion with choices[0].text), then a last chunk with "
+	    "finish_reason \"stop\", the usage chunk if asked, and \"data: [DONE]\". Usage "
+	    "counts are approximate: whitespace-separated words of the prompt and the "
+	    "answer. GET /v1/models lists the models of the pipeline's workers.\n\n"
+	    "POST /generate takes {\"text\", \"request_id\"?} (and the same generation "
+	    "fields) and answers newline-delimited JSON: {\"request_id\", \"token\"} per "
+	    "piece, then {\"request_id\", \"done\": true, \"text\", \"usage\"} or "
+	    "{\"request_id\", \"error\": {...}}.\n\n"
+	    "POST /v1/tasks takes {name, description, payload (base64: the request's text), "
+	    "timeout_secs (the request's deadline), max_retries (its \"retries\" "
+	    "metadata)} and answers 202 {task_id, timestamp, status} at once. "
+	    "GET /v1/tasks/ID gives status (queued, running, completed, failed, shed, "
+	    "expired), result or error, attempts and timings (milliseconds per stage). "
+	    "GET /v1/tasks/ID/events streams server-sent events: the history so far, then "
+	    "enter and leave (per stage), retry (with why and when) and outcome, after "
+	    "which the stream ends. A finished task is kept for task-ttl and among the "
+	    "task-max newest, then it is 404.\n\n"
+	    "GET /healthz answers {\"healthy\": true, \"version\"}; GET /readyz 200 while "
+	    "running and 503 while draining; GET /metrics the pipeline's metrics and this "
+	    "stage's (porch_http_requests_total by endpoint and code, connections open, "
+	    "accepted and refused, bytes received and sent, requests waiting, tasks), in "
+	    "the Prometheus text format. Every answer carries X-Request-Id: the client's "
+	    "(visible ASCII, at most 128 bytes) or a new one; it is the request's "
+	    "\"request-id\" metadata and is in every log line about the request.\n\n"
+	    "Statuses: completed 200; failed bad-request 400; failed upstream or transport "
+	    "502; failed timeout 504; failed internal or unrouted 500; shed (a full channel "
+	    "or the in-flight bound) 503 with Retry-After; expired (its deadline passed) "
+	    "504; cancelled: nothing, the client has gone. Errors are OpenAI-style: "
+	    "{\"error\": {\"message\", \"type\", \"param\", \"code\"}}, param naming the "
+	    "field at fault. Malformed HTTP is 400 and closes the connection; a malformed "
+	    "or mistyped body 400 (invalid_request_error); an unknown path 404; a wrong "
+	    "method 405 with Allow; a body over max-body 413, refused by its "
+	    "Content-Length before it is read or as its chunks grow past it; a head over "
+	    "max-header-size 431; a head slower than header-timeout or a body slower than "
+	    "body-timeout 408 (slowloris), each closing the connection. Over "
+	    "max-connections a new connection gets 503 and is closed; those open are "
+	    "untouched. With api-keys-file, /v1/ and /generate want \"Authorization: "
+	    "Bearer KEY\" (401 otherwise; keys are compared in constant time); /healthz, "
+	    "/readyz and /metrics stay open. rate-limit and burst make a token bucket per "
+	    "key (per client address without keys): 429 with Retry-After.\n\n"
+	    "Load: a request the pipeline refuses (a reject or drop-oldest channel, the "
+	    "in-flight bound) is answered 503 with Retry-After at once. When a 'block' "
+	    "channel is full the stage stops reading every connection and stops accepting, "
+	    "so clients wait in TCP rather than in memory, until the pipeline has room "
+	    "again. A client that closes its connection cancels its requests "
+	    "(porch_msg_cancel: the inference stage stops its call). On SIGTERM it stops "
+	    "listening, closes idle connections, answers requests that arrive on busy ones "
+	    "(readyz 503, new work 503) and closes each connection after its last answer, "
+	    "while the requests in flight, streams included, finish.\n\n"
+	    "The HTTP parser is http-parser (nodejs/http-parser 2.9, Debian's "
+	    "libhttp-parser-dev), driven by this stage's own libev socket code: a small, "
+	    "well-tested callback parser that does no I/O and owns no thread, so every "
+	    "socket stays on the pipeline's loop, where backpressure, cancellation and "
+	    "streaming need them. libmicrohttpd was not chosen: it owns its sockets and "
+	    "threads and fits a libev loop poorly.",
+};

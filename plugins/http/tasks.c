@@ -1,0 +1,531 @@
+/*
+ * tasks.c -- asynchronous tasks: POST /v1/tasks answers 202 at once, the
+ * request goes through the pipeline traced, GET /v1/tasks/{id} reports its
+ * status, result or error, attempts and per-stage timings, and
+ * GET /v1/tasks/{id}/events streams its progress as server-sent events.
+ *
+ * Status: queued (emitted, or waiting for room), running (a stage took it),
+ * then completed, failed, shed or expired.  A finished task is kept for
+ * task-ttl and while there are at most task-max finished tasks, then
+ * forgotten (404).  Tasks in progress are bounded by the pipeline's own
+ * in-flight bound.
+ *
+ * Events ("event: NAME" and "data: JSON" lines): enter and leave (a stage
+ * took or passed on the request), retry (a stage tries again, with why and
+ * when), and outcome (the end, after which the stream closes).  A watcher
+ * gets the history so far, then live events.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "http.h"
+
+enum tstatus { T_QUEUED, T_RUNNING, T_COMPLETED, T_FAILED, T_SHED, T_EXPIRED };
+
+static const char *const tstatus_names[] = {
+	"queued", "running", "completed", "failed", "shed", "expired"
+};
+
+/* Most bytes of event history kept per task; later events still go live. */
+#define HISTORY_MAX (64 * 1024)
+
+struct task {
+	struct http_origin origin;  /* first: the reply sink may call it */
+	struct http_src *s;
+	struct task *prev, *next;   /* the store, oldest first */
+	char id[48];
+	char rid[RID_MAX + 1];
+	char *name, *description;
+	enum tstatus status;
+	int in_pipeline;
+	int creating;               /* inside tasks_create: an outcome now is a refusal */
+	int refused;
+	double created_wall, finished_wall;
+	double created, finished;   /* loop time */
+	char *result;
+	size_t result_len;
+	char *error_code, *error_msg;
+	int http_status;
+	unsigned attempts;
+	json_t *timings;
+	struct buf history;
+	struct hreq *watchers;
+};
+
+double
+wall_now(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static void
+rfc3339(double t, char *out, size_t len)
+{
+	time_t secs = (time_t)t;
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	char base[32];
+	strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, len, "%s.%03dZ", base, (int)((t - (double)secs) * 1000) % 1000);
+}
+
+/* ---- the store ---------------------------------------------------------- */
+
+static void
+task_free(struct task *t)
+{
+	free(t->name);
+	free(t->description);
+	free(t->result);
+	free(t->error_code);
+	free(t->error_msg);
+	json_decref(t->timings);
+	buf_free(&t->history);
+	free(t);
+}
+
+static void
+task_remove(struct task *t)
+{
+	struct http_src *s = t->s;
+	if (t->prev != NULL)
+		t->prev->next = t->next;
+	else
+		s->tasks_head = t->next;
+	if (t->next != NULL)
+		t->next->prev = t->prev;
+	else
+		s->tasks_tail = t->prev;
+	s->n_tasks--;
+	task_free(t);
+}
+
+static int
+finished(const struct task *t)
+{
+	return t->status >= T_COMPLETED && !t->in_pipeline;
+}
+
+/* Forgets finished tasks past task-ttl, then the oldest beyond task-max. */
+static void
+tasks_purge(struct http_src *s)
+{
+	double now = ev_now(s->loop);
+	unsigned done = 0;
+	for (struct task *t = s->tasks_head, *next; t != NULL; t = next) {
+		next = t->next;
+		if (!finished(t))
+			continue;
+		if (now - t->finished >= s->task_ttl)
+			task_remove(t);
+		else
+			done++;
+	}
+	for (struct task *t = s->tasks_head, *next; t != NULL && done > s->task_max; t = next) {
+		next = t->next;
+		if (finished(t)) {
+			task_remove(t);
+			done--;
+		}
+	}
+}
+
+static struct task *
+task_find(struct http_src *s, const char *id)
+{
+	tasks_purge(s);
+	for (struct task *t = s->tasks_head; t != NULL; t = t->next)
+		if (strcmp(t->id, id) == 0)
+			return t;
+	return NULL;
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+/* Sends an event to the watchers and keeps it in the history. */
+static void
+task_event(struct task *t, const char *name, json_t *data)
+{
+	char *d = json_text(data);
+	if (d == NULL)
+		return;
+	struct buf frame = { 0 };
+	buf_printf(&frame, "event: %s\ndata: %s\n\n", name, d);
+	free(d);
+	if (t->history.len + frame.len <= HISTORY_MAX)
+		buf_add(&t->history, frame.p, frame.len);
+	for (struct hreq *w = t->watchers; w != NULL; w = w->next_sub)
+		answer_body(w, frame.p, frame.len);
+	buf_free(&frame);
+}
+
+void
+tasks_event(struct task *t, porch_msg *m, enum porch_event e, const char *stage,
+    const char *detail)
+{
+	struct http_src *s = t->s;
+	double ms = (ev_now(s->loop) - t->created) * 1000.0;
+	if (e == PORCH_EVENT_ENTER && t->status == T_QUEUED)
+		t->status = T_RUNNING;
+	json_t *data;
+	if (e == PORCH_EVENT_RETRY)
+		data = json_pack("{s:s, s:s, s:s, s:i, s:s, s:f}", "task_id", t->id,
+		    "type", "retry", "stage", stage, "attempt", (int)porch_msg_attempts(m) + 1,
+		    "detail", detail, "elapsed_ms", ms);
+	else
+		data = json_pack("{s:s, s:s, s:s, s:f}", "task_id", t->id,
+		    "type", porch_event_name(e), "stage", stage, "elapsed_ms", ms);
+	task_event(t, porch_event_name(e), data);
+}
+
+static void
+task_unwatch_all(struct task *t)
+{
+	while (t->watchers != NULL) {
+		struct hreq *w = t->watchers;
+		t->watchers = w->next_sub;
+		w->next_sub = NULL;
+		w->task = NULL;
+		answer_end(w);
+	}
+}
+
+void
+tasks_unwatch(struct hreq *h)
+{
+	struct task *t = h->task;
+	if (t == NULL)
+		return;
+	for (struct hreq **pp = &t->watchers; *pp != NULL; pp = &(*pp)->next_sub) {
+		if (*pp == h) {
+			*pp = h->next_sub;
+			break;
+		}
+	}
+	h->next_sub = NULL;
+	h->task = NULL;
+}
+
+/* ---- the task's message ------------------------------------------------- */
+
+static void
+task_chunk(struct http_origin *o, porch_msg *m, const char *text, size_t len)
+{
+	(void)o; (void)m; (void)text; (void)len; /* the result is read at the end */
+}
+
+static void
+task_finish(struct http_origin *o, porch_msg *m)
+{
+	(void)o; (void)m; /* the outcome records it */
+}
+
+const struct http_origin_ops task_ops = {
+	.magic = HTTP_ORIGIN_MAGIC,
+	.version = HTTP_ORIGIN_VERSION,
+	.chunk = task_chunk,
+	.finish = task_finish,
+};
+
+static char *
+dup_str(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+void
+tasks_outcome(struct task *t, porch_msg *m, enum porch_outcome o)
+{
+	struct http_src *s = t->s;
+	enum porch_error e = porch_msg_error(m);
+	int retry;
+	t->in_pipeline = 0;
+	t->status = o == PORCH_COMPLETED ? T_COMPLETED : o == PORCH_SHED ? T_SHED :
+	    o == PORCH_EXPIRED ? T_EXPIRED : T_FAILED;
+	t->http_status = status_of(o, e, &retry);
+	t->attempts = porch_msg_attempts(m);
+	t->finished = ev_now(s->loop);
+	t->finished_wall = wall_now();
+	if (o == PORCH_COMPLETED) {
+		size_t len;
+		const char *text = porch_msg_text(m, &len);
+		t->result = malloc(len + 1);
+		if (t->result != NULL) {
+			memcpy(t->result, text, len + 1);
+			t->result_len = len;
+		}
+	} else {
+		t->error_code = dup_str(porch_error_name(e));
+		t->error_msg = dup_str(porch_msg_error_text(m));
+		porch_msg_log(s->st, m, "task %s %s: %s%s%s", t->id, porch_outcome_name(o),
+		    porch_error_name(e), *porch_msg_error_text(m) ? ": " : "",
+		    porch_msg_error_text(m));
+	}
+	json_t *timings = json_object();
+	const char *stage;
+	double ms;
+	for (size_t i = 0; (stage = porch_msg_timing_at(m, i, &ms)) != NULL; i++)
+		json_object_set_new(timings, stage, json_real(ms));
+	t->timings = timings;
+	if (t->creating) {
+		t->refused = 1;
+		return;
+	}
+	json_t *data = json_pack("{s:s, s:s, s:s, s:i, s:f}", "task_id", t->id,
+	    "type", "outcome", "status", tstatus_names[t->status], "attempts", (int)t->attempts,
+	    "elapsed_ms", (t->finished - t->created) * 1000.0);
+	if (t->error_code != NULL)
+		json_object_set_new(data, "error", json_pack("{s:s, s:s}", "code", t->error_code,
+		    "message", t->error_msg ? t->error_msg : ""));
+	task_event(t, "outcome", data);
+	task_unwatch_all(t);
+	tasks_purge(s);
+}
+
+/* ---- endpoints ---------------------------------------------------------- */
+
+static int
+b64_value(int ch)
+{
+	if (ch >= 'A' && ch <= 'Z') return ch - 'A';
+	if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9') return ch - '0' + 52;
+	if (ch == '+' || ch == '-') return 62;
+	if (ch == '/' || ch == '_') return 63;
+	return -1;
+}
+
+/* Decodes base64 (standard or URL-safe, padding optional); -1 if malformed. */
+static int
+b64_decode(const char *in, size_t n, struct buf *out)
+{
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t i = 0, pad = 0;
+	for (; i < n; i++) {
+		char ch = in[i];
+		if (ch == '=') {
+			pad++;
+			continue;
+		}
+		if (pad > 0)
+			return -1; /* data after padding */
+		int v = b64_value((unsigned char)ch);
+		if (v < 0)
+			return -1;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			char byte = (char)((acc >> bits) & 0xff);
+			if (buf_add(out, &byte, 1) != 0)
+				return -1;
+		}
+	}
+	if (pad > 2 || bits >= 6 || (acc & ((1u << bits) - 1)) != 0)
+		return -1;
+	return 0;
+}
+
+static int
+task_bad(struct hreq *h, const char *param, const char *code, const char *msg)
+{
+	answer_error_extra(h, 400, param, code, NULL, msg);
+	return -1;
+}
+
+void
+tasks_create(struct hreq *h)
+{
+	struct http_src *s = h->s;
+	json_error_t jerr;
+	json_t *root = h->body.len ? json_loadb(h->body.p, h->body.len, JSON_REJECT_DUPLICATES,
+	    &jerr) : NULL;
+	if (root == NULL || !json_is_object(root)) {
+		answer_error(h, 400, NULL, "invalid_json", "the body must be a JSON object: %s",
+		    root == NULL ? (h->body.len ? jerr.text : "there is none") : "it is not one");
+		json_decref(root);
+		return;
+	}
+	json_t *name = json_object_get(root, "name");
+	json_t *desc = json_object_get(root, "description");
+	json_t *payload = json_object_get(root, "payload");
+	json_t *timeout = json_object_get(root, "timeout_secs");
+	json_t *retries = json_object_get(root, "max_retries");
+	struct buf text = { 0 };
+	if (name != NULL && !json_is_null(name) && !json_is_string(name)) {
+		task_bad(h, "name", "invalid_type", "'name' must be a string");
+		goto out;
+	}
+	if (desc != NULL && !json_is_null(desc) && !json_is_string(desc)) {
+		task_bad(h, "description", "invalid_type", "'description' must be a string");
+		goto out;
+	}
+	if (payload == NULL) {
+		task_bad(h, "payload", "missing_required_parameter", "'payload' is required");
+		goto out;
+	}
+	if (!json_is_string(payload)) {
+		task_bad(h, "payload", "invalid_type", "'payload' must be a base64 string");
+		goto out;
+	}
+	if (b64_decode(json_string_value(payload), json_string_length(payload), &text) != 0) {
+		task_bad(h, "payload", "invalid_value", "'payload' is not valid base64");
+		goto out;
+	}
+	if (timeout != NULL && !json_is_null(timeout) && (!json_is_number(timeout) ||
+	    !(json_number_value(timeout) > 0 && json_number_value(timeout) <= 86400))) {
+		task_bad(h, "timeout_secs", json_is_number(timeout) ? "invalid_value" : "invalid_type",
+		    "'timeout_secs' must be a number of seconds, more than 0 and at most 86400");
+		goto out;
+	}
+	if (retries != NULL && !json_is_null(retries) && (!json_is_integer(retries) ||
+	    json_integer_value(retries) < 0 || json_integer_value(retries) > 100)) {
+		task_bad(h, "max_retries", json_is_integer(retries) ? "invalid_value" : "invalid_type",
+		    "'max_retries' must be an integer from 0 to 100");
+		goto out;
+	}
+
+	struct task *t = calloc(1, sizeof *t);
+	porch_msg *m = t != NULL ? porch_msg_new(s->st) : NULL;
+	if (m == NULL) {
+		free(t);
+		answer_error(h, 500, NULL, "internal", "out of memory");
+		goto out;
+	}
+	t->origin.ops = &task_ops;
+	t->s = s;
+	/* ours, not the client's X-Request-Id: that may repeat */
+	snprintf(t->id, sizeof t->id, "task-%016llx",
+	    (unsigned long long)http_mix64(++s->next_rid ^ (uint64_t)(uintptr_t)t));
+	memcpy(t->rid, h->rid, sizeof t->rid);
+	t->name = json_is_string(name) ? strdup(json_string_value(name)) : NULL;
+	t->description = json_is_string(desc) ? strdup(json_string_value(desc)) : NULL;
+	t->status = T_QUEUED;
+	t->created = ev_now(s->loop);
+	t->created_wall = wall_now();
+	t->prev = s->tasks_tail;
+	if (s->tasks_tail != NULL)
+		s->tasks_tail->next = t;
+	else
+		s->tasks_head = t;
+	s->tasks_tail = t;
+	s->n_tasks++;
+
+	porch_msg_set_text(m, text.p ? text.p : "", text.len);
+	porch_msg_set_meta(m, "request-id", h->rid);
+	porch_msg_set_meta(m, "task-id", t->id);
+	if (h->session != NULL)
+		porch_msg_set_session(m, h->session, strlen(h->session));
+	if (json_is_integer(retries)) {
+		char num[24];
+		snprintf(num, sizeof num, "%lld", (long long)json_integer_value(retries));
+		porch_msg_set_meta(m, "retries", num);
+	}
+	if (json_is_number(timeout))
+		porch_msg_set_deadline(m, (int64_t)(json_number_value(timeout) * 1000.0 + 0.5));
+	else if (s->deadline_ms > 0)
+		porch_msg_set_deadline(m, s->deadline_ms);
+	porch_msg_set_traced(m, 1);
+	porch_msg_set_origin_data(m, &t->origin);
+	t->in_pipeline = 1;
+	t->creating = 1;
+	route_emit(s, NULL, m);
+	t->creating = 0;
+	if (t->refused) {
+		/* refused at once: say so now, not through a task nobody knows of */
+		int status = t->http_status == 499 ? 500 : t->http_status;
+		char msg[600];
+		snprintf(msg, sizeof msg, "%s: %s%s%s", tstatus_names[t->status],
+		    t->error_code ? t->error_code : "", t->error_msg && *t->error_msg ? ": " : "",
+		    t->error_msg ? t->error_msg : "");
+		answer_error(h, status, NULL, t->error_code, "%s", msg);
+		task_remove(t);
+		goto out;
+	}
+	char ts[40];
+	rfc3339(t->created_wall, ts, sizeof ts);
+	answer_json(h, 202, json_pack("{s:s, s:s, s:s}", "task_id", t->id, "timestamp", ts,
+	    "status", tstatus_names[t->status]), NULL);
+out:
+	buf_free(&text);
+	json_decref(root);
+}
+
+static void
+no_task(struct hreq *h)
+{
+	answer_error(h, 404, NULL, "task_not_found", "no such task: %s (finished tasks are "
+	    "kept for task-ttl only)", h->task_id);
+}
+
+void
+tasks_get(struct hreq *h)
+{
+	struct task *t = task_find(h->s, h->task_id);
+	if (t == NULL) {
+		no_task(h);
+		return;
+	}
+	char created[40], done[40];
+	rfc3339(t->created_wall, created, sizeof created);
+	json_t *j = json_pack("{s:s, s:s, s:s, s:i}", "task_id", t->id,
+	    "status", tstatus_names[t->status], "created", created, "attempts", (int)t->attempts);
+	if (t->name != NULL)
+		json_object_set_new(j, "name", json_string(t->name));
+	if (t->description != NULL)
+		json_object_set_new(j, "description", json_string(t->description));
+	if (finished(t)) {
+		rfc3339(t->finished_wall, done, sizeof done);
+		json_object_set_new(j, "finished", json_string(done));
+		json_object_set_new(j, "elapsed_ms", json_real((t->finished - t->created) * 1000.0));
+		json_object_set_new(j, "timings", json_incref(t->timings));
+		if (t->status == T_COMPLETED)
+			json_object_set_new(j, "result", json_bytes(t->result ? t->result : "",
+			    t->result_len));
+		else
+			json_object_set_new(j, "error", json_pack("{s:s, s:s, s:s, s:i}",
+			    "message", t->error_msg ? t->error_msg : "",
+			    "type", error_type_of(t->http_status), "code",
+			    t->error_code ? t->error_code : "", "status", t->http_status));
+	}
+	answer_json(h, 200, j, NULL);
+}
+
+void
+tasks_events(struct hreq *h)
+{
+	struct task *t = task_find(h->s, h->task_id);
+	if (t == NULL) {
+		no_task(h);
+		return;
+	}
+	h->mode = MODE_EVENTS;
+	answer_head(h, 200, "text/event-stream", -1, "Cache-Control: no-cache\r\n");
+	if (t->history.len > 0)
+		answer_body(h, t->history.p, t->history.len);
+	if (finished(t)) {
+		answer_end(h);
+		return;
+	}
+	h->task = t;
+	h->next_sub = t->watchers;
+	t->watchers = h;
+}
+
+void
+tasks_fini(struct http_src *s)
+{
+	while (s->tasks_head != NULL) {
+		struct task *t = s->tasks_head;
+		s->tasks_head = t->next;
+		task_free(t);
+	}
+	s->tasks_tail = NULL;
+	s->n_tasks = 0;
+}
