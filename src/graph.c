@@ -796,12 +796,18 @@ porch_msg_log(const porch_stage *st, const porch_msg *m, const char *fmt, ...)
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
 	const char *rid = porch_msg_meta(m, "request-id");
-	if (rid != NULL)
-		fprintf(stderr, "porch: stage '%s': request %llu (session %s, request-id %s): %s\n",
-		    st->name, (unsigned long long)m->id, porch_msg_session(m), rid, buf);
+	const char *session = porch_msg_session(m);
+	char ids[512];
+	if (*session && rid != NULL)
+		snprintf(ids, sizeof ids, " (session %s, request-id %s)", session, rid);
+	else if (*session)
+		snprintf(ids, sizeof ids, " (session %s)", session);
+	else if (rid != NULL)
+		snprintf(ids, sizeof ids, " (request-id %s)", rid);
 	else
-		fprintf(stderr, "porch: stage '%s': request %llu (session %s): %s\n",
-		    st->name, (unsigned long long)m->id, porch_msg_session(m), buf);
+		ids[0] = '\0';
+	fprintf(stderr, "porch: stage '%s': request %llu%s: %s\n", st->name,
+	    (unsigned long long)m->id, ids, buf);
 }
 
 const char *

@@ -283,7 +283,7 @@ pipeline "$T/fail.xml" "$(p access-log true)" "$(p fail-rate 1)" "" "" "$(p retr
 if start fail "$T/fail.xml"; then
 	expect_eq "upstream failure: status" "$(req -H 'X-Request-Id: f1' "$U/v1/chat/completions" -d '{"messages":[{"role":"user","content":"x"}]}')" 502
 	expect_eq "upstream failure: error" "$(cat "$T/b")" '{"error":{"message":"failed: upstream: echo: simulated failure (1 attempt)","type":"upstream_error","param":null,"code":"upstream"}}'
-	grep -q "request [0-9]* (session , request-id f1): /v1/chat/completions failed: upstream" "$T/fail.err" &&
+	grep -q "request [0-9]* (request-id f1): /v1/chat/completions failed: upstream" "$T/fail.err" &&
 	    ok || fail "failure log line with request id: $(cat "$T/fail.err")"
 	expect_eq "stream failure before a piece: status" "$(req -N "$U/v1/chat/completions" -d '{"messages":[{"role":"user","content":"x"}],"stream":true}')" 502
 	expect_eq "generate failure: status" "$(req -N "$U/generate" -d '{"text":"x","request_id":"g9"}')" 502
