@@ -6,13 +6,11 @@
 #include <porch/plugin.h>
 
 #include "text/poststream.h"
+#include "text/streamstage.h"
 #include "text/tbuf.h"
 
 /* The longest stop sequence accepted: a stream holds back one byte less. */
 #define STOP_MAX 256
-
-/* Stream states kept for reuse rather than freed. */
-#define POOL_MAX 64
 
 static const struct porch_param post_params[] = {
 	{ "trim", PORCH_PARAM_BOOLEAN, "true", 0, 0, NULL, 0,
@@ -51,18 +49,44 @@ static const char post_description[] =
 
 static const char *const post_outputs[] = { "out", NULL };
 
-/* One message's stream, kept as its local pointer. */
-struct post_local {
-	struct post_local *next; /* in the pool */
-	struct post_stream s;
-	int done;                /* nobody takes the stream, or it broke */
-};
-
 struct post {
 	struct post_cfg cfg;
 	struct tbuf out;         /* what one call passes on, reused */
-	struct post_local *pool;
-	size_t n_pool;
+	struct streamstage ss;   /* the streams, filtered with post_ops */
+};
+
+/* The transform on a stream, for streamstage: wrapped, since calling
+ * post_feed through a pointer of another type would be undefined. */
+static int
+post_ops_feed(const void *cfg, void *s, const char *in, size_t len, struct tbuf *out)
+{
+	return post_feed(cfg, s, in, len, out);
+}
+
+static int
+post_ops_finish(const void *cfg, void *s, struct tbuf *out)
+{
+	return post_finish(cfg, s, out);
+}
+
+static void
+post_ops_reset(void *s)
+{
+	post_stream_reset(s);
+}
+
+static void
+post_ops_clear(void *s)
+{
+	post_stream_clear(s);
+}
+
+static const struct streamstage_ops post_ops = {
+	.size = sizeof(struct post_stream),
+	.feed = post_ops_feed,
+	.finish = post_ops_finish,
+	.reset = post_ops_reset,
+	.clear = post_ops_clear,
 };
 
 /* Splitting the stop list: where the sequences go, and the error. */
@@ -135,6 +159,7 @@ post_init(porch_stage *st)
 		porch_stage_error(st, "out of memory");
 		return -1;
 	}
+	streamstage_init(&ps->ss, &post_ops, &ps->cfg, &ps->out);
 	ps->cfg.trim = porch_param_int(p, "trim") != 0;
 	ps->cfg.collapse = porch_param_int(p, "collapse-whitespace") != 0;
 	ps->cfg.max_length = (size_t)porch_param_int(p, "max-length");
@@ -149,74 +174,28 @@ post_init(porch_stage *st)
 }
 
 static void
-post_local_put(struct post *ps, struct post_local *l)
-{
-	if (ps->n_pool >= POOL_MAX) {
-		post_stream_clear(&l->s);
-		free(l);
-		return;
-	}
-	post_stream_reset(&l->s);
-	l->done = 0;
-	l->next = ps->pool;
-	ps->pool = l;
-	ps->n_pool++;
-}
-
-static void
 post_chunk(porch_stage *st, porch_msg *m, const char *text, size_t len)
 {
 	struct post *ps = porch_stage_data(st);
-	struct post_local *l = porch_msg_local(st, m);
-
-	if (l == NULL) {
-		if ((l = ps->pool) != NULL) {
-			ps->pool = l->next;
-			ps->n_pool--;
-		} else if ((l = calloc(1, sizeof *l)) == NULL) {
-			porch_stage_log(st, "request %llu: out of memory: not streaming it",
-			    (unsigned long long)porch_msg_id(m));
-			return;
-		}
-		porch_msg_set_local(st, m, l);
-	}
-	if (l->done)
-		return;
-	ps->out.len = 0;
-	if (post_feed(&ps->cfg, &l->s, text, len, &ps->out) != 0) {
-		/* the whole answer still comes with the message */
-		porch_stage_log(st, "request %llu: out of memory: not streaming it",
-		    (unsigned long long)porch_msg_id(m));
-		l->done = 1;
-		return;
-	}
-	if (ps->out.len > 0 && porch_stream(st, m, ps->out.p, ps->out.len) != 0)
-		l->done = 1; /* nobody downstream takes pieces */
+	streamstage_chunk(&ps->ss, st, m, text, len);
 }
 
 static void
 post_forget(porch_stage *st, porch_msg *m, void *local)
 {
+	struct post *ps = porch_stage_data(st);
 	(void)m;
-	post_local_put(porch_stage_data(st), local);
+	streamstage_forget(&ps->ss, local);
 }
 
 static void
 post_process(porch_stage *st, porch_msg *m)
 {
 	struct post *ps = porch_stage_data(st);
-	struct post_local *l = porch_msg_local(st, m);
 	size_t len;
 	const char *text;
 
-	if (l != NULL) {
-		/* the stream ends here: pass on what was held back */
-		porch_msg_set_local(st, m, NULL);
-		ps->out.len = 0;
-		if (!l->done && post_finish(&ps->cfg, &l->s, &ps->out) == 0 && ps->out.len > 0)
-			(void)porch_stream(st, m, ps->out.p, ps->out.len);
-		post_local_put(ps, l);
-	}
+	streamstage_end(&ps->ss, st, m);
 	text = porch_msg_text(m, &len);
 	ps->out.len = 0;
 	if (post_whole(&ps->cfg, text, len, &ps->out) != 0 ||
@@ -234,12 +213,7 @@ post_fini(porch_stage *st)
 	struct post *ps = porch_stage_data(st);
 	if (ps == NULL)
 		return;
-	while (ps->pool != NULL) {
-		struct post_local *l = ps->pool;
-		ps->pool = l->next;
-		post_stream_clear(&l->s);
-		free(l);
-	}
+	streamstage_free(&ps->ss);
 	post_cfg_free(&ps->cfg);
 	tbuf_free(&ps->out);
 	free(ps);

@@ -6,10 +6,8 @@
 #include <porch/plugin.h>
 
 #include "text/redact_scan.h"
+#include "text/streamstage.h"
 #include "text/tbuf.h"
-
-/* Stream states kept for reuse rather than freed. */
-#define POOL_MAX 64
 
 static const struct porch_param redact_params[] = {
 	{ "kinds", PORCH_PARAM_LIST, "email,phone,key,bearer,hex,base64", 0, 0, NULL, 0,
@@ -67,20 +65,46 @@ static const char redact_description[] =
 
 static const char *const redact_outputs[] = { "out", NULL };
 
-/* One message's stream, kept as its local pointer. */
-struct redact_local {
-	struct redact_local *next; /* in the pool */
-	struct redact_stream s;
-	int done;                  /* nobody takes the stream, or it broke */
-};
-
 struct redact {
 	struct redact_cfg cfg;
 	char **meta;               /* metadata keys to mask too */
 	size_t n_meta;
 	struct tbuf out;           /* what one call passes on, reused */
-	struct redact_local *pool;
-	size_t n_pool;
+	struct streamstage ss;     /* the streams, scanned with redact_ops */
+};
+
+/* The scanner on a stream, for streamstage: wrapped, since calling
+ * redact_feed through a pointer of another type would be undefined. */
+static int
+redact_ops_feed(const void *cfg, void *s, const char *in, size_t len, struct tbuf *out)
+{
+	return redact_feed(cfg, s, in, len, out);
+}
+
+static int
+redact_ops_finish(const void *cfg, void *s, struct tbuf *out)
+{
+	return redact_finish(cfg, s, out);
+}
+
+static void
+redact_ops_reset(void *s)
+{
+	redact_stream_reset(s);
+}
+
+static void
+redact_ops_clear(void *s)
+{
+	redact_stream_clear(s);
+}
+
+static const struct streamstage_ops redact_ops = {
+	.size = sizeof(struct redact_stream),
+	.feed = redact_ops_feed,
+	.finish = redact_ops_finish,
+	.reset = redact_ops_reset,
+	.clear = redact_ops_clear,
 };
 
 struct kinds_ctx {
@@ -191,12 +215,7 @@ redact_check(const porch_params *p, porch_check *c)
 static void
 redact_free(struct redact *r)
 {
-	while (r->pool != NULL) {
-		struct redact_local *l = r->pool;
-		r->pool = l->next;
-		redact_stream_clear(&l->s);
-		free(l);
-	}
+	streamstage_free(&r->ss);
 	for (size_t i = 0; i < r->n_meta; i++)
 		free(r->meta[i]);
 	free(r->meta);
@@ -215,6 +234,7 @@ redact_init(porch_stage *st)
 		porch_stage_error(st, "out of memory");
 		return -1;
 	}
+	streamstage_init(&r->ss, &redact_ops, &r->cfg, &r->out);
 	if (redact_setup(porch_stage_params(st), r, &rp) != 0) {
 		redact_free(r);
 		return -1;
@@ -224,74 +244,28 @@ redact_init(porch_stage *st)
 }
 
 static void
-redact_local_put(struct redact *r, struct redact_local *l)
-{
-	if (r->n_pool >= POOL_MAX) {
-		redact_stream_clear(&l->s);
-		free(l);
-		return;
-	}
-	redact_stream_reset(&l->s);
-	l->done = 0;
-	l->next = r->pool;
-	r->pool = l;
-	r->n_pool++;
-}
-
-static void
 redact_chunk(porch_stage *st, porch_msg *m, const char *text, size_t len)
 {
 	struct redact *r = porch_stage_data(st);
-	struct redact_local *l = porch_msg_local(st, m);
-
-	if (l == NULL) {
-		if ((l = r->pool) != NULL) {
-			r->pool = l->next;
-			r->n_pool--;
-		} else if ((l = calloc(1, sizeof *l)) == NULL) {
-			porch_stage_log(st, "request %llu: out of memory: not streaming it",
-			    (unsigned long long)porch_msg_id(m));
-			return;
-		}
-		porch_msg_set_local(st, m, l);
-	}
-	if (l->done)
-		return;
-	r->out.len = 0;
-	if (redact_feed(&r->cfg, &l->s, text, len, &r->out) != 0) {
-		/* nothing undecided went out: the whole text still comes with the message */
-		porch_stage_log(st, "request %llu: out of memory: not streaming it",
-		    (unsigned long long)porch_msg_id(m));
-		l->done = 1;
-		return;
-	}
-	if (r->out.len > 0 && porch_stream(st, m, r->out.p, r->out.len) != 0)
-		l->done = 1; /* nobody downstream takes pieces */
+	streamstage_chunk(&r->ss, st, m, text, len);
 }
 
 static void
 redact_forget(porch_stage *st, porch_msg *m, void *local)
 {
+	struct redact *r = porch_stage_data(st);
 	(void)m;
-	redact_local_put(porch_stage_data(st), local);
+	streamstage_forget(&r->ss, local);
 }
 
 static void
 redact_process(porch_stage *st, porch_msg *m)
 {
 	struct redact *r = porch_stage_data(st);
-	struct redact_local *l = porch_msg_local(st, m);
 	size_t len;
 	const char *text;
 
-	if (l != NULL) {
-		/* the stream ends here: pass on the rest, decided now */
-		porch_msg_set_local(st, m, NULL);
-		r->out.len = 0;
-		if (!l->done && redact_finish(&r->cfg, &l->s, &r->out) == 0 && r->out.len > 0)
-			(void)porch_stream(st, m, r->out.p, r->out.len);
-		redact_local_put(r, l);
-	}
+	streamstage_end(&r->ss, st, m);
 	for (size_t i = 0; i < r->n_meta; i++) {
 		const char *v = porch_msg_meta(m, r->meta[i]);
 		if (v == NULL)
