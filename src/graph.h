@@ -25,6 +25,7 @@ struct stage_stats {
 
 struct porch_msg {
 	struct porch_msg *next;      /* pool, channel outbox */
+	struct porch_msg *all_next;  /* every message the graph made, to free them */
 	struct porch_msg *prev_live, *next_live; /* the graph's in-flight list */
 	struct porch_stage *origin;
 	struct porch_stage *holder;  /* the stage holding it now, or NULL */
@@ -122,6 +123,7 @@ struct graph {
 	struct channel *channels;
 	size_t n_channels;
 	struct porch_msg *free_msgs;
+	struct porch_msg *all_msgs;   /* every message made, pooled or not */
 	struct porch_msg *live;       /* in-flight requests, for aborts */
 	uint64_t next_id;
 	uint64_t inflight, max_inflight;

@@ -21,6 +21,8 @@ msg_alloc(struct graph *g)
 		g->free_msgs = m->next;
 	} else {
 		m = xcalloc(1, sizeof *m);
+		m->all_next = g->all_msgs;
+		g->all_msgs = m;
 	}
 	m->next = NULL;
 	m->id = ++g->next_id;
@@ -83,16 +85,15 @@ msg_destroy(struct porch_msg *m)
 void
 msg_free_all(struct graph *g)
 {
+	/* all of them: pooled, in flight, and any a source made but never
+	 * handed over */
 	struct porch_msg *m, *next;
-	for (m = g->free_msgs; m != NULL; m = next) {
-		next = m->next;
+	for (m = g->all_msgs; m != NULL; m = next) {
+		next = m->all_next;
 		msg_destroy(m);
 	}
+	g->all_msgs = NULL;
 	g->free_msgs = NULL;
-	for (m = g->live; m != NULL; m = next) {
-		next = m->next_live;
-		msg_destroy(m);
-	}
 	g->live = NULL;
 }
 
