@@ -28,7 +28,8 @@ static const char run_usage[] =
     "                 [--pid-file PATH] [--quiet] FILE\n"
     "\n"
     "Runs the pipeline until its sources end and every request has an outcome.\n"
-    "SIGINT/SIGTERM drain (a second one exits at once); SIGUSR1 prints statistics.\n"
+    "SIGINT/SIGTERM drain (a second one exits at once); SIGUSR1 prints statistics;\n"
+    "SIGHUP checks the file again and says whether it is valid.\n"
     "\n"
     "  --plugin-path DIR      search DIR for plugins first (repeatable)\n"
     "  --set N.P=V            set parameter P of stage or worker N (repeatable)\n"
@@ -44,7 +45,9 @@ static const char run_usage[] =
 struct run {
 	struct graph *g;
 	struct ev_loop *loop;
-	ev_signal sigint_w, sigterm_w, sigusr1_w;
+	ev_signal sigint_w, sigterm_w, sigusr1_w, sighup_w;
+	const char *file;             /* for SIGHUP's check */
+	struct cli_common *common;
 	ev_timer drain_w;
 	double drain_s;
 	int signals;
@@ -95,6 +98,33 @@ on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)loop; (void)revents;
 	struct run *r = w->data;
 	stats_print(r->g, stderr);
+}
+
+/*
+ * SIGHUP: the file is read and checked again, as porch check would, so an
+ * operator learns at once whether an edit is good; swapping the running
+ * graph for the new one is not done yet, so the pipeline goes on as it
+ * was, and the message says so instead of pretending.
+ */
+static void
+on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop; (void)revents;
+	struct run *r = w->data;
+	struct diag d;
+	diag_init(&d, r->file, stderr);
+	struct cfg_pipeline *p = config_load(r->file, config_schema_path(),
+	    r->common->plugin_dirs, r->common->n_plugin_dirs, r->common->overrides,
+	    r->common->n_overrides, NULL, &d);
+	if (p == NULL) {
+		fprintf(stderr, "porch: SIGHUP: %s is not valid (see above); the running "
+		    "pipeline goes on unchanged\n", r->file);
+		return;
+	}
+	config_free(p);
+	fprintf(stderr, "porch: SIGHUP: %s is valid, but this porch cannot swap a "
+	    "running pipeline yet; the running pipeline goes on unchanged (restart to "
+	    "apply the file)\n", r->file);
 }
 
 /* Written whole under a temporary name, so a reader never sees half a pid. */
@@ -289,11 +319,13 @@ run_command(int argc, char **argv, int replay)
 	struct cfg_pipeline *p = config_load(file, config_schema_path(),
 	    common.plugin_dirs, common.n_plugin_dirs, common.overrides,
 	    common.n_overrides, replay ? &swap : NULL, &d);
-	cli_free(&common);
-	if (p == NULL)
+	if (p == NULL) {
+		cli_free(&common);
 		return EXIT_INVALID;
+	}
 	if (replay && open_dead_letters(argv[optind]) != 0) {
 		config_free(p);
+		cli_free(&common);
 		return EXIT_RUNTIME;
 	}
 
@@ -306,12 +338,14 @@ run_command(int argc, char **argv, int replay)
 	if (r.loop == NULL) {
 		cli_error("%s: cannot create the event loop (bad $LIBEV_FLAGS?)", file);
 		config_free(p);
+		cli_free(&common);
 		return EXIT_RUNTIME;
 	}
 	r.g = graph_new(p, r.loop, err, sizeof err);
 	if (r.g == NULL) {
 		cli_error("%s: %s", file, err);
 		config_free(p);
+		cli_free(&common);
 		return EXIT_RUNTIME;
 	}
 	r.g->on_finished = on_finished;
@@ -320,10 +354,15 @@ run_command(int argc, char **argv, int replay)
 	ev_signal_init(&r.sigint_w, on_stop_signal, SIGINT);
 	ev_signal_init(&r.sigterm_w, on_stop_signal, SIGTERM);
 	ev_signal_init(&r.sigusr1_w, on_usr1, SIGUSR1);
-	r.sigint_w.data = r.sigterm_w.data = r.sigusr1_w.data = &r;
+	ev_signal_init(&r.sighup_w, on_hup, SIGHUP);
+	r.file = file;
+	r.common = &common;
+	r.sigint_w.data = r.sigterm_w.data = r.sigusr1_w.data = r.sighup_w.data = &r;
 	ev_signal_start(r.loop, &r.sigint_w);
 	ev_signal_start(r.loop, &r.sigterm_w);
 	ev_signal_start(r.loop, &r.sigusr1_w);
+	ev_signal_start(r.loop, &r.sighup_w);
+	ev_unref(r.loop);
 	/* signal watchers wait for signals; they must not keep a finished run alive */
 	ev_unref(r.loop);
 	ev_unref(r.loop);
@@ -356,12 +395,15 @@ run_command(int argc, char **argv, int replay)
 	ev_signal_stop(r.loop, &r.sigint_w);
 	ev_signal_stop(r.loop, &r.sigterm_w);
 	ev_signal_stop(r.loop, &r.sigusr1_w);
+	ev_ref(r.loop);
+	ev_signal_stop(r.loop, &r.sighup_w);
 	if (r.signals > 0) {
 		ev_ref(r.loop);
 		ev_timer_stop(r.loop, &r.drain_w);
 	}
 	graph_free(r.g);
 	config_free(p);
+	cli_free(&common);
 	ev_loop_destroy(r.loop);
 	if (pid_path != NULL)
 		unlink(pid_path);

@@ -93,4 +93,23 @@ if start int "$T/fast.xml"; then
 	grep -q "SIGINT: draining" "$T/int.err" && ok || fail "sigint: no drain message"
 fi
 
+# 5. SIGHUP checks the file again and says what it found; the pipeline
+# goes on either way, and SIGTERM still drains it
+cp "$T/fast.xml" "$T/hup.xml"
+if start hup "$T/hup.xml"; then
+	kill -HUP "$pid"
+	wait_for 10 grep -q "SIGHUP: $T/hup.xml is valid, but this porch cannot swap a running pipeline yet" "$T/hup.err" &&
+	    ok || fail "hup: $(cat "$T/hup.err")"
+	sed -i 's/plugin="null"/plugin="nul"/' "$T/hup.xml"
+	kill -HUP "$pid"
+	wait_for 10 grep -q "SIGHUP: $T/hup.xml is not valid (see above); the running pipeline goes on unchanged" "$T/hup.err" &&
+	    ok || fail "hup invalid: $(cat "$T/hup.err")"
+	grep -q "hup.xml:[0-9]*:[0-9]*: error: stage 'sink': unknown plugin 'nul'" "$T/hup.err" && ok ||
+	    fail "hup invalid: no FILE:LINE:COL error: $(cat "$T/hup.err")"
+	kill -0 "$pid" && ok || fail "hup: porch stopped"
+	kill -TERM "$pid"
+	wait "$bg"
+	expect_eq "hup: exit status after SIGTERM" "$?" 0
+fi
+
 finish
