@@ -430,9 +430,10 @@ if start tasks "$T/tasks.xml"; then
 	expect_eq "task with bad retries" "$(req "$U/v1/tasks" -d '{"payload":"eA==","max_retries":-1}')" 400
 	check_has "task with bad retries: param" "$T/b" '"param":"max_retries"'
 	expect_eq "unknown task" "$(req "$U/v1/tasks/task-nope")" 404
-	# finished tasks are forgotten after task-ttl
-	sleep 1.2
-	expect_eq "task forgotten after task-ttl" "$(req "$U/v1/tasks/$id1")" 404
+	# finished tasks are forgotten after task-ttl (1 s)
+	wait_for 10 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' '$U/v1/tasks/$id1')\" = 404 ]" &&
+	    ok || fail "task not forgotten after task-ttl"
+	req "$U/v1/tasks/$id1" > /dev/null
 	check_has "forgotten: error" "$T/b" '"code":"task_not_found"'
 	stop
 fi
@@ -447,6 +448,16 @@ if start tmax "$T/tmax.xml"; then
 	wait_for 5 sh -c "curl -s '$U/v1/tasks/$idb' | grep -q completed" || fail "task-max: second task did not complete"
 	expect_eq "task-max: the older is forgotten" "$(req "$U/v1/tasks/$ida")" 404
 	expect_eq "task-max: the newer is kept" "$(req "$U/v1/tasks/$idb")" 200
+	stop
+fi
+# timeout_secs is the task's deadline: a worker slower than it makes the
+# task expire, and the call is cancelled at the deadline, not waited for
+pipeline "$T/tslow.xml" "" "$(p delay-ms 30000)" ""
+if start tslow "$T/tslow.xml"; then
+	req "$U/v1/tasks" -d '{"payload":"eA==","timeout_secs":1}' > /dev/null
+	id=$(sed 's/.*"task_id":"\([^"]*\)".*/\1/' "$T/b")
+	wait_for 10 sh -c "curl -s '$U/v1/tasks/$id' | grep -q '\"status\":\"expired\"'" &&
+	    ok || fail "timeout_secs: task not expired: $(curl -s "$U/v1/tasks/$id")"
 	stop
 fi
 pipeline "$T/tfail.xml" "" "$(p fail-rate 1)" "" "" "$(p backoff-ms 1)"
