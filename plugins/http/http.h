@@ -33,18 +33,7 @@
 
 #include "origin.h"
 
-/* ---- growable byte buffers --------------------------------------------- */
-
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
-int buf_add(struct buf *b, const void *p, size_t n);  /* 0, or -1: out of memory */
-int buf_str(struct buf *b, const char *s);
-int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void buf_reset(struct buf *b);
-void buf_free(struct buf *b);
+#include "buf.h"
 
 /* ---- routes ------------------------------------------------------------- */
 
@@ -218,6 +207,10 @@ struct http_src {
 	uint64_t requests[R_COUNT][16];
 	uint64_t conns_total, conns_refused;
 	uint64_t bytes_in, bytes_out;
+
+	/* an answer's JSON body is written here, then copied after its head:
+	 * one buffer for the source (one loop, one answer at a time) */
+	struct buf scratch;
 };
 
 /* ---- conn.c ------------------------------------------------------------- */
@@ -280,8 +273,8 @@ void stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o);
 void answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o);
 uint64_t count_words(const char *p, size_t len);
 json_t *json_bytes(const char *p, size_t n);      /* invalid UTF-8 -> U+FFFD */
+void json_put_usage(struct buf *b, const struct hreq *h, uint64_t completion_words);
 size_t utf8_valid_prefix(const char *p, size_t n);
-json_t *usage_object(const struct hreq *h, uint64_t completion_words);
 void answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o);
 
 /* ---- answer.c ----------------------------------------------------------- */
@@ -297,8 +290,16 @@ void answer_end(struct hreq *h);
 void answer_simple(struct hreq *h, int status, const char *ctype, const char *body,
     size_t len, const char *extra);
 void answer_json(struct hreq *h, int status, json_t *j, const char *extra); /* steals j */
-json_t *error_object(const char *message, const char *type, const char *param,
-    const char *code);
+/* The source's scratch buffer, emptied, for an answer's body written in place;
+ * answer_scratch_send sends it as one line (or 500 if a write ran out of
+ * memory); answer_scratch_done lets a large one go. */
+struct buf *answer_scratch(struct hreq *h);
+void answer_scratch_send(struct hreq *h, int status, const char *ctype, const char *extra);
+void answer_scratch_done(struct http_src *s);
+/* {"error":{"message","type","param","code"}[,"request_id"]}; param, code
+ * and request_id may be NULL (null, null, left out). */
+void json_put_error(struct buf *b, const char *message, const char *type, const char *param,
+    const char *code, const char *request_id);
 void answer_error(struct hreq *h, int status, const char *param, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void answer_error_extra(struct hreq *h, int status, const char *param, const char *code,

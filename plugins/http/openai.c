@@ -471,12 +471,16 @@ utf8_valid_prefix(const char *s, size_t n)
 	return i;
 }
 
-json_t *
-usage_object(const struct hreq *h, uint64_t completion)
+void
+json_put_usage(struct buf *b, const struct hreq *h, uint64_t completion)
 {
-	return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)h->prompt_words,
-	    "completion_tokens", (json_int_t)completion,
-	    "total_tokens", (json_int_t)(h->prompt_words + completion));
+	buf_lit(b, "{\"prompt_tokens\":");
+	buf_u64(b, h->prompt_words);
+	buf_lit(b, ",\"completion_tokens\":");
+	buf_u64(b, completion);
+	buf_lit(b, ",\"total_tokens\":");
+	buf_u64(b, h->prompt_words + completion);
+	buf_lit(b, "}");
 }
 
 /* The answer for a request that failed, was shed or expired. */
@@ -508,30 +512,37 @@ answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o)
 		answer_failure(h, m, o);
 		return;
 	}
-	size_t len;
+	size_t len = 0;
 	const char *text = porch_msg_text(m, &len);
-	uint64_t words = count_words(text, len);
-	char id[RID_MAX + 16];
-	json_t *choice, *j;
-	if (h->route == R_CHAT) {
-		snprintf(id, sizeof id, "chatcmpl-%s", h->rid);
-		choice = json_pack("{s:i, s:{s:s, s:o}, s:s, s:n}", "index", 0,
-		    "message", "role", "assistant", "content", json_bytes(text, len),
-		    "finish_reason", "stop", "logprobs");
-		j = json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", id,
-		    "object", "chat.completion", "created", (json_int_t)h->created,
-		    "model", h->model ? h->model : "", "choices", choice,
-		    "usage", usage_object(h, words));
-	} else {
-		snprintf(id, sizeof id, "cmpl-%s", h->rid);
-		choice = json_pack("{s:i, s:o, s:s, s:n}", "index", 0,
-		    "text", json_bytes(text, len), "finish_reason", "stop", "logprobs");
-		j = json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", id,
-		    "object", "text_completion", "created", (json_int_t)h->created,
-		    "model", h->model ? h->model : "", "choices", choice,
-		    "usage", usage_object(h, words));
-	}
-	answer_json(h, 200, j, NULL);
+	if (text == NULL)
+		text = "", len = 0;
+	/* written in place, field by field as the jansson objects were */
+	struct buf *b = answer_scratch(h);
+	int chat = h->route == R_CHAT;
+	if (chat)
+		buf_lit(b, "{\"id\":\"chatcmpl-");
+	else
+		buf_lit(b, "{\"id\":\"cmpl-");
+	json_put_esc(b, h->rid, strlen(h->rid));
+	if (chat)
+		buf_lit(b, "\",\"object\":\"chat.completion\",\"created\":");
+	else
+		buf_lit(b, "\",\"object\":\"text_completion\",\"created\":");
+	buf_i64(b, h->created);
+	buf_lit(b, ",\"model\":");
+	json_put_cstr(b, h->model ? h->model : "");
+	if (chat)
+		buf_lit(b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+		    "\"content\":");
+	else
+		buf_lit(b, ",\"choices\":[{\"index\":0,\"text\":");
+	json_put_str(b, text, len);
+	if (chat)
+		buf_lit(b, "}");
+	buf_lit(b, ",\"finish_reason\":\"stop\",\"logprobs\":null}],\"usage\":");
+	json_put_usage(b, h, count_words(text, len));
+	buf_lit(b, "}");
+	answer_scratch_send(h, 200, "application/json", NULL);
 }
 
 /* GET /v1/models: the models of the pipeline's workers, each once. */

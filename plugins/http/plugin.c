@@ -280,6 +280,7 @@ http_fini(porch_stage *st)
 	}
 	tasks_fini(s);
 	auth_fini(s);
+	buf_free(&s->scratch);
 	free(s);
 	porch_stage_set_data(st, NULL);
 }
