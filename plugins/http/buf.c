@@ -105,8 +105,8 @@ buf_free(struct buf *b)
 
 /* ---- integers ----------------------------------------------------------- */
 
-int
-buf_u64(struct buf *b, uint64_t v)
+size_t
+fmt_u64(char out[21], uint64_t v)
 {
 	char tmp[20];
 	size_t i = sizeof tmp;
@@ -114,7 +114,17 @@ buf_u64(struct buf *b, uint64_t v)
 		tmp[--i] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v != 0);
-	return buf_add(b, tmp + i, sizeof tmp - i);
+	size_t n = sizeof tmp - i;
+	memcpy(out, tmp + i, n);
+	out[n] = '\0';
+	return n;
+}
+
+int
+buf_u64(struct buf *b, uint64_t v)
+{
+	char tmp[21];
+	return buf_add(b, tmp, fmt_u64(tmp, v));
 }
 
 int

@@ -26,6 +26,7 @@ void buf_free(struct buf *b);
 #define buf_lit(b, s) buf_add((b), (s), sizeof(s) - 1)
 
 int buf_u64(struct buf *b, uint64_t v);  /* decimal */
+size_t fmt_u64(char out[21], uint64_t v); /* decimal and a NUL; returns the digits */
 int buf_i64(struct buf *b, int64_t v);   /* decimal, with '-' below 0 */
 int buf_hex(struct buf *b, uint64_t v);  /* lower-case hex, no leading zeros */
 void hex16(char out[17], uint64_t v);    /* 16 lower-case hex digits and a NUL */

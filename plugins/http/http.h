@@ -192,6 +192,8 @@ struct http_src {
 	int started;
 	struct waiting *wait_head, *wait_tail;
 	uint64_t next_rid;
+	struct hreq *hreq_pool;      /* freed requests kept for reuse (conn.c) */
+	unsigned n_hreq_pool;
 
 	/* API keys and rate limits */
 	char **keys;
@@ -230,6 +232,7 @@ void conn_fail_request(struct hconn *c, int status, const char *code, const char
 void conn_linger_after(struct hconn *c);
 struct hreq *hreq_new(struct hconn *c);
 void hreq_release(struct hreq *h);     /* the connection or the message let go */
+void hreq_pool_free(struct http_src *s);
 void http_log(struct http_src *s, const struct hreq *h, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -254,11 +257,19 @@ void hreq_outcome(struct hreq *h, porch_msg *m, enum porch_outcome o);
 
 /* ---- openai.c ----------------------------------------------------------- */
 
+/* Most metadata a request sets: model, max-tokens, temperature, top-p,
+ * stop, system, messages. */
+#define PROMPT_META_MAX 8
+
 /* A request's prompt, checked, before it becomes a message. */
 struct prompt {
 	char *text;
 	size_t len;
-	json_t *meta;   /* metadata: an object of strings */
+	struct {
+		const char *key;        /* a constant */
+		char *value;            /* malloc'ed */
+	} meta[PROMPT_META_MAX];    /* metadata for the message, in order */
+	size_t n_meta;
 	char *user;     /* the session when there is no X-Session-Id */
 };
 void prompt_free(struct prompt *pr);

@@ -25,7 +25,8 @@ prompt_free(struct prompt *pr)
 {
 	free(pr->text);
 	free(pr->user);
-	json_decref(pr->meta);
+	for (size_t i = 0; i < pr->n_meta; i++)
+		free(pr->meta[i].value);
 	memset(pr, 0, sizeof *pr);
 }
 
@@ -77,17 +78,41 @@ jtype(const json_t *v)
 	return "something else";
 }
 
+/* Sets metadata key (a constant) to a copy of value; 0, or -1 when out of memory. */
 static int
 meta_str(struct prompt *pr, const char *key, const char *value)
 {
-	return json_object_set_new(pr->meta, key, json_string(value));
+	char *v = strdup(value);
+	if (v == NULL)
+		return -1;
+	for (size_t i = 0; i < pr->n_meta; i++) {
+		if (strcmp(pr->meta[i].key, key) == 0) {
+			free(pr->meta[i].value);
+			pr->meta[i].value = v;
+			return 0;
+		}
+	}
+	if (pr->n_meta == PROMPT_META_MAX) {
+		free(v);
+		return -1;
+	}
+	pr->meta[pr->n_meta].key = key;
+	pr->meta[pr->n_meta].value = v;
+	pr->n_meta++;
+	return 0;
 }
 
+/* A number as "%.17g" writes it; whole numbers (max_tokens) without printf. */
 static int
 meta_num(struct prompt *pr, const char *key, double d)
 {
 	char num[32];
-	snprintf(num, sizeof num, "%.17g", d);
+	if (d >= 0 && d < 1e15 && d == (double)(uint64_t)d) {
+		/* %.17g prints these as plain digits: so do we */
+		fmt_u64(num, (uint64_t)d);
+	} else {
+		snprintf(num, sizeof num, "%.17g", d);
+	}
 	return meta_str(pr, key, num);
 }
 
@@ -234,12 +259,12 @@ static int
 content_text(struct hreq *h, json_t *c, size_t i, struct buf *out)
 {
 	char param[48];
-	snprintf(param, sizeof param, "messages[%zu].content", i);
 	if (c == NULL || json_is_null(c))
 		return 0;
 	if (json_is_string(c))
 		return buf_add(out, json_string_value(c), json_string_length(c)) == 0 ? 0 :
 		    bad(h, NULL, "internal", "out of memory");
+	snprintf(param, sizeof param, "messages[%zu].content", i);
 	if (!json_is_array(c))
 		return bad(h, param, "invalid_type", "'%s' must be a string or an array of "
 		    "text parts, not %s", param, jtype(c));
@@ -270,9 +295,6 @@ role_valid(const char *r)
 int
 openai_chat_request(struct hreq *h, json_t *root, struct prompt *pr)
 {
-	pr->meta = json_object();
-	if (pr->meta == NULL)
-		return bad(h, NULL, "internal", "out of memory");
 	json_t *msgs = json_object_get(root, "messages");
 	if (msgs == NULL)
 		return bad(h, "messages", "missing_required_parameter", "'messages' is required");
@@ -289,15 +311,15 @@ openai_chat_request(struct hreq *h, json_t *root, struct prompt *pr)
 	for (size_t i = 0; i < n; i++) {
 		json_t *msg = json_array_get(msgs, i);
 		char param[48];
-		snprintf(param, sizeof param, "messages[%zu]", i);
 		if (!json_is_object(msg)) {
+			snprintf(param, sizeof param, "messages[%zu]", i);
 			bad(h, param, "invalid_type", "'%s' must be an object, not %s", param,
 			    jtype(msg));
 			goto out;
 		}
 		json_t *role = json_object_get(msg, "role");
-		snprintf(param, sizeof param, "messages[%zu].role", i);
 		if (!json_is_string(role) || !role_valid(json_string_value(role))) {
+			snprintf(param, sizeof param, "messages[%zu].role", i);
 			bad(h, param, role == NULL ? "missing_required_parameter" : "invalid_value",
 			    "'%s' must be one of system, developer, user, assistant, tool", param);
 			goto out;
@@ -347,9 +369,6 @@ out:
 int
 openai_completion_request(struct hreq *h, json_t *root, struct prompt *pr)
 {
-	pr->meta = json_object();
-	if (pr->meta == NULL)
-		return bad(h, NULL, "internal", "out of memory");
 	json_t *p = json_object_get(root, "prompt");
 	if (p == NULL)
 		return bad(h, "prompt", "missing_required_parameter", "'prompt' is required");
@@ -374,9 +393,6 @@ openai_completion_request(struct hreq *h, json_t *root, struct prompt *pr)
 int
 generate_request(struct hreq *h, json_t *root, struct prompt *pr)
 {
-	pr->meta = json_object();
-	if (pr->meta == NULL)
-		return bad(h, NULL, "internal", "out of memory");
 	json_t *t = json_object_get(root, "text");
 	if (t == NULL)
 		return bad(h, "text", "missing_required_parameter", "'text' is required");
