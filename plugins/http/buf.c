@@ -161,6 +161,47 @@ hex16(char out[17], uint64_t v)
 	out[16] = '\0';
 }
 
+/* ---- UTF-8 -------------------------------------------------------------- */
+
+/* How many leading bytes of p form whole, valid UTF-8 sequences (stops at
+ * the first invalid or incomplete one). */
+size_t
+utf8_valid_prefix(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = p[i];
+		size_t len;
+		unsigned min;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			len = 2, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			len = 3, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			len = 4, min = 0x10000;
+		} else {
+			break;
+		}
+		if (i + len > n)
+			break;
+		unsigned cp = c & (0x7f >> len);
+		size_t k;
+		for (k = 1; k < len; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				break;
+			cp = (cp << 6) | (p[i + k] & 0x3f);
+		}
+		if (k < len || cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			break;
+		i += len;
+	}
+	return i;
+}
+
 /* ---- JSON strings ------------------------------------------------------- */
 
 /* Bytes that go out as they are: ASCII from 0x20 (0x7f too, as jansson

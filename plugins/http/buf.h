@@ -31,6 +31,10 @@ int buf_i64(struct buf *b, int64_t v);   /* decimal, with '-' below 0 */
 int buf_hex(struct buf *b, uint64_t v);  /* lower-case hex, no leading zeros */
 void hex16(char out[17], uint64_t v);    /* 16 lower-case hex digits and a NUL */
 
+/* How many leading bytes of p form whole, valid UTF-8 sequences (stops at
+ * the first invalid or incomplete one). */
+size_t utf8_valid_prefix(const char *p, size_t n);
+
 /*
  * JSON strings, written as jansson's json_dumps(JSON_COMPACT |
  * JSON_ENSURE_ASCII) writes them, byte for byte: '"' and '\\' escaped,

@@ -34,6 +34,7 @@
 #include "origin.h"
 
 #include "buf.h"
+#include "jparse.h"
 
 /* ---- routes ------------------------------------------------------------- */
 
@@ -285,7 +286,6 @@ void answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o);
 uint64_t count_words(const char *p, size_t len);
 json_t *json_bytes(const char *p, size_t n);      /* invalid UTF-8 -> U+FFFD */
 void json_put_usage(struct buf *b, const struct hreq *h, uint64_t completion_words);
-size_t utf8_valid_prefix(const char *p, size_t n);
 void answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o);
 
 /* ---- answer.c ----------------------------------------------------------- */

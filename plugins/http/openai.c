@@ -448,45 +448,6 @@ json_bytes(const char *p, size_t n)
 	return j;
 }
 
-/* How many leading bytes of p form whole, valid UTF-8 sequences (stops at
- * the first invalid or incomplete one). */
-size_t
-utf8_valid_prefix(const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-	while (i < n) {
-		unsigned c = p[i];
-		size_t len;
-		unsigned min;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			len = 2, min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			len = 3, min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			len = 4, min = 0x10000;
-		} else {
-			break;
-		}
-		if (i + len > n)
-			break;
-		unsigned cp = c & (0x7f >> len);
-		size_t k;
-		for (k = 1; k < len; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				break;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if (k < len || cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			break;
-		i += len;
-	}
-	return i;
-}
-
 void
 json_put_usage(struct buf *b, const struct hreq *h, uint64_t completion)
 {
