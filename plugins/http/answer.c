@@ -12,78 +12,6 @@
 
 #include "http.h"
 
-/* ---- buffers ------------------------------------------------------------ */
-
-int
-buf_add(struct buf *b, const void *p, size_t n)
-{
-	if (n == 0)
-		return 0;
-	/* always room for a NUL after the bytes: a buffer is also a string */
-	if (b->cap - b->len <= n) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap - b->len <= n) {
-			if (cap > (size_t)-1 / 2)
-				return -1;
-			cap *= 2;
-		}
-		char *q = realloc(b->p, cap);
-		if (q == NULL)
-			return -1;
-		b->p = q;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
-}
-
-int
-buf_str(struct buf *b, const char *s)
-{
-	return buf_add(b, s, strlen(s));
-}
-
-int
-buf_printf(struct buf *b, const char *fmt, ...)
-{
-	char small[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(small, sizeof small, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -1;
-	if ((size_t)n < sizeof small)
-		return buf_add(b, small, (size_t)n);
-	char *big = malloc((size_t)n + 1);
-	if (big == NULL)
-		return -1;
-	va_start(ap, fmt);
-	vsnprintf(big, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	int rc = buf_add(b, big, (size_t)n);
-	free(big);
-	return rc;
-}
-
-void
-buf_reset(struct buf *b)
-{
-	b->len = 0;
-	if (b->p != NULL)
-		b->p[0] = '\0';
-}
-
-void
-buf_free(struct buf *b)
-{
-	free(b->p);
-	b->p = NULL;
-	b->len = b->cap = 0;
-}
-
 /* ---- outcomes and statuses ---------------------------------------------- */
 
 enum porch_outcome
@@ -195,6 +123,7 @@ error_type_of(int status)
  * Appends the status line and headers.  length >= 0 gives Content-Length;
  * -1 makes the body chunked (HTTP/1.1) or closes the connection after it
  * (HTTP/1.0).  extra is more header lines, each ending in CRLF, or NULL.
+ * Written without printf: this runs once per request.
  */
 void
 answer_head(struct hreq *h, int status, const char *ctype, long long length, const char *extra)
@@ -214,22 +143,36 @@ answer_head(struct hreq *h, int status, const char *ctype, long long length, con
 	}
 	h->status = status;
 	struct buf *b = &h->out;
-	buf_printf(b, "HTTP/1.%d %d %s\r\n", h->http_minor >= 1 ? 1 : 0, status,
-	    status_text(status));
-	if (ctype != NULL)
-		buf_printf(b, "Content-Type: %s\r\n", ctype);
-	if (length >= 0)
-		buf_printf(b, "Content-Length: %lld\r\n", length);
-	else if (h->chunked)
-		buf_str(b, "Transfer-Encoding: chunked\r\n");
-	buf_printf(b, "X-Request-Id: %s\r\n", h->rid);
+	if (h->http_minor >= 1)
+		buf_lit(b, "HTTP/1.1 ");
+	else
+		buf_lit(b, "HTTP/1.0 ");
+	buf_i64(b, status);
+	buf_lit(b, " ");
+	buf_str(b, status_text(status));
+	buf_lit(b, "\r\n");
+	if (ctype != NULL) {
+		buf_lit(b, "Content-Type: ");
+		buf_str(b, ctype);
+		buf_lit(b, "\r\n");
+	}
+	if (length >= 0) {
+		buf_lit(b, "Content-Length: ");
+		buf_i64(b, length);
+		buf_lit(b, "\r\n");
+	} else if (h->chunked) {
+		buf_lit(b, "Transfer-Encoding: chunked\r\n");
+	}
+	buf_lit(b, "X-Request-Id: ");
+	buf_str(b, h->rid);
+	buf_lit(b, "\r\n");
 	if (extra != NULL)
 		buf_str(b, extra);
 	if (h->close)
-		buf_str(b, "Connection: close\r\n");
+		buf_lit(b, "Connection: close\r\n");
 	else if (h->http_minor == 0)
-		buf_str(b, "Connection: keep-alive\r\n");
-	buf_str(b, "\r\n");
+		buf_lit(b, "Connection: keep-alive\r\n");
+	buf_lit(b, "\r\n");
 	metrics_answer(h);
 	if (h->s->access_log)
 		http_log(h->s, h, "%s %s %s: %d", c != NULL ? c->peer : "-",
@@ -245,11 +188,13 @@ answer_body(struct hreq *h, const void *p, size_t len)
 {
 	if (len == 0)
 		return;
-	if (h->chunked)
-		buf_printf(&h->out, "%zx\r\n", len);
+	if (h->chunked) {
+		buf_hex(&h->out, len);
+		buf_lit(&h->out, "\r\n");
+	}
 	buf_add(&h->out, p, len);
 	if (h->chunked)
-		buf_add(&h->out, "\r\n", 2);
+		buf_lit(&h->out, "\r\n");
 	if (h->c != NULL)
 		conn_kick(h->c);
 }
@@ -260,7 +205,7 @@ answer_end(struct hreq *h)
 	if (h->complete)
 		return;
 	if (h->chunked)
-		buf_add(&h->out, "0\r\n\r\n", 5);
+		buf_lit(&h->out, "0\r\n\r\n");
 	h->complete = 1;
 	if (h->c != NULL)
 		conn_kick(h->c);
@@ -287,14 +232,15 @@ json_text(json_t *j)
 	return s;
 }
 
+static const char oom_body[] = "{\"error\":{\"message\":\"out of memory\","
+    "\"type\":\"server_error\",\"param\":null,\"code\":\"internal\"}}\n";
+
 void
 answer_json(struct hreq *h, int status, json_t *j, const char *extra)
 {
 	char *s = json_text(j);
 	if (s == NULL) {
-		static const char oom[] = "{\"error\":{\"message\":\"out of memory\","
-		    "\"type\":\"server_error\",\"param\":null,\"code\":\"internal\"}}\n";
-		answer_simple(h, 500, "application/json", oom, sizeof oom - 1, NULL);
+		answer_simple(h, 500, "application/json", oom_body, sizeof oom_body - 1, NULL);
 		return;
 	}
 	size_t n = strlen(s);
@@ -303,25 +249,63 @@ answer_json(struct hreq *h, int status, json_t *j, const char *extra)
 	free(s);
 }
 
-json_t *
-error_object(const char *message, const char *type, const char *param, const char *code)
+/* ---- bodies written in place -------------------------------------------- */
+
+/* The scratch buffer is kept between answers up to this size. */
+#define SCRATCH_KEEP (64 * 1024)
+
+struct buf *
+answer_scratch(struct hreq *h)
 {
-	json_t *e = json_object();
-	json_object_set_new(e, "message", json_string(message));
-	json_object_set_new(e, "type", json_string(type));
-	json_object_set_new(e, "param", param ? json_string(param) : json_null());
-	json_object_set_new(e, "code", code ? json_string(code) : json_null());
-	json_t *root = json_object();
-	json_object_set_new(root, "error", e);
-	return root;
+	buf_reset(&h->s->scratch);
+	return &h->s->scratch;
+}
+
+void
+answer_scratch_done(struct http_src *s)
+{
+	if (s->scratch.cap > SCRATCH_KEEP)
+		buf_free(&s->scratch);
+}
+
+void
+answer_scratch_send(struct hreq *h, int status, const char *ctype, const char *extra)
+{
+	struct buf *b = &h->s->scratch;
+	buf_lit(b, "\n");
+	if (b->oom)
+		answer_simple(h, 500, "application/json", oom_body, sizeof oom_body - 1, NULL);
+	else
+		answer_simple(h, status, ctype, b->p, b->len, extra);
+	answer_scratch_done(h->s);
+}
+
+void
+json_put_error(struct buf *b, const char *message, const char *type, const char *param,
+    const char *code, const char *request_id)
+{
+	buf_lit(b, "{\"error\":{\"message\":");
+	json_put_cstr(b, message);
+	buf_lit(b, ",\"type\":");
+	json_put_cstr(b, type);
+	buf_lit(b, ",\"param\":");
+	json_put_cstr(b, param);
+	buf_lit(b, ",\"code\":");
+	json_put_cstr(b, code);
+	buf_lit(b, "}");
+	if (request_id != NULL) {
+		buf_lit(b, ",\"request_id\":");
+		json_put_cstr(b, request_id);
+	}
+	buf_lit(b, "}");
 }
 
 void
 answer_error_extra(struct hreq *h, int status, const char *param, const char *code,
     const char *extra, const char *message)
 {
-	json_t *j = error_object(message, error_type_of(status), param, code);
-	answer_json(h, status, j, extra);
+	json_put_error(answer_scratch(h), message, error_type_of(status), param, code, NULL);
+	answer_scratch_send(h, status, "application/json", extra);
 }
 
 /* An OpenAI-style error: {"error": {"message", "type", "param", "code"}}. */

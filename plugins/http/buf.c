@@ -105,8 +105,8 @@ buf_free(struct buf *b)
 
 /* ---- integers ----------------------------------------------------------- */
 
-int
-buf_u64(struct buf *b, uint64_t v)
+size_t
+fmt_u64(char out[21], uint64_t v)
 {
 	char tmp[20];
 	size_t i = sizeof tmp;
@@ -114,7 +114,17 @@ buf_u64(struct buf *b, uint64_t v)
 		tmp[--i] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v != 0);
-	return buf_add(b, tmp + i, sizeof tmp - i);
+	size_t n = sizeof tmp - i;
+	memcpy(out, tmp + i, n);
+	out[n] = '\0';
+	return n;
+}
+
+int
+buf_u64(struct buf *b, uint64_t v)
+{
+	char tmp[21];
+	return buf_add(b, tmp, fmt_u64(tmp, v));
 }
 
 int
@@ -151,18 +161,60 @@ hex16(char out[17], uint64_t v)
 	out[16] = '\0';
 }
 
+/* ---- UTF-8 -------------------------------------------------------------- */
+
+/* How many leading bytes of p form whole, valid UTF-8 sequences (stops at
+ * the first invalid or incomplete one). */
+size_t
+utf8_valid_prefix(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = p[i];
+		size_t len;
+		unsigned min;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			len = 2, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			len = 3, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			len = 4, min = 0x10000;
+		} else {
+			break;
+		}
+		if (i + len > n)
+			break;
+		unsigned cp = c & (0x7f >> len);
+		size_t k;
+		for (k = 1; k < len; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				break;
+			cp = (cp << 6) | (p[i + k] & 0x3f);
+		}
+		if (k < len || cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			break;
+		i += len;
+	}
+	return i;
+}
+
 /* ---- JSON strings ------------------------------------------------------- */
 
-/* Bytes that go out as they are: printable ASCII but '"' and '\\'. */
+/* Bytes that go out as they are: ASCII from 0x20 (0x7f too, as jansson
+ * does) but '"' and '\\'. */
 static int
 json_plain(unsigned char c)
 {
-	return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\';
+	return c >= 0x20 && c <= 0x7f && c != '"' && c != '\\';
 }
 
 /*
  * The code point of a valid UTF-8 sequence at p[0..n) (its first byte is
- * above 0x7f), and its length in *len; -1 if the bytes there are not one
+ * above 0x7f), its length in *len; -1 if the bytes there are not one
  * (invalid, overlong, a surrogate, beyond U+10FFFF, or cut short).
  */
 static long
@@ -193,6 +245,7 @@ utf8_decode(const unsigned char *p, size_t n, size_t *len)
 	return (long)cp;
 }
 
+/* \uXXXX, upper-case as jansson writes it. */
 static char *
 put_u4(char *q, unsigned long v)
 {
@@ -216,6 +269,8 @@ json_put_esc(struct buf *b, const char *s, size_t n)
 		b->oom = 1;
 		return -1;
 	}
+	if (n == 0)
+		return 0;
 	char *q0 = buf_room(b, n * 6);
 	if (q0 == NULL)
 		return -1;
@@ -234,36 +289,31 @@ json_put_esc(struct buf *b, const char *s, size_t n)
 		}
 		unsigned char c = p[i];
 		if (c < 0x80) {
-			*q++ = '\\';
 			switch (c) {
-			case '"': *q++ = '"'; break;
-			case '\\': *q++ = '\\'; break;
-			case '\b': *q++ = 'b'; break;
-			case '\f': *q++ = 'f'; break;
-			case '\n': *q++ = 'n'; break;
-			case '\r': *q++ = 'r'; break;
-			case '\t': *q++ = 't'; break;
-			default:
-				q = put_u4(q - 1, c); /* control bytes and 0x7f */
-				break;
+			case '"': *q++ = '\\'; *q++ = '"'; break;
+			case '\\': *q++ = '\\'; *q++ = '\\'; break;
+			case '\b': *q++ = '\\'; *q++ = 'b'; break;
+			case '\f': *q++ = '\\'; *q++ = 'f'; break;
+			case '\n': *q++ = '\\'; *q++ = 'n'; break;
+			case '\r': *q++ = '\\'; *q++ = 'r'; break;
+			case '\t': *q++ = '\\'; *q++ = 't'; break;
+			default: q = put_u4(q, c); break; /* other control bytes */
 			}
 			i++;
 			continue;
 		}
-		size_t len;
+		size_t len = 1;
 		long cp = utf8_decode(p + i, n - i, &len);
 		if (cp < 0) {
 			q = put_u4(q, 0xfffd);
-			i++;
 		} else if (cp < 0x10000) {
 			q = put_u4(q, (unsigned long)cp);
-			i += len;
 		} else {
 			unsigned long v = (unsigned long)cp - 0x10000;
 			q = put_u4(q, 0xd800 | (v >> 10));
 			q = put_u4(q, 0xdc00 | (v & 0x3ff));
-			i += len;
 		}
+		i += len;
 	}
 	b->len += (size_t)(q - q0);
 	b->p[b->len] = '\0';

@@ -50,14 +50,41 @@ http_mix64(uint64_t z)
 	return z ^ (z >> 31);
 }
 
+/*
+ * Requests freed are kept for the next ones, with their buffers (url,
+ * body, answer), so a keep-alive request costs no malloc of its own: at
+ * most HREQ_POOL_MAX of them, and a buffer past HREQ_BUF_KEEP is let go.
+ * The pool is bounded, so memory stays flat under load.
+ */
+#define HREQ_POOL_MAX 256
+#define HREQ_BUF_KEEP (16 * 1024)
+
+static void
+buf_recycle(struct buf *b)
+{
+	if (b->cap > HREQ_BUF_KEEP)
+		buf_free(b);
+	else
+		buf_reset(b);
+}
+
 /* A new request at the end of c's queue, with a fresh request id. */
 struct hreq *
 hreq_new(struct hconn *c)
 {
 	struct http_src *s = c->s;
-	struct hreq *h = calloc(1, sizeof *h);
-	if (h == NULL)
+	struct hreq *h = s->hreq_pool;
+	if (h != NULL) {
+		s->hreq_pool = h->next;
+		s->n_hreq_pool--;
+		struct buf url = h->url, body = h->body, out = h->out;
+		memset(h, 0, sizeof *h);
+		h->url = url;
+		h->body = body;
+		h->out = out;
+	} else if ((h = calloc(1, sizeof *h)) == NULL) {
 		return NULL;
+	}
 	h->origin.ops = &hreq_ops;
 	h->s = s;
 	h->c = c;
@@ -65,8 +92,7 @@ hreq_new(struct hconn *c)
 	h->keep_alive = 1;
 	h->http_minor = 1; /* until the request line says otherwise */
 	/* unique in the run, unguessable enough for logs: a mixed counter */
-	snprintf(h->rid, sizeof h->rid, "%016llx",
-	    (unsigned long long)http_mix64(++s->next_rid ^ (uint64_t)(uintptr_t)s));
+	hex16(h->rid, http_mix64(++s->next_rid ^ (uint64_t)(uintptr_t)s));
 	if (c->tail != NULL)
 		c->tail->next = h;
 	else
@@ -79,16 +105,40 @@ hreq_new(struct hconn *c)
 static void
 hreq_free(struct hreq *h)
 {
+	struct http_src *s = h->s;
 	if (h->task != NULL)
 		tasks_unwatch(h);
-	buf_free(&h->url);
-	buf_free(&h->body);
-	buf_free(&h->out);
 	free(h->auth);
 	free(h->session);
 	free(h->model);
 	free(h->gen_id);
+	if (s->n_hreq_pool < HREQ_POOL_MAX) {
+		buf_recycle(&h->url);
+		buf_recycle(&h->body);
+		buf_recycle(&h->out);
+		h->next = s->hreq_pool;
+		s->hreq_pool = h;
+		s->n_hreq_pool++;
+		return;
+	}
+	buf_free(&h->url);
+	buf_free(&h->body);
+	buf_free(&h->out);
 	free(h);
+}
+
+void
+hreq_pool_free(struct http_src *s)
+{
+	while (s->hreq_pool != NULL) {
+		struct hreq *h = s->hreq_pool;
+		s->hreq_pool = h->next;
+		buf_free(&h->url);
+		buf_free(&h->body);
+		buf_free(&h->out);
+		free(h);
+	}
+	s->n_hreq_pool = 0;
 }
 
 void

@@ -33,18 +33,8 @@
 
 #include "origin.h"
 
-/* ---- growable byte buffers --------------------------------------------- */
-
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
-int buf_add(struct buf *b, const void *p, size_t n);  /* 0, or -1: out of memory */
-int buf_str(struct buf *b, const char *s);
-int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void buf_reset(struct buf *b);
-void buf_free(struct buf *b);
+#include "buf.h"
+#include "jparse.h"
 
 /* ---- routes ------------------------------------------------------------- */
 
@@ -203,6 +193,8 @@ struct http_src {
 	int started;
 	struct waiting *wait_head, *wait_tail;
 	uint64_t next_rid;
+	struct hreq *hreq_pool;      /* freed requests kept for reuse (conn.c) */
+	unsigned n_hreq_pool;
 
 	/* API keys and rate limits */
 	char **keys;
@@ -218,6 +210,10 @@ struct http_src {
 	uint64_t requests[R_COUNT][16];
 	uint64_t conns_total, conns_refused;
 	uint64_t bytes_in, bytes_out;
+
+	/* an answer's JSON body is written here, then copied after its head:
+	 * one buffer for the source (one loop, one answer at a time) */
+	struct buf scratch;
 };
 
 /* ---- conn.c ------------------------------------------------------------- */
@@ -237,6 +233,7 @@ void conn_fail_request(struct hconn *c, int status, const char *code, const char
 void conn_linger_after(struct hconn *c);
 struct hreq *hreq_new(struct hconn *c);
 void hreq_release(struct hreq *h);     /* the connection or the message let go */
+void hreq_pool_free(struct http_src *s);
 void http_log(struct http_src *s, const struct hreq *h, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -261,11 +258,19 @@ void hreq_outcome(struct hreq *h, porch_msg *m, enum porch_outcome o);
 
 /* ---- openai.c ----------------------------------------------------------- */
 
+/* Most metadata a request sets: model, max-tokens, temperature, top-p,
+ * stop, system, messages. */
+#define PROMPT_META_MAX 8
+
 /* A request's prompt, checked, before it becomes a message. */
 struct prompt {
 	char *text;
 	size_t len;
-	json_t *meta;   /* metadata: an object of strings */
+	struct {
+		const char *key;        /* a constant */
+		char *value;            /* malloc'ed */
+	} meta[PROMPT_META_MAX];    /* metadata for the message, in order */
+	size_t n_meta;
 	char *user;     /* the session when there is no X-Session-Id */
 };
 void prompt_free(struct prompt *pr);
@@ -280,8 +285,7 @@ void stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o);
 void answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o);
 uint64_t count_words(const char *p, size_t len);
 json_t *json_bytes(const char *p, size_t n);      /* invalid UTF-8 -> U+FFFD */
-size_t utf8_valid_prefix(const char *p, size_t n);
-json_t *usage_object(const struct hreq *h, uint64_t completion_words);
+void json_put_usage(struct buf *b, const struct hreq *h, uint64_t completion_words);
 void answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o);
 
 /* ---- answer.c ----------------------------------------------------------- */
@@ -297,8 +301,16 @@ void answer_end(struct hreq *h);
 void answer_simple(struct hreq *h, int status, const char *ctype, const char *body,
     size_t len, const char *extra);
 void answer_json(struct hreq *h, int status, json_t *j, const char *extra); /* steals j */
-json_t *error_object(const char *message, const char *type, const char *param,
-    const char *code);
+/* The source's scratch buffer, emptied, for an answer's body written in place;
+ * answer_scratch_send sends it as one line (or 500 if a write ran out of
+ * memory); answer_scratch_done lets a large one go. */
+struct buf *answer_scratch(struct hreq *h);
+void answer_scratch_send(struct hreq *h, int status, const char *ctype, const char *extra);
+void answer_scratch_done(struct http_src *s);
+/* {"error":{"message","type","param","code"}[,"request_id"]}; param, code
+ * and request_id may be NULL (null, null, left out). */
+void json_put_error(struct buf *b, const char *message, const char *type, const char *param,
+    const char *code, const char *request_id);
 void answer_error(struct hreq *h, int status, const char *param, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void answer_error_extra(struct hreq *h, int status, const char *param, const char *code,

@@ -25,7 +25,8 @@ prompt_free(struct prompt *pr)
 {
 	free(pr->text);
 	free(pr->user);
-	json_decref(pr->meta);
+	for (size_t i = 0; i < pr->n_meta; i++)
+		free(pr->meta[i].value);
 	memset(pr, 0, sizeof *pr);
 }
 
@@ -77,17 +78,41 @@ jtype(const json_t *v)
 	return "something else";
 }
 
+/* Sets metadata key (a constant) to a copy of value; 0, or -1 when out of memory. */
 static int
 meta_str(struct prompt *pr, const char *key, const char *value)
 {
-	return json_object_set_new(pr->meta, key, json_string(value));
+	char *v = strdup(value);
+	if (v == NULL)
+		return -1;
+	for (size_t i = 0; i < pr->n_meta; i++) {
+		if (strcmp(pr->meta[i].key, key) == 0) {
+			free(pr->meta[i].value);
+			pr->meta[i].value = v;
+			return 0;
+		}
+	}
+	if (pr->n_meta == PROMPT_META_MAX) {
+		free(v);
+		return -1;
+	}
+	pr->meta[pr->n_meta].key = key;
+	pr->meta[pr->n_meta].value = v;
+	pr->n_meta++;
+	return 0;
 }
 
+/* A number as "%.17g" writes it; whole numbers (max_tokens) without printf. */
 static int
 meta_num(struct prompt *pr, const char *key, double d)
 {
 	char num[32];
-	snprintf(num, sizeof num, "%.17g", d);
+	if (d >= 0 && d < 1e15 && d == (double)(uint64_t)d) {
+		/* %.17g prints these as plain digits: so do we */
+		fmt_u64(num, (uint64_t)d);
+	} else {
+		snprintf(num, sizeof num, "%.17g", d);
+	}
 	return meta_str(pr, key, num);
 }
 
@@ -234,12 +259,12 @@ static int
 content_text(struct hreq *h, json_t *c, size_t i, struct buf *out)
 {
 	char param[48];
-	snprintf(param, sizeof param, "messages[%zu].content", i);
 	if (c == NULL || json_is_null(c))
 		return 0;
 	if (json_is_string(c))
 		return buf_add(out, json_string_value(c), json_string_length(c)) == 0 ? 0 :
 		    bad(h, NULL, "internal", "out of memory");
+	snprintf(param, sizeof param, "messages[%zu].content", i);
 	if (!json_is_array(c))
 		return bad(h, param, "invalid_type", "'%s' must be a string or an array of "
 		    "text parts, not %s", param, jtype(c));
@@ -270,9 +295,6 @@ role_valid(const char *r)
 int
 openai_chat_request(struct hreq *h, json_t *root, struct prompt *pr)
 {
-	pr->meta = json_object();
-	if (pr->meta == NULL)
-		return bad(h, NULL, "internal", "out of memory");
 	json_t *msgs = json_object_get(root, "messages");
 	if (msgs == NULL)
 		return bad(h, "messages", "missing_required_parameter", "'messages' is required");
@@ -289,15 +311,15 @@ openai_chat_request(struct hreq *h, json_t *root, struct prompt *pr)
 	for (size_t i = 0; i < n; i++) {
 		json_t *msg = json_array_get(msgs, i);
 		char param[48];
-		snprintf(param, sizeof param, "messages[%zu]", i);
 		if (!json_is_object(msg)) {
+			snprintf(param, sizeof param, "messages[%zu]", i);
 			bad(h, param, "invalid_type", "'%s' must be an object, not %s", param,
 			    jtype(msg));
 			goto out;
 		}
 		json_t *role = json_object_get(msg, "role");
-		snprintf(param, sizeof param, "messages[%zu].role", i);
 		if (!json_is_string(role) || !role_valid(json_string_value(role))) {
+			snprintf(param, sizeof param, "messages[%zu].role", i);
 			bad(h, param, role == NULL ? "missing_required_parameter" : "invalid_value",
 			    "'%s' must be one of system, developer, user, assistant, tool", param);
 			goto out;
@@ -347,9 +369,6 @@ out:
 int
 openai_completion_request(struct hreq *h, json_t *root, struct prompt *pr)
 {
-	pr->meta = json_object();
-	if (pr->meta == NULL)
-		return bad(h, NULL, "internal", "out of memory");
 	json_t *p = json_object_get(root, "prompt");
 	if (p == NULL)
 		return bad(h, "prompt", "missing_required_parameter", "'prompt' is required");
@@ -374,9 +393,6 @@ openai_completion_request(struct hreq *h, json_t *root, struct prompt *pr)
 int
 generate_request(struct hreq *h, json_t *root, struct prompt *pr)
 {
-	pr->meta = json_object();
-	if (pr->meta == NULL)
-		return bad(h, NULL, "internal", "out of memory");
 	json_t *t = json_object_get(root, "text");
 	if (t == NULL)
 		return bad(h, "text", "missing_required_parameter", "'text' is required");
@@ -432,51 +448,16 @@ json_bytes(const char *p, size_t n)
 	return j;
 }
 
-/* How many leading bytes of p form whole, valid UTF-8 sequences (stops at
- * the first invalid or incomplete one). */
-size_t
-utf8_valid_prefix(const char *s, size_t n)
+void
+json_put_usage(struct buf *b, const struct hreq *h, uint64_t completion)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-	while (i < n) {
-		unsigned c = p[i];
-		size_t len;
-		unsigned min;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			len = 2, min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			len = 3, min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			len = 4, min = 0x10000;
-		} else {
-			break;
-		}
-		if (i + len > n)
-			break;
-		unsigned cp = c & (0x7f >> len);
-		size_t k;
-		for (k = 1; k < len; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				break;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if (k < len || cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			break;
-		i += len;
-	}
-	return i;
-}
-
-json_t *
-usage_object(const struct hreq *h, uint64_t completion)
-{
-	return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)h->prompt_words,
-	    "completion_tokens", (json_int_t)completion,
-	    "total_tokens", (json_int_t)(h->prompt_words + completion));
+	buf_lit(b, "{\"prompt_tokens\":");
+	buf_u64(b, h->prompt_words);
+	buf_lit(b, ",\"completion_tokens\":");
+	buf_u64(b, completion);
+	buf_lit(b, ",\"total_tokens\":");
+	buf_u64(b, h->prompt_words + completion);
+	buf_lit(b, "}");
 }
 
 /* The answer for a request that failed, was shed or expired. */
@@ -508,30 +489,37 @@ answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o)
 		answer_failure(h, m, o);
 		return;
 	}
-	size_t len;
+	size_t len = 0;
 	const char *text = porch_msg_text(m, &len);
-	uint64_t words = count_words(text, len);
-	char id[RID_MAX + 16];
-	json_t *choice, *j;
-	if (h->route == R_CHAT) {
-		snprintf(id, sizeof id, "chatcmpl-%s", h->rid);
-		choice = json_pack("{s:i, s:{s:s, s:o}, s:s, s:n}", "index", 0,
-		    "message", "role", "assistant", "content", json_bytes(text, len),
-		    "finish_reason", "stop", "logprobs");
-		j = json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", id,
-		    "object", "chat.completion", "created", (json_int_t)h->created,
-		    "model", h->model ? h->model : "", "choices", choice,
-		    "usage", usage_object(h, words));
-	} else {
-		snprintf(id, sizeof id, "cmpl-%s", h->rid);
-		choice = json_pack("{s:i, s:o, s:s, s:n}", "index", 0,
-		    "text", json_bytes(text, len), "finish_reason", "stop", "logprobs");
-		j = json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", id,
-		    "object", "text_completion", "created", (json_int_t)h->created,
-		    "model", h->model ? h->model : "", "choices", choice,
-		    "usage", usage_object(h, words));
-	}
-	answer_json(h, 200, j, NULL);
+	if (text == NULL)
+		text = "", len = 0;
+	/* written in place, field by field as the jansson objects were */
+	struct buf *b = answer_scratch(h);
+	int chat = h->route == R_CHAT;
+	if (chat)
+		buf_lit(b, "{\"id\":\"chatcmpl-");
+	else
+		buf_lit(b, "{\"id\":\"cmpl-");
+	json_put_esc(b, h->rid, strlen(h->rid));
+	if (chat)
+		buf_lit(b, "\",\"object\":\"chat.completion\",\"created\":");
+	else
+		buf_lit(b, "\",\"object\":\"text_completion\",\"created\":");
+	buf_i64(b, h->created);
+	buf_lit(b, ",\"model\":");
+	json_put_cstr(b, h->model ? h->model : "");
+	if (chat)
+		buf_lit(b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+		    "\"content\":");
+	else
+		buf_lit(b, ",\"choices\":[{\"index\":0,\"text\":");
+	json_put_str(b, text, len);
+	if (chat)
+		buf_lit(b, "}");
+	buf_lit(b, ",\"finish_reason\":\"stop\",\"logprobs\":null}],\"usage\":");
+	json_put_usage(b, h, count_words(text, len));
+	buf_lit(b, "}");
+	answer_scratch_send(h, 200, "application/json", NULL);
 }
 
 /* GET /v1/models: the models of the pipeline's workers, each once. */

@@ -280,6 +280,8 @@ http_fini(porch_stage *st)
 	}
 	tasks_fini(s);
 	auth_fini(s);
+	buf_free(&s->scratch);
+	hreq_pool_free(s);
 	free(s);
 	porch_stage_set_data(st, NULL);
 }

@@ -225,7 +225,12 @@ body_json(struct hreq *h)
 		    "send a JSON object");
 		return NULL;
 	}
-	json_t *root = json_loadb(h->body.p, h->body.len, JSON_REJECT_DUPLICATES, &err);
+	/* the quick reader takes well-formed bodies; json_loadb the rest, and
+	 * words what is wrong */
+	json_t *root = jparse_object(h->body.p, h->body.len);
+	if (root != NULL)
+		return root;
+	root = json_loadb(h->body.p, h->body.len, JSON_REJECT_DUPLICATES, &err);
 	if (root == NULL) {
 		answer_error(h, 400, NULL, "invalid_json", "the body is not valid JSON: %s "
 		    "(line %d, column %d)", err.text, err.line, err.column);
@@ -239,17 +244,14 @@ body_json(struct hreq *h)
 	return root;
 }
 
-/* Sets every metadata pair of meta on m; -1 if one could not be stored. */
+/* Sets every metadata pair of pr on m; -1 if one could not be stored. */
 static int
-set_meta(porch_msg *m, json_t *meta)
+set_meta(porch_msg *m, const struct prompt *pr)
 {
-	const char *k;
-	json_t *v;
 	int rc = 0;
-	json_object_foreach(meta, k, v) {
-		if (json_is_string(v) && porch_msg_set_meta(m, k, json_string_value(v)) != 0)
+	for (size_t i = 0; i < pr->n_meta; i++)
+		if (porch_msg_set_meta(m, pr->meta[i].key, pr->meta[i].value) != 0)
 			rc = -1;
-	}
 	return rc;
 }
 
@@ -285,7 +287,7 @@ pipeline_request(struct hreq *h)
 		answer_error(h, 500, NULL, "internal", "could not make a request (out of memory)");
 		return;
 	}
-	int ok = porch_msg_set_text(m, pr.text, pr.len) == 0 && set_meta(m, pr.meta) == 0;
+	int ok = porch_msg_set_text(m, pr.text, pr.len) == 0 && set_meta(m, &pr) == 0;
 	const char *session = h->session ? h->session : pr.user;
 	if (session != NULL && porch_msg_set_session(m, session, strlen(session)) != 0)
 		ok = 0;

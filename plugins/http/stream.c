@@ -20,37 +20,57 @@
 
 #include "http.h"
 
-static void
-emit_line(struct hreq *h, json_t *j, int sse)
+/*
+ * Each event is written in place into the source's scratch buffer: begun
+ * with event_open ("data: " for SSE), its JSON appended, then sent as one
+ * body piece (one HTTP chunk) by event_send, with its "\n\n" or "\n".
+ */
+static struct buf *
+event_open(struct hreq *h, int sse)
 {
-	char *s = json_text(j);
-	if (s == NULL)
-		return;
-	struct buf b = { 0 };
-	if (sse) {
-		buf_str(&b, "data: ");
-		buf_str(&b, s);
-		buf_str(&b, "\n\n");
-	} else {
-		buf_str(&b, s);
-		buf_str(&b, "\n");
-	}
-	free(s);
-	answer_body(h, b.p, b.len);
-	buf_free(&b);
+	struct buf *b = answer_scratch(h);
+	if (sse)
+		buf_lit(b, "data: ");
+	return b;
 }
 
-static json_t *
-chunk_object(struct hreq *h, json_t *choice)
+static void
+event_send(struct hreq *h, struct buf *b, int sse)
 {
-	char id[RID_MAX + 16];
+	if (sse)
+		buf_lit(b, "\n\n");
+	else
+		buf_lit(b, "\n");
+	if (!b->oom)
+		answer_body(h, b->p, b->len);
+	answer_scratch_done(h->s);
+}
+
+/* A chunk object up to its choices: {"id","object","created","model","choices":[ */
+static void
+chunk_open(struct hreq *h, struct buf *b)
+{
 	int chat = h->mode == MODE_SSE_CHAT;
-	snprintf(id, sizeof id, "%s-%s", chat ? "chatcmpl" : "cmpl", h->rid);
-	json_t *choices = choice ? json_pack("[o]", choice) : json_array();
-	return json_pack("{s:s, s:s, s:I, s:s, s:o}", "id", id,
-	    "object", chat ? "chat.completion.chunk" : "text_completion",
-	    "created", (json_int_t)h->created, "model", h->model ? h->model : "",
-	    "choices", choices);
+	if (chat)
+		buf_lit(b, "{\"id\":\"chatcmpl-");
+	else
+		buf_lit(b, "{\"id\":\"cmpl-");
+	json_put_esc(b, h->rid, strlen(h->rid));
+	if (chat)
+		buf_lit(b, "\",\"object\":\"chat.completion.chunk\",\"created\":");
+	else
+		buf_lit(b, "\",\"object\":\"text_completion\",\"created\":");
+	buf_i64(b, h->created);
+	buf_lit(b, ",\"model\":");
+	json_put_cstr(b, h->model ? h->model : "");
+	buf_lit(b, ",\"choices\":[");
+}
+
+/* NDJSON's request id: the client's request_id, else ours. */
+static const char *
+gen_id(const struct hreq *h)
+{
+	return h->gen_id ? h->gen_id : h->rid;
 }
 
 /* The status line and headers, and for chat the first event (the role). */
@@ -64,32 +84,47 @@ stream_begin(struct hreq *h)
 	} else {
 		answer_head(h, 200, "text/event-stream", -1,
 		    "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
-		if (h->mode == MODE_SSE_CHAT)
-			emit_line(h, chunk_object(h, json_pack("{s:i, s:{s:s, s:s}, s:n, s:n}",
-			    "index", 0, "delta", "role", "assistant", "content", "",
-			    "logprobs", "finish_reason")), 1);
+		if (h->mode == MODE_SSE_CHAT) {
+			struct buf *b = event_open(h, 1);
+			chunk_open(h, b);
+			buf_lit(b, "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+			    "\"logprobs\":null,\"finish_reason\":null}]}");
+			event_send(h, b, 1);
+		}
 	}
 }
 
 static void
 piece_out(struct hreq *h, const char *text, size_t len)
 {
-	json_t *t = json_bytes(text, len);
+	struct buf *b;
 	switch (h->mode) {
 	case MODE_SSE_CHAT:
-		emit_line(h, chunk_object(h, json_pack("{s:i, s:{s:o}, s:n, s:n}", "index", 0,
-		    "delta", "content", t, "logprobs", "finish_reason")), 1);
+		b = event_open(h, 1);
+		chunk_open(h, b);
+		buf_lit(b, "{\"index\":0,\"delta\":{\"content\":");
+		json_put_str(b, text, len);
+		buf_lit(b, "},\"logprobs\":null,\"finish_reason\":null}]}");
+		event_send(h, b, 1);
 		break;
 	case MODE_SSE_TEXT:
-		emit_line(h, chunk_object(h, json_pack("{s:i, s:o, s:n, s:n}", "index", 0,
-		    "text", t, "logprobs", "finish_reason")), 1);
+		b = event_open(h, 1);
+		chunk_open(h, b);
+		buf_lit(b, "{\"index\":0,\"text\":");
+		json_put_str(b, text, len);
+		buf_lit(b, ",\"logprobs\":null,\"finish_reason\":null}]}");
+		event_send(h, b, 1);
 		break;
 	case MODE_NDJSON:
-		emit_line(h, json_pack("{s:s, s:o}", "request_id", h->gen_id ? h->gen_id : h->rid,
-		    "token", t), 0);
+		b = event_open(h, 0);
+		buf_lit(b, "{\"request_id\":");
+		json_put_cstr(b, gen_id(h));
+		buf_lit(b, ",\"token\":");
+		json_put_str(b, text, len);
+		buf_lit(b, "}");
+		event_send(h, b, 0);
 		break;
 	default:
-		json_decref(t);
 		break;
 	}
 	h->pieces++;
@@ -136,24 +171,28 @@ stream_piece(struct hreq *h, const char *text, size_t len)
 	buf_free(&joined);
 }
 
+/* "OUTCOME: ERROR[: WHY]", the message of an error answer or event. */
+static void
+failure_text(porch_msg *m, enum porch_outcome o, char *msg, size_t size)
+{
+	const char *why = porch_msg_error_text(m);
+	snprintf(msg, size, "%s: %s%s%s", porch_outcome_name(o),
+	    porch_error_name(porch_msg_error(m)), *why ? ": " : "", why);
+}
+
 static void
 stream_error(struct hreq *h, porch_msg *m, enum porch_outcome o)
 {
 	enum porch_error e = porch_msg_error(m);
 	int retry;
 	int status = status_of(o, e, &retry);
-	const char *why = porch_msg_error_text(m);
 	char msg[600];
-	snprintf(msg, sizeof msg, "%s: %s%s%s", porch_outcome_name(o), porch_error_name(e),
-	    *why ? ": " : "", why);
-	json_t *err = error_object(msg, error_type_of(status == 499 ? 500 : status), NULL,
-	    porch_error_name(e));
-	if (h->mode == MODE_NDJSON) {
-		json_object_set_new(err, "request_id", json_string(h->gen_id ? h->gen_id : h->rid));
-		emit_line(h, err, 0);
-	} else {
-		emit_line(h, err, 1);
-	}
+	failure_text(m, o, msg, sizeof msg);
+	int sse = h->mode != MODE_NDJSON;
+	struct buf *b = event_open(h, sse);
+	json_put_error(b, msg, error_type_of(status == 499 ? 500 : status), NULL,
+	    porch_error_name(e), sse ? NULL : gen_id(h));
+	event_send(h, b, sse);
 	answer_end(h);
 }
 
@@ -170,26 +209,16 @@ stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o)
 			int status = status_of(o, e, &retry);
 			if (status == 499)
 				status = 500;
-			const char *why = porch_msg_error_text(m);
 			char msg[600];
-			snprintf(msg, sizeof msg, "%s: %s%s%s", porch_outcome_name(o),
-			    porch_error_name(e), *why ? ": " : "", why);
-			json_t *err = error_object(msg, error_type_of(status), NULL,
-			    porch_error_name(e));
-			json_object_set_new(err, "request_id",
-			    json_string(h->gen_id ? h->gen_id : h->rid));
+			failure_text(m, o, msg, sizeof msg);
 			char extra[64] = "";
 			if (retry)
 				snprintf(extra, sizeof extra, "Retry-After: %lld\r\n",
 				    (long long)h->s->retry_after_s);
-			char *s = json_text(err);
-			if (s != NULL) {
-				size_t n = strlen(s);
-				s[n] = '\n';
-				answer_simple(h, status, "application/x-ndjson", s, n + 1,
-				    extra[0] ? extra : NULL);
-				free(s);
-			}
+			json_put_error(answer_scratch(h), msg, error_type_of(status), NULL,
+			    porch_error_name(e), gen_id(h));
+			answer_scratch_send(h, status, "application/x-ndjson",
+			    extra[0] ? extra : NULL);
 			return;
 		}
 		answer_failure(h, m, o);
@@ -199,8 +228,10 @@ stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o)
 		stream_error(h, m, o);
 		return;
 	}
-	size_t len;
+	size_t len = 0;
 	const char *text = porch_msg_text(m, &len);
+	if (text == NULL)
+		text = "", len = 0;
 	stream_begin(h);
 	if (h->pieces == 0 && len > 0)
 		stream_piece(h, text, len); /* nothing streamed: the whole answer at once */
@@ -209,28 +240,42 @@ stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o)
 		h->carry_len = 0;
 	}
 	uint64_t words = count_words(text, len);
+	struct buf *b;
 	switch (h->mode) {
 	case MODE_SSE_CHAT:
-		emit_line(h, chunk_object(h, json_pack("{s:i, s:{}, s:n, s:s}", "index", 0,
-		    "delta", "logprobs", "finish_reason", "stop")), 1);
+		b = event_open(h, 1);
+		chunk_open(h, b);
+		buf_lit(b, "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}]}");
+		event_send(h, b, 1);
 		break;
 	case MODE_SSE_TEXT:
-		emit_line(h, chunk_object(h, json_pack("{s:i, s:s, s:n, s:s}", "index", 0,
-		    "text", "", "logprobs", "finish_reason", "stop")), 1);
+		b = event_open(h, 1);
+		chunk_open(h, b);
+		buf_lit(b, "{\"index\":0,\"text\":\"\",\"logprobs\":null,\"finish_reason\":\"stop\"}]}");
+		event_send(h, b, 1);
 		break;
 	case MODE_NDJSON:
-		emit_line(h, json_pack("{s:s, s:b, s:o, s:o}", "request_id",
-		    h->gen_id ? h->gen_id : h->rid, "done", 1, "text", json_bytes(text, len),
-		    "usage", usage_object(h, words)), 0);
+		b = event_open(h, 0);
+		buf_lit(b, "{\"request_id\":");
+		json_put_cstr(b, gen_id(h));
+		buf_lit(b, ",\"done\":true,\"text\":");
+		json_put_str(b, text, len);
+		buf_lit(b, ",\"usage\":");
+		json_put_usage(b, h, words);
+		buf_lit(b, "}");
+		event_send(h, b, 0);
 		answer_end(h);
 		return;
 	default:
 		break;
 	}
 	if (h->include_usage) {
-		json_t *u = chunk_object(h, NULL);
-		json_object_set_new(u, "usage", usage_object(h, words));
-		emit_line(h, u, 1);
+		b = event_open(h, 1);
+		chunk_open(h, b);
+		buf_lit(b, "],\"usage\":");
+		json_put_usage(b, h, words);
+		buf_lit(b, "}");
+		event_send(h, b, 1);
 	}
 	answer_body(h, "data: [DONE]\n\n", 14);
 	answer_end(h);
