@@ -288,6 +288,13 @@ if start fail "$T/fail.xml"; then
 	expect_eq "stream failure before a piece: status" "$(req -N "$U/v1/chat/completions" -d '{"messages":[{"role":"user","content":"x"}],"stream":true}')" 502
 	expect_eq "generate failure: status" "$(req -N "$U/generate" -d '{"text":"x","request_id":"g9"}')" 502
 	check_has "generate failure: error line" "$T/b" '"request_id":"g9"'
+	# the session: X-Session-Id, else the body's "user"
+	req -H 'X-Request-Id: s1' "$U/v1/chat/completions" -d '{"user":"alice","messages":[{"role":"user","content":"x"}]}' > /dev/null
+	req -H 'X-Request-Id: s2' -H 'X-Session-Id: bob' "$U/v1/chat/completions" -d '{"user":"alice","messages":[{"role":"user","content":"x"}]}' > /dev/null
+	grep -q "request [0-9]* (session alice, request-id s1): /v1/chat/completions failed" "$T/fail.err" &&
+	    ok || fail "session from user: $(grep s1 "$T/fail.err")"
+	grep -q "request [0-9]* (session bob, request-id s2): /v1/chat/completions failed" "$T/fail.err" &&
+	    ok || fail "session from X-Session-Id: $(grep s2 "$T/fail.err")"
 	stop
 fi
 pipeline "$T/exp.xml" "$(p deadline 200ms)" "$(p delay-ms 2000)"
@@ -356,6 +363,38 @@ if start block "$T/block.xml"; then
 	expect_eq "block channel: every request answered 200" "$(cat "$T"/block?.code | tr '\n' ' ')" "200 200 200 200 "
 	stop
 	expect_eq "block channel: nothing shed" "$(json_get "$T/block.json" shed)" 0
+fi
+
+# while a block channel is full the source stops reading: a request sent
+# then waits in the kernel (the server socket's receive queue is not
+# empty), and is read and answered once there is room
+pipeline "$T/tcp.xml" "" "$(p delay-ms 1500)" 'capacity="1" overflow="block"' 'concurrency="1"'
+if start tcp "$T/tcp.xml"; then
+	for i in 1 2; do
+		curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$U/v1/completions" -d '{"prompt":"fill"}' > "$T/fill$i.code" &
+		curls="${curls:-} $!"
+	done
+	# both taken: one in the worker, one in the channel
+	wait_for 10 sh -c "curl -s '$U/metrics' | grep -q '^porch_channel_depth{from=\"ingress\",port=\"out\",to=\"inference\"} 1'" ||
+	    fail "backpressure: the channel did not fill"
+	hexport=$(printf '%04X' "$P")
+	# rx_queue of the server's sockets (local port P) in /proc/net/tcp
+	unread() {
+		awk -v p=":$hexport" '$2 ~ p"$" { split($5, q, ":"); if (q[2] != "00000000") found = 1 } END { exit !found }' /proc/net/tcp
+	}
+	# the first one more is read and waits in the source (one request,
+	# bounded); the next stays in the kernel
+	for i in 1 2; do
+		curl -s --max-time 20 -o "$T/late$i.b" -w '%{http_code}\n' "$U/v1/completions" -d '{"prompt":"late one"}' > "$T/late$i.code" &
+		curls="$curls $!"
+	done
+	wait_for 10 unread && ok || fail "backpressure: every request was read at once, none left in the kernel"
+	wait $curls
+	curls=
+	expect_eq "backpressure: then answered" "$(cat "$T/late1.code" "$T/late2.code" | tr '\n' ' ')" "200 200 "
+	check_has "backpressure: its answer" "$T/late2.b" '"text":"late one"'
+	stop
+	expect_eq "backpressure: nothing shed" "$(json_get "$T/tcp.json" shed)" 0
 fi
 
 # the pipeline's in-flight bound refuses at once: 503, admission
