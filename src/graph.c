@@ -263,11 +263,11 @@ porch_done(porch_stage *st, porch_msg *m)
 		stage_release(st, m);
 	else if (!is_live(g, m))
 		accept(g, m);
-	graph_finish(g, m, outcome_of_error(m->error), st);
+	graph_finish(g, m, porch_error_outcome(m->error), st);
 }
 
 enum porch_outcome
-outcome_of_error(enum porch_error e)
+porch_error_outcome(enum porch_error e)
 {
 	switch (e) {
 	case PORCH_ERR_NONE:
@@ -313,7 +313,7 @@ porch_fail(porch_stage *st, porch_msg *m, enum porch_error why, const char *fmt,
 	}
 	if (m->holder == st)
 		stage_release(st, m);
-	graph_finish(g, m, outcome_of_error(m->error), st);
+	graph_finish(g, m, porch_error_outcome(m->error), st);
 }
 
 /* ---- the scheduler ------------------------------------------------------ */

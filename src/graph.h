@@ -166,8 +166,6 @@ void graph_finish(struct graph *g, struct porch_msg *m, enum porch_outcome o,
     struct porch_stage *where);
 void graph_wake(struct graph *g);
 void stage_release(struct porch_stage *st, struct porch_msg *m);
-/* the outcome a message's error stands for: failed, shed or expired */
-enum porch_outcome outcome_of_error(enum porch_error e);
 /* msg.c: gives each stage holding a local pointer for m its forget call */
 void msg_forget_locals(struct graph *g, struct porch_msg *m);
 /* msg.c: the source's text becomes the request's input */

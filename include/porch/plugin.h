@@ -122,6 +122,9 @@ enum porch_error {
 };
 
 const char *porch_outcome_name(enum porch_outcome o); /* "completed", ... */
+/* ABI 1.2: the outcome a request ending with this error has: completed
+ * (none), expired (deadline), shed (full, admission) or failed. */
+enum porch_outcome porch_error_outcome(enum porch_error e);
 const char *porch_error_name(enum porch_error e);     /* "timeout", ...   */
 
 /* ---- messages ---------------------------------------------------------- */

@@ -14,22 +14,6 @@
 
 /* ---- outcomes and statuses ---------------------------------------------- */
 
-enum porch_outcome
-outcome_of(enum porch_error e)
-{
-	switch (e) {
-	case PORCH_ERR_NONE:
-		return PORCH_COMPLETED;
-	case PORCH_ERR_DEADLINE:
-		return PORCH_EXPIRED;
-	case PORCH_ERR_FULL:
-	case PORCH_ERR_ADMISSION:
-		return PORCH_SHED;
-	default:
-		return PORCH_FAILED;
-	}
-}
-
 /*
  * The status of an answer:
  *   completed                        200

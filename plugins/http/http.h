@@ -292,7 +292,6 @@ void answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o);
 
 /* Maps an outcome and error to a status; *retry_after set for 503/429. */
 int status_of(enum porch_outcome o, enum porch_error e, int *retry_after);
-enum porch_outcome outcome_of(enum porch_error e);
 const char *status_text(int status);
 void answer_head(struct hreq *h, int status, const char *ctype, long long length,
     const char *extra);

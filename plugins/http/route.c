@@ -511,7 +511,7 @@ hreq_finish(struct http_origin *o, porch_msg *m)
 	h->answered_by_reply = 1;
 	if (h->c == NULL || h->complete)
 		return;
-	deliver(h, m, outcome_of(porch_msg_error(m)));
+	deliver(h, m, porch_error_outcome(porch_msg_error(m)));
 }
 
 const struct http_origin_ops hreq_ops = {

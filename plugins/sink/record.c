@@ -9,22 +9,6 @@
 
 #include "record.h"
 
-const char *
-record_outcome(const porch_msg *m)
-{
-	switch (porch_msg_error(m)) {
-	case PORCH_ERR_NONE:
-		return porch_outcome_name(PORCH_COMPLETED);
-	case PORCH_ERR_DEADLINE:
-		return porch_outcome_name(PORCH_EXPIRED);
-	case PORCH_ERR_FULL:
-	case PORCH_ERR_ADMISSION:
-		return porch_outcome_name(PORCH_SHED);
-	default:
-		return porch_outcome_name(PORCH_FAILED);
-	}
-}
-
 /* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
 static size_t
 utf8_valid_len(const unsigned char *s, size_t n)
@@ -112,7 +96,7 @@ record_of(const porch_msg *m, int full)
 	put(r, "time", json_real((double)tv.tv_sec + tv.tv_usec / 1e6), &bad);
 	const char *session = porch_msg_session(m);
 	put(r, "session", text_string(session, strlen(session)), &bad);
-	put(r, "outcome", json_string(record_outcome(m)), &bad);
+	put(r, "outcome", json_string(porch_outcome_name(porch_error_outcome(porch_msg_error(m)))), &bad);
 	if (full) {
 		text = porch_msg_input(m, &len);
 		put(r, "input", text_string(text, len), &bad);

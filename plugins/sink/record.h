@@ -10,8 +10,6 @@
 #include <jansson.h>
 #include <porch/plugin.h>
 
-/* What a message arriving at a sink ends as: from its error, as the runtime counts it. */
-const char *record_outcome(const porch_msg *m);
 
 /*
  * {"id", "time", "session", "outcome", "text", "attempts", "timings"} and,
