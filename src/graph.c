@@ -292,6 +292,8 @@ porch_stream(porch_stage *st, porch_msg *m, const char *text, size_t len)
 	return 0;
 }
 
+static void end_or_route(struct porch_stage *st, struct porch_msg *m);
+
 void
 porch_fail(porch_stage *st, porch_msg *m, enum porch_error why, const char *fmt, ...)
 {
@@ -305,15 +307,25 @@ porch_fail(porch_stage *st, porch_msg *m, enum porch_error why, const char *fmt,
 	m->error_stage = st;
 	if (!is_live(g, m) && m->holder != st)
 		accept(g, m);
+	end_or_route(st, m);
+}
+
+/*
+ * A request with an error leaves by st's error port when it has a channel
+ * (e.g. to a dead-letter sink, where it ends as its error says), else it
+ * ends here.
+ */
+static void
+end_or_route(struct porch_stage *st, struct porch_msg *m)
+{
 	int error_port = st->n_ports - 1;
 	if (st->outs[error_port] != NULL) {
-		/* routed on, e.g. to a dead-letter sink; it ends there as failed */
 		porch_emit_port(st, error_port, m);
 		return;
 	}
 	if (m->holder == st)
 		stage_release(st, m);
-	graph_finish(g, m, porch_error_outcome(m->error), st);
+	graph_finish(st->g, m, porch_error_outcome(m->error), st);
 }
 
 /* ---- the scheduler ------------------------------------------------------ */
@@ -384,7 +396,6 @@ run_stage(struct graph *g, struct porch_stage *st)
 		progress++;
 		if (m->cancelled && m->error == PORCH_ERR_CANCELLED) {
 			/* its client has gone: no work for it */
-			m->error_stage = st;
 			graph_finish(g, m, PORCH_FAILED, st);
 			continue;
 		}
@@ -395,15 +406,9 @@ run_stage(struct graph *g, struct porch_stage *st)
 			msg_set_error(m, PORCH_ERR_DEADLINE, "the deadline passed before stage "
 			    "'%s' took the request", st->name);
 			m->error_stage = st;
-			struct channel *err = st->outs[st->n_ports - 1];
-			if (err != NULL) {
-				/* out the stage's error port, like its own failures,
-				 * so a dead-letter sink sees every request that ended */
-				st->stats.out++;
-				push(g, err, m);
-			} else {
-				graph_finish(g, m, PORCH_EXPIRED, st);
-			}
+			/* like the stage's own failures, so a dead-letter sink sees
+			 * every request that ended */
+			end_or_route(st, m);
 			continue;
 		}
 		st->stats.in++;
