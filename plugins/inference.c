@@ -148,6 +148,8 @@ held_put(struct held *h)
 {
 	struct inference *in = h->in;
 	ev_timer_stop(in->loop, &h->timer);
+	if (h->m != NULL)
+		porch_msg_set_local(in->st, h->m, NULL);
 	if (h->prev_active)
 		h->prev_active->next_active = h->next_active;
 	else
@@ -403,10 +405,14 @@ on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- settings ------------------------------------------------------------ */
 
-/* A request's override of a number, checked as the parameter would be. */
+/*
+ * A request's override of a number, checked as the parameter would be;
+ * *out (when not NULL) gets its value, and keeps what it had when the
+ * request gives none.
+ */
 static int
 check_number(porch_stage *st, porch_msg *m, const char *key, double lo, double hi,
-    int integer)
+    int integer, double *out)
 {
 	const char *v = porch_msg_meta(m, key);
 	if (v == NULL)
@@ -420,20 +426,25 @@ check_number(porch_stage *st, porch_msg *m, const char *key, double lo, double h
 		    "from %g to %g", key, v, integer ? "an integer" : "a number", lo, hi);
 		return -1;
 	}
+	if (out != NULL)
+		*out = d;
 	return 0;
 }
 
 /* Fills the settings a request did not give from the stage's parameters. */
 static int
-apply_settings(struct inference *in, porch_msg *m)
+apply_settings(struct inference *in, struct held *h, porch_msg *m)
 {
 	porch_stage *st = in->st;
-	if (check_number(st, m, "max-tokens", 1, 1048576, 1) != 0 ||
-	    check_number(st, m, "temperature", 0, 2, 0) != 0 ||
-	    check_number(st, m, "top-p", 0, 1, 0) != 0 ||
-	    check_number(st, m, "retries", 0, 100, 1) != 0 ||
-	    check_number(st, m, "timeout-ms", 1, 86400000, 1) != 0)
+	double retries = in->retries, timeout_ms = in->timeout * 1000.0;
+	if (check_number(st, m, "max-tokens", 1, 1048576, 1, NULL) != 0 ||
+	    check_number(st, m, "temperature", 0, 2, 0, NULL) != 0 ||
+	    check_number(st, m, "top-p", 0, 1, 0, NULL) != 0 ||
+	    check_number(st, m, "retries", 0, 100, 1, &retries) != 0 ||
+	    check_number(st, m, "timeout-ms", 1, 86400000, 1, &timeout_ms) != 0)
 		return -1;
+	h->retries = (unsigned)retries;
+	h->timeout = timeout_ms / 1000.0;
 	struct { const char *key, *value; } defaults[] = {
 		{ "model", in->model },
 		{ "max-tokens", in->max_tokens[0] ? in->max_tokens : NULL },
@@ -487,18 +498,17 @@ static void
 inference_process(porch_stage *st, porch_msg *m)
 {
 	struct inference *in = porch_stage_data(st);
-	if (apply_settings(in, m) != 0)
-		return;
 	struct held *h = held_get(in);
 	if (h == NULL) {
 		porch_fail(st, m, PORCH_ERR_INTERNAL, "out of memory");
 		return;
 	}
+	if (apply_settings(in, h, m) != 0) {
+		held_put(h);
+		return;
+	}
 	h->m = m;
-	const char *v = porch_msg_meta(m, "retries");
-	h->retries = v ? (unsigned)strtoul(v, NULL, 10) : in->retries;
-	v = porch_msg_meta(m, "timeout-ms");
-	h->timeout = v ? strtod(v, NULL) / 1000.0 : in->timeout;
+	porch_msg_set_local(st, m, h);
 	attempt_start(h);
 }
 
@@ -506,20 +516,15 @@ inference_process(porch_stage *st, porch_msg *m)
 static void
 inference_cancel_msg(porch_stage *st, porch_msg *m)
 {
-	struct inference *in = porch_stage_data(st);
-	for (struct held *h = in->active; h != NULL; h = h->next_active) {
-		if (h->m != m)
-			continue;
-		if (h->in_submit)
-			return; /* inside porch_infer: attempt_start ends it */
-		unsigned n = porch_msg_attempts(m);
-		if (h->phase == PHASE_CALL && h->call != NULL)
-			porch_infer_cancel(h->call);
-		held_put(h);
-		porch_fail(st, m, PORCH_ERR_CANCELLED, "%s (during attempt %u)",
-		    porch_msg_error_text(m), n);
-		return;
-	}
+	struct held *h = porch_msg_local(st, m);
+	if (h == NULL || h->in_submit)
+		return; /* inside porch_infer: attempt_start ends it */
+	unsigned n = porch_msg_attempts(m);
+	if (h->phase == PHASE_CALL && h->call != NULL)
+		porch_infer_cancel(h->call);
+	held_put(h);
+	porch_fail(st, m, PORCH_ERR_CANCELLED, "%s (during attempt %u)",
+	    porch_msg_error_text(m), n);
 }
 
 static int
