@@ -93,7 +93,7 @@ oai_messages(const char *opt, char *why, size_t whylen)
 
 /* The "stop" option: a JSON array of strings, or else one stop string. */
 static json_t *
-oai_stop(const char *opt, char *why, size_t whylen)
+oai_stop_option(const char *opt, char *why, size_t whylen)
 {
 	if (opt[0] != '[') {
 		json_t *s = json_string(opt);
@@ -221,7 +221,7 @@ oai_fill(const struct oai_shape *sh, const porch_call *c, json_t *root,
 		bad |= json_object_set_new(root, reals[i][1], json_real(v));
 	}
 	if ((opt = porch_call_option(c, "stop")) != NULL && *opt != '\0') {
-		json_t *s = oai_stop(opt, why, whylen);
+		json_t *s = oai_stop_option(opt, why, whylen);
 		if (s == NULL)
 			return -1;
 		bad |= json_object_set_new(root, "stop", s);
