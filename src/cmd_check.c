@@ -13,8 +13,8 @@ static const char check_usage[] =
     "Every problem is printed as FILE:LINE:COL: error: MESSAGE on stderr;\n"
     "a valid file prints 'FILE: ok' on stdout.\n"
     "\n"
-    "  --plugin-path DIR   search DIR for plugins first (repeatable)\n"
-    "  --set N.P=V         check as if parameter P of stage or worker N were V\n"
+    "  -P, --plugin-path DIR  search DIR for plugins first (repeatable)\n"
+    "  -s, --set N.P=V        check as if parameter P of stage or worker N were V\n"
     "\n"
     "exit status: 0 all valid, 2 a file is invalid or the command line is wrong.\n";
 
