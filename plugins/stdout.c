@@ -1,5 +1,6 @@
 /* stdout.c -- sink stage: prints each answer's session and text, one line each. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +80,7 @@ pending_add(struct stdout_sink *s, const char *a, size_t alen, const char *b, si
 	if (need > s->pcap) {
 		size_t cap = s->pcap ? s->pcap : 4096;
 		while (cap < need)
-			cap *= 2;
+			cap = cap > SIZE_MAX / 2 ? need : cap * 2;
 		char *p = realloc(s->pending, cap);
 		if (p == NULL)
 			return -1;
