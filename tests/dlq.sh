@@ -130,4 +130,19 @@ expect_eq "jsonl no directory: exit status" "$?" 2
 expect_eq "jsonl no directory: message" "$(cat "$T/err")" \
     "$T/nodir.xml:6:55: error: stage 'log' (plugin jsonl): path '$T/nodir/log.jsonl': directory '$T/nodir' does not exist"
 
+# 8. a record that cannot be written is not lost without a word: jsonl
+# fails the request, dlq says so and the request still counts as failed
+if [ -w /dev/full ]; then
+	printf 'one\n' | "$PORCH" run -q --set log.path=/dev/full --stats-json "$T/full.json" \
+	    "$T/jsonl.xml" > /dev/null 2> "$T/err"
+	expect_eq "jsonl on a full disk: failed" "$(json_get "$T/full.json" failed)" 1
+	grep -q "failed: internal: cannot write to /dev/full: No space left on device" "$T/err" &&
+	    ok || fail "jsonl on a full disk: $(cat "$T/err")"
+	printf 'one\n' | "$PORCH" run -q --set model.fail-rate=1 --set dead.path=/dev/full \
+	    --stats-json "$T/full2.json" "$dlq" > /dev/null 2> "$T/err"
+	expect_eq "dlq on a full disk: failed" "$(json_get "$T/full2.json" failed)" 1
+	grep -q "stage 'dead': cannot write request 1 to /dev/full: No space left on device" "$T/err" &&
+	    ok || fail "dlq on a full disk: $(cat "$T/err")"
+fi
+
 finish
