@@ -174,6 +174,7 @@ struct http_src {
 	unsigned max_connections, max_pipeline;
 	int64_t deadline_ms;
 	int64_t retry_after_s;
+	char retry_after_hdr[40];   /* "Retry-After: N\r\n", made at init */
 	int access_log;
 	double task_ttl;
 	unsigned task_max;
@@ -290,8 +291,12 @@ void answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o);
 
 /* ---- answer.c ----------------------------------------------------------- */
 
-/* Maps an outcome and error to a status; *retry_after set for 503/429. */
-int status_of(enum porch_outcome o, enum porch_error e, int *retry_after);
+/* Maps an outcome and error to a status (503 carries Retry-After). */
+int status_of(enum porch_outcome o, enum porch_error e);
+/* A failure's message into msg, "OUTCOME: ERROR[: WHY]"; its status (499 -> 500). */
+int failure_text(porch_msg *m, enum porch_outcome o, char *msg, size_t size);
+/* "Retry-After: N\r\n" for a 503, else NULL. */
+const char *retry_after_of(const struct http_src *s, int status);
 const char *status_text(int status);
 void answer_head(struct hreq *h, int status, const char *ctype, long long length,
     const char *extra);

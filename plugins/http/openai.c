@@ -464,20 +464,10 @@ json_put_usage(struct buf *b, const struct hreq *h, uint64_t completion)
 void
 answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o)
 {
-	enum porch_error e = porch_msg_error(m);
-	int retry = 0;
-	int status = status_of(o, e, &retry);
-	if (status == 499)
-		status = 500; /* cancelled, yet the client is here: ours to explain */
-	const char *why = porch_msg_error_text(m);
 	char msg[600];
-	snprintf(msg, sizeof msg, "%s: %s%s%s", porch_outcome_name(o), porch_error_name(e),
-	    *why ? ": " : "", why);
-	char extra[64] = "";
-	if (retry)
-		snprintf(extra, sizeof extra, "Retry-After: %lld\r\n",
-		    (long long)h->s->retry_after_s);
-	answer_error_extra(h, status, NULL, porch_error_name(e), extra[0] ? extra : NULL, msg);
+	int status = failure_text(m, o, msg, sizeof msg);
+	answer_error_extra(h, status, NULL, porch_error_name(porch_msg_error(m)),
+	    retry_after_of(h->s, status), msg);
 }
 
 void

@@ -171,27 +171,15 @@ stream_piece(struct hreq *h, const char *text, size_t len)
 	buf_free(&joined);
 }
 
-/* "OUTCOME: ERROR[: WHY]", the message of an error answer or event. */
-static void
-failure_text(porch_msg *m, enum porch_outcome o, char *msg, size_t size)
-{
-	const char *why = porch_msg_error_text(m);
-	snprintf(msg, size, "%s: %s%s%s", porch_outcome_name(o),
-	    porch_error_name(porch_msg_error(m)), *why ? ": " : "", why);
-}
-
 static void
 stream_error(struct hreq *h, porch_msg *m, enum porch_outcome o)
 {
-	enum porch_error e = porch_msg_error(m);
-	int retry;
-	int status = status_of(o, e, &retry);
 	char msg[600];
-	failure_text(m, o, msg, sizeof msg);
+	int status = failure_text(m, o, msg, sizeof msg);
 	int sse = h->mode != MODE_NDJSON;
 	struct buf *b = event_open(h, sse);
-	json_put_error(b, msg, error_type_of(status == 499 ? 500 : status), NULL,
-	    porch_error_name(e), sse ? NULL : gen_id(h));
+	json_put_error(b, msg, error_type_of(status), NULL,
+	    porch_error_name(porch_msg_error(m)), sse ? NULL : gen_id(h));
 	event_send(h, b, sse);
 	answer_end(h);
 }
@@ -204,21 +192,12 @@ stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o)
 	if (o != PORCH_COMPLETED && h->status == 0) {
 		/* nothing sent yet: a plain answer with the right status */
 		if (h->mode == MODE_NDJSON) {
-			enum porch_error e = porch_msg_error(m);
-			int retry;
-			int status = status_of(o, e, &retry);
-			if (status == 499)
-				status = 500;
 			char msg[600];
-			failure_text(m, o, msg, sizeof msg);
-			char extra[64] = "";
-			if (retry)
-				snprintf(extra, sizeof extra, "Retry-After: %lld\r\n",
-				    (long long)h->s->retry_after_s);
+			int status = failure_text(m, o, msg, sizeof msg);
 			json_put_error(answer_scratch(h), msg, error_type_of(status), NULL,
-			    porch_error_name(e), gen_id(h));
+			    porch_error_name(porch_msg_error(m)), gen_id(h));
 			answer_scratch_send(h, status, "application/x-ndjson",
-			    extra[0] ? extra : NULL);
+			    retry_after_of(h->s, status));
 			return;
 		}
 		answer_failure(h, m, o);
