@@ -113,6 +113,7 @@ struct hreq {
 	uint64_t pieces;            /* streamed pieces sent */
 	char carry[4];              /* an incomplete UTF-8 sequence held back */
 	size_t carry_len;
+	struct buf chunk_head;      /* SSE: each chunk's {"id",...,"choices":[ (stream.c) */
 };
 
 enum conn_phase {

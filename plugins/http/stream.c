@@ -46,11 +46,17 @@ event_send(struct hreq *h, struct buf *b, int sse)
 	answer_scratch_done(h->s);
 }
 
-/* A chunk object up to its choices: {"id","object","created","model","choices":[ */
+/*
+ * A chunk object up to its choices, {"id","object","created","model","choices":[,
+ * the same for every chunk of the stream: made once by chunk_head_make (when
+ * the stream begins) into the request's chunk_head, copied by chunk_open.
+ */
 static void
-chunk_open(struct hreq *h, struct buf *b)
+chunk_head_make(struct hreq *h)
 {
+	struct buf *b = &h->chunk_head;
 	int chat = h->mode == MODE_SSE_CHAT;
+	buf_reset(b);
 	if (chat)
 		buf_lit(b, "{\"id\":\"chatcmpl-");
 	else
@@ -64,6 +70,15 @@ chunk_open(struct hreq *h, struct buf *b)
 	buf_lit(b, ",\"model\":");
 	json_put_cstr(b, h->model ? h->model : "");
 	buf_lit(b, ",\"choices\":[");
+}
+
+static void
+chunk_open(struct hreq *h, struct buf *b)
+{
+	if (h->chunk_head.oom)
+		b->oom = 1;
+	else
+		buf_add(b, h->chunk_head.p, h->chunk_head.len);
 }
 
 /* NDJSON's request id: the client's request_id, else ours. */
@@ -84,6 +99,7 @@ stream_begin(struct hreq *h)
 	} else {
 		answer_head(h, 200, "text/event-stream", -1,
 		    "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
+		chunk_head_make(h);
 		if (h->mode == MODE_SSE_CHAT) {
 			struct buf *b = event_open(h, 1);
 			chunk_open(h, b);
