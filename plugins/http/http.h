@@ -288,6 +288,7 @@ void answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o);
 uint64_t count_words(const char *p, size_t len);
 json_t *json_bytes(const char *p, size_t n);      /* invalid UTF-8 -> U+FFFD */
 void json_put_usage(struct buf *b, const struct hreq *h, uint64_t completion_words);
+void json_put_object_open(struct buf *b, const struct hreq *h, int chat, const char *object);
 void answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o);
 
 /* ---- answer.c ----------------------------------------------------------- */

@@ -460,6 +460,26 @@ json_put_usage(struct buf *b, const struct hreq *h, uint64_t completion)
 	buf_lit(b, "}");
 }
 
+/*
+ * An OpenAI object's opening, {"id","object","created","model" (no comma
+ * after): the id is "chatcmpl-RID" for chat, else "cmpl-RID".
+ */
+void
+json_put_object_open(struct buf *b, const struct hreq *h, int chat, const char *object)
+{
+	if (chat)
+		buf_lit(b, "{\"id\":\"chatcmpl-");
+	else
+		buf_lit(b, "{\"id\":\"cmpl-");
+	json_put_esc(b, h->rid, strlen(h->rid));
+	buf_lit(b, "\",\"object\":");
+	json_put_cstr(b, object);
+	buf_lit(b, ",\"created\":");
+	buf_i64(b, h->created);
+	buf_lit(b, ",\"model\":");
+	json_put_cstr(b, h->model ? h->model : "");
+}
+
 /* The answer for a request that failed, was shed or expired. */
 void
 answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o)
@@ -486,18 +506,7 @@ answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o)
 	/* written in place, field by field as the jansson objects were */
 	struct buf *b = answer_scratch(h);
 	int chat = h->route == R_CHAT;
-	if (chat)
-		buf_lit(b, "{\"id\":\"chatcmpl-");
-	else
-		buf_lit(b, "{\"id\":\"cmpl-");
-	json_put_esc(b, h->rid, strlen(h->rid));
-	if (chat)
-		buf_lit(b, "\",\"object\":\"chat.completion\",\"created\":");
-	else
-		buf_lit(b, "\",\"object\":\"text_completion\",\"created\":");
-	buf_i64(b, h->created);
-	buf_lit(b, ",\"model\":");
-	json_put_cstr(b, h->model ? h->model : "");
+	json_put_object_open(b, h, chat, chat ? "chat.completion" : "text_completion");
 	if (chat)
 		buf_lit(b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
 		    "\"content\":");

@@ -57,18 +57,7 @@ chunk_head_make(struct hreq *h)
 	struct buf *b = &h->chunk_head;
 	int chat = h->mode == MODE_SSE_CHAT;
 	buf_reset(b);
-	if (chat)
-		buf_lit(b, "{\"id\":\"chatcmpl-");
-	else
-		buf_lit(b, "{\"id\":\"cmpl-");
-	json_put_esc(b, h->rid, strlen(h->rid));
-	if (chat)
-		buf_lit(b, "\",\"object\":\"chat.completion.chunk\",\"created\":");
-	else
-		buf_lit(b, "\",\"object\":\"text_completion\",\"created\":");
-	buf_i64(b, h->created);
-	buf_lit(b, ",\"model\":");
-	json_put_cstr(b, h->model ? h->model : "");
+	json_put_object_open(b, h, chat, chat ? "chat.completion.chunk" : "text_completion");
 	buf_lit(b, ",\"choices\":[");
 }
 
