@@ -216,6 +216,9 @@ struct http_src {
 	/* an answer's JSON body is written here, then copied after its head:
 	 * one buffer for the source (one loop, one answer at a time) */
 	struct buf scratch;
+	/* a streamed piece joined to the bytes of a UTF-8 sequence cut at the
+	 * end of the one before (stream.c), kept for the next */
+	struct buf joined;
 };
 
 /* ---- conn.c ------------------------------------------------------------- */

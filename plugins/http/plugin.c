@@ -283,6 +283,7 @@ http_fini(porch_stage *st)
 	tasks_fini(s);
 	auth_fini(s);
 	buf_free(&s->scratch);
+	buf_free(&s->joined);
 	hreq_pool_free(s);
 	free(s);
 	porch_stage_set_data(st, NULL);

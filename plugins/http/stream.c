@@ -135,6 +135,9 @@ piece_out(struct hreq *h, const char *text, size_t len)
 	h->pieces++;
 }
 
+/* The source's joined buffer is kept between pieces up to this size. */
+#define JOINED_KEEP (16 * 1024)
+
 /* Whether p[0..n) is the start of a UTF-8 sequence longer than n bytes. */
 static int
 utf8_cut(const char *p, size_t n)
@@ -156,12 +159,14 @@ stream_piece(struct hreq *h, const char *text, size_t len)
 	if (len == 0)
 		return;
 	stream_begin(h);
-	struct buf joined = { 0 };
+	struct buf *joined = NULL;
 	if (h->carry_len > 0) {
-		buf_add(&joined, h->carry, h->carry_len);
-		buf_add(&joined, text, len);
-		text = joined.p;
-		len = joined.len;
+		joined = &h->s->joined;
+		buf_reset(joined);
+		buf_add(joined, h->carry, h->carry_len);
+		buf_add(joined, text, len);
+		text = joined->p;
+		len = joined->len;
 		h->carry_len = 0;
 	}
 	size_t ok = utf8_valid_prefix(text, len);
@@ -173,7 +178,8 @@ stream_piece(struct hreq *h, const char *text, size_t len)
 	}
 	if (len > 0)
 		piece_out(h, text, len); /* anything invalid left is mended as U+FFFD */
-	buf_free(&joined);
+	if (joined != NULL && joined->cap > JOINED_KEEP)
+		buf_free(joined);
 }
 
 static void
