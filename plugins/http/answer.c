@@ -26,14 +26,12 @@
  *   expired (deadline)               504
  */
 int
-status_of(enum porch_outcome o, enum porch_error e, int *retry_after)
+status_of(enum porch_outcome o, enum porch_error e)
 {
-	*retry_after = 0;
 	switch (o) {
 	case PORCH_COMPLETED:
 		return 200;
 	case PORCH_SHED:
-		*retry_after = 1;
 		return 503;
 	case PORCH_EXPIRED:
 		return 504;
@@ -53,11 +51,33 @@ status_of(enum porch_outcome o, enum porch_error e, int *retry_after)
 		return 499;
 	case PORCH_ERR_FULL:
 	case PORCH_ERR_ADMISSION:
-		*retry_after = 1;
 		return 503;
 	default:
 		return 500;
 	}
+}
+
+/*
+ * The status and message ("OUTCOME: ERROR[: WHY]") of the answer or event
+ * for a request that failed, was shed or expired.  Cancelled (499) is 500
+ * here: the client is still there, so it is ours to explain.
+ */
+int
+failure_text(porch_msg *m, enum porch_outcome o, char *msg, size_t size)
+{
+	enum porch_error e = porch_msg_error(m);
+	const char *why = porch_msg_error_text(m);
+	snprintf(msg, size, "%s: %s%s%s", porch_outcome_name(o), porch_error_name(e),
+	    *why ? ": " : "", why);
+	int status = status_of(o, e);
+	return status == 499 ? 500 : status;
+}
+
+/* The Retry-After header line an answer with this status carries, or NULL. */
+const char *
+retry_after_of(const struct http_src *s, int status)
+{
+	return status == 503 ? s->retry_after_hdr : NULL;
 }
 
 const char *
@@ -302,9 +322,5 @@ answer_error(struct hreq *h, int status, const char *param, const char *code,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	char extra[64] = "";
-	if (status == 503)
-		snprintf(extra, sizeof extra, "Retry-After: %lld\r\n",
-		    (long long)h->s->retry_after_s);
-	answer_error_extra(h, status, param, code, extra[0] ? extra : NULL, msg);
+	answer_error_extra(h, status, param, code, retry_after_of(h->s, status), msg);
 }

@@ -78,10 +78,12 @@ hreq_new(struct hconn *c)
 		s->hreq_pool = h->next;
 		s->n_hreq_pool--;
 		struct buf url = h->url, body = h->body, out = h->out;
+		struct buf chunk_head = h->chunk_head;
 		memset(h, 0, sizeof *h);
 		h->url = url;
 		h->body = body;
 		h->out = out;
+		h->chunk_head = chunk_head;
 	} else if ((h = calloc(1, sizeof *h)) == NULL) {
 		return NULL;
 	}
@@ -116,6 +118,7 @@ hreq_free(struct hreq *h)
 		buf_recycle(&h->url);
 		buf_recycle(&h->body);
 		buf_recycle(&h->out);
+		buf_recycle(&h->chunk_head);
 		h->next = s->hreq_pool;
 		s->hreq_pool = h;
 		s->n_hreq_pool++;
@@ -124,6 +127,7 @@ hreq_free(struct hreq *h)
 	buf_free(&h->url);
 	buf_free(&h->body);
 	buf_free(&h->out);
+	buf_free(&h->chunk_head);
 	free(h);
 }
 
@@ -136,6 +140,7 @@ hreq_pool_free(struct http_src *s)
 		buf_free(&h->url);
 		buf_free(&h->body);
 		buf_free(&h->out);
+		buf_free(&h->chunk_head);
 		free(h);
 	}
 	s->n_hreq_pool = 0;

@@ -113,6 +113,7 @@ struct hreq {
 	uint64_t pieces;            /* streamed pieces sent */
 	char carry[4];              /* an incomplete UTF-8 sequence held back */
 	size_t carry_len;
+	struct buf chunk_head;      /* SSE: each chunk's {"id",...,"choices":[ (stream.c) */
 };
 
 enum conn_phase {
@@ -174,6 +175,7 @@ struct http_src {
 	unsigned max_connections, max_pipeline;
 	int64_t deadline_ms;
 	int64_t retry_after_s;
+	char retry_after_hdr[40];   /* "Retry-After: N\r\n", made at init */
 	int access_log;
 	double task_ttl;
 	unsigned task_max;
@@ -214,6 +216,9 @@ struct http_src {
 	/* an answer's JSON body is written here, then copied after its head:
 	 * one buffer for the source (one loop, one answer at a time) */
 	struct buf scratch;
+	/* a streamed piece joined to the bytes of a UTF-8 sequence cut at the
+	 * end of the one before (stream.c), kept for the next */
+	struct buf joined;
 };
 
 /* ---- conn.c ------------------------------------------------------------- */
@@ -286,12 +291,17 @@ void answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o);
 uint64_t count_words(const char *p, size_t len);
 json_t *json_bytes(const char *p, size_t n);      /* invalid UTF-8 -> U+FFFD */
 void json_put_usage(struct buf *b, const struct hreq *h, uint64_t completion_words);
+void json_put_object_open(struct buf *b, const struct hreq *h, int chat, const char *object);
 void answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o);
 
 /* ---- answer.c ----------------------------------------------------------- */
 
-/* Maps an outcome and error to a status; *retry_after set for 503/429. */
-int status_of(enum porch_outcome o, enum porch_error e, int *retry_after);
+/* Maps an outcome and error to a status (503 carries Retry-After). */
+int status_of(enum porch_outcome o, enum porch_error e);
+/* A failure's message into msg, "OUTCOME: ERROR[: WHY]"; its status (499 -> 500). */
+int failure_text(porch_msg *m, enum porch_outcome o, char *msg, size_t size);
+/* "Retry-After: N\r\n" for a 503, else NULL. */
+const char *retry_after_of(const struct http_src *s, int status);
 const char *status_text(int status);
 void answer_head(struct hreq *h, int status, const char *ctype, long long length,
     const char *extra);

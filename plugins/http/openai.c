@@ -460,24 +460,34 @@ json_put_usage(struct buf *b, const struct hreq *h, uint64_t completion)
 	buf_lit(b, "}");
 }
 
+/*
+ * An OpenAI object's opening, {"id","object","created","model" (no comma
+ * after): the id is "chatcmpl-RID" for chat, else "cmpl-RID".
+ */
+void
+json_put_object_open(struct buf *b, const struct hreq *h, int chat, const char *object)
+{
+	if (chat)
+		buf_lit(b, "{\"id\":\"chatcmpl-");
+	else
+		buf_lit(b, "{\"id\":\"cmpl-");
+	json_put_esc(b, h->rid, strlen(h->rid));
+	buf_lit(b, "\",\"object\":");
+	json_put_cstr(b, object);
+	buf_lit(b, ",\"created\":");
+	buf_i64(b, h->created);
+	buf_lit(b, ",\"model\":");
+	json_put_cstr(b, h->model ? h->model : "");
+}
+
 /* The answer for a request that failed, was shed or expired. */
 void
 answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o)
 {
-	enum porch_error e = porch_msg_error(m);
-	int retry = 0;
-	int status = status_of(o, e, &retry);
-	if (status == 499)
-		status = 500; /* cancelled, yet the client is here: ours to explain */
-	const char *why = porch_msg_error_text(m);
 	char msg[600];
-	snprintf(msg, sizeof msg, "%s: %s%s%s", porch_outcome_name(o), porch_error_name(e),
-	    *why ? ": " : "", why);
-	char extra[64] = "";
-	if (retry)
-		snprintf(extra, sizeof extra, "Retry-After: %lld\r\n",
-		    (long long)h->s->retry_after_s);
-	answer_error_extra(h, status, NULL, porch_error_name(e), extra[0] ? extra : NULL, msg);
+	int status = failure_text(m, o, msg, sizeof msg);
+	answer_error_extra(h, status, NULL, porch_error_name(porch_msg_error(m)),
+	    retry_after_of(h->s, status), msg);
 }
 
 void
@@ -496,18 +506,7 @@ answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o)
 	/* written in place, field by field as the jansson objects were */
 	struct buf *b = answer_scratch(h);
 	int chat = h->route == R_CHAT;
-	if (chat)
-		buf_lit(b, "{\"id\":\"chatcmpl-");
-	else
-		buf_lit(b, "{\"id\":\"cmpl-");
-	json_put_esc(b, h->rid, strlen(h->rid));
-	if (chat)
-		buf_lit(b, "\",\"object\":\"chat.completion\",\"created\":");
-	else
-		buf_lit(b, "\",\"object\":\"text_completion\",\"created\":");
-	buf_i64(b, h->created);
-	buf_lit(b, ",\"model\":");
-	json_put_cstr(b, h->model ? h->model : "");
+	json_put_object_open(b, h, chat, chat ? "chat.completion" : "text_completion");
 	if (chat)
 		buf_lit(b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
 		    "\"content\":");

@@ -185,6 +185,8 @@ http_init(porch_stage *st)
 	s->linger_timeout = 2.0;
 	s->deadline_ms = porch_param_int(p, "deadline");
 	s->retry_after_s = (porch_param_int(p, "retry-after") + 999) / 1000;
+	snprintf(s->retry_after_hdr, sizeof s->retry_after_hdr, "Retry-After: %lld\r\n",
+	    (long long)s->retry_after_s);
 	s->rate = porch_param_number(p, "rate-limit");
 	s->burst = (double)porch_param_int(p, "burst");
 	s->task_ttl = (double)porch_param_int(p, "task-ttl") / 1000.0;
@@ -281,6 +283,7 @@ http_fini(porch_stage *st)
 	tasks_fini(s);
 	auth_fini(s);
 	buf_free(&s->scratch);
+	buf_free(&s->joined);
 	hreq_pool_free(s);
 	free(s);
 	porch_stage_set_data(st, NULL);

@@ -190,10 +190,10 @@ readyz(struct hreq *h)
 	struct http_src *s = h->s;
 	if (s->draining)
 		answer_json(h, 503, json_pack("{s:b, s:s}", "ready", 0, "reason", "draining"),
-		    "Retry-After: 1\r\n");
+		    s->retry_after_hdr);
 	else if (!s->started)
 		answer_json(h, 503, json_pack("{s:b, s:s}", "ready", 0, "reason", "starting"),
-		    "Retry-After: 1\r\n");
+		    s->retry_after_hdr);
 	else
 		answer_json(h, 200, json_pack("{s:b}", "ready", 1), NULL);
 }

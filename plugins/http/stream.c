@@ -46,24 +46,28 @@ event_send(struct hreq *h, struct buf *b, int sse)
 	answer_scratch_done(h->s);
 }
 
-/* A chunk object up to its choices: {"id","object","created","model","choices":[ */
+/*
+ * A chunk object up to its choices, {"id","object","created","model","choices":[,
+ * the same for every chunk of the stream: made once by chunk_head_make (when
+ * the stream begins) into the request's chunk_head, copied by chunk_open.
+ */
+static void
+chunk_head_make(struct hreq *h)
+{
+	struct buf *b = &h->chunk_head;
+	int chat = h->mode == MODE_SSE_CHAT;
+	buf_reset(b);
+	json_put_object_open(b, h, chat, chat ? "chat.completion.chunk" : "text_completion");
+	buf_lit(b, ",\"choices\":[");
+}
+
 static void
 chunk_open(struct hreq *h, struct buf *b)
 {
-	int chat = h->mode == MODE_SSE_CHAT;
-	if (chat)
-		buf_lit(b, "{\"id\":\"chatcmpl-");
+	if (h->chunk_head.oom)
+		b->oom = 1;
 	else
-		buf_lit(b, "{\"id\":\"cmpl-");
-	json_put_esc(b, h->rid, strlen(h->rid));
-	if (chat)
-		buf_lit(b, "\",\"object\":\"chat.completion.chunk\",\"created\":");
-	else
-		buf_lit(b, "\",\"object\":\"text_completion\",\"created\":");
-	buf_i64(b, h->created);
-	buf_lit(b, ",\"model\":");
-	json_put_cstr(b, h->model ? h->model : "");
-	buf_lit(b, ",\"choices\":[");
+		buf_add(b, h->chunk_head.p, h->chunk_head.len);
 }
 
 /* NDJSON's request id: the client's request_id, else ours. */
@@ -84,6 +88,7 @@ stream_begin(struct hreq *h)
 	} else {
 		answer_head(h, 200, "text/event-stream", -1,
 		    "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
+		chunk_head_make(h);
 		if (h->mode == MODE_SSE_CHAT) {
 			struct buf *b = event_open(h, 1);
 			chunk_open(h, b);
@@ -130,6 +135,9 @@ piece_out(struct hreq *h, const char *text, size_t len)
 	h->pieces++;
 }
 
+/* The source's joined buffer is kept between pieces up to this size. */
+#define JOINED_KEEP (16 * 1024)
+
 /* Whether p[0..n) is the start of a UTF-8 sequence longer than n bytes. */
 static int
 utf8_cut(const char *p, size_t n)
@@ -151,12 +159,14 @@ stream_piece(struct hreq *h, const char *text, size_t len)
 	if (len == 0)
 		return;
 	stream_begin(h);
-	struct buf joined = { 0 };
+	struct buf *joined = NULL;
 	if (h->carry_len > 0) {
-		buf_add(&joined, h->carry, h->carry_len);
-		buf_add(&joined, text, len);
-		text = joined.p;
-		len = joined.len;
+		joined = &h->s->joined;
+		buf_reset(joined);
+		buf_add(joined, h->carry, h->carry_len);
+		buf_add(joined, text, len);
+		text = joined->p;
+		len = joined->len;
 		h->carry_len = 0;
 	}
 	size_t ok = utf8_valid_prefix(text, len);
@@ -168,30 +178,19 @@ stream_piece(struct hreq *h, const char *text, size_t len)
 	}
 	if (len > 0)
 		piece_out(h, text, len); /* anything invalid left is mended as U+FFFD */
-	buf_free(&joined);
-}
-
-/* "OUTCOME: ERROR[: WHY]", the message of an error answer or event. */
-static void
-failure_text(porch_msg *m, enum porch_outcome o, char *msg, size_t size)
-{
-	const char *why = porch_msg_error_text(m);
-	snprintf(msg, size, "%s: %s%s%s", porch_outcome_name(o),
-	    porch_error_name(porch_msg_error(m)), *why ? ": " : "", why);
+	if (joined != NULL && joined->cap > JOINED_KEEP)
+		buf_free(joined);
 }
 
 static void
 stream_error(struct hreq *h, porch_msg *m, enum porch_outcome o)
 {
-	enum porch_error e = porch_msg_error(m);
-	int retry;
-	int status = status_of(o, e, &retry);
 	char msg[600];
-	failure_text(m, o, msg, sizeof msg);
+	int status = failure_text(m, o, msg, sizeof msg);
 	int sse = h->mode != MODE_NDJSON;
 	struct buf *b = event_open(h, sse);
-	json_put_error(b, msg, error_type_of(status == 499 ? 500 : status), NULL,
-	    porch_error_name(e), sse ? NULL : gen_id(h));
+	json_put_error(b, msg, error_type_of(status), NULL,
+	    porch_error_name(porch_msg_error(m)), sse ? NULL : gen_id(h));
 	event_send(h, b, sse);
 	answer_end(h);
 }
@@ -204,21 +203,12 @@ stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o)
 	if (o != PORCH_COMPLETED && h->status == 0) {
 		/* nothing sent yet: a plain answer with the right status */
 		if (h->mode == MODE_NDJSON) {
-			enum porch_error e = porch_msg_error(m);
-			int retry;
-			int status = status_of(o, e, &retry);
-			if (status == 499)
-				status = 500;
 			char msg[600];
-			failure_text(m, o, msg, sizeof msg);
-			char extra[64] = "";
-			if (retry)
-				snprintf(extra, sizeof extra, "Retry-After: %lld\r\n",
-				    (long long)h->s->retry_after_s);
+			int status = failure_text(m, o, msg, sizeof msg);
 			json_put_error(answer_scratch(h), msg, error_type_of(status), NULL,
-			    porch_error_name(e), gen_id(h));
+			    porch_error_name(porch_msg_error(m)), gen_id(h));
 			answer_scratch_send(h, status, "application/x-ndjson",
-			    extra[0] ? extra : NULL);
+			    retry_after_of(h->s, status));
 			return;
 		}
 		answer_failure(h, m, o);

@@ -243,11 +243,10 @@ tasks_outcome(struct task *t, porch_msg *m, enum porch_outcome o)
 {
 	struct http_src *s = t->s;
 	enum porch_error e = porch_msg_error(m);
-	int retry;
 	t->in_pipeline = 0;
 	t->status = o == PORCH_COMPLETED ? T_COMPLETED : o == PORCH_SHED ? T_SHED :
 	    o == PORCH_EXPIRED ? T_EXPIRED : T_FAILED;
-	t->http_status = status_of(o, e, &retry);
+	t->http_status = status_of(o, e);
 	t->attempts = porch_msg_attempts(m);
 	t->finished = ev_now(s->loop);
 	t->finished_wall = wall_now();
