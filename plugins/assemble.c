@@ -340,6 +340,7 @@ assemble_fini(porch_stage *st)
 const struct porch_plugin porch_plugin = {
 	PORCH_PLUGIN_HEADER,
 	.kind = PORCH_KIND_STAGE,
+	.flags = PORCH_STAGE_EDITS_TEXT,
 	.name = "assemble",
 	.summary = "builds the prompt from a template: the question, the retrieved context, the session and metadata",
 	.params = assemble_params,

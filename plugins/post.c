@@ -223,6 +223,7 @@ post_fini(porch_stage *st)
 const struct porch_plugin porch_plugin = {
 	PORCH_PLUGIN_HEADER,
 	.kind = PORCH_KIND_STAGE,
+	.flags = PORCH_STAGE_EDITS_TEXT,
 	.name = "post",
 	.summary = "tidies answers: stop sequences, trimming, whitespace and a length limit, streamed or whole",
 	.params = post_params,

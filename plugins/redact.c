@@ -302,6 +302,7 @@ redact_fini(porch_stage *st)
 const struct porch_plugin porch_plugin = {
 	PORCH_PLUGIN_HEADER,
 	.kind = PORCH_KIND_STAGE,
+	.flags = PORCH_STAGE_EDITS_TEXT,
 	.name = "redact",
 	.summary = "masks API keys, tokens, hex and base64 secrets, e-mail addresses and phone numbers, streamed or whole",
 	.params = redact_params,

@@ -39,9 +39,10 @@ worker_free_calls(struct porch_worker *w)
 	w->free_calls = NULL;
 }
 
-porch_call *
-porch_infer(porch_stage *st, porch_msg *m, porch_token_fn *on_token,
-    porch_end_fn *on_end, void *ctx)
+/* A call with one of on_token and on_piece. */
+static porch_call *
+infer(porch_stage *st, porch_msg *m, porch_token_fn *on_token,
+    porch_piece_fn *on_piece, porch_end_fn *on_end, void *ctx)
 {
 	struct porch_worker *w = st->worker;
 	if (w == NULL || on_end == NULL)
@@ -58,6 +59,7 @@ porch_infer(porch_stage *st, porch_msg *m, porch_token_fn *on_token,
 	c->w = w;
 	c->m = m;
 	c->on_token = on_token;
+	c->on_piece = on_piece;
 	c->on_end = on_end;
 	c->ctx = ctx;
 	c->data = NULL;
@@ -77,6 +79,20 @@ porch_infer(porch_stage *st, porch_msg *m, porch_token_fn *on_token,
 		}
 	}
 	return c;
+}
+
+porch_call *
+porch_infer(porch_stage *st, porch_msg *m, porch_token_fn *on_token,
+    porch_end_fn *on_end, void *ctx)
+{
+	return infer(st, m, on_token, NULL, on_end, ctx);
+}
+
+porch_call *
+porch_infer_pieces(porch_stage *st, porch_msg *m, porch_piece_fn *on_piece,
+    porch_end_fn *on_end, void *ctx)
+{
+	return infer(st, m, NULL, on_piece, on_end, ctx);
 }
 
 void
@@ -119,11 +135,34 @@ porch_call_set_data(porch_call *c, void *data)
 	c->data = data;
 }
 
+const char *
+porch_call_input(const porch_call *c, size_t *len)
+{
+	return porch_msg_input(c->m, len);
+}
+
 void
 porch_call_token(porch_call *c, const char *token, size_t len)
 {
-	if (c->active && c->on_token)
-		c->on_token(c->ctx, token, len);
+	porch_call_piece(c, token, len, NULL);
+}
+
+void
+porch_call_piece(porch_call *c, const char *text, size_t len, const struct porch_piece *pc)
+{
+	if (!c->active)
+		return;
+	if (c->on_piece)
+		c->on_piece(c->ctx, text, len, pc);
+	else if (c->on_token && len > 0)
+		c->on_token(c->ctx, text, len);
+}
+
+void
+porch_call_set_meta(porch_call *c, const char *key, const char *value)
+{
+	if (c->active && key != NULL && value != NULL)
+		porch_msg_set_meta(c->m, key, value);
 }
 
 void

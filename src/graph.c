@@ -285,11 +285,34 @@ porch_error_outcome(enum porch_error e)
 int
 porch_stream(porch_stage *st, porch_msg *m, const char *text, size_t len)
 {
+	return porch_stream_piece(st, m, text, len, NULL);
+}
+
+int
+porch_stream_piece(porch_stage *st, porch_msg *m, const char *text, size_t len,
+    const struct porch_piece *pc)
+{
 	struct channel *c = st->n_ports > 1 ? st->outs[0] : NULL;
-	if (c == NULL || c->dst->d->chunk == NULL)
+	if (c == NULL)
 		return -1;
-	c->dst->d->chunk(c->dst, m, text, len);
+	struct porch_stage *dst = c->dst;
+	if (dst->d->piece != NULL) {
+		dst->d->piece(dst, m, text, len, pc);
+		return 0;
+	}
+	if (dst->d->chunk == NULL)
+		return -1;
+	/* a stage built before pieces: the text goes on, the extras stay in
+	 * the answer's metadata, which the end of the stream brings */
+	if (len > 0)
+		dst->d->chunk(dst, m, text, len);
 	return 0;
+}
+
+int
+porch_stage_answers_edited(const porch_stage *st)
+{
+	return st->answers_edited;
 }
 
 static void end_or_route(struct porch_stage *st, struct porch_msg *m);
@@ -481,6 +504,34 @@ on_check(struct ev_loop *loop, ev_check *w, int revents)
 
 /* ---- building and running ---------------------------------------------- */
 
+/*
+ * Sets each stage's answers_edited (porch_stage_answers_edited), walking
+ * the stages backwards in topological order: a stage edits downstream when
+ * it or a stage after it edits text, and answers are edited from it when a
+ * stage calling a worker, at it or after it, has an editing stage after it.
+ */
+static void
+mark_answers_edited(struct graph *g)
+{
+	unsigned char *edits = xcalloc(g->n_stages, 1);
+	for (size_t k = g->n_stages; k-- > 0;) {
+		struct porch_stage *st = g->order[k];
+		size_t i = (size_t)(st - g->stages);
+		int after_edits = 0, after_edited = 0;
+		for (int p = 0; p < st->n_ports; p++) {
+			struct channel *c = st->outs[p];
+			if (c == NULL)
+				continue;
+			after_edits |= edits[c->dst - g->stages];
+			after_edited |= c->dst->answers_edited;
+		}
+		edits[i] = after_edits || (st->d->flags & PORCH_STAGE_EDITS_TEXT) != 0;
+		st->answers_edited = after_edited ||
+		    ((st->d->flags & PORCH_STAGE_NEEDS_WORKER) != 0 && after_edits);
+	}
+	free(edits);
+}
+
 struct graph *
 graph_new(struct cfg_pipeline *cfg, struct ev_loop *loop, char *err, size_t errlen)
 {
@@ -533,6 +584,7 @@ graph_new(struct cfg_pipeline *cfg, struct ev_loop *loop, char *err, size_t errl
 	g->order = xcalloc(cfg->n_stages, sizeof *g->order);
 	for (size_t i = 0; i < cfg->n_stages; i++)
 		g->order[i] = &g->stages[cfg->order[i]];
+	mark_answers_edited(g);
 
 	ev_check_init(&g->check_w, on_check);
 	g->check_w.data = g;

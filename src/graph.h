@@ -77,6 +77,7 @@ struct porch_stage {
 	struct porch_msg *outbox, *outbox_tail; /* held back by full channels */
 	size_t outbox_len;
 	int is_source, finished, wants_resume, inited;
+	int answers_edited;           /* porch_stage_answers_edited */
 	struct porch_worker *worker;
 	struct stage_stats stats;
 	char init_error[512];
@@ -101,6 +102,7 @@ struct porch_call {
 	struct porch_worker *w;
 	struct porch_msg *m;
 	porch_token_fn *on_token;
+	porch_piece_fn *on_piece;     /* instead of on_token (porch_infer_pieces) */
 	porch_end_fn *on_end;
 	void *ctx;
 	void *data;

@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define PORCH_ABI_MAJOR 1
-#define PORCH_ABI_MINOR 2
+#define PORCH_ABI_MINOR 3
 
 #define PORCH_PLUGIN_SYMBOL "porch_plugin"
 
@@ -57,6 +57,9 @@ enum porch_kind {
 /* Stage flags. */
 #define PORCH_STAGE_SOURCE      0x1u /* takes no input; creates requests */
 #define PORCH_STAGE_NEEDS_WORKER 0x2u /* its <stage> must name a worker= */
+/* ABI 1.3: may rewrite the message text; after a worker's stage that
+ * means the answer (see porch_stage_answers_edited) */
+#define PORCH_STAGE_EDITS_TEXT   0x4u
 
 /* ---- parameters -------------------------------------------------------- */
 
@@ -245,6 +248,56 @@ uint64_t porch_stage_inflight(const porch_stage *st, uint64_t *max);
  */
 int porch_stream(porch_stage *st, porch_msg *m, const char *text, size_t len);
 
+/* ---- answers beyond their text (ABI 1.3) -------------------------------- */
+
+/*
+ * What a streamed piece of an answer carries besides its text, placed as
+ * OpenAI's chat completion chunk places it (the lingua franca of model
+ * servers).  Each member is NULL or a JSON object's text, e.g.
+ * {"tool_calls":[...]}, whose members go into that place of the chunk a
+ * client gets; the piece's owner keeps them, valid during the call only.
+ */
+struct porch_piece {
+	const char *chunk;   /* top level: system_fingerprint, service_tier, ... */
+	const char *choice;  /* choices[0]: logprobs, ... */
+	const char *delta;   /* choices[0].delta: tool_calls, refusal, ... */
+};
+
+/*
+ * Metadata a worker sets on the answer (porch_call_set_meta), for the
+ * stages after it and the source that answers the client:
+ *   "finish-reason"   why the answer ended: stop, length, tool_calls,
+ *                     content_filter (as the upstream said, or the worker)
+ *   "usage"           token counts, a JSON object as OpenAI's "usage"
+ *                     (prompt_tokens, completion_tokens, total_tokens and
+ *                     any *_details), when the worker knows them
+ *   "openai.extra"    top-level members of the upstream's answer beyond
+ *                     id, object, created, model, choices and usage
+ *   "openai.choice"   members of choices[0] beyond index, message or text
+ *                     or delta, and finish_reason (logprobs ...)
+ *   "openai.message"  members of choices[0].message beyond role and
+ *                     content (tool_calls, refusal, annotations ...); for a
+ *                     streamed answer, its deltas put together
+ *   "openai.choices"  choices[1] onwards (n > 1), a JSON array
+ *   "openai.error"    the upstream's error object, when it refused
+ * (JSON object texts, as struct porch_piece's).  A source that received
+ * the request in OpenAI's form passes it on in "openai.request" (the
+ * request body, JSON), and a worker that speaks that form forwards it.
+ */
+
+/* Streams a piece with its extras, as porch_stream; pc may be NULL.  A
+ * stage with a piece callback gets all of it; one with only a chunk
+ * callback gets the text (nothing, for a piece without text, though the
+ * stream goes on). */
+int porch_stream_piece(porch_stage *st, porch_msg *m, const char *text, size_t len,
+    const struct porch_piece *pc);
+/*
+ * 1 when, on some path from st, a stage that edits text (PORCH_STAGE_EDITS_TEXT)
+ * comes after a stage that calls a worker: the answer st gets back may not
+ * be the worker's (so n > 1 choices cannot be kept in step), else 0.
+ */
+int porch_stage_answers_edited(const porch_stage *st);
+
 /* ---- stages ------------------------------------------------------------ */
 
 const char *porch_stage_name(const porch_stage *st);
@@ -282,6 +335,12 @@ typedef void porch_end_fn(void *ctx, enum porch_error err, const char *why);
  */
 porch_call *porch_infer(porch_stage *st, porch_msg *m,
     porch_token_fn *on_token, porch_end_fn *on_end, void *ctx);
+/* ABI 1.3: a piece of the answer with its extras (pc may be NULL). */
+typedef void porch_piece_fn(void *ctx, const char *text, size_t len,
+    const struct porch_piece *pc);
+/* As porch_infer, with pieces: the worker's extras reach on_piece. */
+porch_call *porch_infer_pieces(porch_stage *st, porch_msg *m,
+    porch_piece_fn *on_piece, porch_end_fn *on_end, void *ctx);
 /* Cancels a call that has not ended; its end callback is not called. */
 void porch_infer_cancel(porch_call *call);
 
@@ -300,6 +359,16 @@ void porch_call_fail(porch_call *c, enum porch_error why, const char *fmt, ...)
  * and porch_msg_retry_after by the stage, which decides on retries. */
 void porch_call_set_status(porch_call *c, int status);
 void porch_call_set_retry_after(porch_call *c, int64_t ms);
+/* ABI 1.3: a piece of the answer with extras (pc may be NULL); a stage that
+ * asked for tokens only gets the text. */
+void porch_call_piece(porch_call *c, const char *text, size_t len,
+    const struct porch_piece *pc);
+/* ABI 1.3: sets metadata of the call's message, e.g. the answer's
+ * "finish-reason" and "usage" (see above); value NULL removes nothing
+ * and is ignored.  Call before porch_call_done or porch_call_fail. */
+void porch_call_set_meta(porch_call *c, const char *key, const char *value);
+/* ABI 1.3: the request's input as its source read it (porch_msg_input). */
+const char *porch_call_input(const porch_call *c, size_t *len);
 
 /* ---- workers ----------------------------------------------------------- */
 
@@ -377,6 +446,12 @@ struct porch_plugin {
 	/* sources: an event about a traced request it made */
 	void (*event)(porch_stage *st, porch_msg *m, enum porch_event e,
 	    const char *stage, const char *detail);
+
+	/* ABI 1.3 */
+	/* stages: a streamed piece with its extras (porch_stream_piece); when
+	 * set, it gets every piece, porch_stream's too (pc NULL), not chunk */
+	void (*piece)(porch_stage *st, porch_msg *m, const char *text, size_t len,
+	    const struct porch_piece *pc);
 };
 
 #ifdef __cplusplus
