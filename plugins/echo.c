@@ -19,6 +19,8 @@ struct echo_call {
 	porch_call *c;
 	ev_timer timer;
 	size_t pos;          /* where the next word is looked for in the prompt */
+	uint64_t sent;       /* tokens sent */
+	uint64_t max;        /* the "max-tokens" option; 0: no cap */
 	unsigned started;    /* a token was sent (the first has no space) */
 	unsigned fail;       /* this call fails when its delay has passed */
 	unsigned busy;       /* inside porch_call_token: cancel only marks */
@@ -113,6 +115,7 @@ echo_send(struct echo_call *ec, const char *p, size_t len)
 		}
 	}
 	ec->started = 1;
+	ec->sent++;
 	ec->busy = 1;
 	porch_call_token(ec->c, tok, n);
 	ec->busy = 0;
@@ -120,8 +123,31 @@ echo_send(struct echo_call *ec, const char *p, size_t len)
 }
 
 /*
+ * The call's end, with its finish reason.  No usage: the echo worker has
+ * no tokenizer, so the source counts words as it does for any worker that
+ * gives none.
+ */
+static void
+echo_end(struct echo_call *ec, const char *reason)
+{
+	porch_call_set_meta(ec->c, "finish-reason", reason);
+	porch_call_done(ec->c);
+}
+
+/* The "max-tokens" option as a whole number; 0 when unset or not one. */
+static uint64_t
+echo_max_tokens(const porch_call *c)
+{
+	const char *v = porch_call_option(c, "max-tokens");
+	if (v == NULL || *v == '\0' || strspn(v, "0123456789") != strlen(v) || strlen(v) > 15)
+		return 0;
+	return strtoull(v, NULL, 10);
+}
+
+/*
  * Sends one token, or all that remain when `all`, and ends the call when
- * none remain.  Returns 1 if the call goes on (tokens left), 0 if it ended
+ * none remain, or when max-tokens were sent (finish reason "length").
+ * Returns 1 if the call goes on (tokens left), 0 if it ended
  * (done, failed or cancelled): the caller then forgets ec->c.
  */
 static int
@@ -132,14 +158,18 @@ echo_run(struct echo_call *ec, int all)
 	if (p == NULL)
 		len = 0;
 	while (echo_more(ec, p, len)) {
+		if (ec->max != 0 && ec->sent >= ec->max) {
+			echo_end(ec, "length");
+			return 0;
+		}
 		if (echo_send(ec, p, len) != 0 || ec->cancelled)
 			return 0;
 		if (!all)
 			break;
 	}
-	if (echo_more(ec, p, len))
+	if (echo_more(ec, p, len) && (ec->max == 0 || ec->sent < ec->max))
 		return 1;
-	porch_call_done(ec->c);
+	echo_end(ec, echo_more(ec, p, len) ? "length" : "stop");
 	return 0;
 }
 
@@ -212,7 +242,7 @@ echo_submit(porch_worker *w, porch_call *c)
 			porch_call_fail(c, PORCH_ERR_UPSTREAM, "echo: simulated failure");
 			return 0;
 		}
-		struct echo_call ec = { .e = e, .c = c };
+		struct echo_call ec = { .e = e, .c = c, .max = echo_max_tokens(c) };
 		porch_call_set_data(c, &ec);
 		(void)echo_run(&ec, 1);
 		return 0;
@@ -224,6 +254,7 @@ echo_submit(porch_worker *w, porch_call *c)
 		return 0;
 	}
 	ec->c = c;
+	ec->max = echo_max_tokens(c);
 	ec->fail = (unsigned)fail;
 	ev_timer_init(&ec->timer, echo_on_timer, e->delay, 0.);
 	ec->timer.data = ec;
@@ -289,12 +320,21 @@ echo_fini(porch_worker *w)
 	porch_worker_set_data(w, NULL);
 }
 
+static const char echo_description[] =
+    "Answers each call with its prompt, one whitespace-separated word a token "
+    "(a space before every word but the first), so a pipeline runs with no model server.\n"
+    "A request's \"max-tokens\" is honoured: the answer stops after that many words, "
+    "with the finish reason \"length\"; otherwise it ends with \"stop\".\n"
+    "It reports no usage: a source that answers with token counts counts words itself. "
+    "It sees only the message text: an OpenAI request's other fields (tools, images) do not reach it.";
+
 const struct porch_plugin porch_plugin = {
 	PORCH_PLUGIN_HEADER,
 	.kind = PORCH_KIND_WORKER,
 	.name = "echo",
 	.summary = "worker: answers with the prompt itself, split into whitespace-separated tokens",
 	.params = echo_params,
+	.description = echo_description,
 	.worker_init = echo_init,
 	.submit = echo_submit,
 	.cancel = echo_cancel,

@@ -295,13 +295,14 @@ attempt_failed(struct held *h, enum porch_error err, const char *why)
 
 /* ---- calls -------------------------------------------------------------- */
 
+/* A piece of the answer: kept for the message, and streamed on with its extras. */
 static void
-on_token(void *ctx, const char *token, size_t len)
+on_piece(void *ctx, const char *token, size_t len, const struct porch_piece *pc)
 {
 	struct held *h = ctx;
-	if (len == 0)
+	if (len == 0 && pc == NULL)
 		return;
-	if (!h->oom && h->cap - h->len < len) {
+	if (len > 0 && !h->oom && h->cap - h->len < len) {
 		size_t cap = h->cap ? h->cap : 256;
 		while (cap - h->len < len && cap <= (size_t)-1 / 2)
 			cap *= 2;
@@ -313,12 +314,12 @@ on_token(void *ctx, const char *token, size_t len)
 			h->cap = cap;
 		}
 	}
-	if (!h->oom) {
+	if (len > 0 && !h->oom) {
 		memcpy(h->answer + h->len, token, len);
 		h->len += len;
 	}
 	if (h->in->stream && !h->stream_off) {
-		if (porch_stream(h->in->st, h->m, token, len) == 0)
+		if (porch_stream_piece(h->in->st, h->m, token, len, pc) == 0)
 			h->streamed = 1;
 		else
 			h->stream_off = 1;
@@ -355,7 +356,7 @@ attempt_start(struct held *h)
 	h->oom = 0;
 	h->ended_in_submit = 0;
 	h->in_submit = 1;
-	porch_call *call = porch_infer(in->st, m, on_token, on_end, h);
+	porch_call *call = porch_infer_pieces(in->st, m, on_piece, on_end, h);
 	h->in_submit = 0;
 	if (h->ended_in_submit) {
 		/* answered (or failed) at once; the call is already recycled */

@@ -149,7 +149,7 @@ if start api "$T/api.xml"; then
 	check_has "generate: content type" "$T/h" "Content-Type: application/x-ndjson"
 	printf '%s\n' '{"request_id":"g1","token":"a"}' '{"request_id":"g1","token":" b"}' \
 	    '{"request_id":"g1","token":" c"}' \
-	    '{"request_id":"g1","done":true,"text":"a b c","usage":{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6}}' > "$T/want"
+	    '{"request_id":"g1","done":true,"text":"a b c","finish_reason":"stop","usage":{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6}}' > "$T/want"
 	cmp -s "$T/b" "$T/want" && ok || fail "generate: $(diff "$T/want" "$T/b")"
 
 	# models: the pipeline's workers

@@ -58,6 +58,22 @@ status_of(enum porch_outcome o, enum porch_error e)
 }
 
 /*
+ * The model server's own refusal (4xx: a bad request, a key it does not
+ * take, a model it does not have, its rate limit), which keeps its status so
+ * that a client does not retry what cannot succeed; 0 for any other end.
+ * Its 5xx, and answers it could not make sense of, are ours to call 502.
+ */
+int
+upstream_status(porch_msg *m, enum porch_outcome o)
+{
+	int up = porch_msg_status(m);
+	if (o == PORCH_FAILED && porch_msg_error(m) == PORCH_ERR_UPSTREAM &&
+	    up >= 400 && up < 500)
+		return up;
+	return 0;
+}
+
+/*
  * The status and message ("OUTCOME: ERROR[: WHY]") of the answer or event
  * for a request that failed, was shed or expired.  Cancelled (499) is 500
  * here: the client is still there, so it is ours to explain.
@@ -69,6 +85,9 @@ failure_text(porch_msg *m, enum porch_outcome o, char *msg, size_t size)
 	const char *why = porch_msg_error_text(m);
 	snprintf(msg, size, "%s: %s%s%s", porch_outcome_name(o), porch_error_name(e),
 	    *why ? ": " : "", why);
+	int up = upstream_status(m, o);
+	if (up != 0)
+		return up;
 	int status = status_of(o, e);
 	return status == 499 ? 500 : status;
 }
@@ -89,10 +108,15 @@ status_text(int status)
 	case 202: return "Accepted";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
+	case 402: return "Payment Required";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
+	case 409: return "Conflict";
 	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
 	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 499: return "Client Closed Request";

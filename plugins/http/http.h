@@ -111,6 +111,7 @@ struct hreq {
 	int close;                  /* close the connection after this answer */
 	int answered_by_reply;      /* finish() came before the outcome */
 	uint64_t pieces;            /* streamed pieces sent */
+	int extras_sent;            /* a piece with extras (tool calls ...) was sent */
 	char carry[4];              /* an incomplete UTF-8 sequence held back */
 	size_t carry_len;
 	struct buf chunk_head;      /* SSE: each chunk's {"id",...,"choices":[ (stream.c) */
@@ -264,8 +265,8 @@ void hreq_outcome(struct hreq *h, porch_msg *m, enum porch_outcome o);
 /* ---- openai.c ----------------------------------------------------------- */
 
 /* Most metadata a request sets: model, max-tokens, temperature, top-p,
- * stop, system, messages. */
-#define PROMPT_META_MAX 8
+ * stop, system, stream, openai.request. */
+#define PROMPT_META_MAX 10
 
 /* A request's prompt, checked, before it becomes a message. */
 struct prompt {
@@ -285,12 +286,16 @@ int openai_chat_request(struct hreq *h, json_t *root, struct prompt *pr);
 int openai_completion_request(struct hreq *h, json_t *root, struct prompt *pr);
 int generate_request(struct hreq *h, json_t *root, struct prompt *pr);
 void openai_models(struct hreq *h);
-void stream_piece(struct hreq *h, const char *text, size_t len);
+void stream_piece(struct hreq *h, const char *text, size_t len, const struct porch_piece *pc);
 void stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o);
 void answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o);
 uint64_t count_words(const char *p, size_t len);
 json_t *json_bytes(const char *p, size_t n);      /* invalid UTF-8 -> U+FFFD */
-void json_put_usage(struct buf *b, const struct hreq *h, uint64_t completion_words);
+/* usage: the worker's "usage" metadata or NULL (then words are counted) */
+void json_put_usage(struct buf *b, const struct hreq *h, const char *usage, const char *text,
+    size_t len);
+/* The members of obj (a compact JSON object's text, or NULL), after a comma when asked. */
+void json_put_members(struct buf *b, const char *obj, int comma);
 void json_put_object_open(struct buf *b, const struct hreq *h, int chat, const char *object);
 void answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o);
 
@@ -298,6 +303,8 @@ void answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o);
 
 /* Maps an outcome and error to a status (503 carries Retry-After). */
 int status_of(enum porch_outcome o, enum porch_error e);
+/* The upstream's 4xx a failure keeps, else 0. */
+int upstream_status(porch_msg *m, enum porch_outcome o);
 /* A failure's message into msg, "OUTCOME: ERROR[: WHY]"; its status (499 -> 500). */
 int failure_text(porch_msg *m, enum porch_outcome o, char *msg, size_t size);
 /* "Retry-After: N\r\n" for a 503, else NULL. */

@@ -169,9 +169,11 @@ settings(struct hreq *h, json_t *root, struct prompt *pr, int openai)
 	if (h->model == NULL)
 		return bad(h, NULL, "internal", "out of memory");
 
-	const char *mt = json_object_get(root, "max_completion_tokens") &&
-	    !json_object_get(root, "max_tokens") ? "max_completion_tokens" : "max_tokens";
-	if ((rc = number_field(h, root, mt, 1, 1048576, 1, &d)) < 0)
+	/* max_completion_tokens is the newer name of max_tokens: the one set
+	 * (null is not set) wins, the newer when both are */
+	if ((rc = number_field(h, root, "max_completion_tokens", 1, 1048576, 1, &d)) < 0)
+		return -1;
+	if (rc == 0 && (rc = number_field(h, root, "max_tokens", 1, 1048576, 1, &d)) < 0)
 		return -1;
 	if (rc > 0)
 		meta_num(pr, "max-tokens", d);
@@ -225,6 +227,9 @@ settings(struct hreq *h, json_t *root, struct prompt *pr, int openai)
 		if (json_is_true(v))
 			h->mode = h->route == R_CHAT ? MODE_SSE_CHAT : MODE_SSE_TEXT;
 	}
+	/* a worker that forwards the request asks its upstream the same way */
+	meta_str(pr, "stream", h->mode == MODE_SSE_CHAT || h->mode == MODE_SSE_TEXT ?
+	    "true" : "false");
 	v = json_object_get(root, "stream_options");
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_object(v))
@@ -247,14 +252,28 @@ settings(struct hreq *h, json_t *root, struct prompt *pr, int openai)
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_integer(v))
 			return bad(h, "n", "invalid_type", "'n' must be an integer, not %s", jtype(v));
-		if (json_integer_value(v) != 1)
-			return bad(h, "n", "invalid_value", "'n' must be 1: porch makes one "
-			    "choice per request");
+		json_int_t k = json_integer_value(v);
+		if (k < 1 || k > 128)
+			return bad(h, "n", "invalid_value", "'n' is %lld; it must be from 1 to 128",
+			    (long long)k);
+		/* the other choices come back as the upstream made them: only
+		 * whole answers carry them, and only when no stage edits answers */
+		if (k > 1 && h->mode != MODE_WHOLE)
+			return bad(h, "n", "invalid_value", "'n' must be 1 when streaming: "
+			    "porch streams one choice");
+		if (k > 1 && porch_stage_answers_edited(s->st))
+			return bad(h, "n", "invalid_value", "'n' must be 1: this pipeline has a "
+			    "stage that edits answers, which would change the first choice only");
 	}
 	return 0;
 }
 
-/* A message's content as text: a string, an array of text parts, or null. */
+/*
+ * A message's text: its content when a string; its text parts' text joined
+ * by "\n" when an array of parts (image, audio and other parts have none);
+ * nothing when null.  Any part is allowed, as long as it is an object with
+ * a string "type": porch forwards the request as it came.
+ */
 static int
 content_text(struct hreq *h, json_t *c, size_t i, struct buf *out)
 {
@@ -266,32 +285,65 @@ content_text(struct hreq *h, json_t *c, size_t i, struct buf *out)
 		    bad(h, NULL, "internal", "out of memory");
 	snprintf(param, sizeof param, "messages[%zu].content", i);
 	if (!json_is_array(c))
-		return bad(h, param, "invalid_type", "'%s' must be a string or an array of "
-		    "text parts, not %s", param, jtype(c));
-	size_t k;
+		return bad(h, param, "invalid_type", "'%s' must be a string, an array of "
+		    "content parts or null, not %s", param, jtype(c));
+	size_t k, texts = 0;
 	json_t *part;
 	json_array_foreach(c, k, part) {
 		json_t *type = json_object_get(part, "type");
+		if (!json_is_object(part) || !json_is_string(type)) {
+			snprintf(param, sizeof param, "messages[%zu].content[%zu]", i, k);
+			return bad(h, param, "invalid_value", "'%s' must be an object with a "
+			    "string \"type\"", param);
+		}
+		if (strcmp(json_string_value(type), "text") != 0)
+			continue;
 		json_t *text = json_object_get(part, "text");
-		if (!json_is_object(part) || !json_is_string(type) ||
-		    strcmp(json_string_value(type), "text") != 0 || !json_is_string(text))
-			return bad(h, param, "invalid_value", "'%s[%zu]' must be "
-			    "{\"type\": \"text\", \"text\": STRING}; other parts are not supported",
-			    param, k);
-		if (k > 0)
+		if (!json_is_string(text)) {
+			snprintf(param, sizeof param, "messages[%zu].content[%zu].text", i, k);
+			return bad(h, param, "invalid_type", "'%s' must be a string, not %s",
+			    param, text ? jtype(text) : "missing");
+		}
+		if (texts++ > 0)
 			buf_add(out, "\n", 1);
 		buf_add(out, json_string_value(text), json_string_length(text));
 	}
-	return 0;
+	return out->oom ? bad(h, NULL, "internal", "out of memory") : 0;
 }
 
 static int
 role_valid(const char *r)
 {
 	return strcmp(r, "system") == 0 || strcmp(r, "developer") == 0 ||
-	    strcmp(r, "user") == 0 || strcmp(r, "assistant") == 0 || strcmp(r, "tool") == 0;
+	    strcmp(r, "user") == 0 || strcmp(r, "assistant") == 0 ||
+	    strcmp(r, "tool") == 0 || strcmp(r, "function") == 0;
 }
 
+/* The request body as metadata "openai.request", for a worker that forwards it. */
+static int
+request_meta(struct hreq *h, struct prompt *pr)
+{
+	char *v = malloc(h->body.len + 1);
+	if (v == NULL)
+		return bad(h, NULL, "internal", "out of memory");
+	memcpy(v, h->body.p, h->body.len);
+	v[h->body.len] = '\0';
+	if (pr->n_meta == PROMPT_META_MAX) {
+		free(v);
+		return bad(h, NULL, "internal", "too much metadata");
+	}
+	pr->meta[pr->n_meta].key = "openai.request";
+	pr->meta[pr->n_meta].value = v;
+	pr->n_meta++;
+	return 0;
+}
+
+/*
+ * A chat request.  The conversation goes on whole in "openai.request"; the
+ * message text is the last user message's text (wherever it is: an agent's
+ * conversation may end with tool results), and "system" the leading system
+ * or developer message's, for the stages that read or rewrite them.
+ */
 int
 openai_chat_request(struct hreq *h, json_t *root, struct prompt *pr)
 {
@@ -305,9 +357,9 @@ openai_chat_request(struct hreq *h, json_t *root, struct prompt *pr)
 	if (n == 0)
 		return bad(h, "messages", "invalid_value", "'messages' must not be empty");
 
-	json_t *earlier = json_array();
 	struct buf text = { 0 };
 	int rc = -1;
+	size_t last_user = n;
 	for (size_t i = 0; i < n; i++) {
 		json_t *msg = json_array_get(msgs, i);
 		char param[48];
@@ -321,47 +373,39 @@ openai_chat_request(struct hreq *h, json_t *root, struct prompt *pr)
 		if (!json_is_string(role) || !role_valid(json_string_value(role))) {
 			snprintf(param, sizeof param, "messages[%zu].role", i);
 			bad(h, param, role == NULL ? "missing_required_parameter" : "invalid_value",
-			    "'%s' must be one of system, developer, user, assistant, tool", param);
+			    "'%s' must be one of system, developer, user, assistant, tool, "
+			    "function", param);
 			goto out;
 		}
 		const char *r = json_string_value(role);
 		buf_reset(&text);
 		if (content_text(h, json_object_get(msg, "content"), i, &text) != 0)
 			goto out;
-		const char *t = text.len ? text.p : "";
-		h->prompt_words += count_words(t, text.len);
-		if (i == n - 1) {
-			if (strcmp(r, "user") != 0) {
-				bad(h, "messages", "invalid_value", "the last message must have role "
-				    "'user', not '%s'", r);
-				goto out;
-			}
-			pr->text = malloc(text.len + 1);
-			if (pr->text == NULL) {
-				bad(h, NULL, "internal", "out of memory");
-				goto out;
-			}
-			memcpy(pr->text, t, text.len + 1);
-			pr->len = text.len;
-		} else if (i == 0 && (strcmp(r, "system") == 0 || strcmp(r, "developer") == 0)) {
-			meta_str(pr, "system", t);
-		} else {
-			json_array_append_new(earlier, json_pack("{s:s, s:s%}", "role", r,
-			    "content", t, text.len));
-		}
+		h->prompt_words += count_words(text.len ? text.p : "", text.len);
+		if (i == 0 && (strcmp(r, "system") == 0 || strcmp(r, "developer") == 0))
+			meta_str(pr, "system", text.len ? text.p : "");
+		if (strcmp(r, "user") == 0)
+			last_user = i;
 	}
-	if (json_array_size(earlier) > 0) {
-		char *j = json_text(json_incref(earlier));
-		if (j == NULL) {
-			bad(h, NULL, "internal", "out of memory");
-			goto out;
-		}
-		meta_str(pr, "messages", j);
-		free(j);
+	if (last_user < n) {
+		buf_reset(&text);
+		(void)content_text(h, json_object_get(json_array_get(msgs, last_user), "content"),
+		    last_user, &text);
+	} else {
+		buf_reset(&text);
 	}
-	rc = settings(h, root, pr, 1);
+	pr->text = malloc(text.len + 1);
+	if (pr->text == NULL) {
+		bad(h, NULL, "internal", "out of memory");
+		goto out;
+	}
+	if (text.len > 0)
+		memcpy(pr->text, text.p, text.len);
+	pr->text[text.len] = '\0';
+	pr->len = text.len;
+	if ((rc = settings(h, root, pr, 1)) == 0)
+		rc = request_meta(h, pr);
 out:
-	json_decref(earlier);
 	buf_free(&text);
 	return rc;
 }
@@ -387,7 +431,8 @@ openai_completion_request(struct hreq *h, json_t *root, struct prompt *pr)
 		return bad(h, NULL, "internal", "out of memory");
 	memcpy(pr->text, json_string_value(p), pr->len + 1);
 	h->prompt_words = count_words(pr->text, pr->len);
-	return settings(h, root, pr, 1);
+	int rc = settings(h, root, pr, 1);
+	return rc == 0 ? request_meta(h, pr) : rc;
 }
 
 int
@@ -448,9 +493,20 @@ json_bytes(const char *p, size_t n)
 	return j;
 }
 
+/*
+ * The answer's usage: the worker's (metadata "usage", a JSON object, the
+ * upstream's own counts) when it gave one, else porch's count of
+ * whitespace-separated words of the prompt and of the answer.
+ */
 void
-json_put_usage(struct buf *b, const struct hreq *h, uint64_t completion)
+json_put_usage(struct buf *b, const struct hreq *h, const char *usage, const char *text,
+    size_t len)
 {
+	if (usage != NULL && usage[0] == '{') {
+		buf_add(b, usage, strlen(usage));
+		return;
+	}
+	uint64_t completion = count_words(text, len);
 	buf_lit(b, "{\"prompt_tokens\":");
 	buf_u64(b, h->prompt_words);
 	buf_lit(b, ",\"completion_tokens\":");
@@ -458,6 +514,20 @@ json_put_usage(struct buf *b, const struct hreq *h, uint64_t completion)
 	buf_lit(b, ",\"total_tokens\":");
 	buf_u64(b, h->prompt_words + completion);
 	buf_lit(b, "}");
+}
+
+void
+json_put_members(struct buf *b, const char *obj, int comma)
+{
+	if (obj == NULL)
+		return;
+	size_t n = strlen(obj);
+	/* compact JSON from a worker: {} or {"k":v,...} */
+	if (n <= 2 || obj[0] != '{' || obj[n - 1] != '}')
+		return;
+	if (comma)
+		buf_lit(b, ",");
+	buf_add(b, obj + 1, n - 2);
 }
 
 /*
@@ -480,16 +550,43 @@ json_put_object_open(struct buf *b, const struct hreq *h, int chat, const char *
 	json_put_cstr(b, h->model ? h->model : "");
 }
 
-/* The answer for a request that failed, was shed or expired. */
+/*
+ * The answer for a request that failed, was shed or expired.  A model
+ * server's refusal keeps its status, its error object as it sent it and,
+ * for 429, its Retry-After (rounded up to whole seconds).
+ */
 void
 answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o)
 {
-	char msg[600];
+	char msg[600], wait[48];
 	int status = failure_text(m, o, msg, sizeof msg);
-	answer_error_extra(h, status, NULL, porch_error_name(porch_msg_error(m)),
-	    retry_after_of(h->s, status), msg);
+	const char *extra = retry_after_of(h->s, status);
+	if (upstream_status(m, o) != 0) {
+		int64_t ms = porch_msg_retry_after(m);
+		if (ms > 0) {
+			snprintf(wait, sizeof wait, "Retry-After: %lld\r\n",
+			    (long long)((ms + 999) / 1000));
+			extra = wait;
+		}
+		const char *error = porch_msg_meta(m, "openai.error");
+		if (error != NULL && error[0] == '{') {
+			struct buf *b = answer_scratch(h);
+			buf_lit(b, "{\"error\":");
+			buf_add(b, error, strlen(error));
+			buf_lit(b, "}");
+			answer_scratch_send(h, status, "application/json", extra);
+			return;
+		}
+	}
+	answer_error_extra(h, status, NULL, porch_error_name(porch_msg_error(m)), extra, msg);
 }
 
+/*
+ * A completed request's whole answer: the text as the pipeline left it,
+ * with what the worker brought back beyond it (finish reason, usage, and
+ * the upstream's other members: tool calls, refusal, logprobs,
+ * system_fingerprint, more choices) where the OpenAI format puts them.
+ */
 void
 answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o)
 {
@@ -503,20 +600,44 @@ answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o)
 	const char *text = porch_msg_text(m, &len);
 	if (text == NULL)
 		text = "", len = 0;
-	/* written in place, field by field as the jansson objects were */
+	const char *reason = porch_msg_meta(m, "finish-reason");
+	const char *message = porch_msg_meta(m, "openai.message");
+	const char *choices = porch_msg_meta(m, "openai.choices");
+	/* written in place, field by field */
 	struct buf *b = answer_scratch(h);
 	int chat = h->route == R_CHAT;
 	json_put_object_open(b, h, chat, chat ? "chat.completion" : "text_completion");
-	if (chat)
+	json_put_members(b, porch_msg_meta(m, "openai.extra"), 1);
+	if (chat) {
 		buf_lit(b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
 		    "\"content\":");
-	else
-		buf_lit(b, ",\"choices\":[{\"index\":0,\"text\":");
-	json_put_str(b, text, len);
-	if (chat)
+		/* a model that only called tools said nothing: null, as it sent */
+		if (len == 0 && message != NULL && strstr(message, "\"tool_calls\":") != NULL)
+			buf_lit(b, "null");
+		else
+			json_put_str(b, text, len);
+		json_put_members(b, message, 1);
 		buf_lit(b, "}");
-	buf_lit(b, ",\"finish_reason\":\"stop\",\"logprobs\":null}],\"usage\":");
-	json_put_usage(b, h, count_words(text, len));
+	} else {
+		buf_lit(b, ",\"choices\":[{\"index\":0,\"text\":");
+		json_put_str(b, text, len);
+	}
+	buf_lit(b, ",\"finish_reason\":");
+	json_put_cstr(b, reason != NULL ? reason : "stop");
+	const char *choice = porch_msg_meta(m, "openai.choice");
+	if (choice != NULL)
+		json_put_members(b, choice, 1);
+	else
+		buf_lit(b, ",\"logprobs\":null");
+	buf_lit(b, "}");
+	size_t clen = choices != NULL ? strlen(choices) : 0;
+	if (clen > 2 && choices[0] == '[' && choices[clen - 1] == ']') {
+		/* n > 1: the other choices as the upstream made them */
+		buf_lit(b, ",");
+		buf_add(b, choices + 1, clen - 2);
+	}
+	buf_lit(b, "],\"usage\":");
+	json_put_usage(b, h, porch_msg_meta(m, "usage"), text, len);
 	buf_lit(b, "}");
 	answer_scratch_send(h, 200, "application/json", NULL);
 }

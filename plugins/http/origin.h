@@ -9,6 +9,7 @@
  * sees a socket:
  *
  *   chunk   a streamed piece of the answer (the sink's chunk callback);
+ *   piece   the same with its extras (tool calls, logprobs ...), version 2;
  *   finish  the message arrived at the sink: the answer is complete (its
  *           text) or failed (its error); the source writes it out.
  *
@@ -31,7 +32,7 @@
 #include <porch/plugin.h>
 
 #define HTTP_ORIGIN_MAGIC   0x68747470u /* "http" */
-#define HTTP_ORIGIN_VERSION 1u
+#define HTTP_ORIGIN_VERSION 2u
 
 struct http_origin;
 
@@ -40,6 +41,9 @@ struct http_origin_ops {
 	uint32_t version; /* HTTP_ORIGIN_VERSION; grows when functions are appended */
 	void (*chunk)(struct http_origin *o, porch_msg *m, const char *text, size_t len);
 	void (*finish)(struct http_origin *o, porch_msg *m);
+	/* version 2: a streamed piece with its extras (pc may be NULL) */
+	void (*piece)(struct http_origin *o, porch_msg *m, const char *text, size_t len,
+	    const struct porch_piece *pc);
 };
 
 struct http_origin {

@@ -19,6 +19,20 @@ reply_chunk(porch_stage *st, porch_msg *m, const char *text, size_t len)
 }
 
 static void
+reply_piece(porch_stage *st, porch_msg *m, const char *text, size_t len,
+    const struct porch_piece *pc)
+{
+	(void)st;
+	struct http_origin *o = http_origin_of(m);
+	if (o == NULL)
+		return;
+	if (o->ops->version >= 2 && o->ops->piece != NULL)
+		o->ops->piece(o, m, text, len, pc);
+	else if (o->ops->chunk != NULL && len > 0)
+		o->ops->chunk(o, m, text, len);
+}
+
+static void
 reply_process(porch_stage *st, porch_msg *m)
 {
 	struct http_origin *o = http_origin_of(m);
@@ -36,6 +50,7 @@ const struct porch_plugin porch_plugin = {
 	.outputs = NULL,
 	.process = reply_process,
 	.chunk = reply_chunk,
+	.piece = reply_piece,
 	.description =
 	    "The end of a pipeline fed by an http source. Each message that arrives is "
 	    "answered on the connection its request came from: a completed one with its "

@@ -495,13 +495,20 @@ deliver(struct hreq *h, porch_msg *m, enum porch_outcome o)
 }
 
 static void
-hreq_chunk(struct http_origin *o, porch_msg *m, const char *text, size_t len)
+hreq_piece(struct http_origin *o, porch_msg *m, const char *text, size_t len,
+    const struct porch_piece *pc)
 {
 	struct hreq *h = (struct hreq *)o;
 	(void)m;
 	if (h->c == NULL || h->mode == MODE_WHOLE || h->complete)
 		return;
-	stream_piece(h, text, len);
+	stream_piece(h, text, len, pc);
+}
+
+static void
+hreq_chunk(struct http_origin *o, porch_msg *m, const char *text, size_t len)
+{
+	hreq_piece(o, m, text, len, NULL);
 }
 
 static void
@@ -519,6 +526,7 @@ const struct http_origin_ops hreq_ops = {
 	.version = HTTP_ORIGIN_VERSION,
 	.chunk = hreq_chunk,
 	.finish = hreq_finish,
+	.piece = hreq_piece,
 };
 
 /* The request ended: answer it if the reply sink did not, and let go. */

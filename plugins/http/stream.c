@@ -47,9 +47,10 @@ event_send(struct hreq *h, struct buf *b, int sse)
 }
 
 /*
- * A chunk object up to its choices, {"id","object","created","model","choices":[,
- * the same for every chunk of the stream: made once by chunk_head_make (when
- * the stream begins) into the request's chunk_head, copied by chunk_open.
+ * A chunk object's opening, {"id","object","created","model", the same for
+ * every chunk of the stream: made once by chunk_head_make (when the stream
+ * begins) into the request's chunk_head; chunk_open copies it, then the
+ * piece's top-level extras (pc->chunk, may be NULL) and ,"choices":[.
  */
 static void
 chunk_head_make(struct hreq *h)
@@ -58,16 +59,17 @@ chunk_head_make(struct hreq *h)
 	int chat = h->mode == MODE_SSE_CHAT;
 	buf_reset(b);
 	json_put_object_open(b, h, chat, chat ? "chat.completion.chunk" : "text_completion");
-	buf_lit(b, ",\"choices\":[");
 }
 
 static void
-chunk_open(struct hreq *h, struct buf *b)
+chunk_open(struct hreq *h, struct buf *b, const char *extras)
 {
 	if (h->chunk_head.oom)
 		b->oom = 1;
 	else
 		buf_add(b, h->chunk_head.p, h->chunk_head.len);
+	json_put_members(b, extras, 1);
+	buf_lit(b, ",\"choices\":[");
 }
 
 /* NDJSON's request id: the client's request_id, else ours. */
@@ -91,7 +93,7 @@ stream_begin(struct hreq *h)
 		chunk_head_make(h);
 		if (h->mode == MODE_SSE_CHAT) {
 			struct buf *b = event_open(h, 1);
-			chunk_open(h, b);
+			chunk_open(h, b, NULL);
 			buf_lit(b, "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
 			    "\"logprobs\":null,\"finish_reason\":null}]}");
 			event_send(h, b, 1);
@@ -99,28 +101,57 @@ stream_begin(struct hreq *h)
 	}
 }
 
+/* The choice's own extras (logprobs ...), or the "logprobs":null every choice has. */
 static void
-piece_out(struct hreq *h, const char *text, size_t len)
+choice_extras(struct buf *b, const char *extras)
 {
+	if (extras != NULL)
+		json_put_members(b, extras, 1);
+	else
+		buf_lit(b, ",\"logprobs\":null");
+}
+
+/*
+ * One event: the text (none for a piece with only extras) and, in the SSE
+ * modes, the piece's extras where the chunk format puts them.  /generate's
+ * lines carry the text only.
+ */
+static void
+piece_out(struct hreq *h, const char *text, size_t len, const struct porch_piece *pc)
+{
+	static const struct porch_piece none;
 	struct buf *b;
+	if (pc == NULL)
+		pc = &none;
+	else
+		h->extras_sent |= pc->chunk != NULL || pc->choice != NULL || pc->delta != NULL;
 	switch (h->mode) {
 	case MODE_SSE_CHAT:
 		b = event_open(h, 1);
-		chunk_open(h, b);
-		buf_lit(b, "{\"index\":0,\"delta\":{\"content\":");
-		json_put_str(b, text, len);
-		buf_lit(b, "},\"logprobs\":null,\"finish_reason\":null}]}");
+		chunk_open(h, b, pc->chunk);
+		buf_lit(b, "{\"index\":0,\"delta\":{");
+		if (len > 0) {
+			buf_lit(b, "\"content\":");
+			json_put_str(b, text, len);
+		}
+		json_put_members(b, pc->delta, len > 0);
+		buf_lit(b, "}");
+		choice_extras(b, pc->choice);
+		buf_lit(b, ",\"finish_reason\":null}]}");
 		event_send(h, b, 1);
 		break;
 	case MODE_SSE_TEXT:
 		b = event_open(h, 1);
-		chunk_open(h, b);
+		chunk_open(h, b, pc->chunk);
 		buf_lit(b, "{\"index\":0,\"text\":");
 		json_put_str(b, text, len);
-		buf_lit(b, ",\"logprobs\":null,\"finish_reason\":null}]}");
+		choice_extras(b, pc->choice);
+		buf_lit(b, ",\"finish_reason\":null}]}");
 		event_send(h, b, 1);
 		break;
 	case MODE_NDJSON:
+		if (len == 0)
+			return;
 		b = event_open(h, 0);
 		buf_lit(b, "{\"request_id\":");
 		json_put_cstr(b, gen_id(h));
@@ -154,9 +185,11 @@ utf8_cut(const char *p, size_t n)
 }
 
 void
-stream_piece(struct hreq *h, const char *text, size_t len)
+stream_piece(struct hreq *h, const char *text, size_t len, const struct porch_piece *pc)
 {
-	if (len == 0)
+	if (pc != NULL && pc->chunk == NULL && pc->choice == NULL && pc->delta == NULL)
+		pc = NULL;
+	if (len == 0 && pc == NULL)
 		return;
 	stream_begin(h);
 	struct buf *joined = NULL;
@@ -176,8 +209,8 @@ stream_piece(struct hreq *h, const char *text, size_t len)
 		memcpy(h->carry, text + ok, h->carry_len);
 		len = ok;
 	}
-	if (len > 0)
-		piece_out(h, text, len); /* anything invalid left is mended as U+FFFD */
+	if (len > 0 || pc != NULL)
+		piece_out(h, text, len, pc); /* anything invalid left is mended as U+FFFD */
 	if (joined != NULL && joined->cap > JOINED_KEEP)
 		buf_free(joined);
 }
@@ -189,8 +222,16 @@ stream_error(struct hreq *h, porch_msg *m, enum porch_outcome o)
 	int status = failure_text(m, o, msg, sizeof msg);
 	int sse = h->mode != MODE_NDJSON;
 	struct buf *b = event_open(h, sse);
-	json_put_error(b, msg, error_type_of(status), NULL,
-	    porch_error_name(porch_msg_error(m)), sse ? NULL : gen_id(h));
+	const char *error = porch_msg_meta(m, "openai.error");
+	if (sse && upstream_status(m, o) != 0 && error != NULL && error[0] == '{') {
+		/* the model server's own error object, as it sent it */
+		buf_lit(b, "{\"error\":");
+		buf_add(b, error, strlen(error));
+		buf_lit(b, "}");
+	} else {
+		json_put_error(b, msg, error_type_of(status), NULL,
+		    porch_error_name(porch_msg_error(m)), sse ? NULL : gen_id(h));
+	}
 	event_send(h, b, sse);
 	answer_end(h);
 }
@@ -222,26 +263,41 @@ stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o)
 	const char *text = porch_msg_text(m, &len);
 	if (text == NULL)
 		text = "", len = 0;
+	const char *reason = porch_msg_meta(m, "finish-reason");
+	const char *usage = porch_msg_meta(m, "usage");
+	const char *message = porch_msg_meta(m, "openai.message");
 	stream_begin(h);
 	if (h->pieces == 0 && len > 0)
-		stream_piece(h, text, len); /* nothing streamed: the whole answer at once */
+		stream_piece(h, text, len, NULL); /* nothing streamed: the whole answer at once */
 	if (h->carry_len > 0) {
-		piece_out(h, h->carry, h->carry_len);
+		piece_out(h, h->carry, h->carry_len, NULL);
 		h->carry_len = 0;
 	}
-	uint64_t words = count_words(text, len);
+	if (h->mode == MODE_SSE_CHAT && !h->extras_sent && message != NULL) {
+		/* the extras did not come as pieces (a stage before us takes text
+		 * only, or the answer came whole): the message's, in one chunk */
+		struct porch_piece whole = { .delta = message,
+		    .choice = porch_msg_meta(m, "openai.choice") };
+		piece_out(h, "", 0, &whole);
+	}
+	if (reason == NULL)
+		reason = "stop";
 	struct buf *b;
 	switch (h->mode) {
 	case MODE_SSE_CHAT:
 		b = event_open(h, 1);
-		chunk_open(h, b);
-		buf_lit(b, "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}]}");
+		chunk_open(h, b, NULL);
+		buf_lit(b, "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":");
+		json_put_cstr(b, reason);
+		buf_lit(b, "}]}");
 		event_send(h, b, 1);
 		break;
 	case MODE_SSE_TEXT:
 		b = event_open(h, 1);
-		chunk_open(h, b);
-		buf_lit(b, "{\"index\":0,\"text\":\"\",\"logprobs\":null,\"finish_reason\":\"stop\"}]}");
+		chunk_open(h, b, NULL);
+		buf_lit(b, "{\"index\":0,\"text\":\"\",\"logprobs\":null,\"finish_reason\":");
+		json_put_cstr(b, reason);
+		buf_lit(b, "}]}");
 		event_send(h, b, 1);
 		break;
 	case MODE_NDJSON:
@@ -250,8 +306,10 @@ stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o)
 		json_put_cstr(b, gen_id(h));
 		buf_lit(b, ",\"done\":true,\"text\":");
 		json_put_str(b, text, len);
+		buf_lit(b, ",\"finish_reason\":");
+		json_put_cstr(b, reason);
 		buf_lit(b, ",\"usage\":");
-		json_put_usage(b, h, words);
+		json_put_usage(b, h, usage, text, len);
 		buf_lit(b, "}");
 		event_send(h, b, 0);
 		answer_end(h);
@@ -261,9 +319,9 @@ stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o)
 	}
 	if (h->include_usage) {
 		b = event_open(h, 1);
-		chunk_open(h, b);
+		chunk_open(h, b, NULL);
 		buf_lit(b, "],\"usage\":");
-		json_put_usage(b, h, words);
+		json_put_usage(b, h, usage, text, len);
 		buf_lit(b, "}");
 		event_send(h, b, 1);
 	}
