@@ -181,6 +181,14 @@ post_chunk(porch_stage *st, porch_msg *m, const char *text, size_t len)
 }
 
 static void
+post_piece(porch_stage *st, porch_msg *m, const char *text, size_t len,
+    const struct porch_piece *pc)
+{
+	struct post *ps = porch_stage_data(st);
+	streamstage_piece(&ps->ss, st, m, text, len, pc);
+}
+
+static void
 post_forget(porch_stage *st, porch_msg *m, void *local)
 {
 	struct post *ps = porch_stage_data(st);
@@ -234,5 +242,6 @@ const struct porch_plugin porch_plugin = {
 	.description = post_description,
 	.check = post_check,
 	.chunk = post_chunk,
+	.piece = post_piece,
 	.forget = post_forget,
 };

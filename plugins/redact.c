@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <porch/plugin.h>
 
 #include "text/redact_scan.h"
@@ -20,6 +21,8 @@ static const struct porch_param redact_params[] = {
 	  "the shortest base64 run masked as kind base64" },
 	{ "meta", PORCH_PARAM_LIST, NULL, 0, 0, NULL, 0,
 	  "metadata keys whose values are masked too, e.g. system,context" },
+	{ "conversation", PORCH_PARAM_BOOLEAN, "true", 0, 0, NULL, 0,
+	  "mask the text of every message of an OpenAI request too (metadata openai.request)" },
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }
 };
 
@@ -61,7 +64,15 @@ static const char redact_description[] =
     "base64 runs are judged by their first 512 bytes.\n"
     "\n"
     "The metadata values named by meta are masked too when the message arrives "
-    "(for example the chat form's system message and the retrieved context).";
+    "(for example the chat form's system message and the retrieved context).\n"
+    "\n"
+    "A request that came in OpenAI's form (an http source) carries the client's whole "
+    "conversation in metadata openai.request, which the openai worker forwards; with "
+    "conversation true (the default) the text of every message in it is masked too, "
+    "whatever its role: content given as a string and the text of content parts "
+    "(image and other parts are left as they are), and a completion request's prompt. "
+    "Other fields (tool definitions, tool call arguments, names) are not touched. "
+    "The message text, the last user message's, is masked as above, so the two agree.";
 
 static const char *const redact_outputs[] = { "out", NULL };
 
@@ -69,6 +80,7 @@ struct redact {
 	struct redact_cfg cfg;
 	char **meta;               /* metadata keys to mask too */
 	size_t n_meta;
+	int conversation;          /* mask openai.request's messages too */
 	struct tbuf out;           /* what one call passes on, reused */
 	struct streamstage ss;     /* the streams, scanned with redact_ops */
 };
@@ -186,6 +198,8 @@ redact_setup(const porch_params *p, struct redact *r, struct redact_report *rp)
 		redact_problem(rp, "kinds", err);
 	}
 	cfg->kinds = kc.kinds;
+	if (r != NULL)
+		r->conversation = porch_param_int(p, "conversation") != 0;
 	cfg->hex_min = (size_t)porch_param_int(p, "hex-min-length");
 	cfg->base64_min = (size_t)porch_param_int(p, "base64-min-length");
 	if (mask == NULL)
@@ -251,11 +265,79 @@ redact_chunk(porch_stage *st, porch_msg *m, const char *text, size_t len)
 }
 
 static void
+redact_piece(porch_stage *st, porch_msg *m, const char *text, size_t len,
+    const struct porch_piece *pc)
+{
+	struct redact *r = porch_stage_data(st);
+	streamstage_piece(&r->ss, st, m, text, len, pc);
+}
+
+static void
 redact_forget(porch_stage *st, porch_msg *m, void *local)
 {
 	struct redact *r = porch_stage_data(st);
 	(void)m;
 	streamstage_forget(&r->ss, local);
+}
+
+/* Masks one JSON string in place; *changed is set when it changed.  0, or -1. */
+static int
+redact_json_string(struct redact *r, json_t *s, int *changed)
+{
+	if (!json_is_string(s))
+		return 0;
+	const char *v = json_string_value(s);
+	size_t n = json_string_length(s);
+	r->out.len = 0;
+	if (redact_whole(&r->cfg, v, n, &r->out) != 0)
+		return -1;
+	if (r->out.len == n && (n == 0 || memcmp(r->out.p, v, n) == 0))
+		return 0;
+	*changed = 1;
+	return json_string_setn_nocheck(s, r->out.p ? r->out.p : "", r->out.len);
+}
+
+/*
+ * Masks the text of every message of the OpenAI request the message
+ * carries (openai.request), and puts it back when something changed.
+ * 0, or -1 when out of memory.  A request that is not JSON is left to the
+ * worker, which refuses it.
+ */
+static int
+redact_conversation(struct redact *r, porch_msg *m)
+{
+	const char *doc = porch_msg_meta(m, "openai.request");
+	if (doc == NULL)
+		return 0;
+	json_t *root = json_loads(doc, 0, NULL);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return 0;
+	}
+	int changed = 0, rc = 0;
+	size_t i, k;
+	json_t *msg, *part;
+	json_array_foreach(json_object_get(root, "messages"), i, msg) {
+		json_t *c = json_object_get(msg, "content");
+		if (json_is_string(c)) {
+			rc |= redact_json_string(r, c, &changed);
+			continue;
+		}
+		json_array_foreach(c, k, part) {
+			json_t *type = json_object_get(part, "type");
+			if (json_is_string(type) && strcmp(json_string_value(type), "text") == 0)
+				rc |= redact_json_string(r, json_object_get(part, "text"), &changed);
+		}
+	}
+	rc |= redact_json_string(r, json_object_get(root, "prompt"), &changed);
+	if (rc == 0 && changed) {
+		char *text = json_dumps(root, JSON_COMPACT);
+		if (text == NULL || porch_msg_set_meta(m, "openai.request", text) != 0)
+			rc = -1;
+		free(text);
+	}
+	json_decref(root);
+	return rc;
 }
 
 static void
@@ -277,6 +359,10 @@ redact_process(porch_stage *st, porch_msg *m)
 			porch_fail(st, m, PORCH_ERR_INTERNAL, "redact: out of memory");
 			return;
 		}
+	}
+	if (r->conversation && redact_conversation(r, m) != 0) {
+		porch_fail(st, m, PORCH_ERR_INTERNAL, "redact: out of memory");
+		return;
 	}
 	text = porch_msg_text(m, &len);
 	r->out.len = 0;
@@ -313,5 +399,6 @@ const struct porch_plugin porch_plugin = {
 	.description = redact_description,
 	.check = redact_check,
 	.chunk = redact_chunk,
+	.piece = redact_piece,
 	.forget = redact_forget,
 };

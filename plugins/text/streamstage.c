@@ -43,6 +43,18 @@ void
 streamstage_chunk(struct streamstage *ss, porch_stage *st, porch_msg *m,
     const char *text, size_t len)
 {
+	streamstage_piece(ss, st, m, text, len, NULL);
+}
+
+/*
+ * A piece's extras (tool calls, logprobs) go on at once, with whatever text
+ * the transform let out of this piece: they need no transforming, and the
+ * text held back (a possible stop sequence) follows with a later piece.
+ */
+void
+streamstage_piece(struct streamstage *ss, porch_stage *st, porch_msg *m,
+    const char *text, size_t len, const struct porch_piece *pc)
+{
 	struct streamstage_local *l = porch_msg_local(st, m);
 
 	if (l == NULL) {
@@ -59,14 +71,15 @@ streamstage_chunk(struct streamstage *ss, porch_stage *st, porch_msg *m,
 	if (l->done)
 		return;
 	ss->out->len = 0;
-	if (ss->ops->feed(ss->cfg, l->s, text, len, ss->out) != 0) {
+	if (len > 0 && ss->ops->feed(ss->cfg, l->s, text, len, ss->out) != 0) {
 		/* nothing undecided went out: the whole text still comes with the message */
 		porch_stage_log(st, "request %llu: out of memory: not streaming it",
 		    (unsigned long long)porch_msg_id(m));
 		l->done = 1;
 		return;
 	}
-	if (ss->out->len > 0 && porch_stream(st, m, ss->out->p, ss->out->len) != 0)
+	if ((ss->out->len > 0 || pc != NULL) &&
+	    porch_stream_piece(st, m, ss->out->p, ss->out->len, pc) != 0)
 		l->done = 1; /* nobody downstream takes pieces */
 }
 

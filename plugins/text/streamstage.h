@@ -58,6 +58,9 @@ void streamstage_init(struct streamstage *ss, const struct streamstage_ops *ops,
  */
 void streamstage_chunk(struct streamstage *ss, porch_stage *st, porch_msg *m,
     const char *text, size_t len);
+/* As streamstage_chunk, with the piece's extras passed on (pc may be NULL). */
+void streamstage_piece(struct streamstage *ss, porch_stage *st, porch_msg *m,
+    const char *text, size_t len, const struct porch_piece *pc);
 
 /* The forget callback: m ended with local, its stream, still set. */
 void streamstage_forget(struct streamstage *ss, void *local);
