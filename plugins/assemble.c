@@ -72,7 +72,17 @@ static const char assemble_description[] =
     "With max-prompt-bytes, when the prompt (the text, plus the system message in the chat form) "
     "is still longer, the context is cut the same way to the room left, "
     "down to nothing (sections on {{context}} then disappear); "
-    "a prompt that is too long even without context fails the request as bad-request.";
+    "a prompt that is too long even without context fails the request as bad-request.\n"
+    "\n"
+    "A conversation (an OpenAI chat request from an http source): the message text is the "
+    "last user message's text (its content, or its text parts joined by a newline), and "
+    "{{input}} is that.  The openai worker forwards the client's conversation whole, and puts "
+    "the rendered template in place of that message's text: a string content becomes the "
+    "prompt; content parts keep every part that is not text (images, audio) where it was, and "
+    "their text parts become one text part with the prompt.  Every other message (earlier "
+    "turns, tool calls, tool results) goes as the client sent it.  In the chat form the rendered "
+    "system template replaces the text of the conversation's leading system or developer "
+    "message, or becomes a system message at its start when it has none.";
 
 static const char *const assemble_outputs[] = { "out", NULL };
 
