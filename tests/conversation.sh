@@ -1,0 +1,116 @@
+#!/bin/sh
+# conversation.sh -- the http source takes OpenAI requests as the API
+# defines them, with an echo worker behind it: conversations of any shape
+# (tool calls, tool results, content parts), null as "not set", the token
+# cap under either name, finish reasons whole and streamed, and n.
+. "$top_srcdir/tests/lib.sh"
+
+command -v curl > /dev/null || { echo "curl is not installed: skipped"; exit 77; }
+
+# pipeline FILE [STAGE-XML CHANNELS-XML]: http -> inference (echo) [-> STAGE] -> reply
+pipeline() {
+	_out='<channel from="inference" to="reply"/>'
+	[ -z "${3:-}" ] || _out=$3
+	cat > "$1" <<XML
+<?xml version="1.0"?>
+<pipeline name="conv" version="1">
+  <worker name="model" plugin="echo"/>
+  <stage name="ingress" plugin="http"><param name="listen">127.0.0.1:0</param></stage>
+  <stage name="inference" plugin="inference" worker="model"/>
+  ${2:-}
+  <stage name="reply" plugin="reply"/>
+  <channel from="ingress" to="inference"/>
+  $_out
+  <channel from="inference:error" to="reply"/>
+</pipeline>
+XML
+}
+
+# start NAME FILE: porch in the background; sets pid and U
+start() {
+	name=$1
+	"$PORCH" run --set "ingress.port-file=$T/$name.port" "$2" > "$T/$name.out" 2> "$T/$name.err" &
+	pid=$!
+	if ! wait_for 20 test -s "$T/$name.port"; then
+		fail "$name: porch did not start: $(cat "$T/$name.err")"
+		kill -KILL "$pid" 2> /dev/null
+		return 1
+	fi
+	U="http://127.0.0.1:$(cat "$T/$name.port")"
+}
+
+stop() {
+	kill -TERM "$pid"
+	wait "$pid"
+	expect_eq "$name: exit status after SIGTERM" "$?" 0
+}
+
+# chat BODY: POST /v1/chat/completions; prints the status, the body in $T/b
+chat() {
+	curl -s -S --max-time 20 -o "$T/b" -w '%{http_code}' "$U/v1/chat/completions" \
+	    -H 'Content-Type: application/json' -d "$1" 2> "$T/curl.err"
+}
+
+check_has() {
+	if grep -qF -- "$3" "$2"; then ok; else fail "$1: no '$3' in: $(cat "$2")"; fi
+}
+
+pipeline "$T/conv.xml"
+if start conv "$T/conv.xml"; then
+	# an agent's conversation: user (text and image parts), assistant with
+	# tool calls and no content, and a tool result last
+	expect_eq "ends with a tool message: status" "$(chat '{"messages":[
+	    {"role":"system","content":"be brief"},
+	    {"role":"user","content":[{"type":"text","text":"what is"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}},{"type":"text","text":"in the picture"}]},
+	    {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"look","arguments":"{}"}}]},
+	    {"role":"tool","tool_call_id":"call_1","content":"a cat"}]}')" 200
+	# the text is the last user message's text parts (joined by a newline,
+	# which the echo worker's words turn into a space)
+	check_has "ends with a tool message: text" "$T/b" '"content":"what is in the picture"'
+
+	expect_eq "a part without a type" "$(chat '{"messages":[{"role":"user","content":[{"type":"text","text":"x"},{"image_url":{"url":"u"}}]}]}')" 400
+	check_has "a part without a type: param" "$T/b" '"param":"messages[0].content[1]"'
+	expect_eq "a text part without text" "$(chat '{"messages":[{"role":"user","content":[{"type":"text"}]}]}')" 400
+	check_has "a text part without text: param" "$T/b" '"param":"messages[0].content[0].text"'
+	expect_eq "content of the wrong type" "$(chat '{"messages":[{"role":"user","content":5}]}')" 400
+	check_has "content of the wrong type: param" "$T/b" '"param":"messages[0].content"'
+
+	# null is "not set", for every optional field
+	expect_eq "nulls: status" "$(chat '{"model":null,"messages":[{"role":"user","content":"a b c"}],
+	    "max_tokens":null,"max_completion_tokens":null,"temperature":null,"top_p":null,"stop":null,
+	    "stream":null,"stream_options":null,"user":null,"n":null,"tools":null,"seed":null}')" 200
+	check_has "nulls: whole answer" "$T/b" '"content":"a b c"},"finish_reason":"stop"'
+
+	# the token cap: max_completion_tokens is max_tokens' newer name
+	chat '{"messages":[{"role":"user","content":"a b c d"}],"max_tokens":null,"max_completion_tokens":2}' > /dev/null
+	check_has "max_completion_tokens: cut with length" "$T/b" '"content":"a b"},"finish_reason":"length"'
+	chat '{"messages":[{"role":"user","content":"a b c d"}],"max_tokens":1,"max_completion_tokens":3}' > /dev/null
+	check_has "both names: the newer wins" "$T/b" '"content":"a b c"},"finish_reason":"length"'
+	chat '{"messages":[{"role":"user","content":"a b c d"}],"max_tokens":4}' > /dev/null
+	check_has "a cap not reached: stop" "$T/b" '"content":"a b c d"},"finish_reason":"stop"'
+	chat '{"messages":[{"role":"user","content":"a b c d"}],"max_tokens":2,"stream":true}' > /dev/null
+	check_has "streamed cut: length" "$T/b" '"delta":{},"logprobs":null,"finish_reason":"length"}'
+	grep -c '"delta":{"content"' "$T/b" > "$T/n"
+	expect_eq "streamed cut: two pieces" "$(cat "$T/n")" 2
+	curl -s -S --max-time 20 -o "$T/b" "$U/v1/completions" -d '{"prompt":"x y z","max_tokens":1}'
+	check_has "completions cut: length" "$T/b" '"text":"x","finish_reason":"length"'
+
+	# n: whole answers only
+	expect_eq "n 2 streamed" "$(chat '{"messages":[{"role":"user","content":"x"}],"n":2,"stream":true}')" 400
+	check_has "n 2 streamed: param" "$T/b" '"param":"n"'
+	expect_eq "n 0" "$(chat '{"messages":[{"role":"user","content":"x"}],"n":0}')" 400
+	expect_eq "n 2 whole" "$(chat '{"messages":[{"role":"user","content":"x"}],"n":2}')" 200
+	stop
+fi
+
+# a stage that edits answers after inference: n > 1 cannot be kept in step
+pipeline "$T/post.xml" '<stage name="post" plugin="post"/>' \
+    '<channel from="inference" to="post"/><channel from="post" to="reply"/>'
+if start post "$T/post.xml"; then
+	expect_eq "n 2 behind post" "$(chat '{"messages":[{"role":"user","content":"x"}],"n":2}')" 400
+	check_has "n 2 behind post: why" "$T/b" "stage that edits answers"
+	expect_eq "n 1 behind post" "$(chat '{"messages":[{"role":"user","content":"x"}],"n":1}')" 200
+	stop
+fi
+
+finish
