@@ -33,8 +33,8 @@ struct t {
 
 /*
  * What a run gave: "D:data|" per event ("E:" for SSE_ERROR; with meta,
- * "D(type;id):data|"), then "R:ms|" if a retry field set the reconnection
- * time.
+ * "D(type;id):data|"), then "CUT|" if sse_end discarded something, then
+ * "R:ms|" if a retry field set the reconnection time.
  */
 struct seen {
 	char buf[4096];
@@ -103,8 +103,8 @@ run(const struct t *t, const size_t *ends, size_t nends, struct seen *s)
 		r = feed_piece(&p, t->in + at, ends[k] - at, s);
 		at = ends[k];
 	}
-	if (!t->no_end)
-		sse_end(&p, on_event, s);
+	if (!t->no_end && sse_end(&p) != 0)
+		put(s, "CUT|");
 	if (p.has_retry)
 		put(s, "R:%lld|", p.retry);
 	sse_free(&p);
@@ -201,7 +201,7 @@ check_in_place(const char *name, const char *in, int events)
 	struct span sp = { in, in + strlen(in), 0, 0 };
 	memset(&p, 0, sizeof p);
 	int r = sse_feed(&p, in, strlen(in), on_span, &sp);
-	int cut = sse_end(&p, on_span, &sp);
+	int cut = sse_end(&p);
 	checks++;
 	if (r != 0 || cut != 0 || sp.events != events || sp.outside != 0 ||
 	    p.cap != 0 || p.dcap != 0) {
@@ -222,7 +222,8 @@ feed_bytes(struct sse *p, const char *in, struct seen *s)
 {
 	for (size_t i = 0; in[i] != '\0'; i++)
 		sse_feed(p, in + i, 1, on_event, s);
-	sse_end(p, on_event, s);
+	if (sse_end(p) != 0)
+		put(s, "CUT|");
 }
 
 /*
@@ -246,7 +247,7 @@ check_reuse(void)
 	int reset = p.has_retry == 0 && p.idlen == 0;
 	feed_bytes(&p, in, &s2);
 	s1.buf[s1.len] = s2.buf[s2.len] = '\0';
-	const char *want = "D(delta;1):a\nb|D(message;1):c|D(message;1):[DONE]|";
+	const char *want = "D(delta;1):a\nb|D(message;1):c|CUT|";
 	checks++;
 	if (strcmp(s1.buf, want) != 0 || strcmp(s2.buf, want) != 0 || !reset ||
 	    caps[0] != p.cap || caps[1] != p.dcap || caps[2] != p.tcap || caps[3] != p.idcap) {
@@ -296,7 +297,7 @@ main(void)
 	CHECK(.name = "the start of a BOM, then a line end",
 	    .in = "\xEF\ndata: y\n\n", .want = "D:y|");
 	CHECK(.name = "a stream of only a BOM", .in = "\xEF\xBB\xBF", .want = "");
-	CHECK(.name = "a stream cut inside its BOM", .in = "\xEF\xBB", .want = "");
+	CHECK(.name = "a stream cut inside its BOM", .in = "\xEF\xBB", .want = "CUT|");
 
 	/* comments */
 	CHECK(.name = "comment lines are ignored",
@@ -380,9 +381,20 @@ main(void)
 	CHECK(.name = "llama.cpp's error field joins the data",
 	    .in = "data: a\nerror: b\n\ndata: c\n\n", .want = "E:a\nb|D:c|");
 
-	/* the end of the stream */
-	CHECK(.name = "the last event without its blank line",
-	    .in = "data: a\n\ndata: [DONE]", .want = "D:a|D:[DONE]|");
+	/* the end of the stream: an event not ended is discarded */
+	CHECK(.name = "a last event without its blank line is discarded",
+	    .in = "data: a\n\ndata: [DONE]\n", .want = "D:a|CUT|");
+	CHECK(.name = "a last line without its end is discarded",
+	    .in = "data: a\n\ndata: [DONE]", .want = "D:a|CUT|");
+	CHECK(.name = "a last event without its blank line, CRLF",
+	    .in = "data: a\r\n\r\ndata: [DONE]\r\n", .want = "D:a|CUT|");
+	CHECK(.name = "a last field line without its end is discarded",
+	    .in = "data: a\n\nid: 4", .want = "D:a|CUT|");
+	CHECK(.name = "a stream ended between events", .in = "data: a\n\n", .want = "D:a|");
+	CHECK(.name = "a last comment without its end is no event",
+	    .in = "data: a\n\n: ping", .want = "D:a|");
+	CHECK(.name = "last fields without data are no event",
+	    .in = "data: a\n\nid: 4\nevent: x\n", .want = "D:a|");
 	CHECK(.name = "nothing dispatched before the end", .in = "data: a\n", .want = "",
 	    .no_end = 1);
 	CHECK(.name = "empty input", .in = "", .want = "");

@@ -16,10 +16,8 @@
  *    "retry" sets the reconnection time if it is all digits; any other
  *    field is ignored;
  *  - a blank line dispatches the event, unless its data is empty (no data
- *    line), and starts the next.
- *
- * But at the end of the stream, an event no blank line ended is still
- * dispatched, where the format discards it.
+ *    line), and starts the next;
+ *  - at the end of the stream, an event no blank line ended is discarded.
  *
  * Beyond the format, porch needs to know an error: "event: error", or
  * llama.cpp's "error: {...}" field line, whose value is data.  Bytes are
@@ -318,18 +316,19 @@ sse_feed(struct sse *s, const char *p, size_t n, sse_event_fn *fn, void *arg)
 }
 
 int
-sse_end(struct sse *s, sse_event_fn *fn, void *arg)
+sse_end(struct sse *s)
 {
 	if (s->stopped)
-		return s->stopped;
-	int r = 0;
-	if (s->len > 0) {
-		r = sse_line(s, s->line, s->len, 0, fn, arg);
-		s->len = 0;
-	}
-	if (r == 0)
-		r = sse_dispatch(s, fn, arg);
-	return sse_stop(s, r);
+		return 0;
+	int cut = s->has_data || (s->len > 0 && s->line[0] != ':') ||
+	    (!s->started && s->bom > 0);
+	s->len = 0;
+	s->dref = NULL;
+	s->dlen = 0;
+	s->tlen = 0;
+	s->has_data = 0;
+	s->error = 0;
+	return cut;
 }
 
 const char *

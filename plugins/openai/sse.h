@@ -57,11 +57,14 @@ struct sse {
 int sse_feed(struct sse *s, const char *p, size_t n, sse_event_fn *fn, void *arg);
 
 /*
- * The stream has ended: an event not closed by its blank line is
- * dispatched anyway (some servers end with "data: [DONE]\n").  Returns as
- * sse_feed does.
+ * The stream has ended.  As the format says, what no blank line ended is
+ * discarded: an event whose blank line never came is not dispatched
+ * (some servers end with "data: [DONE]\n"; that is a malformed stream).
+ * Returns 1 if something was so discarded (data lines, or a line that was
+ * not ended and is not a comment), else 0; 0 too for a stream that was
+ * stopped.  Feed nothing more before sse_reset.
  */
-int sse_end(struct sse *s, sse_event_fn *fn, void *arg);
+int sse_end(struct sse *s);
 
 /*
  * For the callback: the event's type, "message" when no "event" field set
