@@ -402,23 +402,18 @@ oai_finish_ok(struct oai_call *cl, long status)
 	struct oai *o = cl->o;
 	char why[384];
 	if (cl->sse_mode) {
-		int r = sse_end(&cl->sse, oai_on_event, cl);
-		if (cl->cancelled) {
-			oai_call_put(cl);
-			return;
-		}
-		if (r == -2)
-			oai_stop(cl, PORCH_ERR_INTERNAL, 0, "out of memory for the stream");
-		if (cl->fail_err != PORCH_ERR_NONE) {
-			oai_fail(cl, cl->fail_err, cl->fail_status, -1, "%s", cl->fail_why);
-			return;
-		}
-		if (!cl->saw_done) {
+		/* sse_end drops an event no blank line ended, as the format
+		 * says, a last "data: [DONE]" too; it hands over nothing, so
+		 * cl can be neither cancelled nor failed by it */
+		int cut = sse_end(&cl->sse);
+		if (cl->saw_done)
+			oai_succeed(cl);
+		else if (cut)
+			oai_fail(cl, PORCH_ERR_UPSTREAM, (int)status, -1, "malformed stream: "
+			    "it ended inside an event (no blank line after its data)");
+		else
 			oai_fail(cl, PORCH_ERR_UPSTREAM, (int)status, -1,
 			    "malformed stream: it ended without \"data: [DONE]\"");
-			return;
-		}
-		oai_succeed(cl);
 		return;
 	}
 	json_t *root;
