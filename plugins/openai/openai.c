@@ -32,6 +32,10 @@ static const struct porch_param oai_params[] = {
 	  "chat: POST /chat/completions with messages; completions: POST /completions with a prompt" },
 	{ "stream", PORCH_PARAM_BOOLEAN, "true", 0, 0, NULL, 0,
 	  "ask for a streamed answer (server-sent events), passed on as it arrives" },
+	{ "max-tokens-field", PORCH_PARAM_ENUM, "max_tokens", 0, 0,
+	  "max_tokens|max_completion_tokens", 0,
+	  "the name chat requests give the token cap: max_tokens (vLLM, llama.cpp, "
+	  "Ollama) or max_completion_tokens (OpenAI's newer models)" },
 	{ "api-key-env", PORCH_PARAM_STRING, NULL, 0, 0, NULL, 0,
 	  "name of the environment variable holding the API key (sent as a Bearer token)" },
 	{ "connect-timeout", PORCH_PARAM_DURATION, "5s", 1, 3600000, NULL, 0,
@@ -246,6 +250,8 @@ oai_init(porch_worker *w)
 	o->shape.chat = strcmp(porch_param_str(p, "endpoint"), "chat") == 0;
 	o->shape.stream = porch_param_int(p, "stream") != 0;
 	o->shape.model = porch_param_str(p, "model");
+	o->shape.max_completion_tokens =
+	    strcmp(porch_param_str(p, "max-tokens-field"), "max_completion_tokens") == 0;
 	const char *path = o->shape.chat ? "/chat/completions" : "/completions";
 	size_t ulen = blen + strlen(path) + 1;
 	if ((o->url = malloc(ulen)) == NULL) {
