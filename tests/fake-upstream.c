@@ -34,6 +34,8 @@
  *   bad-sse            a stream with one word, then "data: " not JSON
  *   no-done            a stream that ends without "data: [DONE]"
  *   error-event        a stream whose first event is {"error": ...}
+ *   tool-stream        "ok" with a tool call, logprobs, system_fingerprint and
+ *                      usage: streamed (the call in fragments) or whole
  *
  * STATSFILE, rewritten whole on every change, has "connections" (accepted
  * so far), "requests", "open" and "max_open" (most connections open at
@@ -466,6 +468,49 @@ handle(struct server *s, struct conn *c, const char *path, const char *auth,
 		sse_head(c, t);
 		sse_raw(c, t, "data: {\"error\":{\"message\":\"model overloaded\",\"code\":503}}\n\n");
 		addf(c, t, "0\r\n\r\n");
+	} else if (strcmp(model, "tool-stream") == 0) {
+		/* "ok", a tool call in fragments, logprobs, extras and usage:
+		 * streamed, or as one answer */
+#define TS_CHUNK(x) "{\"id\":\"t\",\"object\":\"chat.completion.chunk\",\"created\":1," \
+	"\"model\":\"tool-stream\",\"system_fingerprint\":\"fp_t\"," x "}"
+#define TS_CHOICE(x) TS_CHUNK("\"choices\":[{\"index\":0," x "}]")
+#define TS_CALL(x) TS_CHOICE("\"delta\":{\"tool_calls\":[{\"index\":0," x "}]}")
+		static const char *const ev[] = {
+			TS_CHOICE("\"delta\":{\"role\":\"assistant\",\"content\":\"\"}"),
+			TS_CHOICE("\"delta\":{\"content\":\"ok\"},\"logprobs\":{\"content\":"
+			    "[{\"token\":\"ok\",\"logprob\":-0.5}]}"),
+			TS_CALL("\"id\":\"call_1\",\"type\":\"function\",\"function\":"
+			    "{\"name\":\"get_weather\",\"arguments\":\"\"}"),
+			TS_CALL("\"function\":{\"arguments\":\"{\\\"ci\"}"),
+			TS_CALL("\"function\":{\"arguments\":\"ty\\\":\\\"Paris\\\"}\"}"),
+			TS_CHOICE("\"delta\":{},\"finish_reason\":\"tool_calls\""),
+			TS_CHUNK("\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":9,"
+			    "\"total_tokens\":12,\"completion_tokens_details\":{\"reasoning_tokens\":0}}"),
+		};
+		static const char whole[] = "{\"id\":\"t\",\"object\":\"chat.completion\","
+		    "\"created\":1,\"model\":\"tool-stream\",\"system_fingerprint\":\"fp_t\","
+		    "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"ok\","
+		    "\"refusal\":null,\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\","
+		    "\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},"
+		    "\"logprobs\":{\"content\":[{\"token\":\"ok\",\"logprob\":-0.5}]},"
+		    "\"finish_reason\":\"tool_calls\"}],\"usage\":{\"prompt_tokens\":3,"
+		    "\"completion_tokens\":9,\"total_tokens\":12,"
+		    "\"completion_tokens_details\":{\"reasoning_tokens\":0}}}";
+#undef TS_CALL
+#undef TS_CHOICE
+#undef TS_CHUNK
+		if (!stream) {
+			answer(c, t, 200, "application/json", "", whole, sizeof whole - 1);
+		} else {
+			sse_head(c, t);
+			for (size_t i = 0; i < sizeof ev / sizeof ev[0]; i++) {
+				char e[1024];
+				snprintf(e, sizeof e, "data: %s\n\n", ev[i]);
+				sse_raw(c, t, e);
+			}
+			sse_raw(c, t, "data: [DONE]\n\n");
+			addf(c, t, "0\r\n\r\n");
+		}
 	} else {
 		answer_text(c, t, chat, stream, text);
 	}

@@ -223,6 +223,127 @@ expect_failure bad-stop bad-request 'option "stop": not a JSON array of strings 
 scenario bad-messages "$T/plain.xml" ok ', "messages": "[{\"content\": \"x\"}]"'
 expect_failure bad-messages bad-request 'option "messages": item 1 '
 
+# ---- a client's request forwarded whole ("openai.request") --------------------------
+# the body the upstream got last, without the log line's head
+last_body() {
+	tail -n 1 "$T/up.log" | sed 's/^[^{]*//'
+}
+# req_line TEXT DOC [MORE-META]: a request line with DOC as "openai.request"
+req_line() {
+	printf '{"text": "%s", "meta": {"openai.request": "%s"%s}}\n' "$1" \
+	    "$(printf '%s' "$2" | sed 's/\\/\\\\/g; s/"/\\"/g')" "${3:-}"
+}
+# fwd NAME FILE TEXT DOC [MORE-META]: runs one forwarded request
+fwd() {
+	req_line "$3" "$4" "${5:-}" > "$T/$1.in"
+	run "$1" "$2"
+}
+# every member a client may send, and messages of every kind
+doc='{"model":"echo-body","messages":[{"role":"developer","content":"be brief"},{"role":"user","content":[{"type":"text","text":"look"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA","detail":"low"}}],"name":"ann"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"call_1","content":"sunny"},{"role":"user","content":"and tomorrow?"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}],"tool_choice":"auto","parallel_tool_calls":false,"response_format":{"type":"json_object"},"seed":42,"logprobs":true,"top_logprobs":3,"logit_bias":{"50256":-100},"presence_penalty":0.5,"frequency_penalty":-0.25,"user":"u-1","stream":true,"stream_options":{"include_usage":true},"service_tier":"auto","metadata":{"k":"v"},"n":1,"x_vendor_knob":[1,{"a":null}],"max_tokens":64,"temperature":0.7,"top_p":0.9,"stop":["END"]}'
+fwd fwd-all "$T/stream.xml" "and tomorrow?" "$doc" ', "system": "be brief", "max-tokens": "64", "temperature": "0.7", "top-p": "0.9", "stop": "[\"END\"]", "stream": "true"'
+expect_eq "forwarded: completed" "$(json_get "$T/fwd-all.json" completed)" 1
+expect_eq "forwarded: every member as sent" "$(last_body)" "$doc"
+# a stage changed the text: the last user message's string, nothing else
+fwd fwd-text "$T/stream.xml" "and next week?" "$doc"
+expect_eq "forwarded: a new prompt" "$(last_body)" "$(printf '%s' "$doc" | sed 's/and tomorrow?/and next week?/')"
+# parts with an image: the same text keeps them; a new one takes the text parts' place
+doc='{"model":"echo-body","messages":[{"role":"user","content":[{"type":"text","text":"what is"},{"type":"image_url","image_url":{"url":"http://x/cat.png"}},{"type":"text","text":"this?"}]}],"stream":true}'
+fwd fwd-parts "$T/stream.xml" 'what is\nthis?' "$doc"
+expect_eq "forwarded: text parts as sent" "$(last_body)" "$doc"
+fwd fwd-parts2 "$T/stream.xml" 'describe the cat' "$doc"
+expect_eq "forwarded: a new prompt in parts" "$(last_body)" \
+    '{"model":"echo-body","messages":[{"role":"user","content":[{"type":"text","text":"describe the cat"},{"type":"image_url","image_url":{"url":"http://x/cat.png"}}]}],"stream":true}'
+# a system option that differs, and one where there was none
+doc='{"model":"echo-body","messages":[{"role":"system","content":"old"},{"role":"user","content":"q"}]}'
+fwd fwd-sys "$T/plain.xml" q "$doc" ', "system": "new"'
+expect_eq "forwarded: a new system text" "$(last_body)" \
+    '{"model":"echo-body","messages":[{"role":"system","content":"new"},{"role":"user","content":"q"}],"stream":false}'
+fwd fwd-sys2 "$T/plain.xml" q '{"messages":[{"role":"user","content":"q"}]}' ', "system": "sys", "model": "echo-body"'
+expect_eq "forwarded: a system message inserted, the model option" "$(last_body)" \
+    '{"messages":[{"role":"system","content":"sys"},{"role":"user","content":"q"}],"model":"echo-body","stream":false}'
+# the token cap under the name the upstream takes
+pipeline "$T/mct.xml" "$(p stream false; p max-tokens-field max_completion_tokens)"
+fwd fwd-mct "$T/mct.xml" q '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"max_tokens":5}' ', "max-tokens": "12"'
+expect_eq "max-tokens-field max_completion_tokens" "$(last_body)" \
+    '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"max_completion_tokens":12,"stream":false}'
+fwd fwd-mt "$T/plain.xml" q '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"max_completion_tokens":7}'
+expect_eq "max-tokens-field max_tokens (the default)" "$(last_body)" \
+    '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"max_tokens":7,"stream":false}'
+fwd fwd-null "$T/mct.xml" q '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"max_tokens":null}'
+expect_eq "max_tokens null: no cap" "$(last_body)" \
+    '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"stream":false}'
+# stream: the client's choice when given, else the worker's; stream_options only with it
+doc='{"model":"echo-body","messages":[{"role":"user","content":"q"}],"stream":true,"stream_options":{"include_usage":true}}'
+fwd fwd-nostream "$T/stream.xml" q "$doc" ', "stream": "false"'
+expect_eq "stream false: no stream_options" "$(last_body)" \
+    '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"stream":false}'
+expect_answer fwd-nostream '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"stream":false}'
+fwd fwd-stream "$T/plain.xml" q "$doc" ', "stream": "true"'
+expect_eq "stream true from the client: as sent" "$(last_body)" "$doc"
+fwd fwd-default "$T/plain.xml" q "$doc"
+expect_eq "no stream option: the worker's" "$(last_body)" \
+    '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"stream":false}'
+# a chat request /completions cannot carry is refused, not sent altered
+fwd fwd-cross "$T/comp.xml" q '{"model":"echo-body","messages":[{"role":"user","content":"q"},{"role":"assistant","content":null,"tool_calls":[{"id":"c"}]},{"role":"user","content":"q"}]}'
+expect_failure fwd-cross bad-request 'messages\[1\].tool_calls cannot be sent to /v1/completions (1 attempt)$'
+fwd fwd-cross2 "$T/comp-plain.xml" q '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"seed":3}'
+expect_eq "plain chat to /completions: from the text" "$(last_body)" \
+    '{"model":"echo-body","prompt":"q","stream":false,"seed":3}'
+
+# ---- the answer whole: metadata and, on errors, the upstream's error object -----------
+# rec_pipeline FILE WORKER-PARAMS: answers and failures both go to a dlq
+# stage, whose records show each request's metadata
+rec_pipeline() {
+	cat > "$1" <<XML
+<?xml version="1.0"?>
+<pipeline name="openai" version="1">
+  <worker name="model" plugin="openai">
+    <param name="base-url">http://127.0.0.1:$port/v1</param>$2
+  </worker>
+  <stage name="input" plugin="stdin"/>
+  <stage name="infer" plugin="inference" worker="model">$(p retries 0)</stage>
+  <stage name="rec" plugin="dlq">$(p path "$1.jsonl")</stage>
+  <channel from="input" to="infer" capacity="64" overflow="block"/>
+  <channel from="infer" to="rec" capacity="64"/>
+  <channel from="infer:error" to="rec" capacity="64"/>
+</pipeline>
+XML
+}
+rec_pipeline "$T/rec-s.xml" ""
+rec_pipeline "$T/rec-p.xml" "$(p stream false)"
+for f in s p; do
+	line "call a tool" tool-stream > "$T/rec-$f.in"
+	line "refused" 400 >> "$T/rec-$f.in"
+	line "limited" 429 >> "$T/rec-$f.in"
+	run "rec-$f" "$T/rec-$f.xml"
+	expect_eq "answer metadata ($f): completed" "$(json_get "$T/rec-$f.json" completed)" 1
+	r=$(grep '"input":"call a tool"' "$T/rec-$f.xml.jsonl")
+	for want in '"text":"ok"' '"finish-reason":"tool_calls"' \
+	    '"usage":"{\"prompt_tokens\":3,\"completion_tokens\":9,\"total_tokens\":12,\"completion_tokens_details\":{\"reasoning_tokens\":0}}"' \
+	    '"openai.extra":"{\"system_fingerprint\":\"fp_t\"}"' \
+	    '"openai.choice":"{\"logprobs\":{\"content\":[{\"token\":\"ok\",\"logprob\":-0.5}]}}"'; do
+		printf '%s\n' "$r" | grep -qF "$want" && ok || fail "answer metadata ($f): no $want in $r"
+	done
+	case $f in
+	s) want='"openai.message":"{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]}"' ;;
+	p) want='"openai.message":"{\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]}"' ;;
+	esac
+	printf '%s\n' "$r" | grep -qF "$want" && ok || fail "answer metadata ($f): no $want in $r"
+	grep '"input":"refused"' "$T/rec-$f.xml.jsonl" | grep -qF \
+	    '"status":400,' && grep '"input":"refused"' "$T/rec-$f.xml.jsonl" | grep -qF \
+	    '"openai.error":"{\"message\":\"bad request\",\"type\":\"server_error\",\"code\":null}"' &&
+	    ok || fail "openai.error 400 ($f): $(grep '"input":"refused"' "$T/rec-$f.xml.jsonl")"
+	grep '"input":"limited"' "$T/rec-$f.xml.jsonl" | grep -qF '"status":429,"retry_after_ms":2000' &&
+	    grep '"input":"limited"' "$T/rec-$f.xml.jsonl" | grep -qF \
+	    '"openai.error":"{\"message\":\"Rate limit reached for requests\",\"type\":\"requests\",\"code\":null}"' &&
+	    ok || fail "openai.error 429 ($f): $(grep '"input":"limited"' "$T/rec-$f.xml.jsonl")"
+done
+line "overloaded" error-event > "$T/rec-e.in"
+run rec-e "$T/rec-s.xml"
+grep '"input":"overloaded"' "$T/rec-s.xml.jsonl" | grep -qF \
+    '"openai.error":"{\"message\":\"model overloaded\",\"code\":503}"' && ok ||
+    fail "openai.error of an error event: $(grep '"input":"overloaded"' "$T/rec-s.xml.jsonl")"
+
 # ---- the API key: from the environment, to the server, nowhere else -------------------
 key="sk-porch-test-$$-SECRETKEY"
 pipeline "$T/key.xml" "$(p api-key-env PORCH_TEST_OPENAI_KEY)"
@@ -322,15 +443,16 @@ fi
 
 # ---- every scenario at once, and under valgrind when it is there ---------------------
 models="ok slow-stream 429 500 503 stall stall-mid-stream reset reset-mid-stream bad-json
-    no-choices bad-sse no-done error-event big close echo-body"
+    no-choices bad-sse no-done error-event big close echo-body tool-stream"
 for m in $models; do line "mixed $m" "$m"; line "mixed $m" "$m" ', "temperature": "x"'; done > "$T/mixed.in"
+req_line "mixed q" '{"model":"tool-stream","messages":[{"role":"user","content":[{"type":"text","text":"q"},{"type":"image_url","image_url":{"url":"u"}}]}],"tools":[]}' >> "$T/mixed.in"
 pipeline "$T/mixed.xml" "$(p read-timeout 700ms; p max-response 16k)"
 run mixed "$T/mixed.xml"
 expect_eq "mixed: exit status" "$(cat "$T/mixed.status")" 0
-expect_eq "mixed: accepted" "$(json_get "$T/mixed.json" accepted)" 34
-expect_eq "mixed: completed" "$(json_get "$T/mixed.json" completed)" 4
-expect_eq "mixed: failed" "$(json_get "$T/mixed.json" failed)" 30
-expect_eq "mixed: bad requests" "$(grep -c "failed: bad-request: metadata 'temperature'" "$T/mixed.err")" 17
+expect_eq "mixed: accepted" "$(json_get "$T/mixed.json" accepted)" 37
+expect_eq "mixed: completed" "$(json_get "$T/mixed.json" completed)" 6
+expect_eq "mixed: failed" "$(json_get "$T/mixed.json" failed)" 31
+expect_eq "mixed: bad requests" "$(grep -c "failed: bad-request: metadata 'temperature'" "$T/mixed.err")" 18
 
 case " ${CFLAGS:-} " in
 *-fsanitize=*) vg= ;; # the sanitizers check this build already

@@ -89,6 +89,8 @@ oai_call_destroy(struct oai_call *cl)
 	free(cl->body);
 	free(cl->resp);
 	sse_free(&cl->sse);
+	oai_acc_clear(&cl->acc);
+	free(cl->error_json);
 	free(cl);
 }
 
@@ -129,6 +131,9 @@ oai_call_put(struct oai_call *cl)
 	ev_timer_stop(o->loop, &cl->read_timer);
 	free(cl->body);
 	cl->body = NULL;
+	oai_acc_clear(&cl->acc);
+	free(cl->error_json);
+	cl->error_json = NULL;
 	if (cl->rcap > OAI_KEEP_BUFFER) {
 		free(cl->resp);
 		cl->resp = NULL;
@@ -169,9 +174,17 @@ oai_stop(struct oai_call *cl, enum porch_error err, int status, const char *fmt,
 	cl->fail_status = status;
 }
 
+/* oai_meta_fn: one piece of the answer's metadata, on the call. */
+static void
+oai_set_meta(void *arg, const char *key, const char *value)
+{
+	porch_call_set_meta(arg, key, value);
+}
+
 /*
  * Ends a call that is out of the multi handle (or never got in): recycles
- * it first, since the stage may start another call at once, then fails c.
+ * it first, since the stage may start another call at once, then fails c,
+ * with the upstream's error object (cl->error_json) as "openai.error".
  */
 static void oai_fail(struct oai_call *cl, enum porch_error err, int status,
     int64_t retry_after, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -186,7 +199,12 @@ oai_fail(struct oai_call *cl, enum porch_error err, int status, int64_t retry_af
 	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
 	porch_call *c = cl->c;
+	char *ej = cl->error_json;
+	cl->error_json = NULL;
 	oai_call_put(cl);
+	if (ej != NULL)
+		porch_call_set_meta(c, "openai.error", ej);
+	free(ej);
 	if (status != 0)
 		porch_call_set_status(c, status);
 	if (retry_after >= 0)
@@ -194,12 +212,25 @@ oai_fail(struct oai_call *cl, enum porch_error err, int status, int64_t retry_af
 	porch_call_fail(c, err, "%s", why);
 }
 
+/* Ends a call with success; a stream's metadata goes on c first. */
 static void
 oai_succeed(struct oai_call *cl)
 {
 	porch_call *c = cl->c;
+	int r = oai_acc_meta(&cl->acc, oai_set_meta, c);
 	oai_call_put(cl);
-	porch_call_done(c);
+	if (r != OAI_OK)
+		porch_call_fail(c, PORCH_ERR_INTERNAL, "out of memory for the answer's metadata");
+	else
+		porch_call_done(c);
+}
+
+/* Keeps the error object of an error answer or event for "openai.error". */
+static void
+oai_keep_error(struct oai_call *cl, const char *body, size_t len)
+{
+	if (cl->error_json == NULL)
+		cl->error_json = oai_error_json(body, len);
 }
 
 /* ---- what libcurl hands us ---------------------------------------------- */
@@ -211,6 +242,7 @@ oai_on_event(void *arg, enum sse_kind kind, const char *data, size_t len)
 	struct oai_call *cl = arg;
 	char excerpt[OAI_EXCERPT];
 	if (kind == SSE_ERROR) {
+		oai_keep_error(cl, data, len);
 		oai_error_excerpt(data, len, excerpt, sizeof excerpt);
 		oai_stop(cl, PORCH_ERR_UPSTREAM, 200, "upstream sent an error event: %s", excerpt);
 		return -1;
@@ -219,22 +251,31 @@ oai_on_event(void *arg, enum sse_kind kind, const char *data, size_t len)
 		cl->saw_done = 1;
 		return 1;
 	}
-	json_t *root;
-	const char *text;
-	size_t tlen;
+	struct oai_event ev;
 	char why[256];
-	int r = oai_chunk_text(cl->o->shape.chat, data, len, &root, &text, &tlen, why, sizeof why);
+	int r = oai_chunk(cl->o->shape.chat, data, len, &cl->acc, &ev, why, sizeof why);
 	if (r == OAI_ERROR) {
+		oai_keep_error(cl, data, len);
 		oai_stop(cl, PORCH_ERR_UPSTREAM, 200, "upstream sent an error event: %s", why);
+		return -1;
+	}
+	if (r == OAI_NOMEM) {
+		oai_stop(cl, PORCH_ERR_INTERNAL, 0, "out of memory for the stream");
 		return -1;
 	}
 	if (r != OAI_OK) {
 		oai_stop(cl, PORCH_ERR_UPSTREAM, 200, "%s", why);
 		return -1;
 	}
-	if (tlen > 0)
-		porch_call_token(cl->c, text, tlen); /* may cancel cl */
-	json_decref(root);
+	/* an event with neither text nor extras (the role, the finish
+	 * reason, usage: kept for the end) is no piece */
+	if (ev.chunk != NULL || ev.choice != NULL || ev.delta != NULL) {
+		struct porch_piece pc = { ev.chunk, ev.choice, ev.delta };
+		porch_call_piece(cl->c, ev.text, ev.tlen, &pc); /* may cancel cl */
+	} else if (ev.tlen > 0) {
+		porch_call_piece(cl->c, ev.text, ev.tlen, NULL);
+	}
+	oai_event_release(&ev);
 	return cl->cancelled ? -1 : 0;
 }
 
@@ -422,6 +463,7 @@ oai_finish_ok(struct oai_call *cl, long status)
 	int r = oai_answer_text(o->shape.chat, cl->resp ? cl->resp : "", cl->rlen,
 	    &root, &text, &tlen, why, sizeof why);
 	if (r == OAI_ERROR) {
+		oai_keep_error(cl, cl->resp ? cl->resp : "", cl->rlen);
 		oai_fail(cl, PORCH_ERR_UPSTREAM, (int)status, -1,
 		    "upstream answered %ld with an error: %s", status, why);
 		return;
@@ -430,8 +472,15 @@ oai_finish_ok(struct oai_call *cl, long status)
 		oai_fail(cl, PORCH_ERR_UPSTREAM, (int)status, -1, "%s", why);
 		return;
 	}
+	/* the metadata first: the piece may cancel the call */
+	r = oai_answer_meta(o->shape.chat, root, oai_set_meta, cl->c);
+	if (r != OAI_OK) {
+		json_decref(root);
+		oai_fail(cl, PORCH_ERR_INTERNAL, 0, -1, "out of memory for the answer's metadata");
+		return;
+	}
 	if (tlen > 0)
-		porch_call_token(cl->c, text, tlen); /* may cancel cl */
+		porch_call_piece(cl->c, text, tlen, NULL); /* may cancel cl */
 	json_decref(root);
 	if (cl->cancelled) {
 		oai_call_put(cl);
@@ -486,6 +535,7 @@ oai_on_done(void *arg, CURL *easy, CURLcode result)
 	} else if (status >= 300 || (status != 0 && status < 200)) {
 		/* what came of the error body is enough, even if cut short */
 		char wait[48] = "";
+		oai_keep_error(cl, cl->resp ? cl->resp : "", cl->rlen);
 		oai_error_excerpt(cl->resp ? cl->resp : "", cl->rlen, excerpt, sizeof excerpt);
 		if (cl->retry_after >= 0)
 			snprintf(wait, sizeof wait, " (retry after %lld ms)",

@@ -36,6 +36,8 @@ struct oai_call {
 	size_t rlen, rcap;
 	size_t total;                  /* answer bytes so far, for max-response */
 	struct sse sse;
+	struct oai_acc acc;            /* a stream's extras, for its end */
+	char *error_json;              /* the upstream's error object, or NULL */
 
 	ev_timer read_timer;           /* read-timeout, lazily re-armed */
 	ev_tstamp last;                /* loop time of the last bytes received */

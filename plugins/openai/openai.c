@@ -5,9 +5,11 @@
  * Every call is one HTTP request on the worker's libcurl multi handle,
  * which the loop drives (cev.c): no thread per request, and connections
  * are kept and reused, at most max-connections of them.  Request bodies
- * and answers are JSON (request.c); streamed answers are server-sent
- * events (sse.c), whose pieces go to the stage as they arrive; call.c
- * makes one call of it.  The worker
+ * are JSON (request.c): a client's request forwarded whole when a source
+ * passed it on, else built from the text; answers (answer.c) come back
+ * whole, their text as pieces and the rest as extras and metadata;
+ * streamed answers are server-sent events (sse.c), whose pieces go to
+ * the stage as they arrive; call.c makes one call of it.  The worker
  * never retries: it reports the HTTP status and Retry-After with the
  * failure, and the stage decides.
  */
@@ -27,11 +29,17 @@ static const struct porch_param oai_params[] = {
 	{ "base-url", PORCH_PARAM_STRING, "http://127.0.0.1:8000/v1", 0, 0, NULL, 0,
 	  "the API's base URL, up to and including /v1 (http:// or https://)" },
 	{ "model", PORCH_PARAM_STRING, "default", 0, 0, NULL, 0,
-	  "the model asked for, unless the request's \"model\" setting names one" },
+	  "the model asked for, unless the request's \"model\" setting or the "
+	  "client's request names one" },
 	{ "endpoint", PORCH_PARAM_ENUM, "chat", 0, 0, "chat|completions", 0,
 	  "chat: POST /chat/completions with messages; completions: POST /completions with a prompt" },
 	{ "stream", PORCH_PARAM_BOOLEAN, "true", 0, 0, NULL, 0,
-	  "ask for a streamed answer (server-sent events), passed on as it arrives" },
+	  "ask for a streamed answer (server-sent events), passed on as it arrives, "
+	  "unless the request's \"stream\" setting says" },
+	{ "max-tokens-field", PORCH_PARAM_ENUM, "max_tokens", 0, 0,
+	  "max_tokens|max_completion_tokens", 0,
+	  "the name chat requests give the token cap: max_tokens (vLLM, llama.cpp, "
+	  "Ollama) or max_completion_tokens (OpenAI's newer models)" },
 	{ "api-key-env", PORCH_PARAM_STRING, NULL, 0, 0, NULL, 0,
 	  "name of the environment variable holding the API key (sent as a Bearer token)" },
 	{ "connect-timeout", PORCH_PARAM_DURATION, "5s", 1, 3600000, NULL, 0,
@@ -246,6 +254,8 @@ oai_init(porch_worker *w)
 	o->shape.chat = strcmp(porch_param_str(p, "endpoint"), "chat") == 0;
 	o->shape.stream = porch_param_int(p, "stream") != 0;
 	o->shape.model = porch_param_str(p, "model");
+	o->shape.max_completion_tokens =
+	    strcmp(porch_param_str(p, "max-tokens-field"), "max_completion_tokens") == 0;
 	const char *path = o->shape.chat ? "/chat/completions" : "/completions";
 	size_t ulen = blen + strlen(path) + 1;
 	if ((o->url = malloc(ulen)) == NULL) {
@@ -317,12 +327,66 @@ const struct porch_plugin porch_plugin = {
 	.description =
 	    "Calls a model server through the OpenAI-compatible HTTP API, as served by "
 	    "vLLM, llama.cpp's llama-server, Ollama and hosted providers: POST "
-	    "BASE-URL/chat/completions (endpoint chat: the request's text is the last "
-	    "user message, after the \"system\" and \"messages\" settings) or "
-	    "BASE-URL/completions (endpoint completions: the text is the prompt).  The "
-	    "request's settings model, max-tokens, temperature, top-p and stop (one "
-	    "string, or a JSON array of strings) become the body's fields; a setting that "
-	    "does not parse fails the request as bad-request, naming it.\n"
+	    "BASE-URL/chat/completions (endpoint chat) or BASE-URL/completions (endpoint "
+	    "completions).\n"
+	    "\n"
+	    "A request that carries the metadata \"openai.request\" (the body of a "
+	    "client's POST /v1/chat/completions or /v1/completions, as the http source "
+	    "passes it on) of the endpoint's kind is forwarded whole: every member as the "
+	    "client sent it (tools, tool_choice, parallel_tool_calls, response_format, "
+	    "seed, logprobs, top_logprobs, logit_bias, the penalties, user, n, metadata, "
+	    "service_tier, stream_options, and members porch does not know), and the "
+	    "messages exactly as sent (assistant tool calls, tool results, names, content "
+	    "parts such as images).  Replaced, so that what the pipeline decided holds, "
+	    "are only: model (the \"model\" setting when not empty, else the client's, "
+	    "else the model parameter); the token cap (the \"max-tokens\" setting, else "
+	    "the client's max_tokens or max_completion_tokens, null being none), sent "
+	    "under the name max-tokens-field gives, the other name removed (/completions "
+	    "always takes max_tokens); temperature, top_p and stop (the settings, which a "
+	    "stage may have changed); stream (the \"stream\" setting, true or false, "
+	    "else the stream parameter), with stream_options removed when the call is not "
+	    "streamed, as OpenAI refuses it then; and the text.  Stages (rag, assemble, "
+	    "redact) may have rewritten the prompt: when it is no longer the last user "
+	    "message's text (its string, or its text parts joined by newlines), that "
+	    "text is replaced, a string by the prompt, text parts by one text part at the "
+	    "first one's place, every other part (an image) kept where it was; with no "
+	    "user message, one is appended.  The \"system\" setting, likewise, replaces "
+	    "the text of a leading system or developer message when it differs, or is "
+	    "inserted first when there is none.  For /completions, the prompt is "
+	    "replaced when it differs.  What equals what the client sent is left as sent "
+	    "(the \"messages\" setting is not used).  A request of the other kind than "
+	    "the endpoint (a chat request to endpoint completions) is built from the text "
+	    "as below, with the members both endpoints take, when nothing is lost that "
+	    "way; one holding what the endpoint cannot carry (tool calls, tool messages, "
+	    "images, tools, response_format, echo, suffix ...) fails as bad-request, "
+	    "naming it, rather than being sent altered.\n"
+	    "\n"
+	    "Without \"openai.request\" (the stdin and gen sources), the body is built: "
+	    "for chat, the messages are the \"system\" setting, the \"messages\" "
+	    "setting (a JSON array of {role, content}) and the request's text as the last "
+	    "user message; for completions the text is the prompt.  The settings model, "
+	    "max-tokens, temperature, top-p, stop (one string, or a JSON array of strings) "
+	    "and stream become the body's fields.  Either way, a setting that does not "
+	    "parse fails the request as bad-request, naming it.\n"
+	    "\n"
+	    "What the server answers comes back whole.  A whole answer's content (null: "
+	    "none) goes to the stage as one piece, and the request gets the metadata "
+	    "finish-reason; usage (the server's object, details included); openai.extra "
+	    "(top-level members beyond id, object, created, model, choices and usage: "
+	    "system_fingerprint, service_tier ...); openai.choice (members of choices[0] "
+	    "beyond index, message or text and finish_reason: logprobs ...); "
+	    "openai.message (members of the message beyond role and content: tool_calls, "
+	    "refusal, annotations, audio ...); and openai.choices (choices[1] onwards, "
+	    "for n > 1), as compact JSON texts, members that are null left out, each key "
+	    "set only when there is something for it.  A streamed answer's events each "
+	    "go to the stage as a piece: the delta's text, with the event's extras at "
+	    "their places (chunk, choice and delta; see struct porch_piece in "
+	    "porch-plugin(3)); an event with neither is none.  Its end sets "
+	    "finish-reason, usage (the last event's, as stream_options.include_usage "
+	    "sends it), openai.message (the tool_calls deltas put together by index: "
+	    "function name and arguments concatenated, the first id and type; refusal "
+	    "and other strings concatenated, arrays appended), openai.choice (logprobs' "
+	    "arrays concatenated) and openai.extra (the last event's).\n"
 	    "\n"
 	    "With stream true the server is asked for server-sent events, and each piece "
 	    "of text goes on to the stage as it arrives; the answer ends with "
@@ -331,6 +395,9 @@ const struct porch_plugin porch_plugin = {
 	    "with the status and the server's error message; the status and any "
 	    "Retry-After (seconds or an HTTP date; OpenAI's retry-after-ms wins) are "
 	    "passed to the stage, which decides whether to retry: the worker never does.  "
+	    "The server's error object ({\"error\": {...}}, an error string as "
+	    "{\"message\": ...}, or an error event in a stream) is set as the metadata "
+	    "openai.error, so that a client can be told what the server said.  "
 	    "A status of 200 with an answer that is not what the API returns (not JSON, "
 	    "no choices, a stream cut before [DONE]) fails as upstream with status 200.  "
 	    "Refused or reset connections, DNS and TLS errors fail as transport; "

@@ -3,7 +3,10 @@
  *
  * The request shapes are those of POST /v1/chat/completions and POST
  * /v1/completions as OpenAI documents them and vLLM, llama.cpp's server
- * and Ollama serve them; only the fields porch has settings for are sent.
+ * and Ollama serve them.  A client's request that a source passed on
+ * ("openai.request") is forwarded whole, but for what porch acts on;
+ * without one, only the fields porch has settings for are sent.  The
+ * answers are read in answer.c.
  */
 #include <errno.h>
 #include <limits.h>
@@ -15,13 +18,7 @@
 
 #include "request.h"
 
-/* Reals as a user writes them: 0.7, not 0.69999999999999996. */
-#define OAI_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
-
-static void oai_why(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
+void
 oai_why(char *why, size_t whylen, const char *fmt, ...)
 {
 	va_list ap;
@@ -140,12 +137,105 @@ oai_message(const char *role, const char *content, size_t len)
 	return m;
 }
 
-/* Fills root from the call.  0, -1 (why filled) or -2 (memory). */
+int
+oai_in(const char *key, const char *const *list)
+{
+	for (; *list != NULL; list++) {
+		if (strcmp(key, *list) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* ---- the call's settings --------------------------------------------------- */
+
+/* The options a body is made from, read and checked once per call. */
+struct oai_opts {
+	const char *model;      /* NULL: none (unset or empty) */
+	const char *system;     /* NULL: unset */
+	json_t *stop;           /* NULL: none; a string or an array of strings */
+	long long max;
+	double temperature, top_p;
+	unsigned has_max : 1, has_temperature : 1, has_top_p : 1;
+	unsigned stream : 1;    /* this call asks for a streamed answer */
+};
+
+/* Reads the options of c.  0, or -1 (why filled). */
 static int
-oai_fill(const struct oai_shape *sh, const porch_call *c, json_t *root,
+oai_opts_read(const struct oai_shape *sh, const porch_call *c, struct oai_opts *o,
     char *why, size_t whylen)
 {
 	const char *opt;
+	memset(o, 0, sizeof *o);
+	if ((opt = porch_call_option(c, "model")) != NULL && *opt != '\0')
+		o->model = opt;
+	o->system = porch_call_option(c, "system");
+	if ((opt = porch_call_option(c, "max-tokens")) != NULL) {
+		if (oai_count(opt, &o->max) != 0) {
+			oai_why(why, whylen, "option \"max-tokens\": '%.40s' is not a whole "
+			    "number from 0 to %d", opt, INT_MAX);
+			return -1;
+		}
+		o->has_max = 1;
+	}
+	if ((opt = porch_call_option(c, "temperature")) != NULL) {
+		if (oai_number(opt, &o->temperature) != 0) {
+			oai_why(why, whylen, "option \"temperature\": '%.40s' is not a decimal "
+			    "number", opt);
+			return -1;
+		}
+		o->has_temperature = 1;
+	}
+	if ((opt = porch_call_option(c, "top-p")) != NULL) {
+		if (oai_number(opt, &o->top_p) != 0) {
+			oai_why(why, whylen, "option \"top-p\": '%.40s' is not a decimal number", opt);
+			return -1;
+		}
+		o->has_top_p = 1;
+	}
+	o->stream = sh->stream != 0;
+	if ((opt = porch_call_option(c, "stream")) != NULL) {
+		if (strcmp(opt, "true") == 0 || strcmp(opt, "1") == 0)
+			o->stream = 1;
+		else if (strcmp(opt, "false") == 0 || strcmp(opt, "0") == 0)
+			o->stream = 0;
+		else {
+			oai_why(why, whylen, "option \"stream\": '%.40s' is not true or false", opt);
+			return -1;
+		}
+	}
+	/* last: the only one that holds memory */
+	if ((opt = porch_call_option(c, "stop")) != NULL && *opt != '\0' &&
+	    (o->stop = oai_stop_option(opt, why, whylen)) == NULL)
+		return -1;
+	return 0;
+}
+
+static void
+oai_opts_free(struct oai_opts *o)
+{
+	json_decref(o->stop);
+	o->stop = NULL;
+}
+
+/* The token cap's name in this worker's requests, and the other one. */
+static const char *
+oai_cap_name(const struct oai_shape *sh, const char **other)
+{
+	/* /completions has only max_tokens */
+	int mct = sh->chat && sh->max_completion_tokens;
+	if (other != NULL)
+		*other = mct ? "max_tokens" : "max_completion_tokens";
+	return mct ? "max_completion_tokens" : "max_tokens";
+}
+
+/* ---- a body from the text ------------------------------------------------------ */
+
+/* Fills root from the prompt and the options.  0, -1 (why filled) or -2. */
+static int
+oai_fill(const struct oai_shape *sh, const porch_call *c, const struct oai_opts *o,
+    json_t *root, char *why, size_t whylen)
+{
 	size_t plen;
 	const char *prompt = porch_call_prompt(c, &plen);
 	if (prompt == NULL) {
@@ -154,8 +244,7 @@ oai_fill(const struct oai_shape *sh, const porch_call *c, json_t *root,
 	}
 	int bad = 0; /* a jansson call failed: memory */
 
-	opt = porch_call_option(c, "model");
-	json_t *model = json_string(opt != NULL && *opt != '\0' ? opt : sh->model);
+	json_t *model = json_string(o->model != NULL ? o->model : sh->model);
 	if (model == NULL) {
 		oai_why(why, whylen, "option \"model\": not valid UTF-8");
 		return -1;
@@ -167,15 +256,16 @@ oai_fill(const struct oai_shape *sh, const porch_call *c, json_t *root,
 		if (msgs == NULL)
 			return -2;
 		bad |= json_object_set_new(root, "messages", msgs);
-		if ((opt = porch_call_option(c, "system")) != NULL) {
-			json_t *m = oai_message("system", opt, strlen(opt));
+		if (o->system != NULL) {
+			json_t *m = oai_message("system", o->system, strlen(o->system));
 			if (m == NULL) {
 				oai_why(why, whylen, "option \"system\": not valid UTF-8");
 				return -1;
 			}
 			bad |= json_array_append_new(msgs, m);
 		}
-		if ((opt = porch_call_option(c, "messages")) != NULL) {
+		const char *opt = porch_call_option(c, "messages");
+		if (opt != NULL) {
 			json_t *a = oai_messages(opt, why, whylen);
 			if (a == NULL)
 				return -1;
@@ -196,48 +286,493 @@ oai_fill(const struct oai_shape *sh, const porch_call *c, json_t *root,
 		}
 		bad |= json_object_set_new(root, "prompt", p);
 	}
-
-	if ((opt = porch_call_option(c, "max-tokens")) != NULL) {
-		long long n;
-		if (oai_count(opt, &n) != 0) {
-			oai_why(why, whylen, "option \"max-tokens\": '%.40s' is not a whole "
-			    "number from 0 to %d", opt, INT_MAX);
-			return -1;
-		}
-		bad |= json_object_set_new(root, "max_tokens", json_integer(n));
-	}
-	static const char *const reals[][2] = {
-		{ "temperature", "temperature" }, { "top-p", "top_p" },
-	};
-	for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
-		if ((opt = porch_call_option(c, reals[i][0])) == NULL)
-			continue;
-		double v;
-		if (oai_number(opt, &v) != 0) {
-			oai_why(why, whylen, "option \"%s\": '%.40s' is not a decimal number",
-			    reals[i][0], opt);
-			return -1;
-		}
-		bad |= json_object_set_new(root, reals[i][1], json_real(v));
-	}
-	if ((opt = porch_call_option(c, "stop")) != NULL && *opt != '\0') {
-		json_t *s = oai_stop_option(opt, why, whylen);
-		if (s == NULL)
-			return -1;
-		bad |= json_object_set_new(root, "stop", s);
-	}
-	bad |= json_object_set_new(root, "stream", json_boolean(sh->stream));
+	if (o->has_max)
+		bad |= json_object_set_new(root, oai_cap_name(sh, NULL), json_integer(o->max));
+	if (o->has_temperature)
+		bad |= json_object_set_new(root, "temperature", json_real(o->temperature));
+	if (o->has_top_p)
+		bad |= json_object_set_new(root, "top_p", json_real(o->top_p));
+	if (o->stop != NULL)
+		bad |= json_object_set(root, "stop", o->stop);
+	bad |= json_object_set_new(root, "stream", json_boolean(o->stream));
 	return bad ? -2 : 0;
+}
+
+/* ---- a client's request, forwarded ------------------------------------------------ */
+
+/*
+ * Members of a client's request that porch acts on itself (see
+ * oai_forward), and those only one endpoint takes: what a document of
+ * the other kind holds of these cannot be sent.
+ */
+static const char *const oai_acted[] = {
+	"model", "messages", "prompt", "max_tokens", "max_completion_tokens",
+	"temperature", "top_p", "stop", "stream", "stream_options", NULL
+};
+static const char *const oai_chat_only[] = {
+	"tools", "tool_choice", "parallel_tool_calls", "functions", "function_call",
+	"response_format", "logprobs", "top_logprobs", "modalities", "audio",
+	"prediction", "reasoning_effort", "store", "metadata", "web_search_options",
+	"verbosity", NULL
+};
+static const char *const oai_completions_only[] = {
+	"suffix", "echo", "best_of", "logprobs", NULL
+};
+
+/* root[key] = v (stolen), unless root has an equal value: its bytes stay. */
+static int
+oai_put(json_t *root, const char *key, json_t *v)
+{
+	if (v == NULL)
+		return -2;
+	json_t *cur = json_object_get(root, key);
+	if (cur != NULL && json_equal(cur, v)) {
+		json_decref(v);
+		return 0;
+	}
+	return json_object_set_new(root, key, v) != 0 ? -2 : 0;
+}
+
+/* root[key] = v, unless it is a number of that value already (1 or 1.0). */
+static int
+oai_put_number(json_t *root, const char *key, double v)
+{
+	json_t *cur = json_object_get(root, key);
+	if (json_is_number(cur) && json_number_value(cur) == v)
+		return 0;
+	return json_object_set_new(root, key, json_real(v)) != 0 ? -2 : 0;
+}
+
+/* The same stop sequences: equal, or "END" and ["END"]. */
+static int
+oai_stop_same(json_t *cur, json_t *want)
+{
+	if (cur == NULL)
+		return 0;
+	if (json_equal(cur, want))
+		return 1;
+	if (json_is_string(cur) && json_is_array(want) && json_array_size(want) == 1)
+		return json_equal(cur, json_array_get(want, 0));
+	if (json_is_array(cur) && json_array_size(cur) == 1 && json_is_string(want))
+		return json_equal(json_array_get(cur, 0), want);
+	return 0;
+}
+
+/*
+ * The token cap under the name the upstream takes: the option, else what
+ * the document has under either name (null is none); the other name goes.
+ */
+static int
+oai_put_cap(const struct oai_shape *sh, const struct oai_opts *o, json_t *root)
+{
+	const char *other;
+	const char *name = oai_cap_name(sh, &other);
+	json_t *cur = json_object_get(root, name), *alt = json_object_get(root, other);
+	int bad = 0;
+	if (o->has_max) {
+		if (!json_is_integer(cur) || json_integer_value(cur) != o->max)
+			bad |= json_object_set_new(root, name, json_integer(o->max));
+	} else if (cur != NULL && !json_is_null(cur)) {
+		/* as sent */
+	} else if (alt != NULL && !json_is_null(alt)) {
+		bad |= json_object_set(root, name, alt);
+	} else if (cur != NULL) {
+		bad |= json_object_del(root, name);
+	}
+	if (alt != NULL)
+		bad |= json_object_del(root, other);
+	return bad ? -2 : 0;
+}
+
+static int
+oai_is_text_part(json_t *part)
+{
+	json_t *t = json_object_get(part, "type");
+	return json_is_string(t) && strcmp(json_string_value(t), "text") == 0;
+}
+
+/*
+ * 1 when a message's content has the text t: a string, or its text parts'
+ * texts joined by "\n" (null: the empty text).  Compared in place.
+ */
+static int
+oai_content_is(json_t *content, const char *t, size_t n)
+{
+	if (content == NULL || json_is_null(content))
+		return n == 0;
+	if (json_is_string(content))
+		return json_string_length(content) == n &&
+		    memcmp(json_string_value(content), t, n) == 0;
+	if (!json_is_array(content))
+		return 0;
+	size_t off = 0, i;
+	int first = 1;
+	json_t *part;
+	json_array_foreach(content, i, part) {
+		if (!oai_is_text_part(part))
+			continue;
+		if (!first) {
+			if (off >= n || t[off] != '\n')
+				return 0;
+			off++;
+		}
+		first = 0;
+		json_t *s = json_object_get(part, "text");
+		size_t k = json_string_length(s); /* 0 if not a string */
+		if (k > n - off || (k > 0 && memcmp(json_string_value(s), t + off, k) != 0))
+			return 0;
+		off += k;
+	}
+	return off == n;
+}
+
+/*
+ * Gives msg the text t: string (or null) content becomes t; in an array,
+ * the text parts become one {"type": "text", "text": t} at the first's
+ * place (first, if there was none), and every other part stays where it is.
+ */
+static int
+oai_set_content(json_t *msg, const char *t, size_t n, const char *what,
+    char *why, size_t whylen)
+{
+	json_t *s = json_stringn(t, n);
+	if (s == NULL) {
+		oai_why(why, whylen, "%s is not valid UTF-8", what);
+		return -1;
+	}
+	json_t *content = json_object_get(msg, "content");
+	if (!json_is_array(content))
+		return json_object_set_new(msg, "content", s) != 0 ? -2 : 0;
+	json_t *part = json_object(), *a = json_array();
+	int bad = part == NULL || a == NULL;
+	bad |= json_object_set_new(part, "type", json_string("text"));
+	bad |= json_object_set_new(part, "text", s);
+	int placed = 0;
+	size_t i;
+	json_t *p;
+	json_array_foreach(content, i, p) {
+		if (!oai_is_text_part(p))
+			bad |= json_array_append(a, p);
+		else if (!placed++)
+			bad |= json_array_append(a, part);
+	}
+	if (!placed)
+		bad |= json_array_insert(a, 0, part);
+	json_decref(part);
+	if (bad) {
+		json_decref(a);
+		return -2;
+	}
+	return json_object_set_new(msg, "content", a) != 0 ? -2 : 0;
+}
+
+static const char *
+oai_role(json_t *msg)
+{
+	json_t *r = json_object_get(msg, "role");
+	return json_is_string(r) ? json_string_value(r) : "";
+}
+
+/*
+ * A chat request's messages, as sent, but for the last user message's
+ * text when it is no longer the prompt, and the leading system (or
+ * developer) message's when it is no longer the "system" option: stages
+ * may have changed them.
+ */
+static int
+oai_forward_messages(const struct oai_opts *o, const char *prompt, size_t plen,
+    json_t *root, char *why, size_t whylen)
+{
+	json_t *msgs = json_object_get(root, "messages");
+	if (!json_is_array(msgs)) {
+		oai_why(why, whylen, "metadata \"openai.request\": \"messages\" is not an array");
+		return -1;
+	}
+	json_t *user = NULL;
+	for (size_t i = json_array_size(msgs); i-- > 0;) {
+		json_t *m = json_array_get(msgs, i);
+		if (strcmp(oai_role(m), "user") == 0) {
+			user = m;
+			break;
+		}
+	}
+	int r = 0;
+	if (user != NULL) {
+		if (!oai_content_is(json_object_get(user, "content"), prompt, plen))
+			r = oai_set_content(user, prompt, plen, "the prompt", why, whylen);
+	} else if (plen > 0) {
+		json_t *m = oai_message("user", prompt, plen);
+		if (m == NULL) {
+			oai_why(why, whylen, "the prompt is not valid UTF-8");
+			return -1;
+		}
+		r = json_array_append_new(msgs, m) != 0 ? -2 : 0;
+	}
+	if (r != 0 || o->system == NULL)
+		return r;
+	size_t slen = strlen(o->system);
+	json_t *first = json_array_get(msgs, 0);
+	const char *role = oai_role(first);
+	if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
+		if (!oai_content_is(json_object_get(first, "content"), o->system, slen))
+			r = oai_set_content(first, o->system, slen, "option \"system\"", why, whylen);
+	} else if (slen > 0) {
+		json_t *m = oai_message("system", o->system, slen);
+		if (m == NULL) {
+			oai_why(why, whylen, "option \"system\": not valid UTF-8");
+			return -1;
+		}
+		r = json_array_insert_new(msgs, 0, m) != 0 ? -2 : 0;
+	}
+	return r;
+}
+
+/* A completion request's prompt (a string, or [string]) replaced by the
+ * call's when they differ; any other prompt goes as sent. */
+static int
+oai_forward_prompt(const char *prompt, size_t plen, json_t *root, char *why, size_t whylen)
+{
+	json_t *p = json_object_get(root, "prompt"), *in = p;
+	if (json_is_array(p) && json_array_size(p) == 1)
+		in = json_array_get(p, 0);
+	if (!json_is_string(in) || oai_content_is(in, prompt, plen))
+		return 0;
+	json_t *s = json_stringn(prompt, plen);
+	if (s == NULL) {
+		oai_why(why, whylen, "the prompt is not valid UTF-8");
+		return -1;
+	}
+	if (in != p)
+		return json_array_set_new(p, 0, s) != 0 ? -2 : 0;
+	return json_object_set_new(root, "prompt", s) != 0 ? -2 : 0;
+}
+
+/*
+ * A client's request of the worker's own kind, edited in place: every
+ * member stays as sent but for what porch acts on (model, the token cap,
+ * temperature, top_p, stop, stream and stream_options, the prompt and the
+ * system message), which is replaced only when the call's differs.
+ */
+static int
+oai_forward(const struct oai_shape *sh, const porch_call *c, const struct oai_opts *o,
+    json_t *root, char *why, size_t whylen)
+{
+	int r = 0;
+	if (o->model != NULL || !json_is_string(json_object_get(root, "model"))) {
+		json_t *m = json_string(o->model != NULL ? o->model : sh->model);
+		if (m == NULL) {
+			oai_why(why, whylen, "option \"model\": not valid UTF-8");
+			return -1;
+		}
+		if ((r = oai_put(root, "model", m)) != 0)
+			return r;
+	}
+	if ((r = oai_put_cap(sh, o, root)) != 0)
+		return r;
+	if (o->has_temperature && (r = oai_put_number(root, "temperature", o->temperature)) != 0)
+		return r;
+	if (o->has_top_p && (r = oai_put_number(root, "top_p", o->top_p)) != 0)
+		return r;
+	if (o->stop != NULL && !oai_stop_same(json_object_get(root, "stop"), o->stop) &&
+	    json_object_set(root, "stop", o->stop) != 0)
+		return -2;
+	if ((r = oai_put(root, "stream", json_boolean(o->stream))) != 0)
+		return r;
+	/* OpenAI refuses stream_options without stream */
+	if (!o->stream && json_object_get(root, "stream_options") != NULL)
+		json_object_del(root, "stream_options");
+
+	size_t plen;
+	const char *prompt = porch_call_prompt(c, &plen);
+	if (prompt == NULL) {
+		prompt = "";
+		plen = 0;
+	}
+	if (sh->chat)
+		return oai_forward_messages(o, prompt, plen, root, why, whylen);
+	return oai_forward_prompt(prompt, plen, root, why, whylen);
+}
+
+/*
+ * What of a chat request's messages /completions cannot carry (the body
+ * is made from the text): anything but plain text from system, developer,
+ * user and assistant.  0, or -1 with why naming it.
+ */
+static int
+oai_messages_plain(json_t *doc, const char *to, char *why, size_t whylen)
+{
+	json_t *msgs = json_object_get(doc, "messages");
+	if (!json_is_array(msgs)) {
+		oai_why(why, whylen, "metadata \"openai.request\": \"messages\" is not an array");
+		return -1;
+	}
+	size_t i, k;
+	json_t *m, *v;
+	const char *key;
+	json_array_foreach(msgs, i, m) {
+		const char *role = oai_role(m);
+		if (!json_is_object(m) || !(strcmp(role, "system") == 0 ||
+		    strcmp(role, "developer") == 0 || strcmp(role, "user") == 0 ||
+		    strcmp(role, "assistant") == 0)) {
+			oai_why(why, whylen, "messages[%zu] (role '%.20s') cannot be sent to %s",
+			    i, role, to);
+			return -1;
+		}
+		json_object_foreach(m, key, v) {
+			if (json_is_null(v) || strcmp(key, "role") == 0 || strcmp(key, "content") == 0)
+				continue;
+			oai_why(why, whylen, "messages[%zu].%.40s cannot be sent to %s", i, key, to);
+			return -1;
+		}
+		json_t *content = json_object_get(m, "content");
+		if (!json_is_array(content))
+			continue;
+		json_array_foreach(content, k, v) {
+			if (oai_is_text_part(v))
+				continue;
+			json_t *t = json_object_get(v, "type");
+			oai_why(why, whylen, "messages[%zu].content[%zu] (%.40s) cannot be sent to %s",
+			    i, k, json_is_string(t) ? json_string_value(t) : "not a text part", to);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A client's request of the other kind than the worker's endpoint: built
+ * from the text as without one, when the document holds nothing the
+ * endpoint cannot take (refused then, naming it, rather than sent
+ * altered); its members both endpoints take (n, seed, user, penalties,
+ * logit_bias, unknown ones) go along.
+ */
+static int
+oai_cross(const struct oai_shape *sh, const porch_call *c, const struct oai_opts *o,
+    json_t *doc, json_t **out, char *why, size_t whylen)
+{
+	const char *to = sh->chat ? "/v1/chat/completions" : "/v1/completions";
+	const char *const *only = sh->chat ? oai_completions_only : oai_chat_only;
+	const char *key;
+	json_t *v;
+	json_object_foreach(doc, key, v) {
+		if (!json_is_null(v) && !json_is_false(v) && oai_in(key, only)) {
+			oai_why(why, whylen, "%.40s cannot be sent to %s", key, to);
+			return -1;
+		}
+	}
+	if (!sh->chat) {
+		if (oai_messages_plain(doc, to, why, whylen) != 0)
+			return -1;
+	} else {
+		json_t *p = json_object_get(doc, "prompt");
+		if (json_is_array(p) && json_array_size(p) == 1)
+			p = json_array_get(p, 0);
+		if (!json_is_string(p)) {
+			oai_why(why, whylen, "prompt (not one string) cannot be sent to %s", to);
+			return -1;
+		}
+	}
+	/* the document's settings where no option overrides them */
+	struct oai_opts oo = *o;
+	if (oo.model == NULL && json_is_string(v = json_object_get(doc, "model")) &&
+	    json_string_length(v) > 0)
+		oo.model = json_string_value(v);
+	if (!oo.has_max) {
+		v = json_object_get(doc, "max_completion_tokens");
+		if (!json_is_integer(v))
+			v = json_object_get(doc, "max_tokens");
+		if (json_is_integer(v) && json_integer_value(v) >= 0) {
+			oo.has_max = 1;
+			oo.max = json_integer_value(v);
+		}
+	}
+	if (!oo.has_temperature && json_is_number(v = json_object_get(doc, "temperature"))) {
+		oo.has_temperature = 1;
+		oo.temperature = json_number_value(v);
+	}
+	if (!oo.has_top_p && json_is_number(v = json_object_get(doc, "top_p"))) {
+		oo.has_top_p = 1;
+		oo.top_p = json_number_value(v);
+	}
+	if (oo.stop == NULL && (json_is_string(v = json_object_get(doc, "stop")) ||
+	    json_is_array(v)))
+		oo.stop = v; /* borrowed: oo is not freed */
+	json_t *root = json_object();
+	if (root == NULL)
+		return -2;
+	int r = oai_fill(sh, c, &oo, root, why, whylen);
+	json_object_foreach(doc, key, v) {
+		if (r != 0)
+			break;
+		if (json_is_null(v) || oai_in(key, oai_acted) || oai_in(key, only))
+			continue;
+		r = json_object_set(root, key, v) != 0 ? -2 : 0;
+	}
+	v = json_object_get(doc, "stream_options");
+	if (r == 0 && o->stream && v != NULL && !json_is_null(v))
+		r = json_object_set(root, "stream_options", v) != 0 ? -2 : 0;
+	if (r != 0) {
+		json_decref(root);
+		return r;
+	}
+	*out = root;
+	return 0;
+}
+
+/* The body from a client's request (the "openai.request" option). */
+static int
+oai_from_request(const struct oai_shape *sh, const porch_call *c, const struct oai_opts *o,
+    const char *doc, json_t **root, char *why, size_t whylen)
+{
+	/*
+	 * One parse and, by the caller, one dump.  A fast path would go here:
+	 * when the source says the document is what the call would make of it
+	 * (same model, settings, prompt and system, stream as asked), its
+	 * bytes could go to the upstream unparsed.
+	 */
+	json_error_t jerr;
+	json_t *d = json_loadb(doc, strlen(doc), JSON_ALLOW_NUL, &jerr);
+	if (!json_is_object(d)) {
+		oai_why(why, whylen, "metadata \"openai.request\": not a JSON object%s%s",
+		    d == NULL ? ": " : "", d == NULL ? jerr.text : "");
+		json_decref(d);
+		return -1;
+	}
+	int chat = json_object_get(d, "messages") != NULL;
+	if (!chat && json_object_get(d, "prompt") == NULL) {
+		oai_why(why, whylen, "metadata \"openai.request\": neither \"messages\" "
+		    "nor \"prompt\"");
+		json_decref(d);
+		return -1;
+	}
+	int r;
+	if (chat == (sh->chat != 0)) {
+		r = oai_forward(sh, c, o, d, why, whylen);
+		*root = d;
+	} else {
+		r = oai_cross(sh, c, o, d, root, why, whylen);
+		json_decref(d);
+	}
+	return r;
 }
 
 int
 oai_request_body(const struct oai_shape *sh, const porch_call *c,
     char **body, size_t *len, char *why, size_t whylen)
 {
-	json_t *root = json_object();
-	if (root == NULL)
-		return -2;
-	int r = oai_fill(sh, c, root, why, whylen);
+	struct oai_opts o;
+	json_t *root = NULL;
+	int r = oai_opts_read(sh, c, &o, why, whylen);
+	if (r != 0)
+		return r;
+	const char *doc = porch_call_option(c, "openai.request");
+	if (doc != NULL) {
+		r = oai_from_request(sh, c, &o, doc, &root, why, whylen);
+	} else if ((root = json_object()) == NULL) {
+		r = -2;
+	} else {
+		r = oai_fill(sh, c, &o, root, why, whylen);
+	}
 	if (r == 0) {
 		*body = json_dumps(root, OAI_DUMP_FLAGS);
 		if (*body == NULL)
@@ -246,195 +781,7 @@ oai_request_body(const struct oai_shape *sh, const porch_call *c,
 			*len = strlen(*body);
 	}
 	json_decref(root);
+	oai_opts_free(&o);
 	return r;
 }
 
-/* The message of an {"error": ...} answer, or NULL if root is none. */
-static const char *
-oai_error_of(json_t *root)
-{
-	json_t *e = json_object_get(root, "error");
-	if (e == NULL)
-		return NULL;
-	if (json_is_string(e))
-		return json_string_value(e);
-	json_t *m = json_object_get(e, "message");
-	if (json_is_string(m))
-		return json_string_value(m);
-	return "(no message)";
-}
-
-/* Copies at most outlen - 1 bytes, control characters as spaces, cut
- * at a UTF-8 character's start and marked with "..." when cut. */
-static void
-oai_printable(const char *p, size_t len, char *out, size_t outlen)
-{
-	size_t i, o = 0;
-	if (outlen == 0)
-		return;
-	while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r' || p[len - 1] == ' '))
-		len--;
-	for (i = 0; i < len && o + 1 < outlen; i++) {
-		unsigned char ch = (unsigned char)p[i];
-		out[o++] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
-	}
-	if (i < len && outlen > 4) {
-		o = o + 4 > outlen ? outlen - 4 : o;
-		while (o > 0 && ((unsigned char)out[o] & 0xc0) == 0x80)
-			o--;
-		memcpy(out + o, "...", 3);
-		o += 3;
-	}
-	out[o] = '\0';
-}
-
-void
-oai_error_excerpt(const char *body, size_t len, char *out, size_t outlen)
-{
-	json_t *root = json_loadb(body, len, 0, NULL);
-	const char *m = NULL;
-	if (json_is_object(root)) {
-		m = oai_error_of(root);
-		if (m == NULL && json_is_string(json_object_get(root, "message")))
-			m = json_string_value(json_object_get(root, "message"));
-		if (m == NULL && json_is_string(json_object_get(root, "detail")))
-			m = json_string_value(json_object_get(root, "detail"));
-	}
-	if (m != NULL)
-		oai_printable(m, strlen(m), out, outlen);
-	else if (len == 0)
-		snprintf(out, outlen, "(empty body)");
-	else
-		oai_printable(body, len, out, outlen);
-	json_decref(root);
-}
-
-/*
- * choices[0] of root, which must be an object; *first is NULL when choices
- * is an empty array.  OAI_OK, OAI_MALFORMED or OAI_ERROR.
- */
-static int
-oai_first_choice(json_t *root, const char *what, json_t **first, char *why, size_t whylen)
-{
-	const char *err = oai_error_of(root);
-	if (err != NULL) {
-		oai_printable(err, strlen(err), why, whylen);
-		return OAI_ERROR;
-	}
-	json_t *choices = json_object_get(root, "choices");
-	if (!json_is_array(choices)) {
-		oai_why(why, whylen, "malformed %s: no \"choices\" array", what);
-		return OAI_MALFORMED;
-	}
-	*first = json_array_get(choices, 0);
-	if (*first != NULL && !json_is_object(*first)) {
-		oai_why(why, whylen, "malformed %s: choices[0] is not an object", what);
-		return OAI_MALFORMED;
-	}
-	return OAI_OK;
-}
-
-/* Parses JSON that must be an object; OAI_OK or OAI_MALFORMED. */
-static int
-oai_load(const char *p, size_t len, const char *what, json_t **root, char *why, size_t whylen)
-{
-	json_error_t jerr;
-	*root = json_loadb(p, len, 0, &jerr);
-	if (*root == NULL) {
-		char head[48];
-		oai_printable(p, len, head, sizeof head);
-		oai_why(why, whylen, "malformed %s: not JSON (%s): '%s'", what, jerr.text, head);
-		return OAI_MALFORMED;
-	}
-	if (!json_is_object(*root)) {
-		oai_why(why, whylen, "malformed %s: not a JSON object", what);
-		json_decref(*root);
-		*root = NULL;
-		return OAI_MALFORMED;
-	}
-	return OAI_OK;
-}
-
-/* Reads a string member (or null, as empty) of obj into *text. */
-static int
-oai_text_of(json_t *obj, const char *key, const char **text, size_t *tlen)
-{
-	json_t *s = json_object_get(obj, key);
-	if (json_is_string(s)) {
-		*text = json_string_value(s);
-		*tlen = json_string_length(s);
-		return 0;
-	}
-	*text = "";
-	*tlen = 0;
-	return s == NULL || json_is_null(s) ? 1 : -1;
-}
-
-static int
-oai_fail_root(json_t **root, int r)
-{
-	json_decref(*root);
-	*root = NULL;
-	return r;
-}
-
-int
-oai_answer_text(int chat, const char *body, size_t len, json_t **root,
-    const char **text, size_t *tlen, char *why, size_t whylen)
-{
-	json_t *first;
-	int r = oai_load(body, len, "answer", root, why, whylen);
-	if (r != OAI_OK)
-		return r;
-	if ((r = oai_first_choice(*root, "answer", &first, why, whylen)) != OAI_OK)
-		return oai_fail_root(root, r);
-	if (first == NULL) {
-		oai_why(why, whylen, "malformed answer: \"choices\" is empty");
-		return oai_fail_root(root, OAI_MALFORMED);
-	}
-	if (chat) {
-		json_t *msg = json_object_get(first, "message");
-		/* content is null when the model only called tools: no text */
-		if (!json_is_object(msg) || oai_text_of(msg, "content", text, tlen) < 0 ||
-		    json_object_get(msg, "content") == NULL) {
-			oai_why(why, whylen, "malformed answer: no choices[0].message.content");
-			return oai_fail_root(root, OAI_MALFORMED);
-		}
-	} else if (oai_text_of(first, "text", text, tlen) != 0) {
-		oai_why(why, whylen, "malformed answer: no choices[0].text string");
-		return oai_fail_root(root, OAI_MALFORMED);
-	}
-	return OAI_OK;
-}
-
-int
-oai_chunk_text(int chat, const char *data, size_t len, json_t **root,
-    const char **text, size_t *tlen, char *why, size_t whylen)
-{
-	json_t *first;
-	int r = oai_load(data, len, "stream event", root, why, whylen);
-	if (r != OAI_OK)
-		return r;
-	if ((r = oai_first_choice(*root, "stream event", &first, why, whylen)) != OAI_OK)
-		return oai_fail_root(root, r);
-	*text = "";
-	*tlen = 0;
-	if (first == NULL)
-		return OAI_OK; /* e.g. the usage event: "choices": [] */
-	if (chat) {
-		json_t *delta = json_object_get(first, "delta");
-		if (delta != NULL && !json_is_object(delta)) {
-			oai_why(why, whylen, "malformed stream event: choices[0].delta is not an object");
-			return oai_fail_root(root, OAI_MALFORMED);
-		}
-		if (delta != NULL && oai_text_of(delta, "content", text, tlen) < 0) {
-			oai_why(why, whylen, "malformed stream event: "
-			    "choices[0].delta.content is not a string");
-			return oai_fail_root(root, OAI_MALFORMED);
-		}
-	} else if (oai_text_of(first, "text", text, tlen) < 0) {
-		oai_why(why, whylen, "malformed stream event: choices[0].text is not a string");
-		return oai_fail_root(root, OAI_MALFORMED);
-	}
-	return OAI_OK;
-}

@@ -1,4 +1,4 @@
-/* request.h -- OpenAI-style request bodies and answers, in JSON. */
+/* request.h -- OpenAI-style request bodies (request.c) and answers (answer.c), in JSON. */
 #ifndef PORCH_OPENAI_REQUEST_H
 #define PORCH_OPENAI_REQUEST_H
 
@@ -11,15 +11,26 @@
 struct oai_shape {
 	const char *model; /* when the call has no "model" option */
 	int chat;          /* /chat/completions (messages), else /completions (prompt) */
-	int stream;        /* ask for server-sent events */
+	int stream;        /* ask for server-sent events, unless the call says */
+	int max_completion_tokens; /* chat: the token cap's name is max_completion_tokens */
 };
 
 /*
- * The JSON body of call c: the prompt, and the generation settings from its
- * options (model, max-tokens, temperature, top-p, stop, and for chat
- * system and messages).  Returns 0 with *body (free it) and *len; -1 when
- * an option or the prompt is unusable, with why naming it (a bad request);
- * -2 when out of memory.
+ * The JSON body of call c.  When c has the option "openai.request" (a
+ * client's request body, as the http source passes it on), that document
+ * is forwarded whole, with what porch acts on replaced: model, the token
+ * cap, temperature, top_p, stop, stream (stream_options dropped when not
+ * streaming), the last user message's text and the leading system
+ * message's (from the prompt and the "system" option, when a stage changed
+ * them), or for /completions the prompt.  A document of the other kind
+ * than the worker's endpoint is rebuilt from the text, as below, when
+ * nothing it holds is lost that way, else refused.  Without it the body
+ * is built from the prompt and the options (model, max-tokens,
+ * temperature, top-p, stop, stream, and for chat system and messages).
+ *
+ * Returns 0 with *body (free it) and *len; -1 when an option, the document
+ * or the prompt is unusable, with why naming it (a bad request); -2 when
+ * out of memory.
  */
 int oai_request_body(const struct oai_shape *sh, const porch_call *c,
     char **body, size_t *len, char *why, size_t whylen);
@@ -28,6 +39,10 @@ int oai_request_body(const struct oai_shape *sh, const porch_call *c,
 #define OAI_OK          0
 #define OAI_MALFORMED  -1 /* not what the API answers; why says what */
 #define OAI_ERROR      -2 /* an error object; why has its message */
+#define OAI_NOMEM      -3 /* out of memory */
+
+/* Receives one piece of an answer's metadata (keys as in porch/plugin.h). */
+typedef void oai_meta_fn(void *arg, const char *key, const char *value);
 
 /*
  * The text of a whole, non-streamed answer: choices[0].message.content
@@ -39,12 +54,57 @@ int oai_answer_text(int chat, const char *body, size_t len, json_t **root,
     const char **text, size_t *tlen, char *why, size_t whylen);
 
 /*
- * The text of one streamed event's data (not "[DONE]"):
- * choices[0].delta.content (chat) or choices[0].text, empty when the event
- * carries none (the role, the finish reason, usage).  As oai_answer_text.
+ * The metadata of a whole answer that oai_answer_text read: finish-reason,
+ * usage, openai.extra, openai.choice, openai.message, openai.choices, each
+ * only when the answer has something for it.  OAI_OK or OAI_NOMEM.
  */
-int oai_chunk_text(int chat, const char *data, size_t len, json_t **root,
-    const char **text, size_t *tlen, char *why, size_t whylen);
+int oai_answer_meta(int chat, json_t *root, oai_meta_fn *set, void *arg);
+
+/*
+ * What a stream's events put together, for the metadata at its end.  Zero
+ * it to start; oai_acc_clear empties it.  Nothing is allocated while the
+ * events carry only text.
+ */
+struct oai_acc {
+	json_t *finish;    /* the last finish_reason, a string */
+	json_t *usage;     /* the last usage object */
+	json_t *extra;     /* the last chunk-level extras */
+	json_t *choice;    /* choices[0]'s extras; arrays in objects concatenated */
+	json_t *message;   /* the deltas' extras but strings; tool_calls by index */
+	json_t *strings;   /* the deltas' strings: key -> array of fragments */
+};
+
+void oai_acc_clear(struct oai_acc *a);
+
+/*
+ * The metadata of a stream that ended (see oai_answer_meta): finish-reason,
+ * usage, openai.extra, openai.choice and openai.message, put together from
+ * its events.  OAI_OK or OAI_NOMEM.
+ */
+int oai_acc_meta(struct oai_acc *a, oai_meta_fn *set, void *arg);
+
+/* One streamed event, read. */
+struct oai_event {
+	json_t *root;
+	const char *text;        /* into root */
+	size_t tlen;
+	/* the extras at their places (struct porch_piece's members), as
+	 * malloc'ed JSON object texts; NULL where there is nothing */
+	char *chunk, *choice, *delta;
+};
+
+/*
+ * Reads one streamed event's data (not "[DONE]"): its text
+ * (choices[0].delta.content for chat, choices[0].text; empty when it
+ * carries none: the role, the finish reason, usage), the extras of this
+ * event as a struct porch_piece, and what goes into a for the end.  A
+ * choice whose index is not 0 (n > 1) is not read.  OAI_OK (release ev
+ * with oai_event_release), OAI_MALFORMED, OAI_ERROR or OAI_NOMEM.
+ */
+int oai_chunk(int chat, const char *data, size_t len, struct oai_acc *a,
+    struct oai_event *ev, char *why, size_t whylen);
+
+void oai_event_release(struct oai_event *ev);
 
 /*
  * A short, printable summary of an error answer's body, for the failure's
@@ -52,5 +112,25 @@ int oai_chunk_text(int chat, const char *data, size_t len, json_t **root,
  * is such JSON, else its first bytes.  Control characters become spaces.
  */
 void oai_error_excerpt(const char *body, size_t len, char *out, size_t outlen);
+
+/*
+ * The error object of an error answer or event, as compact JSON text
+ * (malloc'ed): {"error": {...}}'s object, {"error": STRING} as
+ * {"message": STRING}, or a bare object with a string "message" (as some
+ * servers send).  NULL when the body is none of these.
+ */
+char *oai_error_json(const char *body, size_t len);
+
+/* ---- shared by request.c and answer.c ---- */
+
+/* Reals as a user writes them: 0.7, not 0.69999999999999996. */
+#define OAI_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
+/* snprintf into why. */
+void oai_why(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* 1 when key is one of list's (NULL-ended). */
+int oai_in(const char *key, const char *const *list);
 
 #endif /* PORCH_OPENAI_REQUEST_H */
