@@ -241,9 +241,10 @@ uint64_t porch_stage_inflight(const porch_stage *st, uint64_t *max);
  * Passes a piece of m's answer downstream before m itself goes on: st is
  * the stage holding m (inference, as tokens arrive) or a stage passing on a
  * piece it got in its chunk callback.  The piece goes to the stage at the
- * end of st's "out" channel, at once, through that stage's chunk callback;
- * a stage without one ends the stream there (it sees the whole text when m
- * arrives).  The message arriving through process() ends its stream.
+ * end of the channel of st's first output port, at once, through that
+ * stage's piece callback (ABI 1.3) or else its chunk callback; a stage with
+ * neither ends the stream there (it sees the whole text when m arrives).
+ * The message arriving through process() ends its stream.
  * Returns 0 if a stage took the piece, -1 if none did (stop streaming).
  */
 int porch_stream(porch_stage *st, porch_msg *m, const char *text, size_t len);
@@ -367,7 +368,8 @@ void porch_call_piece(porch_call *c, const char *text, size_t len,
  * "finish-reason" and "usage" (see above); value NULL removes nothing
  * and is ignored.  Call before porch_call_done or porch_call_fail. */
 void porch_call_set_meta(porch_call *c, const char *key, const char *value);
-/* ABI 1.3: the request's input as its source read it (porch_msg_input). */
+/* ABI 1.3: the request's input, the text as its source first emitted it
+ * (porch_msg_input): for an http chat request, the last user message's text. */
 const char *porch_call_input(const porch_call *c, size_t *len);
 
 /* ---- workers ----------------------------------------------------------- */

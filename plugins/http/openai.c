@@ -3,14 +3,17 @@
  * (and /generate's) and turning them into a prompt and metadata, whole
  * answers (chat.completion, text_completion), and the model list.
  *
- * A request maps to a message as the inference stage and the openai worker
- * read it: text = the last user message's content (chat) or the prompt;
- * metadata "system" (a leading system or developer message), "messages"
- * (the earlier messages, a JSON array of {role, content}), "model",
- * "max-tokens", "temperature", "top-p", "stop" (a JSON array).
+ * A request maps to a message as the inference stage and the workers read
+ * it: text = the last user message's text (chat) or the prompt; metadata
+ * "openai.request" (the body as the client sent it, which the openai
+ * worker forwards whole), "stream" (the client's choice), "system" (a
+ * leading system or developer message's text), "model", "max-tokens",
+ * "temperature", "top-p", "stop" (a JSON array).
  *
- * Token counts in "usage" are approximate: whitespace-separated words of
- * the prompt (every message's content) and of the answer.
+ * Answers carry what the worker brought back (finish reason, usage, tool
+ * calls, logprobs, more choices; see plugin.h).  When a worker gives no
+ * usage, the counts are porch's own, and approximate: whitespace-separated
+ * words of the prompt (every message's text) and of the answer.
  */
 #include <math.h>
 #include <stdio.h>

@@ -273,12 +273,16 @@ stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o)
 		piece_out(h, h->carry, h->carry_len, NULL);
 		h->carry_len = 0;
 	}
-	if (h->mode == MODE_SSE_CHAT && !h->extras_sent && message != NULL) {
+	if ((h->mode == MODE_SSE_CHAT || h->mode == MODE_SSE_TEXT) && !h->extras_sent) {
 		/* the extras did not come as pieces (a stage before us takes text
-		 * only, or the answer came whole): the message's, in one chunk */
-		struct porch_piece whole = { .delta = message,
-		    .choice = porch_msg_meta(m, "openai.choice") };
-		piece_out(h, "", 0, &whole);
+		 * only, or the answer came whole): the answer's, in one chunk */
+		struct porch_piece whole = {
+			.chunk = porch_msg_meta(m, "openai.extra"),
+			.choice = porch_msg_meta(m, "openai.choice"),
+			.delta = h->mode == MODE_SSE_CHAT ? message : NULL,
+		};
+		if (whole.chunk != NULL || whole.choice != NULL || whole.delta != NULL)
+			piece_out(h, "", 0, &whole);
 	}
 	if (reason == NULL)
 		reason = "stop";
