@@ -167,6 +167,17 @@ const scenarios = {
 		return { status: e.status, param: e.param };
 	},
 
+	// OpenAI refuses stream_options without stream: so must the gateway, or
+	// pass it on and let the upstream refuse it
+	"stream-options-without-stream": async (t) => {
+		t.looseCount();
+		const e = await expectError(t, () => client(t, { maxRetries: 0 }).chat.completions.create({
+			model: M, messages: [question], stream_options: { include_usage: true } }));
+		t.eq("status", e.status, 400);
+		t.eq("param", e.param, "stream_options");
+		return { status: e.status, param: e.param };
+	},
+
 	"json-mode": async (t) => {
 		const r = await client(t).chat.completions.create({ model: M, seed: 7,
 			response_format: { type: "json_object" },
@@ -309,13 +320,12 @@ for (const [code, [message, ecode]] of Object.entries(upstreamErrors)) {
 	};
 }
 scenarios["error-429"] = async (t) => {
+	t.looseCount();
 	const e = await expectError(t, () => client(t, { maxRetries: 0 }).chat.completions.create({
 		model: "429", messages: [{ role: "user", content: "x" }] }));
 	t.eq("status", e.status, 429);
 	t.eq("Retry-After", e.headers?.get?.("retry-after") ?? null, "2");
 	t.ok("message is the upstream's", e.message?.includes("Rate limit reached for requests"), e.message);
-	const n = (await t.upstream()).length;
-	if (n !== 1) t.note(`the upstream saw ${n} requests for the one the client made`);
 	return { status: e.status };
 };
 
