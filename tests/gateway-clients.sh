@@ -94,31 +94,39 @@ else
 fi
 
 # ---- the scenarios ----------------------------------------------------------------------
-# client NAME: runs tests/gateway/NAME.mjs; each RESULT line is a check
-porch_failed=
+# client NAME: runs tests/gateway/NAME.mjs into $T/NAME.out
 client() {
 	(cd "$T/js" && timeout 600 node "$1.mjs" "$up" "$gw") > "$T/$1.out" 2>&1
-	st=$?
-	cat "$T/$1.out"
+	echo $? > "$T/$1.status"
+}
+client openai
+client aisdk
+# the summaries first (a log read from its head says what failed), then
+# the failures and notes; each RESULT line is a check
+porch_failed=
+for c in openai aisdk; do
+	grep "^$c: " "$T/$c.out" || echo "$c: no summary: $(tail -n 5 "$T/$c.out")"
+done
+for c in openai aisdk; do
+	grep -v '^RESULT .* pass$' "$T/$c.out" | grep -v "^$c: "
+	st=$(cat "$T/$c.status")
 	case $st in
 	0 | 1) ok ;;
-	124) fail "$1.mjs: did not end within 600 s" ;;
-	*) fail "$1.mjs: exit status $st" ;;
+	124) fail "$c.mjs: did not end within 600 s" ;;
+	*) fail "$c.mjs: exit status $st" ;;
 	esac
-	grep -q '^RESULT ' "$T/$1.out" || fail "$1.mjs: no scenario ran"
+	grep -q '^RESULT ' "$T/$c.out" || fail "$c.mjs: no scenario ran"
 	while read -r _ half scenario result; do
 		if [ "$result" = pass ]; then
 			ok
 		else
-			fail "$1 $scenario, $half: see the 'FAIL $half $scenario' lines above"
-			[ "$half" = porch ] && porch_failed="$porch_failed $1:$scenario"
+			fail "$c $scenario, $half: see the 'FAIL $half $scenario' lines above"
+			[ "$half" = porch ] && porch_failed="$porch_failed $c:$scenario"
 		fi
 	done <<EOF
-$(grep '^RESULT ' "$T/$1.out")
+$(grep '^RESULT ' "$T/$c.out")
 EOF
-}
-client openai
-client aisdk
+done
 
 # the upstream's record: a JSON object per line, each request's exact body
 # (the "raw" of each line is its body's bytes; its "body", parsed, is what
