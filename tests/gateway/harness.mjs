@@ -149,6 +149,10 @@ async function checkPassedThrough(t) {
 			else
 				t.note(`${what} is ${short(b[k], 120)}, the client sent ${short(a[k], 120)}`);
 		}
+		const added = Object.keys(b).filter((k) => !(k in a));
+		if (added.length > 0)
+			t.note(`request ${i + 1}: the upstream got fields the client did not send: ` +
+				added.map((k) => `"${k}": ${short(b[k], 80)}`).join(", "));
 	}
 }
 
