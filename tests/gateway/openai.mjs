@@ -78,14 +78,16 @@ function checkToolCall(t, what, tc) {
 	t.eq(`${what}: arguments (parsed)`, args, { city: "Paris" });
 }
 
+// the error fn throws; an answer instead is a failure
 async function expectError(t, fn) {
+	let r;
 	try {
-		const r = await fn();
-		t.need("an error", false, r);
+		r = await fn();
 	} catch (e) {
 		t.need(`an OpenAI.APIError (got ${e?.constructor?.name}: ${e?.message})`, e instanceof OpenAI.APIError, e?.message);
 		return e;
 	}
+	t.need("an error, not an answer", false, r);
 }
 
 const scenarios = {
