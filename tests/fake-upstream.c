@@ -2,8 +2,8 @@
  * fake-upstream.c -- a fake OpenAI-compatible model server for the tests
  * and the benchmark of the openai worker.
  *
- *   fake-upstream -p PORTFILE [-P PIDFILE] [-s STATSFILE] [-l LOGFILE] [-t SECONDS]
- *                 [-b BLACKHOLE-PORTFILE]
+ *   fake-upstream -p PORTFILE [-P PIDFILE] [-s STATSFILE] [-l LOGFILE] [-j JSONFILE]
+ *                 [-t SECONDS] [-b BLACKHOLE-PORTFILE]
  *
  * Listens on 127.0.0.1, on a port the kernel picks, and writes that port to
  * PORTFILE once it accepts connections (written whole: a reader that sees
@@ -24,6 +24,8 @@
  *   429-date           429, Retry-After as an HTTP date 30 s ahead
  *   500                500 with an OpenAI error body
  *   400, 401           400 or 401 with an OpenAI error body
+ *   403, 404, 413, 422 that status with an OpenAI error body (404: code
+ *                      model_not_found)
  *   503                503, Retry-After: 1 and a text/plain body
  *   stall              reads the request, never answers
  *   stall-mid-stream   SSE headers and one word, then nothing
@@ -36,12 +38,67 @@
  *   error-event        a stream whose first event is {"error": ...}
  *   tool-stream        "ok" with a tool call, logprobs, system_fingerprint and
  *                      usage: streamed (the call in fragments) or whole
+ *   strict             the OpenAI API as it is: see below
+ *
+ * Error bodies are OpenAI's: {"error": {"message", "type", "param", "code"}}.
+ *
+ * "strict" (chat only) checks the request as OpenAI does, and refuses it
+ * with 400 and an invalid_request_error naming the field (param) when:
+ * messages is missing or empty; a message's role is not system, developer,
+ * user, assistant, tool or function; its content is not a string, an array
+ * of parts (text with "text", image_url with "image_url.url"; image parts
+ * in user messages only) or null (assistant only); a part's type is
+ * unknown; an assistant message's tool_calls are not each answered by the
+ * tool messages right after it (tool_call_id); a tool message answers no
+ * tool call of the assistant message before it; a tool is not a function
+ * with a name; stream_options is set without stream true; top_logprobs is
+ * set without logprobs true; n is not 1 to 128.  Then it answers:
+ *   - a tool call, when the request has tools (and tool_choice is not
+ *     "none") and the last message is a user message: content null,
+ *     finish_reason "tool_calls", tool_calls [{id "call_1", type
+ *     "function", function {name: tool_choice's function or the first
+ *     tool's name, arguments: a JSON text with the tool's parameters' first
+ *     property: {"city":"Paris"} (a number 42, a boolean true)}}];
+ *   - else text: "The weather is: " + the content of a last tool message;
+ *     "I saw N image(s), the first at " + the first url's first 24 bytes
+ *     when the last user message has image_url parts; else "you said: " +
+ *     the last message's text;
+ *     with response_format json_object that text as {"answer": TEXT}, and
+ *     with json_schema an object with the schema's properties (strings
+ *     TEXT, numbers 42, booleans true, arrays [], objects {});
+ *     with max_completion_tokens (or max_tokens) N under its word count,
+ *     its first N words and finish_reason "length", else "stop";
+ *   - n choices (the i-th from 2 on prefixed "choice i: ");
+ *   - logprobs true: choices[].logprobs {"content": [{token, logprob,
+ *     bytes, top_logprobs: top_logprobs entries, the token first}] one per
+ *     word, "refusal": null}; else "logprobs": null;
+ *   - usage: prompt_tokens = bytes of all messages' text and urls / 4 + 3
+ *     (not a word count), completion_tokens = the answer's words (a tool
+ *     call: 4 + arguments' bytes / 4) summed over the choices,
+ *     total_tokens, prompt_tokens_details {cached_tokens 0, audio_tokens
+ *     0}, completion_tokens_details {reasoning_tokens 0, audio_tokens 0,
+ *     accepted_prediction_tokens 0, rejected_prediction_tokens 0};
+ *   - "system_fingerprint": "fp_fake", and "service_tier" as asked.
+ * Streamed: the same as chat.completion.chunk events: per choice a first
+ * chunk with the role (and content "", or content null and the tool call
+ * with index 0, id, type, function.name and arguments ""), then the words
+ * one a chunk (each with its logprobs), or the tool call's arguments in 3
+ * pieces (index and function.arguments), then a chunk with an empty delta
+ * and finish_reason; with stream_options.include_usage every chunk has
+ * "usage": null and a last chunk has "choices": [] and the usage; then
+ * "data: [DONE]".
  *
  * STATSFILE, rewritten whole on every change, has "connections" (accepted
  * so far), "requests", "open" and "max_open" (most connections open at
  * once), one per line as "  \"key\": N,".  LOGFILE gets a line per request:
  * its number, its connection's, the path, the Authorization header and the
- * body.  It exits after SECONDS (default 600), so that a test that dies
+ * body.  JSONFILE (-j) gets a JSON object per line per request, written
+ * before it is answered: {"n", "conn", "path", "auth", "model", "body": the
+ * body parsed (null if it is not JSON), "raw": the body's exact bytes as a
+ * string (absent if they are not UTF-8)}.  GET .../_requests answers the
+ * last 256 such records as {"total": N, "requests": [...]}, so that a
+ * client can check what reached the upstream without the file.
+ * It exits after SECONDS (default 600), so that a test that dies
  * cannot leave it behind; SIGTERM stops it at once.
  *
  * With -b it also listens on a second port, written to BLACKHOLE-PORTFILE,
@@ -96,7 +153,8 @@ struct server {
 	unsigned long long connections, requests, open, max_open;
 	unsigned next_id;
 	const char *stats_path, *log_path;
-	FILE *log;
+	FILE *log, *jlog;
+	json_t *recent[256];       /* the last requests' records, a ring */
 };
 
 static void
@@ -213,7 +271,11 @@ reason(int status)
 	switch (status) {
 	case 200: return "OK";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
+	case 413: return "Payload Too Large";
+	case 422: return "Unprocessable Entity";
 	case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
@@ -346,14 +408,33 @@ answer_text(struct conn *c, double at, int chat, int stream, const char *text)
 	answer_json(c, at, 200, "", j);
 }
 
-static void
-answer_error(struct conn *c, double at, int status, const char *extra, const char *msg)
+/* A JSON string, or null for NULL. */
+static json_t *
+str_or_null(const char *s)
 {
-	json_t *j = json_pack("{s:{s:s,s:s,s:n}}", "error", "message", msg, "type",
-	    status == 429 ? "requests" : "server_error", "code");
+	return s != NULL ? json_string(s) : json_null();
+}
+
+/* An OpenAI error body: {"error": {"message", "type", "param", "code"}}. */
+static void
+answer_oai_error(struct conn *c, double at, int status, const char *extra, const char *msg,
+    const char *type, const char *param, const char *code)
+{
+	json_t *j = json_pack("{s:{s:s,s:s,s:o,s:o}}", "error", "message", msg, "type", type,
+	    "param", str_or_null(param), "code", str_or_null(code));
 	if (j == NULL)
 		die("json_pack");
 	answer_json(c, at, status, extra, j);
+}
+
+static void
+answer_error(struct conn *c, double at, int status, const char *extra, const char *msg)
+{
+	const char *type = status == 429 ? "requests" :
+	    status >= 500 ? "server_error" : "invalid_request_error";
+	const char *code = status == 401 ? "invalid_api_key" :
+	    status == 429 ? "rate_limit_exceeded" : NULL;
+	answer_oai_error(c, at, status, extra, msg, type, NULL, code);
 }
 
 /* The prompt of a request body: the last message's content, or "prompt". */
@@ -370,11 +451,737 @@ prompt_of(json_t *body, int chat)
 	return json_is_string(content) ? json_string_value(content) : "";
 }
 
+/* ---- the "strict" model: OpenAI's checks and answers ----------------------- */
+
+/* Why a request is refused: 400 invalid_request_error. */
+struct refusal {
+	char msg[512];
+	char param[128];
+	const char *code;
+};
+
+static int refuse(struct refusal *r, const char *param, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+refuse(struct refusal *r, const char *param, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+	va_end(ap);
+	snprintf(r->param, sizeof r->param, "%s", param ? param : "");
+	r->code = code;
+	return -1;
+}
+
+static const char *
+jtype(json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: return "an integer";
+	case JSON_REAL: return "a number";
+	case JSON_TRUE: case JSON_FALSE: return "a boolean";
+	default: return "null";
+	}
+}
+
+/* The ids of pending (unanswered) tool calls, comma-separated. */
+static void
+pending_ids(json_t *pending, char *out, size_t outlen)
+{
+	const char *k;
+	json_t *v;
+	size_t n = 0;
+	out[0] = '\0';
+	json_object_foreach(pending, k, v) {
+		n += (size_t)snprintf(out + n, n < outlen ? outlen - n : 0, "%s%s",
+		    n ? ", " : "", k);
+		if (n >= outlen)
+			break;
+	}
+}
+
+static int
+strict_check_content(json_t *m, size_t i, const char *role, struct refusal *r)
+{
+	char param[128];
+	json_t *content = json_object_get(m, "content");
+	snprintf(param, sizeof param, "messages[%zu].content", i);
+	if (json_is_string(content))
+		return 0;
+	if (content == NULL || json_is_null(content)) {
+		if (strcmp(role, "assistant") == 0)
+			return 0;
+		return refuse(r, param, "invalid_type",
+		    "Invalid value for '%s': expected a string or an array of parts, got null.", param);
+	}
+	if (!json_is_array(content))
+		return refuse(r, param, "invalid_type",
+		    "Invalid type for '%s': expected a string or an array of parts, but got %s instead.",
+		    param, jtype(content));
+	size_t k;
+	json_t *part;
+	json_array_foreach(content, k, part) {
+		snprintf(param, sizeof param, "messages[%zu].content[%zu]", i, k);
+		json_t *type = json_object_get(part, "type");
+		if (!json_is_object(part) || !json_is_string(type))
+			return refuse(r, param, "invalid_type",
+			    "Invalid content part '%s': expected an object with a 'type'.", param);
+		const char *t = json_string_value(type);
+		if (strcmp(t, "text") == 0) {
+			if (!json_is_string(json_object_get(part, "text")))
+				return refuse(r, param, "missing_required_parameter",
+				    "Missing required parameter: '%s.text'.", param);
+		} else if (strcmp(t, "image_url") == 0) {
+			if (strcmp(role, "user") != 0)
+				return refuse(r, param, "invalid_value",
+				    "Invalid '%s': image parts are only allowed in messages with role 'user', "
+				    "not '%s'.", param, role);
+			json_t *iu = json_object_get(part, "image_url");
+			if (!json_is_string(json_object_get(iu, "url")))
+				return refuse(r, param, "missing_required_parameter",
+				    "Missing required parameter: '%s.image_url.url'.", param);
+		} else {
+			snprintf(param, sizeof param, "messages[%zu].content[%zu].type", i, k);
+			return refuse(r, param, "invalid_value",
+			    "Invalid value: '%s'. Supported values are: 'text' and 'image_url'.", t);
+		}
+	}
+	return 0;
+}
+
+/* 0 if the request passes OpenAI's checks, else -1 and why in r. */
+static int
+strict_check(json_t *req, struct refusal *r)
+{
+	static const char *roles[] = { "system", "developer", "user", "assistant", "tool",
+		"function", NULL };
+	char param[128], ids[256];
+	json_t *msgs = json_object_get(req, "messages");
+	if (msgs == NULL)
+		return refuse(r, "messages", "missing_required_parameter",
+		    "Missing required parameter: 'messages'.");
+	if (!json_is_array(msgs))
+		return refuse(r, "messages", "invalid_type",
+		    "Invalid type for 'messages': expected an array, but got %s instead.", jtype(msgs));
+	if (json_array_size(msgs) == 0)
+		return refuse(r, "messages", "empty_array",
+		    "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+		    "but got an empty array instead.");
+	json_t *pending = json_object(); /* tool call id -> the assistant message's index */
+	size_t asked_at = 0;
+	size_t i;
+	json_t *m;
+	int rc = 0;
+	json_array_foreach(msgs, i, m) {
+		snprintf(param, sizeof param, "messages[%zu].role", i);
+		json_t *rv = json_object_get(m, "role");
+		if (!json_is_object(m) || !json_is_string(rv)) {
+			rc = refuse(r, param, "missing_required_parameter",
+			    "Missing required parameter: '%s'.", param);
+			break;
+		}
+		const char *role = json_string_value(rv);
+		int known = 0;
+		for (const char **k = roles; *k != NULL; k++)
+			known |= strcmp(*k, role) == 0;
+		if (!known) {
+			rc = refuse(r, param, "invalid_value",
+			    "Invalid value: '%s'. Supported values are: 'system', 'assistant', 'user', "
+			    "'function', 'tool', and 'developer'.", role);
+			break;
+		}
+		if (strcmp(role, "tool") != 0 && json_object_size(pending) > 0) {
+			pending_ids(pending, ids, sizeof ids);
+			snprintf(param, sizeof param, "messages.[%zu].role", asked_at);
+			rc = refuse(r, param, NULL,
+			    "An assistant message with 'tool_calls' must be followed by tool messages "
+			    "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+			    "response messages: %s", ids);
+			break;
+		}
+		if ((rc = strict_check_content(m, i, role, r)) != 0)
+			break;
+		if (strcmp(role, "tool") == 0) {
+			json_t *id = json_object_get(m, "tool_call_id");
+			if (!json_is_string(id)) {
+				snprintf(param, sizeof param, "messages[%zu].tool_call_id", i);
+				rc = refuse(r, param, "missing_required_parameter",
+				    "Missing parameter 'tool_call_id': messages with role 'tool' must have a "
+				    "'tool_call_id'.");
+				break;
+			}
+			if (json_object_get(pending, json_string_value(id)) == NULL) {
+				snprintf(param, sizeof param, "messages.[%zu].role", i);
+				rc = refuse(r, param, NULL,
+				    "Invalid parameter: messages with role 'tool' must be a response to a "
+				    "preceeding message with 'tool_calls' (no tool call has the id '%s').",
+				    json_string_value(id));
+				break;
+			}
+			json_object_del(pending, json_string_value(id));
+		}
+		json_t *calls = json_object_get(m, "tool_calls");
+		if (calls != NULL && strcmp(role, "assistant") == 0) {
+			size_t k;
+			json_t *tc;
+			if (!json_is_array(calls) || json_array_size(calls) == 0) {
+				snprintf(param, sizeof param, "messages[%zu].tool_calls", i);
+				rc = refuse(r, param, "invalid_type",
+				    "Invalid '%s': expected a non-empty array.", param);
+				break;
+			}
+			json_array_foreach(calls, k, tc) {
+				json_t *f = json_object_get(tc, "function");
+				json_t *id = json_object_get(tc, "id");
+				snprintf(param, sizeof param, "messages[%zu].tool_calls[%zu]", i, k);
+				if (!json_is_string(id) || !json_is_string(json_object_get(f, "name")) ||
+				    !json_is_string(json_object_get(f, "arguments")) ||
+				    !json_is_string(json_object_get(tc, "type")) ||
+				    strcmp(json_string_value(json_object_get(tc, "type")), "function") != 0) {
+					rc = refuse(r, param, "invalid_value",
+					    "Invalid '%s': want {id, type: 'function', function: {name, "
+					    "arguments: a string}}.", param);
+					break;
+				}
+				json_object_set_new(pending, json_string_value(id), json_integer((json_int_t)i));
+			}
+			if (rc != 0)
+				break;
+			asked_at = i;
+		}
+	}
+	if (rc == 0 && json_object_size(pending) > 0) {
+		pending_ids(pending, ids, sizeof ids);
+		snprintf(param, sizeof param, "messages.[%zu].role", asked_at);
+		rc = refuse(r, param, NULL,
+		    "An assistant message with 'tool_calls' must be followed by tool messages "
+		    "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+		    "response messages: %s", ids);
+	}
+	json_decref(pending);
+	if (rc != 0)
+		return rc;
+
+	json_t *tools = json_object_get(req, "tools");
+	if (tools != NULL) {
+		size_t k;
+		json_t *t;
+		if (!json_is_array(tools))
+			return refuse(r, "tools", "invalid_type",
+			    "Invalid type for 'tools': expected an array, but got %s instead.", jtype(tools));
+		json_array_foreach(tools, k, t) {
+			json_t *type = json_object_get(t, "type");
+			snprintf(param, sizeof param, "tools[%zu].function.name", k);
+			if (!json_is_string(type) || strcmp(json_string_value(type), "function") != 0 ||
+			    !json_is_string(json_object_get(json_object_get(t, "function"), "name")))
+				return refuse(r, param, "missing_required_parameter",
+				    "Missing required parameter: '%s'.", param);
+		}
+	}
+	int stream = json_is_true(json_object_get(req, "stream"));
+	json_t *so = json_object_get(req, "stream_options");
+	if (so != NULL && !json_is_null(so) && !stream)
+		return refuse(r, "stream_options", "invalid_value",
+		    "The 'stream_options' parameter is only allowed when 'stream' is enabled.");
+	json_t *tl = json_object_get(req, "top_logprobs");
+	if (tl != NULL && !json_is_null(tl)) {
+		if (!json_is_integer(tl) || json_integer_value(tl) < 0 || json_integer_value(tl) > 20)
+			return refuse(r, "top_logprobs", "invalid_value",
+			    "Invalid 'top_logprobs': expected an integer from 0 to 20.");
+		if (!json_is_true(json_object_get(req, "logprobs")))
+			return refuse(r, "top_logprobs", "invalid_value",
+			    "Invalid value for 'top_logprobs': 'logprobs' must be set to true "
+			    "when 'top_logprobs' is used.");
+	}
+	json_t *n = json_object_get(req, "n");
+	if (n != NULL && !json_is_null(n) &&
+	    (!json_is_integer(n) || json_integer_value(n) < 1 || json_integer_value(n) > 128))
+		return refuse(r, "n", "invalid_value", "Invalid 'n': expected an integer from 1 to 128.");
+	return 0;
+}
+
+/* A growing string. */
+struct str {
+	char *s;
+	size_t len, cap;
+};
+
+static void
+str_add(struct str *b, const char *p, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = 2 * (b->len + n + 1);
+		if ((b->s = realloc(b->s, b->cap)) == NULL)
+			die("out of memory");
+	}
+	memcpy(b->s + b->len, p, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+/* The text of a message (its text parts joined by a space); counts its
+ * image parts in *images and keeps the first url in *url; adds the bytes
+ * of its text and urls to *bytes. */
+static void
+message_text(json_t *m, struct str *out, size_t *images, const char **url, size_t *bytes)
+{
+	json_t *content = json_object_get(m, "content");
+	str_add(out, "", 0);
+	if (json_is_string(content)) {
+		str_add(out, json_string_value(content), json_string_length(content));
+		*bytes += json_string_length(content);
+		return;
+	}
+	size_t k;
+	json_t *part;
+	json_array_foreach(content, k, part) {
+		const char *t = json_string_value(json_object_get(part, "type"));
+		if (t != NULL && strcmp(t, "text") == 0) {
+			json_t *tx = json_object_get(part, "text");
+			if (out->len > 0)
+				str_add(out, " ", 1);
+			str_add(out, json_string_value(tx), json_string_length(tx));
+			*bytes += json_string_length(tx);
+		} else if (t != NULL && strcmp(t, "image_url") == 0) {
+			json_t *u = json_object_get(json_object_get(part, "image_url"), "url");
+			if (*images == 0)
+				*url = json_string_value(u);
+			(*images)++;
+			*bytes += json_string_length(u);
+		}
+	}
+}
+
+/* A value of a JSON schema's type: TEXT for strings. */
+static json_t *
+value_of_type(json_t *schema, const char *text)
+{
+	const char *t = json_string_value(json_object_get(schema, "type"));
+	if (t == NULL)
+		return json_string(text);
+	if (strcmp(t, "number") == 0 || strcmp(t, "integer") == 0)
+		return json_integer(42);
+	if (strcmp(t, "boolean") == 0)
+		return json_true();
+	if (strcmp(t, "array") == 0)
+		return json_array();
+	if (strcmp(t, "object") == 0)
+		return json_object();
+	return json_string(text);
+}
+
+/* What the strict model answers to one request. */
+struct strict {
+	json_t *req;
+	const char *model;
+	char id[64];
+	json_int_t created;
+	int n, logprobs, top_logprobs, include_usage;
+	const char *tool_name;   /* a tool call when not NULL */
+	char *args;              /* its arguments, a JSON text */
+	char *text;              /* else the answer's text */
+	json_int_t prompt_tokens;
+};
+
+/* Builds the answer of a checked request. */
+static void
+strict_plan(struct strict *st, json_t *req, const char *model, unsigned long long nreq)
+{
+	memset(st, 0, sizeof *st);
+	st->req = req;
+	st->model = model;
+	snprintf(st->id, sizeof st->id, "chatcmpl-fake-%llu", nreq);
+	st->created = (json_int_t)time(NULL);
+	json_t *n = json_object_get(req, "n");
+	st->n = json_is_integer(n) ? (int)json_integer_value(n) : 1;
+	st->logprobs = json_is_true(json_object_get(req, "logprobs"));
+	json_t *tl = json_object_get(req, "top_logprobs");
+	st->top_logprobs = json_is_integer(tl) ? (int)json_integer_value(tl) : 0;
+	st->include_usage = json_is_true(json_object_get(json_object_get(req, "stream_options"),
+	    "include_usage"));
+
+	/* the prompt's size, and the last message */
+	json_t *msgs = json_object_get(req, "messages");
+	size_t bytes = 0, images = 0, i;
+	const char *url = NULL;
+	json_t *m;
+	struct str last = { 0 };
+	json_array_foreach(msgs, i, m) {
+		size_t im = 0;
+		const char *u = NULL;
+		last.len = 0;
+		message_text(m, &last, &im, &u, &bytes);
+		images = im;
+		url = u;
+	}
+	st->prompt_tokens = (json_int_t)(bytes / 4 + 3);
+	json_t *lm = json_array_get(msgs, json_array_size(msgs) - 1);
+	const char *role = json_string_value(json_object_get(lm, "role"));
+
+	/* a tool call? */
+	json_t *tools = json_object_get(req, "tools");
+	json_t *choice = json_object_get(req, "tool_choice");
+	int none = json_is_string(choice) && strcmp(json_string_value(choice), "none") == 0;
+	if (strcmp(role, "user") == 0 && json_array_size(tools) > 0 && !none) {
+		json_t *tool = json_array_get(tools, 0);
+		const char *want = json_string_value(json_object_get(json_object_get(choice,
+		    "function"), "name"));
+		size_t k;
+		json_t *t;
+		json_array_foreach(tools, k, t) {
+			const char *name = json_string_value(json_object_get(json_object_get(t,
+			    "function"), "name"));
+			if (want != NULL && strcmp(want, name) == 0)
+				tool = t;
+		}
+		json_t *f = json_object_get(tool, "function");
+		st->tool_name = json_string_value(json_object_get(f, "name"));
+		json_t *props = json_object_get(json_object_get(f, "parameters"), "properties");
+		json_t *args = json_object();
+		void *it = json_object_iter(props);
+		if (it != NULL)
+			json_object_set_new(args, json_object_iter_key(it),
+			    value_of_type(json_object_iter_value(it), "Paris"));
+		st->args = json_dumps(args, JSON_COMPACT);
+		json_decref(args);
+		free(last.s);
+		return;
+	}
+
+	/* text */
+	struct str text = { 0 };
+	if (strcmp(role, "tool") == 0) {
+		str_add(&text, "The weather is: ", 16);
+		str_add(&text, last.s, last.len);
+	} else if (strcmp(role, "user") == 0 && images > 0) {
+		char head[64];
+		size_t ul = strlen(url), k = ul < 24 ? ul : 24;
+		while (k > 0 && k < ul && ((unsigned char)url[k] & 0xC0) == 0x80)
+			k--; /* not in the middle of a UTF-8 sequence */
+		snprintf(head, sizeof head, "I saw %zu image%s, the first at ", images,
+		    images == 1 ? "" : "s");
+		str_add(&text, head, strlen(head));
+		str_add(&text, url, k);
+	} else {
+		str_add(&text, "you said: ", 10);
+		str_add(&text, last.s, last.len);
+	}
+	free(last.s);
+	json_t *rf = json_object_get(req, "response_format");
+	const char *rft = json_string_value(json_object_get(rf, "type"));
+	if (rft != NULL && (strcmp(rft, "json_object") == 0 || strcmp(rft, "json_schema") == 0)) {
+		json_t *o = json_object();
+		json_t *props = json_object_get(json_object_get(json_object_get(rf, "json_schema"),
+		    "schema"), "properties");
+		const char *k;
+		json_t *v;
+		if (strcmp(rft, "json_schema") == 0 && json_object_size(props) > 0)
+			json_object_foreach(props, k, v)
+				json_object_set_new(o, k, value_of_type(v, text.s));
+		else
+			json_object_set_new(o, "answer", json_string(text.s));
+		st->text = json_dumps(o, JSON_COMPACT);
+		json_decref(o);
+		free(text.s);
+	} else {
+		st->text = text.s;
+	}
+}
+
+/* The text of choice i (from 0). */
+static char *
+strict_choice_text(struct strict *st, int i)
+{
+	char *t;
+	if (i == 0)
+		t = strdup(st->text);
+	else if (asprintf(&t, "choice %d: %s", i + 1, st->text) < 0)
+		t = NULL;
+	if (t == NULL)
+		die("out of memory");
+	return t;
+}
+
+/* Cuts t to the max_completion_tokens (or max_tokens) words asked for;
+ * returns the finish reason and the words kept in *words. */
+static const char *
+strict_cut(struct strict *st, char *t, size_t *words)
+{
+	json_t *mx = json_object_get(st->req, "max_completion_tokens");
+	if (!json_is_integer(mx))
+		mx = json_object_get(st->req, "max_tokens");
+	json_int_t max = json_is_integer(mx) ? json_integer_value(mx) : 0;
+	size_t len = strlen(t), i = 0;
+	*words = 0;
+	while (i < len) {
+		if (max > 0 && (json_int_t)*words == max) {
+			t[i] = '\0';
+			return "length";
+		}
+		i = next_word(t, len, i);
+		(*words)++;
+	}
+	return "stop";
+}
+
+/* The logprobs entry of one token. */
+static json_t *
+strict_token_logprob(struct strict *st, const char *tok, size_t len, size_t k)
+{
+	double lp = -0.25 * (double)(1 + k % 3);
+	json_t *bytes = json_array();
+	for (size_t b = 0; b < len; b++)
+		json_array_append_new(bytes, json_integer((unsigned char)tok[b]));
+	json_t *tops = json_array();
+	for (int j = 0; j < st->top_logprobs; j++) {
+		char alt[32];
+		json_t *e;
+		if (j == 0) {
+			e = json_pack("{s:s%,s:f,s:O}", "token", tok, len, "logprob", lp, "bytes", bytes);
+		} else {
+			snprintf(alt, sizeof alt, " alt%d", j);
+			json_t *ab = json_array();
+			for (const char *p = alt; *p; p++)
+				json_array_append_new(ab, json_integer((unsigned char)*p));
+			e = json_pack("{s:s,s:f,s:o}", "token", alt, "logprob", lp - j, "bytes", ab);
+		}
+		json_array_append_new(tops, e);
+	}
+	return json_pack("{s:s%,s:f,s:o,s:o}", "token", tok, len, "logprob", lp, "bytes", bytes,
+	    "top_logprobs", tops);
+}
+
+/* {"content": [entries of text's words], "refusal": null} */
+static json_t *
+strict_logprobs(struct strict *st, const char *t)
+{
+	json_t *content = json_array();
+	size_t len = strlen(t), i = 0, k = 0;
+	while (i < len) {
+		size_t j = next_word(t, len, i);
+		json_array_append_new(content, strict_token_logprob(st, t + i, j - i, k++));
+		i = j;
+	}
+	return json_pack("{s:o,s:n}", "content", content, "refusal");
+}
+
+static json_t *
+strict_tool_calls(struct strict *st, const char *args)
+{
+	return json_pack("[{s:i,s:s,s:s,s:{s:s,s:s}}]", "index", 0, "id", "call_1", "type",
+	    "function", "function", "name", st->tool_name, "arguments", args);
+}
+
+static json_t *
+strict_usage(struct strict *st, json_int_t completion)
+{
+	return json_pack("{s:I,s:I,s:I,s:{s:i,s:i},s:{s:i,s:i,s:i,s:i}}",
+	    "prompt_tokens", st->prompt_tokens, "completion_tokens", completion,
+	    "total_tokens", st->prompt_tokens + completion,
+	    "prompt_tokens_details", "cached_tokens", 0, "audio_tokens", 0,
+	    "completion_tokens_details", "reasoning_tokens", 0, "audio_tokens", 0,
+	    "accepted_prediction_tokens", 0, "rejected_prediction_tokens", 0);
+}
+
+/* id, object, created, model, (service_tier,) system_fingerprint */
+static json_t *
+strict_head(struct strict *st, const char *object)
+{
+	json_t *j = json_pack("{s:s,s:s,s:I,s:s}", "id", st->id, "object", object, "created",
+	    st->created, "model", st->model);
+	json_t *tier = json_object_get(st->req, "service_tier");
+	if (json_is_string(tier))
+		json_object_set(j, "service_tier", tier);
+	json_object_set_new(j, "system_fingerprint", json_string("fp_fake"));
+	return j;
+}
+
+static void
+strict_whole(struct conn *c, double at, struct strict *st)
+{
+	json_t *j = strict_head(st, "chat.completion");
+	json_t *choices = json_array();
+	json_int_t completion = 0;
+	for (int i = 0; i < st->n; i++) {
+		json_t *msg, *lp = json_null();
+		const char *finish;
+		if (st->tool_name != NULL) {
+			json_t *calls = strict_tool_calls(st, st->args);
+			json_object_del(json_array_get(calls, 0), "index");
+			msg = json_pack("{s:s,s:n,s:o,s:n,s:[]}", "role", "assistant", "content",
+			    "tool_calls", calls, "refusal", "annotations");
+			finish = "tool_calls";
+			completion += 4 + (json_int_t)strlen(st->args) / 4;
+		} else {
+			size_t words;
+			char *t = strict_choice_text(st, i);
+			finish = strict_cut(st, t, &words);
+			msg = json_pack("{s:s,s:s,s:n,s:[]}", "role", "assistant", "content", t,
+			    "refusal", "annotations");
+			if (st->logprobs)
+				lp = strict_logprobs(st, t);
+			completion += (json_int_t)words;
+			free(t);
+		}
+		json_array_append_new(choices, json_pack("{s:i,s:o,s:o,s:s}", "index", i,
+		    "message", msg, "logprobs", lp, "finish_reason", finish));
+	}
+	json_object_set_new(j, "choices", choices);
+	json_object_set_new(j, "usage", strict_usage(st, completion));
+	answer_json(c, at, 200, "", j);
+}
+
+/* One chat.completion.chunk event of choice i; takes delta and logprobs. */
+static void
+strict_chunk(struct conn *c, double at, struct strict *st, int i, json_t *delta, json_t *lp,
+    const char *finish)
+{
+	json_t *j = strict_head(st, "chat.completion.chunk");
+	json_object_set_new(j, "choices", json_pack("[{s:i,s:o,s:o,s:o}]", "index", i, "delta",
+	    delta, "logprobs", lp ? lp : json_null(), "finish_reason", str_or_null(finish)));
+	if (st->include_usage)
+		json_object_set_new(j, "usage", json_null());
+	char *s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	char *ev;
+	if (s == NULL || asprintf(&ev, "data: %s\n\n", s) < 0)
+		die("out of memory");
+	sse_raw(c, at, ev);
+	free(ev);
+	free(s);
+}
+
+static void
+strict_stream(struct conn *c, double at, struct strict *st)
+{
+	json_int_t completion = 0;
+	sse_head(c, at);
+	for (int i = 0; i < st->n; i++) {
+		if (st->tool_name != NULL) {
+			strict_chunk(c, at, st, i, json_pack("{s:s,s:n,s:o,s:n}", "role", "assistant",
+			    "content", "tool_calls", strict_tool_calls(st, ""), "refusal"), NULL, NULL);
+			size_t len = strlen(st->args), cut[4] = { 0, len / 3, 2 * len / 3, len };
+			for (int k = 0; k < 3; k++) {
+				if (cut[k + 1] == cut[k])
+					continue;
+				strict_chunk(c, at, st, i, json_pack("{s:[{s:i,s:{s:s%}}]}", "tool_calls",
+				    "index", 0, "function", "arguments", st->args + cut[k],
+				    cut[k + 1] - cut[k]), NULL, NULL);
+			}
+			strict_chunk(c, at, st, i, json_object(), NULL, "tool_calls");
+			completion += 4 + (json_int_t)strlen(st->args) / 4;
+			continue;
+		}
+		size_t words;
+		char *t = strict_choice_text(st, i);
+		const char *finish = strict_cut(st, t, &words);
+		strict_chunk(c, at, st, i, json_pack("{s:s,s:s,s:n}", "role", "assistant",
+		    "content", "", "refusal"), NULL, NULL);
+		size_t len = strlen(t), p = 0, k = 0;
+		while (p < len) {
+			size_t q = next_word(t, len, p);
+			json_t *lp = NULL;
+			if (st->logprobs)
+				lp = json_pack("{s:[o],s:n}", "content",
+				    strict_token_logprob(st, t + p, q - p, k), "refusal");
+			strict_chunk(c, at, st, i, json_pack("{s:s%}", "content", t + p, q - p), lp, NULL);
+			p = q;
+			k++;
+		}
+		strict_chunk(c, at, st, i, json_object(), NULL, finish);
+		completion += (json_int_t)words;
+		free(t);
+	}
+	if (st->include_usage) {
+		json_t *j = strict_head(st, "chat.completion.chunk");
+		json_object_set_new(j, "choices", json_array());
+		json_object_set_new(j, "usage", strict_usage(st, completion));
+		char *s = json_dumps(j, JSON_COMPACT);
+		json_decref(j);
+		char *ev;
+		if (s == NULL || asprintf(&ev, "data: %s\n\n", s) < 0)
+			die("out of memory");
+		sse_raw(c, at, ev);
+		free(ev);
+		free(s);
+	}
+	sse_raw(c, at, "data: [DONE]\n\n");
+	addf(c, at, "0\r\n\r\n");
+}
+
+static void
+strict(struct server *s, struct conn *c, double at, json_t *req, const char *model)
+{
+	struct refusal r;
+	if (strict_check(req, &r) != 0) {
+		answer_oai_error(c, at, 400, "", r.msg, "invalid_request_error",
+		    r.param[0] ? r.param : NULL, r.code);
+		return;
+	}
+	struct strict st;
+	strict_plan(&st, req, model, s->requests);
+	if (json_is_true(json_object_get(req, "stream")))
+		strict_stream(c, at, &st);
+	else
+		strict_whole(c, at, &st);
+	free(st.args);
+	free(st.text);
+}
+
+/* Records a request: a line of JSONFILE, and the ring GET .../_requests answers. */
+static void
+record(struct server *s, struct conn *c, const char *path, const char *auth, json_t *j,
+    const char *body, size_t blen)
+{
+	json_t *m = json_object_get(j, "model");
+	json_t *rec = json_pack("{s:I,s:i,s:s,s:s,s:O?,s:O?}", "n", (json_int_t)s->requests,
+	    "conn", (int)c->id, "path", path, "auth", auth, "model", json_is_string(m) ? m : NULL,
+	    "body", j);
+	if (rec == NULL) /* a path or header not in UTF-8 */
+		return;
+	json_t *raw = json_stringn(body, blen);
+	if (raw != NULL)
+		json_object_set_new(rec, "raw", raw);
+	if (s->jlog != NULL) {
+		json_dumpf(rec, s->jlog, JSON_COMPACT);
+		fputc('\n', s->jlog);
+		fflush(s->jlog);
+	}
+	size_t slot = (size_t)(s->requests % (sizeof s->recent / sizeof s->recent[0]));
+	json_decref(s->recent[slot]);
+	s->recent[slot] = rec;
+}
+
+/* {"total": N, "requests": [the last records, oldest first]} */
+static void
+answer_recent(struct server *s, struct conn *c, double at)
+{
+	size_t cap = sizeof s->recent / sizeof s->recent[0];
+	json_t *list = json_array();
+	unsigned long long from = s->requests > cap ? s->requests - cap + 1 : 1;
+	for (unsigned long long n = from; n <= s->requests; n++)
+		if (s->recent[n % cap] != NULL)
+			json_array_append(list, s->recent[n % cap]);
+	answer_json(c, at, 200, "", json_pack("{s:I,s:o}", "total", (json_int_t)s->requests,
+	    "requests", list));
+}
+
 static void
 handle(struct server *s, struct conn *c, const char *path, const char *auth,
     const char *body, size_t blen)
 {
 	double t = now_s();
+	size_t plen = strcspn(path, "?"); /* the query (a client's counter) is ignored */
+	c->end = END_KEEP;
+	if (plen >= 10 && strncmp(path + plen - 10, "/_requests", 10) == 0) {
+		answer_recent(s, c, t); /* not a request to the model: not counted */
+		return;
+	}
 	s->requests++;
 	stats(s);
 	if (s->log != NULL) {
@@ -382,16 +1189,16 @@ handle(struct server *s, struct conn *c, const char *path, const char *auth,
 		    auth, (int)blen, body);
 		fflush(s->log);
 	}
-	c->end = END_KEEP;
-	size_t plen = strcspn(path, "?"); /* the query (a client's counter) is ignored */
+	json_error_t jerr;
+	json_t *j = json_loadb(body, blen, 0, &jerr);
+	record(s, c, path, auth, j, body, blen);
 	int chat = plen >= 17 && strncmp(path + plen - 17, "/chat/completions", 17) == 0;
 	int comp = !chat && plen >= 12 && strncmp(path + plen - 12, "/completions", 12) == 0;
 	if (!chat && !comp) {
 		answer_error(c, t, 404, "", "no such endpoint");
+		json_decref(j);
 		return;
 	}
-	json_error_t jerr;
-	json_t *j = json_loadb(body, blen, 0, &jerr);
 	if (!json_is_object(j)) {
 		answer_error(c, t, 400, "", "the body is not a JSON object");
 		json_decref(j);
@@ -437,6 +1244,20 @@ handle(struct server *s, struct conn *c, const char *path, const char *auth,
 		answer_error(c, t, 400, "", "bad request");
 	} else if (strcmp(model, "401") == 0) {
 		answer_error(c, t, 401, "", "invalid api key");
+	} else if (strcmp(model, "403") == 0) {
+		answer_oai_error(c, t, 403, "", "Country, region, or territory not supported",
+		    "request_forbidden", NULL, "unsupported_country_region_territory");
+	} else if (strcmp(model, "404") == 0) {
+		answer_oai_error(c, t, 404, "", "The model `404` does not exist or you do not have "
+		    "access to it.", "invalid_request_error", NULL, "model_not_found");
+	} else if (strcmp(model, "413") == 0) {
+		answer_oai_error(c, t, 413, "", "Request too large: the body is over the limit",
+		    "invalid_request_error", NULL, "request_too_large");
+	} else if (strcmp(model, "422") == 0) {
+		answer_oai_error(c, t, 422, "", "Unprocessable entity: the request cannot be served",
+		    "invalid_request_error", NULL, "unprocessable_entity");
+	} else if (strcmp(model, "strict") == 0 && chat) {
+		strict(s, c, t, j, model);
 	} else if (strcmp(model, "503") == 0) {
 		static const char b[] = "Service Unavailable\n";
 		answer(c, t, 503, "text/plain", "Retry-After: 1\r\n", b, sizeof b - 1);
@@ -681,21 +1502,23 @@ int
 main(int argc, char **argv)
 {
 	struct server s;
-	const char *port_path = NULL, *pid_path = NULL, *hole_path = NULL;
+	const char *port_path = NULL, *pid_path = NULL, *hole_path = NULL, *json_path = NULL;
 	double lifetime = 600;
 	int opt;
 	memset(&s, 0, sizeof s);
-	while ((opt = getopt(argc, argv, "p:P:s:l:t:b:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:P:s:l:j:t:b:")) != -1) {
 		switch (opt) {
 		case 'p': port_path = optarg; break;
 		case 'P': pid_path = optarg; break;
 		case 's': s.stats_path = optarg; break;
 		case 'l': s.log_path = optarg; break;
+		case 'j': json_path = optarg; break;
 		case 't': lifetime = atof(optarg); break;
 		case 'b': hole_path = optarg; break;
 		default:
 			fprintf(stderr, "usage: fake-upstream -p PORTFILE [-P PIDFILE] "
-			    "[-s STATSFILE] [-l LOGFILE] [-t SECONDS] [-b BLACKHOLE-PORTFILE]\n");
+			    "[-s STATSFILE] [-l LOGFILE] [-j JSONFILE] [-t SECONDS] "
+			    "[-b BLACKHOLE-PORTFILE]\n");
 			return 2;
 		}
 	}
@@ -703,6 +1526,8 @@ main(int argc, char **argv)
 		die("-p PORTFILE is required");
 	if (s.log_path != NULL && (s.log = fopen(s.log_path, "a")) == NULL)
 		die("%s: %s", s.log_path, strerror(errno));
+	if (json_path != NULL && (s.jlog = fopen(json_path, "a")) == NULL)
+		die("%s: %s", json_path, strerror(errno));
 
 	s.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	struct sockaddr_in a;
@@ -766,5 +1591,9 @@ main(int argc, char **argv)
 	close(s.lfd);
 	if (s.log != NULL)
 		fclose(s.log);
+	if (s.jlog != NULL)
+		fclose(s.jlog);
+	for (size_t i = 0; i < sizeof s.recent / sizeof s.recent[0]; i++)
+		json_decref(s.recent[i]);
 	return 0;
 }
