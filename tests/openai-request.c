@@ -76,10 +76,11 @@ same_json(const char *a, const char *b)
 	return r;
 }
 
-static const struct oai_shape chat = { "default", 1, 1, 0 };
-static const struct oai_shape chat_plain = { "default", 1, 0, 0 };
-static const struct oai_shape chat_mct = { "default", 1, 1, 1 };
-static const struct oai_shape comp = { "default", 0, 1, 0 };
+static const struct oai_shape chat = { "default", 1, 1, 0, 0 };
+static const struct oai_shape chat_plain = { "default", 1, 0, 0, 0 };
+static const struct oai_shape chat_mct = { "default", 1, 1, 1, 0 };
+static const struct oai_shape chat_as_sent = { "default", 1, 0, 0, 1 };
+static const struct oai_shape comp = { "default", 0, 1, 0, 0 };
 
 /* The body of c is want: exactly (bytes) or in meaning. */
 static void
@@ -191,6 +192,32 @@ test_forward(void)
 	body_is("no stream option: the worker's (true)", &chat, &s,
 	    Q("{'messages':[{'role':'user','content':'hi'}],'stream':true,"
 	    "'stream_options':{'include_usage':true},'model':'default'}"), 0);
+}
+
+/* max-tokens-field as-sent, and stream written only when it changes */
+static void
+test_as_sent(void)
+{
+	porch_call c = { "q", { { "openai.request",
+	    Q("{'messages':[{'role':'user','content':'q'}],'max_completion_tokens':7}") },
+	    { "max-tokens", "7" } } };
+	body_is("as-sent: the client's max_completion_tokens kept, no stream added",
+	    &chat_as_sent, &c, Q("{'messages':[{'role':'user','content':'q'}],"
+	    "'max_completion_tokens':7,'model':'default'}"), 0);
+	c.opt[0][1] = Q("{'messages':[{'role':'user','content':'q'}],'max_tokens':7}");
+	body_is("as-sent: the client's max_tokens kept", &chat_as_sent, &c,
+	    Q("{'messages':[{'role':'user','content':'q'}],'max_tokens':7,'model':'default'}"), 0);
+	c.opt[0][1] = Q("{'messages':[{'role':'user','content':'q'}]}");
+	body_is("as-sent: a cap porch sets goes as max_tokens", &chat_as_sent, &c,
+	    Q("{'messages':[{'role':'user','content':'q'}],'max_tokens':7,'model':'default'}"), 0);
+	/* the client's own mistake, stream_options without stream, goes as sent
+	 * for the upstream to refuse, as OpenAI would */
+	c.opt[0][1] = Q("{'messages':[{'role':'user','content':'q'}],"
+	    "'stream_options':{'include_usage':true}}");
+	c.opt[1][0] = "unused";
+	body_is("stream_options without stream: as sent", &chat_as_sent, &c,
+	    Q("{'messages':[{'role':'user','content':'q'}],'stream_options':{'include_usage':true},"
+	    "'model':'default'}"), 0);
 }
 
 static void
@@ -428,15 +455,17 @@ test_whole(void)
 	printf("ok - whole answer: null content is no text\n");
 	oai_answer_meta(1, root, on_meta, &m);
 	json_decref(root);
+	/* a whole answer's nulls are the client's to see, but for "logprobs":
+	 * null, which every choice gets anyway */
 	meta_is("whole answer: metadata", &m, Q(
 	    "finish-reason=tool_calls\n"
 	    "usage={'prompt_tokens':5,'completion_tokens':7,'total_tokens':12,"
 	    "'completion_tokens_details':{'reasoning_tokens':2}}\n"
-	    "openai.extra={'system_fingerprint':'fp_1','service_tier':'default'}\n"
+	    "openai.extra={'system_fingerprint':'fp_1','service_tier':'default','x':null}\n"
 	    "openai.choice={'logprobs':{'content':[{'token':'a','logprob':-0.5,'bytes':[97],"
 	    "'top_logprobs':[]}]}}\n"
-	    "openai.message={'tool_calls':[{'id':'call_1','type':'function','function':"
-	    "{'name':'f','arguments':'{}'}}],'annotations':[]}\n"
+	    "openai.message={'refusal':null,'tool_calls':[{'id':'call_1','type':'function',"
+	    "'function':{'name':'f','arguments':'{}'}}],'annotations':[]}\n"
 	    "openai.choices=[{'index':1,'message':{'role':'assistant','content':'two'},"
 	    "'finish_reason':'stop'}]\n"));
 
@@ -604,6 +633,7 @@ main(void)
 	test_forward();
 	test_parts();
 	test_settings();
+	test_as_sent();
 	test_completions();
 	test_cross();
 	test_from_text();

@@ -257,21 +257,25 @@ expect_eq "forwarded: a new prompt in parts" "$(last_body)" \
 doc='{"model":"echo-body","messages":[{"role":"system","content":"old"},{"role":"user","content":"q"}]}'
 fwd fwd-sys "$T/plain.xml" q "$doc" ', "system": "new"'
 expect_eq "forwarded: a new system text" "$(last_body)" \
-    '{"model":"echo-body","messages":[{"role":"system","content":"new"},{"role":"user","content":"q"}],"stream":false}'
+    '{"model":"echo-body","messages":[{"role":"system","content":"new"},{"role":"user","content":"q"}]}'
 fwd fwd-sys2 "$T/plain.xml" q '{"messages":[{"role":"user","content":"q"}]}' ', "system": "sys", "model": "echo-body"'
 expect_eq "forwarded: a system message inserted, the model option" "$(last_body)" \
-    '{"messages":[{"role":"system","content":"sys"},{"role":"user","content":"q"}],"model":"echo-body","stream":false}'
+    '{"messages":[{"role":"system","content":"sys"},{"role":"user","content":"q"}],"model":"echo-body"}'
 # the token cap under the name the upstream takes
 pipeline "$T/mct.xml" "$(p stream false; p max-tokens-field max_completion_tokens)"
 fwd fwd-mct "$T/mct.xml" q '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"max_tokens":5}' ', "max-tokens": "12"'
 expect_eq "max-tokens-field max_completion_tokens" "$(last_body)" \
-    '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"max_completion_tokens":12,"stream":false}'
+    '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"max_completion_tokens":12}'
 fwd fwd-mt "$T/plain.xml" q '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"max_completion_tokens":7}'
-expect_eq "max-tokens-field max_tokens (the default)" "$(last_body)" \
-    '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"max_tokens":7,"stream":false}'
+expect_eq "max-tokens-field as-sent (the default)" "$(last_body)" \
+    '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"max_completion_tokens":7}'
+pipeline "$T/mt.xml" "$(p stream false; p max-tokens-field max_tokens)"
+fwd fwd-mt2 "$T/mt.xml" q '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"max_completion_tokens":7}'
+expect_eq "max-tokens-field max_tokens" "$(last_body)" \
+    '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"max_tokens":7}'
 fwd fwd-null "$T/mct.xml" q '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"max_tokens":null}'
 expect_eq "max_tokens null: no cap" "$(last_body)" \
-    '{"model":"echo-body","messages":[{"role":"user","content":"q"}],"stream":false}'
+    '{"model":"echo-body","messages":[{"role":"user","content":"q"}]}'
 # stream: the client's choice when given, else the worker's; stream_options only with it
 doc='{"model":"echo-body","messages":[{"role":"user","content":"q"}],"stream":true,"stream_options":{"include_usage":true}}'
 fwd fwd-nostream "$T/stream.xml" q "$doc" ', "stream": "false"'
@@ -326,16 +330,16 @@ for f in s p; do
 	done
 	case $f in
 	s) want='"openai.message":"{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]}"' ;;
-	p) want='"openai.message":"{\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]}"' ;;
+	p) want='"openai.message":"{\"refusal\":null,\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]}"' ;;
 	esac
 	printf '%s\n' "$r" | grep -qF "$want" && ok || fail "answer metadata ($f): no $want in $r"
 	grep '"input":"refused"' "$T/rec-$f.xml.jsonl" | grep -qF \
 	    '"status":400,' && grep '"input":"refused"' "$T/rec-$f.xml.jsonl" | grep -qF \
-	    '"openai.error":"{\"message\":\"bad request\",\"type\":\"server_error\",\"code\":null}"' &&
+	    '"openai.error":"{\"message\":\"bad request\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}"' &&
 	    ok || fail "openai.error 400 ($f): $(grep '"input":"refused"' "$T/rec-$f.xml.jsonl")"
 	grep '"input":"limited"' "$T/rec-$f.xml.jsonl" | grep -qF '"status":429,"retry_after_ms":2000' &&
 	    grep '"input":"limited"' "$T/rec-$f.xml.jsonl" | grep -qF \
-	    '"openai.error":"{\"message\":\"Rate limit reached for requests\",\"type\":\"requests\",\"code\":null}"' &&
+	    '"openai.error":"{\"message\":\"Rate limit reached for requests\",\"type\":\"requests\",\"param\":null,\"code\":\"rate_limit_exceeded\"}"' &&
 	    ok || fail "openai.error 429 ($f): $(grep '"input":"limited"' "$T/rec-$f.xml.jsonl")"
 done
 line "overloaded" error-event > "$T/rec-e.in"

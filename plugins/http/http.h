@@ -112,6 +112,7 @@ struct hreq {
 	int answered_by_reply;      /* finish() came before the outcome */
 	uint64_t pieces;            /* streamed pieces sent */
 	int extras_sent;            /* a piece with extras (tool calls ...) was sent */
+	int role_sent;              /* a chat stream's role went out (stream.c) */
 	char carry[4];              /* an incomplete UTF-8 sequence held back */
 	size_t carry_len;
 	struct buf chunk_head;      /* SSE: each chunk's {"id",...,"choices":[ (stream.c) */

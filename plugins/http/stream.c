@@ -91,14 +91,25 @@ stream_begin(struct hreq *h)
 		answer_head(h, 200, "text/event-stream", -1,
 		    "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
 		chunk_head_make(h);
-		if (h->mode == MODE_SSE_CHAT) {
-			struct buf *b = event_open(h, 1);
-			chunk_open(h, b, NULL);
-			buf_lit(b, "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
-			    "\"logprobs\":null,\"finish_reason\":null}]}");
-			event_send(h, b, 1);
-		}
 	}
+}
+
+/*
+ * Chat streams open with the role, as OpenAI's do: in a chunk of its own
+ * before the first text ({"role":"assistant","content":""}), or in the
+ * first chunk's delta when that has no text (a tool call: content null).
+ */
+static void
+role_out(struct hreq *h)
+{
+	if (h->mode != MODE_SSE_CHAT || h->role_sent)
+		return;
+	h->role_sent = 1;
+	struct buf *b = event_open(h, 1);
+	chunk_open(h, b, NULL);
+	buf_lit(b, "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+	    "\"logprobs\":null,\"finish_reason\":null}]}");
+	event_send(h, b, 1);
 }
 
 /* The choice's own extras (logprobs ...), or the "logprobs":null every choice has. */
@@ -126,20 +137,27 @@ piece_out(struct hreq *h, const char *text, size_t len, const struct porch_piece
 	else
 		h->extras_sent |= pc->chunk != NULL || pc->choice != NULL || pc->delta != NULL;
 	switch (h->mode) {
-	case MODE_SSE_CHAT:
+	case MODE_SSE_CHAT: {
+		int with_role = !h->role_sent && len == 0 && pc->delta != NULL;
+		if (!with_role)
+			role_out(h);
+		h->role_sent = 1;
 		b = event_open(h, 1);
 		chunk_open(h, b, pc->chunk);
 		buf_lit(b, "{\"index\":0,\"delta\":{");
+		if (with_role)
+			buf_lit(b, "\"role\":\"assistant\",\"content\":null");
 		if (len > 0) {
 			buf_lit(b, "\"content\":");
 			json_put_str(b, text, len);
 		}
-		json_put_members(b, pc->delta, len > 0);
+		json_put_members(b, pc->delta, len > 0 || with_role);
 		buf_lit(b, "}");
 		choice_extras(b, pc->choice);
 		buf_lit(b, ",\"finish_reason\":null}]}");
 		event_send(h, b, 1);
 		break;
+	}
 	case MODE_SSE_TEXT:
 		b = event_open(h, 1);
 		chunk_open(h, b, pc->chunk);
@@ -286,11 +304,13 @@ stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o)
 	}
 	if (reason == NULL)
 		reason = "stop";
+	role_out(h); /* an empty answer still has its role */
+	const char *extra = porch_msg_meta(m, "openai.extra");
 	struct buf *b;
 	switch (h->mode) {
 	case MODE_SSE_CHAT:
 		b = event_open(h, 1);
-		chunk_open(h, b, NULL);
+		chunk_open(h, b, extra);
 		buf_lit(b, "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":");
 		json_put_cstr(b, reason);
 		buf_lit(b, "}]}");
@@ -298,7 +318,7 @@ stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o)
 		break;
 	case MODE_SSE_TEXT:
 		b = event_open(h, 1);
-		chunk_open(h, b, NULL);
+		chunk_open(h, b, extra);
 		buf_lit(b, "{\"index\":0,\"text\":\"\",\"logprobs\":null,\"finish_reason\":");
 		json_put_cstr(b, reason);
 		buf_lit(b, "}]}");
@@ -323,7 +343,7 @@ stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o)
 	}
 	if (h->include_usage) {
 		b = event_open(h, 1);
-		chunk_open(h, b, NULL);
+		chunk_open(h, b, extra);
 		buf_lit(b, "],\"usage\":");
 		json_put_usage(b, h, usage, text, len);
 		buf_lit(b, "}");

@@ -179,23 +179,39 @@ static const char *const oai_choice_chat[] = {
 static const char *const oai_choice_text[] = { "index", "text", "finish_reason", NULL };
 static const char *const oai_message_basic[] = { "role", "content", NULL };
 
-/* 1 when obj has a member not in basic whose value is not null: cheap,
- * nothing is allocated. */
+/* Whether member key (value v) is an extra; "logprobs": null is not, as the
+ * http source writes it for every choice itself. */
 static int
-oai_has_extras(json_t *obj, const char *const *basic)
+oai_is_extra(const char *key, json_t *v, const char *const *basic, int nulls)
+{
+	if (oai_in(key, basic))
+		return 0;
+	if (!json_is_null(v))
+		return 1;
+	return nulls && strcmp(key, "logprobs") != 0;
+}
+
+/*
+ * 1 when obj has a member not in basic (whose value is not null, unless
+ * nulls count: a whole answer's "refusal": null is what the client would
+ * have got): cheap, nothing is allocated.
+ */
+static int
+oai_has_extras(json_t *obj, const char *const *basic, int nulls)
 {
 	const char *key;
 	json_t *v;
 	json_object_foreach(obj, key, v) {
-		if (!json_is_null(v) && !oai_in(key, basic))
+		if (oai_is_extra(key, v, basic, nulls))
 			return 1;
 	}
 	return 0;
 }
 
-/* A new object of obj's members not in basic and not null; NULL: memory. */
+/* A new object of obj's members not in basic (and not null, unless nulls
+ * count); NULL: memory. */
 static json_t *
-oai_extras(json_t *obj, const char *const *basic)
+oai_extras(json_t *obj, const char *const *basic, int nulls)
 {
 	json_t *e = json_object();
 	const char *key;
@@ -203,7 +219,7 @@ oai_extras(json_t *obj, const char *const *basic)
 	if (e == NULL)
 		return NULL;
 	json_object_foreach(obj, key, v) {
-		if (!json_is_null(v) && !oai_in(key, basic) && json_object_set(e, key, v) != 0) {
+		if (oai_is_extra(key, v, basic, nulls) && json_object_set(e, key, v) != 0) {
 			json_decref(e);
 			return NULL;
 		}
@@ -228,9 +244,9 @@ static int
 oai_set_extras(oai_meta_fn *set, void *arg, const char *key, json_t *obj,
     const char *const *basic)
 {
-	if (!json_is_object(obj) || !oai_has_extras(obj, basic))
+	if (!json_is_object(obj) || !oai_has_extras(obj, basic, 1))
 		return 0;
-	json_t *e = oai_extras(obj, basic);
+	json_t *e = oai_extras(obj, basic, 1);
 	int r = e == NULL ? -1 : oai_set_json(set, arg, key, e);
 	json_decref(e);
 	return r;
@@ -545,7 +561,7 @@ static int
 oai_piece_extras(json_t *obj, const char *const *basic, char **text,
     struct oai_acc *a, int (*merge)(struct oai_acc *, json_t *))
 {
-	json_t *e = oai_extras(obj, basic);
+	json_t *e = oai_extras(obj, basic, 0);
 	int bad = e == NULL || (*text = json_dumps(e, OAI_DUMP_FLAGS)) == NULL;
 	if (!bad && merge != NULL)
 		bad = merge(a, e) != 0;
@@ -598,16 +614,16 @@ oai_chunk(int chat, const char *data, size_t len, struct oai_acc *a,
 	}
 	/* the common event (text only) allocates nothing below */
 	int bad = 0;
-	if (oai_has_extras(root, oai_top_basic)) {
-		json_t *e = oai_extras(root, oai_top_basic);
+	if (oai_has_extras(root, oai_top_basic, 0)) {
+		json_t *e = oai_extras(root, oai_top_basic, 0);
 		bad |= e == NULL || (ev->chunk = json_dumps(e, OAI_DUMP_FLAGS)) == NULL;
 		json_decref(a->extra);
 		a->extra = e;
 	}
 	const char *const *cb = chat ? oai_choice_chat : oai_choice_text;
-	if (!bad && first != NULL && oai_has_extras(first, cb))
+	if (!bad && first != NULL && oai_has_extras(first, cb, 0))
 		bad |= oai_piece_extras(first, cb, &ev->choice, a, oai_merge_choice);
-	if (!bad && json_is_object(delta) && oai_has_extras(delta, oai_message_basic))
+	if (!bad && json_is_object(delta) && oai_has_extras(delta, oai_message_basic, 0))
 		bad |= oai_piece_extras(delta, oai_message_basic, &ev->delta, a, oai_merge_delta);
 	if (bad) {
 		oai_event_release(ev);

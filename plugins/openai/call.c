@@ -267,13 +267,13 @@ oai_on_event(void *arg, enum sse_kind kind, const char *data, size_t len)
 		oai_stop(cl, PORCH_ERR_UPSTREAM, 200, "%s", why);
 		return -1;
 	}
-	/* an event with neither text nor extras (the role, the finish
-	 * reason, usage: kept for the end) is no piece */
-	if (ev.chunk != NULL || ev.choice != NULL || ev.delta != NULL) {
+	/* an event with neither text nor extras of its choice (the role, the
+	 * finish reason, usage, a system_fingerprint repeated: kept for the
+	 * end) is no piece */
+	if (ev.tlen > 0 || ev.choice != NULL || ev.delta != NULL) {
 		struct porch_piece pc = { ev.chunk, ev.choice, ev.delta };
-		porch_call_piece(cl->c, ev.text, ev.tlen, &pc); /* may cancel cl */
-	} else if (ev.tlen > 0) {
-		porch_call_piece(cl->c, ev.text, ev.tlen, NULL);
+		int extras = ev.chunk != NULL || ev.choice != NULL || ev.delta != NULL;
+		porch_call_piece(cl->c, ev.text, ev.tlen, extras ? &pc : NULL); /* may cancel cl */
 	}
 	oai_event_release(&ev);
 	return cl->cancelled ? -1 : 0;

@@ -36,10 +36,11 @@ static const struct porch_param oai_params[] = {
 	{ "stream", PORCH_PARAM_BOOLEAN, "true", 0, 0, NULL, 0,
 	  "ask for a streamed answer (server-sent events), passed on as it arrives, "
 	  "unless the request's \"stream\" setting says" },
-	{ "max-tokens-field", PORCH_PARAM_ENUM, "max_tokens", 0, 0,
-	  "max_tokens|max_completion_tokens", 0,
-	  "the name chat requests give the token cap: max_tokens (vLLM, llama.cpp, "
-	  "Ollama) or max_completion_tokens (OpenAI's newer models)" },
+	{ "max-tokens-field", PORCH_PARAM_ENUM, "as-sent", 0, 0,
+	  "as-sent|max_tokens|max_completion_tokens", 0,
+	  "the name chat requests give the token cap: the client's (as-sent; "
+	  "max_tokens when porch sets it), max_tokens (vLLM, llama.cpp, Ollama) or "
+	  "max_completion_tokens (OpenAI's newer models)" },
 	{ "api-key-env", PORCH_PARAM_STRING, NULL, 0, 0, NULL, 0,
 	  "name of the environment variable holding the API key (sent as a Bearer token)" },
 	{ "connect-timeout", PORCH_PARAM_DURATION, "5s", 1, 3600000, NULL, 0,
@@ -256,6 +257,7 @@ oai_init(porch_worker *w)
 	o->shape.model = porch_param_str(p, "model");
 	o->shape.max_completion_tokens =
 	    strcmp(porch_param_str(p, "max-tokens-field"), "max_completion_tokens") == 0;
+	o->shape.cap_as_sent = strcmp(porch_param_str(p, "max-tokens-field"), "as-sent") == 0;
 	const char *path = o->shape.chat ? "/chat/completions" : "/completions";
 	size_t ulen = blen + strlen(path) + 1;
 	if ((o->url = malloc(ulen)) == NULL) {
@@ -341,10 +343,12 @@ const struct porch_plugin porch_plugin = {
 	    "are only: model (the \"model\" setting when not empty, else the client's, "
 	    "else the model parameter); the token cap (the \"max-tokens\" setting, else "
 	    "the client's max_tokens or max_completion_tokens, null being none), sent "
-	    "under the name max-tokens-field gives, the other name removed (/completions "
-	    "always takes max_tokens); temperature, top_p and stop (the settings, which a "
-	    "stage may have changed); stream (the \"stream\" setting, true or false, "
-	    "else the stream parameter), with stream_options removed when the call is not "
+	    "under the name max-tokens-field gives (as-sent, the default: the name the "
+	    "client used, max_tokens when it used none), the other name removed "
+	    "(/completions always takes max_tokens); temperature, top_p and stop (the "
+	    "settings, which a stage may have changed); stream (the \"stream\" setting, "
+	    "true or false, else the stream parameter), written only when it differs from "
+	    "what the client asked, and then stream_options removed when the call is not "
 	    "streamed, as OpenAI refuses it then; and the text.  Stages (rag, assemble, "
 	    "redact) may have rewritten the prompt: when it is no longer the last user "
 	    "message's text (its string, or its text parts joined by newlines), that "

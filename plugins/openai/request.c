@@ -367,6 +367,14 @@ oai_put_cap(const struct oai_shape *sh, const struct oai_opts *o, json_t *root)
 {
 	const char *other;
 	const char *name = oai_cap_name(sh, &other);
+	if (sh->chat && sh->cap_as_sent) {
+		/* the name the client used, when it used one (null is none) */
+		json_t *mct = json_object_get(root, "max_completion_tokens");
+		if (mct != NULL && !json_is_null(mct)) {
+			name = "max_completion_tokens";
+			other = "max_tokens";
+		}
+	}
 	json_t *cur = json_object_get(root, name), *alt = json_object_get(root, other);
 	int bad = 0;
 	if (o->has_max) {
@@ -576,11 +584,16 @@ oai_forward(const struct oai_shape *sh, const porch_call *c, const struct oai_op
 	if (o->stop != NULL && !oai_stop_same(json_object_get(root, "stop"), o->stop) &&
 	    json_object_set(root, "stop", o->stop) != 0)
 		return -2;
-	if ((r = oai_put(root, "stream", json_boolean(o->stream))) != 0)
-		return r;
-	/* OpenAI refuses stream_options without stream */
-	if (!o->stream && json_object_get(root, "stream_options") != NULL)
-		json_object_del(root, "stream_options");
+	/* stream as the client asked (absent and null are false): only a call
+	 * that streams otherwise says so, and then stream_options, which OpenAI
+	 * refuses without stream, goes; a client's own mistake goes as sent */
+	int asked = json_is_true(json_object_get(root, "stream"));
+	if (asked != (int)o->stream) {
+		if ((r = oai_put(root, "stream", json_boolean(o->stream))) != 0)
+			return r;
+		if (!o->stream && json_object_get(root, "stream_options") != NULL)
+			json_object_del(root, "stream_options");
+	}
 
 	size_t plen;
 	const char *prompt = porch_call_prompt(c, &plen);

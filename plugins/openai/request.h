@@ -13,6 +13,7 @@ struct oai_shape {
 	int chat;          /* /chat/completions (messages), else /completions (prompt) */
 	int stream;        /* ask for server-sent events, unless the call says */
 	int max_completion_tokens; /* chat: the token cap's name is max_completion_tokens */
+	int cap_as_sent;           /* chat: the name the client used, when it used one */
 };
 
 /*
