@@ -247,6 +247,10 @@ peer_name(const struct sockaddr_storage *ss, char *addr, size_t alen, char *peer
 	}
 }
 
+#define REFUSE_BODY "{\"error\":{\"message\":\"too many connections\",\"type\":\"server_error\"," \
+	"\"param\":null,\"code\":\"max_connections\"}}\n"
+_Static_assert(sizeof REFUSE_BODY - 1 == 105, "refuse's Content-Length is its body's length");
+
 /* Over max-connections: say so in one write, if the socket takes it, and close. */
 static void
 refuse(struct http_src *s, int fd)
@@ -256,9 +260,8 @@ refuse(struct http_src *s, int fd)
 	    "Content-Type: application/json\r\n"
 	    "Retry-After: 1\r\n"
 	    "Connection: close\r\n"
-	    "Content-Length: 110\r\n\r\n"
-	    "{\"error\":{\"message\":\"too many connections\",\"type\":\"server_error\","
-	    "\"param\":null,\"code\":\"max_connections\"}}\n";
+	    "Content-Length: 105\r\n\r\n"
+	    REFUSE_BODY;
 	ssize_t n = send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n > 0)
 		s->bytes_out += (uint64_t)n;
