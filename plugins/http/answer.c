@@ -93,6 +93,7 @@ status_text(int status)
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
 	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
 	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 499: return "Client Closed Request";
@@ -100,6 +101,7 @@ status_text(int status)
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
 	}
 	return "Unknown";
 }
@@ -127,6 +129,8 @@ error_type_of(int status)
  * Appends the status line and headers.  length >= 0 gives Content-Length;
  * -1 makes the body chunked (HTTP/1.1) or closes the connection after it
  * (HTTP/1.0).  extra is more header lines, each ending in CRLF, or NULL.
+ * An answer to HEAD is this head alone, with GET's headers: it is complete
+ * here, and what a body adds after it is not sent (conn.c stops at out_cut).
  * Written without printf: this runs once per request.
  */
 void
@@ -142,7 +146,7 @@ answer_head(struct hreq *h, int status, const char *ctype, long long length, con
 	if (length < 0) {
 		if (h->http_minor >= 1)
 			h->chunked = 1;
-		else
+		else if (h->method != HTTP_HEAD)
 			h->close = 1;
 	}
 	h->status = status;
@@ -177,6 +181,10 @@ answer_head(struct hreq *h, int status, const char *ctype, long long length, con
 	else if (h->http_minor == 0)
 		buf_lit(b, "Connection: keep-alive\r\n");
 	buf_lit(b, "\r\n");
+	if (h->method == HTTP_HEAD) {
+		h->out_cut = b->len;
+		h->complete = 1;
+	}
 	metrics_answer(h);
 	if (h->s->access_log)
 		http_log(h->s, h, "%s %s %s: %d", c != NULL ? c->peer : "-",

@@ -533,8 +533,9 @@ conn_parse(struct hconn *c)
 	while (!c->dead && !c->closing && c->err_status == 0 && !s->paused &&
 	    c->in_off < c->in_len && (c->cur != NULL || c->queued < s->max_pipeline)) {
 		size_t avail = c->in_len - c->in_off;
+		const char *at = c->in + c->in_off;
 		enum conn_phase before = c->phase;
-		size_t n = http_parser_execute(&c->parser, &parse_settings, c->in + c->in_off, avail);
+		size_t n = http_parser_execute(&c->parser, &parse_settings, at, avail);
 		c->in_off += n;
 		enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
 		if (c->phase != before)
@@ -561,6 +562,12 @@ conn_parse(struct hconn *c)
 			else if (st == 431)
 				conn_fail_request(c, 431, "headers_too_large",
 				    "the request's headers are larger than max-header-size");
+			else if (st == 414)
+				conn_fail_request(c, 414, "url_too_long",
+				    "the request's target is longer than max-url-size");
+			else if (st == 505)
+				conn_fail_request(c, 505, "http_version_not_supported",
+				    "porch speaks HTTP/1.1 and HTTP/1.0 only");
 			else
 				conn_fail_request(c, 500, "internal", "out of memory");
 			break;
@@ -573,6 +580,13 @@ conn_parse(struct hconn *c)
 		if (e == HPE_CLOSED_CONNECTION) {
 			/* bytes after a request that said Connection: close */
 			c->closing = 1;
+			break;
+		}
+		if (e == HPE_INVALID_METHOD && before == PH_IDLE && avail >= 14 &&
+		    memcmp(at, "PRI * HTTP/2.0", 14) == 0) {
+			/* HTTP/2's connection preface (prior knowledge) */
+			conn_fail_request(c, 505, "http_version_not_supported",
+			    "porch speaks HTTP/1.1 and HTTP/1.0 only");
 			break;
 		}
 		if (e != HPE_OK) {
@@ -665,8 +679,10 @@ conn_flush(struct hconn *c)
 	struct http_src *s = c->s;
 	while (c->head != NULL) {
 		struct hreq *h = c->head;
-		if (h->out_off < h->out.len) {
-			ssize_t n = send(c->fd, h->out.p + h->out_off, h->out.len - h->out_off,
+		/* HEAD: the head only; what a body added after it is not sent */
+		size_t end = h->out_cut ? h->out_cut : h->out.len;
+		if (h->out_off < end) {
+			ssize_t n = send(c->fd, h->out.p + h->out_off, end - h->out_off,
 			    MSG_NOSIGNAL);
 			if (n < 0) {
 				if (errno == EINTR)
@@ -683,7 +699,7 @@ conn_flush(struct hconn *c)
 			continue;
 		}
 		buf_reset(&h->out);
-		h->out_off = 0;
+		h->out_off = h->out_cut = 0;
 		if (!h->complete)
 			break; /* more to come (a stream): wait for it */
 		if (h == c->cur) {
@@ -837,14 +853,15 @@ static void
 conn_flush_blocking(struct hconn *c, double until)
 {
 	for (struct hreq *h = c->head; h != NULL; h = h->next) {
-		while (h->out_off < h->out.len) {
+		size_t end = h->out_cut ? h->out_cut : h->out.len;
+		while (h->out_off < end) {
 			double left = until - wall_now();
 			if (left <= 0)
 				return;
 			struct pollfd p = { .fd = c->fd, .events = POLLOUT };
 			if (poll(&p, 1, (int)(left * 1000) + 1) <= 0)
 				return;
-			ssize_t n = send(c->fd, h->out.p + h->out_off, h->out.len - h->out_off,
+			ssize_t n = send(c->fd, h->out.p + h->out_off, end - h->out_off,
 			    MSG_NOSIGNAL);
 			if (n < 0 && errno != EAGAIN && errno != EINTR)
 				return;

@@ -109,6 +109,7 @@ struct hreq {
 	int chunked;                /* the body is chunked (streams, HTTP/1.1) */
 	int complete;               /* the last byte of the answer is in out */
 	int close;                  /* close the connection after this answer */
+	size_t out_cut;             /* HEAD: out ends here, after the head; 0: at out.len */
 	int answered_by_reply;      /* finish() came before the outcome */
 	uint64_t pieces;            /* streamed pieces sent */
 	char carry[4];              /* an incomplete UTF-8 sequence held back */
@@ -161,6 +162,9 @@ struct waiting {
 
 struct bucket;
 
+/* Status codes counted apart in metrics, and one column for any other (metrics.c). */
+#define HTTP_CODE_COLUMNS 20
+
 /* The source's state. */
 struct http_src {
 	porch_stage *st;
@@ -170,7 +174,7 @@ struct http_src {
 	/* parameters */
 	char host[256];
 	int port;
-	size_t max_body, max_header;
+	size_t max_body, max_header, max_url;
 	double header_timeout, body_timeout, idle_timeout, linger_timeout;
 	unsigned max_connections, max_pipeline;
 	int64_t deadline_ms;
@@ -209,7 +213,7 @@ struct http_src {
 	unsigned n_tasks;
 
 	/* metrics */
-	uint64_t requests[R_COUNT][16];
+	uint64_t requests[R_COUNT][HTTP_CODE_COLUMNS];
 	uint64_t conns_total, conns_refused;
 	uint64_t bytes_in, bytes_out;
 

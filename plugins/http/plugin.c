@@ -24,6 +24,8 @@ static const struct porch_param http_params[] = {
 	  "largest request body; a larger one is refused with 413 unread" },
 	{ "max-header-size", PORCH_PARAM_SIZE, "16k", 256, 81920, NULL, 0,
 	  "largest request line and headers together; larger is refused with 431" },
+	{ "max-url-size", PORCH_PARAM_SIZE, "8k", 64, 65536, NULL, 0,
+	  "longest request-target (path and query); longer is refused with 414" },
 	{ "header-timeout", PORCH_PARAM_DURATION, "10s", 1, 3600000, NULL, 0,
 	  "time a request's line and headers may take to arrive (408 after)" },
 	{ "body-timeout", PORCH_PARAM_DURATION, "30s", 1, 3600000, NULL, 0,
@@ -179,6 +181,7 @@ http_init(porch_stage *st)
 	s->max_pipeline = (unsigned)porch_param_int(p, "max-pipeline");
 	s->max_body = (size_t)porch_param_int(p, "max-body");
 	s->max_header = (size_t)porch_param_int(p, "max-header-size");
+	s->max_url = (size_t)porch_param_int(p, "max-url-size");
 	s->header_timeout = (double)porch_param_int(p, "header-timeout") / 1000.0;
 	s->body_timeout = (double)porch_param_int(p, "body-timeout") / 1000.0;
 	s->idle_timeout = (double)porch_param_int(p, "idle-timeout") / 1000.0;
@@ -309,7 +312,7 @@ const struct porch_plugin porch_plugin = {
 	.check = http_check,
 	.event = http_event,
 	.description =
-	    "Serves HTTP/1.1 on the pipeline's event loop: keep-alive, pipelining (answers "
+	    "Serves HTTP/1.1 (and 1.0) on the pipeline's event loop: keep-alive, pipelining (answers "
 	    "go out in the order the requests came, whatever order they finish in), chunked "
 	    "request and answer bodies. Each request for a model becomes a message; the "
 	    "answer is written by a reply stage at the end of the pipeline (see reply), or, "
@@ -358,17 +361,38 @@ const struct porch_plugin porch_plugin = {
 	    "or the in-flight bound) 503 with Retry-After; expired (its deadline passed) "
 	    "504; cancelled: nothing, the client has gone. Errors are OpenAI-style: "
 	    "{\"error\": {\"message\", \"type\", \"param\", \"code\"}}, param naming the "
-	    "field at fault. Malformed HTTP is 400 and closes the connection; a malformed "
-	    "or mistyped body 400 (invalid_request_error); an unknown path 404; a wrong "
-	    "method 405 with Allow; a body over max-body 413, refused by its "
-	    "Content-Length before it is read or as its chunks grow past it; a head over "
-	    "max-header-size 431; a head slower than header-timeout or a body slower than "
-	    "body-timeout 408 (slowloris), each closing the connection. Over "
-	    "max-connections a new connection gets 503 and is closed; those open are "
+	    "field at fault. Malformed HTTP (bad framing: a bad Content-Length or chunk) "
+	    "is 400 and closes the connection; a malformed or mistyped body 400 "
+	    "(invalid_request_error); an unknown path 404; a wrong method 405 with Allow; "
+	    "a body over max-body 413, refused by its Content-Length before it is read or "
+	    "as its chunks grow past it; a request-target (path and query) over "
+	    "max-url-size 414; a head over max-header-size 431; a head slower than "
+	    "header-timeout or a body slower than body-timeout 408 (slowloris); an HTTP "
+	    "version other than 1.0 and 1.1 505; each of these closing the connection. "
+	    "Over max-connections a new connection gets 503 and is closed; those open are "
 	    "untouched. With api-keys-file, /v1/ and /generate want \"Authorization: "
 	    "Bearer KEY\" (401 otherwise; keys are compared in constant time); /healthz, "
 	    "/readyz and /metrics stay open. rate-limit and burst make a token bucket per "
 	    "key (per client address without keys): 429 with Retry-After.\n\n"
+	    "HTTP as RFC 9110 and RFC 9112 say: HEAD is answered on every GET endpoint "
+	    "(/healthz, /readyz, /metrics, /v1/models, /v1/tasks/ID, /v1/tasks/ID/events) "
+	    "with the status and headers GET would have, Content-Length the length of "
+	    "GET's body (Transfer-Encoding: chunked for an event stream), and no body, so "
+	    "the connection stays usable; HEAD of anything else has no body either. A "
+	    "method not allowed is 405 with Allow listing the methods that are (\"GET, "
+	    "HEAD\" or \"POST\"). A request line with "
+	    "another version (HTTP/2.0, HTTP/1.2, HTTP/3.0 ...), with none (HTTP/0.9) or "
+	    "HTTP/2's connection preface is answered 505 HTTP Version Not Supported, in "
+	    "HTTP/1.1. Every answer after which the connection is closed says "
+	    "\"Connection: close\": the errors above, an answer to a client that asked to "
+	    "close (or to HTTP/1.0 without keep-alive, or to a stream HTTP/1.0 cannot "
+	    "frame), a refusal of a request sent with \"Expect: 100-continue\" (its body "
+	    "may never come), the 503 over max-connections, and the answers begun once "
+	    "porch is draining; then porch shuts its side and reads what is left for a "
+	    "moment before it closes, so the answer is not lost to a reset. Two closes "
+	    "come without it, as RFC 9112 allows: an idle keep-alive connection (after "
+	    "idle-timeout, or at drain) is closed between answers, and a stream whose "
+	    "head went out before the drain began ends its connection when it ends.\n\n"
 	    "Load: a request the pipeline refuses (a reject or drop-oldest channel, the "
 	    "in-flight bound) is answered 503 with Retry-After at once. When a 'block' "
 	    "channel is full the stage stops reading every connection and stops accepting, "

@@ -11,6 +11,7 @@
  * in-flight bound says no, the request is emitted all the same: the runtime
  * refuses it (shed, admission) and the client gets 503 at once.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,8 +20,8 @@
 struct route_def {
 	const char *path;
 	enum route route;
-	unsigned method;     /* enum http_method */
-	const char *allow;
+	unsigned method;     /* enum http_method; HEAD goes with GET */
+	const char *allow;   /* the Allow header's methods */
 	int needs_key;       /* behind api-keys-file */
 	int makes_request;   /* goes to the pipeline: refused while draining */
 };
@@ -29,13 +30,13 @@ static const struct route_def routes[] = {
 	{ "/v1/chat/completions", R_CHAT, HTTP_POST, "POST", 1, 1 },
 	{ "/v1/completions", R_COMPLETIONS, HTTP_POST, "POST", 1, 1 },
 	{ "/generate", R_GENERATE, HTTP_POST, "POST", 1, 1 },
-	{ "/v1/models", R_MODELS, HTTP_GET, "GET", 1, 0 },
+	{ "/v1/models", R_MODELS, HTTP_GET, "GET, HEAD", 1, 0 },
 	{ "/v1/tasks", R_TASKS, HTTP_POST, "POST", 1, 1 },
-	{ NULL, R_TASK, HTTP_GET, "GET", 1, 0 },
-	{ NULL, R_TASK_EVENTS, HTTP_GET, "GET", 1, 0 },
-	{ "/healthz", R_HEALTHZ, HTTP_GET, "GET", 0, 0 },
-	{ "/readyz", R_READYZ, HTTP_GET, "GET", 0, 0 },
-	{ "/metrics", R_METRICS, HTTP_GET, "GET", 0, 0 },
+	{ NULL, R_TASK, HTTP_GET, "GET, HEAD", 1, 0 },
+	{ NULL, R_TASK_EVENTS, HTTP_GET, "GET, HEAD", 1, 0 },
+	{ "/healthz", R_HEALTHZ, HTTP_GET, "GET, HEAD", 0, 0 },
+	{ "/readyz", R_READYZ, HTTP_GET, "GET, HEAD", 0, 0 },
+	{ "/metrics", R_METRICS, HTTP_GET, "GET, HEAD", 0, 0 },
 };
 
 static const struct route_def *
@@ -101,9 +102,11 @@ route_find(const char *path, size_t len, char *task_id, size_t idlen, const char
 		return R_OTHER;
 	memcpy(task_id, path + pl, n);
 	task_id[n] = '\0';
-	*allow = "GET";
+	*allow = route_def(r)->allow;
 	return r;
 }
+
+/* ---- the checks --------------------------------------------------------- */
 
 /*
  * The checks before a request's body matters: a known path, an allowed
@@ -132,7 +135,7 @@ route_check(struct hreq *h)
 		return -1;
 	}
 	const struct route_def *d = route_def(h->route);
-	if (h->method != d->method) {
+	if (h->method != d->method && !(h->method == HTTP_HEAD && d->method == HTTP_GET)) {
 		char extra[64];
 		snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
 		char msg[160];
@@ -160,15 +163,16 @@ void
 route_headers_done(struct hconn *c, struct hreq *h)
 {
 	int expect = h->expect_continue && h->http_minor >= 1;
+	/* refused, a client that waits for "100 Continue" may never send the
+	 * body it announced: the connection cannot carry another request, and
+	 * the answer says so */
+	h->close = expect;
 	if (route_check(h) != 0) {
-		if (expect) {
-			/* the client may never send the body it announced: the
-			 * connection cannot carry another request */
-			h->close = 1;
+		if (expect)
 			c->closing = 1;
-		}
 		return;
 	}
+	h->close = 0;
 	if (expect && c->head == h && h->out.len == 0)
 		buf_str(&h->out, "HTTP/1.1 100 Continue\r\n\r\n");
 	if (h->out.len > 0)
