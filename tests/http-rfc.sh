@@ -3,7 +3,7 @@
 # sockets (bash's /dev/tcp): HEAD on every GET endpoint, 405 with Allow,
 # 505 for versions other than HTTP/1.0 and 1.1, 414 for a long target,
 # "Connection: close" on every answer after which the connection closes
-# (and then it does: a read gives end of file).  No sleeps: every
+# (and then it does: a read gives end of file), and CORS.  No sleeps: every
 # read is bounded (read -t, timeout), every wait is for a condition.
 [ -n "${BASH_VERSION:-}" ] || { command -v bash > /dev/null && exec bash "$0" "$@"; }
 [ -n "${BASH_VERSION:-}" ] || { echo "bash is not installed: skipped"; exit 77; }
@@ -183,7 +183,7 @@ refused_connect() {
 	! (exec 4<>"/dev/tcp/127.0.0.1/$P") 2> /dev/null
 }
 
-# ==== 1. HTTP: HEAD, 405, 505, 414, closing answers ===========================
+# ==== 1. HTTP: HEAD, 405, 505, 414, closing answers (CORS off) ================
 pipeline "$T/rfc.xml" "$(p max-body 1k; p header-timeout 500ms; p body-timeout 500ms)" ""
 if start rfc "$T/rfc.xml"; then
 	# a finished task, for its HEADs
@@ -257,13 +257,15 @@ function go(method, path) {
 		echo "node is not installed: Node's http client not tried"
 	fi
 
-	# 405: Allow lists what is allowed, HEAD with GET
+	# 405: Allow lists what is allowed, HEAD with GET; OPTIONS without CORS is one more method
 	for m in DELETE PUT OPTIONS; do
 		conn
-		send '%s /healthz HTTP/1.1\r\nHost: x\r\n\r\n' "$m"
+		send '%s /healthz HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\nAccess-Control-Request-Method: GET\r\n\r\n' "$m"
 		read_head
 		expect_eq "$m /healthz: status" "$STATUS" 405
 		expect_eq "$m /healthz: Allow" "$(hdr Allow)" "GET, HEAD"
+		has_cors=$(grep -ci '^access-control-' "$T/head")
+		expect_eq "$m /healthz: no CORS headers when CORS is off" "$has_cors" 0
 		read_body "$(hdr Content-Length)"
 		# the connection goes on
 		send 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
@@ -394,7 +396,104 @@ if start drain "$T/drain.xml"; then
 	expect_eq "drain: exit status" "$?" 0
 fi
 
+# ==== 3. CORS: listed origins =================================================
+printf 'sk-test\n' > "$T/keys"
+pipeline "$T/cors.xml" "$(p cors-origins 'https://app.example, http://localhost:3000'; p api-keys-file "$T/keys")" ""
+if start cors "$T/cors.xml"; then
+	# an allowed origin: its answers say so (401 too, so a script can read it)
+	conn
+	send 'GET /healthz HTTP/1.1\r\nHost: x\r\nOrigin: http://localhost:3000\r\n\r\n'
+	read_head
+	expect_eq "CORS: status" "$STATUS" 200
+	expect_eq "CORS: Allow-Origin echoed" "$(hdr Access-Control-Allow-Origin)" "http://localhost:3000"
+	expect_eq "CORS: Vary" "$(hdr Vary)" Origin
+	expect_eq "CORS: Expose-Headers" "$(hdr Access-Control-Expose-Headers)" "X-Request-Id, Retry-After"
+	read_body "$(hdr Content-Length)"
+	send 'GET /v1/models HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\n\r\n'
+	read_head
+	expect_eq "CORS: 401 without a key" "$STATUS" 401
+	expect_eq "CORS: 401 carries Allow-Origin" "$(hdr Access-Control-Allow-Origin)" "https://app.example"
+	read_body "$(hdr Content-Length)"
+	# a preflight needs no key, answers 204 without a body, and the connection goes on
+	send 'OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: authorization, content-type, x-stainless-os\r\n\r\n'
+	read_head
+	cp "$T/head" "$T/pre"
+	expect_eq "preflight: status" "$STATUS" 204
+	expect_eq "preflight: no Content-Length" "$(hdr Content-Length)" ""
+	expect_eq "preflight: Allow-Origin" "$(hdr Access-Control-Allow-Origin)" "https://app.example"
+	expect_eq "preflight: Allow-Methods" "$(hdr Access-Control-Allow-Methods)" POST
+	expect_eq "preflight: Allow-Headers" "$(hdr Access-Control-Allow-Headers)" \
+	    "Authorization, Content-Type, X-Request-Id, X-Session-Id, x-stainless-os"
+	expect_eq "preflight: Max-Age" "$(hdr Access-Control-Max-Age)" 600
+	expect_eq "preflight: Allow" "$(hdr Allow)" "POST, OPTIONS"
+	body='{"messages":[{"role":"user","content":"hi"}]}'
+	send 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\nAuthorization: Bearer sk-test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' "${#body}" "$body"
+	read_head
+	expect_eq "after a preflight: the request" "$STATUS" 200
+	expect_eq "after a preflight: Allow-Origin" "$(hdr Access-Control-Allow-Origin)" "https://app.example"
+	read_body "$(hdr Content-Length)"
+	check "after a preflight: the answer" '"content":"hi"' "$T/body"
+	# a preflight of a GET endpoint; a header list that is not one is not echoed
+	send 'OPTIONS /v1/tasks/task-x/events HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\nAccess-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: a b:c\r\n\r\n'
+	read_head
+	expect_eq "preflight of a GET endpoint: Allow-Methods" "$(hdr Access-Control-Allow-Methods)" "GET, HEAD"
+	expect_eq "preflight: a bad header list is not echoed" "$(hdr Access-Control-Allow-Headers)" \
+	    "Authorization, Content-Type, X-Request-Id, X-Session-Id"
+	# an origin not listed: no CORS headers at all
+	send 'OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\nAccess-Control-Request-Method: POST\r\n\r\n'
+	read_head
+	expect_eq "preflight, origin not allowed: status" "$STATUS" 204
+	expect_eq "preflight, origin not allowed: no CORS headers" "$(grep -ci '^access-control-' "$T/head")" 0
+	send 'GET /healthz HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example.evil\r\n\r\n'
+	read_head
+	expect_eq "origin not allowed: no CORS headers" "$(grep -ci '^access-control-' "$T/head")" 0
+	expect_eq "origin not allowed: Vary all the same" "$(hdr Vary)" Origin
+	read_body "$(hdr Content-Length)"
+	# OPTIONS that is not a preflight: 204 with Allow; 405 lists OPTIONS
+	send 'OPTIONS /healthz HTTP/1.1\r\nHost: x\r\n\r\n'
+	read_head
+	expect_eq "OPTIONS: status" "$STATUS" 204
+	expect_eq "OPTIONS: Allow" "$(hdr Allow)" "GET, HEAD, OPTIONS"
+	send 'DELETE /healthz HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\nConnection: close\r\n\r\n'
+	read_head
+	expect_eq "405 with CORS: Allow" "$(hdr Allow)" "GET, HEAD, OPTIONS"
+	expect_eq "405 with CORS: Allow-Origin" "$(hdr Access-Control-Allow-Origin)" "https://app.example"
+	closes_with "405 with CORS, asked to close" 405
+	hangup
+	# a preflight of a path that is not an endpoint
+	printf 'OPTIONS /nowhere HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\nAccess-Control-Request-Method: GET\r\nConnection: close\r\n\r\n' |
+	    raw_close "preflight of no endpoint" 404
+	curl -s "$U/metrics" > "$T/m"
+	check "metrics: 204" 'porch_http_requests_total{stage="ingress",endpoint="/v1/chat/completions",code="204"} 2' "$T/m"
+	stop
+fi
+
+# ==== 4. CORS: every origin ('*'); a bad origin is refused ====================
+pipeline "$T/any.xml" "$(p cors-origins '*')" ""
+if start any "$T/any.xml"; then
+	conn
+	send 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'
+	read_head
+	expect_eq "CORS *: Allow-Origin" "$(hdr Access-Control-Allow-Origin)" "*"
+	expect_eq "CORS *: no Vary" "$(hdr Vary)" ""
+	expect_eq "CORS *: Expose-Headers" "$(hdr Access-Control-Expose-Headers)" "X-Request-Id, Retry-After"
+	read_body "$(hdr Content-Length)"
+	send 'OPTIONS /v1/completions HTTP/1.1\r\nHost: x\r\nOrigin: https://anyone.example\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n'
+	read_head
+	expect_eq "CORS *: preflight" "$STATUS" 204
+	expect_eq "CORS *: preflight Allow-Origin" "$(hdr Access-Control-Allow-Origin)" "*"
+	expect_eq "CORS *: preflight Allow-Methods" "$(hdr Access-Control-Allow-Methods)" POST
+	expect_eq "CORS *: preflight Allow-Headers" "$(hdr Access-Control-Allow-Headers)" \
+	    "Authorization, Content-Type, X-Request-Id, X-Session-Id"
+	closes_with "CORS *: preflight asked to close" 204
+	hangup
+	stop
+fi
+pipeline "$T/bad.xml" "$(p cors-origins 'https://app.example/')" ""
+"$PORCH" check "$T/bad.xml" > /dev/null 2> "$T/bad.err" && fail "a cors origin with a path passes check" || ok
+check "cors origin with a path: which" "'https://app.example/' has a path" "$T/bad.err"
 "$PORCH" plugins http > "$T/doc" 2>&1
 check "porch plugins http: max-url-size" "max-url-size" "$T/doc"
+check "porch plugins http: cors-origins" "cors-origins" "$T/doc"
 
 finish

@@ -87,6 +87,7 @@ status_text(int status)
 	case 100: return "Continue";
 	case 200: return "OK";
 	case 202: return "Accepted";
+	case 204: return "No Content";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 404: return "Not Found";
@@ -126,9 +127,10 @@ error_type_of(int status)
 /* ---- heads and bodies --------------------------------------------------- */
 
 /*
- * Appends the status line and headers.  length >= 0 gives Content-Length;
- * -1 makes the body chunked (HTTP/1.1) or closes the connection after it
- * (HTTP/1.0).  extra is more header lines, each ending in CRLF, or NULL.
+ * Appends the status line and headers.  length >= 0 gives Content-Length
+ * (none for 204); -1 makes the body chunked (HTTP/1.1) or closes the
+ * connection after it (HTTP/1.0).  extra is more header lines, each ending
+ * in CRLF, or NULL.
  * An answer to HEAD is this head alone, with GET's headers: it is complete
  * here, and what a body adds after it is not sent (conn.c stops at out_cut).
  * Written without printf: this runs once per request.
@@ -164,7 +166,7 @@ answer_head(struct hreq *h, int status, const char *ctype, long long length, con
 		buf_str(b, ctype);
 		buf_lit(b, "\r\n");
 	}
-	if (length >= 0) {
+	if (length >= 0 && status != 204) {
 		buf_lit(b, "Content-Length: ");
 		buf_i64(b, length);
 		buf_lit(b, "\r\n");
@@ -176,6 +178,8 @@ answer_head(struct hreq *h, int status, const char *ctype, long long length, con
 	buf_lit(b, "\r\n");
 	if (extra != NULL)
 		buf_str(b, extra);
+	if (h->cors != NULL)
+		buf_str(b, h->cors);
 	if (h->close)
 		buf_lit(b, "Connection: close\r\n");
 	else if (h->http_minor == 0)

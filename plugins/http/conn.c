@@ -93,6 +93,7 @@ hreq_new(struct hconn *c)
 	h->t0 = ev_now(s->loop);
 	h->keep_alive = 1;
 	h->http_minor = 1; /* until the request line says otherwise */
+	h->cors = s->cors_default;
 	/* unique in the run, unguessable enough for logs: a mixed counter */
 	hex16(h->rid, http_mix64(++s->next_rid ^ (uint64_t)(uintptr_t)s));
 	if (c->tail != NULL)
@@ -114,6 +115,7 @@ hreq_free(struct hreq *h)
 	free(h->session);
 	free(h->model);
 	free(h->gen_id);
+	free(h->cors_req_headers);
 	if (s->n_hreq_pool < HREQ_POOL_MAX) {
 		buf_recycle(&h->url);
 		buf_recycle(&h->body);

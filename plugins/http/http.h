@@ -90,6 +90,9 @@ struct hreq {
 	char rid[RID_MAX + 1];      /* X-Request-Id, given or made */
 	int expect_continue;
 	int keep_alive;
+	const char *cors;           /* CORS header lines every answer carries, or NULL */
+	int preflight;              /* Access-Control-Request-Method came (a preflight) */
+	char *cors_req_headers;     /* Access-Control-Request-Headers, when CORS is on */
 	double t0;                  /* ev_now when the request began */
 
 	/* what the answer needs to know */
@@ -162,6 +165,13 @@ struct waiting {
 
 struct bucket;
 
+/* An origin cors-origins allows, and the header lines answers to it carry. */
+struct cors_origin {
+	char *origin;               /* as browsers send it: scheme://host[:port] */
+	size_t len;
+	char *hdr;                  /* Access-Control-Allow-Origin: ORIGIN\r\n... */
+};
+
 /* Status codes counted apart in metrics, and one column for any other (metrics.c). */
 #define HTTP_CODE_COLUMNS 20
 
@@ -185,6 +195,13 @@ struct http_src {
 	unsigned task_max;
 	double rate, burst;
 	const char *default_model;
+	/* CORS (cors-origins), made at init: the header lines an answer to an
+	 * allowed origin carries, and those every other answer carries */
+	struct cors_origin *cors;
+	size_t n_cors;
+	int cors_on;                /* cors-origins is set */
+	int cors_any;               /* it has '*': every origin, one header text */
+	const char *cors_default;   /* '*': Allow-Origin *; else Vary: Origin */
 
 	/* listener */
 	int lfd;
@@ -261,6 +278,8 @@ void route_dispatch(struct hreq *h);   /* a whole request arrived */
 void route_emit(struct http_src *s, struct hreq *h, porch_msg *m);
 void route_resume(struct http_src *s); /* room again: emit those waiting */
 void route_drain(struct http_src *s);
+/* CORS: an Origin header's value, checked against cors-origins */
+void cors_origin(struct hreq *h, const char *value, size_t len);
 void route_cancel(struct http_src *s, struct hreq *h); /* its client is gone */
 extern const struct http_origin_ops hreq_ops;
 void hreq_outcome(struct hreq *h, porch_msg *m, enum porch_outcome o);

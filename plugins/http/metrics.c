@@ -20,7 +20,7 @@
 #include "http.h"
 
 static const int codes[] = {
-	200, 202, 400, 401, 404, 405, 408, 413, 414, 429, 431, 499, 500, 502, 503, 504, 505
+	200, 202, 204, 400, 401, 404, 405, 408, 413, 414, 429, 431, 499, 500, 502, 503, 504, 505
 };
 #define N_CODES (sizeof codes / sizeof codes[0])
 #define CODE_OTHER N_CODES /* any other status: the table's last column */

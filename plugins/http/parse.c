@@ -240,5 +240,15 @@ parse_header(struct hconn *c, const char *name, size_t nlen, const char *value, 
 		h->session = dup_n(value, vlen > SESSION_MAX ? SESSION_MAX : vlen);
 	} else if (nlen == 6 && strncasecmp(name, "expect", 6) == 0) {
 		h->expect_continue = vlen == 12 && strncasecmp(value, "100-continue", 12) == 0;
+	} else if (c->s->cors_on) {
+		if (nlen == 6 && strncasecmp(name, "origin", 6) == 0) {
+			cors_origin(h, value, vlen);
+		} else if (nlen == 29 && strncasecmp(name, "access-control-request-method", 29) == 0) {
+			h->preflight = 1;
+		} else if (nlen == 30 &&
+		    strncasecmp(name, "access-control-request-headers", 30) == 0) {
+			free(h->cors_req_headers);
+			h->cors_req_headers = dup_n(value, vlen);
+		}
 	}
 }
