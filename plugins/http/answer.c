@@ -106,6 +106,7 @@ status_text(int status)
 	case 100: return "Continue";
 	case 200: return "OK";
 	case 202: return "Accepted";
+	case 204: return "No Content";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 402: return "Payment Required";
@@ -115,6 +116,7 @@ status_text(int status)
 	case 408: return "Request Timeout";
 	case 409: return "Conflict";
 	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
 	case 415: return "Unsupported Media Type";
 	case 422: return "Unprocessable Content";
 	case 429: return "Too Many Requests";
@@ -124,6 +126,7 @@ status_text(int status)
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
 	}
 	return "Unknown";
 }
@@ -148,9 +151,12 @@ error_type_of(int status)
 /* ---- heads and bodies --------------------------------------------------- */
 
 /*
- * Appends the status line and headers.  length >= 0 gives Content-Length;
- * -1 makes the body chunked (HTTP/1.1) or closes the connection after it
- * (HTTP/1.0).  extra is more header lines, each ending in CRLF, or NULL.
+ * Appends the status line and headers.  length >= 0 gives Content-Length
+ * (none for 204); -1 makes the body chunked (HTTP/1.1) or closes the
+ * connection after it (HTTP/1.0).  extra is more header lines, each ending
+ * in CRLF, or NULL.
+ * An answer to HEAD is this head alone, with GET's headers: it is complete
+ * here, and what a body adds after it is not sent (conn.c stops at out_cut).
  * Written without printf: this runs once per request.
  */
 void
@@ -166,7 +172,7 @@ answer_head(struct hreq *h, int status, const char *ctype, long long length, con
 	if (length < 0) {
 		if (h->http_minor >= 1)
 			h->chunked = 1;
-		else
+		else if (h->method != HTTP_HEAD)
 			h->close = 1;
 	}
 	h->status = status;
@@ -184,7 +190,7 @@ answer_head(struct hreq *h, int status, const char *ctype, long long length, con
 		buf_str(b, ctype);
 		buf_lit(b, "\r\n");
 	}
-	if (length >= 0) {
+	if (length >= 0 && status != 204) {
 		buf_lit(b, "Content-Length: ");
 		buf_i64(b, length);
 		buf_lit(b, "\r\n");
@@ -196,11 +202,17 @@ answer_head(struct hreq *h, int status, const char *ctype, long long length, con
 	buf_lit(b, "\r\n");
 	if (extra != NULL)
 		buf_str(b, extra);
+	if (h->cors != NULL)
+		buf_str(b, h->cors);
 	if (h->close)
 		buf_lit(b, "Connection: close\r\n");
 	else if (h->http_minor == 0)
 		buf_lit(b, "Connection: keep-alive\r\n");
 	buf_lit(b, "\r\n");
+	if (h->method == HTTP_HEAD) {
+		h->out_cut = b->len;
+		h->complete = 1;
+	}
 	metrics_answer(h);
 	if (h->s->access_log)
 		http_log(h->s, h, "%s %s %s: %d", c != NULL ? c->peer : "-",

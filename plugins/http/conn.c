@@ -93,6 +93,7 @@ hreq_new(struct hconn *c)
 	h->t0 = ev_now(s->loop);
 	h->keep_alive = 1;
 	h->http_minor = 1; /* until the request line says otherwise */
+	h->cors = s->cors_default;
 	/* unique in the run, unguessable enough for logs: a mixed counter */
 	hex16(h->rid, http_mix64(++s->next_rid ^ (uint64_t)(uintptr_t)s));
 	if (c->tail != NULL)
@@ -114,6 +115,7 @@ hreq_free(struct hreq *h)
 	free(h->session);
 	free(h->model);
 	free(h->gen_id);
+	free(h->cors_req_headers);
 	if (s->n_hreq_pool < HREQ_POOL_MAX) {
 		buf_recycle(&h->url);
 		buf_recycle(&h->body);
@@ -247,6 +249,10 @@ peer_name(const struct sockaddr_storage *ss, char *addr, size_t alen, char *peer
 	}
 }
 
+#define REFUSE_BODY "{\"error\":{\"message\":\"too many connections\",\"type\":\"server_error\"," \
+	"\"param\":null,\"code\":\"max_connections\"}}\n"
+_Static_assert(sizeof REFUSE_BODY - 1 == 105, "refuse's Content-Length is its body's length");
+
 /* Over max-connections: say so in one write, if the socket takes it, and close. */
 static void
 refuse(struct http_src *s, int fd)
@@ -256,9 +262,8 @@ refuse(struct http_src *s, int fd)
 	    "Content-Type: application/json\r\n"
 	    "Retry-After: 1\r\n"
 	    "Connection: close\r\n"
-	    "Content-Length: 110\r\n\r\n"
-	    "{\"error\":{\"message\":\"too many connections\",\"type\":\"server_error\","
-	    "\"param\":null,\"code\":\"max_connections\"}}\n";
+	    "Content-Length: 105\r\n\r\n"
+	    REFUSE_BODY;
 	ssize_t n = send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n > 0)
 		s->bytes_out += (uint64_t)n;
@@ -530,8 +535,9 @@ conn_parse(struct hconn *c)
 	while (!c->dead && !c->closing && c->err_status == 0 && !s->paused &&
 	    c->in_off < c->in_len && (c->cur != NULL || c->queued < s->max_pipeline)) {
 		size_t avail = c->in_len - c->in_off;
+		const char *at = c->in + c->in_off;
 		enum conn_phase before = c->phase;
-		size_t n = http_parser_execute(&c->parser, &parse_settings, c->in + c->in_off, avail);
+		size_t n = http_parser_execute(&c->parser, &parse_settings, at, avail);
 		c->in_off += n;
 		enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
 		if (c->phase != before)
@@ -558,6 +564,12 @@ conn_parse(struct hconn *c)
 			else if (st == 431)
 				conn_fail_request(c, 431, "headers_too_large",
 				    "the request's headers are larger than max-header-size");
+			else if (st == 414)
+				conn_fail_request(c, 414, "url_too_long",
+				    "the request's target is longer than max-url-size");
+			else if (st == 505)
+				conn_fail_request(c, 505, "http_version_not_supported",
+				    "porch speaks HTTP/1.1 and HTTP/1.0 only");
 			else
 				conn_fail_request(c, 500, "internal", "out of memory");
 			break;
@@ -570,6 +582,13 @@ conn_parse(struct hconn *c)
 		if (e == HPE_CLOSED_CONNECTION) {
 			/* bytes after a request that said Connection: close */
 			c->closing = 1;
+			break;
+		}
+		if (e == HPE_INVALID_METHOD && before == PH_IDLE && avail >= 14 &&
+		    memcmp(at, "PRI * HTTP/2.0", 14) == 0) {
+			/* HTTP/2's connection preface (prior knowledge) */
+			conn_fail_request(c, 505, "http_version_not_supported",
+			    "porch speaks HTTP/1.1 and HTTP/1.0 only");
 			break;
 		}
 		if (e != HPE_OK) {
@@ -662,8 +681,10 @@ conn_flush(struct hconn *c)
 	struct http_src *s = c->s;
 	while (c->head != NULL) {
 		struct hreq *h = c->head;
-		if (h->out_off < h->out.len) {
-			ssize_t n = send(c->fd, h->out.p + h->out_off, h->out.len - h->out_off,
+		/* HEAD: the head only; what a body added after it is not sent */
+		size_t end = h->out_cut ? h->out_cut : h->out.len;
+		if (h->out_off < end) {
+			ssize_t n = send(c->fd, h->out.p + h->out_off, end - h->out_off,
 			    MSG_NOSIGNAL);
 			if (n < 0) {
 				if (errno == EINTR)
@@ -680,7 +701,7 @@ conn_flush(struct hconn *c)
 			continue;
 		}
 		buf_reset(&h->out);
-		h->out_off = 0;
+		h->out_off = h->out_cut = 0;
 		if (!h->complete)
 			break; /* more to come (a stream): wait for it */
 		if (h == c->cur) {
@@ -834,14 +855,15 @@ static void
 conn_flush_blocking(struct hconn *c, double until)
 {
 	for (struct hreq *h = c->head; h != NULL; h = h->next) {
-		while (h->out_off < h->out.len) {
+		size_t end = h->out_cut ? h->out_cut : h->out.len;
+		while (h->out_off < end) {
 			double left = until - wall_now();
 			if (left <= 0)
 				return;
 			struct pollfd p = { .fd = c->fd, .events = POLLOUT };
 			if (poll(&p, 1, (int)(left * 1000) + 1) <= 0)
 				return;
-			ssize_t n = send(c->fd, h->out.p + h->out_off, h->out.len - h->out_off,
+			ssize_t n = send(c->fd, h->out.p + h->out_off, end - h->out_off,
 			    MSG_NOSIGNAL);
 			if (n < 0 && errno != EAGAIN && errno != EINTR)
 				return;

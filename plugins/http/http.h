@@ -90,6 +90,9 @@ struct hreq {
 	char rid[RID_MAX + 1];      /* X-Request-Id, given or made */
 	int expect_continue;
 	int keep_alive;
+	const char *cors;           /* CORS header lines every answer carries, or NULL */
+	int preflight;              /* Access-Control-Request-Method came (a preflight) */
+	char *cors_req_headers;     /* Access-Control-Request-Headers, when CORS is on */
 	double t0;                  /* ev_now when the request began */
 
 	/* what the answer needs to know */
@@ -109,6 +112,7 @@ struct hreq {
 	int chunked;                /* the body is chunked (streams, HTTP/1.1) */
 	int complete;               /* the last byte of the answer is in out */
 	int close;                  /* close the connection after this answer */
+	size_t out_cut;             /* HEAD: out ends here, after the head; 0: at out.len */
 	int answered_by_reply;      /* finish() came before the outcome */
 	uint64_t pieces;            /* streamed pieces sent */
 	int extras_sent;            /* a piece with extras (tool calls ...) was sent */
@@ -163,6 +167,16 @@ struct waiting {
 
 struct bucket;
 
+/* An origin cors-origins allows, and the header lines answers to it carry. */
+struct cors_origin {
+	char *origin;               /* as browsers send it: scheme://host[:port] */
+	size_t len;
+	char *hdr;                  /* Access-Control-Allow-Origin: ORIGIN\r\n... */
+};
+
+/* Status codes counted apart in metrics, and one column for any other (metrics.c). */
+#define HTTP_CODE_COLUMNS 20
+
 /* The source's state. */
 struct http_src {
 	porch_stage *st;
@@ -172,7 +186,7 @@ struct http_src {
 	/* parameters */
 	char host[256];
 	int port;
-	size_t max_body, max_header;
+	size_t max_body, max_header, max_url;
 	double header_timeout, body_timeout, idle_timeout, linger_timeout;
 	unsigned max_connections, max_pipeline;
 	int64_t deadline_ms;
@@ -183,6 +197,13 @@ struct http_src {
 	unsigned task_max;
 	double rate, burst;
 	const char *default_model;
+	/* CORS (cors-origins), made at init: the header lines an answer to an
+	 * allowed origin carries, and those every other answer carries */
+	struct cors_origin *cors;
+	size_t n_cors;
+	int cors_on;                /* cors-origins is set */
+	int cors_any;               /* it has '*': every origin, one header text */
+	const char *cors_default;   /* '*': Allow-Origin *; else Vary: Origin */
 
 	/* listener */
 	int lfd;
@@ -211,7 +232,7 @@ struct http_src {
 	unsigned n_tasks;
 
 	/* metrics */
-	uint64_t requests[R_COUNT][16];
+	uint64_t requests[R_COUNT][HTTP_CODE_COLUMNS];
 	uint64_t conns_total, conns_refused;
 	uint64_t bytes_in, bytes_out;
 
@@ -259,6 +280,8 @@ void route_dispatch(struct hreq *h);   /* a whole request arrived */
 void route_emit(struct http_src *s, struct hreq *h, porch_msg *m);
 void route_resume(struct http_src *s); /* room again: emit those waiting */
 void route_drain(struct http_src *s);
+/* CORS: an Origin header's value, checked against cors-origins */
+void cors_origin(struct hreq *h, const char *value, size_t len);
 void route_cancel(struct http_src *s, struct hreq *h); /* its client is gone */
 extern const struct http_origin_ops hreq_ops;
 void hreq_outcome(struct hreq *h, porch_msg *m, enum porch_outcome o);

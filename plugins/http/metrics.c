@@ -20,10 +20,11 @@
 #include "http.h"
 
 static const int codes[] = {
-	200, 202, 400, 401, 404, 405, 408, 413, 429, 431, 499, 500, 502, 503, 504
+	200, 202, 204, 400, 401, 404, 405, 408, 413, 414, 429, 431, 499, 500, 502, 503, 504, 505
 };
 #define N_CODES (sizeof codes / sizeof codes[0])
-#define CODE_OTHER N_CODES /* any other status; the table has 16 columns */
+#define CODE_OTHER N_CODES /* any other status: the table's last column */
+_Static_assert(N_CODES < HTTP_CODE_COLUMNS, "struct http_src's requests has a column per code");
 
 static size_t
 code_index(int status)

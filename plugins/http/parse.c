@@ -6,9 +6,11 @@
  * The parser is paused at the end of every request, so requests pipelined
  * on a connection are taken one at a time, in order, and a connection stops
  * being parsed (and read) while it has max-pipeline answers outstanding.
- * Limits are checked as bytes arrive: the head against max-header-size
- * (431), the body against max-body, by its Content-Length before a byte of
- * it is read and by its size as chunks arrive (413).
+ * Limits are checked as bytes arrive: the request-target against
+ * max-url-size (414), the head against max-header-size (431), the body
+ * against max-body, by its Content-Length before a byte of it is read and
+ * by its size as chunks arrive (413).  HTTP/1.0 and 1.1 are spoken; any
+ * other version in the request line, or none (HTTP/0.9), is 505.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -60,8 +62,20 @@ static int
 on_url(http_parser *p, const char *at, size_t len)
 {
 	struct hconn *c = conn_of(p);
-	if (head_bytes(c, len) != 0)
+	c->cur->method = p->method; /* known by now: an answer to HEAD has no body */
+	/* "GET /" and a line end, no version: HTTP/0.9, which the parser marks
+	 * so as it hands over the last of the target */
+	if (p->http_major == 0 && p->http_minor == 9) {
+		c->err_status = 505;
 		return -1;
+	}
+	/* a target longer than max-url-size, or than the whole head may be */
+	if (c->cur->url.len + len > c->s->max_url ||
+	    c->header_bytes + len > c->s->max_header) {
+		c->err_status = 414;
+		return -1;
+	}
+	c->header_bytes += len;
 	if (buf_add(&c->cur->url, at, len) != 0) {
 		c->err_status = 500;
 		return -1;
@@ -121,7 +135,13 @@ on_headers_complete(http_parser *p)
 		header_done(c);
 	c->in_value = 0;
 	h->method = p->method;
-	h->http_minor = p->http_major == 1 ? p->http_minor : 0;
+	/* HTTP/1 only: the parser takes any digit.digit.  A later 1.x is read
+	 * as 1.1, the highest minor porch speaks (RFC 9112, 2.3) */
+	if (p->http_major != 1) {
+		c->err_status = 505;
+		return -1;
+	}
+	h->http_minor = p->http_minor > 1 ? 1 : p->http_minor;
 	h->keep_alive = http_should_keep_alive(p);
 	/* a body announced larger than allowed is refused before it is read */
 	if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->s->max_body) {
@@ -221,5 +241,15 @@ parse_header(struct hconn *c, const char *name, size_t nlen, const char *value, 
 		h->session = dup_n(value, vlen > SESSION_MAX ? SESSION_MAX : vlen);
 	} else if (nlen == 6 && strncasecmp(name, "expect", 6) == 0) {
 		h->expect_continue = vlen == 12 && strncasecmp(value, "100-continue", 12) == 0;
+	} else if (c->s->cors_on) {
+		if (nlen == 6 && strncasecmp(name, "origin", 6) == 0) {
+			cors_origin(h, value, vlen);
+		} else if (nlen == 29 && strncasecmp(name, "access-control-request-method", 29) == 0) {
+			h->preflight = 1;
+		} else if (nlen == 30 &&
+		    strncasecmp(name, "access-control-request-headers", 30) == 0) {
+			free(h->cors_req_headers);
+			h->cors_req_headers = dup_n(value, vlen);
+		}
 	}
 }

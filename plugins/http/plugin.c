@@ -24,6 +24,8 @@ static const struct porch_param http_params[] = {
 	  "largest request body; a larger one is refused with 413 unread" },
 	{ "max-header-size", PORCH_PARAM_SIZE, "16k", 256, 81920, NULL, 0,
 	  "largest request line and headers together; larger is refused with 431" },
+	{ "max-url-size", PORCH_PARAM_SIZE, "8k", 64, 65536, NULL, 0,
+	  "longest request-target (path and query); longer is refused with 414" },
 	{ "header-timeout", PORCH_PARAM_DURATION, "10s", 1, 3600000, NULL, 0,
 	  "time a request's line and headers may take to arrive (408 after)" },
 	{ "body-timeout", PORCH_PARAM_DURATION, "30s", 1, 3600000, NULL, 0,
@@ -48,6 +50,8 @@ static const struct porch_param http_params[] = {
 	  "model name answers give when a request names none (default: the first worker's)" },
 	{ "access-log", PORCH_PARAM_BOOLEAN, "false", 0, -1, NULL, 0,
 	  "log one line per answer: client, method, path, status, request id" },
+	{ "cors-origins", PORCH_PARAM_LIST, NULL, 0, -1, NULL, 0,
+	  "origins browsers may call from (CORS), as scheme://host[:port], or *; unset: no CORS" },
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }
 };
 
@@ -105,6 +109,129 @@ parse_listen(const char *v, char *host, size_t hlen, int *port, char *err, size_
 	return 0;
 }
 
+/* The headers a browser's script may read from an answer. */
+#define CORS_EXPOSE "Access-Control-Expose-Headers: X-Request-Id, Retry-After\r\n"
+
+/*
+ * One origin of cors-origins, from *pp on: its bounds in [*start, *end),
+ * *pp past it and its comma.  Returns 0 at the end of the list.
+ */
+static int
+cors_next(const char **pp, const char **start, const char **end)
+{
+	const char *p = *pp;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			return 0;
+		const char *q = p;
+		while (*q != ',' && *q != '\0')
+			q++;
+		const char *e = q;
+		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		*pp = *q == ',' ? q + 1 : q;
+		if (e > p) {
+			*start = p;
+			*end = e;
+			return 1;
+		}
+		p = *pp;
+	}
+}
+
+/* An origin as browsers send it: '*', or scheme://host[:port] without a
+ * path; visible ASCII.  Returns NULL or why not. */
+static const char *
+cors_bad(const char *p, size_t n)
+{
+	if (n == 1 && p[0] == '*')
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] >= 0x7f)
+			return "has a character that is not visible ASCII";
+	const char *sep = memchr(p, ':', n);
+	if (sep == NULL || (size_t)(p + n - sep) < 4 || sep[1] != '/' || sep[2] != '/')
+		return "is not scheme://host[:port]";
+	if (memchr(sep + 3, '/', (size_t)(p + n - sep - 3)) != NULL)
+		return "has a path: an origin is scheme://host[:port] only, without a '/' at the end";
+	return NULL;
+}
+
+static int
+cors_check(const char *list, char *err, size_t errlen)
+{
+	const char *p = list, *a, *b;
+	while (cors_next(&p, &a, &b)) {
+		const char *why = cors_bad(a, (size_t)(b - a));
+		if (why != NULL) {
+			snprintf(err, errlen, "'%.*s' %s", (int)(b - a), a, why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The header lines of CORS, made once: one text per origin allowed. */
+static int
+cors_init(struct http_src *s, const char *list, char *err, size_t errlen)
+{
+	if (list == NULL)
+		return 0;
+	if (cors_check(list, err, errlen) != 0)
+		return -1;
+	const char *p = list, *a, *b;
+	size_t n = 0;
+	while (cors_next(&p, &a, &b)) {
+		if (b - a == 1 && *a == '*')
+			s->cors_any = 1;
+		n++;
+	}
+	if (n == 0)
+		return 0; /* empty: off */
+	s->cors_on = 1;
+	if (s->cors_any) {
+		s->cors_default = "Access-Control-Allow-Origin: *\r\n" CORS_EXPOSE;
+		return 0;
+	}
+	s->cors_default = "Vary: Origin\r\n";
+	if ((s->cors = calloc(n, sizeof *s->cors)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	p = list;
+	while (cors_next(&p, &a, &b)) {
+		struct cors_origin *o = &s->cors[s->n_cors];
+		size_t len = (size_t)(b - a);
+		struct buf hdr = { 0 };
+		buf_lit(&hdr, "Access-Control-Allow-Origin: ");
+		buf_add(&hdr, a, len);
+		buf_lit(&hdr, "\r\nVary: Origin\r\n" CORS_EXPOSE);
+		o->origin = strndup(a, len);
+		o->len = len;
+		o->hdr = hdr.p;
+		s->n_cors++;
+		if (o->origin == NULL || hdr.oom) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void
+cors_fini(struct http_src *s)
+{
+	for (size_t i = 0; i < s->n_cors; i++) {
+		free(s->cors[i].origin);
+		free(s->cors[i].hdr);
+	}
+	free(s->cors);
+	s->cors = NULL;
+	s->n_cors = 0;
+}
+
 static int
 http_check(const porch_params *p, porch_check *c)
 {
@@ -124,6 +251,11 @@ http_check(const porch_params *p, porch_check *c)
 			rc = -1;
 		}
 		auth_fini(&tmp);
+	}
+	const char *cors = porch_param_str(p, "cors-origins");
+	if (cors != NULL && cors_check(cors, err, sizeof err) != 0) {
+		porch_check_error(c, "cors-origins", "%s", err);
+		rc = -1;
 	}
 	return rc;
 }
@@ -179,6 +311,7 @@ http_init(porch_stage *st)
 	s->max_pipeline = (unsigned)porch_param_int(p, "max-pipeline");
 	s->max_body = (size_t)porch_param_int(p, "max-body");
 	s->max_header = (size_t)porch_param_int(p, "max-header-size");
+	s->max_url = (size_t)porch_param_int(p, "max-url-size");
 	s->header_timeout = (double)porch_param_int(p, "header-timeout") / 1000.0;
 	s->body_timeout = (double)porch_param_int(p, "body-timeout") / 1000.0;
 	s->idle_timeout = (double)porch_param_int(p, "idle-timeout") / 1000.0;
@@ -196,6 +329,10 @@ http_init(porch_stage *st)
 	const char *keys = porch_param_str(p, "api-keys-file");
 	if (keys != NULL && auth_load(s, keys, err, sizeof err) != 0) {
 		porch_stage_error(st, "%s", err);
+		goto fail;
+	}
+	if (cors_init(s, porch_param_str(p, "cors-origins"), err, sizeof err) != 0) {
+		porch_stage_error(st, "cors-origins: %s", err);
 		goto fail;
 	}
 	if (conn_listen(s, err, sizeof err) != 0) {
@@ -282,6 +419,7 @@ http_fini(porch_stage *st)
 	}
 	tasks_fini(s);
 	auth_fini(s);
+	cors_fini(s);
 	buf_free(&s->scratch);
 	buf_free(&s->joined);
 	hreq_pool_free(s);
@@ -309,7 +447,7 @@ const struct porch_plugin porch_plugin = {
 	.check = http_check,
 	.event = http_event,
 	.description =
-	    "Serves HTTP/1.1 on the pipeline's event loop: keep-alive, pipelining (answers "
+	    "Serves HTTP/1.1 (and 1.0) on the pipeline's event loop: keep-alive, pipelining (answers "
 	    "go out in the order the requests came, whatever order they finish in), chunked "
 	    "request and answer bodies. Each request for a model becomes a message; the "
 	    "answer is written by a reply stage at the end of the pipeline (see reply), or, "
@@ -358,17 +496,55 @@ const struct porch_plugin porch_plugin = {
 	    "or the in-flight bound) 503 with Retry-After; expired (its deadline passed) "
 	    "504; cancelled: nothing, the client has gone. Errors are OpenAI-style: "
 	    "{\"error\": {\"message\", \"type\", \"param\", \"code\"}}, param naming the "
-	    "field at fault. Malformed HTTP is 400 and closes the connection; a malformed "
-	    "or mistyped body 400 (invalid_request_error); an unknown path 404; a wrong "
-	    "method 405 with Allow; a body over max-body 413, refused by its "
-	    "Content-Length before it is read or as its chunks grow past it; a head over "
-	    "max-header-size 431; a head slower than header-timeout or a body slower than "
-	    "body-timeout 408 (slowloris), each closing the connection. Over "
-	    "max-connections a new connection gets 503 and is closed; those open are "
+	    "field at fault. Malformed HTTP (bad framing: a bad Content-Length or chunk) "
+	    "is 400 and closes the connection; a malformed or mistyped body 400 "
+	    "(invalid_request_error); an unknown path 404; a wrong method 405 with Allow; "
+	    "a body over max-body 413, refused by its Content-Length before it is read or "
+	    "as its chunks grow past it; a request-target (path and query) over "
+	    "max-url-size 414; a head over max-header-size 431; a head slower than "
+	    "header-timeout or a body slower than body-timeout 408 (slowloris); an HTTP "
+	    "version other than 1.x 505; each of these closing the connection. "
+	    "Over max-connections a new connection gets 503 and is closed; those open are "
 	    "untouched. With api-keys-file, /v1/ and /generate want \"Authorization: "
 	    "Bearer KEY\" (401 otherwise; keys are compared in constant time); /healthz, "
 	    "/readyz and /metrics stay open. rate-limit and burst make a token bucket per "
 	    "key (per client address without keys): 429 with Retry-After.\n\n"
+	    "HTTP as RFC 9110 and RFC 9112 say: HEAD is answered on every GET endpoint "
+	    "(/healthz, /readyz, /metrics, /v1/models, /v1/tasks/ID, /v1/tasks/ID/events) "
+	    "with the status and headers GET would have, Content-Length the length of "
+	    "GET's body (Transfer-Encoding: chunked for an event stream), and no body, so "
+	    "the connection stays usable; HEAD of anything else has no body either. A "
+	    "method not allowed is 405 with Allow listing the methods that are (\"GET, "
+	    "HEAD\" or \"POST\", and OPTIONS when CORS is on). A request line with "
+	    "another major version (HTTP/2.0, HTTP/3.0 ...; HTTP/1.2 is read as HTTP/1.1, as "
+	    "RFC 9112 says), with none (HTTP/0.9) or "
+	    "HTTP/2's connection preface is answered 505 HTTP Version Not Supported, in "
+	    "HTTP/1.1. Every answer after which the connection is closed says "
+	    "\"Connection: close\": the errors above, an answer to a client that asked to "
+	    "close (or to HTTP/1.0 without keep-alive, or to a stream HTTP/1.0 cannot "
+	    "frame), a refusal of a request sent with \"Expect: 100-continue\" (its body "
+	    "may never come), the 503 over max-connections, and the answers begun once "
+	    "porch is draining; then porch shuts its side and reads what is left for a "
+	    "moment before it closes, so the answer is not lost to a reset. Two closes "
+	    "come without it, as RFC 9112 allows: an idle keep-alive connection (after "
+	    "idle-timeout, or at drain) is closed between answers, and a stream whose "
+	    "head went out before the drain began ends its connection when it ends.\n\n"
+	    "CORS, for browsers: off unless cors-origins is set. It lists the origins "
+	    "allowed, each as browsers send it (scheme://host[:port], compared exactly), "
+	    "or is *. An answer to a request whose Origin is listed carries "
+	    "Access-Control-Allow-Origin with that origin and Access-Control-Expose-Headers: "
+	    "X-Request-Id, Retry-After, and every answer carries Vary: Origin; with * "
+	    "every answer carries Access-Control-Allow-Origin: * and the same "
+	    "Expose-Headers. An origin not listed gets no CORS headers. OPTIONS on an "
+	    "endpoint is answered 204 with Allow, before any key is asked for (browsers "
+	    "send none on a preflight); a preflight (Access-Control-Request-Method) from "
+	    "an allowed origin also gets Access-Control-Allow-Methods (the endpoint's), "
+	    "Access-Control-Allow-Headers (Authorization, Content-Type, X-Request-Id, "
+	    "X-Session-Id and the header names Access-Control-Request-Headers asks for, "
+	    "up to 1 KiB of them) and Access-Control-Max-Age: 600. The header lines are "
+	    "made when the stage starts, so an ordinary request adds no allocation or "
+	    "formatting. With CORS off OPTIONS is one more method not allowed: 405 with "
+	    "Allow.\n\n"
 	    "Load: a request the pipeline refuses (a reject or drop-oldest channel, the "
 	    "in-flight bound) is answered 503 with Retry-After at once. When a 'block' "
 	    "channel is full the stage stops reading every connection and stops accepting, "

@@ -11,16 +11,18 @@
  * in-flight bound says no, the request is emitted all the same: the runtime
  * refuses it (shed, admission) and the client gets 503 at once.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http.h"
 
 struct route_def {
 	const char *path;
 	enum route route;
-	unsigned method;     /* enum http_method */
-	const char *allow;
+	unsigned method;     /* enum http_method; HEAD goes with GET */
+	const char *allow;   /* the Allow header's methods */
 	int needs_key;       /* behind api-keys-file */
 	int makes_request;   /* goes to the pipeline: refused while draining */
 };
@@ -29,13 +31,13 @@ static const struct route_def routes[] = {
 	{ "/v1/chat/completions", R_CHAT, HTTP_POST, "POST", 1, 1 },
 	{ "/v1/completions", R_COMPLETIONS, HTTP_POST, "POST", 1, 1 },
 	{ "/generate", R_GENERATE, HTTP_POST, "POST", 1, 1 },
-	{ "/v1/models", R_MODELS, HTTP_GET, "GET", 1, 0 },
+	{ "/v1/models", R_MODELS, HTTP_GET, "GET, HEAD", 1, 0 },
 	{ "/v1/tasks", R_TASKS, HTTP_POST, "POST", 1, 1 },
-	{ NULL, R_TASK, HTTP_GET, "GET", 1, 0 },
-	{ NULL, R_TASK_EVENTS, HTTP_GET, "GET", 1, 0 },
-	{ "/healthz", R_HEALTHZ, HTTP_GET, "GET", 0, 0 },
-	{ "/readyz", R_READYZ, HTTP_GET, "GET", 0, 0 },
-	{ "/metrics", R_METRICS, HTTP_GET, "GET", 0, 0 },
+	{ NULL, R_TASK, HTTP_GET, "GET, HEAD", 1, 0 },
+	{ NULL, R_TASK_EVENTS, HTTP_GET, "GET, HEAD", 1, 0 },
+	{ "/healthz", R_HEALTHZ, HTTP_GET, "GET, HEAD", 0, 0 },
+	{ "/readyz", R_READYZ, HTTP_GET, "GET, HEAD", 0, 0 },
+	{ "/metrics", R_METRICS, HTTP_GET, "GET, HEAD", 0, 0 },
 };
 
 static const struct route_def *
@@ -101,9 +103,114 @@ route_find(const char *path, size_t len, char *task_id, size_t idlen, const char
 		return R_OTHER;
 	memcpy(task_id, path + pl, n);
 	task_id[n] = '\0';
-	*allow = "GET";
+	*allow = route_def(r)->allow;
 	return r;
 }
+
+/* ---- CORS --------------------------------------------------------------- */
+
+/* How long a browser may keep a preflight's answer, in seconds. */
+#define CORS_MAX_AGE 600
+/* Request headers a preflight is always told it may send. */
+static const char *const cors_base_headers[] = {
+	"Authorization", "Content-Type", "X-Request-Id", "X-Session-Id",
+};
+#define CORS_BASE_HEADERS "Authorization, Content-Type, X-Request-Id, X-Session-Id"
+/* The most bytes of Access-Control-Request-Headers echoed. */
+#define CORS_ECHO_MAX 1024
+
+/* An Origin header: the answer carries the CORS headers made for it at
+ * init when cors-origins lists it, exactly as sent; with '*' the one text
+ * every answer carries already. */
+void
+cors_origin(struct hreq *h, const char *value, size_t len)
+{
+	const struct http_src *s = h->s;
+	for (size_t i = 0; i < s->n_cors; i++) {
+		if (s->cors[i].len == len && memcmp(s->cors[i].origin, value, len) == 0) {
+			h->cors = s->cors[i].hdr;
+			return;
+		}
+	}
+}
+
+static int
+cors_allowed(const struct hreq *h)
+{
+	return h->s->cors_any || (h->cors != NULL && h->cors != h->s->cors_default);
+}
+
+static int
+tchar(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	    (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/*
+ * Appends to out (", NAME" each) the names Access-Control-Request-Headers
+ * asks for beyond the base list: header names only, CORS_ECHO_MAX bytes
+ * at most; nothing if the value is anything else.
+ */
+static void
+cors_echo(const char *v, char *out, size_t size)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	if (v == NULL || strlen(v) > CORS_ECHO_MAX)
+		return;
+	while (*v != '\0') {
+		while (*v == ',' || *v == ' ' || *v == '\t')
+			v++;
+		size_t n = 0;
+		while (tchar((unsigned char)v[n]))
+			n++;
+		if (n == 0) {
+			if (*v != '\0')
+				out[0] = '\0'; /* not a list of names: echo none */
+			return;
+		}
+		int known = 0;
+		for (size_t i = 0; i < sizeof cors_base_headers / sizeof cors_base_headers[0]; i++)
+			if (strlen(cors_base_headers[i]) == n && strncasecmp(cors_base_headers[i], v, n) == 0)
+				known = 1;
+		if (!known && used + n + 3 <= size) {
+			memcpy(out + used, ", ", 2);
+			memcpy(out + used + 2, v, n);
+			used += n + 2;
+			out[used] = '\0';
+		}
+		v += n;
+	}
+}
+
+/*
+ * OPTIONS while CORS is on, on a known path: 204 with Allow.  A preflight
+ * (it has Access-Control-Request-Method) from an allowed origin is also
+ * told the methods, the request headers it may send, and how long it may
+ * keep this answer.  Answered before the key is checked: browsers send
+ * none on a preflight.
+ */
+static void
+cors_options(struct hreq *h, const char *allow)
+{
+	char extra[CORS_ECHO_MAX + 512];
+	int n = snprintf(extra, sizeof extra, "Allow: %s, OPTIONS\r\n", allow);
+	if (h->preflight && cors_allowed(h)) {
+		char echo[CORS_ECHO_MAX + 3];
+		cors_echo(h->cors_req_headers, echo, sizeof echo);
+		snprintf(extra + n, sizeof extra - (size_t)n,
+		    "Access-Control-Allow-Methods: %s\r\n"
+		    "Access-Control-Allow-Headers: " CORS_BASE_HEADERS "%s\r\n"
+		    "Access-Control-Max-Age: %d\r\n"
+		    "%s",
+		    allow, echo, CORS_MAX_AGE,
+		    echo[0] ? "Vary: Access-Control-Request-Headers\r\n" : "");
+	}
+	answer_simple(h, 204, NULL, "", 0, extra);
+}
+
+/* ---- the checks --------------------------------------------------------- */
 
 /*
  * The checks before a request's body matters: a known path, an allowed
@@ -132,9 +239,14 @@ route_check(struct hreq *h)
 		return -1;
 	}
 	const struct route_def *d = route_def(h->route);
-	if (h->method != d->method) {
+	if (h->method == HTTP_OPTIONS && s->cors_on) {
+		cors_options(h, allow);
+		return -1;
+	}
+	if (h->method != d->method && !(h->method == HTTP_HEAD && d->method == HTTP_GET)) {
 		char extra[64];
-		snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
+		snprintf(extra, sizeof extra, "Allow: %s%s\r\n", allow,
+		    s->cors_on ? ", OPTIONS" : "");
 		char msg[160];
 		snprintf(msg, sizeof msg, "%s is not allowed here; use %s",
 		    http_method_str((enum http_method)h->method), allow);
@@ -160,15 +272,16 @@ void
 route_headers_done(struct hconn *c, struct hreq *h)
 {
 	int expect = h->expect_continue && h->http_minor >= 1;
+	/* refused, a client that waits for "100 Continue" may never send the
+	 * body it announced: the connection cannot carry another request, and
+	 * the answer says so */
+	h->close = expect;
 	if (route_check(h) != 0) {
-		if (expect) {
-			/* the client may never send the body it announced: the
-			 * connection cannot carry another request */
-			h->close = 1;
+		if (expect)
 			c->closing = 1;
-		}
 		return;
 	}
+	h->close = 0;
 	if (expect && c->head == h && h->out.len == 0)
 		buf_str(&h->out, "HTTP/1.1 100 Continue\r\n\r\n");
 	if (h->out.len > 0)
