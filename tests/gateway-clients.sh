@@ -62,28 +62,17 @@ wait_for 10 test -s "$T/up.port" || { fail "the fake upstream did not start"; fi
 up="http://127.0.0.1:$(cat "$T/up.port")/v1"
 
 # ---- porch in front of it ------------------------------------------------------------
-p() {
-	printf '<param name="%s">%s</param>' "$1" "$2"
-}
-cat > "$T/gateway.xml" <<XML
-<?xml version="1.0"?>
-<pipeline name="gateway" version="1">
-  <worker name="upstream" plugin="openai">$(p base-url "$up"; p read-timeout 30s)</worker>
-  <stage name="ingress" plugin="http">$(p listen 127.0.0.1:0; p port-file "$T/porch.port")</stage>
-  <stage name="inference" plugin="inference" worker="upstream"/>
-  <stage name="reply" plugin="reply"/>
-  <channel from="ingress" to="inference"/>
-  <channel from="inference" to="reply"/>
-  <channel from="inference:error" to="reply"/>
-</pipeline>
-XML
+# pipelines/gateway.xml, pointed at the fake upstream
+gateway="$top_srcdir/pipelines/gateway.xml"
 gw=-
 if [ "${GATEWAY_DIRECT_ONLY:-0}" = 1 ]; then
 	echo "GATEWAY_DIRECT_ONLY=1: the direct half only"
 else
 	# libcurl honours proxy variables: the fake upstream is reached directly
 	env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY -u all_proxy -u ALL_PROXY \
-	    "$PORCH" run --stats-json "$T/porch.json" "$T/gateway.xml" > "$T/porch.out" 2> "$T/porch.err" &
+	    "$PORCH" run --stats-json "$T/porch.json" -s "upstream.base-url=$up" \
+	    -s ingress.listen=127.0.0.1:0 -s "ingress.port-file=$T/porch.port" "$gateway" \
+	    > "$T/porch.out" 2> "$T/porch.err" &
 	porch_pid=$!
 	if wait_for 20 test -s "$T/porch.port"; then
 		gw="http://127.0.0.1:$(cat "$T/porch.port")/v1"
