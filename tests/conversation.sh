@@ -113,4 +113,52 @@ if start post "$T/post.xml"; then
 	stop
 fi
 
+# stages that rewrite the prompt, in front of the openai worker: what the
+# model server gets (fake-upstream's echo-body answers with the body it got)
+fake=$top_builddir/tests/fake-upstream
+if [ -x "$fake" ]; then
+	"$fake" -p "$T/up.port" -t 120 &
+	fake_pid=$!
+	wait_for 10 test -s "$T/up.port" || fail "the fake upstream did not start"
+	cat > "$T/rewrite.xml" <<XML
+<?xml version="1.0"?>
+<pipeline name="rewrite" version="1">
+  <worker name="model" plugin="openai">
+    <param name="base-url">http://127.0.0.1:$(cat "$T/up.port")/v1</param>
+    <param name="stream">false</param>
+  </worker>
+  <stage name="ingress" plugin="http"><param name="listen">127.0.0.1:0</param></stage>
+  <stage name="redact" plugin="redact"/>
+  <stage name="assemble" plugin="assemble"><param name="template">Q: {{input}}</param></stage>
+  <stage name="inference" plugin="inference" worker="model"/>
+  <stage name="reply" plugin="reply"/>
+  <channel from="ingress" to="redact"/>
+  <channel from="redact" to="assemble"/>
+  <channel from="assemble" to="inference"/>
+  <channel from="inference" to="reply"/>
+  <channel from="inference:error" to="reply"/>
+</pipeline>
+XML
+	if start rewrite "$T/rewrite.xml"; then
+		expect_eq "rewritten conversation: status" "$(chat '{"model":"echo-body","seed":7,
+		    "tools":[{"type":"function","function":{"name":"f","parameters":{}}}],
+		    "messages":[{"role":"user","content":"mail me at ann@example.com"},
+		    {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+		    {"role":"tool","tool_call_id":"c1","content":"done"},
+		    {"role":"user","content":[{"type":"image_url","image_url":{"url":"data:x"}},{"type":"text","text":"my key sk-ABCDEFGHIJKLMNOPQRSTUV123"}]}]}')" 200
+		# the body the server got, as the answer's (JSON-escaped) content
+		check_has "redact masks an earlier turn" "$T/b" '{\"role\":\"user\",\"content\":\"mail me at [REDACTED:email]\"}'
+		check_has "tool calls and results go as sent" "$T/b" '{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"done\"}'
+		check_has "assemble's prompt replaces the text part, the image stays" "$T/b" '\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:x\"}},{\"type\":\"text\",\"text\":\"Q: my key [REDACTED:key]\"}]'
+		check_has "other fields go as sent" "$T/b" '\"seed\":7'
+		check_has "tools go as sent" "$T/b" '\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{}}}]'
+		if grep -qF 'ann@example.com' "$T/b"; then fail "a secret reached the model server: $(cat "$T/b")"; else ok; fi
+		stop
+	fi
+	kill "$fake_pid"
+	wait "$fake_pid" 2> /dev/null
+else
+	echo "tests/fake-upstream is not built: the rewriting checks are skipped"
+fi
+
 finish
