@@ -436,7 +436,7 @@ if start cstream "$T/cstream.xml"; then
 fi
 
 # ==== 8. tasks ==================================================================
-pipeline "$T/tasks.xml" "$(p task-ttl 1s)" "$(p delay-ms 400; p fail-rate 0)" "" 'concurrency="1"' "$(p backoff-ms 1)"
+pipeline "$T/tasks.xml" "$(p task-ttl 1s)" "$(p delay-ms 1500; p fail-rate 0)" "" 'concurrency="1"' "$(p backoff-ms 1)"
 if start tasks "$T/tasks.xml"; then
 	payload=$(printf 'task one two' | base64)
 	expect_eq "task: 202" "$(req "$U/v1/tasks" -d '{"name":"t","description":"d","payload":"'"$payload"'","timeout_secs":10,"max_retries":1}')" 202
@@ -444,7 +444,8 @@ if start tasks "$T/tasks.xml"; then
 	id1=$(sed 's/.*"task_id":"\([^"]*\)".*/\1/' "$T/b")
 	req "$U/v1/tasks" -d '{"payload":"'"$(printf 'second' | base64)"'"}' > /dev/null
 	id2=$(sed 's/.*"task_id":"\([^"]*\)".*/\1/' "$T/b")
-	# the first runs, the second waits its turn (concurrency 1)
+	# the first runs, the second waits its turn (concurrency 1; each takes
+	# 1.5 s, room enough for a sanitizer build to ask before the first ends)
 	req "$U/v1/tasks/$id1" > /dev/null
 	check_has "task 1 running" "$T/b" '"status":"running"'
 	req "$U/v1/tasks/$id2" > /dev/null
