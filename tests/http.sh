@@ -436,7 +436,7 @@ if start cstream "$T/cstream.xml"; then
 fi
 
 # ==== 8. tasks ==================================================================
-pipeline "$T/tasks.xml" "$(p task-ttl 1s)" "$(p delay-ms 1500; p fail-rate 0)" "" 'concurrency="1"' "$(p backoff-ms 1)"
+pipeline "$T/tasks.xml" "$(p task-ttl 4s)" "$(p delay-ms 1500; p fail-rate 0)" "" 'concurrency="1"' "$(p backoff-ms 1)"
 if start tasks "$T/tasks.xml"; then
 	payload=$(printf 'task one two' | base64)
 	expect_eq "task: 202" "$(req "$U/v1/tasks" -d '{"name":"t","description":"d","payload":"'"$payload"'","timeout_secs":10,"max_retries":1}')" 202
@@ -470,7 +470,7 @@ if start tasks "$T/tasks.xml"; then
 	expect_eq "task with bad retries" "$(req "$U/v1/tasks" -d '{"payload":"eA==","max_retries":-1}')" 400
 	check_has "task with bad retries: param" "$T/b" '"param":"max_retries"'
 	expect_eq "unknown task" "$(req "$U/v1/tasks/task-nope")" 404
-	# finished tasks are forgotten after task-ttl (1 s)
+	# finished tasks are forgotten after task-ttl (4 s)
 	wait_for 10 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' '$U/v1/tasks/$id1')\" = 404 ]" &&
 	    ok || fail "task not forgotten after task-ttl"
 	req "$U/v1/tasks/$id1" > /dev/null
