@@ -360,3 +360,59 @@ answer_error(struct hreq *h, int status, const char *param, const char *code,
 	va_end(ap);
 	answer_error_extra(h, status, param, code, retry_after_of(h->s, status), msg);
 }
+
+/* ---- failures -------------------------------------------------------- */
+
+/*
+ * The answer for a request that failed, was shed or expired.  A model
+ * server's refusal keeps its status, its error object as it sent it and,
+ * for 429, its Retry-After (rounded up to whole seconds).
+ */
+void
+answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o)
+{
+	char msg[600], wait[48];
+	int status = failure_text(m, o, msg, sizeof msg);
+	const char *extra = retry_after_of(h->s, status);
+	if (upstream_status(m, o) != 0) {
+		int64_t ms = porch_msg_retry_after(m);
+		if (ms > 0) {
+			snprintf(wait, sizeof wait, "Retry-After: %lld\r\n",
+			    (long long)((ms + 999) / 1000));
+			extra = wait;
+		}
+		const char *error = porch_msg_meta(m, "openai.error");
+		if (error != NULL && error[0] == '{') {
+			struct buf *b = answer_scratch(h);
+			buf_lit(b, "{\"error\":");
+			buf_add(b, error, strlen(error));
+			buf_lit(b, "}");
+			answer_scratch_send(h, status, "application/json", extra);
+			return;
+		}
+	}
+	answer_error_extra(h, status, NULL, porch_error_name(porch_msg_error(m)), extra, msg);
+}
+
+/* A JSON string of any bytes: invalid UTF-8 becomes U+FFFD. */
+json_t *
+json_bytes(const char *p, size_t n)
+{
+	json_t *j = json_stringn(p, n);
+	if (j != NULL)
+		return j;
+	struct buf b = { 0 };
+	for (size_t i = 0; i < n;) {
+		size_t k = utf8_valid_prefix(p + i, n - i);
+		if (k == 0) {
+			buf_add(&b, "\xef\xbf\xbd", 3);
+			i++;
+			continue;
+		}
+		buf_add(&b, p + i, k);
+		i += k;
+	}
+	j = json_stringn(b.p ? b.p : "", b.len);
+	buf_free(&b);
+	return j;
+}

@@ -41,15 +41,6 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* ---- requests ----------------------------------------------------------- */
 
-uint64_t
-http_mix64(uint64_t z)
-{
-	z += 0x9e3779b97f4a7c15ull;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 /*
  * Requests freed are kept for the next ones, with their buffers (url,
  * body, answer), so a keep-alive request costs no malloc of its own: at
@@ -857,7 +848,7 @@ conn_flush_blocking(struct hconn *c, double until)
 	for (struct hreq *h = c->head; h != NULL; h = h->next) {
 		size_t end = h->out_cut ? h->out_cut : h->out.len;
 		while (h->out_off < end) {
-			double left = until - wall_now();
+			double left = until - ev_time();
 			if (left <= 0)
 				return;
 			struct pollfd p = { .fd = c->fd, .events = POLLOUT };
@@ -878,7 +869,7 @@ conn_flush_blocking(struct hconn *c, double until)
 void
 conn_fini(struct http_src *s)
 {
-	double until = wall_now() + FINI_FLUSH_MS / 1000.0;
+	double until = ev_time() + FINI_FLUSH_MS / 1000.0;
 	while (s->conns != NULL) {
 		struct hconn *c = s->conns;
 		conn_flush_blocking(c, until);

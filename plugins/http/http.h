@@ -8,6 +8,7 @@
  *   openai.c   OpenAI request validation, whole answers, the model list
  *   stream.c   streamed answers: server-sent events and NDJSON
  *   answer.c   status lines, headers, chunked bodies, error objects
+ *   completion.c  what every completion object shares: its opening, its usage
  *   reply.c    the reply sink, a plugin of its own (see origin.h)
  *   tasks.c    the asynchronous tasks store and its event streams
  *   auth.c     API keys and per-key rate limits
@@ -313,15 +314,6 @@ void openai_models(struct hreq *h);
 void stream_piece(struct hreq *h, const char *text, size_t len, const struct porch_piece *pc);
 void stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o);
 void answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o);
-uint64_t count_words(const char *p, size_t len);
-json_t *json_bytes(const char *p, size_t n);      /* invalid UTF-8 -> U+FFFD */
-/* usage: the worker's "usage" metadata or NULL (then words are counted) */
-void json_put_usage(struct buf *b, const struct hreq *h, const char *usage, const char *text,
-    size_t len);
-/* The members of obj (a compact JSON object's text, or NULL), after a comma when asked. */
-void json_put_members(struct buf *b, const char *obj, int comma);
-void json_put_object_open(struct buf *b, const struct hreq *h, int chat, const char *object);
-void answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o);
 
 /* ---- answer.c ----------------------------------------------------------- */
 
@@ -357,6 +349,17 @@ void answer_error_extra(struct hreq *h, int status, const char *param, const cha
     const char *extra, const char *message);
 const char *error_type_of(int status);
 char *json_text(json_t *j); /* steals j; compact, malloc'ed, or NULL */
+json_t *json_bytes(const char *p, size_t n);      /* invalid UTF-8 -> U+FFFD */
+/* The answer for a request that failed, was shed or expired. */
+void answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o);
+
+/* ---- completion.c ------------------------------------------------------- */
+
+uint64_t count_words(const char *p, size_t len);
+/* usage: the worker's "usage" metadata or NULL (then words are counted) */
+void json_put_usage(struct buf *b, const struct hreq *h, const char *usage, const char *text,
+    size_t len);
+void json_put_object_open(struct buf *b, const struct hreq *h, int chat, const char *object);
 
 /* ---- tasks.c ------------------------------------------------------------ */
 
@@ -380,10 +383,5 @@ void auth_fini(struct http_src *s);
 
 void metrics_count(struct http_src *s, enum route r, int status);
 void metrics_answer(struct hreq *h);
-
-/* ---- plugin.c ----------------------------------------------------------- */
-
-double wall_now(void);
-uint64_t http_mix64(uint64_t z); /* splitmix64's mixer: ids from counters */
 
 #endif /* PORCH_HTTP_H */

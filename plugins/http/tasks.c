@@ -55,7 +55,8 @@ struct task {
 	struct hreq *watchers;
 };
 
-double
+/* The time of day, in seconds since the epoch. */
+static double
 wall_now(void)
 {
 	struct timeval tv;
