@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include "http.h"
+#include "answer.h"
 
 /* Whitespace-separated words of p[0..len): porch's own, approximate, token count. */
 uint64_t
@@ -58,7 +58,7 @@ json_put_object_open(struct buf *b, const struct hreq *h, int chat, const char *
 		buf_lit(b, "{\"id\":\"chatcmpl-");
 	else
 		buf_lit(b, "{\"id\":\"cmpl-");
-	json_put_esc(b, h->rid, strlen(h->rid));
+	json_put_esc(b, h->w.id, strlen(h->w.id));
 	buf_lit(b, "\",\"object\":");
 	json_put_cstr(b, object);
 	buf_lit(b, ",\"created\":");

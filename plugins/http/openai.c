@@ -310,11 +310,11 @@ role_valid(const char *r)
 static int
 request_meta(struct hreq *h, struct prompt *pr)
 {
-	char *v = malloc(h->body.len + 1);
+	char *v = malloc(h->w.body.len + 1);
 	if (v == NULL)
 		return bad(h, NULL, "internal", "out of memory");
-	memcpy(v, h->body.p, h->body.len);
-	v[h->body.len] = '\0';
+	memcpy(v, h->w.body.p, h->w.body.len);
+	v[h->w.body.len] = '\0';
 	if (pr->n_meta == PROMPT_META_MAX) {
 		free(v);
 		return bad(h, NULL, "internal", "too much metadata");
@@ -432,7 +432,7 @@ generate_request(struct hreq *h, json_t *root, struct prompt *pr)
 		return bad(h, "text", "invalid_type", "'text' must be a string, not %s", jtype(t));
 	json_t *id = json_object_get(root, "request_id");
 	char num[32];
-	const char *gid = h->rid;
+	const char *gid = h->w.id;
 	if (id != NULL && !json_is_null(id)) {
 		if (json_is_string(id)) {
 			gid = json_string_value(id);
@@ -466,7 +466,7 @@ generate_request(struct hreq *h, json_t *root, struct prompt *pr)
 void
 answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o)
 {
-	if (h->status != 0)
+	if (h->w.status != 0)
 		return;
 	if (o != PORCH_COMPLETED) {
 		answer_failure(h, m, o);
