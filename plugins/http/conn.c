@@ -238,6 +238,54 @@ on_accept_retry(struct ev_loop *loop, ev_timer *t, int revents)
 		ev_io_start(loop, &w->lio);
 }
 
+/* Serves fd, a connected socket whose peer's address is ss: 0, or -1 when
+ * out of memory (fd left open). */
+static int
+conn_open(struct wire *w, int fd, const struct sockaddr_storage *ss)
+{
+	struct conn *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return -1;
+	int one = 1;
+	/* tokens go out as they come: no Nagle delay on small writes */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	c->w = w;
+	c->fd = fd;
+	c->fresh = 1;
+	c->phase = PH_IDLE;
+	peer_name(ss, c->addr, sizeof c->addr, c->peer, sizeof c->peer);
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	ev_io_init(&c->rio, on_read, fd, EV_READ);
+	ev_io_init(&c->wio, on_write, fd, EV_WRITE);
+	ev_init(&c->timer, on_timer);
+	c->rio.data = c->wio.data = c->timer.data = c;
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+	w->n_conns++;
+	w->conns_total++;
+	c->in_value = 0;
+	conn_update(c);
+	return 0;
+}
+
+/* A socket connected already (a socketpair's end, one inherited): served as
+ * a client connection, non-blocking from now on.  0, or -1 (fd left open). */
+int
+wire_adopt(struct wire *w, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	memset(&ss, 0, sizeof ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		ss.ss_family = AF_UNSPEC;
+	if (set_nonblock(fd) != 0)
+		return -1;
+	return conn_open(w, fd, &ss);
+}
+
 static void
 on_accept(struct ev_loop *loop, ev_io *io, int revents)
 {
@@ -266,33 +314,8 @@ on_accept(struct ev_loop *loop, ev_io *io, int revents)
 			refuse(w, fd);
 			continue;
 		}
-		struct conn *c = calloc(1, sizeof *c);
-		if (c == NULL) {
+		if (conn_open(w, fd, &ss) != 0)
 			refuse(w, fd);
-			continue;
-		}
-		int one = 1;
-		/* tokens go out as they come: no Nagle delay on small writes */
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		c->w = w;
-		c->fd = fd;
-		c->fresh = 1;
-		c->phase = PH_IDLE;
-		peer_name(&ss, c->addr, sizeof c->addr, c->peer, sizeof c->peer);
-		http_parser_init(&c->parser, HTTP_REQUEST);
-		c->parser.data = c;
-		ev_io_init(&c->rio, on_read, fd, EV_READ);
-		ev_io_init(&c->wio, on_write, fd, EV_WRITE);
-		ev_init(&c->timer, on_timer);
-		c->rio.data = c->wio.data = c->timer.data = c;
-		c->next = w->conns;
-		if (w->conns != NULL)
-			w->conns->prev = c;
-		w->conns = c;
-		w->n_conns++;
-		w->conns_total++;
-		c->in_value = 0;
-		conn_update(c);
 	}
 }
 

@@ -146,6 +146,9 @@ struct wire {
 /* Binds and listens on w->host:w->port; 0 (w->port the port bound), or -1 with err. */
 int wire_listen(struct wire *w, char *err, size_t errlen);
 void wire_start(struct wire *w);    /* accept connections */
+/* Serves fd, a socket connected already (a socketpair's end, one inherited),
+ * as a client connection; 0, or -1 (fd left open). */
+int wire_adopt(struct wire *w, int fd);
 void wire_pause(struct wire *w);    /* stop reading every connection and accepting */
 void wire_resume(struct wire *w);   /* read and accept again; parse what was read */
 /* Stop listening, close idle connections, close the others after their
