@@ -1,16 +1,14 @@
 /*
- * answer.c -- writing answers: status lines and headers, whole and chunked
- * bodies, OpenAI-style error objects, and how outcomes become statuses.
- *
- * Every answer is appended to its request's own buffer; the connection
- * writes the buffers in request order (conn.c), so pipelined requests are
- * answered in the order they came whatever order they finish in.
+ * answer.c -- answers as the API makes them: JSON bodies written in place
+ * in the scratch buffer or dumped by jansson, OpenAI-style error objects,
+ * the answers to failures, and how outcomes become statuses.  The bytes go
+ * out through the framing layer (wire_head, wire_answer: wire.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "answer.h"
 
 /* ---- outcomes and statuses ---------------------------------------------- */
 
@@ -94,43 +92,12 @@ failure_text(porch_msg *m, enum porch_outcome o, char *msg, size_t size)
 
 /* The Retry-After header line an answer with this status carries, or NULL. */
 const char *
-retry_after_of(const struct http_src *s, int status)
+retry_after_of(const struct hreq *h, int status)
 {
-	return status == 503 ? s->retry_after_hdr : NULL;
+	return status == 503 ? h->ans->retry_after : NULL;
 }
 
-const char *
-status_text(int status)
-{
-	switch (status) {
-	case 100: return "Continue";
-	case 200: return "OK";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 402: return "Payment Required";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Content";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 499: return "Client Closed Request";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	}
-	return "Unknown";
-}
-
+/* The "type" of an error object with this status. */
 const char *
 error_type_of(int status)
 {
@@ -148,119 +115,7 @@ error_type_of(int status)
 	return status >= 500 ? "server_error" : "invalid_request_error";
 }
 
-/* ---- heads and bodies --------------------------------------------------- */
-
-/*
- * Appends the status line and headers.  length >= 0 gives Content-Length
- * (none for 204); -1 makes the body chunked (HTTP/1.1) or closes the
- * connection after it (HTTP/1.0).  extra is more header lines, each ending
- * in CRLF, or NULL.
- * An answer to HEAD is this head alone, with GET's headers: it is complete
- * here, and what a body adds after it is not sent (conn.c stops at out_cut).
- * Written without printf: this runs once per request.
- */
-void
-answer_head(struct hreq *h, int status, const char *ctype, long long length, const char *extra)
-{
-	struct hconn *c = h->c;
-	if (h->status != 0)
-		return; /* one head per answer */
-	if (c != NULL && (c->closing || h->s->draining))
-		h->close = 1;
-	if (!h->keep_alive)
-		h->close = 1;
-	if (length < 0) {
-		if (h->http_minor >= 1)
-			h->chunked = 1;
-		else if (h->method != HTTP_HEAD)
-			h->close = 1;
-	}
-	h->status = status;
-	struct buf *b = &h->out;
-	if (h->http_minor >= 1)
-		buf_lit(b, "HTTP/1.1 ");
-	else
-		buf_lit(b, "HTTP/1.0 ");
-	buf_i64(b, status);
-	buf_lit(b, " ");
-	buf_str(b, status_text(status));
-	buf_lit(b, "\r\n");
-	if (ctype != NULL) {
-		buf_lit(b, "Content-Type: ");
-		buf_str(b, ctype);
-		buf_lit(b, "\r\n");
-	}
-	if (length >= 0 && status != 204) {
-		buf_lit(b, "Content-Length: ");
-		buf_i64(b, length);
-		buf_lit(b, "\r\n");
-	} else if (h->chunked) {
-		buf_lit(b, "Transfer-Encoding: chunked\r\n");
-	}
-	buf_lit(b, "X-Request-Id: ");
-	buf_str(b, h->rid);
-	buf_lit(b, "\r\n");
-	if (extra != NULL)
-		buf_str(b, extra);
-	if (h->cors != NULL)
-		buf_str(b, h->cors);
-	if (h->close)
-		buf_lit(b, "Connection: close\r\n");
-	else if (h->http_minor == 0)
-		buf_lit(b, "Connection: keep-alive\r\n");
-	buf_lit(b, "\r\n");
-	if (h->method == HTTP_HEAD) {
-		h->out_cut = b->len;
-		h->complete = 1;
-	}
-	metrics_answer(h);
-	if (h->s->access_log)
-		http_log(h->s, h, "%s %s %s: %d", c != NULL ? c->peer : "-",
-		    http_method_str((enum http_method)h->method),
-		    h->url.len ? h->url.p : "-", status);
-	if (c != NULL)
-		conn_kick(c);
-}
-
-/* A piece of the body: framed as a chunk when the body is chunked. */
-void
-answer_body(struct hreq *h, const void *p, size_t len)
-{
-	if (len == 0)
-		return;
-	if (h->chunked) {
-		buf_hex(&h->out, len);
-		buf_lit(&h->out, "\r\n");
-	}
-	buf_add(&h->out, p, len);
-	if (h->chunked)
-		buf_lit(&h->out, "\r\n");
-	if (h->c != NULL)
-		conn_kick(h->c);
-}
-
-void
-answer_end(struct hreq *h)
-{
-	if (h->complete)
-		return;
-	if (h->chunked)
-		buf_lit(&h->out, "0\r\n\r\n");
-	h->complete = 1;
-	if (h->c != NULL)
-		conn_kick(h->c);
-}
-
-void
-answer_simple(struct hreq *h, int status, const char *ctype, const char *body, size_t len,
-    const char *extra)
-{
-	if (h->status != 0)
-		return;
-	answer_head(h, status, ctype, (long long)len, extra);
-	buf_add(&h->out, body, len);
-	answer_end(h);
-}
+/* ---- whole answers ------------------------------------------------------ */
 
 char *
 json_text(json_t *j)
@@ -280,12 +135,12 @@ answer_json(struct hreq *h, int status, json_t *j, const char *extra)
 {
 	char *s = json_text(j);
 	if (s == NULL) {
-		answer_simple(h, 500, "application/json", oom_body, sizeof oom_body - 1, NULL);
+		wire_answer(&h->w, 500, "application/json", oom_body, sizeof oom_body - 1, NULL);
 		return;
 	}
 	size_t n = strlen(s);
 	s[n] = '\n'; /* one line: json_dumps left the room of its NUL */
-	answer_simple(h, status, "application/json", s, n + 1, extra);
+	wire_answer(&h->w, status, "application/json", s, n + 1, extra);
 	free(s);
 }
 
@@ -297,27 +152,27 @@ answer_json(struct hreq *h, int status, json_t *j, const char *extra)
 struct buf *
 answer_scratch(struct hreq *h)
 {
-	buf_reset(&h->s->scratch);
-	return &h->s->scratch;
+	buf_reset(&h->ans->scratch);
+	return &h->ans->scratch;
 }
 
 void
-answer_scratch_done(struct http_src *s)
+answer_scratch_done(struct hreq *h)
 {
-	if (s->scratch.cap > SCRATCH_KEEP)
-		buf_free(&s->scratch);
+	if (h->ans->scratch.cap > SCRATCH_KEEP)
+		buf_free(&h->ans->scratch);
 }
 
 void
 answer_scratch_send(struct hreq *h, int status, const char *ctype, const char *extra)
 {
-	struct buf *b = &h->s->scratch;
+	struct buf *b = &h->ans->scratch;
 	buf_lit(b, "\n");
 	if (b->oom)
-		answer_simple(h, 500, "application/json", oom_body, sizeof oom_body - 1, NULL);
+		wire_answer(&h->w, 500, "application/json", oom_body, sizeof oom_body - 1, NULL);
 	else
-		answer_simple(h, status, ctype, b->p, b->len, extra);
-	answer_scratch_done(h->s);
+		wire_answer(&h->w, status, ctype, b->p, b->len, extra);
+	answer_scratch_done(h);
 }
 
 void
@@ -358,5 +213,61 @@ answer_error(struct hreq *h, int status, const char *param, const char *code,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	answer_error_extra(h, status, param, code, retry_after_of(h->s, status), msg);
+	answer_error_extra(h, status, param, code, retry_after_of(h, status), msg);
+}
+
+/* ---- failures -------------------------------------------------------- */
+
+/*
+ * The answer for a request that failed, was shed or expired.  A model
+ * server's refusal keeps its status, its error object as it sent it and,
+ * for 429, its Retry-After (rounded up to whole seconds).
+ */
+void
+answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o)
+{
+	char msg[600], wait[48];
+	int status = failure_text(m, o, msg, sizeof msg);
+	const char *extra = retry_after_of(h, status);
+	if (upstream_status(m, o) != 0) {
+		int64_t ms = porch_msg_retry_after(m);
+		if (ms > 0) {
+			snprintf(wait, sizeof wait, "Retry-After: %lld\r\n",
+			    (long long)((ms + 999) / 1000));
+			extra = wait;
+		}
+		const char *error = porch_msg_meta(m, "openai.error");
+		if (error != NULL && error[0] == '{') {
+			struct buf *b = answer_scratch(h);
+			buf_lit(b, "{\"error\":");
+			buf_add(b, error, strlen(error));
+			buf_lit(b, "}");
+			answer_scratch_send(h, status, "application/json", extra);
+			return;
+		}
+	}
+	answer_error_extra(h, status, NULL, porch_error_name(porch_msg_error(m)), extra, msg);
+}
+
+/* A JSON string of any bytes: invalid UTF-8 becomes U+FFFD. */
+json_t *
+json_bytes(const char *p, size_t n)
+{
+	json_t *j = json_stringn(p, n);
+	if (j != NULL)
+		return j;
+	struct buf b = { 0 };
+	for (size_t i = 0; i < n;) {
+		size_t k = utf8_valid_prefix(p + i, n - i);
+		if (k == 0) {
+			buf_add(&b, "\xef\xbf\xbd", 3);
+			i++;
+			continue;
+		}
+		buf_add(&b, p + i, k);
+		i += k;
+	}
+	j = json_stringn(b.p ? b.p : "", b.len);
+	buf_free(&b);
+	return j;
 }

@@ -124,7 +124,7 @@ buckets_sweep(struct http_src *s, double now)
 static double
 rate_take(struct http_src *s, const char *id)
 {
-	double now = ev_now(s->loop);
+	double now = ev_now(s->w.loop);
 	if (s->buckets == NULL && (s->buckets = calloc(BUCKET_SLOTS, sizeof *s->buckets)) == NULL)
 		return 0; /* out of memory: do not refuse for it */
 	struct bucket **slot = &s->buckets[fnv1a(id) % BUCKET_SLOTS];
@@ -186,7 +186,7 @@ auth_check(struct http_src *s, struct hreq *h)
 		}
 	}
 	if (s->rate > 0) {
-		const char *id = key != NULL ? key : h->c != NULL ? h->c->addr : "?";
+		const char *id = key != NULL ? key : wire_addr(&h->w);
 		double wait = rate_take(s, id);
 		if (wait > 0) {
 			char extra[64];

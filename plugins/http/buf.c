@@ -14,6 +14,18 @@
 
 #include "buf.h"
 
+/* ---- ids ---------------------------------------------------------------- */
+
+/* splitmix64's mixer: ids from counters. */
+uint64_t
+http_mix64(uint64_t z)
+{
+	z += 0x9e3779b97f4a7c15ull;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
 /* ---- buffers ------------------------------------------------------------ */
 
 char *
@@ -334,4 +346,19 @@ json_put_cstr(struct buf *b, const char *s)
 	if (s == NULL)
 		return buf_lit(b, "null");
 	return json_put_str(b, s, strlen(s));
+}
+
+/* The members of obj (a compact JSON object's text, or NULL), after a comma when asked. */
+void
+json_put_members(struct buf *b, const char *obj, int comma)
+{
+	if (obj == NULL)
+		return;
+	size_t n = strlen(obj);
+	/* compact JSON from a worker: {} or {"k":v,...} */
+	if (n <= 2 || obj[0] != '{' || obj[n - 1] != '}')
+		return;
+	if (comma)
+		buf_lit(b, ",");
+	buf_add(b, obj + 1, n - 2);
 }

@@ -30,6 +30,7 @@ size_t fmt_u64(char out[21], uint64_t v); /* decimal and a NUL; returns the digi
 int buf_i64(struct buf *b, int64_t v);   /* decimal, with '-' below 0 */
 int buf_hex(struct buf *b, uint64_t v);  /* lower-case hex, no leading zeros */
 void hex16(char out[17], uint64_t v);    /* 16 lower-case hex digits and a NUL */
+uint64_t http_mix64(uint64_t z);         /* splitmix64's mixer: ids from counters */
 
 /* How many leading bytes of p form whole, valid UTF-8 sequences (stops at
  * the first invalid or incomplete one). */
@@ -47,5 +48,7 @@ size_t utf8_valid_prefix(const char *p, size_t n);
 int json_put_str(struct buf *b, const char *p, size_t n);  /* "..." */
 int json_put_esc(struct buf *b, const char *p, size_t n);  /* the same, unquoted */
 int json_put_cstr(struct buf *b, const char *s);           /* "...", or null for NULL */
+/* The members of obj (a compact JSON object's text, or NULL), after a comma when asked. */
+void json_put_members(struct buf *b, const char *obj, int comma);
 
 #endif /* PORCH_HTTP_BUF_H */

@@ -1,12 +1,12 @@
 /*
- * conn.c -- the http source's sockets: the listener, client connections,
- * reading and writing on the libev loop, timeouts and backpressure.
+ * conn.c -- the framing layer's sockets: the listener, client connections,
+ * reading and writing on the libev loop, timeouts and pausing (wire.h).
  *
  * Reentrancy: a connection is freed only from its own watchers' callbacks
- * (or from drain and fini), never while a parser callback, the pipeline or
- * the reply sink may still point at it.  Code elsewhere that has something
- * to write calls conn_kick, which feeds a write event to the connection:
- * libev runs it in the same loop iteration, after the current callback.
+ * (or from drain and fini), never while a parser callback or the upper
+ * layer may still point at it.  Code that has something to write calls
+ * conn_kick, which feeds a write event to the connection: libev runs it in
+ * the same loop iteration, after the current callback.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,7 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "http.h"
+#include "conn.h"
 
 /* Bytes asked of each recv(2). */
 #define READ_CHUNK (16 * 1024)
@@ -35,140 +35,97 @@
 /* How long fini waits, in all, to write answers still buffered. */
 #define FINI_FLUSH_MS 2000
 
-static void on_read(struct ev_loop *loop, ev_io *w, int revents);
-static void on_write(struct ev_loop *loop, ev_io *w, int revents);
-static void on_timer(struct ev_loop *loop, ev_timer *w, int revents);
+static void on_read(struct ev_loop *loop, ev_io *io, int revents);
+static void on_write(struct ev_loop *loop, ev_io *io, int revents);
+static void on_timer(struct ev_loop *loop, ev_timer *t, int revents);
+static void conn_linger_after(struct conn *c);
+static void conn_update(struct conn *c);
 
 /* ---- requests ----------------------------------------------------------- */
 
-uint64_t
-http_mix64(uint64_t z)
+/* A new request at the end of c's queue, with a fresh request id. */
+struct wreq *
+conn_req_new(struct conn *c)
 {
-	z += 0x9e3779b97f4a7c15ull;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	struct wire *w = c->w;
+	struct wreq *r = w->ops->on_new(w);
+	if (r == NULL)
+		return NULL;
+	r->wire = w;
+	r->c = c;
+	r->t0 = ev_now(w->loop);
+	r->keep_alive = 1;
+	r->http_minor = 1; /* until the request line says otherwise */
+	/* unique in the run, unguessable enough for logs: a mixed counter */
+	hex16(r->id, http_mix64(++w->next_id ^ (uint64_t)(uintptr_t)w));
+	if (c->tail != NULL)
+		c->tail->next = r;
+	else
+		c->head = r;
+	c->tail = r;
+	c->queued++;
+	return r;
 }
 
-/*
- * Requests freed are kept for the next ones, with their buffers (url,
- * body, answer), so a keep-alive request costs no malloc of its own: at
- * most HREQ_POOL_MAX of them, and a buffer past HREQ_BUF_KEEP is let go.
- * The pool is bounded, so memory stays flat under load.
- */
-#define HREQ_POOL_MAX 256
-#define HREQ_BUF_KEEP (16 * 1024)
+void
+wreq_reset(struct wreq *r)
+{
+	struct buf url = r->url, body = r->body, out = r->out;
+	memset(r, 0, sizeof *r);
+	r->url = url;
+	r->body = body;
+	r->out = out;
+	buf_reset(&r->url);
+	buf_reset(&r->body);
+	buf_reset(&r->out);
+}
+
+/* A buffer kept for the next request is at most this large. */
+#define WREQ_BUF_KEEP (16 * 1024)
 
 static void
 buf_recycle(struct buf *b)
 {
-	if (b->cap > HREQ_BUF_KEEP)
+	if (b->cap > WREQ_BUF_KEEP)
 		buf_free(b);
 	else
 		buf_reset(b);
 }
 
-/* A new request at the end of c's queue, with a fresh request id. */
-struct hreq *
-hreq_new(struct hconn *c)
+void
+wreq_trim(struct wreq *r)
 {
-	struct http_src *s = c->s;
-	struct hreq *h = s->hreq_pool;
-	if (h != NULL) {
-		s->hreq_pool = h->next;
-		s->n_hreq_pool--;
-		struct buf url = h->url, body = h->body, out = h->out;
-		struct buf chunk_head = h->chunk_head;
-		memset(h, 0, sizeof *h);
-		h->url = url;
-		h->body = body;
-		h->out = out;
-		h->chunk_head = chunk_head;
-	} else if ((h = calloc(1, sizeof *h)) == NULL) {
-		return NULL;
-	}
-	h->origin.ops = &hreq_ops;
-	h->s = s;
-	h->c = c;
-	h->t0 = ev_now(s->loop);
-	h->keep_alive = 1;
-	h->http_minor = 1; /* until the request line says otherwise */
-	h->cors = s->cors_default;
-	/* unique in the run, unguessable enough for logs: a mixed counter */
-	hex16(h->rid, http_mix64(++s->next_rid ^ (uint64_t)(uintptr_t)s));
-	if (c->tail != NULL)
-		c->tail->next = h;
-	else
-		c->head = h;
-	c->tail = h;
-	c->queued++;
-	return h;
-}
-
-static void
-hreq_free(struct hreq *h)
-{
-	struct http_src *s = h->s;
-	if (h->task != NULL)
-		tasks_unwatch(h);
-	free(h->auth);
-	free(h->session);
-	free(h->model);
-	free(h->gen_id);
-	free(h->cors_req_headers);
-	if (s->n_hreq_pool < HREQ_POOL_MAX) {
-		buf_recycle(&h->url);
-		buf_recycle(&h->body);
-		buf_recycle(&h->out);
-		buf_recycle(&h->chunk_head);
-		h->next = s->hreq_pool;
-		s->hreq_pool = h;
-		s->n_hreq_pool++;
-		return;
-	}
-	buf_free(&h->url);
-	buf_free(&h->body);
-	buf_free(&h->out);
-	buf_free(&h->chunk_head);
-	free(h);
+	buf_recycle(&r->url);
+	buf_recycle(&r->body);
+	buf_recycle(&r->out);
 }
 
 void
-hreq_pool_free(struct http_src *s)
+wreq_free(struct wreq *r)
 {
-	while (s->hreq_pool != NULL) {
-		struct hreq *h = s->hreq_pool;
-		s->hreq_pool = h->next;
-		buf_free(&h->url);
-		buf_free(&h->body);
-		buf_free(&h->out);
-		buf_free(&h->chunk_head);
-		free(h);
-	}
-	s->n_hreq_pool = 0;
+	buf_free(&r->url);
+	buf_free(&r->body);
+	buf_free(&r->out);
 }
 
 void
-hreq_release(struct hreq *h)
+wire_close_after(struct wreq *r)
 {
-	if (h->c == NULL && !h->in_pipeline)
-		hreq_free(h);
+	r->close = 1;
+	if (r->c != NULL)
+		r->c->closing = 1;
 }
 
-void
-http_log(struct http_src *s, const struct hreq *h, const char *fmt, ...)
+const char *
+wire_peer(const struct wreq *r)
 {
-	char buf[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	if (h != NULL && h->m != NULL)
-		porch_msg_log(s->st, h->m, "%s", buf);
-	else if (h != NULL)
-		porch_stage_log(s->st, "request-id %s: %s", h->rid, buf);
-	else
-		porch_stage_log(s->st, "%s", buf);
+	return r->c != NULL ? r->c->peer : "-";
+}
+
+const char *
+wire_addr(const struct wreq *r)
+{
+	return r->c != NULL ? r->c->addr : "?";
 }
 
 /* ---- the listener ------------------------------------------------------- */
@@ -181,11 +138,11 @@ set_nonblock(int fd)
 }
 
 /*
- * Binds and listens on s->host:s->port.  Returns 0 and sets s->port to the
+ * Binds and listens on w->host:w->port.  Returns 0 and sets w->port to the
  * port bound (the one the kernel chose for port 0), or -1 with err filled.
  */
 int
-conn_listen(struct http_src *s, char *err, size_t errlen)
+wire_listen(struct wire *w, char *err, size_t errlen)
 {
 	struct addrinfo hints, *res = NULL;
 	char port[16];
@@ -193,10 +150,10 @@ conn_listen(struct http_src *s, char *err, size_t errlen)
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	snprintf(port, sizeof port, "%d", s->port);
-	int rc = getaddrinfo(s->host[0] ? s->host : NULL, port, &hints, &res);
+	snprintf(port, sizeof port, "%d", w->port);
+	int rc = getaddrinfo(w->host[0] ? w->host : NULL, port, &hints, &res);
 	if (rc != 0) {
-		snprintf(err, errlen, "listen: cannot resolve '%s': %s", s->host, gai_strerror(rc));
+		snprintf(err, errlen, "listen: cannot resolve '%s': %s", w->host, gai_strerror(rc));
 		return -1;
 	}
 	int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
@@ -209,7 +166,7 @@ conn_listen(struct http_src *s, char *err, size_t errlen)
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0 ||
 	    set_nonblock(fd) != 0) {
-		snprintf(err, errlen, "listen: cannot listen on %s:%d: %s", s->host, s->port,
+		snprintf(err, errlen, "listen: cannot listen on %s:%d: %s", w->host, w->port,
 		    strerror(errno));
 		close(fd);
 		freeaddrinfo(res);
@@ -220,11 +177,11 @@ conn_listen(struct http_src *s, char *err, size_t errlen)
 	socklen_t sl = sizeof ss;
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET)
-			s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+			w->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 		else if (ss.ss_family == AF_INET6)
-			s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+			w->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	}
-	s->lfd = fd;
+	w->lfd = fd;
 	return 0;
 }
 
@@ -255,7 +212,7 @@ _Static_assert(sizeof REFUSE_BODY - 1 == 105, "refuse's Content-Length is its bo
 
 /* Over max-connections: say so in one write, if the socket takes it, and close. */
 static void
-refuse(struct http_src *s, int fd)
+refuse(struct wire *w, int fd)
 {
 	static const char msg[] =
 	    "HTTP/1.1 503 Service Unavailable\r\n"
@@ -266,30 +223,78 @@ refuse(struct http_src *s, int fd)
 	    REFUSE_BODY;
 	ssize_t n = send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n > 0)
-		s->bytes_out += (uint64_t)n;
+		w->bytes_out += (uint64_t)n;
 	close(fd);
-	s->conns_refused++;
-	metrics_count(s, R_OTHER, 503);
+	w->conns_refused++;
+	w->ops->on_answer(w, NULL, 503);
 }
 
 static void
-on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)
+on_accept_retry(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	(void)revents;
-	struct http_src *s = w->data;
-	if (s->lfd >= 0 && !s->paused && !s->draining)
-		ev_io_start(loop, &s->lio);
+	struct wire *w = t->data;
+	if (w->lfd >= 0 && !w->paused && !w->draining)
+		ev_io_start(loop, &w->lio);
+}
+
+/* Serves fd, a connected socket whose peer's address is ss: 0, or -1 when
+ * out of memory (fd left open). */
+static int
+conn_open(struct wire *w, int fd, const struct sockaddr_storage *ss)
+{
+	struct conn *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return -1;
+	int one = 1;
+	/* tokens go out as they come: no Nagle delay on small writes */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	c->w = w;
+	c->fd = fd;
+	c->fresh = 1;
+	c->phase = PH_IDLE;
+	peer_name(ss, c->addr, sizeof c->addr, c->peer, sizeof c->peer);
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	ev_io_init(&c->rio, on_read, fd, EV_READ);
+	ev_io_init(&c->wio, on_write, fd, EV_WRITE);
+	ev_init(&c->timer, on_timer);
+	c->rio.data = c->wio.data = c->timer.data = c;
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+	w->n_conns++;
+	w->conns_total++;
+	c->in_value = 0;
+	conn_update(c);
+	return 0;
+}
+
+/* A socket connected already (a socketpair's end, one inherited): served as
+ * a client connection, non-blocking from now on.  0, or -1 (fd left open). */
+int
+wire_adopt(struct wire *w, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	memset(&ss, 0, sizeof ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		ss.ss_family = AF_UNSPEC;
+	if (set_nonblock(fd) != 0)
+		return -1;
+	return conn_open(w, fd, &ss);
 }
 
 static void
-on_accept(struct ev_loop *loop, ev_io *w, int revents)
+on_accept(struct ev_loop *loop, ev_io *io, int revents)
 {
 	(void)revents;
-	struct http_src *s = w->data;
+	struct wire *w = io->data;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof ss;
-		int fd = accept4(s->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(w->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
@@ -297,82 +302,59 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
 				return;
 			/* out of descriptors or memory: pause accepting a little
 			 * rather than spin on a listener that stays readable */
-			porch_stage_log(s->st, "accept: %s; pausing for 100 ms", strerror(errno));
-			ev_io_stop(loop, &s->lio);
-			ev_timer_set(&s->accept_retry, 0.1, 0.);
-			ev_timer_start(loop, &s->accept_retry);
+			char msg[160];
+			snprintf(msg, sizeof msg, "accept: %s; pausing for 100 ms", strerror(errno));
+			w->ops->on_log(w, msg);
+			ev_io_stop(loop, &w->lio);
+			ev_timer_set(&w->accept_retry, 0.1, 0.);
+			ev_timer_start(loop, &w->accept_retry);
 			return;
 		}
-		if (s->n_conns >= s->max_connections) {
-			refuse(s, fd);
+		if (w->n_conns >= w->max_connections) {
+			refuse(w, fd);
 			continue;
 		}
-		struct hconn *c = calloc(1, sizeof *c);
-		if (c == NULL) {
-			refuse(s, fd);
-			continue;
-		}
-		int one = 1;
-		/* tokens go out as they come: no Nagle delay on small writes */
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		c->s = s;
-		c->fd = fd;
-		c->fresh = 1;
-		c->phase = PH_IDLE;
-		peer_name(&ss, c->addr, sizeof c->addr, c->peer, sizeof c->peer);
-		http_parser_init(&c->parser, HTTP_REQUEST);
-		c->parser.data = c;
-		ev_io_init(&c->rio, on_read, fd, EV_READ);
-		ev_io_init(&c->wio, on_write, fd, EV_WRITE);
-		ev_init(&c->timer, on_timer);
-		c->rio.data = c->wio.data = c->timer.data = c;
-		c->next = s->conns;
-		if (s->conns != NULL)
-			s->conns->prev = c;
-		s->conns = c;
-		s->n_conns++;
-		s->conns_total++;
-		c->in_value = 0;
-		conn_update(c);
+		if (conn_open(w, fd, &ss) != 0)
+			refuse(w, fd);
 	}
 }
 
 void
-conn_start(struct http_src *s)
+wire_start(struct wire *w)
 {
-	ev_io_init(&s->lio, on_accept, s->lfd, EV_READ);
-	s->lio.data = s;
-	ev_init(&s->accept_retry, on_accept_retry);
-	s->accept_retry.data = s;
-	if (!s->paused)
-		ev_io_start(s->loop, &s->lio);
+	ev_io_init(&w->lio, on_accept, w->lfd, EV_READ);
+	w->lio.data = w;
+	ev_init(&w->accept_retry, on_accept_retry);
+	w->accept_retry.data = w;
+	if (!w->paused)
+		ev_io_start(w->loop, &w->lio);
 }
 
-void
-conn_stop_listening(struct http_src *s)
+static void
+conn_stop_listening(struct wire *w)
 {
-	ev_io_stop(s->loop, &s->lio);
-	ev_timer_stop(s->loop, &s->accept_retry);
-	if (s->lfd >= 0) {
-		close(s->lfd);
-		s->lfd = -1;
+	ev_io_stop(w->loop, &w->lio);
+	ev_timer_stop(w->loop, &w->accept_retry);
+	if (w->lfd >= 0) {
+		close(w->lfd);
+		w->lfd = -1;
 	}
 }
 
 /* ---- connection state --------------------------------------------------- */
 
 static int
-wants_read(const struct hconn *c)
+wants_read(const struct conn *c)
 {
-	const struct http_src *s = c->s;
+	const struct wire *w = c->w;
 	if (c->dead)
 		return 0;
 	if (c->lingering)
 		return 1;
-	if (c->closing || c->err_status != 0 || s->paused)
+	if (c->closing || c->err_status != 0 || w->paused)
 		return 0;
 	/* a request being parsed may finish; a new one waits for room */
-	return c->cur != NULL || c->queued < s->max_pipeline;
+	return c->cur != NULL || c->queued < w->max_pipeline;
 }
 
 /*
@@ -382,107 +364,103 @@ wants_read(const struct hconn *c)
  * while the connection waits for us (answers pending, the pipeline full).
  */
 static void
-conn_timer(struct hconn *c, int reset)
+conn_timer(struct conn *c, int reset)
 {
-	struct http_src *s = c->s;
+	struct wire *w = c->w;
 	double timeout = 0;
 	if (c->lingering)
-		timeout = s->linger_timeout;
+		timeout = w->linger_timeout;
 	else if (!wants_read(c))
 		timeout = 0;
 	else if (c->phase == PH_HEADERS)
-		timeout = s->header_timeout;
+		timeout = w->header_timeout;
 	else if (c->phase == PH_BODY)
-		timeout = s->body_timeout;
+		timeout = w->body_timeout;
 	else if (c->queued == 0)
-		timeout = c->fresh ? s->header_timeout : s->idle_timeout;
+		timeout = c->fresh ? w->header_timeout : w->idle_timeout;
 	if (timeout <= 0) {
-		ev_timer_stop(s->loop, &c->timer);
+		ev_timer_stop(w->loop, &c->timer);
 		return;
 	}
 	if (ev_is_active(&c->timer) && !reset)
 		return;
-	ev_timer_stop(s->loop, &c->timer);
+	ev_timer_stop(w->loop, &c->timer);
 	ev_timer_set(&c->timer, timeout, 0.);
-	ev_timer_start(s->loop, &c->timer);
+	ev_timer_start(w->loop, &c->timer);
 }
 
-void
-conn_update(struct hconn *c)
+static void
+conn_update(struct conn *c)
 {
 	if (c->dead)
 		return;
 	if (wants_read(c))
-		ev_io_start(c->s->loop, &c->rio);
+		ev_io_start(c->w->loop, &c->rio);
 	else
-		ev_io_stop(c->s->loop, &c->rio);
+		ev_io_stop(c->w->loop, &c->rio);
 	conn_timer(c, 0);
 }
 
 /* The phase changed: its deadline starts now. */
 static void
-conn_phase(struct hconn *c, enum conn_phase ph)
+conn_phase(struct conn *c, enum conn_phase ph)
 {
 	c->phase = ph;
-	ev_timer_stop(c->s->loop, &c->timer);
+	ev_timer_stop(c->w->loop, &c->timer);
 	conn_timer(c, 1);
 }
 
 void
-conn_kick(struct hconn *c)
+conn_kick(struct conn *c)
 {
 	if (c == NULL || c->dead)
 		return;
-	ev_io_start(c->s->loop, &c->wio);
-	ev_feed_event(c->s->loop, &c->wio, EV_WRITE);
+	ev_io_start(c->w->loop, &c->wio);
+	ev_feed_event(c->w->loop, &c->wio, EV_WRITE);
 }
 
-/* Frees c and whatever only it holds; requests in the pipeline are cancelled
- * when `cancel`, and live on until their outcome. */
+/* Frees c and whatever only it holds.  Its requests go back to the upper
+ * layer: answered or not, at teardown (`closed` 0) as released, else as
+ * gone with their connection. */
 static void
-conn_free(struct hconn *c, int cancel)
+conn_free(struct conn *c, int closed)
 {
-	struct http_src *s = c->s;
-	/* what cancelling calls (resuming other connections) must leave it be */
+	struct wire *w = c->w;
+	/* what on_gone calls (resuming other connections) must leave it be */
 	c->dead = 1;
-	struct hreq *h = c->head;
+	struct wreq *r = c->head;
 	c->head = c->tail = NULL;
 	c->cur = NULL;
-	while (h != NULL) {
-		struct hreq *next = h->next;
-		h->next = NULL;
-		h->c = NULL;
-		if (!h->in_pipeline || !cancel) {
-			/* at teardown every request has had its outcome */
-			hreq_free(h);
-		} else {
-			if (h->m != NULL)
-				http_log(s, h, "the client closed the connection; cancelling");
-			/* its outcome frees it, maybe inside this call */
-			route_cancel(s, h);
-		}
-		h = next;
+	while (r != NULL) {
+		struct wreq *next = r->next;
+		r->next = NULL;
+		r->c = NULL;
+		if (closed)
+			w->ops->on_gone(r, 1); /* may free it, maybe inside this call */
+		else
+			w->ops->on_release(r);
+		r = next;
 	}
-	ev_io_stop(s->loop, &c->rio);
-	ev_io_stop(s->loop, &c->wio);
-	ev_timer_stop(s->loop, &c->timer);
+	ev_io_stop(w->loop, &c->rio);
+	ev_io_stop(w->loop, &c->wio);
+	ev_timer_stop(w->loop, &c->timer);
 	if (c->fd >= 0)
 		close(c->fd);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
-		s->conns = c->next;
+		w->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	s->n_conns--;
+	w->n_conns--;
 	free(c->in);
 	buf_free(&c->hfield);
 	buf_free(&c->hvalue);
 	free(c);
 }
 
-void
-conn_close(struct hconn *c)
+static void
+conn_close(struct conn *c)
 {
 	conn_free(c, 1);
 }
@@ -491,13 +469,13 @@ conn_close(struct hconn *c)
  * then close; closing at once could reset the connection and lose the
  * answer while the client is still sending (a body we refused). */
 static void
-conn_linger(struct hconn *c)
+conn_linger(struct conn *c)
 {
 	if (c->lingering)
 		return;
 	c->lingering = 1;
 	c->closing = 1;
-	ev_io_stop(c->s->loop, &c->wio);
+	ev_io_stop(c->w->loop, &c->wio);
 	if (c->eof || shutdown(c->fd, SHUT_WR) != 0) {
 		conn_close(c);
 		return;
@@ -507,33 +485,34 @@ conn_linger(struct hconn *c)
 	conn_timer(c, 1);
 }
 
-/* A request that could not be read: answer it (in its turn) and close. */
-void
-conn_fail_request(struct hconn *c, int status, const char *code, const char *why)
+/* A request that could not be read: the upper layer answers it (in its
+ * turn), and the connection closes after. */
+static void
+conn_fail_request(struct conn *c, int status, const char *code, const char *why)
 {
-	struct hreq *h = c->cur;
+	struct wreq *r = c->cur;
 	c->cur = NULL;
-	if (h == NULL && (h = hreq_new(c)) == NULL) {
+	if (r == NULL && (r = conn_req_new(c)) == NULL) {
 		c->dead = 1;
 		conn_kick(c);
 		return;
 	}
-	h->close = 1;
+	r->close = 1;
 	c->closing = 1;
-	http_log(c->s, h, "%s %s: %d %s", c->peer, h->url.len ? h->url.p : "-", status, why);
-	answer_error(h, status, NULL, code, "%s", why);
+	c->w->ops->on_fail(r, status, code, why);
 	conn_update(c);
 	conn_kick(c);
 }
 
 /* ---- reading ------------------------------------------------------------ */
 
-void
-conn_parse(struct hconn *c)
+/* Parses what was read, request by request, while the connection may take more. */
+static void
+conn_parse(struct conn *c)
 {
-	struct http_src *s = c->s;
-	while (!c->dead && !c->closing && c->err_status == 0 && !s->paused &&
-	    c->in_off < c->in_len && (c->cur != NULL || c->queued < s->max_pipeline)) {
+	struct wire *w = c->w;
+	while (!c->dead && !c->closing && c->err_status == 0 && !w->paused &&
+	    c->in_off < c->in_len && (c->cur != NULL || c->queued < w->max_pipeline)) {
 		size_t avail = c->in_len - c->in_off;
 		const char *at = c->in + c->in_off;
 		enum conn_phase before = c->phase;
@@ -545,12 +524,13 @@ conn_parse(struct hconn *c)
 		if (e == HPE_PAUSED) {
 			/* on_message_complete paused it: one whole request */
 			http_parser_pause(&c->parser, 0);
-			struct hreq *h = c->cur;
+			struct wreq *r = c->cur;
 			c->cur = NULL;
 			conn_phase(c, PH_IDLE);
-			if (h != NULL) {
-				route_dispatch(h);
-				if (h->complete)
+			if (r != NULL) {
+				if (r->status == 0) /* else refused when its head arrived */
+					w->ops->on_request(r);
+				if (r->complete)
 					conn_kick(c); /* it may have waited for its parse */
 			}
 			continue;
@@ -606,7 +586,7 @@ conn_parse(struct hconn *c)
 
 /* Room for one more read: unparsed bytes to the front, READ_CHUNK free. */
 static int
-conn_room(struct hconn *c)
+conn_room(struct conn *c)
 {
 	if (c->in_off > 0) {
 		memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
@@ -625,17 +605,17 @@ conn_room(struct hconn *c)
 }
 
 static void
-on_read(struct ev_loop *loop, ev_io *w, int revents)
+on_read(struct ev_loop *loop, ev_io *io, int revents)
 {
 	(void)loop;
 	(void)revents;
-	struct hconn *c = w->data;
-	struct http_src *s = c->s;
+	struct conn *c = io->data;
+	struct wire *w = c->w;
 	if (c->lingering) {
 		char junk[READ_CHUNK];
 		ssize_t n = recv(c->fd, junk, sizeof junk, 0);
 		if (n > 0) {
-			s->bytes_in += (uint64_t)n;
+			w->bytes_in += (uint64_t)n;
 			c->in_len += (size_t)n; /* counts what was thrown away */
 			if (c->in_len <= LINGER_MAX)
 				return;
@@ -663,7 +643,7 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 		conn_close(c);
 		return;
 	}
-	s->bytes_in += (uint64_t)n;
+	w->bytes_in += (uint64_t)n;
 	c->in_len += (size_t)n;
 	if (c->fresh)
 		c->fresh = 0;
@@ -676,35 +656,35 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 
 /* Writes what the head request has ready, request after request. */
 static void
-conn_flush(struct hconn *c)
+conn_flush(struct conn *c)
 {
-	struct http_src *s = c->s;
+	struct wire *w = c->w;
 	while (c->head != NULL) {
-		struct hreq *h = c->head;
+		struct wreq *r = c->head;
 		/* HEAD: the head only; what a body added after it is not sent */
-		size_t end = h->out_cut ? h->out_cut : h->out.len;
-		if (h->out_off < end) {
-			ssize_t n = send(c->fd, h->out.p + h->out_off, end - h->out_off,
+		size_t end = r->out_cut ? r->out_cut : r->out.len;
+		if (r->out_off < end) {
+			ssize_t n = send(c->fd, r->out.p + r->out_off, end - r->out_off,
 			    MSG_NOSIGNAL);
 			if (n < 0) {
 				if (errno == EINTR)
 					continue;
 				if (errno == EAGAIN || errno == EWOULDBLOCK) {
-					ev_io_start(s->loop, &c->wio);
+					ev_io_start(w->loop, &c->wio);
 					return;
 				}
 				conn_close(c);
 				return;
 			}
-			s->bytes_out += (uint64_t)n;
-			h->out_off += (size_t)n;
+			w->bytes_out += (uint64_t)n;
+			r->out_off += (size_t)n;
 			continue;
 		}
-		buf_reset(&h->out);
-		h->out_off = h->out_cut = 0;
-		if (!h->complete)
+		buf_reset(&r->out);
+		r->out_off = r->out_cut = 0;
+		if (!r->complete)
 			break; /* more to come (a stream): wait for it */
-		if (h == c->cur) {
+		if (r == c->cur) {
 			/* answered before its body was read (401, 404 ...): the parser
 			 * still fills it; it goes when parsed, or now if nothing more
 			 * will be parsed on this connection */
@@ -712,14 +692,14 @@ conn_flush(struct hconn *c)
 				break;
 			c->cur = NULL;
 		}
-		int close_after = h->close;
-		c->head = h->next;
+		int close_after = r->close;
+		c->head = r->next;
 		if (c->head == NULL)
 			c->tail = NULL;
 		c->queued--;
-		h->next = NULL;
-		h->c = NULL;
-		hreq_release(h);
+		r->next = NULL;
+		r->c = NULL;
+		w->ops->on_release(r);
 		if (close_after) {
 			/* requests pipelined after it are not answered */
 			c->closing = 1;
@@ -729,8 +709,8 @@ conn_flush(struct hconn *c)
 		if (c->head == NULL)
 			conn_phase(c, c->phase); /* idle from now */
 	}
-	ev_io_stop(s->loop, &c->wio);
-	if (c->head == NULL && (c->closing || s->draining)) {
+	ev_io_stop(w->loop, &c->wio);
+	if (c->head == NULL && (c->closing || w->draining)) {
 		conn_linger(c);
 		return;
 	}
@@ -740,34 +720,32 @@ conn_flush(struct hconn *c)
 		conn_close(c);
 }
 
-/* The connection closes after an answer: forget the rest, then linger. */
-void
-conn_linger_after(struct hconn *c)
+/* The connection closes after an answer: the requests after it go back to
+ * the upper layer unanswered, then it lingers. */
+static void
+conn_linger_after(struct conn *c)
 {
-	struct http_src *s = c->s;
-	struct hreq *h = c->head;
+	struct wire *w = c->w;
+	struct wreq *r = c->head;
 	c->head = c->tail = NULL;
 	c->cur = NULL;
 	c->queued = 0;
-	while (h != NULL) {
-		struct hreq *next = h->next;
-		h->next = NULL;
-		h->c = NULL;
-		if (h->in_pipeline)
-			route_cancel(s, h);
-		else
-			hreq_release(h);
-		h = next;
+	while (r != NULL) {
+		struct wreq *next = r->next;
+		r->next = NULL;
+		r->c = NULL;
+		w->ops->on_gone(r, 0);
+		r = next;
 	}
 	conn_linger(c);
 }
 
 static void
-on_write(struct ev_loop *loop, ev_io *w, int revents)
+on_write(struct ev_loop *loop, ev_io *io, int revents)
 {
 	(void)loop;
 	(void)revents;
-	struct hconn *c = w->data;
+	struct conn *c = io->data;
 	if (c->dead) {
 		conn_close(c);
 		return;
@@ -776,11 +754,11 @@ on_write(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 static void
-on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	(void)loop;
 	(void)revents;
-	struct hconn *c = w->data;
+	struct conn *c = t->data;
 	if (c->lingering || c->dead) {
 		conn_close(c);
 		return;
@@ -809,39 +787,41 @@ on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 /* ---- the whole source --------------------------------------------------- */
 
 void
-conn_pause_all(struct http_src *s)
+wire_pause(struct wire *w)
 {
-	if (s->paused)
+	if (w->paused)
 		return;
-	s->paused = 1;
-	ev_io_stop(s->loop, &s->lio);
-	for (struct hconn *c = s->conns; c != NULL; c = c->next)
+	w->paused = 1;
+	ev_io_stop(w->loop, &w->lio);
+	for (struct conn *c = w->conns; c != NULL; c = c->next)
 		conn_update(c);
 }
 
 void
-conn_resume_all(struct http_src *s)
+wire_resume(struct wire *w)
 {
-	if (!s->paused)
+	if (!w->paused)
 		return;
-	s->paused = 0;
-	if (s->lfd >= 0 && !s->draining)
-		ev_io_start(s->loop, &s->lio);
-	for (struct hconn *c = s->conns, *next; c != NULL; c = next) {
+	w->paused = 0;
+	if (w->lfd >= 0 && !w->draining)
+		ev_io_start(w->loop, &w->lio);
+	for (struct conn *c = w->conns, *next; c != NULL; c = next) {
 		next = c->next;
 		/* the wait was ours, not the client's: deadlines start again */
 		conn_timer(c, 1);
 		conn_parse(c);
-		if (s->paused)
+		if (w->paused)
 			break;
 	}
 }
 
 void
-conn_drain(struct http_src *s)
+wire_drain(struct wire *w)
 {
-	conn_stop_listening(s);
-	for (struct hconn *c = s->conns, *next; c != NULL; c = next) {
+	/* nothing waits for room any more: every connection may read */
+	w->paused = 0;
+	conn_stop_listening(w);
+	for (struct conn *c = w->conns, *next; c != NULL; c = next) {
 		next = c->next;
 		if (c->queued == 0 && c->cur == NULL)
 			conn_close(c);
@@ -852,37 +832,37 @@ conn_drain(struct http_src *s)
 
 /* Best effort, at teardown: write what is buffered, for a bounded time. */
 static void
-conn_flush_blocking(struct hconn *c, double until)
+conn_flush_blocking(struct conn *c, double until)
 {
-	for (struct hreq *h = c->head; h != NULL; h = h->next) {
-		size_t end = h->out_cut ? h->out_cut : h->out.len;
-		while (h->out_off < end) {
-			double left = until - wall_now();
+	for (struct wreq *r = c->head; r != NULL; r = r->next) {
+		size_t end = r->out_cut ? r->out_cut : r->out.len;
+		while (r->out_off < end) {
+			double left = until - ev_time();
 			if (left <= 0)
 				return;
 			struct pollfd p = { .fd = c->fd, .events = POLLOUT };
 			if (poll(&p, 1, (int)(left * 1000) + 1) <= 0)
 				return;
-			ssize_t n = send(c->fd, h->out.p + h->out_off, end - h->out_off,
+			ssize_t n = send(c->fd, r->out.p + r->out_off, end - r->out_off,
 			    MSG_NOSIGNAL);
 			if (n < 0 && errno != EAGAIN && errno != EINTR)
 				return;
 			if (n > 0)
-				h->out_off += (size_t)n;
+				r->out_off += (size_t)n;
 		}
-		if (!h->complete)
+		if (!r->complete)
 			return;
 	}
 }
 
 void
-conn_fini(struct http_src *s)
+wire_fini(struct wire *w)
 {
-	double until = wall_now() + FINI_FLUSH_MS / 1000.0;
-	while (s->conns != NULL) {
-		struct hconn *c = s->conns;
+	double until = ev_time() + FINI_FLUSH_MS / 1000.0;
+	while (w->conns != NULL) {
+		struct conn *c = w->conns;
 		conn_flush_blocking(c, until);
 		conn_free(c, 0);
 	}
-	conn_stop_listening(s);
+	conn_stop_listening(w);
 }

@@ -43,14 +43,8 @@ metrics_count(struct http_src *s, enum route r, int status)
 	s->requests[r][code_index(status)]++;
 }
 
-void
-metrics_answer(struct hreq *h)
-{
-	metrics_count(h->s, h->route, h->status);
-}
-
 /* The pipeline's metrics and ours, malloc'ed; NULL when out of memory. */
-char *
+static char *
 metrics_text(struct http_src *s)
 {
 	char *base = porch_metrics_text(s->st);
@@ -105,8 +99,22 @@ metrics_text(struct http_src *s)
 	    "# HELP porch_http_tasks Tasks kept, in progress or finished.\n"
 	    "# TYPE porch_http_tasks gauge\n"
 	    "porch_http_tasks{stage=\"%s\"} %u\n",
-	    st, s->n_conns, st, (unsigned long long)s->conns_total,
-	    st, (unsigned long long)s->conns_refused, st, (unsigned long long)s->bytes_in,
-	    st, (unsigned long long)s->bytes_out, st, waiting, st, s->n_tasks);
+	    st, s->w.n_conns, st, (unsigned long long)s->w.conns_total,
+	    st, (unsigned long long)s->w.conns_refused, st, (unsigned long long)s->w.bytes_in,
+	    st, (unsigned long long)s->w.bytes_out, st, waiting, st, s->n_tasks);
 	return b.p;
+}
+
+/* GET /metrics: our metrics after the pipeline's, in one exposition. */
+void
+metrics_get(struct hreq *h)
+{
+	char *text = metrics_text(h->s);
+	if (text == NULL) {
+		answer_error(h, 500, NULL, "internal", "out of memory");
+		return;
+	}
+	wire_answer(&h->w, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text),
+	    NULL);
+	free(text);
 }

@@ -33,22 +33,6 @@ prompt_free(struct prompt *pr)
 	memset(pr, 0, sizeof *pr);
 }
 
-uint64_t
-count_words(const char *p, size_t len)
-{
-	uint64_t n = 0;
-	int in_word = 0;
-	for (size_t i = 0; i < len; i++) {
-		char ch = p[i];
-		int space = ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' ||
-		    ch == '\v' || ch == '\f';
-		if (!space && !in_word)
-			n++;
-		in_word = !space;
-	}
-	return n;
-}
-
 /* 400 naming the field at fault; returns -1. */
 static int bad(struct hreq *h, const char *param, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -326,11 +310,11 @@ role_valid(const char *r)
 static int
 request_meta(struct hreq *h, struct prompt *pr)
 {
-	char *v = malloc(h->body.len + 1);
+	char *v = malloc(h->w.body.len + 1);
 	if (v == NULL)
 		return bad(h, NULL, "internal", "out of memory");
-	memcpy(v, h->body.p, h->body.len);
-	v[h->body.len] = '\0';
+	memcpy(v, h->w.body.p, h->w.body.len);
+	v[h->w.body.len] = '\0';
 	if (pr->n_meta == PROMPT_META_MAX) {
 		free(v);
 		return bad(h, NULL, "internal", "too much metadata");
@@ -448,7 +432,7 @@ generate_request(struct hreq *h, json_t *root, struct prompt *pr)
 		return bad(h, "text", "invalid_type", "'text' must be a string, not %s", jtype(t));
 	json_t *id = json_object_get(root, "request_id");
 	char num[32];
-	const char *gid = h->rid;
+	const char *gid = h->w.id;
 	if (id != NULL && !json_is_null(id)) {
 		if (json_is_string(id)) {
 			gid = json_string_value(id);
@@ -471,118 +455,7 @@ generate_request(struct hreq *h, json_t *root, struct prompt *pr)
 	return settings(h, root, pr, 0);
 }
 
-/* ---- answers ------------------------------------------------------------ */
-
-/* A JSON string of any bytes: invalid UTF-8 becomes U+FFFD. */
-json_t *
-json_bytes(const char *p, size_t n)
-{
-	json_t *j = json_stringn(p, n);
-	if (j != NULL)
-		return j;
-	struct buf b = { 0 };
-	for (size_t i = 0; i < n;) {
-		size_t k = utf8_valid_prefix(p + i, n - i);
-		if (k == 0) {
-			buf_add(&b, "\xef\xbf\xbd", 3);
-			i++;
-			continue;
-		}
-		buf_add(&b, p + i, k);
-		i += k;
-	}
-	j = json_stringn(b.p ? b.p : "", b.len);
-	buf_free(&b);
-	return j;
-}
-
-/*
- * The answer's usage: the worker's (metadata "usage", a JSON object, the
- * upstream's own counts) when it gave one, else porch's count of
- * whitespace-separated words of the prompt and of the answer.
- */
-void
-json_put_usage(struct buf *b, const struct hreq *h, const char *usage, const char *text,
-    size_t len)
-{
-	if (usage != NULL && usage[0] == '{') {
-		buf_add(b, usage, strlen(usage));
-		return;
-	}
-	uint64_t completion = count_words(text, len);
-	buf_lit(b, "{\"prompt_tokens\":");
-	buf_u64(b, h->prompt_words);
-	buf_lit(b, ",\"completion_tokens\":");
-	buf_u64(b, completion);
-	buf_lit(b, ",\"total_tokens\":");
-	buf_u64(b, h->prompt_words + completion);
-	buf_lit(b, "}");
-}
-
-void
-json_put_members(struct buf *b, const char *obj, int comma)
-{
-	if (obj == NULL)
-		return;
-	size_t n = strlen(obj);
-	/* compact JSON from a worker: {} or {"k":v,...} */
-	if (n <= 2 || obj[0] != '{' || obj[n - 1] != '}')
-		return;
-	if (comma)
-		buf_lit(b, ",");
-	buf_add(b, obj + 1, n - 2);
-}
-
-/*
- * An OpenAI object's opening, {"id","object","created","model" (no comma
- * after): the id is "chatcmpl-RID" for chat, else "cmpl-RID".
- */
-void
-json_put_object_open(struct buf *b, const struct hreq *h, int chat, const char *object)
-{
-	if (chat)
-		buf_lit(b, "{\"id\":\"chatcmpl-");
-	else
-		buf_lit(b, "{\"id\":\"cmpl-");
-	json_put_esc(b, h->rid, strlen(h->rid));
-	buf_lit(b, "\",\"object\":");
-	json_put_cstr(b, object);
-	buf_lit(b, ",\"created\":");
-	buf_i64(b, h->created);
-	buf_lit(b, ",\"model\":");
-	json_put_cstr(b, h->model ? h->model : "");
-}
-
-/*
- * The answer for a request that failed, was shed or expired.  A model
- * server's refusal keeps its status, its error object as it sent it and,
- * for 429, its Retry-After (rounded up to whole seconds).
- */
-void
-answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o)
-{
-	char msg[600], wait[48];
-	int status = failure_text(m, o, msg, sizeof msg);
-	const char *extra = retry_after_of(h->s, status);
-	if (upstream_status(m, o) != 0) {
-		int64_t ms = porch_msg_retry_after(m);
-		if (ms > 0) {
-			snprintf(wait, sizeof wait, "Retry-After: %lld\r\n",
-			    (long long)((ms + 999) / 1000));
-			extra = wait;
-		}
-		const char *error = porch_msg_meta(m, "openai.error");
-		if (error != NULL && error[0] == '{') {
-			struct buf *b = answer_scratch(h);
-			buf_lit(b, "{\"error\":");
-			buf_add(b, error, strlen(error));
-			buf_lit(b, "}");
-			answer_scratch_send(h, status, "application/json", extra);
-			return;
-		}
-	}
-	answer_error_extra(h, status, NULL, porch_error_name(porch_msg_error(m)), extra, msg);
-}
+/* ---- whole answers ---------------------------------------------------- */
 
 /*
  * A completed request's whole answer: the text as the pipeline left it,
@@ -593,7 +466,7 @@ answer_failure(struct hreq *h, porch_msg *m, enum porch_outcome o)
 void
 answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o)
 {
-	if (h->status != 0)
+	if (h->w.status != 0)
 		return;
 	if (o != PORCH_COMPLETED) {
 		answer_failure(h, m, o);

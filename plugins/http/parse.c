@@ -11,18 +11,24 @@
  * against max-body, by its Content-Length before a byte of it is read and
  * by its size as chunks arrive (413).  HTTP/1.0 and 1.1 are spoken; any
  * other version in the request line, or none (HTTP/0.9), is 505.
+ *
+ * What the layer above learns (wire.h): each header line (on_header), the
+ * head (on_head, which may refuse the request before its body is read; a
+ * client that sent "Expect: 100-continue" is told to go on only when it
+ * did not), and the whole request (on_request, from conn.c).
  */
-#include <ctype.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "http.h"
+#include "conn.h"
 
 /* Counted for each header line besides its name and value: ": " and CRLF. */
 #define HEADER_LINE_OVERHEAD 4
 
-static struct hconn *
+static void parse_header(struct conn *c, const char *name, size_t nlen, const char *value,
+    size_t vlen);
+
+static struct conn *
 conn_of(http_parser *p)
 {
 	return p->data;
@@ -30,10 +36,10 @@ conn_of(http_parser *p)
 
 /* Adds n bytes to the head's size; sets 431 and stops the parser past the limit. */
 static int
-head_bytes(struct hconn *c, size_t n)
+head_bytes(struct conn *c, size_t n)
 {
 	c->header_bytes += n;
-	if (c->header_bytes > c->s->max_header) {
+	if (c->header_bytes > c->w->max_header) {
 		c->err_status = 431;
 		return -1;
 	}
@@ -43,13 +49,13 @@ head_bytes(struct hconn *c, size_t n)
 static int
 on_message_begin(http_parser *p)
 {
-	struct hconn *c = conn_of(p);
+	struct conn *c = conn_of(p);
 	c->fresh = 0;
 	c->header_bytes = 0;
 	c->in_value = 0;
 	buf_reset(&c->hfield);
 	buf_reset(&c->hvalue);
-	c->cur = hreq_new(c);
+	c->cur = conn_req_new(c);
 	if (c->cur == NULL) {
 		c->err_status = 500;
 		return -1;
@@ -61,7 +67,7 @@ on_message_begin(http_parser *p)
 static int
 on_url(http_parser *p, const char *at, size_t len)
 {
-	struct hconn *c = conn_of(p);
+	struct conn *c = conn_of(p);
 	c->cur->method = p->method; /* known by now: an answer to HEAD has no body */
 	/* "GET /" and a line end, no version: HTTP/0.9, which the parser marks
 	 * so as it hands over the last of the target */
@@ -70,8 +76,8 @@ on_url(http_parser *p, const char *at, size_t len)
 		return -1;
 	}
 	/* a target longer than max-url-size, or than the whole head may be */
-	if (c->cur->url.len + len > c->s->max_url ||
-	    c->header_bytes + len > c->s->max_header) {
+	if (c->cur->url.len + len > c->w->max_url ||
+	    c->header_bytes + len > c->w->max_header) {
 		c->err_status = 414;
 		return -1;
 	}
@@ -85,7 +91,7 @@ on_url(http_parser *p, const char *at, size_t len)
 
 /* A whole header line was read: act on the ones we know. */
 static void
-header_done(struct hconn *c)
+header_done(struct conn *c)
 {
 	if (c->hfield.len == 0)
 		return;
@@ -98,7 +104,7 @@ header_done(struct hconn *c)
 static int
 on_header_field(http_parser *p, const char *at, size_t len)
 {
-	struct hconn *c = conn_of(p);
+	struct conn *c = conn_of(p);
 	if (c->in_value) {
 		header_done(c);
 		c->in_value = 0;
@@ -115,7 +121,7 @@ on_header_field(http_parser *p, const char *at, size_t len)
 static int
 on_header_value(http_parser *p, const char *at, size_t len)
 {
-	struct hconn *c = conn_of(p);
+	struct conn *c = conn_of(p);
 	c->in_value = 1;
 	if (head_bytes(c, len) != 0)
 		return -1;
@@ -126,43 +132,69 @@ on_header_value(http_parser *p, const char *at, size_t len)
 	return 0;
 }
 
+/*
+ * The head of a request has arrived: the upper layer checks it now, so a
+ * request that will be refused is refused before its body is read; a
+ * client that waits for "100 Continue" gets it only when the request passed.
+ */
+static void
+head_done(struct conn *c, struct wreq *r)
+{
+	int expect = r->expect_continue && r->http_minor >= 1;
+	/* refused, a client that waits for "100 Continue" may never send the
+	 * body it announced: the connection cannot carry another request, and
+	 * the answer says so */
+	r->close = expect;
+	c->w->ops->on_head(r);
+	if (r->status != 0) {
+		if (expect)
+			c->closing = 1;
+		return;
+	}
+	r->close = 0;
+	if (expect && c->head == r && r->out.len == 0)
+		buf_str(&r->out, "HTTP/1.1 100 Continue\r\n\r\n");
+	if (r->out.len > 0)
+		conn_kick(c);
+}
+
 static int
 on_headers_complete(http_parser *p)
 {
-	struct hconn *c = conn_of(p);
-	struct hreq *h = c->cur;
+	struct conn *c = conn_of(p);
+	struct wreq *r = c->cur;
 	if (c->in_value)
 		header_done(c);
 	c->in_value = 0;
-	h->method = p->method;
+	r->method = p->method;
 	/* HTTP/1 only: the parser takes any digit.digit.  A later 1.x is read
 	 * as 1.1, the highest minor porch speaks (RFC 9112, 2.3) */
 	if (p->http_major != 1) {
 		c->err_status = 505;
 		return -1;
 	}
-	h->http_minor = p->http_minor > 1 ? 1 : p->http_minor;
-	h->keep_alive = http_should_keep_alive(p);
+	r->http_minor = p->http_minor > 1 ? 1 : p->http_minor;
+	r->keep_alive = http_should_keep_alive(p);
 	/* a body announced larger than allowed is refused before it is read */
-	if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->s->max_body) {
+	if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->w->max_body) {
 		c->err_status = 413;
 		return -1;
 	}
 	c->phase = PH_BODY;
-	route_headers_done(c, h);
+	head_done(c, r);
 	return 0;
 }
 
 static int
 on_body(http_parser *p, const char *at, size_t len)
 {
-	struct hconn *c = conn_of(p);
-	struct hreq *h = c->cur;
-	if (h->body.len + len > c->s->max_body) {
+	struct conn *c = conn_of(p);
+	struct wreq *r = c->cur;
+	if (r->body.len + len > c->w->max_body) {
 		c->err_status = 413;
 		return -1;
 	}
-	if (buf_add(&h->body, at, len) != 0) {
+	if (buf_add(&r->body, at, len) != 0) {
 		c->err_status = 500;
 		return -1;
 	}
@@ -172,10 +204,10 @@ on_body(http_parser *p, const char *at, size_t len)
 static int
 on_message_complete(http_parser *p)
 {
-	struct hconn *c = conn_of(p);
-	struct hreq *h = c->cur;
-	if (h != NULL && !http_should_keep_alive(p))
-		h->keep_alive = 0;
+	struct conn *c = conn_of(p);
+	struct wreq *r = c->cur;
+	if (r != NULL && !http_should_keep_alive(p))
+		r->keep_alive = 0;
 	/* one request at a time: conn_parse dispatches it, then goes on */
 	http_parser_pause(p, 1);
 	return 0;
@@ -191,23 +223,12 @@ const http_parser_settings parse_settings = {
 	.on_message_complete = on_message_complete,
 };
 
-static char *
-dup_n(const char *p, size_t n)
-{
-	char *s = malloc(n + 1);
-	if (s != NULL) {
-		memcpy(s, p, n);
-		s[n] = '\0';
-	}
-	return s;
-}
-
 /* An X-Request-Id we pass on as it is: visible ASCII without quotes or
- * backslashes (it goes into headers, JSON and log lines), 1 to RID_MAX. */
+ * backslashes (it goes into headers, JSON and log lines), 1 to WIRE_ID_MAX. */
 static int
-rid_valid(const char *v, size_t n)
+id_valid(const char *v, size_t n)
 {
-	if (n == 0 || n > RID_MAX)
+	if (n == 0 || n > WIRE_ID_MAX)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)v[i];
@@ -217,39 +238,23 @@ rid_valid(const char *v, size_t n)
 	return 1;
 }
 
-/* Longest X-Session-Id kept; a longer one is cut. */
-#define SESSION_MAX 256
-
-void
-parse_header(struct hconn *c, const char *name, size_t nlen, const char *value, size_t vlen)
+/* A whole header line: the ones framing needs are acted on here, and every
+ * one goes up (on_header). */
+static void
+parse_header(struct conn *c, const char *name, size_t nlen, const char *value, size_t vlen)
 {
-	struct hreq *h = c->cur;
+	struct wreq *r = c->cur;
 	/* values arrive with their surrounding whitespace removed by the parser,
 	 * except trailing blanks in lenient cases */
 	while (vlen > 0 && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
 		vlen--;
-	if (nlen == 13 && strncasecmp(name, "authorization", 13) == 0) {
-		free(h->auth);
-		h->auth = dup_n(value, vlen);
-	} else if (nlen == 12 && strncasecmp(name, "x-request-id", 12) == 0) {
-		if (rid_valid(value, vlen)) {
-			memcpy(h->rid, value, vlen);
-			h->rid[vlen] = '\0';
+	if (nlen == 12 && strncasecmp(name, "x-request-id", 12) == 0) {
+		if (id_valid(value, vlen)) {
+			memcpy(r->id, value, vlen);
+			r->id[vlen] = '\0';
 		}
-	} else if (nlen == 12 && strncasecmp(name, "x-session-id", 12) == 0) {
-		free(h->session);
-		h->session = dup_n(value, vlen > SESSION_MAX ? SESSION_MAX : vlen);
 	} else if (nlen == 6 && strncasecmp(name, "expect", 6) == 0) {
-		h->expect_continue = vlen == 12 && strncasecmp(value, "100-continue", 12) == 0;
-	} else if (c->s->cors_on) {
-		if (nlen == 6 && strncasecmp(name, "origin", 6) == 0) {
-			cors_origin(h, value, vlen);
-		} else if (nlen == 29 && strncasecmp(name, "access-control-request-method", 29) == 0) {
-			h->preflight = 1;
-		} else if (nlen == 30 &&
-		    strncasecmp(name, "access-control-request-headers", 30) == 0) {
-			free(h->cors_req_headers);
-			h->cors_req_headers = dup_n(value, vlen);
-		}
+		r->expect_continue = vlen == 12 && strncasecmp(value, "100-continue", 12) == 0;
 	}
+	c->w->ops->on_header(r, name, nlen, value, vlen);
 }

@@ -1,7 +1,8 @@
 /*
- * plugin.c -- the http source: its descriptor, parameters and callbacks.
- * See http.h for the files that do the work, and the description below for
- * what it does (it becomes the plugin's part of porch-plugins(7)).
+ * plugin.c -- the http source: its descriptor, parameters and callbacks,
+ * and the table of callbacks it gives the framing layer (wire.h).  See
+ * http.h for the layers and files that do the work, and the description
+ * below for what it does (it becomes the plugin's part of porch-plugins(7)).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -284,6 +285,19 @@ all_interfaces(const char *host)
 
 static void http_fini(porch_stage *st);
 
+/* What the framing layer calls (wire.h): the only way it reaches up. */
+static const struct wire_ops http_wire_ops = {
+	.on_new = req_new,
+	.on_header = req_header,
+	.on_head = route_head,
+	.on_request = route_dispatch,
+	.on_fail = req_fail,
+	.on_answer = req_answered,
+	.on_gone = req_gone,
+	.on_release = req_release,
+	.on_log = req_log,
+};
+
 static int
 http_init(porch_stage *st)
 {
@@ -295,30 +309,31 @@ http_init(porch_stage *st)
 		return -1;
 	}
 	s->st = st;
-	s->loop = porch_stage_loop(st);
+	s->w.loop = porch_stage_loop(st);
+	s->w.ops = &http_wire_ops;
 	s->name = porch_stage_name(st);
-	s->lfd = -1;
+	s->w.lfd = -1;
 	porch_stage_set_data(st, s);
 	const char *listen = porch_param_str(p, "listen");
-	if (parse_listen(listen ? listen : "", s->host, sizeof s->host, &s->port, err,
+	if (parse_listen(listen ? listen : "", s->w.host, sizeof s->w.host, &s->w.port, err,
 	    sizeof err) != 0) {
 		porch_stage_error(st, "listen: %s", err);
 		goto fail;
 	}
-	if (strcmp(s->host, "*") == 0)
-		strcpy(s->host, "0.0.0.0");
-	s->max_connections = (unsigned)porch_param_int(p, "max-connections");
-	s->max_pipeline = (unsigned)porch_param_int(p, "max-pipeline");
-	s->max_body = (size_t)porch_param_int(p, "max-body");
-	s->max_header = (size_t)porch_param_int(p, "max-header-size");
-	s->max_url = (size_t)porch_param_int(p, "max-url-size");
-	s->header_timeout = (double)porch_param_int(p, "header-timeout") / 1000.0;
-	s->body_timeout = (double)porch_param_int(p, "body-timeout") / 1000.0;
-	s->idle_timeout = (double)porch_param_int(p, "idle-timeout") / 1000.0;
-	s->linger_timeout = 2.0;
+	if (strcmp(s->w.host, "*") == 0)
+		strcpy(s->w.host, "0.0.0.0");
+	s->w.max_connections = (unsigned)porch_param_int(p, "max-connections");
+	s->w.max_pipeline = (unsigned)porch_param_int(p, "max-pipeline");
+	s->w.max_body = (size_t)porch_param_int(p, "max-body");
+	s->w.max_header = (size_t)porch_param_int(p, "max-header-size");
+	s->w.max_url = (size_t)porch_param_int(p, "max-url-size");
+	s->w.header_timeout = (double)porch_param_int(p, "header-timeout") / 1000.0;
+	s->w.body_timeout = (double)porch_param_int(p, "body-timeout") / 1000.0;
+	s->w.idle_timeout = (double)porch_param_int(p, "idle-timeout") / 1000.0;
+	s->w.linger_timeout = 2.0;
 	s->deadline_ms = porch_param_int(p, "deadline");
 	s->retry_after_s = (porch_param_int(p, "retry-after") + 999) / 1000;
-	snprintf(s->retry_after_hdr, sizeof s->retry_after_hdr, "Retry-After: %lld\r\n",
+	snprintf(s->answers.retry_after, sizeof s->answers.retry_after, "Retry-After: %lld\r\n",
 	    (long long)s->retry_after_s);
 	s->rate = porch_param_number(p, "rate-limit");
 	s->burst = (double)porch_param_int(p, "burst");
@@ -335,22 +350,22 @@ http_init(porch_stage *st)
 		porch_stage_error(st, "cors-origins: %s", err);
 		goto fail;
 	}
-	if (conn_listen(s, err, sizeof err) != 0) {
+	if (wire_listen(&s->w, err, sizeof err) != 0) {
 		porch_stage_error(st, "%s", err);
 		goto fail;
 	}
 	const char *port_file = porch_param_str(p, "port-file");
-	if (port_file != NULL && write_port_file(port_file, s->port, err, sizeof err) != 0) {
+	if (port_file != NULL && write_port_file(port_file, s->w.port, err, sizeof err) != 0) {
 		porch_stage_error(st, "%s", err);
 		goto fail;
 	}
-	int v6 = strchr(s->host, ':') != NULL;
-	porch_stage_log(st, "listening on %s%s%s:%d", v6 ? "[" : "", s->host, v6 ? "]" : "",
-	    s->port);
-	if (all_interfaces(s->host) && s->n_keys == 0)
+	int v6 = strchr(s->w.host, ':') != NULL;
+	porch_stage_log(st, "listening on %s%s%s:%d", v6 ? "[" : "", s->w.host, v6 ? "]" : "",
+	    s->w.port);
+	if (all_interfaces(s->w.host) && s->n_keys == 0)
 		porch_stage_log(st, "warning: listening on every interface without API keys: "
 		    "anyone who can reach port %d can use the pipeline (set api-keys-file)",
-		    s->port);
+		    s->w.port);
 	return 0;
 fail:
 	http_fini(st);
@@ -362,13 +377,13 @@ http_start(porch_stage *st)
 {
 	struct http_src *s = porch_stage_data(st);
 	s->started = 1;
-	conn_start(s);
+	wire_start(&s->w);
 }
 
 static void
 http_resume(porch_stage *st)
 {
-	route_resume(porch_stage_data(st));
+	pipeline_resume(porch_stage_data(st));
 }
 
 static void
@@ -378,8 +393,8 @@ http_drain(porch_stage *st)
 	uint64_t max;
 	uint64_t n = porch_stage_inflight(st, &max);
 	porch_stage_log(st, "draining: no new connections; %u open, %llu requests in flight",
-	    s->n_conns, (unsigned long long)n);
-	route_drain(s);
+	    s->w.n_conns, (unsigned long long)n);
+	pipeline_drain(s);
 }
 
 static void
@@ -390,7 +405,7 @@ http_outcome(porch_stage *st, porch_msg *m, enum porch_outcome o)
 	if (origin == NULL)
 		return;
 	if (origin->ops == &hreq_ops)
-		hreq_outcome((struct hreq *)origin, m, o);
+		hreq_outcome(hreq_of_origin(origin), m, o);
 	else if (origin->ops == &task_ops)
 		tasks_outcome((struct task *)origin, m, o);
 }
@@ -411,7 +426,7 @@ http_fini(porch_stage *st)
 	struct http_src *s = porch_stage_data(st);
 	if (s == NULL)
 		return;
-	conn_fini(s);
+	wire_fini(&s->w);
 	while (s->wait_head != NULL) {
 		struct waiting *w = s->wait_head;
 		s->wait_head = w->next;
@@ -420,8 +435,8 @@ http_fini(porch_stage *st)
 	tasks_fini(s);
 	auth_fini(s);
 	cors_fini(s);
-	buf_free(&s->scratch);
-	buf_free(&s->joined);
+	buf_free(&s->answers.scratch);
+	buf_free(&s->answers.joined);
 	hreq_pool_free(s);
 	free(s);
 	porch_stage_set_data(st, NULL);

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "answer.h"
 
 /*
  * Each event is written in place into the source's scratch buffer: begun
@@ -42,8 +42,8 @@ event_send(struct hreq *h, struct buf *b, int sse)
 	else
 		buf_lit(b, "\n");
 	if (!b->oom)
-		answer_body(h, b->p, b->len);
-	answer_scratch_done(h->s);
+		wire_body(&h->w, b->p, b->len);
+	answer_scratch_done(h);
 }
 
 /*
@@ -76,19 +76,19 @@ chunk_open(struct hreq *h, struct buf *b, const char *extras)
 static const char *
 gen_id(const struct hreq *h)
 {
-	return h->gen_id ? h->gen_id : h->rid;
+	return h->gen_id ? h->gen_id : h->w.id;
 }
 
 /* The status line and headers, and for chat the first event (the role). */
 static void
 stream_begin(struct hreq *h)
 {
-	if (h->status != 0)
+	if (h->w.status != 0)
 		return;
 	if (h->mode == MODE_NDJSON) {
-		answer_head(h, 200, "application/x-ndjson", -1, "Cache-Control: no-cache\r\n");
+		wire_head(&h->w, 200, "application/x-ndjson", -1, "Cache-Control: no-cache\r\n");
 	} else {
-		answer_head(h, 200, "text/event-stream", -1,
+		wire_head(&h->w, 200, "text/event-stream", -1,
 		    "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
 		chunk_head_make(h);
 	}
@@ -212,7 +212,7 @@ stream_piece(struct hreq *h, const char *text, size_t len, const struct porch_pi
 	stream_begin(h);
 	struct buf *joined = NULL;
 	if (h->carry_len > 0) {
-		joined = &h->s->joined;
+		joined = &h->ans->joined;
 		buf_reset(joined);
 		buf_add(joined, h->carry, h->carry_len);
 		buf_add(joined, text, len);
@@ -251,15 +251,15 @@ stream_error(struct hreq *h, porch_msg *m, enum porch_outcome o)
 		    porch_error_name(porch_msg_error(m)), sse ? NULL : gen_id(h));
 	}
 	event_send(h, b, sse);
-	answer_end(h);
+	wire_end(&h->w);
 }
 
 void
 stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o)
 {
-	if (h->complete)
+	if (h->w.complete)
 		return;
-	if (o != PORCH_COMPLETED && h->status == 0) {
+	if (o != PORCH_COMPLETED && h->w.status == 0) {
 		/* nothing sent yet: a plain answer with the right status */
 		if (h->mode == MODE_NDJSON) {
 			char msg[600];
@@ -267,7 +267,7 @@ stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o)
 			json_put_error(answer_scratch(h), msg, error_type_of(status), NULL,
 			    porch_error_name(porch_msg_error(m)), gen_id(h));
 			answer_scratch_send(h, status, "application/x-ndjson",
-			    retry_after_of(h->s, status));
+			    retry_after_of(h, status));
 			return;
 		}
 		answer_failure(h, m, o);
@@ -336,7 +336,7 @@ stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o)
 		json_put_usage(b, h, usage, text, len);
 		buf_lit(b, "}");
 		event_send(h, b, 0);
-		answer_end(h);
+		wire_end(&h->w);
 		return;
 	default:
 		break;
@@ -349,6 +349,6 @@ stream_end(struct hreq *h, porch_msg *m, enum porch_outcome o)
 		buf_lit(b, "}");
 		event_send(h, b, 1);
 	}
-	answer_body(h, "data: [DONE]\n\n", 14);
-	answer_end(h);
+	wire_body(&h->w, "data: [DONE]\n\n", 14);
+	wire_end(&h->w);
 }

@@ -37,7 +37,7 @@ struct task {
 	struct http_src *s;
 	struct task *prev, *next;   /* the store, oldest first */
 	char id[48];
-	char rid[RID_MAX + 1];
+	char rid[WIRE_ID_MAX + 1];
 	char *name, *description;
 	enum tstatus status;
 	int in_pipeline;
@@ -55,7 +55,8 @@ struct task {
 	struct hreq *watchers;
 };
 
-double
+/* The time of day, in seconds since the epoch. */
+static double
 wall_now(void)
 {
 	struct timeval tv;
@@ -115,7 +116,7 @@ finished(const struct task *t)
 static void
 tasks_purge(struct http_src *s)
 {
-	double now = ev_now(s->loop);
+	double now = ev_now(s->w.loop);
 	unsigned done = 0;
 	for (struct task *t = s->tasks_head, *next; t != NULL; t = next) {
 		next = t->next;
@@ -159,8 +160,8 @@ task_event(struct task *t, const char *name, json_t *data)
 	free(d);
 	if (t->history.len + frame.len <= HISTORY_MAX)
 		buf_add(&t->history, frame.p, frame.len);
-	for (struct hreq *w = t->watchers; w != NULL; w = w->next_sub)
-		answer_body(w, frame.p, frame.len);
+	for (struct hreq *sub = t->watchers; sub != NULL; sub = sub->next_sub)
+		wire_body(&sub->w, frame.p, frame.len);
 	buf_free(&frame);
 }
 
@@ -169,7 +170,7 @@ tasks_event(struct task *t, porch_msg *m, enum porch_event e, const char *stage,
     const char *detail)
 {
 	struct http_src *s = t->s;
-	double ms = (ev_now(s->loop) - t->created) * 1000.0;
+	double ms = (ev_now(s->w.loop) - t->created) * 1000.0;
 	if (e == PORCH_EVENT_ENTER && t->status == T_QUEUED)
 		t->status = T_RUNNING;
 	json_t *data;
@@ -187,11 +188,11 @@ static void
 task_unwatch_all(struct task *t)
 {
 	while (t->watchers != NULL) {
-		struct hreq *w = t->watchers;
-		t->watchers = w->next_sub;
-		w->next_sub = NULL;
-		w->task = NULL;
-		answer_end(w);
+		struct hreq *sub = t->watchers;
+		t->watchers = sub->next_sub;
+		sub->next_sub = NULL;
+		sub->task = NULL;
+		wire_end(&sub->w);
 	}
 }
 
@@ -248,7 +249,7 @@ tasks_outcome(struct task *t, porch_msg *m, enum porch_outcome o)
 	    o == PORCH_EXPIRED ? T_EXPIRED : T_FAILED;
 	t->http_status = status_of(o, e);
 	t->attempts = porch_msg_attempts(m);
-	t->finished = ev_now(s->loop);
+	t->finished = ev_now(s->w.loop);
 	t->finished_wall = wall_now();
 	if (o == PORCH_COMPLETED) {
 		size_t len;
@@ -343,11 +344,11 @@ tasks_create(struct hreq *h)
 {
 	struct http_src *s = h->s;
 	json_error_t jerr;
-	json_t *root = h->body.len ? json_loadb(h->body.p, h->body.len, JSON_REJECT_DUPLICATES,
+	json_t *root = h->w.body.len ? json_loadb(h->w.body.p, h->w.body.len, JSON_REJECT_DUPLICATES,
 	    &jerr) : NULL;
 	if (root == NULL || !json_is_object(root)) {
 		answer_error(h, 400, NULL, "invalid_json", "the body must be a JSON object: %s",
-		    root == NULL ? (h->body.len ? jerr.text : "there is none") : "it is not one");
+		    root == NULL ? (h->w.body.len ? jerr.text : "there is none") : "it is not one");
 		json_decref(root);
 		return;
 	}
@@ -401,12 +402,12 @@ tasks_create(struct hreq *h)
 	t->s = s;
 	/* ours, not the client's X-Request-Id: that may repeat */
 	snprintf(t->id, sizeof t->id, "task-%016llx",
-	    (unsigned long long)http_mix64(++s->next_rid ^ (uint64_t)(uintptr_t)t));
-	memcpy(t->rid, h->rid, sizeof t->rid);
+	    (unsigned long long)http_mix64(++s->w.next_id ^ (uint64_t)(uintptr_t)t));
+	memcpy(t->rid, h->w.id, sizeof t->rid);
 	t->name = json_is_string(name) ? strdup(json_string_value(name)) : NULL;
 	t->description = json_is_string(desc) ? strdup(json_string_value(desc)) : NULL;
 	t->status = T_QUEUED;
-	t->created = ev_now(s->loop);
+	t->created = ev_now(s->w.loop);
 	t->created_wall = wall_now();
 	t->prev = s->tasks_tail;
 	if (s->tasks_tail != NULL)
@@ -417,7 +418,7 @@ tasks_create(struct hreq *h)
 	s->n_tasks++;
 
 	porch_msg_set_text(m, text.p ? text.p : "", text.len);
-	porch_msg_set_meta(m, "request-id", h->rid);
+	porch_msg_set_meta(m, "request-id", h->w.id);
 	porch_msg_set_meta(m, "task-id", t->id);
 	if (h->session != NULL)
 		porch_msg_set_session(m, h->session, strlen(h->session));
@@ -434,7 +435,7 @@ tasks_create(struct hreq *h)
 	porch_msg_set_origin_data(m, &t->origin);
 	t->in_pipeline = 1;
 	t->creating = 1;
-	route_emit(s, NULL, m);
+	pipeline_emit(s, NULL, m);
 	t->creating = 0;
 	if (t->refused) {
 		/* refused at once: say so now, not through a task nobody knows of */
@@ -505,11 +506,11 @@ tasks_events(struct hreq *h)
 		return;
 	}
 	h->mode = MODE_EVENTS;
-	answer_head(h, 200, "text/event-stream", -1, "Cache-Control: no-cache\r\n");
+	wire_head(&h->w, 200, "text/event-stream", -1, "Cache-Control: no-cache\r\n");
 	if (t->history.len > 0)
-		answer_body(h, t->history.p, t->history.len);
+		wire_body(&h->w, t->history.p, t->history.len);
 	if (finished(t)) {
-		answer_end(h);
+		wire_end(&h->w);
 		return;
 	}
 	h->task = t;

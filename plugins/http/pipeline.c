@@ -1,0 +1,302 @@
+/*
+ * pipeline.c -- requests for the pipeline: the body read as JSON, checked
+ * by its endpoint (openai.c), made a message and emitted with backpressure,
+ * cancelled when its client leaves, and answered through the functions the
+ * reply sink calls (origin.h) or, when it never reaches the sink, at its
+ * outcome.
+ *
+ * Backpressure: before a request is emitted, porch_stage_ready says whether
+ * the pipeline can take it.  When a full 'block' channel says no, the
+ * request waits here and the source stops reading every socket and stops
+ * accepting (wire_pause), so clients are held back by TCP rather than by
+ * memory; the resume callback emits what waits and reads again.  When the
+ * pipeline's in-flight bound says no, the request is emitted all the same:
+ * the runtime refuses it (shed, admission) and the client gets 503 at once.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+/* ---- requests for the pipeline ------------------------------------------ */
+
+static json_t *
+body_json(struct hreq *h)
+{
+	json_error_t err;
+	if (h->w.body.len == 0) {
+		answer_error(h, 400, NULL, "invalid_json", "the request has no body; "
+		    "send a JSON object");
+		return NULL;
+	}
+	/* the quick reader takes well-formed bodies; json_loadb the rest, and
+	 * words what is wrong */
+	json_t *root = jparse_object(h->w.body.p, h->w.body.len);
+	if (root != NULL)
+		return root;
+	root = json_loadb(h->w.body.p, h->w.body.len, JSON_REJECT_DUPLICATES, &err);
+	if (root == NULL) {
+		answer_error(h, 400, NULL, "invalid_json", "the body is not valid JSON: %s "
+		    "(line %d, column %d)", err.text, err.line, err.column);
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		answer_error(h, 400, NULL, "invalid_json", "the body must be a JSON object");
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}
+
+/* Sets every metadata pair of pr on m; -1 if one could not be stored. */
+static int
+set_meta(porch_msg *m, const struct prompt *pr)
+{
+	int rc = 0;
+	for (size_t i = 0; i < pr->n_meta; i++)
+		if (porch_msg_set_meta(m, pr->meta[i].key, pr->meta[i].value) != 0)
+			rc = -1;
+	return rc;
+}
+
+/* A request for the pipeline: validate, make the message, emit it. */
+void
+pipeline_request(struct hreq *h)
+{
+	struct http_src *s = h->s;
+	json_t *root = body_json(h);
+	if (root == NULL)
+		return;
+	struct prompt pr = { 0 };
+	int rc;
+	switch (h->route) {
+	case R_CHAT:
+		rc = openai_chat_request(h, root, &pr);
+		break;
+	case R_COMPLETIONS:
+		rc = openai_completion_request(h, root, &pr);
+		break;
+	default:
+		rc = generate_request(h, root, &pr);
+		break;
+	}
+	json_decref(root);
+	if (rc != 0) {
+		prompt_free(&pr);
+		return;
+	}
+	porch_msg *m = porch_msg_new(s->st);
+	if (m == NULL) {
+		prompt_free(&pr);
+		answer_error(h, 500, NULL, "internal", "could not make a request (out of memory)");
+		return;
+	}
+	int ok = porch_msg_set_text(m, pr.text, pr.len) == 0 && set_meta(m, &pr) == 0;
+	const char *session = h->session ? h->session : pr.user;
+	if (session != NULL && porch_msg_set_session(m, session, strlen(session)) != 0)
+		ok = 0;
+	prompt_free(&pr);
+	if (!ok) {
+		porch_msg_set_origin_data(m, &h->origin);
+		h->m = m;
+		h->in_pipeline = 1;
+		porch_fail(s->st, m, PORCH_ERR_INTERNAL, "could not fill the request "
+		    "(out of memory)");
+		return;
+	}
+	if (s->deadline_ms > 0)
+		porch_msg_set_deadline(m, s->deadline_ms);
+	pipeline_emit(s, h, m);
+}
+
+/* ---- emitting, waiting, resuming --------------------------------------- */
+
+static void
+wait_push(struct http_src *s, struct hreq *h, porch_msg *m)
+{
+	struct waiting *w = calloc(1, sizeof *w);
+	if (w == NULL) {
+		porch_fail(s->st, m, PORCH_ERR_INTERNAL, "out of memory");
+		return;
+	}
+	w->h = h;
+	w->m = m;
+	if (s->wait_tail != NULL)
+		s->wait_tail->next = w;
+	else
+		s->wait_head = w;
+	s->wait_tail = w;
+}
+
+/* Can the pipeline take one now?  1: emit; 0: wait (a full block channel). */
+static int
+room_for_one(struct http_src *s)
+{
+	if (porch_stage_ready(s->st) > 0)
+		return 1;
+	uint64_t max = 0;
+	uint64_t n = porch_stage_inflight(s->st, &max);
+	/* at the in-flight bound the runtime refuses it: 503 at once */
+	return n >= max;
+}
+
+static void
+emit_now(struct http_src *s, porch_msg *m)
+{
+	/* PORCH_REFUSED: shed; the outcome callback has answered it */
+	(void)porch_emit(s->st, m);
+}
+
+/*
+ * Hands m, made for request h (or for a task: h NULL), to the pipeline now
+ * or when there is room.  The request or task is its origin from here until
+ * the outcome.
+ */
+void
+pipeline_emit(struct http_src *s, struct hreq *h, porch_msg *m)
+{
+	if (h != NULL) {
+		porch_msg_set_origin_data(m, &h->origin);
+		porch_msg_set_meta(m, "request-id", h->w.id);
+		h->m = m;
+		h->in_pipeline = 1;
+	}
+	if (s->wait_head != NULL || !room_for_one(s)) {
+		wait_push(s, h, m);
+		wire_pause(&s->w);
+		return;
+	}
+	emit_now(s, m);
+}
+
+void
+pipeline_resume(struct http_src *s)
+{
+	while (s->wait_head != NULL) {
+		if (!room_for_one(s))
+			return; /* resume comes again */
+		struct waiting *w = s->wait_head;
+		s->wait_head = w->next;
+		if (s->wait_head == NULL)
+			s->wait_tail = NULL;
+		porch_msg *m = w->m;
+		free(w);
+		emit_now(s, m);
+	}
+	wire_resume(&s->w);
+}
+
+/* Removes h's message from the waiting list; returns it, or NULL. */
+static porch_msg *
+wait_remove(struct http_src *s, struct hreq *h)
+{
+	struct waiting **pp = &s->wait_head, *prev = NULL;
+	for (struct waiting *w = s->wait_head; w != NULL; prev = w, w = w->next) {
+		if (w->h != h) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		if (s->wait_tail == w)
+			s->wait_tail = prev;
+		porch_msg *m = w->m;
+		free(w);
+		return m;
+	}
+	return NULL;
+}
+
+void
+pipeline_cancel(struct http_src *s, struct hreq *h)
+{
+	porch_msg *m = wait_remove(s, h);
+	if (m != NULL) {
+		porch_fail(s->st, m, PORCH_ERR_CANCELLED, "the client closed the connection");
+		if (s->wait_head == NULL)
+			pipeline_resume(s);
+		return;
+	}
+	if (h->m != NULL)
+		porch_msg_cancel(h->m, "the client closed the connection");
+}
+
+void
+pipeline_drain(struct http_src *s)
+{
+	s->w.draining = 1;
+	while (s->wait_head != NULL) {
+		struct waiting *w = s->wait_head;
+		s->wait_head = w->next;
+		porch_msg *m = w->m;
+		free(w);
+		porch_fail(s->st, m, PORCH_ERR_ADMISSION, "porch is shutting down");
+	}
+	s->wait_tail = NULL;
+	wire_drain(&s->w); /* reads again, as nothing waits */
+}
+
+/* ---- the origin functions the reply sink calls ------------------------- */
+
+static void
+deliver(struct hreq *h, porch_msg *m, enum porch_outcome o)
+{
+	if (h->mode == MODE_WHOLE)
+		answer_whole(h, m, o);
+	else
+		stream_end(h, m, o);
+}
+
+static void
+hreq_piece(struct http_origin *o, porch_msg *m, const char *text, size_t len,
+    const struct porch_piece *pc)
+{
+	struct hreq *h = hreq_of_origin(o);
+	(void)m;
+	if (h->w.c == NULL || h->mode == MODE_WHOLE || h->w.complete)
+		return;
+	stream_piece(h, text, len, pc);
+}
+
+static void
+hreq_chunk(struct http_origin *o, porch_msg *m, const char *text, size_t len)
+{
+	hreq_piece(o, m, text, len, NULL);
+}
+
+static void
+hreq_finish(struct http_origin *o, porch_msg *m)
+{
+	struct hreq *h = hreq_of_origin(o);
+	h->answered_by_reply = 1;
+	if (h->w.c == NULL || h->w.complete)
+		return;
+	deliver(h, m, porch_error_outcome(porch_msg_error(m)));
+}
+
+const struct http_origin_ops hreq_ops = {
+	.magic = HTTP_ORIGIN_MAGIC,
+	.version = HTTP_ORIGIN_VERSION,
+	.chunk = hreq_chunk,
+	.finish = hreq_finish,
+	.piece = hreq_piece,
+};
+
+/* The request ended: answer it if the reply sink did not, and let go. */
+void
+hreq_outcome(struct hreq *h, porch_msg *m, enum porch_outcome o)
+{
+	struct http_src *s = h->s;
+	enum porch_error e = porch_msg_error(m);
+	if (o != PORCH_COMPLETED)
+		porch_msg_log(s->st, m, "%s %s: %s%s%s", route_label(h->route),
+		    porch_outcome_name(o), porch_error_name(e),
+		    *porch_msg_error_text(m) ? ": " : "", porch_msg_error_text(m));
+	if (h->w.c != NULL && !h->w.complete && (!h->answered_by_reply || h->w.status == 0))
+		deliver(h, m, o);
+	if (h->w.c == NULL && e == PORCH_ERR_CANCELLED)
+		metrics_count(s, h->route, 499);
+	h->m = NULL;
+	h->in_pipeline = 0;
+	hreq_release(h);
+}
