@@ -64,6 +64,15 @@ const struct porch_plugin porch_plugin = {
 	    "expired for a deadline. "
 	    "porch replay DLQ-FILE PIPELINE feeds the records' inputs, sessions and "
 	    "metadata back into a pipeline's source. "
-	    "If a record cannot be written, the stage says so on standard error, and "
-	    "the request is still counted as failed.",
+	    "Records are appended in the order requests reach the stage. "
+	    "The \"text\" is the message's when it arrives: the stage takes no streamed "
+	    "pieces, so whatever streamed before the request failed is not in it (an "
+	    "inference stage keeps a failed request's prompt as its text). "
+	    "Each record is one line written with a single write(2) to the file, "
+	    "opened for appending, so records never interleave with one another.\n\n"
+	    "If a record cannot be written (a full disk, a file size limit), the stage "
+	    "says so on standard error, and the request is still counted as failed. "
+	    "If only part of it went in, that part is cut off the file again, so the "
+	    "file holds whole records only; should that fail too, the next record "
+	    "starts with a newline, so the torn one is a line of its own.",
 };

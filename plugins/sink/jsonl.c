@@ -53,6 +53,17 @@ const struct porch_plugin porch_plugin = {
 	    "0 if none). "
 	    "Text that is not valid UTF-8 is written with U+FFFD in place of the bad "
 	    "bytes.\n\n"
-	    "A record that cannot be written (a full disk) fails its request, which "
-	    "is then counted as failed, never lost without a word.",
+	    "Records are appended in the order requests reach the stage, which for "
+	    "answers is the order they complete. "
+	    "The text is the message's when it arrives: the stage takes no streamed "
+	    "pieces, so a streamed answer is written whole, once it is complete, "
+	    "however many streams are interleaved. "
+	    "Each record is one line (control characters in strings are escaped) "
+	    "written with a single write(2) to the file, opened for appending, so "
+	    "records never interleave with one another.\n\n"
+	    "A record that cannot be written (a full disk, a file size limit) fails its "
+	    "request, which is then counted as failed, never lost without a word. "
+	    "If only part of it went in, that part is cut off the file again, so the "
+	    "file holds whole records only; should that fail too, the next record "
+	    "starts with a newline, so the torn one is a line of its own.",
 };

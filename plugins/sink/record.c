@@ -1,5 +1,6 @@
 /* record.c -- a message as one JSON object, and the file of them the sinks append to. */
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,43 +137,94 @@ record_of(const porch_msg *m, int full)
 int
 record_file_open(struct record_file *rf, porch_stage *st, const char *path)
 {
-	rf->f = fopen(path, "a");
-	if (rf->f == NULL) {
+	rf->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+	if (rf->fd < 0) {
 		porch_stage_error(st, "cannot open %s for appending: %s", path, strerror(errno));
 		return -1;
 	}
+	rf->torn = 0;
 	rf->path = strdup(path);
 	if (rf->path == NULL) {
-		fclose(rf->f);
-		rf->f = NULL;
+		close(rf->fd);
+		rf->fd = -1;
 		porch_stage_error(st, "out of memory");
 		return -1;
 	}
 	return 0;
 }
 
+/* write(2) until all of p is out; the bytes written, which are fewer on error. */
+static size_t
+write_all(int fd, const char *p, size_t n)
+{
+	size_t done = 0;
+	while (done < n) {
+		ssize_t w = write(fd, p + done, n - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			break;
+		}
+		done += (size_t)w;
+	}
+	return done;
+}
+
 int
 record_file_write(struct record_file *rf, json_t *record)
 {
-	errno = 0;
-	/* one line, whole or not at all as far as stdio can promise it */
-	if (json_dumpf(record, rf->f, JSON_COMPACT | JSON_ENSURE_ASCII) != 0 ||
-	    fputc('\n', rf->f) == EOF || fflush(rf->f) == EOF) {
-		int e = errno ? errno : EIO;
-		clearerr(rf->f);
-		errno = e;
+	/* ENSURE_ASCII escapes every control character: the record is one line */
+	char *text = json_dumps(record, JSON_COMPACT | JSON_ENSURE_ASCII);
+	if (text == NULL) {
+		errno = ENOMEM;
 		return -1;
 	}
-	return 0;
+	size_t len = strlen(text);
+	/* a record torn by an earlier failure must not run into this one */
+	size_t lead = rf->torn ? 1 : 0;
+	char *line = malloc(lead + len + 1);
+	if (line == NULL) {
+		free(text);
+		errno = ENOMEM;
+		return -1;
+	}
+	line[0] = '\n';
+	memcpy(line + lead, text, len);
+	line[lead + len] = '\n';
+	free(text);
+	size_t n = lead + len + 1;
+
+	/* one write, with O_APPEND: the line lands whole at the end of the file */
+	size_t done = write_all(rf->fd, line, n);
+	free(line);
+	if (done == n) {
+		rf->torn = 0;
+		return 0;
+	}
+	int e = errno ? errno : EIO;
+	if (done > lead) {
+		/* part of the record is in the file (a full disk): take it out
+		 * again, so that the file holds whole records only; the newline
+		 * that ended a torn one stays */
+		off_t end = lseek(rf->fd, 0, SEEK_CUR);
+		off_t part = (off_t)(done - lead);
+		rf->torn = !(end >= part && ftruncate(rf->fd, end - part) == 0);
+	} else if (done == lead) {
+		rf->torn = 0; /* the torn line is ended now; this record is not in */
+	}
+	errno = e;
+	return -1;
 }
 
 void
 record_file_close(struct record_file *rf)
 {
-	if (rf->f != NULL)
-		fclose(rf->f);
+	if (rf->fd >= 0)
+		close(rf->fd);
 	free(rf->path);
-	rf->f = NULL;
+	rf->fd = -1;
 	rf->path = NULL;
 }
 

@@ -19,15 +19,24 @@
  */
 json_t *record_of(const porch_msg *m, int full);
 
-/* An append-only file of JSON lines. */
+/*
+ * An append-only file of JSON lines.  Each record is written with one
+ * write(2) on a descriptor opened with O_APPEND, so it lands whole at the
+ * end of the file, never mixed with another's.  When a write is short (a
+ * full disk), the part written is cut off the file again; if that fails
+ * too, the file is "torn" (it ends inside a record), and the next record
+ * starts with a newline so that it is a line of its own.
+ */
 struct record_file {
-	FILE *f;
+	int fd;
+	int torn;
 	char *path;
 };
 
 /* Opens path for appending; -1 after porch_stage_error. */
 int record_file_open(struct record_file *rf, porch_stage *st, const char *path);
-/* Appends one line and flushes it; -1 with errno set when it could not. */
+/* Appends one record as one line; -1 with errno set when it could not
+ * (then the file holds none of it, or says it is torn, as above). */
 int record_file_write(struct record_file *rf, json_t *record);
 void record_file_close(struct record_file *rf);
 
