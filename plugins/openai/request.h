@@ -38,6 +38,18 @@ struct oai_shape {
 int oai_request_body(const struct oai_shape *sh, const porch_call *c,
     char **body, size_t *len, char *why, size_t whylen);
 
+/*
+ * As oai_request_body, without making a body when the call's document can
+ * go as it is (its source's "openai.sig" says nothing porch acts on
+ * differs from it: see sig.h): then *body is "openai.request"'s value
+ * itself, not copied, and *owned is NULL.  The message's metadata does not
+ * change during a call, so it stays valid while the call runs; a transport
+ * that may still read it after the call was cancelled must copy it first.
+ * Else *body is *owned, which the caller frees.  Same results.
+ */
+int oai_request_body_ref(const struct oai_shape *sh, const porch_call *c,
+    const char **body, size_t *len, char **owned, char *why, size_t whylen);
+
 /* Results of the answer parsers. */
 #define OAI_OK          0
 #define OAI_MALFORMED  -1 /* not what the API answers; why says what */
