@@ -155,6 +155,38 @@ XML
 		if grep -qF 'ann@example.com' "$T/b"; then fail "a secret reached the model server: $(cat "$T/b")"; else ok; fi
 		stop
 	fi
+	# nothing changed on the way: the request goes to the model server as
+	# the client wrote it (the same bytes: spaces, 1.0, \u00e9 and all);
+	# a setting a stage adds (inference's max-tokens) makes it rebuilt
+	for cap in "" 9; do
+		capxml=
+		[ -z "$cap" ] || capxml="<param name=\"max-tokens\">$cap</param>"
+		cat > "$T/asis.xml" <<XML
+<?xml version="1.0"?>
+<pipeline name="asis" version="1">
+  <worker name="model" plugin="openai">
+    <param name="base-url">http://127.0.0.1:$(cat "$T/up.port")/v1</param>
+  </worker>
+  <stage name="ingress" plugin="http"><param name="listen">127.0.0.1:0</param></stage>
+  <stage name="inference" plugin="inference" worker="model">$capxml</stage>
+  <stage name="reply" plugin="reply"/>
+  <channel from="ingress" to="inference"/>
+  <channel from="inference" to="reply"/>
+  <channel from="inference:error" to="reply"/>
+</pipeline>
+XML
+		if start "asis$cap" "$T/asis.xml"; then
+			expect_eq "as sent (cap '$cap'): status" "$(chat '{ "model" : "echo-body", "temperature": 1.0,
+			    "messages": [ {"role":"user", "content":"caf\u00e9 au lait"} ] , "stream" :false }')" 200
+			if [ -z "$cap" ]; then
+				check_has "as sent: the same bytes" "$T/b" '{ \"model\" : \"echo-body\", \"temperature\": 1.0,'
+				check_has "as sent: escapes as written" "$T/b" '\"content\":\"caf\\u00e9 au lait\"} ] , \"stream\" :false }'
+			else
+				check_has "a stage's cap: rebuilt" "$T/b" '{\"model\":\"echo-body\",\"temperature\":1.0,\"messages\":[{\"role\":\"user\",\"content\":\"caf\u00E9 au lait\"}],\"stream\":false,\"max_tokens\":9}'
+			fi
+			stop
+		fi
+	done
 	kill "$fake_pid"
 	wait "$fake_pid" 2> /dev/null
 else

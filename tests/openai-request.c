@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "../plugins/openai/request.h"
+#include "../plugins/openai/sig.h"
 
 static int failures, checks;
 
@@ -24,6 +25,17 @@ struct porch_call {
 	const char *prompt;
 	const char *opt[16][2];
 };
+
+/* The request's input (the text its source emitted): the prompt when NULL. */
+static const char *call_input;
+
+const char *
+porch_call_input(const porch_call *c, size_t *len)
+{
+	const char *in = call_input != NULL ? call_input : c->prompt;
+	*len = strlen(in);
+	return in;
+}
 
 const char *
 porch_call_prompt(const porch_call *c, size_t *len)
@@ -627,6 +639,203 @@ test_errors(void)
 	oai_acc_clear(&a);
 }
 
+
+/* ---- the fast path: the document as it is ------------------------------------- */
+
+static const struct oai_shape *const shapes[] = { &chat, &chat_plain, &chat_mct,
+	&chat_as_sent, &comp };
+static const char *const shape_names[] = { "chat", "chat (stream false)",
+	"chat, max_completion_tokens", "chat, the cap as sent", "completions" };
+
+/*
+ * c with a signature: a document and the options its source derived from
+ * it (sig.h's order), set as the call's options, with the signature.
+ */
+struct signed_call {
+	porch_call c;
+	char *sig;
+};
+
+static void
+sign(struct signed_call *sc, const char *prompt, const char *doc, char kind, char cap,
+    const char *const value[OAI_SIG_FIELDS])
+{
+	size_t k = 0;
+	memset(sc, 0, sizeof *sc);
+	sc->c.prompt = prompt;
+	sc->c.opt[k][0] = "openai.request";
+	sc->c.opt[k++][1] = doc;
+	for (int i = 0; i < OAI_SIG_FIELDS; i++) {
+		if (value[i] == NULL)
+			continue;
+		sc->c.opt[k][0] = oai_sig_options[i];
+		sc->c.opt[k++][1] = value[i];
+	}
+	sc->sig = oai_sig_make(kind, cap, doc, strlen(doc), value);
+	sc->c.opt[k][0] = OAI_SIG_KEY;
+	sc->c.opt[k][1] = sc->sig;
+}
+
+/* c's option key, set to v (added when missing). */
+static void
+set_opt(porch_call *c, const char *key, const char *v)
+{
+	size_t i;
+	for (i = 0; i < 15 && c->opt[i][0] != NULL; i++) {
+		if (strcmp(c->opt[i][0], key) == 0)
+			break;
+	}
+	c->opt[i][0] = key;
+	c->opt[i][1] = v;
+}
+
+/*
+ * For every shape: oai_request_body_ref takes the fast path (the body is
+ * the document itself, not a copy) exactly where fast[] says, and its
+ * body means what oai_request_body's does, always.
+ */
+static void
+fast_is(const char *name, const porch_call *c, const int fast[5])
+{
+	const char *doc = porch_call_option(c, "openai.request");
+	for (int i = 0; i < 5; i++) {
+		const char *body = NULL;
+		char *owned = NULL, *slow = NULL, why[384] = "", label[160];
+		size_t len = 0, slen = 0;
+		snprintf(label, sizeof label, "%s (%s)", name, shape_names[i]);
+		checks++;
+		int r = oai_request_body_ref(shapes[i], c, &body, &len, &owned, why, sizeof why);
+		int rs = oai_request_body(shapes[i], c, &slow, &slen, why, sizeof why);
+		if (r != rs) {
+			fail(label, "results %s and %s differ", r == 0 ? "0" : "not 0",
+			    rs == 0 ? "0" : "not 0");
+		} else if (r != 0) {
+			if (fast[i])
+				fail(label, "refused: %s%s", why, "");
+			else
+				printf("ok - %s: refused both ways\n", label);
+		} else if ((body == doc) != (fast[i] != 0) || (body == doc) != (owned == NULL)) {
+			fail(label, "the fast path %s%s", fast[i] ? "not taken" : "taken", "");
+		} else if (len != strlen(body)) {
+			fail(label, "length %s%s", "wrong", "");
+		} else if (!same_json(body, slow)) {
+			fail(label, "got %s, the slow path %s", body, slow);
+		} else {
+			printf("ok - %s: %s\n", label, body == doc ? "as it is" : "rebuilt");
+		}
+		free(owned);
+		free(slow);
+	}
+}
+
+static void
+test_fast(void)
+{
+	static const int none[5] = { 0, 0, 0, 0, 0 };
+	/* the full chat request, as the http source signs it: numbers as
+	 * "%.17g" writes them, stop as a JSON array, system the developer's */
+	const char *doc = strdup(Q(full_chat));
+	const char *v[OAI_SIG_FIELDS] = { "m1", "64", "0.69999999999999996",
+		"0.90000000000000002", "[\"END\"]", "be brief", "true" };
+	struct signed_call sc;
+	sign(&sc, "and tomorrow?", doc, 'c', 'T', v);
+	/* chat endpoints that send max_tokens; not the one that renames it,
+	 * nor /completions (another kind) */
+	static const int chat_t[5] = { 1, 1, 0, 1, 0 };
+	fast_is("signed, nothing changed", &sc.c, chat_t);
+
+	/* any option a stage changed, the prompt, the document: rebuilt */
+	static const char *const changed[][2] = {
+		{ "model", "m2" }, { "model", "" }, { "max-tokens", "63" },
+		{ "temperature", "0.7" }, { "temperature", "0.5" }, { "top-p", "1" },
+		{ "stop", "[\"END\",\"STOP\"]" }, { "stop", "END" }, { "system", "be long" },
+		{ "system", "" }, { "stream", "false" }, { "stream", "1" },
+	};
+	for (size_t i = 0; i < sizeof changed / sizeof changed[0]; i++) {
+		char label[96];
+		struct signed_call x;
+		sign(&x, "and tomorrow?", doc, 'c', 'T', v);
+		set_opt(&x.c, changed[i][0], changed[i][1]);
+		snprintf(label, sizeof label, "option %s changed to '%s'", changed[i][0],
+		    changed[i][1]);
+		fast_is(label, &x.c, none);
+		free(x.sig);
+	}
+	/* an option a stage added: inference's defaults */
+	const char *nomax[OAI_SIG_FIELDS] = { "m1", NULL, NULL, NULL, NULL, NULL, "false" };
+	const char *plain = Q("{'model':'m1','messages':[{'role':'user','content':'q'}]}");
+	struct signed_call p;
+	sign(&p, "q", plain, 'c', 'N', nomax);
+	static const int chat_n[5] = { 1, 1, 1, 1, 0 };
+	fast_is("no cap, none added", &p.c, chat_n);
+	set_opt(&p.c, "max-tokens", "256");
+	fast_is("a cap a stage added", &p.c, none);
+	free(p.sig);
+	sign(&p, "q", plain, 'c', 'N', nomax);
+	set_opt(&p.c, "temperature", "0.2");
+	fast_is("a temperature a stage added", &p.c, none);
+	free(p.sig);
+
+	/* the prompt: a stage's text, or another input */
+	sign(&p, "q2", plain, 'c', 'N', nomax);
+	call_input = "q";
+	fast_is("the prompt changed", &p.c, none);
+	call_input = NULL;
+	free(p.sig);
+	/* the document rewritten (redact does): same length, one byte */
+	char *other = strdup(plain);
+	sign(&p, "q", plain, 'c', 'N', nomax);
+	other[strlen(other) - 5] = 'r';
+	set_opt(&p.c, "openai.request", other);
+	fast_is("the document rewritten", &p.c, none);
+	free(p.sig);
+	free(other);
+	/* a signature broken, or with a field changed (a signature's kind
+	 * and cap are its source's word: the kind of another endpoint is
+	 * below, with a completion request) */
+	sign(&p, "q", plain, 'c', 'N', nomax);
+	set_opt(&p.c, OAI_SIG_KEY, "1cN:");
+	fast_is("a broken signature", &p.c, none);
+	p.sig[strlen(p.sig) - 2] = 'x';
+	set_opt(&p.c, OAI_SIG_KEY, p.sig);
+	fast_is("a signature with a field changed", &p.c, none);
+	free(p.sig);
+
+	/* the cap under the newer name: where the upstream takes that name */
+	const char *mct = Q("{'model':'m1','messages':[{'role':'user','content':'q'}],"
+	    "'max_completion_tokens':9,'stream':true,'stream_options':{'include_usage':true}}");
+	const char *vm[OAI_SIG_FIELDS] = { "m1", "9", NULL, NULL, NULL, NULL, "true" };
+	sign(&p, "q", mct, 'c', 'C', vm);
+	static const int chat_c[5] = { 0, 0, 1, 1, 0 };
+	fast_is("max_completion_tokens", &p.c, chat_c);
+	free(p.sig);
+
+	/* a system message and parts: the text parts joined are the prompt */
+	const char *parts = Q("{'model':'m','messages':[{'role':'system','content':"
+	    "[{'type':'text','text':'s1'},{'type':'text','text':'s2'}]},{'role':'user','content':["
+	    "{'type':'text','text':'a'},{'type':'image_url','image_url':{'url':'u'}},"
+	    "{'type':'text','text':'b'}]}],'temperature':1,'top_p':0.5,'stop':'X'}");
+	const char *vp[OAI_SIG_FIELDS] = { "m", NULL, "1", "0.5", "[\"X\"]", "s1\ns2", "false" };
+	sign(&p, "a\nb", parts, 'c', 'N', vp);
+	fast_is("parts, system parts, stop as a string", &p.c, chat_n);
+	free(p.sig);
+
+	/* a completion request, to /completions only */
+	const char *compl = Q("{'model':'m','prompt':['p1'],'max_tokens':5,'echo':false}");
+	const char *vc[OAI_SIG_FIELDS] = { "m", "5", NULL, NULL, NULL, NULL, "false" };
+	sign(&p, "p1", compl, 'p', 'T', vc);
+	static const int comp_only[5] = { 0, 0, 0, 0, 1 };
+	fast_is("a completion request", &p.c, comp_only);
+	p.c.prompt = "p2";
+	call_input = "p1";
+	fast_is("a completion request, prompt changed", &p.c, none);
+	call_input = NULL;
+	free(p.sig);
+
+	free(sc.sig);
+	free((char *)doc);
+}
+
 int
 main(void)
 {
@@ -640,6 +849,7 @@ main(void)
 	test_whole();
 	test_stream();
 	test_errors();
+	test_fast();
 	printf("# %d checks\n", checks);
 	if (failures > 0) {
 		printf("# %d of %d checks failed\n", failures, checks);

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "http.h"
+#include "../openai/sig.h"
 
 void
 prompt_free(struct prompt *pr)
@@ -325,6 +326,51 @@ request_meta(struct hreq *h, struct prompt *pr)
 	return 0;
 }
 
+static const char *
+meta_get(const struct prompt *pr, const char *key)
+{
+	for (size_t i = 0; i < pr->n_meta; i++) {
+		if (strcmp(pr->meta[i].key, key) == 0)
+			return pr->meta[i].value;
+	}
+	return NULL;
+}
+
+/*
+ * "openai.sig" (plugins/openai/sig.h): what was derived from the document,
+ * so that a worker that forwards it can send its bytes as they are when
+ * none of it changed on the way.  None when that would not be the same
+ * request: no model in the document (the worker would add its own), token
+ * caps under both names or null, a "stream" that is not what the option
+ * says, a completion request with "messages" (the worker would read it as
+ * a chat).  0, or -1 after answering 500.
+ */
+static int
+sig_meta(struct hreq *h, json_t *root, struct prompt *pr, int chat)
+{
+	json_t *mt = json_object_get(root, "max_tokens");
+	json_t *mct = json_object_get(root, "max_completion_tokens");
+	char cap = mt == NULL && mct == NULL ? 'N' :
+	    mct == NULL && !json_is_null(mt) ? 'T' :
+	    mt == NULL && !json_is_null(mct) ? 'C' : 0;
+	const char *stream = meta_get(pr, "stream");
+	int streams = json_is_true(json_object_get(root, "stream"));
+	if (cap == 0 || !json_is_string(json_object_get(root, "model")) ||
+	    (json_object_get(root, "messages") != NULL) != chat || stream == NULL ||
+	    (strcmp(stream, "true") == 0) != streams || pr->n_meta == PROMPT_META_MAX)
+		return 0;
+	const char *value[OAI_SIG_FIELDS];
+	for (int i = 0; i < OAI_SIG_FIELDS; i++)
+		value[i] = meta_get(pr, oai_sig_options[i]);
+	char *sig = oai_sig_make(chat ? 'c' : 'p', cap, h->body.p, h->body.len, value);
+	if (sig == NULL)
+		return bad(h, NULL, "internal", "out of memory");
+	pr->meta[pr->n_meta].key = OAI_SIG_KEY;
+	pr->meta[pr->n_meta].value = sig;
+	pr->n_meta++;
+	return 0;
+}
+
 /*
  * A chat request.  The conversation goes on whole in "openai.request"; the
  * message text is the last user message's text (wherever it is: an agent's
@@ -390,8 +436,8 @@ openai_chat_request(struct hreq *h, json_t *root, struct prompt *pr)
 		memcpy(pr->text, text.p, text.len);
 	pr->text[text.len] = '\0';
 	pr->len = text.len;
-	if ((rc = settings(h, root, pr, 1)) == 0)
-		rc = request_meta(h, pr);
+	if ((rc = settings(h, root, pr, 1)) == 0 && (rc = request_meta(h, pr)) == 0)
+		rc = sig_meta(h, root, pr, 1);
 out:
 	buf_free(&text);
 	return rc;
@@ -419,7 +465,9 @@ openai_completion_request(struct hreq *h, json_t *root, struct prompt *pr)
 	memcpy(pr->text, json_string_value(p), pr->len + 1);
 	h->prompt_words = count_words(pr->text, pr->len);
 	int rc = settings(h, root, pr, 1);
-	return rc == 0 ? request_meta(h, pr) : rc;
+	if (rc == 0 && (rc = request_meta(h, pr)) == 0)
+		rc = sig_meta(h, root, pr, 0);
+	return rc;
 }
 
 int

@@ -293,6 +293,14 @@ oai_acc_clear(struct oai_acc *a)
 	json_decref(a->choice);
 	json_decref(a->message);
 	json_decref(a->strings);
+	js_buf_free(&a->text);
+	js_buf_free(&a->finish_s);
+	js_buf_free(&a->usage_s);
+	js_buf_free(&a->extra_s);
+	js_buf_free(&a->choice_s);
+	js_buf_free(&a->delta_s);
+	js_buf_free(&a->choices_p);
+	js_buf_free(&a->deltas_p);
 	memset(a, 0, sizeof *a);
 }
 
@@ -498,15 +506,27 @@ oai_merge_choice(struct oai_acc *a, json_t *extras)
 	return bad ? -1 : 0;
 }
 
+static int oai_acc_merge_pending(struct oai_acc *a);
+
 int
 oai_acc_meta(struct oai_acc *a, oai_meta_fn *set, void *arg)
 {
 	int bad = 0;
-	if (a->finish != NULL)
+	if (oai_acc_merge_pending(a) != 0)
+		return OAI_NOMEM;
+	if (a->raw_finish)
+		set(arg, "finish-reason", a->finish_s.p);
+	else if (a->finish != NULL)
 		set(arg, "finish-reason", json_string_value(a->finish));
-	if (a->usage != NULL && json_object_size(a->usage) > 0)
+	if (a->raw_usage) {
+		if (strcmp(a->usage_s.p, "{}") != 0)
+			set(arg, "usage", a->usage_s.p);
+	} else if (a->usage != NULL && json_object_size(a->usage) > 0) {
 		bad |= oai_set_json(set, arg, "usage", a->usage);
-	if (a->extra != NULL && json_object_size(a->extra) > 0)
+	}
+	if (a->raw_extra)
+		set(arg, "openai.extra", a->extra_s.p);
+	else if (a->extra != NULL && json_object_size(a->extra) > 0)
 		bad |= oai_set_json(set, arg, "openai.extra", a->extra);
 	if (a->choice != NULL && json_object_size(a->choice) > 0)
 		bad |= oai_set_json(set, arg, "openai.choice", a->choice);
@@ -570,12 +590,16 @@ oai_piece_extras(json_t *obj, const char *const *basic, char **text,
 }
 
 int
-oai_chunk(int chat, const char *data, size_t len, struct oai_acc *a,
+oai_chunk_json(int chat, const char *data, size_t len, struct oai_acc *a,
     struct oai_event *ev, char *why, size_t whylen)
 {
 	json_t *root, *first, *delta = NULL;
 	memset(ev, 0, sizeof *ev);
 	ev->text = "";
+	ev->owned = 1;
+	/* the scanner's events before this one are merged first, in order */
+	if (oai_acc_merge_pending(a) != 0)
+		return OAI_NOMEM;
 	int r = oai_load(data, len, "stream event", &root, why, whylen);
 	if (r != OAI_OK)
 		return r;
@@ -604,6 +628,7 @@ oai_chunk(int chat, const char *data, size_t len, struct oai_acc *a,
 		if (json_is_string(fr)) {
 			json_decref(a->finish);
 			a->finish = json_incref(fr);
+			a->raw_finish = 0;
 		}
 	}
 	ev->root = root;
@@ -611,6 +636,7 @@ oai_chunk(int chat, const char *data, size_t len, struct oai_acc *a,
 	if (json_is_object(u)) {
 		json_decref(a->usage);
 		a->usage = json_incref(u);
+		a->raw_usage = 0;
 	}
 	/* the common event (text only) allocates nothing below */
 	int bad = 0;
@@ -619,6 +645,7 @@ oai_chunk(int chat, const char *data, size_t len, struct oai_acc *a,
 		bad |= e == NULL || (ev->chunk = json_dumps(e, OAI_DUMP_FLAGS)) == NULL;
 		json_decref(a->extra);
 		a->extra = e;
+		a->raw_extra = 0;
 	}
 	const char *const *cb = chat ? oai_choice_chat : oai_choice_text;
 	if (!bad && first != NULL && oai_has_extras(first, cb, 0))
@@ -636,10 +663,455 @@ void
 oai_event_release(struct oai_event *ev)
 {
 	json_decref(ev->root);
-	free(ev->chunk);
-	free(ev->choice);
-	free(ev->delta);
+	if (ev->owned) {
+		free(ev->chunk);
+		free(ev->choice);
+		free(ev->delta);
+	}
 	memset(ev, 0, sizeof *ev);
+}
+
+/* ---- the scanner's way ------------------------------------------------------ */
+
+/*
+ * What the scanner takes from an answer or an event: the members of the
+ * objects it reads (the top level, choices[0], its message or delta), each
+ * with its value's raw text.  A level with more members than this, or a
+ * key twice (jansson keeps the last, at the first's place), is declined.
+ */
+#define OAI_MEMBERS 32
+
+struct oai_member {
+	const char *key;
+	size_t klen;
+	struct js_value v;     /* kind only, for the objects read in turn */
+};
+
+struct oai_level {
+	struct oai_member m[OAI_MEMBERS];
+	size_t n;
+};
+
+/* A new member of l; NULL: declined (a duplicate, or too many). */
+static struct oai_member *
+oai_add(struct oai_level *l, const char *key, size_t klen)
+{
+	if (l->n == OAI_MEMBERS)
+		return NULL;
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->m[i].klen == klen && memcmp(l->m[i].key, key, klen) == 0)
+			return NULL;
+	}
+	struct oai_member *m = &l->m[l->n++];
+	m->key = key;
+	m->klen = klen;
+	m->v.kind = JS_NULL;
+	m->v.p = NULL;
+	m->v.n = 0;
+	return m;
+}
+
+static const struct oai_member *
+oai_get(const struct oai_level *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (js_key_is(l->m[i].key, l->m[i].klen, name))
+			return &l->m[i];
+	}
+	return NULL;
+}
+
+/* oai_is_extra, for a member as written. */
+static int
+oai_is_extra_raw(const struct oai_member *m, const char *const *basic, int nulls)
+{
+	for (const char *const *b = basic; *b != NULL; b++) {
+		if (js_key_is(m->key, m->klen, *b))
+			return 0;
+	}
+	if (m->v.kind != JS_NULL)
+		return 1;
+	return nulls && !js_key_is(m->key, m->klen, "logprobs");
+}
+
+/*
+ * Puts l's extras (see oai_is_extra) in b as a JSON object's text, as the
+ * upstream wrote them but for white space.  The number of extras (b is
+ * left empty when there are none), or -1 when out of memory.
+ */
+static int
+oai_put_extras(struct js_buf *b, const struct oai_level *l, const char *const *basic,
+    int nulls)
+{
+	int n = 0;
+	b->len = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		const struct oai_member *m = &l->m[i];
+		if (!oai_is_extra_raw(m, basic, nulls))
+			continue;
+		if (js_put(b, n++ == 0 ? "{\"" : ",\"", 2) != 0 ||
+		    js_put(b, m->key, m->klen) != 0 || js_put(b, "\":", 2) != 0 ||
+		    js_put_compact(b, m->v.p, m->v.n) != 0)
+			return -1;
+	}
+	if (n > 0 && js_put(b, "}", 1) != 0)
+		return -1;
+	return n;
+}
+
+/*
+ * Reads the members of the object at s->p into l; the member named
+ * inner (NULL: none), when it is an object, into *il (*inner_seen set),
+ * and null is left for the caller to judge.  0 or -1 (declined).
+ */
+static int
+oai_read_object(struct jscan *s, struct oai_level *l, const char *inner,
+    struct oai_level *il, int *inner_seen)
+{
+	size_t count = 0;
+	const char *k;
+	size_t kn;
+	int r;
+	if (js_enter(s, '{') != 0)
+		return -1;
+	while ((r = js_member(s, &count, &k, &kn)) == 1) {
+		struct oai_member *m = oai_add(l, k, kn);
+		if (m == NULL)
+			return -1;
+		if (inner != NULL && js_key_is(k, kn, inner) && js_enter(s, '{') == 0) {
+			/* entered: read its members, as plain ones */
+			size_t ic = 0;
+			int ir;
+			m->v.kind = JS_OBJECT;
+			*inner_seen = 1;
+			while ((ir = js_member(s, &ic, &k, &kn)) == 1) {
+				struct oai_member *im = oai_add(il, k, kn);
+				if (im == NULL || js_value(s, &im->v) != 0)
+					return -1;
+			}
+			if (ir < 0)
+				return -1;
+			continue;
+		}
+		if (js_value(s, &m->v) != 0)
+			return -1;
+	}
+	return r;
+}
+
+/* What the scanner read of an answer or an event. */
+struct oai_scanned {
+	struct oai_level top, choice, inner; /* inner: message or delta */
+	int have_choices, have_first, have_inner;
+	size_t nchoices;
+	const char *rest, *rest_end;         /* choices[1] to the last, as written */
+};
+
+/*
+ * Reads an answer (inner "message") or an event (inner "delta") whole, as
+ * far as the scanner goes: 0, or -1 (declined).  An error object, and
+ * choices that is no array or whose first item is no object, are
+ * declined: jansson's way words them.
+ */
+static int
+oai_scan(const char *p, size_t len, const char *inner, struct oai_scanned *sc)
+{
+	struct jscan s;
+	size_t count = 0, ic;
+	const char *k;
+	size_t kn;
+	int r, ir;
+	sc->top.n = sc->choice.n = sc->inner.n = 0;
+	sc->have_choices = sc->have_first = sc->have_inner = 0;
+	sc->nchoices = 0;
+	sc->rest = sc->rest_end = NULL;
+	js_init(&s, p, len);
+	if (js_enter(&s, '{') != 0)
+		return -1;
+	while ((r = js_member(&s, &count, &k, &kn)) == 1) {
+		if (js_key_is(k, kn, "error"))
+			return -1;
+		struct oai_member *m = oai_add(&sc->top, k, kn);
+		if (m == NULL)
+			return -1;
+		if (!js_key_is(k, kn, "choices")) {
+			if (js_value(&s, &m->v) != 0)
+				return -1;
+			continue;
+		}
+		m->v.kind = JS_ARRAY;
+		if (js_enter(&s, '[') != 0)
+			return -1;
+		sc->have_choices = 1;
+		ic = 0;
+		while ((ir = js_item(&s, &ic)) == 1) {
+			if (ic == 1) {
+				sc->have_first = 1;
+				if (oai_read_object(&s, &sc->choice, inner, &sc->inner,
+				    &sc->have_inner) != 0)
+					return -1;
+				continue;
+			}
+			struct js_value v;
+			if (js_value(&s, &v) != 0)
+				return -1;
+			if (sc->rest == NULL)
+				sc->rest = v.p;
+			sc->rest_end = v.p + v.n;
+		}
+		if (ir < 0)
+			return -1;
+		sc->nchoices = ic;
+	}
+	if (r < 0 || js_finish(&s) != 0 || !sc->have_choices)
+		return -1;
+	return 0;
+}
+
+/*
+ * The text member name of level l: a string (unescaped into b when it
+ * must be), null or absent ("", 1), or anything else (-1).
+ */
+static int
+oai_scan_text(const struct oai_level *l, const char *name, struct js_buf *b,
+    const char **text, size_t *tlen, int *nomem)
+{
+	const struct oai_member *m = oai_get(l, name);
+	*text = "";
+	*tlen = 0;
+	if (m == NULL || m->v.kind == JS_NULL)
+		return 1;
+	if (m->v.kind != JS_STRING)
+		return -1;
+	if (js_string(&m->v, b, text, tlen) != 0)
+		*nomem = 1;
+	return 0;
+}
+
+int
+oai_answer_scan(int chat, const char *body, size_t len, struct oai_answer *an,
+    oai_meta_fn *set, void *arg)
+{
+	struct oai_scanned sc;
+	int nomem = 0;
+	memset(an, 0, sizeof *an);
+	an->text = "";
+	if (oai_scan(body, len, chat ? "message" : NULL, &sc) != 0 || !sc.have_first)
+		return OAI_DECLINE;
+	if (chat) {
+		/* content is null when the model only called tools: no text */
+		if (!sc.have_inner || oai_get(&sc.inner, "content") == NULL ||
+		    oai_scan_text(&sc.inner, "content", &an->buf, &an->text, &an->tlen,
+		    &nomem) < 0)
+			return OAI_DECLINE;
+	} else if (oai_scan_text(&sc.choice, "text", &an->buf, &an->text, &an->tlen,
+	    &nomem) != 0) {
+		return OAI_DECLINE;
+	}
+	if (nomem)
+		return OAI_NOMEM;
+
+	/* the metadata, as oai_answer_meta sets it */
+	struct js_buf b = { 0 }, t = { 0 };
+	const struct oai_member *m = oai_get(&sc.choice, "finish_reason");
+	const char *v;
+	size_t vn;
+	int bad = 0;
+	if (m != NULL && m->v.kind == JS_STRING) {
+		if (js_string(&m->v, &t, &v, &vn) != 0 || js_put(&b, v, vn) != 0)
+			bad = 1;
+		else
+			set(arg, "finish-reason", b.p);
+	}
+	m = oai_get(&sc.top, "usage");
+	if (!bad && m != NULL && m->v.kind == JS_OBJECT) {
+		b.len = 0;
+		if (js_put_compact(&b, m->v.p, m->v.n) != 0)
+			bad = 1;
+		else if (strcmp(b.p, "{}") != 0)
+			set(arg, "usage", b.p);
+	}
+	int n;
+	if (!bad && (n = oai_put_extras(&b, &sc.top, oai_top_basic, 1)) != 0) {
+		if (n < 0)
+			bad = 1;
+		else
+			set(arg, "openai.extra", b.p);
+	}
+	if (!bad && (n = oai_put_extras(&b, &sc.choice,
+	    chat ? oai_choice_chat : oai_choice_text, 1)) != 0) {
+		if (n < 0)
+			bad = 1;
+		else
+			set(arg, "openai.choice", b.p);
+	}
+	if (!bad && chat && (n = oai_put_extras(&b, &sc.inner, oai_message_basic, 1)) != 0) {
+		if (n < 0)
+			bad = 1;
+		else
+			set(arg, "openai.message", b.p);
+	}
+	if (!bad && sc.rest != NULL) {
+		b.len = 0;
+		if (js_put(&b, "[", 1) != 0 ||
+		    js_put_compact(&b, sc.rest, (size_t)(sc.rest_end - sc.rest)) != 0 ||
+		    js_put(&b, "]", 1) != 0)
+			bad = 1;
+		else
+			set(arg, "openai.choices", b.p);
+	}
+	js_buf_free(&b);
+	js_buf_free(&t);
+	return bad ? OAI_NOMEM : OAI_OK;
+}
+
+int
+oai_answer_read(int chat, const char *body, size_t len, struct oai_answer *an,
+    oai_meta_fn *set, void *arg, char *why, size_t whylen)
+{
+	int r = oai_answer_scan(chat, body, len, an, set, arg);
+	if (r != OAI_DECLINE)
+		return r;
+	r = oai_answer_text(chat, body, len, &an->root, &an->text, &an->tlen, why, whylen);
+	if (r != OAI_OK)
+		return r;
+	return oai_answer_meta(chat, an->root, set, arg);
+}
+
+void
+oai_answer_release(struct oai_answer *an)
+{
+	json_decref(an->root);
+	js_buf_free(&an->buf);
+	memset(an, 0, sizeof *an);
+}
+
+/*
+ * Merges the events' choice and delta extras kept as text (choices_p,
+ * deltas_p) into a->choice and a->message, as oai_chunk_json merges each
+ * event's: once per answer, and only for the answers that had extras.
+ */
+static int
+oai_acc_merge_pending(struct oai_acc *a)
+{
+	struct js_buf *list[2] = { &a->choices_p, &a->deltas_p };
+	int (*merge[2])(struct oai_acc *, json_t *) = { oai_merge_choice, oai_merge_delta };
+	for (int i = 0; i < 2; i++) {
+		if (list[i]->len == 0)
+			continue;
+		/* "[" and "]" around it: the list was made with room for them */
+		list[i]->p[0] = '[';
+		list[i]->p[list[i]->len - 1] = ']';
+		json_t *arr = json_loadb(list[i]->p, list[i]->len, 0, NULL);
+		list[i]->len = 0;
+		if (arr == NULL)
+			return -1; /* the scanner checked it: only memory */
+		size_t k;
+		json_t *e;
+		int bad = 0;
+		json_array_foreach(arr, k, e)
+			bad |= merge[i](a, e) != 0;
+		json_decref(arr);
+		if (bad)
+			return -1;
+	}
+	return 0;
+}
+
+/* Keeps an event's extras (b, an object's text) to merge at the end: the
+ * list is " {...},{...} " with a byte before and after for the brackets. */
+static int
+oai_keep_pending(struct js_buf *list, const struct js_buf *b)
+{
+	if (list->len == 0) {
+		if (js_put(list, " ", 1) != 0)
+			return -1;
+	} else {
+		list->p[list->len - 1] = ',';
+	}
+	return js_put(list, b->p, b->len) != 0 || js_put(list, " ", 1) != 0 ? -1 : 0;
+}
+
+int
+oai_chunk_scan(int chat, const char *data, size_t len, struct oai_acc *a,
+    struct oai_event *ev)
+{
+	struct oai_scanned sc;
+	int nomem = 0;
+	memset(ev, 0, sizeof *ev);
+	ev->text = "";
+	if (oai_scan(data, len, chat ? "delta" : NULL, &sc) != 0)
+		return OAI_DECLINE;
+	const struct oai_member *m;
+	if (sc.have_first) {
+		/* choices[0] is not the choice with index 0 (n > 1): jansson
+		 * finds that one */
+		m = oai_get(&sc.choice, "index");
+		if (m != NULL && m->v.kind == JS_NUMBER && m->v.integer &&
+		    !(m->v.n == 1 && m->v.p[0] == '0') &&
+		    !(m->v.n == 2 && m->v.p[0] == '-' && m->v.p[1] == '0'))
+			return OAI_DECLINE;
+		if (chat) {
+			m = oai_get(&sc.choice, "delta");
+			if (m != NULL && m->v.kind != JS_OBJECT && m->v.kind != JS_NULL)
+				return OAI_DECLINE;
+			if (sc.have_inner && oai_scan_text(&sc.inner, "content", &a->text,
+			    &ev->text, &ev->tlen, &nomem) < 0)
+				return OAI_DECLINE;
+		} else if (oai_scan_text(&sc.choice, "text", &a->text, &ev->text, &ev->tlen,
+		    &nomem) < 0) {
+			return OAI_DECLINE;
+		}
+	}
+	/* from here on the event is the scanner's: a is changed */
+	const char *v;
+	size_t vn;
+	m = sc.have_first ? oai_get(&sc.choice, "finish_reason") : NULL;
+	if (!nomem && m != NULL && m->v.kind == JS_STRING) {
+		struct js_buf t = { 0 };
+		a->finish_s.len = 0;
+		nomem = js_string(&m->v, &t, &v, &vn) != 0 || js_put(&a->finish_s, v, vn) != 0;
+		js_buf_free(&t);
+		a->raw_finish = !nomem;
+	}
+	m = oai_get(&sc.top, "usage");
+	if (!nomem && m != NULL && m->v.kind == JS_OBJECT) {
+		a->usage_s.len = 0;
+		nomem = js_put_compact(&a->usage_s, m->v.p, m->v.n) != 0;
+		a->raw_usage = !nomem;
+	}
+	/* the common event (text only) allocates nothing below */
+	int n;
+	if (!nomem && (n = oai_put_extras(&a->extra_s, &sc.top, oai_top_basic, 0)) != 0) {
+		nomem = n < 0;
+		a->raw_extra = !nomem;
+		ev->chunk = a->extra_s.p;
+	}
+	if (!nomem && sc.have_first && (n = oai_put_extras(&a->choice_s, &sc.choice,
+	    chat ? oai_choice_chat : oai_choice_text, 0)) != 0) {
+		nomem = n < 0 || oai_keep_pending(&a->choices_p, &a->choice_s) != 0;
+		ev->choice = a->choice_s.p;
+	}
+	if (!nomem && sc.have_inner &&
+	    (n = oai_put_extras(&a->delta_s, &sc.inner, oai_message_basic, 0)) != 0) {
+		nomem = n < 0 || oai_keep_pending(&a->deltas_p, &a->delta_s) != 0;
+		ev->delta = a->delta_s.p;
+	}
+	if (nomem) {
+		memset(ev, 0, sizeof *ev);
+		return OAI_NOMEM;
+	}
+	return OAI_OK;
+}
+
+int
+oai_chunk(int chat, const char *data, size_t len, struct oai_acc *a,
+    struct oai_event *ev, char *why, size_t whylen)
+{
+	int r = oai_chunk_scan(chat, data, len, a, ev);
+	if (r != OAI_DECLINE)
+		return r;
+	return oai_chunk_json(chat, data, len, a, ev, why, whylen);
 }
 
 char *

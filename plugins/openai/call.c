@@ -457,31 +457,28 @@ oai_finish_ok(struct oai_call *cl, long status)
 			    "malformed stream: it ended without \"data: [DONE]\"");
 		return;
 	}
-	json_t *root;
-	const char *text;
-	size_t tlen;
-	int r = oai_answer_text(o->shape.chat, cl->resp ? cl->resp : "", cl->rlen,
-	    &root, &text, &tlen, why, sizeof why);
-	if (r == OAI_ERROR) {
-		oai_keep_error(cl, cl->resp ? cl->resp : "", cl->rlen);
-		oai_fail(cl, PORCH_ERR_UPSTREAM, (int)status, -1,
-		    "upstream answered %ld with an error: %s", status, why);
-		return;
-	}
+	/* the metadata first (set by oai_answer_read): the piece may cancel
+	 * the call */
+	struct oai_answer an;
+	int r = oai_answer_read(o->shape.chat, cl->resp ? cl->resp : "", cl->rlen, &an,
+	    oai_set_meta, cl->c, why, sizeof why);
 	if (r != OAI_OK) {
-		oai_fail(cl, PORCH_ERR_UPSTREAM, (int)status, -1, "%s", why);
+		oai_answer_release(&an);
+		if (r == OAI_ERROR) {
+			oai_keep_error(cl, cl->resp ? cl->resp : "", cl->rlen);
+			oai_fail(cl, PORCH_ERR_UPSTREAM, (int)status, -1,
+			    "upstream answered %ld with an error: %s", status, why);
+		} else if (r == OAI_NOMEM) {
+			oai_fail(cl, PORCH_ERR_INTERNAL, 0, -1,
+			    "out of memory for the answer's metadata");
+		} else {
+			oai_fail(cl, PORCH_ERR_UPSTREAM, (int)status, -1, "%s", why);
+		}
 		return;
 	}
-	/* the metadata first: the piece may cancel the call */
-	r = oai_answer_meta(o->shape.chat, root, oai_set_meta, cl->c);
-	if (r != OAI_OK) {
-		json_decref(root);
-		oai_fail(cl, PORCH_ERR_INTERNAL, 0, -1, "out of memory for the answer's metadata");
-		return;
-	}
-	if (tlen > 0)
-		porch_call_piece(cl->c, text, tlen, NULL); /* may cancel cl */
-	json_decref(root);
+	if (an.tlen > 0)
+		porch_call_piece(cl->c, an.text, an.tlen, NULL); /* may cancel cl */
+	oai_answer_release(&an);
 	if (cl->cancelled) {
 		oai_call_put(cl);
 		return;

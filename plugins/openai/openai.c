@@ -56,25 +56,46 @@ static const struct porch_param oai_params[] = {
 
 /* ---- the worker ----------------------------------------------------------- */
 
+/*
+ * The largest body libcurl is given as the message's own document rather
+ * than a copy: it takes one this small into its buffers whole when it
+ * makes the request (CURL_MAX_WRITE_SIZE), so a cancelled call's message
+ * may go while libcurl still holds the transfer.
+ */
+#define OAI_BORROW_MAX (16 * 1024)
+
 static int
 oai_submit(porch_worker *w, porch_call *c)
 {
 	struct oai *o = porch_worker_data(w);
 	char why[384];
-	char *body = NULL;
+	const char *body = NULL;
+	char *owned = NULL;
 	size_t len = 0;
-	int r = oai_request_body(&o->shape, c, &body, &len, why, sizeof why);
+	/* the client's document itself when it can go as it is (not copied:
+	 * cl->body stays NULL then, see oai_cancel) */
+	int r = oai_request_body_ref(&o->shape, c, &body, &len, &owned, why, sizeof why);
 	if (r == -1) {
 		porch_call_fail(c, PORCH_ERR_BAD_REQUEST, "%s", why);
 		return 0;
 	}
+	if (r == 0 && owned == NULL && len > OAI_BORROW_MAX) {
+		/* libcurl reads a large body as it sends it, for longer than a
+		 * cancelled call lasts (see oai_cancel): a copy of it */
+		if ((owned = malloc(len + 1)) == NULL) {
+			r = -2;
+		} else {
+			memcpy(owned, body, len + 1);
+			body = owned;
+		}
+	}
 	struct oai_call *cl = r == 0 ? oai_call_get(o, c) : NULL;
 	if (cl == NULL) {
-		free(body);
+		free(owned);
 		porch_call_fail(c, PORCH_ERR_INTERNAL, "out of memory");
 		return 0;
 	}
-	cl->body = body;
+	cl->body = owned;
 	curl_easy_setopt(cl->easy, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(cl->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	porch_call_set_data(c, cl);
@@ -116,7 +137,17 @@ oai_cancel(porch_worker *w, porch_call *c)
 	}
 	case OAI_RUNNING:
 		if (cev_busy(o->cv)) {
-			/* inside libcurl: stopped by oai_on_done or oai_after */
+			/* inside libcurl: stopped by oai_on_done or oai_after.  A
+			 * body that is the message's document (cl->body NULL) may
+			 * be gone before then: libcurl gets a copy, which it reads
+			 * if it has not made the request yet (one it has made, it
+			 * read whole: at most OAI_BORROW_MAX bytes, see oai_submit) */
+			if (cl->body == NULL) {
+				const char *doc = porch_call_option(c, "openai.request");
+				cl->body = doc != NULL ? strdup(doc) : NULL;
+				if (cl->body != NULL)
+					curl_easy_setopt(cl->easy, CURLOPT_POSTFIELDS, cl->body);
+			}
 			cl->cancelled = 1;
 			o->zombies++;
 			break;
@@ -363,7 +394,11 @@ const struct porch_plugin porch_plugin = {
 	    "as below, with the members both endpoints take, when nothing is lost that "
 	    "way; one holding what the endpoint cannot carry (tool calls, tool messages, "
 	    "images, tools, response_format, echo, suffix ...) fails as bad-request, "
-	    "naming it, rather than being sent altered.\n"
+	    "naming it, rather than being sent altered.  When the http source's "
+	    "\"openai.sig\" says nothing of this differs from the request (no stage "
+	    "changed a setting, the text or the document, and the token cap is under "
+	    "the name the endpoint takes), the client's bytes are sent as they are, "
+	    "unread.\n"
 	    "\n"
 	    "Without \"openai.request\" (the stdin and gen sources), the body is built: "
 	    "for chat, the messages are the \"system\" setting, the \"messages\" "

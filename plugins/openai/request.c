@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "request.h"
+#include "sig.h"
 
 void
 oai_why(char *why, size_t whylen, const char *fmt, ...)
@@ -737,12 +738,8 @@ static int
 oai_from_request(const struct oai_shape *sh, const porch_call *c, const struct oai_opts *o,
     const char *doc, json_t **root, char *why, size_t whylen)
 {
-	/*
-	 * One parse and, by the caller, one dump.  A fast path would go here:
-	 * when the source says the document is what the call would make of it
-	 * (same model, settings, prompt and system, stream as asked), its
-	 * bytes could go to the upstream unparsed.
-	 */
+	/* one parse and, by the caller, one dump: the way when the fast
+	 * path (oai_request_fast) cannot say the document goes as it is */
 	json_error_t jerr;
 	json_t *d = json_loadb(doc, strlen(doc), JSON_ALLOW_NUL, &jerr);
 	if (!json_is_object(d)) {
@@ -766,6 +763,66 @@ oai_from_request(const struct oai_shape *sh, const porch_call *c, const struct o
 		r = oai_cross(sh, c, o, d, root, why, whylen);
 		json_decref(d);
 	}
+	return r;
+}
+
+/*
+ * 1 when c's document ("openai.request") can go to the upstream as it is:
+ * oai_forward would make a body of the same meaning of it.  Its source's
+ * signature (sig.h) says what it derived from the document; the document
+ * is still that one (length and hash), of this endpoint's kind; every
+ * option porch acts on is still what the source set, so each member
+ * oai_forward would compare with one is equal to it (model, the cap,
+ * temperature, top_p, stop, stream, the system message); the cap is under
+ * the name this worker sends (oai_put_cap renames it otherwise); and the
+ * prompt is still the request's input, which the source took from the
+ * document (the last user message, or the prompt).  Anything else: 0,
+ * and the document is read and edited.  On 1, *len is its length.
+ */
+static int
+oai_request_fast(const struct oai_shape *sh, const porch_call *c, const char *doc,
+    size_t *len)
+{
+	const char *sig = porch_call_option(c, OAI_SIG_KEY);
+	if (sig == NULL)
+		return 0;
+	const char *value[OAI_SIG_FIELDS];
+	for (int i = 0; i < OAI_SIG_FIELDS; i++)
+		value[i] = porch_call_option(c, oai_sig_options[i]);
+	size_t n = strlen(doc);
+	char cap;
+	if (!oai_sig_match(sig, sh->chat ? 'c' : 'p', doc, n, value, &cap))
+		return 0;
+	/* the name oai_put_cap would send the cap under: the client's */
+	int mct = sh->chat && sh->max_completion_tokens;
+	if ((cap == 'T' && mct) ||
+	    (cap == 'C' && !(mct || (sh->chat && sh->cap_as_sent))))
+		return 0;
+	size_t plen, ilen;
+	const char *prompt = porch_call_prompt(c, &plen);
+	const char *input = porch_call_input(c, &ilen);
+	if (prompt == NULL)
+		plen = 0;
+	if (input == NULL)
+		ilen = 0;
+	if (plen != ilen || (plen > 0 && memcmp(prompt, input, plen) != 0))
+		return 0;
+	*len = n;
+	return 1;
+}
+
+int
+oai_request_body_ref(const struct oai_shape *sh, const porch_call *c,
+    const char **body, size_t *len, char **owned, char *why, size_t whylen)
+{
+	const char *doc = porch_call_option(c, "openai.request");
+	*owned = NULL;
+	if (doc != NULL && oai_request_fast(sh, c, doc, len)) {
+		*body = doc;
+		return 0;
+	}
+	int r = oai_request_body(sh, c, owned, len, why, whylen);
+	*body = *owned;
 	return r;
 }
 

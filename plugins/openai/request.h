@@ -7,6 +7,8 @@
 #include <jansson.h>
 #include <porch/plugin.h>
 
+#include "jscan.h"
+
 /* What the worker fixes for every request it makes. */
 struct oai_shape {
 	const char *model; /* when the call has no "model" option */
@@ -36,11 +38,24 @@ struct oai_shape {
 int oai_request_body(const struct oai_shape *sh, const porch_call *c,
     char **body, size_t *len, char *why, size_t whylen);
 
+/*
+ * As oai_request_body, without making a body when the call's document can
+ * go as it is (its source's "openai.sig" says nothing porch acts on
+ * differs from it: see sig.h): then *body is "openai.request"'s value
+ * itself, not copied, and *owned is NULL.  The message's metadata does not
+ * change during a call, so it stays valid while the call runs; a transport
+ * that may still read it after the call was cancelled must copy it first.
+ * Else *body is *owned, which the caller frees.  Same results.
+ */
+int oai_request_body_ref(const struct oai_shape *sh, const porch_call *c,
+    const char **body, size_t *len, char **owned, char *why, size_t whylen);
+
 /* Results of the answer parsers. */
 #define OAI_OK          0
 #define OAI_MALFORMED  -1 /* not what the API answers; why says what */
 #define OAI_ERROR      -2 /* an error object; why has its message */
 #define OAI_NOMEM      -3 /* out of memory */
+#define OAI_DECLINE    -4 /* the scanner's paths only: ask jansson's */
 
 /* Receives one piece of an answer's metadata (keys as in porch/plugin.h). */
 typedef void oai_meta_fn(void *arg, const char *key, const char *value);
@@ -61,6 +76,33 @@ int oai_answer_text(int chat, const char *body, size_t len, json_t **root,
  */
 int oai_answer_meta(int chat, json_t *root, oai_meta_fn *set, void *arg);
 
+/* A whole answer read by oai_answer_read. */
+struct oai_answer {
+	const char *text;  /* into the body, buf or root */
+	size_t tlen;
+	json_t *root;      /* jansson's tree, when it read the answer */
+	struct js_buf buf; /* the text unescaped, when it had escapes */
+};
+
+/*
+ * A whole, non-streamed answer: its text in *an (release it with
+ * oai_answer_release, whatever the result) and, on OAI_OK only, its
+ * metadata handed to set first, as oai_answer_text and oai_answer_meta
+ * give them.  It is read in place by a scanner (jscan.h), with the
+ * metadata's JSON texts as the upstream wrote them (white space between
+ * tokens left out); what the scanner declines, jansson reads, and words
+ * what is wrong.  OAI_OK, OAI_MALFORMED, OAI_ERROR or OAI_NOMEM.
+ */
+int oai_answer_read(int chat, const char *body, size_t len, struct oai_answer *an,
+    oai_meta_fn *set, void *arg, char *why, size_t whylen);
+
+/* The scanner's part of oai_answer_read alone (for tests): OAI_OK,
+ * OAI_NOMEM, or OAI_DECLINE with nothing set. */
+int oai_answer_scan(int chat, const char *body, size_t len, struct oai_answer *an,
+    oai_meta_fn *set, void *arg);
+
+void oai_answer_release(struct oai_answer *an);
+
 /*
  * What a stream's events put together, for the metadata at its end.  Zero
  * it to start; oai_acc_clear empties it.  Nothing is allocated while the
@@ -73,6 +115,21 @@ struct oai_acc {
 	json_t *choice;    /* choices[0]'s extras; arrays in objects concatenated */
 	json_t *message;   /* the deltas' extras but strings; tool_calls by index */
 	json_t *strings;   /* the deltas' strings: key -> array of fragments */
+
+	/*
+	 * The scanner's (see oai_chunk): what it read, kept as text, and
+	 * buffers reused from event to event.  finish_s, usage_s and extra_s
+	 * stand for finish, usage and extra when their flag is set (the
+	 * later of the two ways wins); choices_p and deltas_p are the
+	 * events' choice and delta extras ("{...},{...}"), merged into
+	 * choice and message once, at the end (or before jansson reads an
+	 * event, to keep their order).
+	 */
+	struct js_buf text;                 /* an event's text, unescaped */
+	struct js_buf finish_s, usage_s, extra_s;
+	struct js_buf choice_s, delta_s;    /* this event's extras */
+	struct js_buf choices_p, deltas_p;
+	unsigned raw_finish : 1, raw_usage : 1, raw_extra : 1;
 };
 
 void oai_acc_clear(struct oai_acc *a);
@@ -87,11 +144,13 @@ int oai_acc_meta(struct oai_acc *a, oai_meta_fn *set, void *arg);
 /* One streamed event, read. */
 struct oai_event {
 	json_t *root;
-	const char *text;        /* into root */
+	const char *text;        /* into root, the event's data or the acc */
 	size_t tlen;
 	/* the extras at their places (struct porch_piece's members), as
-	 * malloc'ed JSON object texts; NULL where there is nothing */
+	 * JSON object texts; NULL where there is nothing.  malloc'ed when
+	 * owned, else the acc's (valid until its next event) */
 	char *chunk, *choice, *delta;
+	unsigned owned : 1;
 };
 
 /*
@@ -103,6 +162,17 @@ struct oai_event {
  * with oai_event_release), OAI_MALFORMED, OAI_ERROR or OAI_NOMEM.
  */
 int oai_chunk(int chat, const char *data, size_t len, struct oai_acc *a,
+    struct oai_event *ev, char *why, size_t whylen);
+
+/*
+ * oai_chunk's two ways, alone (for tests): the scanner's (OAI_OK,
+ * OAI_NOMEM, or OAI_DECLINE with a unchanged), used first, which
+ * allocates nothing for an event of text alone once a's buffers have
+ * grown; and jansson's, for what it declines.
+ */
+int oai_chunk_scan(int chat, const char *data, size_t len, struct oai_acc *a,
+    struct oai_event *ev);
+int oai_chunk_json(int chat, const char *data, size_t len, struct oai_acc *a,
     struct oai_event *ev, char *why, size_t whylen);
 
 void oai_event_release(struct oai_event *ev);
