@@ -362,7 +362,7 @@ sig_meta(struct hreq *h, json_t *root, struct prompt *pr, int chat)
 	const char *value[OAI_SIG_FIELDS];
 	for (int i = 0; i < OAI_SIG_FIELDS; i++)
 		value[i] = meta_get(pr, oai_sig_options[i]);
-	char *sig = oai_sig_make(chat ? 'c' : 'p', cap, h->body.p, h->body.len, value);
+	char *sig = oai_sig_make(chat ? 'c' : 'p', cap, h->w.body.p, h->w.body.len, value);
 	if (sig == NULL)
 		return bad(h, NULL, "internal", "out of memory");
 	pr->meta[pr->n_meta].key = OAI_SIG_KEY;
