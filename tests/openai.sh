@@ -401,6 +401,12 @@ for url in "ftp://127.0.0.1/v1" "127.0.0.1:8000/v1" "http://127.0.0.1:8000/v1?x=
 		fail "base-url $url: $(cat "$T/badurl.err")" ;;
 	esac
 done
+# the native transport speaks no TLS
+pipeline "$T/badtls.xml" ""
+sed -i "s|http://127.0.0.1:$port/v1|https://127.0.0.1:$port/v1|; s|<param name=\"transport\">[a-z]*</param>|<param name=\"transport\">native</param>|" "$T/badtls.xml"
+"$PORCH" check "$T/badtls.xml" > /dev/null 2> "$T/badtls.err"
+expect_eq "transport native with https: porch check exit status" "$?" 2
+grep -q "native speaks plain http:// only" "$T/badtls.err" && ok || fail "native with https: $(cat "$T/badtls.err")"
 pipeline "$T/badenv.xml" "$(p api-key-env 'sk-abc 123')"
 "$PORCH" check "$T/badenv.xml" > /dev/null 2> "$T/badenv.err"
 expect_eq "api-key-env not a name: exit status" "$?" 2
