@@ -26,6 +26,12 @@
  *                      as the request came
  *   chunked            ok as one JSON body sent with Transfer-Encoding:
  *                      chunked, in 3 chunks 10 ms apart (streamed: as ok)
+ *   no-length          ok as one JSON body with neither Content-Length nor
+ *                      chunks: it ends when the connection closes
+ *   interim            "100 Continue" and "103 Early Hints" answers, then
+ *                      ok (whole), the heads cut mid-line, 10 ms apart
+ *   429-ms             429 with retry-after-ms: 1500.5 and Retry-After: 2,
+ *                      the head cut inside "retry-after-ms", 10 ms apart
  *   429                429, Retry-After: 2 and an OpenAI error body
  *   429-date           429, Retry-After as an HTTP date 30 s ahead
  *   500                500 with an OpenAI error body
@@ -1244,6 +1250,36 @@ handle(struct server *s, struct conn *c, const char *path, const char *auth,
 	} else if (strcmp(model, "drop-next") == 0) {
 		answer_text(c, t, chat, stream, text);
 		c->drop_next = 1;
+	} else if (strcmp(model, "no-length") == 0 && !stream) {
+		json_t *a = json_pack("{s:s,s:[{s:i,s:{s:s,s:s},s:s}]}", "object",
+		    "chat.completion", "choices", "index", 0, "message", "role", "assistant",
+		    "content", text, "finish_reason", "stop");
+		char *b = a != NULL ? json_dumps(a, JSON_COMPACT) : NULL;
+		json_decref(a);
+		if (b == NULL)
+			die("out of memory");
+		addf(c, t, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n%s", b);
+		free(b);
+		c->end = END_CLOSE;
+	} else if (strcmp(model, "interim") == 0 && !stream) {
+		json_t *a = json_pack("{s:s,s:[{s:i,s:{s:s,s:s},s:s}]}", "object",
+		    "chat.completion", "choices", "index", 0, "message", "role", "assistant",
+		    "content", text, "finish_reason", "stop");
+		char *b = a != NULL ? json_dumps(a, JSON_COMPACT) : NULL;
+		json_decref(a);
+		if (b == NULL)
+			die("out of memory");
+		addf(c, t, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLi");
+		addf(c, t + 0.01, "nk: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nConte");
+		addf(c, t + 0.02, "nt-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+		    strlen(b), b);
+		free(b);
+	} else if (strcmp(model, "429-ms") == 0) {
+		static const char b[] = "{\"error\":{\"message\":\"Rate limit reached\","
+		    "\"type\":\"requests\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}";
+		addf(c, t, "HTTP/1.1 429 Too Many Requests\r\nretry-af");
+		addf(c, t + 0.01, "ter-ms: 1500.5\r\nRetry-After: 2\r\nContent-Type: "
+		    "application/json\r\nContent-Length: %zu\r\n\r\n%s", sizeof b - 1, b);
 	} else if (strcmp(model, "chunked") == 0 && !stream) {
 		json_t *a = chat ?
 		    json_pack("{s:s,s:s,s:[{s:i,s:{s:s,s:s},s:s}]}", "id", "chatcmpl-fake",

@@ -503,6 +503,14 @@ for f in s p; do
 	scenario "chunked-$f" "$T/conn-$f.xml" chunked
 	expect_answer "chunked-$f" "you said: hello big world"
 done
+# a whole answer that ends with the connection (no length, no chunks); interim
+# 1xx answers before the real one; heads cut mid-line across reads
+scenario no-length "$T/conn-p.xml" no-length
+expect_answer no-length "you said: hello big world"
+scenario interim "$T/conn-p.xml" interim
+expect_answer interim "you said: hello big world"
+scenario 429-ms "$T/conn-p.xml" 429-ms
+expect_failure 429-ms upstream "upstream answered 429 (retry after 1501 ms): Rate limit reached (1 attempt)$"
 # the server closes after answering: the next request still goes through
 for i in 1 2; do line "close $i" close; line "after close $i" ok; done > "$T/close.in"
 run close "$T/conn-p.xml"
