@@ -165,7 +165,8 @@ h1_conn_shut(struct h1_conn *conn)
 	ev_timer_stop(conn->h->loop, &conn->ctimer);
 }
 
-/* Frees a connection with no call on it, without giving its slot away. */
+/* Frees a connection with no call on it; its slot is free, but no
+ * waiting call is given it (fini, and h1_conn_close's first half). */
 static void
 h1_conn_free(struct h1_conn *conn)
 {
@@ -231,7 +232,8 @@ h1_dial(struct h1_conn *conn)
 	ev_io_start(h->loop, &conn->wio);
 }
 
-/* Starts connecting for cl, from the address that last worked. */
+/* Starts connecting conn (for its call), from the address that last
+ * worked, with the connect timer running. */
 static void
 h1_connect(struct h1_conn *conn)
 {
