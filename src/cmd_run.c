@@ -6,6 +6,7 @@
  * second one exits at once.  SIGUSR1 prints the statistics table.
  */
 #include <errno.h>
+#include <sys/stat.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -132,10 +133,14 @@ static int
 write_pid(const char *path, char *err, size_t errlen)
 {
 	char tmp[4096];
+	struct stat sb;
+	/* a renamed file would replace what is there: only a regular file may
+	 * be replaced (as root, "--pid-file /dev/null" would remove the device) */
+	int special = stat(path, &sb) == 0 && !S_ISREG(sb.st_mode);
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
+	FILE *f = fopen(special ? path : tmp, "w");
 	if (f == NULL || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0 ||
-	    rename(tmp, path) != 0) {
+	    (!special && rename(tmp, path) != 0)) {
 		snprintf(err, errlen, "cannot write the pid file %s: %s", path, strerror(errno));
 		return -1;
 	}
@@ -405,7 +410,10 @@ run_command(int argc, char **argv, int replay)
 	config_free(p);
 	cli_free(&common);
 	ev_loop_destroy(r.loop);
-	if (pid_path != NULL)
+	/* the pid file we wrote, never what it pointed at otherwise (as root,
+	 * "--pid-file /dev/null" would remove the device) */
+	struct stat sb;
+	if (pid_path != NULL && lstat(pid_path, &sb) == 0 && S_ISREG(sb.st_mode))
 		unlink(pid_path);
 	return status;
 }

@@ -5,6 +5,7 @@
  * in_flight at every moment; on a clean exit in_flight is 0.
  */
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,9 +166,13 @@ stats_write_json(const struct graph *g, const char *path, char *err, size_t errl
 		return -1;
 	}
 	snprintf(tmp, len, "%s.tmp%ld", path, (long)getpid());
-	int rc = json_dump_file(root, tmp, JSON_INDENT(2) | JSON_SORT_KEYS);
+	/* a renamed file would replace what is there: only a regular file may
+	 * be replaced ("--stats-json /dev/null" as root would remove the device) */
+	struct stat sb;
+	int special = stat(path, &sb) == 0 && !S_ISREG(sb.st_mode);
+	int rc = json_dump_file(root, special ? path : tmp, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(root);
-	if (rc != 0 || rename(tmp, path) != 0) {
+	if (rc != 0 || (!special && rename(tmp, path) != 0)) {
 		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
 		unlink(tmp);
 		free(tmp);

@@ -20,6 +20,18 @@
  *   echo-body          the answer is the request body itself
  *   big                an answer of 64 KiB
  *   close              ok, then closes the connection
+ *   drop-next          ok; then the next request on this connection is
+ *                      read (and counted) and the connection closed
+ *                      without an answer: a keep-alive timeout that fired
+ *                      as the request came
+ *   chunked            ok as one JSON body sent with Transfer-Encoding:
+ *                      chunked, in 3 chunks 10 ms apart (streamed: as ok)
+ *   no-length          ok as one JSON body with neither Content-Length nor
+ *                      chunks: it ends when the connection closes
+ *   interim            "100 Continue" and "103 Early Hints" answers, then
+ *                      ok (whole), the heads cut mid-line, 10 ms apart
+ *   429-ms             429 with retry-after-ms: 1500.5 and Retry-After: 2,
+ *                      the head cut inside "retry-after-ms", 10 ms apart
  *   429                429, Retry-After: 2 and an OpenAI error body
  *   429-date           429, Retry-After as an HTTP date 30 s ahead
  *   500                500 with an OpenAI error body
@@ -144,6 +156,7 @@ struct conn {
 	size_t np, cap, next;
 	enum end end;        /* after the last piece */
 	int busy;            /* answering: no next request read yet */
+	int drop_next;       /* the next request is closed unanswered */
 };
 
 struct server {
@@ -1192,6 +1205,12 @@ handle(struct server *s, struct conn *c, const char *path, const char *auth,
 	json_error_t jerr;
 	json_t *j = json_loadb(body, blen, 0, &jerr);
 	record(s, c, path, auth, j, body, blen);
+	if (c->drop_next) {
+		c->drop_next = 0;
+		c->end = END_CLOSE; /* no pieces: closed at once */
+		json_decref(j);
+		return;
+	}
 	int chat = plen >= 17 && strncmp(path + plen - 17, "/chat/completions", 17) == 0;
 	int comp = !chat && plen >= 12 && strncmp(path + plen - 12, "/completions", 12) == 0;
 	if (!chat && !comp) {
@@ -1228,6 +1247,58 @@ handle(struct server *s, struct conn *c, const char *path, const char *auth,
 	} else if (strcmp(model, "close") == 0) {
 		answer_text(c, t, chat, stream, text);
 		c->end = END_CLOSE;
+	} else if (strcmp(model, "drop-next") == 0) {
+		answer_text(c, t, chat, stream, text);
+		c->drop_next = 1;
+	} else if (strcmp(model, "no-length") == 0 && !stream) {
+		json_t *a = json_pack("{s:s,s:[{s:i,s:{s:s,s:s},s:s}]}", "object",
+		    "chat.completion", "choices", "index", 0, "message", "role", "assistant",
+		    "content", text, "finish_reason", "stop");
+		char *b = a != NULL ? json_dumps(a, JSON_COMPACT) : NULL;
+		json_decref(a);
+		if (b == NULL)
+			die("out of memory");
+		addf(c, t, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n%s", b);
+		free(b);
+		c->end = END_CLOSE;
+	} else if (strcmp(model, "interim") == 0 && !stream) {
+		json_t *a = json_pack("{s:s,s:[{s:i,s:{s:s,s:s},s:s}]}", "object",
+		    "chat.completion", "choices", "index", 0, "message", "role", "assistant",
+		    "content", text, "finish_reason", "stop");
+		char *b = a != NULL ? json_dumps(a, JSON_COMPACT) : NULL;
+		json_decref(a);
+		if (b == NULL)
+			die("out of memory");
+		addf(c, t, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLi");
+		addf(c, t + 0.01, "nk: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nConte");
+		addf(c, t + 0.02, "nt-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+		    strlen(b), b);
+		free(b);
+	} else if (strcmp(model, "429-ms") == 0) {
+		static const char b[] = "{\"error\":{\"message\":\"Rate limit reached\","
+		    "\"type\":\"requests\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}";
+		addf(c, t, "HTTP/1.1 429 Too Many Requests\r\nretry-af");
+		addf(c, t + 0.01, "ter-ms: 1500.5\r\nRetry-After: 2\r\nContent-Type: "
+		    "application/json\r\nContent-Length: %zu\r\n\r\n%s", sizeof b - 1, b);
+	} else if (strcmp(model, "chunked") == 0 && !stream) {
+		json_t *a = chat ?
+		    json_pack("{s:s,s:s,s:[{s:i,s:{s:s,s:s},s:s}]}", "id", "chatcmpl-fake",
+			"object", "chat.completion", "choices", "index", 0, "message", "role",
+			"assistant", "content", text, "finish_reason", "stop") :
+		    json_pack("{s:s,s:s,s:[{s:i,s:s,s:s}]}", "id", "cmpl-fake", "object",
+			"text_completion", "choices", "index", 0, "text", text, "finish_reason", "stop");
+		char *b = a != NULL ? json_dumps(a, JSON_COMPACT) : NULL;
+		json_decref(a);
+		if (b == NULL)
+			die("out of memory");
+		size_t n = strlen(b), third = n / 3;
+		addf(c, t, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+		    "Transfer-Encoding: chunked\r\n\r\n");
+		addf(c, t, "%zx\r\n%.*s\r\n", third, (int)third, b);
+		/* apart, so that a client reads them one at a time */
+		addf(c, t + 0.01, "%zx\r\n%.*s\r\n", third, (int)third, b + third);
+		addf(c, t + 0.02, "%zx\r\n%s\r\n0\r\n\r\n", n - 2 * third, b + 2 * third);
+		free(b);
 	} else if (strcmp(model, "429") == 0) {
 		answer_error(c, t, 429, "Retry-After: 2\r\n",
 		    "Rate limit reached for requests");

@@ -3,9 +3,14 @@
  * worker's calls: at the first token (from inside the worker's token
  * callback), after a delay, or at the first token followed by a new call
  * for the same message at once (both from inside the token callback).
+ * With "match", only messages whose text holds it are cancelled; the
+ * others are passed on with their whole answers.
  * Checks that a worker forgets cancelled calls cleanly.  Built by the test
  * itself, as a third party's plugin would be.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +23,7 @@ struct canceler {
 	porch_stage *st;
 	enum mode mode;
 	double after;        /* s */
+	const char *match;   /* cancel only messages whose text has it; NULL: all */
 	struct held *held;   /* every message held, for fini */
 };
 
@@ -30,6 +36,7 @@ struct held {
 	char *answer;
 	size_t len;
 	int restarted;
+	int spared;          /* not cancelled: its text lacks match */
 	int starting;        /* inside porch_infer */
 	int ended;           /* ended while starting */
 };
@@ -40,6 +47,8 @@ static const struct porch_param canceler_params[] = {
 	  "restart: cancel at the first token and call again" },
 	{ "after-ms", PORCH_PARAM_INTEGER, "50", 0, 600000, NULL, 0,
 	  "milliseconds before the call is cancelled, in mode after" },
+	{ "match", PORCH_PARAM_STRING, NULL, 0, 0, NULL, 0,
+	  "cancel only messages whose text holds this; the others are answered" },
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }
 };
 
@@ -71,6 +80,8 @@ on_token(void *ctx, const char *token, size_t len)
 	memcpy(a + h->len, token, len);
 	h->answer = a;
 	h->len += len;
+	if (h->spared)
+		return;
 	if (cn->mode == FIRST_TOKEN) {
 		porch_infer_cancel(h->call);
 		porch_fail(cn->st, h->m, PORCH_ERR_CANCELLED, "cancelled at the first token");
@@ -148,7 +159,12 @@ canceler_process(porch_stage *st, porch_msg *m)
 	cn->held = h;
 	ev_timer_init(&h->timer, on_timer, cn->after, 0.);
 	h->timer.data = h;
-	if (cn->mode == AFTER)
+	if (cn->match != NULL) {
+		size_t len;
+		const char *text = porch_msg_text(m, &len);
+		h->spared = text == NULL || memmem(text, len, cn->match, strlen(cn->match)) == NULL;
+	}
+	if (cn->mode == AFTER && !h->spared)
 		ev_timer_start(porch_stage_loop(st), &h->timer);
 	start(h);
 }
@@ -167,6 +183,7 @@ canceler_init(porch_stage *st)
 	cn->mode = strcmp(mode, "after") == 0 ? AFTER :
 	    strcmp(mode, "restart") == 0 ? RESTART : FIRST_TOKEN;
 	cn->after = (double)porch_param_int(p, "after-ms") / 1000.;
+	cn->match = porch_param_str(p, "match");
 	porch_stage_set_data(st, cn);
 	return 0;
 }

@@ -10,7 +10,20 @@
 # Then: the API key, start-up and load-time errors, connection reuse,
 # max-connections, cancelled calls (a test stage built here), and a mixed
 # run of every scenario under valgrind when it is installed.
+#
+# Every pipeline names the worker's transport: OPENAI_TRANSPORT, native (the
+# default here, and auto's choice for http://) or curl; tests/openai-curl.sh
+# runs this script with curl.  The connection cases (chunked answers, a kept
+# connection the server closed, resets, cancellation and max-connections)
+# run with both; a few look at the native client's own choices.
 . "$top_srcdir/tests/lib.sh"
+
+transport=${OPENAI_TRANSPORT:-native}
+case $transport in
+native|curl) ;;
+*) echo "OPENAI_TRANSPORT must be native or curl, not '$transport'" >&2; exit 2 ;;
+esac
+echo "transport: $transport"
 
 : "${top_builddir:=$top_srcdir}"
 fake=$top_builddir/tests/fake-upstream
@@ -19,7 +32,8 @@ if [ ! -x "$fake" ]; then
 	exit 77
 fi
 
-# libcurl honours proxy variables: the fake upstream is reached directly
+# libcurl honours proxy variables (the native transport reads none): the
+# fake upstream is reached directly
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 
 fake_pids=
@@ -44,7 +58,7 @@ pipeline() {
 <?xml version="1.0"?>
 <pipeline name="openai" version="1">
   <worker name="model" plugin="openai">
-    <param name="base-url">http://127.0.0.1:$port/v1</param>$2
+    <param name="base-url">http://127.0.0.1:$port/v1</param>$(p transport "$transport")$2
   </worker>
   <stage name="input" plugin="stdin"/>
   <stage name="infer" plugin="${3:-inference}" worker="model" concurrency="${CONC:-16}">${4-$(p retries 0)}</stage>
@@ -302,7 +316,7 @@ rec_pipeline() {
 <?xml version="1.0"?>
 <pipeline name="openai" version="1">
   <worker name="model" plugin="openai">
-    <param name="base-url">http://127.0.0.1:$port/v1</param>$2
+    <param name="base-url">http://127.0.0.1:$port/v1</param>$(p transport "$transport")$2
   </worker>
   <stage name="input" plugin="stdin"/>
   <stage name="infer" plugin="inference" worker="model">$(p retries 0)</stage>
@@ -387,6 +401,12 @@ for url in "ftp://127.0.0.1/v1" "127.0.0.1:8000/v1" "http://127.0.0.1:8000/v1?x=
 		fail "base-url $url: $(cat "$T/badurl.err")" ;;
 	esac
 done
+# the native transport speaks no TLS
+pipeline "$T/badtls.xml" ""
+sed -i "s|http://127.0.0.1:$port/v1|https://127.0.0.1:$port/v1|; s|<param name=\"transport\">[a-z]*</param>|<param name=\"transport\">native</param>|" "$T/badtls.xml"
+"$PORCH" check "$T/badtls.xml" > /dev/null 2> "$T/badtls.err"
+expect_eq "transport native with https: porch check exit status" "$?" 2
+grep -q "native speaks plain http:// only" "$T/badtls.err" && ok || fail "native with https: $(cat "$T/badtls.err")"
 pipeline "$T/badenv.xml" "$(p api-key-env 'sk-abc 123')"
 "$PORCH" check "$T/badenv.xml" > /dev/null 2> "$T/badenv.err"
 expect_eq "api-key-env not a name: exit status" "$?" 2
@@ -440,10 +460,121 @@ if $cc -shared -fPIC -g -O1 -I"$top_srcdir/include" -o "$T/plugins/canceler.so" 
 	expect_eq "cancel after: cancelled" "$(grep -c 'failed: cancelled: cancelled after a delay' \
 	    "$T/cancel-after.err")" 3
 	expect_eq "cancel after: completed" "$(json_get "$T/cancel-after.json" completed)" 6
+	# a cancelled call gives its connection up: with max-connections 1, the
+	# call waiting behind it goes through then, not after the read-timeout
+	{ line "cancel me" stall; line "let me pass" ok; } > "$T/cancel-slot.in"
+	pipeline "$T/cancel-slot.xml" "$(p max-connections 1; p read-timeout 5s)" canceler \
+	    "$(p mode after; p after-ms 300; p match "cancel me")"
+	"$PORCH" run -q --plugin-path "$T/plugins" --stats-json "$T/cancel-slot.json" \
+	    "$T/cancel-slot.xml" < "$T/cancel-slot.in" > "$T/cancel-slot.out" 2> "$T/cancel-slot.err"
+	expect_eq "cancel frees the slot: exit status" "$?" 0
+	expect_eq "cancel frees the slot: completed" "$(json_get "$T/cancel-slot.json" completed)" 1
+	expect_eq "cancel frees the slot: the answer" "$(cat "$T/cancel-slot.out")" \
+	    "$(printf 'stdin\tyou said: let me pass')"
+	expect_eq "cancel frees the slot: cancelled" \
+	    "$(grep -c 'failed: cancelled: cancelled after a delay' "$T/cancel-slot.err")" 1
+	el=$(sed -n 's/^  "elapsed_s": \([0-9]*\)\..*/\1/p' "$T/cancel-slot.json")
+	[ "$el" -lt 3 ] && ok || fail "cancel frees the slot: took $el s (the read-timeout is 5 s)"
+	# cancelled from inside the parser (the first token), a new call at once:
+	# it waits for the one connection, which the cancelled call gives up
+	for i in 1 2 3; do line "restart me $i" slow-stream; done > "$T/cancel-slot2.in"
+	pipeline "$T/cancel-slot2.xml" "$(p max-connections 1; p read-timeout 5s)" canceler "$(p mode restart)"
+	"$PORCH" run -q --plugin-path "$T/plugins" --stats-json "$T/cancel-slot2.json" \
+	    "$T/cancel-slot2.xml" < "$T/cancel-slot2.in" > "$T/cancel-slot2.out" 2> "$T/cancel-slot2.err"
+	expect_eq "cancel inside the parser, one connection: completed" \
+	    "$(json_get "$T/cancel-slot2.json" completed)" 3
+	expect_eq "cancel inside the parser, one connection: whole answers" \
+	    "$(grep -c "	you said: restart me [123]$" "$T/cancel-slot2.out")" 3
 else
 	echo "could not build the test stage: skipping the cancel tests" >&2
 	cat "$T/cc.log" >&2
 fi
+
+# ---- connections: chunked answers, kept connections the server closed, resets ----------
+# (one request at a time, on one kept connection, in the order given)
+start_fake conn
+cstats() {
+	json_get "$T/conn.stats" "$1"
+}
+CONC=1 pipeline "$T/conn-s.xml" "$(p read-timeout 2s)"
+CONC=1 pipeline "$T/conn-p.xml" "$(p stream false; p read-timeout 2s)"
+# a whole answer in chunks (Transfer-Encoding: chunked), read across reads
+for f in s p; do
+	scenario "chunked-$f" "$T/conn-$f.xml" chunked
+	expect_answer "chunked-$f" "you said: hello big world"
+done
+# a whole answer that ends with the connection (no length, no chunks); interim
+# 1xx answers before the real one; heads cut mid-line across reads
+scenario no-length "$T/conn-p.xml" no-length
+expect_answer no-length "you said: hello big world"
+scenario interim "$T/conn-p.xml" interim
+expect_answer interim "you said: hello big world"
+scenario 429-ms "$T/conn-p.xml" 429-ms
+expect_failure 429-ms upstream "upstream answered 429 (retry after 1501 ms): Rate limit reached (1 attempt)$"
+# the server closes after answering: the next request still goes through
+for i in 1 2; do line "close $i" close; line "after close $i" ok; done > "$T/close.in"
+run close "$T/conn-p.xml"
+expect_eq "close: completed" "$(json_get "$T/close.json" completed)" 4
+expect_eq "close: answers" "$(grep -c '^stdin	you said: .*close [12]$' "$T/close.out")" 4
+# the server closes a kept connection as the next request comes (EOF before
+# a byte of the answer): sent again once, on a new connection
+for f in s p; do
+	r0=$(cstats requests)
+	c0=$(cstats connections)
+	{ line "stale 1" drop-next; line "stale 2" ok; line "stale 3" ok; } > "$T/stale-$f.in"
+	run "stale-$f" "$T/conn-$f.xml"
+	expect_eq "stale ($f): completed" "$(json_get "$T/stale-$f.json" completed)" 3
+	expect_eq "stale ($f): nothing on stderr" "$(cat "$T/stale-$f.err")" ""
+	expect_eq "stale ($f): requests the upstream saw" "$(($(cstats requests) - r0))" 4
+	expect_eq "stale ($f): connections" "$(($(cstats connections) - c0))" 2
+done
+# reset before a byte of the answer on a kept connection: sent again once
+# (to a fresh connection, which is reset too); never twice
+r0=$(cstats requests)
+{ line "warm" ok; line "reset twice" reset; } > "$T/reset-kept.in"
+run reset-kept "$T/conn-p.xml"
+expect_eq "reset on a kept connection: completed" "$(json_get "$T/reset-kept.json" completed)" 1
+expect_eq "reset on a kept connection: failed" "$(json_get "$T/reset-kept.json" failed)" 1
+expect_eq "reset on a kept connection: requests (sent again once)" "$(($(cstats requests) - r0))" 3
+# reset after the first bytes of the answer: not sent again
+for f in s p; do
+	r0=$(cstats requests)
+	{ line "warm" ok; line "cut" reset-mid-stream; } > "$T/reset-late-$f.in"
+	run "reset-late-$f" "$T/conn-$f.xml"
+	expect_eq "reset mid-answer ($f): failed" "$(json_get "$T/reset-late-$f.json" failed)" 1
+	grep -q "failed: transport: .*[Rr]eset" "$T/reset-late-$f.err" && ok ||
+	    fail "reset mid-answer ($f): $(cat "$T/reset-late-$f.err")"
+	expect_eq "reset mid-answer ($f): requests (not sent again)" "$(($(cstats requests) - r0))" 2
+done
+
+# ---- every call ends once: many at once, through few connections ------------------------
+start_fake many
+many_models="ok slow-stream 429 503 stall reset reset-mid-stream bad-json no-done
+    error-event big close drop-next chunked slow-50"
+i=0
+for k in 1 2 3; do
+	for m in $many_models; do
+		i=$((i + 1))
+		line "many $i" "$m"
+	done
+done > "$T/many.in"
+many=$i
+pipeline "$T/many.xml" "$(p max-connections 3; p read-timeout 700ms; p max-response 16k)"
+sed -i "s|127.0.0.1:$port/|127.0.0.1:$(cat "$T/many.port")/|" "$T/many.xml"
+run many "$T/many.xml"
+expect_eq "many: exit status" "$(cat "$T/many.status")" 0
+expect_eq "many: accepted" "$(json_get "$T/many.json" accepted)" "$many"
+expect_eq "many: every request ended" \
+    "$(($(json_get "$T/many.json" completed) + $(json_get "$T/many.json" failed)))" "$many"
+expect_eq "many: completed" "$(json_get "$T/many.json" completed)" 18
+# each request's outcome once: its answer or its failure, never both, never twice
+bad=0
+for n in $(seq 1 "$many"); do
+	a=$(grep -c "^stdin	you said: many $n\$" "$T/many.out")
+	e=$(grep -c "^porch: stdin:$n: request [0-9]* (session stdin) failed: " "$T/many.err")
+	[ $((a + e)) = 1 ] || { bad=$((bad + 1)); echo "many $n: $a answers, $e failures" >&2; }
+done
+expect_eq "many: requests without exactly one outcome" "$bad" 0
 
 # ---- every scenario at once, and under valgrind when it is there ---------------------
 models="ok slow-stream 429 500 503 stall stall-mid-stream reset reset-mid-stream bad-json
@@ -481,6 +612,7 @@ fi
 # ---- pipelines/openai.xml: the five stages against the fake server --------------
 echo "how do I route failed requests to a dead letter file?" |
     "$PORCH" run -q --set llm.base-url="http://127.0.0.1:$port/v1" --set llm.model=ok \
+    --set llm.transport="$transport" \
     --set dead.path="$T/openai-dead.jsonl" --stats-json "$T/ex.json" \
     "$top_srcdir/pipelines/openai.xml" > "$T/ex.out" 2> "$T/ex.err"
 expect_eq "openai.xml: exit status" "$?" 0
@@ -494,6 +626,7 @@ grep -q '"max_tokens":512,"temperature":0.2' "$T/ex.req" && ok ||
     fail "openai.xml: settings: $(cat "$T/ex.req")"
 echo "how do I route failed requests to a dead letter file?" |
     "$PORCH" run -q --set llm.base-url="http://127.0.0.1:1/v1" --set infer.backoff-ms=1 \
+    --set llm.transport="$transport" \
     --set dead.path="$T/openai-dead.jsonl" --stats-json "$T/ex2.json" \
     "$top_srcdir/pipelines/openai.xml" > "$T/ex2.out" 2> "$T/ex2.err"
 expect_eq "openai.xml down: failed" "$(json_get "$T/ex2.json" failed)" 1

@@ -29,6 +29,20 @@ expect_eq "json: accepted" "$(json_get "$T/s.json" accepted)" 4
 expect_eq "json: failed" "$(json_get "$T/s.json" failed)" 2
 expect_eq "json: completed" "$(json_get "$T/s.json" completed)" 2
 
+# --stats-json and --pid-file write through a file that is not a regular
+# one (a FIFO here; /dev/null in real use) instead of renaming over it
+mkfifo "$T/stats.fifo" "$T/pid.fifo"
+cat "$T/stats.fifo" > "$T/stats.got" &
+cat_stats=$!
+cat "$T/pid.fifo" > "$T/pid.got" &
+cat_pid=$!
+"$PORCH" run -q --stats-json "$T/stats.fifo" --pid-file "$T/pid.fifo" "$hello" < /dev/null 2> "$T/err"
+expect_eq "stats to a FIFO: exit status" "$?" 0
+wait "$cat_stats" "$cat_pid"
+[ -p "$T/stats.fifo" ] && [ -p "$T/pid.fifo" ] && ok || fail "a FIFO was replaced by a file"
+grep -q '"accepted": 0' "$T/stats.got" && ok || fail "stats through a FIFO: $(cat "$T/stats.got") $(cat "$T/err")"
+grep -q '^[0-9][0-9]*$' "$T/pid.got" && ok || fail "pid through a FIFO: $(cat "$T/pid.got")"
+
 # empty input: nothing to do, a clean exit, the statistics table on stderr
 "$PORCH" run "$hello" < /dev/null > "$T/out" 2> "$T/err"
 expect_eq "empty: exit status" "$?" 0

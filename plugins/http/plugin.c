@@ -5,6 +5,7 @@
  * below for what it does (it becomes the plugin's part of porch-plugins(7)).
  */
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,10 +267,13 @@ static int
 write_port_file(const char *path, int port, char *err, size_t errlen)
 {
 	char tmp[4096];
+	struct stat sb;
+	/* only a regular file may be replaced by the rename (not /dev/null) */
+	int special = stat(path, &sb) == 0 && !S_ISREG(sb.st_mode);
 	snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-	FILE *f = fopen(tmp, "w");
+	FILE *f = fopen(special ? path : tmp, "w");
 	if (f == NULL || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0 ||
-	    rename(tmp, path) != 0) {
+	    (!special && rename(tmp, path) != 0)) {
 		snprintf(err, errlen, "port-file '%s': %s", path, strerror(errno));
 		unlink(tmp);
 		return -1;

@@ -1,13 +1,14 @@
 /*
- * call.c -- one HTTP call of the openai worker: what libcurl hands over
- * (headers, body bytes, server-sent events), the read timeout, and how a
- * transfer's end becomes the call's: done, or failed with a porch error,
- * the HTTP status and Retry-After.
+ * call.c -- one HTTP call of the openai worker, whichever transport moves
+ * its bytes: what the answer's head says (status, Content-Type,
+ * Retry-After), its body bytes (to the SSE parser, whose events go to the
+ * stage as they come, or to the whole-body buffer), the read timeout, and
+ * how the transfer's end becomes the call's: done, or failed with a porch
+ * error, the HTTP status and Retry-After.
  *
- * A call's struct and easy handle are kept on a free list and reused.  A
- * call is recycled before porch hears of its end, since the stage may
- * start another one (a retry) from inside porch_call_done or
- * porch_call_fail.
+ * A call's struct is kept on a free list and reused.  A call is recycled
+ * before porch hears of its end, since the stage may start another one (a
+ * retry) from inside porch_call_done or porch_call_fail.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -26,67 +27,14 @@
 /* Bytes of an error answer kept for the failure's text. */
 #define OAI_EXCERPT 160
 
-static size_t oai_on_write(char *p, size_t size, size_t nmemb, void *arg);
-static size_t oai_on_header(char *p, size_t size, size_t nmemb, void *arg);
 static void oai_on_read_timer(struct ev_loop *loop, ev_timer *t, int revents);
 
-#if LIBCURL_VERSION_NUM >= 0x075000 /* 7.80: CURLOPT_PREREQFUNCTION */
-#define OAI_HAVE_PREREQ 1
-static int oai_on_prereq(void *arg, char *ip, char *local_ip, int port, int local_port);
-#endif
-
-/* A new call with its easy handle, set up with what never changes. */
-static struct oai_call *
-oai_call_new(struct oai *o)
-{
-	struct oai_call *cl = calloc(1, sizeof *cl);
-	if (cl == NULL)
-		return NULL;
-	if ((cl->easy = curl_easy_init()) == NULL) {
-		free(cl);
-		return NULL;
-	}
-	cl->o = o;
-	ev_init(&cl->read_timer, oai_on_read_timer);
-	cl->read_timer.data = cl;
-	CURL *e = cl->easy;
-	int bad = 0;
-	bad |= curl_easy_setopt(e, CURLOPT_URL, o->url) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, o->headers) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, oai_on_write) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, cl) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, oai_on_header) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, cl) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, cl) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cl->errbuf) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, "porch-openai/1") != CURLE_OK;
-	/* idle pooled connections: find out early when a peer went away */
-	bad |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
-#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85 */
-	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
-#else
-	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK;
-#endif
-#ifdef OAI_HAVE_PREREQ
-	bad |= curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, oai_on_prereq) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_PREREQDATA, cl) != CURLE_OK;
-#endif
-	if (bad) {
-		curl_easy_cleanup(cl->easy);
-		free(cl);
-		return NULL;
-	}
-	return cl;
-}
+/* ---- calls ----------------------------------------------------------------- */
 
 void
 oai_call_destroy(struct oai_call *cl)
 {
-	curl_easy_cleanup(cl->easy);
-	free(cl->body);
+	free(cl->owned);
 	free(cl->resp);
 	sse_free(&cl->sse);
 	oai_acc_clear(&cl->acc);
@@ -94,15 +42,19 @@ oai_call_destroy(struct oai_call *cl)
 	free(cl);
 }
 
-/* A call ready for c: from the free list or new, on the active list. */
 struct oai_call *
 oai_call_get(struct oai *o, porch_call *c)
 {
 	struct oai_call *cl = o->free;
-	if (cl != NULL)
+	if (cl != NULL) {
 		o->free = cl->next;
-	else if ((cl = oai_call_new(o)) == NULL)
-		return NULL;
+	} else {
+		if ((cl = calloc(1, sizeof *cl)) == NULL)
+			return NULL;
+		cl->o = o;
+		ev_init(&cl->read_timer, oai_on_read_timer);
+		cl->read_timer.data = cl;
+	}
 	cl->prev = NULL;
 	cl->next = o->active;
 	if (o->active != NULL)
@@ -110,6 +62,9 @@ oai_call_get(struct oai *o, porch_call *c)
 	o->active = cl;
 	cl->qnext = NULL;
 	cl->c = c;
+	cl->conn = NULL;
+	cl->retried = 0;
+	cl->status = 0;
 	cl->rlen = 0;
 	cl->total = 0;
 	sse_reset(&cl->sse);
@@ -123,14 +78,16 @@ oai_call_get(struct oai *o, porch_call *c)
 	return cl;
 }
 
-/* Back to the free list; it must be out of the multi handle. */
 void
 oai_call_put(struct oai_call *cl)
 {
 	struct oai *o = cl->o;
 	ev_timer_stop(o->loop, &cl->read_timer);
-	free(cl->body);
+	free(cl->owned);
+	cl->owned = NULL;
 	cl->body = NULL;
+	cl->blen = 0;
+	cl->conn = NULL;
 	oai_acc_clear(&cl->acc);
 	free(cl->error_json);
 	cl->error_json = NULL;
@@ -154,9 +111,37 @@ oai_call_put(struct oai_call *cl)
 	o->free = cl;
 }
 
+void
+oai_queue_push(struct oai_call *cl)
+{
+	struct oai *o = cl->o;
+	cl->state = OAI_WAITING;
+	cl->qnext = NULL;
+	if (o->qtail != NULL)
+		o->qtail->qnext = cl;
+	else
+		o->qhead = cl;
+	o->qtail = cl;
+}
+
+struct oai_call *
+oai_queue_pop(struct oai *o)
+{
+	struct oai_call *cl = o->qhead;
+	if (cl == NULL)
+		return NULL;
+	o->qhead = cl->qnext;
+	if (o->qhead == NULL)
+		o->qtail = NULL;
+	cl->qnext = NULL;
+	return cl;
+}
+
+/* ---- ending calls -------------------------------------------------------- */
+
 /*
- * Records why we stop the transfer (the first reason wins); the write
- * callback then returns 0, and the transfer ends with CURLE_WRITE_ERROR.
+ * Records why we stop the transfer (the first reason wins); the transport
+ * then stops it, and oai_call_end fails the call with it.
  */
 static void oai_stop(struct oai_call *cl, enum porch_error err, int status,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -182,9 +167,9 @@ oai_set_meta(void *arg, const char *key, const char *value)
 }
 
 /*
- * Ends a call that is out of the multi handle (or never got in): recycles
- * it first, since the stage may start another call at once, then fails c,
- * with the upstream's error object (cl->error_json) as "openai.error".
+ * Ends a call whose transfer is over: recycles it first, since the stage
+ * may start another call at once, then fails c, with the upstream's error
+ * object (cl->error_json) as "openai.error".
  */
 static void oai_fail(struct oai_call *cl, enum porch_error err, int status,
     int64_t retry_after, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -233,7 +218,72 @@ oai_keep_error(struct oai_call *cl, const char *body, size_t len)
 		cl->error_json = oai_error_json(body, len);
 }
 
-/* ---- what libcurl hands us ---------------------------------------------- */
+/* ---- the answer's head ----------------------------------------------------- */
+
+void
+oai_resp_begin(struct oai_call *cl)
+{
+	cl->retry_after = -1;
+	cl->ms_given = 0;
+	cl->event_stream = 0;
+	cl->last = ev_now(cl->o->loop);
+}
+
+/* Retry-After: delta-seconds or an HTTP-date; -1 if neither. */
+static int64_t
+oai_retry_after(const char *v, size_t n)
+{
+	char buf[64];
+	if (n == 0 || n >= sizeof buf)
+		return -1;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	if (strspn(buf, "0123456789") == n) {
+		if (n > 9)
+			return 999999999LL * 1000; /* absurd, but a wait all the same */
+		return strtoll(buf, NULL, 10) * 1000;
+	}
+	time_t t = curl_getdate(buf, NULL);
+	if (t == (time_t)-1)
+		return -1;
+	time_t now = time(NULL);
+	return t > now ? (int64_t)(t - now) * 1000 : 0;
+}
+
+static int
+oai_name_is(const char *name, size_t nlen, const char *want)
+{
+	return strlen(want) == nlen && strncasecmp(name, want, nlen) == 0;
+}
+
+void
+oai_resp_header(struct oai_call *cl, const char *name, size_t nlen, const char *v, size_t vn)
+{
+	cl->last = ev_now(cl->o->loop);
+	while (vn > 0 && (*v == ' ' || *v == '\t'))
+		v++, vn--;
+	while (vn > 0 && isspace((unsigned char)v[vn - 1]))
+		vn--;
+	if (oai_name_is(name, nlen, "content-type")) {
+		cl->event_stream = vn >= 17 && strncasecmp(v, "text/event-stream", 17) == 0;
+	} else if (oai_name_is(name, nlen, "retry-after-ms")) {
+		/* OpenAI's own, in milliseconds, possibly with a fraction */
+		char buf[32];
+		if (vn > 0 && vn < sizeof buf && strspn(v, "0123456789.") >= vn) {
+			memcpy(buf, v, vn);
+			buf[vn] = '\0';
+			double ms = strtod(buf, NULL);
+			if (ms < 1e15) {
+				cl->retry_after = (int64_t)(ms + 0.999);
+				cl->ms_given = 1;
+			}
+		}
+	} else if (!cl->ms_given && oai_name_is(name, nlen, "retry-after")) {
+		cl->retry_after = oai_retry_after(v, vn);
+	}
+}
+
+/* ---- the answer's body ----------------------------------------------------- */
 
 /* One streamed event; see sse_event_fn. */
 static int
@@ -279,30 +329,23 @@ oai_on_event(void *arg, enum sse_kind kind, const char *data, size_t len)
 	return cl->cancelled ? -1 : 0;
 }
 
-/* CURLOPT_WRITEFUNCTION: body bytes.  Returns n, or 0 to stop. */
-static size_t
-oai_on_write(char *p, size_t size, size_t nmemb, void *arg)
+int
+oai_resp_body(struct oai_call *cl, const char *p, size_t n)
 {
-	struct oai_call *cl = arg;
 	struct oai *o = cl->o;
-	size_t n = size * nmemb;
 	if (cl->cancelled || cl->fail_err != PORCH_ERR_NONE)
-		return 0;
+		return -1;
 	cl->last = ev_now(o->loop);
 	if (!cl->started) {
-		long status = 0;
-		curl_easy_getinfo(cl->easy, CURLINFO_RESPONSE_CODE, &status);
 		cl->started = 1;
 		/* by what the server sent, not what we asked for: a server that
 		 * does not stream answers in JSON, and errors come as JSON */
-		cl->sse_mode = status >= 200 && status < 300 && cl->event_stream;
+		cl->sse_mode = cl->status >= 200 && cl->status < 300 && cl->event_stream;
 	}
 	if (n > o->max_response - cl->total) {
-		long status = 0;
-		curl_easy_getinfo(cl->easy, CURLINFO_RESPONSE_CODE, &status);
-		oai_stop(cl, PORCH_ERR_UPSTREAM, (int)status,
+		oai_stop(cl, PORCH_ERR_UPSTREAM, cl->status,
 		    "the answer is larger than max-response (%zu bytes)", o->max_response);
-		return 0;
+		return -1;
 	}
 	cl->total += n;
 	if (!cl->sse_mode) {
@@ -313,7 +356,7 @@ oai_on_write(char *p, size_t size, size_t nmemb, void *arg)
 			char *r = realloc(cl->resp, cap);
 			if (r == NULL) {
 				oai_stop(cl, PORCH_ERR_INTERNAL, 0, "out of memory for the answer");
-				return 0;
+				return -1;
 			}
 			cl->resp = r;
 			cl->rcap = cap;
@@ -321,92 +364,20 @@ oai_on_write(char *p, size_t size, size_t nmemb, void *arg)
 		memcpy(cl->resp + cl->rlen, p, n);
 		cl->rlen += n;
 		cl->resp[cl->rlen] = '\0';
-		return n;
+		return 0;
 	}
 	int r = sse_feed(&cl->sse, p, n, oai_on_event, cl);
 	if (r == -2) {
 		oai_stop(cl, PORCH_ERR_INTERNAL, 0, "out of memory for the stream");
-		return 0;
+		return -1;
 	}
 	/* 1: "[DONE]"; what follows is read, and ignored, to the end */
-	return r == -1 ? 0 : n;
+	return r == -1 ? -1 : 0;
 }
 
-static int
-oai_header_is(const char *p, size_t n, const char *name, const char **value, size_t *vlen)
-{
-	size_t k = strlen(name);
-	if (n <= k || p[k] != ':' || strncasecmp(p, name, k) != 0)
-		return 0;
-	p += k + 1;
-	n -= k + 1;
-	while (n > 0 && (*p == ' ' || *p == '\t'))
-		p++, n--;
-	while (n > 0 && isspace((unsigned char)p[n - 1]))
-		n--;
-	*value = p;
-	*vlen = n;
-	return 1;
-}
+/* ---- the read timeout ------------------------------------------------------ */
 
-/* Retry-After: delta-seconds or an HTTP-date; -1 if neither. */
-static int64_t
-oai_retry_after(const char *v, size_t n)
-{
-	char buf[64];
-	if (n == 0 || n >= sizeof buf)
-		return -1;
-	memcpy(buf, v, n);
-	buf[n] = '\0';
-	if (strspn(buf, "0123456789") == n) {
-		if (n > 9)
-			return 999999999LL * 1000; /* absurd, but a wait all the same */
-		return strtoll(buf, NULL, 10) * 1000;
-	}
-	time_t t = curl_getdate(buf, NULL);
-	if (t == (time_t)-1)
-		return -1;
-	time_t now = time(NULL);
-	return t > now ? (int64_t)(t - now) * 1000 : 0;
-}
-
-/* CURLOPT_HEADERFUNCTION: one header line (or a status line) at a time. */
-static size_t
-oai_on_header(char *p, size_t size, size_t nmemb, void *arg)
-{
-	struct oai_call *cl = arg;
-	size_t n = size * nmemb;
-	const char *v;
-	size_t vn;
-	if (cl->cancelled)
-		return 0;
-	cl->last = ev_now(cl->o->loop);
-	if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) {
-		/* a new response (after a 100 Continue, say): forget the last's */
-		cl->retry_after = -1;
-		cl->ms_given = 0;
-		cl->event_stream = 0;
-	} else if (oai_header_is(p, n, "content-type", &v, &vn)) {
-		cl->event_stream = vn >= 17 && strncasecmp(v, "text/event-stream", 17) == 0;
-	} else if (oai_header_is(p, n, "retry-after-ms", &v, &vn)) {
-		/* OpenAI's own, in milliseconds, possibly with a fraction */
-		char buf[32];
-		if (vn > 0 && vn < sizeof buf && strspn(v, "0123456789.") >= vn) {
-			memcpy(buf, v, vn);
-			buf[vn] = '\0';
-			double ms = strtod(buf, NULL);
-			if (ms < 1e15) {
-				cl->retry_after = (int64_t)(ms + 0.999);
-				cl->ms_given = 1;
-			}
-		}
-	} else if (!cl->ms_given && oai_header_is(p, n, "retry-after", &v, &vn)) {
-		cl->retry_after = oai_retry_after(v, vn);
-	}
-	return n;
-}
-
-static void
+void
 oai_read_timer_start(struct oai_call *cl)
 {
 	struct oai *o = cl->o;
@@ -416,31 +387,43 @@ oai_read_timer_start(struct oai_call *cl)
 	ev_timer_start(o->loop, &cl->read_timer);
 }
 
-#ifdef OAI_HAVE_PREREQ
-/*
- * CURLOPT_PREREQFUNCTION: connected, the request goes out now.  The read
- * timeout runs from here, not from submit: a call waiting for one of the
- * max-connections is not late.
- */
-static int
-oai_on_prereq(void *arg, char *ip, char *local_ip, int port, int local_port)
+/* The read timer: no bytes for read-timeout seconds ends the call. */
+static void
+oai_on_read_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
-	(void)ip;
-	(void)local_ip;
-	(void)port;
-	(void)local_port;
-	oai_read_timer_start(arg);
-	return CURL_PREREQFUNC_OK;
+	struct oai_call *cl = t->data;
+	struct oai *o = cl->o;
+	(void)revents;
+	if (cl->cancelled || cl->state != OAI_RUNNING) {
+		/* the transport stops its cancelled calls first; cannot happen */
+		return;
+	}
+	ev_tstamp left = cl->last + o->read_timeout - ev_now(loop);
+	if (left > 0) {
+		/* bytes came since it was set: wait for the rest */
+		ev_timer_set(t, left, 0.);
+		ev_timer_start(loop, t);
+		return;
+	}
+	o->io->abort(cl);
+	cl->state = OAI_ENDING;
+	if (cl->saw_done) {
+		/* the answer was whole; only the end of the body never came */
+		oai_succeed(cl);
+		return;
+	}
+	oai_fail(cl, PORCH_ERR_TIMEOUT, 0, -1, "read-timeout: no bytes from upstream for %.0f ms",
+	    o->read_timeout * 1000.);
 }
-#endif
 
-/* ---- ending calls -------------------------------------------------------- */
+/* ---- the transfer's end ------------------------------------------------------ */
 
 /* A whole answer (or a stream that ended): ends the call. */
 static void
-oai_finish_ok(struct oai_call *cl, long status)
+oai_finish_ok(struct oai_call *cl)
 {
 	struct oai *o = cl->o;
+	int status = cl->status;
 	char why[384];
 	if (cl->sse_mode) {
 		/* sse_end drops an event no blank line ended, as the format
@@ -450,10 +433,10 @@ oai_finish_ok(struct oai_call *cl, long status)
 		if (cl->saw_done)
 			oai_succeed(cl);
 		else if (cut)
-			oai_fail(cl, PORCH_ERR_UPSTREAM, (int)status, -1, "malformed stream: "
+			oai_fail(cl, PORCH_ERR_UPSTREAM, status, -1, "malformed stream: "
 			    "it ended inside an event (no blank line after its data)");
 		else
-			oai_fail(cl, PORCH_ERR_UPSTREAM, (int)status, -1,
+			oai_fail(cl, PORCH_ERR_UPSTREAM, status, -1,
 			    "malformed stream: it ended without \"data: [DONE]\"");
 		return;
 	}
@@ -466,13 +449,13 @@ oai_finish_ok(struct oai_call *cl, long status)
 		oai_answer_release(&an);
 		if (r == OAI_ERROR) {
 			oai_keep_error(cl, cl->resp ? cl->resp : "", cl->rlen);
-			oai_fail(cl, PORCH_ERR_UPSTREAM, (int)status, -1,
-			    "upstream answered %ld with an error: %s", status, why);
+			oai_fail(cl, PORCH_ERR_UPSTREAM, status, -1,
+			    "upstream answered %d with an error: %s", status, why);
 		} else if (r == OAI_NOMEM) {
 			oai_fail(cl, PORCH_ERR_INTERNAL, 0, -1,
 			    "out of memory for the answer's metadata");
 		} else {
-			oai_fail(cl, PORCH_ERR_UPSTREAM, (int)status, -1, "%s", why);
+			oai_fail(cl, PORCH_ERR_UPSTREAM, status, -1, "%s", why);
 		}
 		return;
 	}
@@ -486,47 +469,14 @@ oai_finish_ok(struct oai_call *cl, long status)
 	oai_succeed(cl);
 }
 
-/* How a transfer that failed in libcurl ends the call. */
-static void
-oai_finish_curl_error(struct oai_call *cl, CURLcode result)
-{
-	const char *what = cl->errbuf[0] != '\0' ? cl->errbuf : curl_easy_strerror(result);
-	switch (result) {
-	case CURLE_OPERATION_TIMEDOUT:
-		/* our read-timeout is our own timer: this is connect-timeout */
-		oai_fail(cl, PORCH_ERR_TIMEOUT, 0, -1, "connect-timeout: %s", what);
-		break;
-	case CURLE_OUT_OF_MEMORY:
-		oai_fail(cl, PORCH_ERR_INTERNAL, 0, -1, "libcurl: %s", what);
-		break;
-	default:
-		/* refused, reset, DNS, TLS, a broken HTTP answer */
-		oai_fail(cl, PORCH_ERR_TRANSPORT, 0, -1, "%s", what);
-		break;
-	}
-}
-
-/* cev_done_fn: a transfer ended. */
 void
-oai_on_done(void *arg, CURL *easy, CURLcode result)
+oai_call_end(struct oai_call *cl, enum porch_error err, const char *fmt, ...)
 {
-	struct oai *o = arg;
-	char *priv = NULL;
+	struct oai *o = cl->o;
 	char excerpt[OAI_EXCERPT];
-	curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
-	struct oai_call *cl = (struct oai_call *)priv;
-	if (cl == NULL)
-		return;
-	if (cl->cancelled) {
-		o->zombies--;
-		oai_call_put(cl);
-		return;
-	}
+	int status = cl->status;
 	cl->state = OAI_ENDING;
 	ev_timer_stop(o->loop, &cl->read_timer);
-
-	long status = 0;
-	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
 	if (cl->fail_err != PORCH_ERR_NONE) {
 		oai_fail(cl, cl->fail_err, cl->fail_status, -1, "%s", cl->fail_why);
 	} else if (status >= 300 || (status != 0 && status < 200)) {
@@ -537,83 +487,16 @@ oai_on_done(void *arg, CURL *easy, CURLcode result)
 		if (cl->retry_after >= 0)
 			snprintf(wait, sizeof wait, " (retry after %lld ms)",
 			    (long long)cl->retry_after);
-		oai_fail(cl, PORCH_ERR_UPSTREAM, (int)status, cl->retry_after,
-		    "upstream answered %ld%s: %s", status, wait, excerpt);
-	} else if (result == CURLE_OK || cl->saw_done) {
-		oai_finish_ok(cl, status);
+		oai_fail(cl, PORCH_ERR_UPSTREAM, status, cl->retry_after,
+		    "upstream answered %d%s: %s", status, wait, excerpt);
+	} else if (err == PORCH_ERR_NONE || cl->saw_done) {
+		oai_finish_ok(cl);
 	} else {
-		oai_finish_curl_error(cl, result);
+		char why[384];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, sizeof why, fmt, ap);
+		va_end(ap);
+		oai_fail(cl, err, 0, -1, "%s", why);
 	}
-}
-
-/* Starts a call's transfer, outside libcurl. */
-void
-oai_start(struct oai_call *cl)
-{
-	CURLMcode rc = cev_add(cl->o->cv, cl->easy);
-	if (rc != CURLM_OK) {
-		cl->state = OAI_ENDING;
-		oai_fail(cl, PORCH_ERR_INTERNAL, 0, -1, "could not start the request: %s",
-		    curl_multi_strerror(rc));
-		return;
-	}
-	cl->state = OAI_RUNNING;
-#ifndef OAI_HAVE_PREREQ
-	oai_read_timer_start(cl);
-#endif
-}
-
-/* cev_after_fn: what had to wait for libcurl to return. */
-void
-oai_after(void *arg)
-{
-	struct oai *o = arg;
-	if (o->zombies > 0) {
-		struct oai_call *cl = o->active, *next;
-		for (; cl != NULL && o->zombies > 0; cl = next) {
-			next = cl->next;
-			if (cl->cancelled && cl->state == OAI_RUNNING) {
-				cev_remove(o->cv, cl->easy);
-				o->zombies--;
-				oai_call_put(cl);
-			}
-		}
-	}
-	while (o->qhead != NULL) {
-		struct oai_call *cl = o->qhead;
-		o->qhead = cl->qnext;
-		if (o->qhead == NULL)
-			o->qtail = NULL;
-		cl->qnext = NULL;
-		oai_start(cl); /* may end calls, and queue none: we are outside libcurl */
-	}
-}
-
-/* The read timer: no bytes for read-timeout seconds ends the call. */
-static void
-oai_on_read_timer(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct oai_call *cl = t->data;
-	struct oai *o = cl->o;
-	(void)revents;
-	if (cl->cancelled) {
-		/* oai_after removes it; cannot happen, as it runs first */
-		return;
-	}
-	ev_tstamp left = cl->last + o->read_timeout - ev_now(loop);
-	if (left > 0) {
-		/* bytes came since it was set: wait for the rest */
-		ev_timer_set(t, left, 0.);
-		ev_timer_start(loop, t);
-		return;
-	}
-	cev_remove(o->cv, cl->easy);
-	cl->state = OAI_ENDING;
-	if (cl->saw_done) {
-		/* the answer was whole; only the end of the body never came */
-		oai_succeed(cl);
-		return;
-	}
-	oai_fail(cl, PORCH_ERR_TIMEOUT, 0, -1, "read-timeout: no bytes from upstream for %.0f ms",
-	    o->read_timeout * 1000.);
 }

@@ -1,4 +1,14 @@
-/* call.h -- one HTTP call of the openai worker, and the worker's state. */
+/*
+ * call.h -- one HTTP call of the openai worker, and the worker's state.
+ *
+ * A call's request goes out, and its answer comes in, through one of two
+ * transports (struct oai_io): libcurl (xcurl.c), for https:// and when
+ * asked for, or porch's own HTTP/1.1 client (h1.c) for plain http://.
+ * What an answer means (status, headers, body bytes to the SSE parser or
+ * the whole-body buffer, the read timeout, how the call ends) is the same
+ * for both: call.c.  A transport only moves bytes and says how its
+ * transfer ended.
+ */
 #ifndef PORCH_OPENAI_CALL_H
 #define PORCH_OPENAI_CALL_H
 
@@ -9,29 +19,68 @@
 #include <ev.h>
 #include <porch/plugin.h>
 
-#include "cev.h"
 #include "request.h"
 #include "sse.h"
 
 struct oai;
+struct oai_call;
+struct h1;
+struct h1_conn;
+struct cev;
 
 enum oai_state {
 	OAI_FREE,     /* on the free list */
-	OAI_WAITING,  /* submitted while libcurl ran: queued until it returns */
-	OAI_RUNNING,  /* its transfer is in the multi handle */
-	OAI_ENDING,   /* out of the multi handle, being ended */
+	OAI_WAITING,  /* queued on o->qhead: for libcurl to return (curl), or
+	               * for a free connection (native) */
+	OAI_RUNNING,  /* its transfer runs */
+	OAI_ENDING,   /* its transfer is over, the call being ended */
 };
 
-/* One call, with its easy handle; both are reused for later calls. */
+/*
+ * A transport: how a call's request goes out and its answer comes in.
+ * Its callbacks hand the answer to call.c (oai_resp_*), and end the call
+ * with oai_call_end.
+ */
+struct oai_io {
+	const char *name;                       /* "native" or "curl" */
+	/* Starts cl's transfer (cl->body, cl->blen): now, or queued on
+	 * o->qhead (state OAI_WAITING).  May end the call at once (failed). */
+	void (*start)(struct oai_call *cl);
+	/* The stage no longer wants cl, which is OAI_RUNNING (WAITING and
+	 * ENDING are openai.c's): its transfer stops, now or as soon as the
+	 * transport's callbacks on the stack return, and cl goes back to the
+	 * free list.  cl->c is NULL already. */
+	void (*cancel)(struct oai_call *cl);
+	/* read-timeout: stops cl's transfer at once, from the loop (not from
+	 * a transport's callback); the caller then ends cl. */
+	void (*abort)(struct oai_call *cl);
+	/* worker_fini: stops every transfer and frees the transport's state,
+	 * what it keeps on the calls (active and free) included, ending no
+	 * call; the calls are freed next. */
+	void (*fini)(struct oai *o);
+};
+
+extern const struct oai_io oai_io_curl;   /* xcurl.c */
+extern const struct oai_io oai_io_native; /* h1.c */
+
+/* One call; the struct is reused for later calls. */
 struct oai_call {
 	struct oai_call *prev, *next;  /* the active list; next: the free list */
 	struct oai_call *qnext;        /* the waiting queue */
 	struct oai *o;
 	porch_call *c;                 /* NULL once cancelled */
-	CURL *easy;
 	enum oai_state state;
-	char *body;                    /* the request body */
+	const char *body;              /* the request body: owned, or the message's
+	                                * document itself (openai.request) */
+	size_t blen;
+	char *owned;                   /* the body when it is a copy of our own */
 
+	/* the transports' own: one of these is used */
+	CURL *easy;                    /* curl: made at the first start, reused */
+	struct h1_conn *conn;          /* native: the connection it is on */
+	unsigned retried : 1;          /* native: sent again once on a new connection */
+
+	int status;                    /* the final answer's HTTP status; 0: none yet */
 	char *resp;                    /* a whole (not streamed) answer */
 	size_t rlen, rcap;
 	size_t total;                  /* answer bytes so far, for max-response */
@@ -54,49 +103,89 @@ struct oai_call {
 	enum porch_error fail_err;
 	int fail_status;
 	char fail_why[384];
-	char errbuf[CURL_ERROR_SIZE];
+	char errbuf[CURL_ERROR_SIZE];  /* curl: CURLOPT_ERRORBUFFER */
 };
 
 struct oai {
 	porch_worker *w;
 	struct ev_loop *loop;
-	struct cev *cv;
-	struct curl_slist *headers;    /* holds the API key: zeroed when freed */
-	char *url;
+	const struct oai_io *io;
+	char *url;                     /* base-url + the endpoint's path */
 	struct oai_shape shape;
 	long connect_timeout_ms;
 	double read_timeout;           /* s */
 	size_t max_response;
+	long max_connections;
 	struct oai_call *active;       /* every call not free */
 	struct oai_call *free;
-	struct oai_call *qhead, *qtail;/* waiting for libcurl to return */
+	struct oai_call *qhead, *qtail;/* OAI_WAITING, first come first served */
+
+	/* curl */
+	struct cev *cv;
+	struct curl_slist *headers;    /* holds the API key: zeroed when freed */
 	unsigned zombies;              /* cancelled while libcurl ran */
 	int curl_ready;                /* curl_global_init succeeded */
+
+	/* native */
+	struct h1 *h1;
 };
 
+/* ---- calls (call.c) ---- */
+
 /*
- * A call ready for c, with its easy handle: from the free list or new, on
- * the active list, its request not yet set.  NULL when out of memory.
+ * A call ready for c: from the free list or new, on the active list, its
+ * request not yet set.  NULL when out of memory.
  */
 struct oai_call *oai_call_get(struct oai *o, porch_call *c);
 
-/* Back to the free list; it must be out of the multi handle. */
+/* Back to the free list; its transfer must be over or stopped. */
 void oai_call_put(struct oai_call *cl);
 
-/* Frees a call and its easy handle (worker_fini). */
+/* Frees a call (worker_fini), after the transport's fini. */
 void oai_call_destroy(struct oai_call *cl);
 
+/* Appends cl to the waiting queue (state OAI_WAITING). */
+void oai_queue_push(struct oai_call *cl);
+
+/* Takes the first waiting call off the queue; NULL when none waits. */
+struct oai_call *oai_queue_pop(struct oai *o);
+
+/* ---- what a transport hands over (call.c) ---- */
+
+/* A response begins (its status line): what an earlier one (a 1xx) said
+ * is forgotten. */
+void oai_resp_begin(struct oai_call *cl);
+
+/* One header of the response: Content-Type, Retry-After and
+ * retry-after-ms are read; the others are ignored.  value without the
+ * surrounding white space is best, but it is trimmed here too. */
+void oai_resp_header(struct oai_call *cl, const char *name, size_t nlen,
+    const char *value, size_t vlen);
+
 /*
- * Starts a call's transfer; not while cev_busy.  A transfer that cannot
- * start ends the call (failed, internal).
+ * n bytes of the final response's body; cl->status must be set by then.
+ * They go to the SSE parser, whose events may reach the stage (which may
+ * cancel cl), or to the whole-body buffer.  Returns 0 to go on, or -1 to
+ * stop the transfer: cl->cancelled, or why in cl->fail_* (oai_call_end
+ * then fails the call with it).
  */
-void oai_start(struct oai_call *cl);
+int oai_resp_body(struct oai_call *cl, const char *p, size_t n);
 
-/* cev_done_fn: a transfer ended; ends its call. */
-void oai_on_done(void *arg, CURL *easy, CURLcode result);
+/* The request goes out now: the read timeout runs from here, not from
+ * submit (a call waiting for a connection is not late). */
+void oai_read_timer_start(struct oai_call *cl);
 
-/* cev_after_fn: stops the calls cancelled, and starts those submitted,
- * while libcurl ran. */
-void oai_after(void *arg);
+/*
+ * cl's transfer is over and out of its transport (not cancelled): ends
+ * the call.  err PORCH_ERR_NONE: the answer came whole; else what broke
+ * it (transport, timeout, internal) and fmt says how.  What the answer
+ * said wins over err: a reason we stopped for (cl->fail_*), then an HTTP
+ * status of 300 or more (or 1xx), then a stream that saw "[DONE]".
+ * The call is recycled before porch hears of its end, since the stage
+ * may start another one (a retry) from inside porch_call_done or
+ * porch_call_fail.
+ */
+void oai_call_end(struct oai_call *cl, enum porch_error err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif /* PORCH_OPENAI_CALL_H */

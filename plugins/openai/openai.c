@@ -2,16 +2,18 @@
  * openai.c -- worker: calls a model server through the OpenAI-compatible
  * HTTP API (POST /v1/chat/completions or /v1/completions), streamed or not.
  *
- * Every call is one HTTP request on the worker's libcurl multi handle,
- * which the loop drives (cev.c): no thread per request, and connections
- * are kept and reused, at most max-connections of them.  Request bodies
- * are JSON (request.c): a client's request forwarded whole when a source
- * passed it on, else built from the text; answers (answer.c) come back
- * whole, their text as pieces and the rest as extras and metadata;
- * streamed answers are server-sent events (sse.c), whose pieces go to
- * the stage as they arrive; call.c makes one call of it.  The worker
- * never retries: it reports the HTTP status and Retry-After with the
- * failure, and the stage decides.
+ * Every call is one HTTP request on a transport the loop drives, with no
+ * thread per request, and connections kept and reused, at most
+ * max-connections of them: porch's own HTTP/1.1 client for http:// (h1.c),
+ * or libcurl's multi interface (xcurl.c, cev.c) for https:// and when the
+ * transport parameter asks for it.  Request bodies are JSON (request.c):
+ * a client's request forwarded whole when a source passed it on, else
+ * built from the text; answers (answer.c) come back whole, their text as
+ * pieces and the rest as extras and metadata; streamed answers are
+ * server-sent events (sse.c), whose pieces go to the stage as they
+ * arrive; call.c makes one call of what a transport hands over.  The
+ * worker never retries a request the server answered: it reports the
+ * HTTP status and Retry-After with the failure, and the stage decides.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -24,6 +26,8 @@
 #include <porch/plugin.h>
 
 #include "call.h"
+#include "h1.h"
+#include "xcurl.h"
 
 static const struct porch_param oai_params[] = {
 	{ "base-url", PORCH_PARAM_STRING, "http://127.0.0.1:8000/v1", 0, 0, NULL, 0,
@@ -51,6 +55,10 @@ static const struct porch_param oai_params[] = {
 	  "connections open at most; further requests wait for one to be free" },
 	{ "max-response", PORCH_PARAM_SIZE, "8M", 1024, 1073741824, NULL, 0,
 	  "largest answer body; a larger one fails as upstream" },
+	{ "transport", PORCH_PARAM_ENUM, "auto", 0, 0, "auto|native|curl", 0,
+	  "how requests go out: native, porch's own HTTP/1.1 client (http:// only, "
+	  "direct, the host resolved once at start); curl, libcurl (http:// and "
+	  "https://, proxy variables honoured); auto: native for http://, curl for https://" },
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }
 };
 
@@ -73,15 +81,16 @@ oai_submit(porch_worker *w, porch_call *c)
 	char *owned = NULL;
 	size_t len = 0;
 	/* the client's document itself when it can go as it is (not copied:
-	 * cl->body stays NULL then, see oai_cancel) */
+	 * cl->owned stays NULL then, see xcurl_cancel) */
 	int r = oai_request_body_ref(&o->shape, c, &body, &len, &owned, why, sizeof why);
 	if (r == -1) {
 		porch_call_fail(c, PORCH_ERR_BAD_REQUEST, "%s", why);
 		return 0;
 	}
-	if (r == 0 && owned == NULL && len > OAI_BORROW_MAX) {
+	if (r == 0 && owned == NULL && len > OAI_BORROW_MAX && o->io == &oai_io_curl) {
 		/* libcurl reads a large body as it sends it, for longer than a
-		 * cancelled call lasts (see oai_cancel): a copy of it */
+		 * cancelled call lasts (see xcurl_cancel): a copy of it; the
+		 * native transport closes a cancelled call's connection at once */
 		if ((owned = malloc(len + 1)) == NULL) {
 			r = -2;
 		} else {
@@ -95,22 +104,11 @@ oai_submit(porch_worker *w, porch_call *c)
 		porch_call_fail(c, PORCH_ERR_INTERNAL, "out of memory");
 		return 0;
 	}
-	cl->body = owned;
-	curl_easy_setopt(cl->easy, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(cl->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	cl->body = body;
+	cl->blen = len;
+	cl->owned = owned;
 	porch_call_set_data(c, cl);
-	if (cev_busy(o->cv)) {
-		/* called from a libcurl callback (a token went downstream):
-		 * libcurl takes no new transfer until it returns */
-		cl->state = OAI_WAITING;
-		if (o->qtail != NULL)
-			o->qtail->qnext = cl;
-		else
-			o->qhead = cl;
-		o->qtail = cl;
-		return 0;
-	}
-	oai_start(cl);
+	o->io->start(cl);
 	return 0;
 }
 
@@ -136,27 +134,11 @@ oai_cancel(porch_worker *w, porch_call *c)
 		break;
 	}
 	case OAI_RUNNING:
-		if (cev_busy(o->cv)) {
-			/* inside libcurl: stopped by oai_on_done or oai_after.  A
-			 * body that is the message's document (cl->body NULL) may
-			 * be gone before then: libcurl gets a copy, which it reads
-			 * if it has not made the request yet (one it has made, it
-			 * read whole: at most OAI_BORROW_MAX bytes, see oai_submit) */
-			if (cl->body == NULL) {
-				const char *doc = porch_call_option(c, "openai.request");
-				cl->body = doc != NULL ? strdup(doc) : NULL;
-				if (cl->body != NULL)
-					curl_easy_setopt(cl->easy, CURLOPT_POSTFIELDS, cl->body);
-			}
-			cl->cancelled = 1;
-			o->zombies++;
-			break;
-		}
-		cev_remove(o->cv, cl->easy);
-		oai_call_put(cl);
+		o->io->cancel(cl);
 		break;
 	case OAI_ENDING:
-		/* inside porch_call_token from oai_finish_ok: it puts cl */
+		/* inside porch_call_piece from call.c's end of a whole answer:
+		 * it puts cl */
 		cl->cancelled = 1;
 		break;
 	case OAI_FREE:
@@ -193,6 +175,12 @@ oai_check(const porch_params *p, porch_check *ck)
 		curl_free(host);
 		curl_url_cleanup(u);
 	}
+	const char *tr = porch_param_str(p, "transport");
+	if (!bad && tr != NULL && strcmp(tr, "native") == 0 && strncasecmp(url, "https://", 8) == 0) {
+		porch_check_error(ck, "transport", "native speaks plain http:// only; base-url "
+		    "'%s' needs TLS: use transport curl (or auto)", url);
+		bad = 1;
+	}
 	const char *env = porch_param_str(p, "api-key-env");
 	if (env != NULL && (env[0] == '\0' || isdigit((unsigned char)env[0]) ||
 	    strspn(env, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") !=
@@ -202,49 +190,6 @@ oai_check(const porch_params *p, porch_check *ck)
 		bad = 1;
 	}
 	return bad ? -1 : 0;
-}
-
-/* The request headers; the API key goes in the last one. */
-static struct curl_slist *
-oai_headers(const char *key)
-{
-	static const char *const fixed[] = {
-		"Content-Type: application/json",
-		"Accept: application/json, text/event-stream",
-		"Expect:", /* no "100 Continue" round trip for large prompts */
-	};
-	struct curl_slist *h = NULL, *t;
-	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
-		if ((t = curl_slist_append(h, fixed[i])) == NULL)
-			goto fail;
-		h = t;
-	}
-	if (key != NULL) {
-		size_t n = strlen("Authorization: Bearer ") + strlen(key) + 1;
-		char *a = malloc(n);
-		if (a == NULL)
-			goto fail;
-		snprintf(a, n, "Authorization: Bearer %s", key);
-		t = curl_slist_append(h, a);
-		explicit_bzero(a, n);
-		free(a);
-		if (t == NULL)
-			goto fail;
-		h = t;
-	}
-	return h;
-fail:
-	curl_slist_free_all(h);
-	return NULL;
-}
-
-/* Frees the headers, the key's bytes zeroed first. */
-static void
-oai_headers_free(struct curl_slist *h)
-{
-	for (struct curl_slist *t = h; t != NULL; t = t->next)
-		explicit_bzero(t->data, strlen(t->data));
-	curl_slist_free_all(h);
 }
 
 static void oai_fini(porch_worker *w);
@@ -273,12 +218,6 @@ oai_init(porch_worker *w)
 			goto fail;
 		}
 	}
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		porch_worker_error(w, "libcurl could not be initialised");
-		goto fail;
-	}
-	o->curl_ready = 1;
-
 	const char *base = porch_param_str(p, "base-url");
 	size_t blen = strlen(base);
 	while (blen > 0 && base[blen - 1] == '/')
@@ -300,17 +239,18 @@ oai_init(porch_worker *w)
 	o->read_timeout = (double)porch_param_int(p, "read-timeout") / 1000.;
 	o->max_response = (size_t)porch_param_int(p, "max-response");
 
-	if ((o->headers = oai_headers(key)) == NULL ||
-	    (o->cv = cev_new(o->loop, oai_on_done, oai_after, o)) == NULL) {
-		porch_worker_error(w, "out of memory");
+	o->max_connections = (long)porch_param_int(p, "max-connections");
+
+	/* auto: native where it can go, which is plain http:// without
+	 * credentials in the URL (porch check refuses native with https://) */
+	const char *tr = porch_param_str(p, "transport");
+	int native = strcmp(tr, "native") == 0;
+	if (strcmp(tr, "auto") == 0)
+		native = strncasecmp(base, "http://", 7) == 0 &&
+		    memchr(base + 7, '@', strcspn(base + 7, "/")) == NULL;
+	o->io = native ? &oai_io_native : &oai_io_curl;
+	if ((native ? oai_h1_init(o, key) : oai_curl_init(o, key)) != 0)
 		goto fail;
-	}
-	long maxc = (long)porch_param_int(p, "max-connections");
-	CURLM *m = cev_multi(o->cv);
-	curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, maxc);
-	curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, maxc);
-	/* keep as many idle connections as may be open, for reuse */
-	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, maxc);
 	return 0;
 fail:
 	oai_fini(w);
@@ -324,11 +264,11 @@ oai_fini(porch_worker *w)
 	if (o == NULL)
 		return;
 	/* calls still open are forgotten, not ended */
+	if (o->io != NULL)
+		o->io->fini(o);
 	while (o->active != NULL) {
 		struct oai_call *cl = o->active;
 		o->active = cl->next;
-		if (cl->state == OAI_RUNNING)
-			cev_remove(o->cv, cl->easy);
 		ev_timer_stop(o->loop, &cl->read_timer);
 		oai_call_destroy(cl);
 	}
@@ -337,11 +277,7 @@ oai_fini(porch_worker *w)
 		o->free = cl->next;
 		oai_call_destroy(cl);
 	}
-	cev_free(o->cv);
-	oai_headers_free(o->headers);
 	free(o->url);
-	if (o->curl_ready)
-		curl_global_cleanup();
 	free(o);
 	porch_worker_set_data(w, NULL);
 }
@@ -439,15 +375,28 @@ const struct porch_plugin porch_plugin = {
 	    "openai.error, so that a client can be told what the server said.  "
 	    "A status of 200 with an answer that is not what the API returns (not JSON, "
 	    "no choices, a stream cut before [DONE]) fails as upstream with status 200.  "
-	    "Refused or reset connections, DNS and TLS errors fail as transport; "
+	    "Refused or reset connections, a malformed HTTP answer, and (transport curl) "
+	    "DNS and TLS errors fail as transport; "
 	    "connect-timeout, and read-timeout without a byte of the answer, as timeout.\n"
 	    "\n"
 	    "The API key is read at start from the environment variable api-key-env "
 	    "names, never from the pipeline file; it is sent as \"Authorization: Bearer\" "
-	    "and is never logged.  Requests run on libcurl's multi interface, driven by "
-	    "the pipeline's event loop: no thread per request.  Connections are kept "
-	    "open and reused, at most max-connections of them (HTTP/2 to an https "
-	    "server multiplexes requests on them); requests beyond that wait for a free "
-	    "one, without their read-timeout running.  libcurl's proxy environment "
-	    "variables (https_proxy, no_proxy...) apply.",
+	    "and is never logged.  Requests run on the pipeline's event loop, no thread "
+	    "per request, through one of two transports (the transport parameter).  "
+	    "native, auto's choice for http://, is porch's own HTTP/1.1 client: the "
+	    "base URL's host is resolved once, when the worker starts (a name that does "
+	    "not resolve stops porch run there; its later changes are not seen), its "
+	    "addresses tried in order when a connection fails; the request's head is "
+	    "rendered once; it goes directly to the server, reading no proxy "
+	    "variables; credentials in base-url are refused.  curl, auto's choice for "
+	    "https://, is libcurl's multi interface: TLS, HTTP/2 where the server "
+	    "offers it (requests multiplexed on a connection), the name resolved for "
+	    "each new connection, and libcurl's proxy environment variables "
+	    "(http_proxy, https_proxy, no_proxy...) honoured.  Either way connections "
+	    "are kept open and reused, at most max-connections of them; requests beyond "
+	    "that wait for a free one, first come first served, without their "
+	    "read-timeout running.  A request sent on a kept connection that the server "
+	    "had closed meanwhile (closed or reset before any byte of the answer) is "
+	    "sent again once on a new connection, by both; never once part of the answer "
+	    "came.  A cancelled call's connection is closed.",
 };
