@@ -153,6 +153,11 @@ XML
 		check_has "other fields go as sent" "$T/b" '\"seed\":7'
 		check_has "tools go as sent" "$T/b" '\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{}}}]'
 		if grep -qF 'ann@example.com' "$T/b"; then fail "a secret reached the model server: $(cat "$T/b")"; else ok; fi
+		# a retried 429 with an error object, then a 400 without one: the
+		# client gets the 400 with its own words, not the 429's object
+		expect_eq "429 then 400: status" "$(chat '{"model":"429-then-400","messages":[{"role":"user","content":"x"}]}')" 400
+		check_has "429 then 400: the last answer's words" "$T/b" "upstream answered 400"
+		if grep -qF 'Rate limit' "$T/b"; then fail "an earlier attempt's error object came back: $(cat "$T/b")"; else ok; fi
 		stop
 	fi
 	# nothing changed on the way: the request goes to the model server as

@@ -39,6 +39,8 @@
  *   403, 404, 413, 422 that status with an OpenAI error body (404: code
  *                      model_not_found)
  *   503                503, Retry-After: 1 and a text/plain body
+ *   429-then-400       429 with an OpenAI error body, then 400 with a
+ *                      text/plain one, and so on
  *   stall              reads the request, never answers
  *   stall-mid-stream   SSE headers and one word, then nothing
  *   reset              resets the connection (RST) without answering
@@ -1329,6 +1331,15 @@ handle(struct server *s, struct conn *c, const char *path, const char *auth,
 		    "invalid_request_error", NULL, "unprocessable_entity");
 	} else if (strcmp(model, "strict") == 0 && chat) {
 		strict(s, c, t, j, model);
+	} else if (strcmp(model, "429-then-400") == 0) {
+		/* a rate limit with its error object, then a refusal without one */
+		static unsigned flip;
+		if (flip++ % 2 == 0) {
+			answer_error(c, t, 429, "Retry-After: 0\r\n", "Rate limit reached for requests");
+		} else {
+			static const char b[] = "no such thing\n";
+			answer(c, t, 400, "text/plain", "", b, sizeof b - 1);
+		}
 	} else if (strcmp(model, "503") == 0) {
 		static const char b[] = "Service Unavailable\n";
 		answer(c, t, 503, "text/plain", "Retry-After: 1\r\n", b, sizeof b - 1);

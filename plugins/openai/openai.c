@@ -80,6 +80,11 @@ oai_submit(porch_worker *w, porch_call *c)
 	const char *body = NULL;
 	char *owned = NULL;
 	size_t len = 0;
+	/* an earlier attempt's error object is not this one's (metadata cannot
+	 * be removed: empty is none, as the http source reads it) */
+	const char *old_error = porch_call_option(c, "openai.error");
+	if (old_error != NULL && *old_error != '\0')
+		porch_call_set_meta(c, "openai.error", "");
 	/* the client's document itself when it can go as it is (not copied:
 	 * cl->owned stays NULL then, see xcurl_cancel) */
 	int r = oai_request_body_ref(&o->shape, c, &body, &len, &owned, why, sizeof why);
