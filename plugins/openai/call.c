@@ -70,6 +70,12 @@ oai_call_new(struct oai *o)
 #else
 	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK;
 #endif
+	/* https peers are verified, certificate and name: libcurl's default,
+	 * set here so that nothing turns it off; ca-file replaces the CAs */
+	bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
+	if (o->ca_file != NULL)
+		bad |= curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file) != CURLE_OK;
 #ifdef OAI_HAVE_PREREQ
 	bad |= curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, oai_on_prereq) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_PREREQDATA, cl) != CURLE_OK;

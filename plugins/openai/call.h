@@ -67,6 +67,7 @@ struct oai {
 	long connect_timeout_ms;
 	double read_timeout;           /* s */
 	size_t max_response;
+	const char *ca_file;           /* ca-file, or NULL: libcurl's CA bundle */
 	struct oai_call *active;       /* every call not free */
 	struct oai_call *free;
 	struct oai_call *qhead, *qtail;/* waiting for libcurl to return */
