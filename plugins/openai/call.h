@@ -68,6 +68,7 @@ struct oai {
 	double read_timeout;           /* s */
 	size_t max_response;
 	const char *ca_file;           /* ca-file, or NULL: libcurl's CA bundle */
+	const char *key;               /* the API key (the environment's), or NULL */
 	struct oai_call *active;       /* every call not free */
 	struct oai_call *free;
 	struct oai_call *qhead, *qtail;/* waiting for libcurl to return */

@@ -284,6 +284,7 @@ oai_init(porch_worker *w)
 		}
 	}
 	o->ca_file = porch_param_str(p, "ca-file");
+	o->key = key; /* to mask it in what the server says */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		porch_worker_error(w, "libcurl could not be initialised");
 		goto fail;
@@ -460,6 +461,11 @@ const struct porch_plugin porch_plugin = {
 	    "transport, with libcurl's reason (\"SSL certificate problem: self-signed "
 	    "certificate\").  For a private CA or a self-signed server, give its "
 	    "certificate in ca-file.\n"
+	    "\n"
+	    "Where a server's error message or error event repeats the API key (some "
+	    "quote the key they refused), it is masked as [api key] before the message "
+	    "goes on to the failure's text, openai.error, logs, dead letters and the "
+	    "client's answer.\n"
 	    "\n"
 	    "The API key is read at start from the environment variable api-key-env "
 	    "names, never from the pipeline file; it is sent as \"Authorization: Bearer\" "
