@@ -14,7 +14,7 @@
 
 #include "crash.h"
 
-__thread struct cb_frame cb_now __attribute__((tls_model("initial-exec")));
+_Thread_local struct cb_frame cb_now __attribute__((tls_model("initial-exec")));
 
 /* A fixed size: SIGSTKSZ is not a constant in newer C libraries. */
 static char alt_stack[64 * 1024];

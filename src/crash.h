@@ -27,7 +27,7 @@ struct cb_frame {
 
 /* The loop thread's record: initial-exec TLS, so a store is one
  * instruction and the signal handler reads it without a call. */
-extern __thread struct cb_frame cb_now __attribute__((tls_model("initial-exec")));
+extern _Thread_local struct cb_frame cb_now __attribute__((tls_model("initial-exec")));
 
 static inline struct cb_frame
 cb_set(const char *kind, const char *name, const char *plugin, const char *path,
