@@ -57,6 +57,7 @@ infer(porch_stage *st, porch_msg *m, porch_token_fn *on_token,
 	}
 	c->next = NULL;
 	c->w = w;
+	c->st = st;
 	c->m = m;
 	c->on_token = on_token;
 	c->on_piece = on_piece;
@@ -69,7 +70,10 @@ infer(porch_stage *st, porch_msg *m, porch_token_fn *on_token,
 	m->attempts++;
 	m->status = 0;
 	m->retry_after_ms = 0;
-	if (w->d->submit(w, c) != 0) {
+	struct cb_frame saved = CB_WORKER(w, "submit", m->id);
+	int rc = w->d->submit(w, c);
+	cb_leave(saved);
+	if (rc != 0) {
 		/* not started; but a worker that ended it and then said -1 has
 		 * already been heard, so only recycle what is still open */
 		if (c->active) {
@@ -100,8 +104,11 @@ porch_infer_cancel(porch_call *c)
 {
 	if (c == NULL || !c->active)
 		return;
-	if (c->w->d->cancel)
+	if (c->w->d->cancel) {
+		struct cb_frame saved = CB_WORKER(c->w, "cancel", c->m->id);
 		c->w->d->cancel(c->w, c);
+		cb_leave(saved);
+	}
 	call_recycle(c);
 }
 
@@ -152,10 +159,15 @@ porch_call_piece(porch_call *c, const char *text, size_t len, const struct porch
 {
 	if (!c->active)
 		return;
-	if (c->on_piece)
+	if (c->on_piece) {
+		struct cb_frame saved = CB_STAGE(c->st, "piece", c->m->id);
 		c->on_piece(c->ctx, text, len, pc);
-	else if (c->on_token && len > 0)
+		cb_leave(saved);
+	} else if (c->on_token && len > 0) {
+		struct cb_frame saved = CB_STAGE(c->st, "token", c->m->id);
 		c->on_token(c->ctx, text, len);
+		cb_leave(saved);
+	}
 }
 
 void
@@ -172,9 +184,11 @@ porch_call_done(porch_call *c)
 		return;
 	porch_end_fn *end = c->on_end;
 	void *ctx = c->ctx;
+	struct cb_frame saved = CB_STAGE(c->st, "end", c->m->id);
 	/* recycled first: the stage may start another call (a retry) at once */
 	call_recycle(c);
 	end(ctx, PORCH_ERR_NONE, "");
+	cb_leave(saved);
 }
 
 void
@@ -189,9 +203,11 @@ porch_call_fail(porch_call *c, enum porch_error why, const char *fmt, ...)
 	va_end(ap);
 	porch_end_fn *end = c->on_end;
 	void *ctx = c->ctx;
+	struct cb_frame saved = CB_STAGE(c->st, "end", c->m->id);
 	c->w->errors++;
 	call_recycle(c);
 	end(ctx, why == PORCH_ERR_NONE ? PORCH_ERR_INTERNAL : why, text);
+	cb_leave(saved);
 }
 
 void

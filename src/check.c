@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "crash.h"
 #include "util.h"
 
 static struct cfg_stage *
@@ -216,7 +217,11 @@ plugin_check(const struct plugin *pl, const porch_params *parsed, int errors_bef
 	if (pl->desc.check == NULL || parsed == NULL || d->errors != errors_before)
 		return;
 	struct porch_check c = { d, ps, name, owner, at, ov, n_ov, 0 };
-	if (pl->desc.check(parsed, &c) != 0 && c.errors == 0)
+	struct cb_frame saved = cb_set(pl->desc.kind == PORCH_KIND_WORKER ? "worker" :
+	    "stage", name, pl->desc.name, pl->path, "check", 0);
+	int rc = pl->desc.check(parsed, &c);
+	cb_leave(saved);
+	if (rc != 0 && c.errors == 0)
 		diag_error(d, at.line, at.col, "%s: its parameters were refused "
 		    "(the plugin gave no reason)", owner);
 }

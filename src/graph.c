@@ -106,8 +106,11 @@ graph_finish(struct graph *g, struct porch_msg *m, enum porch_outcome o,
 	if (m->n_local > 0)
 		msg_forget_locals(g, m);
 	struct porch_stage *origin = m->origin;
-	if (origin != NULL && origin->d->outcome != NULL)
+	if (origin != NULL && origin->d->outcome != NULL) {
+		struct cb_frame saved = CB_STAGE(origin, "outcome", m->id);
 		origin->d->outcome(origin, m, o);
+		cb_leave(saved);
+	}
 	msg_release(g, m);
 	graph_wake(g);
 	check_finished(g);
@@ -119,8 +122,11 @@ static void
 trace(struct porch_msg *m, enum porch_event e, const char *stage, const char *detail)
 {
 	struct porch_stage *origin = m->origin;
-	if (m->traced && origin != NULL && origin->d->event != NULL)
+	if (m->traced && origin != NULL && origin->d->event != NULL) {
+		struct cb_frame saved = CB_STAGE(origin, "event", m->id);
 		origin->d->event(origin, m, e, stage, detail);
+		cb_leave(saved);
+	}
 }
 
 void
@@ -297,15 +303,20 @@ porch_stream_piece(porch_stage *st, porch_msg *m, const char *text, size_t len,
 		return -1;
 	struct porch_stage *dst = c->dst;
 	if (dst->d->piece != NULL) {
+		struct cb_frame saved = CB_STAGE(dst, "piece", m->id);
 		dst->d->piece(dst, m, text, len, pc);
+		cb_leave(saved);
 		return 0;
 	}
 	if (dst->d->chunk == NULL)
 		return -1;
 	/* a stage built before pieces: the text goes on, the extras stay in
 	 * the answer's metadata, which the end of the stream brings */
-	if (len > 0)
+	if (len > 0) {
+		struct cb_frame saved = CB_STAGE(dst, "chunk", m->id);
 		dst->d->chunk(dst, m, text, len);
+		cb_leave(saved);
+	}
 	return 0;
 }
 
@@ -399,8 +410,11 @@ run_stage(struct graph *g, struct porch_stage *st)
 	if (st->is_source) {
 		if (st->wants_resume && !st->finished && porch_stage_ready(st) > 0) {
 			st->wants_resume = 0;
-			if (st->d->resume)
+			if (st->d->resume) {
+				struct cb_frame saved = CB_STAGE(st, "resume", 0);
 				st->d->resume(st);
+				cb_leave(saved);
+			}
 			progress++;
 		}
 		return progress;
@@ -442,7 +456,9 @@ run_stage(struct graph *g, struct porch_stage *st)
 		if (m->traced)
 			trace(m, PORCH_EVENT_ENTER, st->name, "");
 		g->current = m;
+		struct cb_frame saved = CB_STAGE(st, "process", m->id);
 		st->d->process(st, m);
+		cb_leave(saved);
 		if (g->current == NULL)
 			sync_n++;
 		g->current = NULL;
@@ -597,7 +613,10 @@ graph_new(struct cfg_pipeline *cfg, struct ev_loop *loop, char *err, size_t errl
 			w->inited = 1;
 			continue;
 		}
-		if (w->d->worker_init(w) != 0) {
+		struct cb_frame saved = CB_WORKER(w, "worker_init", 0);
+		int rc = w->d->worker_init(w);
+		cb_leave(saved);
+		if (rc != 0) {
 			snprintf(err, errlen, "worker '%s' (plugin %s, %s): init failed: %s",
 			    w->name, w->d->name, w->cfg->plugin->path,
 			    w->init_error[0] ? w->init_error : "no reason given");
@@ -612,7 +631,10 @@ graph_new(struct cfg_pipeline *cfg, struct ev_loop *loop, char *err, size_t errl
 			st->inited = 1;
 			continue;
 		}
-		if (st->d->init(st) != 0) {
+		struct cb_frame saved = CB_STAGE(st, "init", 0);
+		int rc = st->d->init(st);
+		cb_leave(saved);
+		if (rc != 0) {
 			snprintf(err, errlen, "stage '%s' (plugin %s, %s): init failed: %s",
 			    st->name, st->d->name, st->cfg->plugin->path,
 			    st->init_error[0] ? st->init_error : "no reason given");
@@ -634,8 +656,11 @@ graph_start(struct graph *g)
 	ev_unref(g->loop);
 	for (size_t i = 0; i < g->n_stages; i++) {
 		struct porch_stage *st = &g->stages[i];
-		if (st->d->start)
+		if (st->d->start) {
+			struct cb_frame saved = CB_STAGE(st, "start", 0);
 			st->d->start(st);
+			cb_leave(saved);
+		}
 	}
 	graph_wake(g);
 	check_finished(g);
@@ -649,8 +674,11 @@ graph_drain(struct graph *g)
 		struct porch_stage *st = &g->stages[i];
 		if (!st->is_source || st->finished)
 			continue;
-		if (st->d->drain)
+		if (st->d->drain) {
+			struct cb_frame saved = CB_STAGE(st, "drain", 0);
 			st->d->drain(st);
+			cb_leave(saved);
+		}
 		porch_stage_finished(st);
 	}
 	check_finished(g);
@@ -669,8 +697,11 @@ graph_abort(struct graph *g, const char *why)
 		g->totals.outcome[PORCH_EXPIRED]++;
 		if (m->holder != NULL)
 			m->holder->stats.outcome[PORCH_EXPIRED]++;
-		if (m->origin != NULL && m->origin->d->outcome != NULL)
+		if (m->origin != NULL && m->origin->d->outcome != NULL) {
+			struct cb_frame saved = CB_STAGE(m->origin, "outcome", m->id);
 			m->origin->d->outcome(m->origin, m, PORCH_EXPIRED);
+			cb_leave(saved);
+		}
 	}
 	g->inflight = 0;
 	check_finished(g);
@@ -688,13 +719,19 @@ graph_free(struct graph *g)
 	ev_idle_stop(g->loop, &g->idle_w);
 	for (size_t i = 0; i < g->n_stages; i++) {
 		struct porch_stage *st = &g->stages[i];
-		if (st->inited && st->d->fini)
+		if (st->inited && st->d->fini) {
+			struct cb_frame saved = CB_STAGE(st, "fini", 0);
 			st->d->fini(st);
+			cb_leave(saved);
+		}
 	}
 	for (size_t i = 0; i < g->n_workers; i++) {
 		struct porch_worker *w = &g->workers[i];
-		if (w->inited && w->d->worker_fini)
+		if (w->inited && w->d->worker_fini) {
+			struct cb_frame saved = CB_WORKER(w, "worker_fini", 0);
 			w->d->worker_fini(w);
+			cb_leave(saved);
+		}
 		worker_free_calls(w);
 	}
 	for (size_t i = 0; i < g->n_stages; i++) {
@@ -803,8 +840,11 @@ porch_msg_cancel(porch_msg *m, const char *why)
 		msg_set_error(m, PORCH_ERR_CANCELLED, "%s", why && *why ? why :
 		    "cancelled by its origin");
 	struct porch_stage *holder = m->holder;
-	if (holder != NULL && holder->d->cancel_msg != NULL)
+	if (holder != NULL && holder->d->cancel_msg != NULL) {
+		struct cb_frame saved = CB_STAGE(holder, "cancel_msg", m->id);
 		holder->d->cancel_msg(holder, m); /* m may have ended: not touched again */
+		cb_leave(saved);
+	}
 	graph_wake(g);
 }
 

@@ -12,10 +12,17 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "crash.h"
 #include "hist.h"
 #include "porch/plugin.h"
 
 struct channel;
+
+/* The record of a call into a stage's or worker's plugin (crash.h). */
+#define CB_STAGE(st, cb, id) cb_set("stage", (st)->name, (st)->d->name, \
+	(st)->cfg->plugin->path, (cb), (id))
+#define CB_WORKER(w, cb, id) cb_set("worker", (w)->name, (w)->d->name, \
+	(w)->cfg->plugin->path, (cb), (id))
 
 struct stage_stats {
 	uint64_t in, out;
@@ -100,6 +107,7 @@ struct porch_call {
 	struct porch_call *next;      /* the free list */
 	struct porch_call *all_next;  /* the worker's list of every call */
 	struct porch_worker *w;
+	struct porch_stage *st;       /* the stage that made the call */
 	struct porch_msg *m;
 	porch_token_fn *on_token;
 	porch_piece_fn *on_piece;     /* instead of on_token (porch_infer_pieces) */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "crash.h"
 #include "porch/plugin.h"
 #include "util.h"
 
@@ -79,6 +80,8 @@ cli_free(struct cli_common *c)
 int
 main(int argc, char **argv)
 {
+	/* a crash names the plugin callback that was running (porch(1)) */
+	crash_install();
 	if (argc < 2) {
 		fputs(usage, stderr);
 		return EXIT_INVALID;

@@ -376,7 +376,10 @@ msg_forget_locals(struct graph *g, struct porch_msg *m)
 		m->local[i] = NULL;
 		m->n_local--;
 		struct porch_stage *st = &g->stages[i];
-		if (st->d->forget != NULL)
+		if (st->d->forget != NULL) {
+			struct cb_frame saved = CB_STAGE(st, "forget", m->id);
 			st->d->forget(st, m, local);
+			cb_leave(saved);
+		}
 	}
 }

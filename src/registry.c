@@ -7,11 +7,13 @@
  */
 #include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "params.h"
 #include "registry.h"
@@ -160,6 +162,82 @@ check_descriptor(struct plugin *p, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * One file or directory a plugin's code comes through: it must belong to
+ * root or to porch's own user, and be writable by nobody else.  what is
+ * "it" or "its directory DIR", for the message about `path`.
+ */
+static int
+check_owner_mode(const char *path, const char *what, const char *fix,
+    const struct stat *sb, char *err, size_t errlen)
+{
+	uid_t me = geteuid();
+	if (sb->st_uid != 0 && sb->st_uid != me) {
+		snprintf(err, errlen, "%s: refusing to load: %s is owned by uid %lu, "
+		    "neither root nor the user porch runs as (uid %lu), who could change "
+		    "the code porch runs; chown it to one of them (chown %lu %s)",
+		    path, what, (unsigned long)sb->st_uid, (unsigned long)me,
+		    (unsigned long)me, fix);
+		return -1;
+	}
+	mode_t w = sb->st_mode & (S_IWGRP | S_IWOTH);
+	if (w != 0) {
+		snprintf(err, errlen, "%s: refusing to load: %s is writable by %s "
+		    "(mode %04o), who could change the code porch runs; "
+		    "fix it with chmod go-w %s", path, what,
+		    w == (S_IWGRP | S_IWOTH) ? "group and others" :
+		    w == S_IWGRP ? "its group" : "others",
+		    (unsigned)(sb->st_mode & 07777), fix);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Like sshd's StrictModes: a plugin is code porch runs with its own
+ * rights, so neither the file nor its directory (where it could be
+ * replaced) may be writable by another user.  Symbolic links are
+ * followed: what is checked is the file dlopen maps and its directory.
+ */
+static int
+check_plugin_file(const char *path, char *err, size_t errlen)
+{
+	char *real = realpath(path, NULL);
+	if (real == NULL) {
+		snprintf(err, errlen, "%s: cannot load: %s", path, strerror(errno));
+		return -1;
+	}
+	struct stat sb;
+	int rc = -1;
+	if (stat(real, &sb) != 0) {
+		snprintf(err, errlen, "%s: cannot load: %s", path, strerror(errno));
+		goto out;
+	}
+	char what[PATH_MAX + 32];
+	if (strcmp(real, path) == 0)
+		snprintf(what, sizeof what, "the file");
+	else
+		snprintf(what, sizeof what, "the file %s", real);
+	if (check_owner_mode(path, what, real, &sb, err, errlen) != 0)
+		goto out;
+	char *slash = strrchr(real, '/');
+	if (slash == real)
+		slash[1] = '\0';    /* a plugin in / */
+	else
+		*slash = '\0';
+	if (stat(real, &sb) != 0) {
+		snprintf(err, errlen, "%s: cannot load: %s: %s", path, real, strerror(errno));
+		goto out;
+	}
+	snprintf(what, sizeof what, "its directory %s", real);
+	if (check_owner_mode(path, what, real, &sb, err, errlen) != 0)
+		goto out;
+	rc = 0;
+out:
+	free(real);
+	return rc;
+}
+
 const struct plugin *
 registry_open(struct registry *r, const char *path, char *err, size_t errlen)
 {
@@ -167,6 +245,8 @@ registry_open(struct registry *r, const char *path, char *err, size_t errlen)
 		if (strcmp(p->path, path) == 0)
 			return p;
 
+	if (check_plugin_file(path, err, errlen) != 0)
+		return NULL;
 	/* RTLD_LOCAL: plugins cannot see (or clash with) each other's symbols */
 	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (h == NULL) {

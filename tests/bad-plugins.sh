@@ -129,4 +129,48 @@ pipe good
 echo hi | "$PORCH" run -q --plugin-path "$D" "$T/p.xml" > /dev/null 2> "$T/err"
 expect_eq "run good: exit status" "$?" 0
 
+# plugins others can write are refused, like sshd's StrictModes: the file,
+# its directory, and a file of another user; the error names the path and
+# the mode or owner, and says how to fix it
+mkdir "$T/ww" "$T/wwdir"
+cp "$D/good.so" "$T/ww/good.so"
+chmod 0666 "$T/ww/good.so"
+"$PORCH" plugins --plugin-path "$T/ww" good > /dev/null 2> "$T/err"
+expect_eq "world-writable .so: exit status" "$?" 2
+expect_eq "world-writable .so: message" "$(cat "$T/err")" "porch: $T/ww/good.so: refusing to load: the file is writable by group and others (mode 0666), who could change the code porch runs; fix it with chmod go-w $T/ww/good.so"
+chmod 0775 "$T/ww/good.so"
+"$PORCH" plugins --plugin-path "$T/ww" good > /dev/null 2> "$T/err"
+expect_eq "group-writable .so: message" "$(cat "$T/err")" "porch: $T/ww/good.so: refusing to load: the file is writable by its group (mode 0775), who could change the code porch runs; fix it with chmod go-w $T/ww/good.so"
+chmod go-w "$T/ww/good.so"
+"$PORCH" plugins --plugin-path "$T/ww" good > /dev/null 2> "$T/err"
+expect_eq "fixed .so: exit status" "$?" 0
+
+cp "$D/good.so" "$T/wwdir/good.so"
+chmod 0777 "$T/wwdir"
+"$PORCH" plugins --plugin-path "$T/wwdir" good > /dev/null 2> "$T/err"
+expect_eq "world-writable directory: exit status" "$?" 2
+expect_eq "world-writable directory: message" "$(cat "$T/err")" "porch: $T/wwdir/good.so: refusing to load: its directory $T/wwdir is writable by group and others (mode 0777), who could change the code porch runs; fix it with chmod go-w $T/wwdir"
+# in a pipeline, porch check and porch run refuse it the same way
+pipe good
+"$PORCH" check --plugin-path "$T/wwdir" "$T/p.xml" 2> "$T/err"
+expect_eq "check, world-writable directory: exit status" "$?" 2
+grep -q "^$T/p.xml:4:29: error: stage 'mid': $T/wwdir/good.so: refusing to load: its directory $T/wwdir is writable" "$T/err" && ok ||
+    fail "check, world-writable directory: $(cat "$T/err")"
+echo hi | "$PORCH" run -q --plugin-path "$T/wwdir" "$T/p.xml" > /dev/null 2> "$T/err"
+expect_eq "run, world-writable directory: exit status" "$?" 2
+# through a symbolic link, the file it points to is what counts
+chmod 0755 "$T/wwdir"
+mkdir "$T/links"
+chmod 0666 "$T/wwdir/good.so"
+ln -s "$T/wwdir/good.so" "$T/links/good.so"
+"$PORCH" plugins --plugin-path "$T/links" good > /dev/null 2> "$T/err"
+expect_eq "link to a world-writable .so: message" "$(cat "$T/err")" "porch: $T/links/good.so: refusing to load: the file $T/wwdir/good.so is writable by group and others (mode 0666), who could change the code porch runs; fix it with chmod go-w $T/wwdir/good.so"
+# another user's file: only root can make one to try
+if [ "$(id -u)" = 0 ] && id nobody > /dev/null 2>&1; then
+	chmod 0755 "$T/wwdir/good.so"
+	chown nobody "$T/wwdir/good.so"
+	"$PORCH" plugins --plugin-path "$T/wwdir" good > /dev/null 2> "$T/err"
+	expect_eq "another user's .so: message" "$(cat "$T/err")" "porch: $T/wwdir/good.so: refusing to load: the file is owned by uid $(id -u nobody), neither root nor the user porch runs as (uid 0), who could change the code porch runs; chown it to one of them (chown 0 $T/wwdir/good.so)"
+fi
+
 finish

@@ -36,6 +36,8 @@
  *   429-date           429, Retry-After as an HTTP date 30 s ahead
  *   500                500 with an OpenAI error body
  *   400, 401           400 or 401 with an OpenAI error body
+ *   401-key            401 whose message repeats the Authorization header's
+ *                      key, as a careless server might
  *   403, 404, 413, 422 that status with an OpenAI error body (404: code
  *                      model_not_found)
  *   503                503, Retry-After: 1 and a text/plain body
@@ -1317,6 +1319,11 @@ handle(struct server *s, struct conn *c, const char *path, const char *auth,
 		answer_error(c, t, 400, "", "bad request");
 	} else if (strcmp(model, "401") == 0) {
 		answer_error(c, t, 401, "", "invalid api key");
+	} else if (strcmp(model, "401-key") == 0) {
+		char msg[512];
+		snprintf(msg, sizeof msg, "Incorrect API key provided: %s",
+		    strncmp(auth, "Bearer ", 7) == 0 ? auth + 7 : auth);
+		answer_error(c, t, 401, "", msg);
 	} else if (strcmp(model, "403") == 0) {
 		answer_oai_error(c, t, 403, "", "Country, region, or territory not supported",
 		    "request_forbidden", NULL, "unsupported_country_region_territory");

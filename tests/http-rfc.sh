@@ -399,6 +399,7 @@ fi
 
 # ==== 3. CORS: listed origins =================================================
 printf 'sk-test\n' > "$T/keys"
+chmod 600 "$T/keys"
 pipeline "$T/cors.xml" "$(p cors-origins 'https://app.example, http://localhost:3000'; p api-keys-file "$T/keys")" ""
 if start cors "$T/cors.xml"; then
 	# an allowed origin: its answers say so (401 too, so a script can read it)

@@ -307,6 +307,20 @@ fi
 # ==== 5. keys and rate limits ==================================================
 printf '# keys\nsk-one\n\nsk-two\n' > "$T/keys"
 pipeline "$T/keys.xml" "$(p api-keys-file "$T/keys"; p rate-limit 0.5; p burst 2)" ""
+# a keys file others may read is refused, by check as by run, naming its mode
+chmod 0644 "$T/keys"
+"$PORCH" check "$T/keys.xml" 2> "$T/keys.err"
+expect_eq "keys file 0644: check's exit status" "$?" 2
+check_has "keys file 0644: check's error" "$T/keys.err" "error: stage 'ingress' (plugin http): api-keys-file '$T/keys' is readable by group and others (mode 0644), but API keys are secrets: make it private to its owner with chmod 600 $T/keys"
+"$PORCH" run "$T/keys.xml" > /dev/null 2> "$T/keys.err"
+expect_eq "keys file 0644: run's exit status" "$?" 2
+check_has "keys file 0644: run's error" "$T/keys.err" "api-keys-file '$T/keys' is readable by group and others (mode 0644)"
+chmod 0620 "$T/keys"
+"$PORCH" check "$T/keys.xml" 2> "$T/keys.err"
+check_has "keys file 0620: error" "$T/keys.err" "api-keys-file '$T/keys' is writable by its group (mode 0620)"
+chmod 0600 "$T/keys"
+"$PORCH" check "$T/keys.xml" > /dev/null 2> "$T/keys.err"
+expect_eq "keys file 0600: accepted by check: $(cat "$T/keys.err")" "$?" 0
 if start keys "$T/keys.xml"; then
 	expect_eq "no key" "$(req "$U/v1/completions" -d '{"prompt":"x"}')" 401
 	check_has "no key: error" "$T/b" '"type":"authentication_error","param":null,"code":"invalid_api_key"'

@@ -7,6 +7,10 @@ set -u
 : "${PORCH:?run through make check, which sets PORCH}"
 : "${top_srcdir:=.}"
 
+# porch refuses plugins in files or directories others may write: what the
+# tests make must not be group-writable, whatever the caller's umask
+umask 022
+
 T=$(mktemp -d "${TMPDIR:-/tmp}/porch-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 

@@ -2,7 +2,9 @@
  * auth.c -- API keys and rate limits.
  *
  * Keys: api-keys-file holds one key per line (blank lines and lines that
- * start with '#' are skipped).  With keys, every /v1/ endpoint and
+ * start with '#' are skipped).  It must be private to its owner: a file
+ * group or others may read or write is refused, as ssh refuses a private
+ * key others can read (chmod 600).  With keys, every /v1/ endpoint and
  * /generate wants "Authorization: Bearer KEY", else 401; /healthz, /readyz
  * and /metrics stay open for probes and scrapers.  A key is compared with
  * every stored key, each in time that depends only on the stored key's
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "http.h"
 
@@ -37,6 +40,26 @@ auth_load(struct http_src *s, const char *path, char *err, size_t errlen)
 	FILE *f = fopen(path, "r");
 	if (f == NULL) {
 		snprintf(err, errlen, "api-keys-file '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	struct stat sb;
+	if (fstat(fileno(f), &sb) != 0) {
+		snprintf(err, errlen, "api-keys-file '%s': %s", path, strerror(errno));
+		fclose(f);
+		return -1;
+	}
+	mode_t open_to = sb.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH);
+	if (open_to != 0) {
+		int grp = (open_to & (S_IRGRP | S_IWGRP)) != 0;
+		int oth = (open_to & (S_IROTH | S_IWOTH)) != 0;
+		int rd = (open_to & (S_IRGRP | S_IROTH)) != 0;
+		int wr = (open_to & (S_IWGRP | S_IWOTH)) != 0;
+		snprintf(err, errlen, "api-keys-file '%s' is %s by %s (mode %04o), but API "
+		    "keys are secrets: make it private to its owner with chmod 600 %s",
+		    path, rd && wr ? "readable and writable" : rd ? "readable" : "writable",
+		    grp && oth ? "group and others" : grp ? "its group" : "others",
+		    (unsigned)(sb.st_mode & 07777), path);
+		fclose(f);
 		return -1;
 	}
 	char *line = NULL;

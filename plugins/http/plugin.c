@@ -39,7 +39,8 @@ static const struct porch_param http_params[] = {
 	{ "retry-after", PORCH_PARAM_DURATION, "1s", 1000, 3600000, NULL, 0,
 	  "the Retry-After of 503 answers (shed, draining), in whole seconds" },
 	{ "api-keys-file", PORCH_PARAM_PATH, NULL, 0, -1, NULL, 0,
-	  "file of API keys, one per line; when set, /v1/ and /generate want one (401)" },
+	  "file of API keys, one per line, private to its owner (chmod 600); when set, "
+	  "/v1/ and /generate want one (401)" },
 	{ "rate-limit", PORCH_PARAM_NUMBER, "0", 0, 1000000, NULL, 0,
 	  "requests per second per API key (per client address without keys); 0: no limit" },
 	{ "burst", PORCH_PARAM_INTEGER, "10", 1, 1000000, NULL, 0,
@@ -553,7 +554,10 @@ const struct porch_plugin porch_plugin = {
 	    "Over max-connections a new connection gets 503 and is closed; those open are "
 	    "untouched. With api-keys-file, /v1/ and /generate want \"Authorization: "
 	    "Bearer KEY\" (401 otherwise; keys are compared in constant time); /healthz, "
-	    "/readyz and /metrics stay open. rate-limit and burst make a token bucket per "
+	    "/readyz and /metrics stay open. The keys file must be private to its owner: "
+	    "one that group or others may read or write is refused, by porch check as by "
+	    "porch run, with an error naming its mode (chmod 600 FILE fixes it); no key "
+	    "is ever written to a log, an answer or the metrics. rate-limit and burst make a token bucket per "
 	    "key (per client address without keys): 429 with Retry-After.\n\n"
 	    "HTTP as RFC 9110 and RFC 9112 say: HEAD is answered on every GET endpoint "
 	    "(/healthz, /readyz, /metrics, /v1/models, /v1/tasks/ID, /v1/tasks/ID/events) "

@@ -10,6 +10,9 @@
  * before porch hears of its end, since the stage may start another one (a
  * retry) from inside porch_call_done or porch_call_fail.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -167,6 +170,42 @@ oai_set_meta(void *arg, const char *key, const char *value)
 }
 
 /*
+ * Masks the API key wherever the len bytes at s repeat it, in place, and
+ * returns their new length: a server may quote the key it refused in its
+ * error message, which goes on to logs, dead letters and the client's
+ * answer.  Done on the whole body, before an excerpt could cut a key short.
+ */
+static size_t
+oai_scrub_n(const char *key, char *s, size_t len)
+{
+	static const char mark[] = "[api key]";
+	size_t klen = key != NULL ? strlen(key) : 0, mlen = sizeof mark - 1;
+	if (klen == 0 || s == NULL)
+		return len;
+	char *end = s + len, *p = s;
+	while ((p = memmem(p, (size_t)(end - p), key, klen)) != NULL) {
+		if (klen >= mlen) {
+			memcpy(p, mark, mlen);
+			memmove(p + mlen, p + klen, (size_t)(end - p - klen));
+			end -= klen - mlen;
+			p += mlen;
+		} else {
+			memset(p, '*', klen);
+			p += klen;
+		}
+	}
+	return (size_t)(end - s);
+}
+
+/* The same on a string. */
+static void
+oai_scrub(const char *key, char *s)
+{
+	if (s != NULL)
+		s[oai_scrub_n(key, s, strlen(s))] = '\0';
+}
+
+/*
  * Ends a call whose transfer is over: recycles it first, since the stage
  * may start another call at once, then fails c, with the upstream's error
  * object (cl->error_json) as "openai.error".
@@ -186,6 +225,8 @@ oai_fail(struct oai_call *cl, enum porch_error err, int status, int64_t retry_af
 	porch_call *c = cl->c;
 	char *ej = cl->error_json;
 	cl->error_json = NULL;
+	oai_scrub(cl->o->key, why);
+	oai_scrub(cl->o->key, ej);
 	oai_call_put(cl);
 	if (ej != NULL)
 		porch_call_set_meta(c, "openai.error", ej);
@@ -292,8 +333,16 @@ oai_on_event(void *arg, enum sse_kind kind, const char *data, size_t len)
 	struct oai_call *cl = arg;
 	char excerpt[OAI_EXCERPT];
 	if (kind == SSE_ERROR) {
+		/* a copy without the API key, should the server quote it */
+		char *clean = cl->o->key != NULL ? malloc(len + 1) : NULL;
+		if (clean != NULL) {
+			memcpy(clean, data, len);
+			len = oai_scrub_n(cl->o->key, clean, len);
+			data = clean;
+		}
 		oai_keep_error(cl, data, len);
 		oai_error_excerpt(data, len, excerpt, sizeof excerpt);
+		free(clean);
 		oai_stop(cl, PORCH_ERR_UPSTREAM, 200, "upstream sent an error event: %s", excerpt);
 		return -1;
 	}
@@ -482,6 +531,11 @@ oai_call_end(struct oai_call *cl, enum porch_error err, const char *fmt, ...)
 	} else if (status >= 300 || (status != 0 && status < 200)) {
 		/* what came of the error body is enough, even if cut short */
 		char wait[48] = "";
+		if (cl->resp != NULL) {
+			cl->rlen = oai_scrub_n(cl->o->key, cl->resp, cl->rlen);
+			if (cl->rlen < cl->rcap)
+				cl->resp[cl->rlen] = '\0';
+		}
 		oai_keep_error(cl, cl->resp ? cl->resp : "", cl->rlen);
 		oai_error_excerpt(cl->resp ? cl->resp : "", cl->rlen, excerpt, sizeof excerpt);
 		if (cl->retry_after >= 0)

@@ -116,6 +116,8 @@ struct oai {
 	double read_timeout;           /* s */
 	size_t max_response;
 	long max_connections;
+	const char *ca_file;           /* ca-file, or NULL: libcurl's CA bundle */
+	const char *key;               /* the API key (the environment's), or NULL */
 	struct oai_call *active;       /* every call not free */
 	struct oai_call *free;
 	struct oai_call *qhead, *qtail;/* OAI_WAITING, first come first served */

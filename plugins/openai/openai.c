@@ -16,10 +16,12 @@
  * HTTP status and Retry-After with the failure, and the stage decides.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <ev.h>
@@ -47,6 +49,9 @@ static const struct porch_param oai_params[] = {
 	  "max_completion_tokens (OpenAI's newer models)" },
 	{ "api-key-env", PORCH_PARAM_STRING, NULL, 0, 0, NULL, 0,
 	  "name of the environment variable holding the API key (sent as a Bearer token)" },
+	{ "ca-file", PORCH_PARAM_PATH, NULL, 0, 0, NULL, 0,
+	  "PEM file of the certificate authorities an https server's certificate is "
+	  "verified against, instead of the system's (a private CA, a self-signed server)" },
 	{ "connect-timeout", PORCH_PARAM_DURATION, "5s", 1, 3600000, NULL, 0,
 	  "longest wait for a connection (TCP, and TLS for https) to the server" },
 	{ "read-timeout", PORCH_PARAM_DURATION, "60s", 1, 86400000, NULL, 0,
@@ -194,6 +199,11 @@ oai_check(const porch_params *p, porch_check *ck)
 		    "(letters, digits and '_'); it names the variable, it is not the key", env);
 		bad = 1;
 	}
+	const char *ca = porch_param_str(p, "ca-file");
+	if (ca != NULL && access(ca, R_OK) != 0) {
+		porch_check_error(ck, "ca-file", "'%s': %s", ca, strerror(errno));
+		bad = 1;
+	}
 	return bad ? -1 : 0;
 }
 
@@ -223,6 +233,8 @@ oai_init(porch_worker *w)
 			goto fail;
 		}
 	}
+	o->ca_file = porch_param_str(p, "ca-file");
+	o->key = key; /* to mask it in what the server says */
 	const char *base = porch_param_str(p, "base-url");
 	size_t blen = strlen(base);
 	while (blen > 0 && base[blen - 1] == '/')
@@ -383,6 +395,19 @@ const struct porch_plugin porch_plugin = {
 	    "Refused or reset connections, a malformed HTTP answer, and (transport curl) "
 	    "DNS and TLS errors fail as transport; "
 	    "connect-timeout, and read-timeout without a byte of the answer, as timeout.\n"
+	    "\n"
+	    "An https server's certificate is always verified, its chain against the "
+	    "system's certificate authorities (or those of ca-file) and its name against "
+	    "the host of base-url; nothing turns that off.  A server whose certificate "
+	    "does not pass (self-signed, another name, expired) fails every request as "
+	    "transport, with libcurl's reason (\"SSL certificate problem: self-signed "
+	    "certificate\").  For a private CA or a self-signed server, give its "
+	    "certificate in ca-file.\n"
+	    "\n"
+	    "Where a server's error message or error event repeats the API key (some "
+	    "quote the key they refused), it is masked as [api key] before the message "
+	    "goes on to the failure's text, openai.error, logs, dead letters and the "
+	    "client's answer.\n"
 	    "\n"
 	    "The API key is read at start from the environment variable api-key-env "
 	    "names, never from the pipeline file; it is sent as \"Authorization: Bearer\" "

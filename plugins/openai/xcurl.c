@@ -50,6 +50,12 @@ xcurl_easy(struct oai_call *cl)
 	bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, "porch-openai/1") != CURLE_OK;
 	/* idle pooled connections: find out early when a peer went away */
 	bad |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
+	/* https peers are verified, certificate and name: libcurl's default,
+	 * set here so that nothing turns it off; ca-file replaces the CAs */
+	bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
+	if (o->ca_file != NULL)
+		bad |= curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file) != CURLE_OK;
 #if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85 */
 	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
 #else
