@@ -548,6 +548,37 @@ mark_answers_edited(struct graph *g)
 	free(edits);
 }
 
+/*
+ * The loop's lag: a timer, every LAG_PERIOD seconds, records how late it
+ * runs (the wall clock when it runs minus when it was due) in g->loop_lag.
+ * A callback that holds the loop shows as lag: /metrics has it as
+ * porch_loop_lag_seconds, the stats as "loop lag".  It wakes an idle
+ * process 4 times a second and does not keep the loop alive.
+ */
+#define LAG_PERIOD 0.25
+
+static void
+lag_arm(struct graph *g)
+{
+	ev_timer_set(&g->lag_w, LAG_PERIOD, 0.);
+	ev_timer_start(g->loop, &g->lag_w);
+	ev_unref(g->loop);
+	/* libev counts from ev_now, as the timer does */
+	g->lag_due = ev_now(g->loop) + LAG_PERIOD;
+}
+
+static void
+on_lag(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct graph *g = w->data;
+	(void)revents;
+	ev_tstamp late = ev_time() - g->lag_due;
+	hist_record_n(&g->loop_lag, late > 0 ? (uint64_t)(late * 1e9) : 0, 1);
+	/* it stopped when it fired, taking back the reference lag_arm gave up */
+	ev_ref(loop);
+	lag_arm(g);
+}
+
 struct graph *
 graph_new(struct cfg_pipeline *cfg, struct ev_loop *loop, char *err, size_t errlen)
 {
@@ -605,6 +636,8 @@ graph_new(struct cfg_pipeline *cfg, struct ev_loop *loop, char *err, size_t errl
 	ev_check_init(&g->check_w, on_check);
 	g->check_w.data = g;
 	ev_idle_init(&g->idle_w, on_idle);
+	ev_init(&g->lag_w, on_lag);
+	g->lag_w.data = g;
 	g->idle_w.data = g;
 
 	for (size_t i = 0; i < g->n_workers; i++) {
@@ -654,6 +687,7 @@ graph_start(struct graph *g)
 	ev_check_start(g->loop, &g->check_w);
 	/* the scheduler's watchers alone must not keep the loop alive */
 	ev_unref(g->loop);
+	lag_arm(g);
 	for (size_t i = 0; i < g->n_stages; i++) {
 		struct porch_stage *st = &g->stages[i];
 		if (st->d->start) {
@@ -717,6 +751,10 @@ graph_free(struct graph *g)
 		ev_check_stop(g->loop, &g->check_w);
 	}
 	ev_idle_stop(g->loop, &g->idle_w);
+	if (ev_is_active(&g->lag_w)) {
+		ev_ref(g->loop);
+		ev_timer_stop(g->loop, &g->lag_w);
+	}
 	for (size_t i = 0; i < g->n_stages; i++) {
 		struct porch_stage *st = &g->stages[i];
 		if (st->inited && st->d->fini) {

@@ -143,6 +143,9 @@ struct graph {
 	int woken, draining, aborted;
 	ev_check check_w;
 	ev_idle idle_w;
+	ev_timer lag_w;               /* measures the loop's lag; see graph.c */
+	ev_tstamp lag_due;            /* when lag_w should fire */
+	struct hist loop_lag;         /* how late it fired, ns */
 	double started;
 	void (*on_finished)(struct graph *g, void *arg); /* all done */
 	void *on_finished_arg;

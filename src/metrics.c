@@ -86,8 +86,10 @@ help(struct out *o, const char *name, const char *type, const char *text)
 	out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
+/* A histogram of seconds: name, its one label (key="value") and the values. */
 static void
-latency_histogram(struct out *o, const char *stage, const struct hist *h)
+histogram(struct out *o, const char *name, const char *key, const char *value,
+    const struct hist *h)
 {
 	uint64_t cum = 0;
 	unsigned idx = 0;
@@ -95,15 +97,20 @@ latency_histogram(struct out *o, const char *stage, const struct hist *h)
 		uint64_t edge_ns = (uint64_t)(latency_le[i] * 1e9);
 		for (; idx < HIST_BUCKETS && hist_bucket_low(idx) <= edge_ns; idx++)
 			cum += h->bucket[idx];
-		out_printf(o, "porch_stage_latency_seconds_bucket{stage=\"%s\",le=\"%g\"} %llu\n",
-		    stage, latency_le[i], (unsigned long long)cum);
+		out_printf(o, "%s_bucket{%s=\"%s\",le=\"%g\"} %llu\n", name, key, value,
+		    latency_le[i], (unsigned long long)cum);
 	}
-	out_printf(o, "porch_stage_latency_seconds_bucket{stage=\"%s\",le=\"+Inf\"} %llu\n",
-	    stage, (unsigned long long)h->count);
-	out_printf(o, "porch_stage_latency_seconds_sum{stage=\"%s\"} %.9f\n", stage,
-	    (double)h->sum / 1e9);
-	out_printf(o, "porch_stage_latency_seconds_count{stage=\"%s\"} %llu\n", stage,
+	out_printf(o, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %llu\n", name, key, value,
 	    (unsigned long long)h->count);
+	out_printf(o, "%s_sum{%s=\"%s\"} %.9f\n", name, key, value, (double)h->sum / 1e9);
+	out_printf(o, "%s_count{%s=\"%s\"} %llu\n", name, key, value,
+	    (unsigned long long)h->count);
+}
+
+static void
+latency_histogram(struct out *o, const char *stage, const struct hist *h)
+{
+	histogram(o, "porch_stage_latency_seconds", "stage", stage, h);
 }
 
 static const enum porch_outcome outcomes[] = {
@@ -139,6 +146,9 @@ porch_metrics_text(const porch_stage *st)
 	help(&o, "porch_requests_in_flight_max", "gauge", "The pipeline's max-inflight bound.");
 	out_printf(&o, "porch_requests_in_flight_max{pipeline=\"%s\"} %llu\n", pl,
 	    (unsigned long long)g->max_inflight);
+	help(&o, "porch_loop_lag_seconds", "histogram",
+	    "How late a timer due every 0.25 s ran: time the event loop was held.");
+	histogram(&o, "porch_loop_lag_seconds", "pipeline", pl, &g->loop_lag);
 
 	help(&o, "porch_stage_messages_in_total", "counter", "Messages a stage took.");
 	for (size_t i = 0; i < g->n_stages; i++)

@@ -68,6 +68,12 @@ stats_print(const struct graph *g, FILE *out)
 		    (unsigned long long)s->outcome[PORCH_SHED],
 		    (unsigned long long)s->outcome[PORCH_EXPIRED], st->held, p50, p90, p99);
 	}
+	char l50[16], l99[16], lmax[16];
+	fmt_ns(hist_quantile(&g->loop_lag, 0.50), l50, sizeof l50);
+	fmt_ns(hist_quantile(&g->loop_lag, 0.99), l99, sizeof l99);
+	fmt_ns(g->loop_lag.max, lmax, sizeof lmax);
+	fprintf(out, "loop lag         p50 %s, p99 %s, max %s (%llu timer runs)\n", l50, l99, lmax,
+	    (unsigned long long)g->loop_lag.count);
 	if (g->n_channels == 0)
 		return;
 	fprintf(out, "%-32s %6s %6s %8s %-11s %10s %9s %9s %9s\n", "channel", "depth",
@@ -129,6 +135,7 @@ stats_json(const struct graph *g)
 		    "latency", latency_json(&s->latency)));
 	}
 	json_object_set_new(root, "stages", stages);
+	json_object_set_new(root, "loop_lag", latency_json(&g->loop_lag));
 	json_t *chans = json_array();
 	for (size_t i = 0; i < g->n_channels; i++) {
 		const struct channel *c = &g->channels[i];

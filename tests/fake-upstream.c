@@ -19,6 +19,10 @@
  *   slow-stream        streamed, 20 ms between words
  *   echo-body          the answer is the request body itself
  *   big                an answer of 64 KiB
+ *   huge               an answer of 10 MiB (10485760 bytes: "abc...z"
+ *                      repeated, a '"' and a newline every 64 bytes), as
+ *                      one JSON body, or streamed as one server-sent event
+ *                      holding all of it (then the end of the stream)
  *   close              ok, then closes the connection
  *   drop-next          ok; then the next request on this connection is
  *                      read (and counted) and the connection closed
@@ -1247,6 +1251,29 @@ handle(struct server *s, struct conn *c, const char *path, const char *auth,
 		memset(b, 'x', 65536);
 		b[65536] = '\0';
 		answer_text(c, t, chat, stream, b);
+		free(b);
+	} else if (strcmp(model, "huge") == 0) {
+		size_t n = 10u << 20;
+		char *b = malloc(n + 1);
+		if (b == NULL)
+			die("out of memory");
+		for (size_t k = 0; k < n; k++)
+			b[k] = k % 64 == 62 ? '"' : k % 64 == 63 ? '\n' : (char)('a' + k % 26);
+		b[n] = '\0';
+		if (stream) {
+			/* one event: the whole text in one delta */
+			sse_head(c, t);
+			sse_word(c, t, chat, b, n);
+			sse_raw(c, t, chat ?
+			    "data: {\"id\":\"chatcmpl-fake\",\"object\":\"chat.completion.chunk\","
+			    "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n" :
+			    "data: {\"id\":\"cmpl-fake\",\"object\":\"text_completion\","
+			    "\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"stop\"}]}\n\n");
+			sse_raw(c, t, "data: [DONE]\n\n");
+			addf(c, t, "0\r\n\r\n");
+		} else {
+			answer_text(c, t, chat, stream, b);
+		}
 		free(b);
 	} else if (strcmp(model, "close") == 0) {
 		answer_text(c, t, chat, stream, text);

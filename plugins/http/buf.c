@@ -8,6 +8,7 @@
  * gives the same bytes.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,30 @@ hex16(char out[17], uint64_t v)
 
 /* ---- UTF-8 -------------------------------------------------------------- */
 
+/* Whether the 8 bytes at p are all ASCII (one word read). */
+static inline int
+ascii8(const unsigned char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return (v & 0x8080808080808080ull) == 0;
+}
+
+/*
+ * Whether the 8 bytes at p all go out as they are in a JSON string (see
+ * json_plain below), tested as one word.  Exact: no false "yes".
+ */
+static inline int
+plain8(const unsigned char *p)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t v, q, b;
+	memcpy(&v, p, 8);
+	q = v ^ (ones * '"');
+	b = v ^ (ones * '\\');
+	return ((v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high) == 0;
+}
+
 /* How many leading bytes of p form whole, valid UTF-8 sequences (stops at
  * the first invalid or incomplete one). */
 size_t
@@ -187,7 +212,10 @@ utf8_valid_prefix(const char *s, size_t n)
 		size_t len;
 		unsigned min;
 		if (c < 0x80) {
+			/* ASCII, eight bytes at a time while it lasts */
 			i++;
+			while (n - i >= 8 && ascii8(p + i))
+				i += 8;
 			continue;
 		} else if ((c & 0xe0) == 0xc0) {
 			len = 2, min = 0x80;
@@ -271,63 +299,73 @@ put_u4(char *q, unsigned long v)
 	return q;
 }
 
+/* Input bytes escaped per reservation of room (6 bytes out per byte in). */
+#define ESC_BLOCK 16384
+
 int
 json_put_esc(struct buf *b, const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	/* at most 6 bytes out per byte in (\u00XX, or \uFFFD for one bad
-	 * byte; a 4-byte sequence becomes 12): room once, then no checks */
-	if (n > ((size_t)-1 - 1) / 6) {
-		b->oom = 1;
-		return -1;
-	}
 	if (n == 0)
 		return 0;
-	char *q0 = buf_room(b, n * 6);
-	if (q0 == NULL)
-		return -1;
-	char *q = q0;
+	/*
+	 * At most 6 bytes out per byte in (\u00XX, or \uFFFD for one bad
+	 * byte; a 4-byte sequence becomes 12).  Room is made a block of
+	 * input at a time, not for all of it at once: a 10 MB text would
+	 * otherwise reserve (and realloc, and fault in) 60 MB.  Within a
+	 * block there are no checks; a sequence may run past its end.
+	 */
 	size_t i = 0;
 	while (i < n) {
-		size_t run = i;
-		while (run < n && json_plain(p[run]))
-			run++;
-		if (run > i) {
-			memcpy(q, p + i, run - i);
-			q += run - i;
-			i = run;
-			if (i == n)
-				break;
-		}
-		unsigned char c = p[i];
-		if (c < 0x80) {
-			switch (c) {
-			case '"': *q++ = '\\'; *q++ = '"'; break;
-			case '\\': *q++ = '\\'; *q++ = '\\'; break;
-			case '\b': *q++ = '\\'; *q++ = 'b'; break;
-			case '\f': *q++ = '\\'; *q++ = 'f'; break;
-			case '\n': *q++ = '\\'; *q++ = 'n'; break;
-			case '\r': *q++ = '\\'; *q++ = 'r'; break;
-			case '\t': *q++ = '\\'; *q++ = 't'; break;
-			default: q = put_u4(q, c); break; /* other control bytes */
+		size_t blk = n - i < ESC_BLOCK ? n - i : ESC_BLOCK;
+		char *q0 = buf_room(b, blk * 6 + 12);
+		if (q0 == NULL)
+			return -1;
+		char *q = q0;
+		size_t stop = i + blk;
+		while (i < stop) {
+			size_t run = i;
+			while (stop - run >= 8 && plain8(p + run))
+				run += 8;
+			while (run < stop && json_plain(p[run]))
+				run++;
+			if (run > i) {
+				memcpy(q, p + i, run - i);
+				q += run - i;
+				i = run;
+				if (i == stop)
+					break;
 			}
-			i++;
-			continue;
+			unsigned char c = p[i];
+			if (c < 0x80) {
+				switch (c) {
+				case '"': *q++ = '\\'; *q++ = '"'; break;
+				case '\\': *q++ = '\\'; *q++ = '\\'; break;
+				case '\b': *q++ = '\\'; *q++ = 'b'; break;
+				case '\f': *q++ = '\\'; *q++ = 'f'; break;
+				case '\n': *q++ = '\\'; *q++ = 'n'; break;
+				case '\r': *q++ = '\\'; *q++ = 'r'; break;
+				case '\t': *q++ = '\\'; *q++ = 't'; break;
+				default: q = put_u4(q, c); break; /* other control bytes */
+				}
+				i++;
+				continue;
+			}
+			size_t len = 1;
+			long cp = utf8_decode(p + i, n - i, &len);
+			if (cp < 0) {
+				q = put_u4(q, 0xfffd);
+			} else if (cp < 0x10000) {
+				q = put_u4(q, (unsigned long)cp);
+			} else {
+				unsigned long v = (unsigned long)cp - 0x10000;
+				q = put_u4(q, 0xd800 | (v >> 10));
+				q = put_u4(q, 0xdc00 | (v & 0x3ff));
+			}
+			i += len;
 		}
-		size_t len = 1;
-		long cp = utf8_decode(p + i, n - i, &len);
-		if (cp < 0) {
-			q = put_u4(q, 0xfffd);
-		} else if (cp < 0x10000) {
-			q = put_u4(q, (unsigned long)cp);
-		} else {
-			unsigned long v = (unsigned long)cp - 0x10000;
-			q = put_u4(q, 0xd800 | (v >> 10));
-			q = put_u4(q, 0xdc00 | (v & 0x3ff));
-		}
-		i += len;
+		b->len += (size_t)(q - q0);
 	}
-	b->len += (size_t)(q - q0);
 	b->p[b->len] = '\0';
 	return 0;
 }

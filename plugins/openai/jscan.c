@@ -18,6 +18,7 @@
  * JSON_ALLOW_NUL refuses it; so are lone surrogates and invalid UTF-8.
  */
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "jscan.h"
@@ -97,6 +98,22 @@ js_utf8(const unsigned char *p, const unsigned char *end)
 }
 
 /*
+ * Whether the 8 bytes at p are all plain string bytes (ASCII 0x20-0x7f but
+ * '"' and '\\'), read as one word: a long string is scanned in a fraction
+ * of the time a byte loop takes.  Exact (no false "yes").
+ */
+static inline int
+js_plain8(const unsigned char *p)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t v, q, b;
+	memcpy(&v, p, 8);
+	q = v ^ (ones * '"');
+	b = v ^ (ones * '\\');
+	return ((v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high) == 0;
+}
+
+/*
  * The string at s->p (its opening quote), checked: s->p after its closing
  * quote, *escaped set when it has a backslash.  0 or -1.
  */
@@ -106,7 +123,9 @@ js_scan_string(struct jscan *s, int *escaped)
 	const unsigned char *p = s->p + 1, *end = s->end;
 	*escaped = 0;
 	for (;;) {
-		/* the common bytes, fast */
+		/* the common bytes, fast: eight at a time, then one by one */
+		while (end - p >= 8 && js_plain8(p))
+			p += 8;
 		while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
 			p++;
 		if (p >= end)
