@@ -145,9 +145,15 @@ finish_messages(void)
 				 * with extras on the first, then whole */
 				static const struct porch_piece extra = { "{\"system_fingerprint\":\"fp\"}",
 					"{\"logprobs\":null}", "{\"refusal\":null}" };
-				for (size_t at = 0; at < m->len; at += 3)
-					o->ops->piece(o, m, m->text + at, m->len - at < 3 ? m->len - at : 3,
-					    at == 0 ? &extra : NULL);
+				/* as reply does: piece where the origin has it (tasks
+				 * have chunk only) */
+				for (size_t at = 0; at < m->len; at += 3) {
+					size_t n = m->len - at < 3 ? m->len - at : 3;
+					if (o->ops->piece != NULL)
+						o->ops->piece(o, m, m->text + at, n, at == 0 ? &extra : NULL);
+					else
+						o->ops->chunk(o, m, m->text + at, n);
+				}
 				porch_msg_set_meta(m, "finish-reason", "stop");
 				porch_msg_set_meta(m, "usage", "{\"prompt_tokens\":1,"
 				    "\"completion_tokens\":2,\"total_tokens\":3}");
