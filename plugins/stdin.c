@@ -30,7 +30,6 @@ struct stdin_src {
 	const char *text_field; /* the JSON member holding a request's text */
 	size_t session_len;
 
-	uint64_t line;      /* lines consumed so far (the last one's number) */
 	uint64_t invalid;   /* malformed lines, failed as bad-request */
 	size_t budget;      /* requests we may still emit before asking again */
 
@@ -42,6 +41,15 @@ struct stdin_src {
 	int paused;         /* stopped because the graph is full */
 	int finished;       /* porch_stage_finished was called */
 };
+
+/*
+ * Standard input is one stream for the whole process, whichever instance
+ * reads it: a reload hands it (and what was read of it) from the old
+ * stage to the new one, so its line count and its flags before porch made
+ * it non-blocking belong to the process, not to an instance.
+ */
+static uint64_t lines_read;         /* lines consumed so far (the last one's number) */
+static int original_flags = -1;     /* fd 0's flags before the first init */
 
 static const struct porch_param stdin_params[] = {
 	{ "deadline", PORCH_PARAM_DURATION, "0", 0, 86400000, NULL, 0,
@@ -216,7 +224,7 @@ out:
 static void
 stdin_line(struct stdin_src *s, const char *p, size_t n)
 {
-	uint64_t line = ++s->line;
+	uint64_t line = ++lines_read;
 	if (n > s->max_line) {
 		stdin_invalid(s, line, "line is longer than max-line (%zu bytes)",
 		    s->max_line);
@@ -280,7 +288,7 @@ stdin_process_buffer(struct stdin_src *s)
 			if (!s->eof) {
 				/* room for "\r" too: only more than that is surely too long */
 				if (avail > s->max_line + 1) {
-					stdin_invalid(s, ++s->line,
+					stdin_invalid(s, ++lines_read,
 					    "line is longer than max-line (%zu bytes)", s->max_line);
 					s->off = s->len;
 					s->skipping = 1;
@@ -393,6 +401,10 @@ stdin_init(porch_stage *st)
 	memcpy(s->session, session, s->session_len + 1);
 
 	int flags = fcntl(0, F_GETFL);
+	if (flags >= 0 && original_flags < 0)
+		original_flags = flags;
+	if (flags >= 0)
+		flags = original_flags;
 	if (flags < 0) {
 		porch_stage_error(st, "standard input is not open: %s", strerror(errno));
 		free(s->session);
@@ -440,6 +452,47 @@ stdin_drain(porch_stage *st)
 	stdin_finish(porch_stage_data(st));
 }
 
+/* A reload replaced the pipeline: the new stdin stage reads on, from the
+ * first byte not yet made into a request. */
+static void
+stdin_retire(porch_stage *st)
+{
+	struct stdin_src *s = porch_stage_data(st);
+	ev_io_stop(s->loop, &s->io);
+	if (s->finished)
+		return;
+	size_t left = s->len - s->off;
+	if (!s->skipping && !s->read_failed &&
+	    porch_stage_handover(st, 0, s->buf + s->off, left) == 0) {
+		s->off = s->len;
+		s->flags_changed = 0; /* the new stage restores them at the end */
+	} else if (left > 0 || !s->eof) {
+		fprintf(stderr, "porch: stdin: the new pipeline does not read standard "
+		    "input: it is no longer read (%zu bytes read were not made into "
+		    "requests)\n", left);
+	}
+	stdin_finish(s);
+}
+
+static int
+stdin_adopt(porch_stage *st, int fd, const void *bytes, size_t len)
+{
+	struct stdin_src *s = porch_stage_data(st);
+	if (fd != 0 || s == NULL || s->finished || s->len - s->off > 0)
+		return -1;
+	if (s->cap - s->len < len) {
+		char *b = realloc(s->buf, s->len + len + STDIN_CHUNK);
+		if (b == NULL)
+			return -1;
+		s->buf = b;
+		s->cap = s->len + len + STDIN_CHUNK;
+	}
+	memcpy(s->buf + s->len, bytes, len);
+	s->len += len;
+	stdin_process_buffer(s);
+	return 0;
+}
+
 static void
 stdin_outcome(porch_stage *st, porch_msg *m, enum porch_outcome o)
 {
@@ -484,6 +537,8 @@ const struct porch_plugin porch_plugin = {
 	.start = stdin_start,
 	.resume = stdin_resume,
 	.drain = stdin_drain,
+	.retire = stdin_retire,
+	.adopt = stdin_adopt,
 	.outcome = stdin_outcome,
 	.fini = stdin_fini,
 };

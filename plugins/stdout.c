@@ -485,8 +485,10 @@ stdout_fini(porch_stage *st)
 	struct stdout_sink *s = porch_stage_data(st);
 	if (s == NULL)
 		return;
-	/* every request has ended by now, so no line is open or waiting */
-	if (term.live != NULL) {
+	/* every request of this stage's graph has ended by now, so none of its
+	 * lines is open or waiting; a live line is another graph's (a reload's
+	 * new one, sharing the terminal) and goes on */
+	if (term.live != NULL && term.live->st == st) {
 		term_put("\n", 1);
 		term.live = NULL;
 	}

@@ -24,6 +24,7 @@ call_recycle(struct porch_call *c)
 	c->next = w->free_calls;
 	w->free_calls = c;
 	w->inflight--;
+	w->stats->inflight--;
 }
 
 /* Frees every call, also those still open when a drain deadline cut them off. */
@@ -65,7 +66,8 @@ infer(porch_stage *st, porch_msg *m, porch_token_fn *on_token,
 	c->ctx = ctx;
 	c->data = NULL;
 	c->active = 1;
-	w->calls++;
+	w->stats->calls++;
+	w->stats->inflight++;
 	w->inflight++;
 	m->attempts++;
 	m->status = 0;
@@ -78,7 +80,7 @@ infer(porch_stage *st, porch_msg *m, porch_token_fn *on_token,
 		 * already been heard, so only recycle what is still open */
 		if (c->active) {
 			call_recycle(c);
-			w->errors++;
+			w->stats->errors++;
 			return NULL;
 		}
 	}
@@ -204,7 +206,7 @@ porch_call_fail(porch_call *c, enum porch_error why, const char *fmt, ...)
 	porch_end_fn *end = c->on_end;
 	void *ctx = c->ctx;
 	struct cb_frame saved = CB_STAGE(c->st, "end", c->m->id);
-	c->w->errors++;
+	c->w->stats->errors++;
 	call_recycle(c);
 	end(ctx, why == PORCH_ERR_NONE ? PORCH_ERR_INTERNAL : why, text);
 	cb_leave(saved);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "ledger.h"
 
 struct porch_msg;
 struct porch_stage;
@@ -24,12 +25,7 @@ struct channel {
 	const struct cfg_channel *cfg;
 	struct porch_stage *src, *dst;
 	int port;
-	/* statistics */
-	uint64_t pushed;
-	uint64_t high_water;
-	uint64_t refused_reject;      /* new message refused: overflow=reject */
-	uint64_t refused_drop_oldest; /* oldest refused: overflow=drop-oldest */
-	uint64_t held_back;           /* producer waited: overflow=block */
+	struct channel_stats *s;      /* in the graph's ledger, by name */
 };
 
 void channel_init(struct channel *c, uint32_t capacity, enum overflow ov);
@@ -52,10 +48,10 @@ static inline void
 channel_push(struct channel *c, struct porch_msg *m)
 {
 	c->ring[c->tail++ & c->mask] = m;
-	c->pushed++;
+	c->s->pushed++;
 	uint32_t depth = c->tail - c->head;
-	if (depth > c->high_water)
-		c->high_water = depth;
+	if (depth > c->s->high_water)
+		c->s->high_water = depth;
 }
 
 static inline struct porch_msg *

@@ -3,7 +3,8 @@
  *
  * The first SIGINT or SIGTERM drains: sources stop, requests in flight
  * finish, and at the drain deadline whatever is left ends as expired.  A
- * second one exits at once.  SIGUSR1 prints the statistics table.
+ * second one exits at once.  SIGUSR1 prints the statistics table.  SIGHUP
+ * reloads the file (reload.c).
  */
 #include <errno.h>
 #include <sys/stat.h>
@@ -19,6 +20,7 @@
 #include "cli.h"
 #include "config.h"
 #include "graph.h"
+#include "run.h"
 #include "stats.h"
 
 #define DEFAULT_DRAIN_MS 30000
@@ -30,7 +32,8 @@ static const char run_usage[] =
     "\n"
     "Runs the pipeline until its sources end and every request has an outcome.\n"
     "SIGINT/SIGTERM drain (a second one exits at once); SIGUSR1 prints statistics;\n"
-    "SIGHUP checks the file again and says whether it is valid.\n"
+    "SIGHUP (or porch reload) loads the file again and swaps the pipeline for it\n"
+    "without dropping a request; an invalid file changes nothing.\n"
     "\n"
     "  -P, --plugin-path DIR  search DIR for plugins first (repeatable)\n"
     "  -s, --set N.P=V        set parameter P of stage or worker N (repeatable)\n"
@@ -43,32 +46,15 @@ static const char run_usage[] =
     "exit status: 0 ran to the end or drained, 1 runtime failure,\n"
     "2 invalid pipeline or usage, 128+N a second signal N.\n";
 
-struct run {
-	struct graph *g;
-	struct ev_loop *loop;
-	ev_signal sigint_w, sigterm_w, sigusr1_w, sighup_w;
-	const char *file;             /* for SIGHUP's check */
-	struct cli_common *common;
-	ev_timer drain_w;
-	double drain_s;
-	int signals;
-};
-
-static void
-on_finished(struct graph *g, void *arg)
-{
-	(void)g;
-	struct run *r = arg;
-	ev_break(r->loop, EVBREAK_ALL);
-}
-
 static void
 on_drain_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop; (void)revents;
 	struct run *r = w->data;
 	fprintf(stderr, "porch: drain deadline (%.3gs) passed with %llu requests in flight; "
-	    "they end as expired\n", r->drain_s, (unsigned long long)r->g->inflight);
+	    "they end as expired\n", r->drain_s, (unsigned long long)r->led->inflight);
+	for (struct generation *gen = r->retiring; gen != NULL; gen = gen->next)
+		graph_abort(gen->g, "the drain deadline passed");
 	graph_abort(r->g, "the drain deadline passed");
 }
 
@@ -80,16 +66,18 @@ on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	const char *name = w->signum == SIGINT ? "SIGINT" : "SIGTERM";
 	if (++r->signals > 1) {
 		fprintf(stderr, "porch: second %s: exiting at once with %llu requests in flight\n",
-		    name, (unsigned long long)r->g->inflight);
+		    name, (unsigned long long)r->led->inflight);
 		exit(128 + w->signum);
 	}
 	fprintf(stderr, "porch: %s: draining %llu requests in flight (deadline %.3gs; "
-	    "send again to exit at once)\n", name, (unsigned long long)r->g->inflight,
+	    "send again to exit at once)\n", name, (unsigned long long)r->led->inflight,
 	    r->drain_s);
 	ev_timer_init(&r->drain_w, on_drain_deadline, r->drain_s, 0);
 	r->drain_w.data = r;
 	ev_timer_start(loop, &r->drain_w);
 	ev_unref(loop); /* the deadline alone must not keep the loop running */
+	for (struct generation *gen = r->retiring; gen != NULL; gen = gen->next)
+		graph_drain(gen->g);
 	graph_drain(r->g);
 }
 
@@ -101,31 +89,11 @@ on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
 	stats_print(r->g, stderr);
 }
 
-/*
- * SIGHUP: the file is read and checked again, as porch check would, so an
- * operator learns at once whether an edit is good; swapping the running
- * graph for the new one is not done yet, so the pipeline goes on as it
- * was, and the message says so instead of pretending.
- */
 static void
 on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	(void)loop; (void)revents;
-	struct run *r = w->data;
-	struct diag d;
-	diag_init(&d, r->file, stderr);
-	struct cfg_pipeline *p = config_load(r->file, config_schema_path(),
-	    r->common->plugin_dirs, r->common->n_plugin_dirs, r->common->overrides,
-	    r->common->n_overrides, NULL, &d);
-	if (p == NULL) {
-		fprintf(stderr, "porch: SIGHUP: %s is not valid (see above); the running "
-		    "pipeline goes on unchanged\n", r->file);
-		return;
-	}
-	config_free(p);
-	fprintf(stderr, "porch: SIGHUP: %s is valid, but this porch cannot swap a "
-	    "running pipeline yet; the running pipeline goes on unchanged (restart to "
-	    "apply the file)\n", r->file);
+	run_reload(w->data);
 }
 
 /* Written whole under a temporary name, so a reader never sees half a pid. */
@@ -148,8 +116,8 @@ write_pid(const char *path, char *err, size_t errlen)
 }
 
 /* "30s", "250ms", "2m", "1h": an integer and a unit, nothing else. */
-static int
-parse_drain(const char *s, double *out)
+int
+cli_parse_duration(const char *s, double *out)
 {
 	size_t digits = strspn(s, "0123456789");
 	if (digits == 0 || digits > 9)
@@ -285,7 +253,7 @@ run_command(int argc, char **argv, int replay)
 			stats_path = optarg;
 			break;
 		case 'd':
-			if (parse_drain(optarg, &drain_s) != 0) {
+			if (cli_parse_duration(optarg, &drain_s) != 0) {
 				cli_error("%s: --drain-timeout '%s' is not a duration "
 				    "(an integer with ms, s, m or h, e.g. 30s or 500ms)",
 				    cmd, optarg);
@@ -346,15 +314,25 @@ run_command(int argc, char **argv, int replay)
 		cli_free(&common);
 		return EXIT_RUNTIME;
 	}
-	r.g = graph_new(p, r.loop, err, sizeof err);
+	r.led = ledger_new();
+	r.g = graph_new(p, r.loop, r.led, err, sizeof err);
 	if (r.g == NULL) {
 		cli_error("%s: %s", file, err);
+		ledger_unref(r.led);
 		config_free(p);
 		cli_free(&common);
 		return EXIT_RUNTIME;
 	}
-	r.g->on_finished = on_finished;
+	r.cfg = p;
+	r.led->current = r.g;
+	r.replay = replay;
+	r.g->on_finished = run_finished;
 	r.g->on_finished_arg = &r;
+	char status_path[4200];
+	if (pid_path != NULL) {
+		run_status_path(pid_path, status_path, sizeof status_path);
+		r.status_path = status_path;
+	}
 
 	ev_signal_init(&r.sigint_w, on_stop_signal, SIGINT);
 	ev_signal_init(&r.sigterm_w, on_stop_signal, SIGTERM);
@@ -380,7 +358,7 @@ run_command(int argc, char **argv, int replay)
 		status = EXIT_RUNTIME;
 		graph_drain(r.g);
 	}
-	if (!graph_done(r.g))
+	if (!graph_done(r.g) || r.retiring != NULL)
 		ev_run(r.loop, 0);
 	if (!graph_done(r.g)) {
 		cli_error("%s: internal error: the event loop stopped with %llu requests in "
@@ -406,8 +384,10 @@ run_command(int argc, char **argv, int replay)
 		ev_ref(r.loop);
 		ev_timer_stop(r.loop, &r.drain_w);
 	}
+	run_free_generations(&r);
 	graph_free(r.g);
-	config_free(p);
+	config_free(r.cfg);
+	ledger_unref(r.led);
 	cli_free(&common);
 	ev_loop_destroy(r.loop);
 	/* the pid file we wrote, never what it pointed at otherwise (as root,
@@ -415,5 +395,7 @@ run_command(int argc, char **argv, int replay)
 	struct stat sb;
 	if (pid_path != NULL && lstat(pid_path, &sb) == 0 && S_ISREG(sb.st_mode))
 		unlink(pid_path);
+	if (r.status_path != NULL && lstat(r.status_path, &sb) == 0 && S_ISREG(sb.st_mode))
+		unlink(r.status_path);
 	return status;
 }

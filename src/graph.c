@@ -20,6 +20,7 @@
 
 #include "channel.h"
 #include "graph.h"
+#include "handover.h"
 #include "util.h"
 
 /* Most messages a stage takes in one pass: bounds the time between polls. */
@@ -74,7 +75,8 @@ live_unlink(struct graph *g, struct porch_msg *m)
 static void
 accept(struct graph *g, struct porch_msg *m)
 {
-	g->totals.accepted++;
+	g->led->totals.accepted++;
+	g->led->inflight++;
 	g->inflight++;
 	msg_keep_input(m);
 	m->next_live = g->live;
@@ -94,14 +96,15 @@ void
 graph_finish(struct graph *g, struct porch_msg *m, enum porch_outcome o,
     struct porch_stage *where)
 {
-	g->totals.outcome[o]++;
+	g->led->totals.outcome[o]++;
 	if (where != NULL)
-		where->stats.outcome[o]++;
+		where->stats->outcome[o]++;
 	if (m->error != PORCH_ERR_NONE && m->error_stage == NULL)
 		m->error_stage = where;
 	if (is_live(g, m)) {
 		live_unlink(g, m);
 		g->inflight--;
+		g->led->inflight--;
 	}
 	if (m->n_local > 0)
 		msg_forget_locals(g, m);
@@ -147,7 +150,7 @@ stage_release(struct porch_stage *st, struct porch_msg *m)
 		g->current = NULL;
 		return;
 	}
-	hist_record_n(&st->stats.latency, clock_ns() - m->enter_ns, 1);
+	hist_record_n(&st->stats->latency, clock_ns() - m->enter_ns, 1);
 	graph_wake(g);
 }
 
@@ -175,18 +178,18 @@ push(struct graph *g, struct channel *c, struct porch_msg *m)
 	}
 	switch (c->overflow) {
 	case OVERFLOW_BLOCK:
-		c->held_back++;
+		c->s->held_back++;
 		outbox_append(c->src, m, c);
 		return PORCH_OK;
 	case OVERFLOW_REJECT:
-		c->refused_reject++;
+		c->s->refused_reject++;
 		msg_set_error(m, PORCH_ERR_FULL, "channel %s -> %s is full (capacity %u, "
 		    "overflow reject)", c->src->name, c->dst->name, c->capacity);
 		graph_finish(g, m, PORCH_SHED, c->dst);
 		return PORCH_REFUSED;
 	case OVERFLOW_DROP_OLDEST: {
 		struct porch_msg *old = channel_pop(c);
-		c->refused_drop_oldest++;
+		c->s->refused_drop_oldest++;
 		msg_set_error(old, PORCH_ERR_FULL, "channel %s -> %s is full (capacity %u, "
 		    "overflow drop-oldest): the oldest waiting request was dropped",
 		    c->src->name, c->dst->name, c->capacity);
@@ -229,8 +232,8 @@ porch_emit_port(porch_stage *st, int port, porch_msg *m)
 	} else if (!is_live(g, m)) {
 		/* a source's new request */
 		accept(g, m);
-		if (g->inflight > g->max_inflight) {
-			st->stats.out++;
+		if (g->led->inflight > g->max_inflight) {
+			st->stats->out++;
 			msg_set_error(m, PORCH_ERR_ADMISSION, "pipeline '%s' has %llu requests "
 			    "in flight (max-inflight)", g->cfg->name,
 			    (unsigned long long)g->max_inflight);
@@ -238,7 +241,7 @@ porch_emit_port(porch_stage *st, int port, porch_msg *m)
 			return PORCH_REFUSED;
 		}
 	}
-	st->stats.out++;
+	st->stats->out++;
 	if (port < 0 || port >= st->n_ports || st->outs[port] == NULL) {
 		if (port != st->n_ports - 1 || m->error == PORCH_ERR_NONE)
 			msg_set_error(m, PORCH_ERR_UNROUTED, "stage '%s' sent a message to "
@@ -385,7 +388,8 @@ porch_stage_ready(const porch_stage *cst)
 	struct graph *g = st->g;
 	if (st->finished)
 		return 0;
-	size_t room = g->inflight < g->max_inflight ? (size_t)(g->max_inflight - g->inflight) : 0;
+	size_t room = g->led->inflight < g->max_inflight ?
+	    (size_t)(g->max_inflight - g->led->inflight) : 0;
 	if (st->outbox != NULL)
 		room = 0;
 	for (int p = 0; p < st->n_ports - 1 && room > 0; p++) {
@@ -448,7 +452,7 @@ run_stage(struct graph *g, struct porch_stage *st)
 			end_or_route(st, m);
 			continue;
 		}
-		st->stats.in++;
+		st->stats->in++;
 		m->holder = st;
 		m->enter_ns = t0;
 		m->enter_now = ev_now(g->loop);
@@ -466,7 +470,7 @@ run_stage(struct graph *g, struct porch_stage *st)
 			break;
 	}
 	if (sync_n > 0)
-		hist_record_n(&st->stats.latency, (clock_ns() - t0) / sync_n, sync_n);
+		hist_record_n(&st->stats->latency, (clock_ns() - t0) / sync_n, sync_n);
 	return progress;
 }
 
@@ -573,17 +577,19 @@ on_lag(struct ev_loop *loop, ev_timer *w, int revents)
 	struct graph *g = w->data;
 	(void)revents;
 	ev_tstamp late = ev_time() - g->lag_due;
-	hist_record_n(&g->loop_lag, late > 0 ? (uint64_t)(late * 1e9) : 0, 1);
+	hist_record_n(&g->led->loop_lag, late > 0 ? (uint64_t)(late * 1e9) : 0, 1);
 	/* it stopped when it fired, taking back the reference lag_arm gave up */
 	ev_ref(loop);
 	lag_arm(g);
 }
 
 struct graph *
-graph_new(struct cfg_pipeline *cfg, struct ev_loop *loop, char *err, size_t errlen)
+graph_new(struct cfg_pipeline *cfg, struct ev_loop *loop, struct ledger *led, char *err,
+    size_t errlen)
 {
 	struct graph *g = xcalloc(1, sizeof *g);
 	g->loop = loop;
+	g->led = led != NULL ? ledger_ref(led) : ledger_new();
 	g->cfg = cfg;
 	g->max_inflight = (uint64_t)cfg->max_inflight;
 
@@ -595,6 +601,7 @@ graph_new(struct cfg_pipeline *cfg, struct ev_loop *loop, char *err, size_t errl
 		w->cfg = &cfg->workers[i];
 		w->d = &cfg->workers[i].plugin->desc;
 		w->name = cfg->workers[i].name;
+		w->stats = ledger_slot(g->led, LEDGER_WORKER, w->name);
 	}
 	g->n_stages = cfg->n_stages;
 	g->stages = xcalloc(cfg->n_stages, sizeof *g->stages);
@@ -605,6 +612,7 @@ graph_new(struct cfg_pipeline *cfg, struct ev_loop *loop, char *err, size_t errl
 		st->cfg = cs;
 		st->d = &cs->plugin->desc;
 		st->name = cs->name;
+		st->stats = ledger_slot(g->led, LEDGER_STAGE, st->name);
 		st->concurrency = (unsigned)cs->concurrency;
 		st->is_source = (st->d->flags & PORCH_STAGE_SOURCE) != 0;
 		st->n_ports = cs->plugin->n_outputs + 1;
@@ -624,6 +632,10 @@ graph_new(struct cfg_pipeline *cfg, struct ev_loop *loop, char *err, size_t errl
 		c->src = &g->stages[cc->src - cfg->stages];
 		c->dst = &g->stages[cc->dst - cfg->stages];
 		c->port = cc->port_index;
+		char key[512];
+		snprintf(key, sizeof key, "%s:%s>%s", c->src->name,
+		    plugin_port_name(c->src->cfg->plugin, c->port), c->dst->name);
+		c->s = ledger_slot(g->led, LEDGER_CHANNEL, key);
 		c->src->outs[c->port] = c;
 		c->dst->inputs = xrealloc(c->dst->inputs, (c->dst->n_inputs + 1) * sizeof(void *));
 		c->dst->inputs[c->dst->n_inputs++] = c;
@@ -684,6 +696,8 @@ graph_start(struct graph *g)
 {
 	ev_now_update(g->loop);
 	g->started = ev_now(g->loop);
+	if (g->led->started == 0)
+		g->led->started = g->started;
 	ev_check_start(g->loop, &g->check_w);
 	/* the scheduler's watchers alone must not keep the loop alive */
 	ev_unref(g->loop);
@@ -718,6 +732,35 @@ graph_drain(struct graph *g)
 	check_finished(g);
 }
 
+/*
+ * A reload replaced g (the ledger's current graph is the new one): its
+ * sources stop taking requests, handing idle connections over where they
+ * can (retire), or drain when they cannot; what g holds finishes on it.
+ */
+void
+graph_retire(struct graph *g)
+{
+	g->retired = 1;
+	for (size_t i = 0; i < g->n_stages; i++) {
+		struct porch_stage *st = &g->stages[i];
+		if (!st->is_source || st->finished)
+			continue;
+		if (st->d->retire != NULL) {
+			struct cb_frame saved = CB_STAGE(st, "retire", 0);
+			st->d->retire(st);
+			cb_leave(saved);
+			continue;
+		}
+		if (st->d->drain) {
+			struct cb_frame saved = CB_STAGE(st, "drain", 0);
+			st->d->drain(st);
+			cb_leave(saved);
+		}
+		porch_stage_finished(st);
+	}
+	check_finished(g);
+}
+
 void
 graph_abort(struct graph *g, const char *why)
 {
@@ -728,15 +771,16 @@ graph_abort(struct graph *g, const char *why)
 		msg_set_error(m, PORCH_ERR_DEADLINE, "%s", why);
 		if (m->n_local > 0)
 			msg_forget_locals(g, m);
-		g->totals.outcome[PORCH_EXPIRED]++;
+		g->led->totals.outcome[PORCH_EXPIRED]++;
 		if (m->holder != NULL)
-			m->holder->stats.outcome[PORCH_EXPIRED]++;
+			m->holder->stats->outcome[PORCH_EXPIRED]++;
 		if (m->origin != NULL && m->origin->d->outcome != NULL) {
 			struct cb_frame saved = CB_STAGE(m->origin, "outcome", m->id);
 			m->origin->d->outcome(m->origin, m, PORCH_EXPIRED);
 			cb_leave(saved);
 		}
 	}
+	g->led->inflight -= g->inflight;
 	g->inflight = 0;
 	check_finished(g);
 }
@@ -763,6 +807,8 @@ graph_free(struct graph *g)
 			cb_leave(saved);
 		}
 	}
+	/* listeners a stage kept and did not let go of */
+	handover_release_graph(g);
 	for (size_t i = 0; i < g->n_workers; i++) {
 		struct porch_worker *w = &g->workers[i];
 		if (w->inited && w->d->worker_fini) {
@@ -784,6 +830,7 @@ graph_free(struct graph *g)
 	free(g->workers);
 	free(g->channels);
 	free(g->order);
+	ledger_unref(g->led);
 	free(g);
 }
 
@@ -976,5 +1023,5 @@ porch_stage_inflight(const porch_stage *st, uint64_t *max)
 {
 	if (max != NULL)
 		*max = st->g->max_inflight;
-	return st->g->inflight;
+	return st->g->led->inflight;
 }

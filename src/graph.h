@@ -14,6 +14,7 @@
 #include "config.h"
 #include "crash.h"
 #include "hist.h"
+#include "ledger.h"
 #include "porch/plugin.h"
 
 struct channel;
@@ -23,12 +24,6 @@ struct channel;
 	(st)->cfg->plugin->path, (cb), (id))
 #define CB_WORKER(w, cb, id) cb_set("worker", (w)->name, (w)->d->name, \
 	(w)->cfg->plugin->path, (cb), (id))
-
-struct stage_stats {
-	uint64_t in, out;
-	uint64_t outcome[5];     /* indexed by enum porch_outcome */
-	struct hist latency;     /* time a message spends held by the stage */
-};
 
 struct porch_msg {
 	struct porch_msg *next;      /* pool, channel outbox */
@@ -86,7 +81,7 @@ struct porch_stage {
 	int is_source, finished, wants_resume, inited;
 	int answers_edited;           /* porch_stage_answers_edited */
 	struct porch_worker *worker;
-	struct stage_stats stats;
+	struct stage_stats *stats;    /* in the graph's ledger, by name */
 	char init_error[512];
 };
 
@@ -98,7 +93,8 @@ struct porch_worker {
 	void *data;
 	struct porch_call *free_calls;
 	struct porch_call *all_calls; /* every call ever made, to free at the end */
-	uint64_t calls, errors, inflight;
+	struct worker_stats *stats;   /* in the graph's ledger, by name */
+	uint64_t inflight;            /* this graph's calls in flight */
 	int inited;
 	char init_error[512];
 };
@@ -117,11 +113,6 @@ struct porch_call {
 	int active;
 };
 
-struct totals {
-	uint64_t accepted;
-	uint64_t outcome[5];          /* indexed by enum porch_outcome */
-};
-
 struct graph {
 	struct ev_loop *loop;
 	struct cfg_pipeline *cfg;     /* borrowed: outlives the graph */
@@ -136,16 +127,17 @@ struct graph {
 	struct porch_msg *all_msgs;   /* every message made, pooled or not */
 	struct porch_msg *live;       /* in-flight requests, for aborts */
 	uint64_t next_id;
-	uint64_t inflight, max_inflight;
-	struct totals totals;
+	uint64_t inflight;            /* this graph's requests in flight */
+	uint64_t max_inflight;        /* over every graph of the ledger */
+	struct ledger *led;           /* the run's counters, shared across reloads */
 	size_t sources_left;
 	struct porch_msg *current;    /* being passed to process() now */
 	int woken, draining, aborted;
+	int retired;                  /* a reload replaced it (graph_retire) */
 	ev_check check_w;
 	ev_idle idle_w;
 	ev_timer lag_w;               /* measures the loop's lag; see graph.c */
 	ev_tstamp lag_due;            /* when lag_w should fire */
-	struct hist loop_lag;         /* how late it fired, ns */
 	double started;
 	void (*on_finished)(struct graph *g, void *arg); /* all done */
 	void *on_finished_arg;
@@ -153,15 +145,18 @@ struct graph {
 
 /*
  * Builds the runtime graph from a checked pipeline and runs every plugin's
- * init (workers first).  On failure returns NULL with err naming the stage,
+ * init (workers first).  It counts into led (a reference is taken), or into
+ * a ledger of its own when led is NULL.  On failure returns NULL with err naming the stage,
  * plugin file and reason; everything already initialised is finalised.
  */
 struct graph *graph_new(struct cfg_pipeline *cfg, struct ev_loop *loop,
-    char *err, size_t errlen);
+    struct ledger *led, char *err, size_t errlen);
 /* Starts the scheduler and calls every stage's start. */
 void graph_start(struct graph *g);
 /* Sources stop taking requests; the graph finishes when in-flight ends. */
 void graph_drain(struct graph *g);
+/* A reload replaced g: sources retire (or drain); in-flight work finishes. */
+void graph_retire(struct graph *g);
 /* Ends every request still in flight as expired (a drain deadline). */
 void graph_abort(struct graph *g, const char *why);
 int graph_done(const struct graph *g);

@@ -1,5 +1,6 @@
 /*
- * main.c -- the porch command: run, replay, check, graph and list pipelines' plugins.
+ * main.c -- the porch command: run, replay, reload, check, graph and list
+ * pipelines' plugins.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@ static const char usage[] =
     "  check FILE...    validate pipeline files; errors as FILE:LINE:COL: error: ...\n"
     "  graph FILE       print the pipeline as a Graphviz graph (porch graph F | dot -Tsvg)\n"
     "  plugins [NAME]   list the plugins found, or show one's ports and parameters\n"
+    "  reload PIDFILE   make a running porch load its pipeline file again (SIGHUP)\n"
     "\n"
     "options:\n"
     "  --help           this text; 'porch COMMAND --help' for a command's options\n"
@@ -106,8 +108,11 @@ main(int argc, char **argv)
 		return cmd_graph(argc - 1, argv + 1);
 	if (strcmp(cmd, "plugins") == 0)
 		return cmd_plugins(argc - 1, argv + 1);
+	if (strcmp(cmd, "reload") == 0)
+		return cmd_reload(argc - 1, argv + 1);
 
-	static const char *const cmds[] = { "run", "replay", "check", "graph", "plugins" };
+	static const char *const cmds[] = { "run", "replay", "check", "graph", "plugins",
+		"reload" };
 	const char *near = NULL;
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (edit_distance(cmds[i], cmd) <= 2)

@@ -133,38 +133,44 @@ porch_metrics_text(const porch_stage *st)
 	help(&o, "porch_requests_accepted_total", "counter",
 	    "Requests the pipeline's sources handed over.");
 	out_printf(&o, "porch_requests_accepted_total{pipeline=\"%s\"} %llu\n", pl,
-	    (unsigned long long)g->totals.accepted);
+	    (unsigned long long)g->led->totals.accepted);
 	help(&o, "porch_requests_total", "counter",
 	    "Requests that ended, by outcome; with those in flight they add up to accepted.");
 	for (size_t k = 0; k < 4; k++)
 		out_printf(&o, "porch_requests_total{pipeline=\"%s\",outcome=\"%s\"} %llu\n", pl,
 		    porch_outcome_name(outcomes[k]),
-		    (unsigned long long)g->totals.outcome[outcomes[k]]);
+		    (unsigned long long)g->led->totals.outcome[outcomes[k]]);
 	help(&o, "porch_requests_in_flight", "gauge", "Requests accepted and not yet ended.");
 	out_printf(&o, "porch_requests_in_flight{pipeline=\"%s\"} %llu\n", pl,
-	    (unsigned long long)g->inflight);
+	    (unsigned long long)g->led->inflight);
 	help(&o, "porch_requests_in_flight_max", "gauge", "The pipeline's max-inflight bound.");
 	out_printf(&o, "porch_requests_in_flight_max{pipeline=\"%s\"} %llu\n", pl,
 	    (unsigned long long)g->max_inflight);
+	help(&o, "porch_reloads_total", "counter",
+	    "Reloads (SIGHUP, porch reload): ok swapped the pipeline, failed changed nothing.");
+	out_printf(&o, "porch_reloads_total{pipeline=\"%s\",result=\"ok\"} %llu\n", pl,
+	    (unsigned long long)g->led->reloads);
+	out_printf(&o, "porch_reloads_total{pipeline=\"%s\",result=\"failed\"} %llu\n", pl,
+	    (unsigned long long)g->led->reload_failures);
 	help(&o, "porch_loop_lag_seconds", "histogram",
 	    "How late a timer due every 0.25 s ran: time the event loop was held.");
-	histogram(&o, "porch_loop_lag_seconds", "pipeline", pl, &g->loop_lag);
+	histogram(&o, "porch_loop_lag_seconds", "pipeline", pl, &g->led->loop_lag);
 
 	help(&o, "porch_stage_messages_in_total", "counter", "Messages a stage took.");
 	for (size_t i = 0; i < g->n_stages; i++)
 		out_printf(&o, "porch_stage_messages_in_total{stage=\"%s\"} %llu\n",
-		    g->stages[i].name, (unsigned long long)g->stages[i].stats.in);
+		    g->stages[i].name, (unsigned long long)g->stages[i].stats->in);
 	help(&o, "porch_stage_messages_out_total", "counter", "Messages a stage passed on.");
 	for (size_t i = 0; i < g->n_stages; i++)
 		out_printf(&o, "porch_stage_messages_out_total{stage=\"%s\"} %llu\n",
-		    g->stages[i].name, (unsigned long long)g->stages[i].stats.out);
+		    g->stages[i].name, (unsigned long long)g->stages[i].stats->out);
 	help(&o, "porch_stage_outcomes_total", "counter",
 	    "Requests that ended at a stage, by outcome.");
 	for (size_t i = 0; i < g->n_stages; i++)
 		for (size_t k = 0; k < 4; k++)
 			out_printf(&o, "porch_stage_outcomes_total{stage=\"%s\",outcome=\"%s\"} %llu\n",
 			    g->stages[i].name, porch_outcome_name(outcomes[k]),
-			    (unsigned long long)g->stages[i].stats.outcome[outcomes[k]]);
+			    (unsigned long long)g->stages[i].stats->outcome[outcomes[k]]);
 	help(&o, "porch_stage_held", "gauge", "Messages a stage holds now.");
 	for (size_t i = 0; i < g->n_stages; i++)
 		out_printf(&o, "porch_stage_held{stage=\"%s\"} %u\n", g->stages[i].name,
@@ -173,7 +179,7 @@ porch_metrics_text(const porch_stage *st)
 	    "Time a stage held each message.");
 	for (size_t i = 0; i < g->n_stages; i++)
 		if (!g->stages[i].is_source)
-			latency_histogram(&o, g->stages[i].name, &g->stages[i].stats.latency);
+			latency_histogram(&o, g->stages[i].name, &g->stages[i].stats->latency);
 
 	help(&o, "porch_channel_depth", "gauge", "Messages waiting in a channel.");
 	for (size_t i = 0; i < g->n_channels; i++) {
@@ -194,7 +200,7 @@ porch_metrics_text(const porch_stage *st)
 		const struct channel *c = &g->channels[i];
 		out_printf(&o, "porch_channel_high_water{from=\"%s\",port=\"%s\",to=\"%s\"} %llu\n",
 		    c->src->name, plugin_port_name(c->src->cfg->plugin, c->port), c->dst->name,
-		    (unsigned long long)c->high_water);
+		    (unsigned long long)c->s->high_water);
 	}
 	help(&o, "porch_channel_refused_total", "counter",
 	    "Messages a full channel refused, by reason (its overflow policy).");
@@ -203,10 +209,10 @@ porch_metrics_text(const porch_stage *st)
 		const char *port = plugin_port_name(c->src->cfg->plugin, c->port);
 		out_printf(&o, "porch_channel_refused_total{from=\"%s\",port=\"%s\",to=\"%s\","
 		    "reason=\"reject\"} %llu\n", c->src->name, port, c->dst->name,
-		    (unsigned long long)c->refused_reject);
+		    (unsigned long long)c->s->refused_reject);
 		out_printf(&o, "porch_channel_refused_total{from=\"%s\",port=\"%s\",to=\"%s\","
 		    "reason=\"drop-oldest\"} %llu\n", c->src->name, port, c->dst->name,
-		    (unsigned long long)c->refused_drop_oldest);
+		    (unsigned long long)c->s->refused_drop_oldest);
 	}
 	help(&o, "porch_channel_held_back_total", "counter",
 	    "Messages that waited for room in a full 'block' channel.");
@@ -214,21 +220,21 @@ porch_metrics_text(const porch_stage *st)
 		const struct channel *c = &g->channels[i];
 		out_printf(&o, "porch_channel_held_back_total{from=\"%s\",port=\"%s\",to=\"%s\"} %llu\n",
 		    c->src->name, plugin_port_name(c->src->cfg->plugin, c->port), c->dst->name,
-		    (unsigned long long)c->held_back);
+		    (unsigned long long)c->s->held_back);
 	}
 
 	help(&o, "porch_worker_calls_total", "counter", "Calls made to a worker.");
 	for (size_t i = 0; i < g->n_workers; i++)
 		out_printf(&o, "porch_worker_calls_total{worker=\"%s\"} %llu\n",
-		    g->workers[i].name, (unsigned long long)g->workers[i].calls);
+		    g->workers[i].name, (unsigned long long)g->workers[i].stats->calls);
 	help(&o, "porch_worker_errors_total", "counter", "Calls to a worker that failed.");
 	for (size_t i = 0; i < g->n_workers; i++)
 		out_printf(&o, "porch_worker_errors_total{worker=\"%s\"} %llu\n",
-		    g->workers[i].name, (unsigned long long)g->workers[i].errors);
+		    g->workers[i].name, (unsigned long long)g->workers[i].stats->errors);
 	help(&o, "porch_worker_in_flight", "gauge", "Calls to a worker not yet ended.");
 	for (size_t i = 0; i < g->n_workers; i++)
 		out_printf(&o, "porch_worker_in_flight{worker=\"%s\"} %llu\n",
-		    g->workers[i].name, (unsigned long long)g->workers[i].inflight);
+		    g->workers[i].name, (unsigned long long)g->workers[i].stats->inflight);
 	if (o.oom) {
 		free(o.buf);
 		return NULL;

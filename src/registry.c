@@ -238,6 +238,132 @@ out:
 	return rc;
 }
 
+/*
+ * The files this process mapped, by path, with what they were when mapped.
+ * dlopen knows an object by its name: asked for a path it loaded before, it
+ * returns the old code even when the file was replaced since.  A reload
+ * must load a changed plugin anew, so a file whose identity changed is
+ * mapped from a private copy (a new name and a new inode), and the path
+ * maps to that code from then on.  Nothing is unmapped: a retiring graph
+ * may still run the old code, and descriptors point into it.
+ */
+struct mapped {
+	struct mapped *next;
+	char *path;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	void *handle;
+};
+
+static struct mapped *mapped;
+
+static int
+same_file(const struct mapped *m, const struct stat *sb)
+{
+	return m->dev == sb->st_dev && m->ino == sb->st_ino && m->size == sb->st_size &&
+	    m->mtime.tv_sec == sb->st_mtim.tv_sec && m->mtime.tv_nsec == sb->st_mtim.tv_nsec;
+}
+
+/* Copies path to a file only this user can reach; returns its name or NULL. */
+static char *
+private_copy(const char *path, char *err, size_t errlen)
+{
+	static char dir[PATH_MAX];
+	static unsigned serial;
+	if (dir[0] == '\0') {
+		const char *tmp = getenv("TMPDIR");
+		snprintf(dir, sizeof dir, "%s/porch-plugins.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+		if (mkdtemp(dir) == NULL) {
+			snprintf(err, errlen, "%s: cannot load the changed file: mkdtemp %s: %s",
+			    path, dir, strerror(errno));
+			dir[0] = '\0';
+			return NULL;
+		}
+	}
+	const char *base = strrchr(path, '/');
+	char copy[PATH_MAX + 64];
+	snprintf(copy, sizeof copy, "%s/%u-%s", dir, ++serial, base ? base + 1 : path);
+	FILE *in = fopen(path, "rb"), *out = in ? fopen(copy, "wbx") : NULL;
+	int ok = in != NULL && out != NULL;
+	char buf[65536];
+	size_t n;
+	while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
+		ok = fwrite(buf, 1, n, out) == n;
+	ok = ok && !ferror(in);
+	int saved = errno;
+	if (in != NULL)
+		fclose(in);
+	if (out != NULL && fclose(out) != 0)
+		ok = 0;
+	if (!ok) {
+		snprintf(err, errlen, "%s: cannot load the changed file: copying it to %s: %s",
+		    path, copy, strerror(saved));
+		unlink(copy);
+		return NULL;
+	}
+	return xstrdup(copy);
+}
+
+/* A file that is not a usable plugin: forgotten and unmapped. */
+static void
+unmap_plugin(void *h)
+{
+	for (struct mapped **pp = &mapped; *pp != NULL; pp = &(*pp)->next) {
+		if ((*pp)->handle == h) {
+			struct mapped *m = *pp;
+			*pp = m->next;
+			free(m->path);
+			free(m);
+			break;
+		}
+	}
+	dlclose(h);
+}
+
+/* dlopen(path), or the code mapped for it before if the file is unchanged. */
+static void *
+map_plugin(const char *path, char *err, size_t errlen)
+{
+	struct stat sb;
+	if (stat(path, &sb) != 0) {
+		snprintf(err, errlen, "%s: cannot load: %s", path, strerror(errno));
+		return NULL;
+	}
+	struct mapped *m;
+	for (m = mapped; m != NULL; m = m->next)
+		if (strcmp(m->path, path) == 0)
+			break;
+	if (m != NULL && same_file(m, &sb))
+		return m->handle;
+	char *copy = NULL;
+	if (m != NULL && (copy = private_copy(path, err, errlen)) == NULL)
+		return NULL;
+	/* RTLD_LOCAL: plugins cannot see (or clash with) each other's symbols */
+	void *h = dlopen(copy ? copy : path, RTLD_NOW | RTLD_LOCAL);
+	if (copy != NULL) {
+		unlink(copy); /* mapped already, or not wanted */
+		free(copy);
+	}
+	if (h == NULL) {
+		snprintf(err, errlen, "%s: cannot load: %s", path, dlerror());
+		return NULL;
+	}
+	if (m == NULL) {
+		m = xcalloc(1, sizeof *m);
+		m->path = xstrdup(path);
+		m->next = mapped;
+		mapped = m;
+	}
+	m->dev = sb.st_dev;
+	m->ino = sb.st_ino;
+	m->size = sb.st_size;
+	m->mtime = sb.st_mtim;
+	m->handle = h;
+	return h;
+}
+
 const struct plugin *
 registry_open(struct registry *r, const char *path, char *err, size_t errlen)
 {
@@ -247,17 +373,14 @@ registry_open(struct registry *r, const char *path, char *err, size_t errlen)
 
 	if (check_plugin_file(path, err, errlen) != 0)
 		return NULL;
-	/* RTLD_LOCAL: plugins cannot see (or clash with) each other's symbols */
-	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (h == NULL) {
-		snprintf(err, errlen, "%s: cannot load: %s", path, dlerror());
+	void *h = map_plugin(path, err, errlen);
+	if (h == NULL)
 		return NULL;
-	}
 	const struct porch_plugin *d = dlsym(h, PORCH_PLUGIN_SYMBOL);
 	if (d == NULL) {
 		snprintf(err, errlen, "%s: not a porch plugin (no '%s' symbol)",
 		    path, PORCH_PLUGIN_SYMBOL);
-		dlclose(h);
+		unmap_plugin(h);
 		return NULL;
 	}
 	if (d->abi_major != PORCH_ABI_MAJOR || d->abi_minor > PORCH_ABI_MINOR) {
@@ -265,7 +388,7 @@ registry_open(struct registry *r, const char *path, char *err, size_t errlen)
 		    "provides ABI %d.%d; rebuild the plugin against this porch's "
 		    "<porch/plugin.h> (cc -shared -fPIC $(pkg-config --cflags --libs porch))",
 		    path, d->abi_major, d->abi_minor, PORCH_ABI_MAJOR, PORCH_ABI_MINOR);
-		dlclose(h);
+		unmap_plugin(h);
 		return NULL;
 	}
 	/* the smallest descriptor ABI 1.0 allows ends after worker_fini */
@@ -273,7 +396,7 @@ registry_open(struct registry *r, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: descriptor size %u is smaller than ABI %d.%d's "
 		    "%zu bytes; rebuild the plugin", path, d->size, PORCH_ABI_MAJOR,
 		    PORCH_ABI_MINOR, sizeof(struct porch_plugin));
-		dlclose(h);
+		unmap_plugin(h);
 		return NULL;
 	}
 	struct plugin *p = xcalloc(1, sizeof *p);
@@ -284,7 +407,7 @@ registry_open(struct registry *r, const char *path, char *err, size_t errlen)
 		snprintf(why, sizeof why, "%s", err);
 		snprintf(err, errlen, "%s: %s", path, why);
 		free(p);
-		dlclose(h);
+		unmap_plugin(h);
 		return NULL;
 	}
 	p->path = xstrdup(path);

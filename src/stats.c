@@ -33,13 +33,13 @@ fmt_ns(uint64_t ns, char *buf, size_t len)
 static double
 elapsed(const struct graph *g)
 {
-	return ev_now(g->loop) - g->started;
+	return ev_now(g->loop) - g->led->started;
 }
 
 void
 stats_print(const struct graph *g, FILE *out)
 {
-	const struct totals *t = &g->totals;
+	const struct totals *t = &g->led->totals;
 	fprintf(out, "porch: pipeline '%s' after %.3fs: accepted %llu, completed %llu, "
 	    "failed %llu, shed %llu, expired %llu, in flight %llu\n",
 	    g->cfg->name, elapsed(g), (unsigned long long)t->accepted,
@@ -47,13 +47,13 @@ stats_print(const struct graph *g, FILE *out)
 	    (unsigned long long)t->outcome[PORCH_FAILED],
 	    (unsigned long long)t->outcome[PORCH_SHED],
 	    (unsigned long long)t->outcome[PORCH_EXPIRED],
-	    (unsigned long long)g->inflight);
+	    (unsigned long long)g->led->inflight);
 	fprintf(out, "%-16s %-10s %10s %10s %10s %8s %8s %8s %5s %9s %9s %9s\n",
 	    "stage", "plugin", "in", "out", "completed", "failed", "shed", "expired",
 	    "held", "p50", "p90", "p99");
 	for (size_t i = 0; i < g->n_stages; i++) {
 		const struct porch_stage *st = &g->stages[i];
-		const struct stage_stats *s = &st->stats;
+		const struct stage_stats *s = st->stats;
 		char p50[16], p90[16], p99[16];
 		fmt_ns(hist_quantile(&s->latency, 0.50), p50, sizeof p50);
 		fmt_ns(hist_quantile(&s->latency, 0.90), p90, sizeof p90);
@@ -69,11 +69,15 @@ stats_print(const struct graph *g, FILE *out)
 		    (unsigned long long)s->outcome[PORCH_EXPIRED], st->held, p50, p90, p99);
 	}
 	char l50[16], l99[16], lmax[16];
-	fmt_ns(hist_quantile(&g->loop_lag, 0.50), l50, sizeof l50);
-	fmt_ns(hist_quantile(&g->loop_lag, 0.99), l99, sizeof l99);
-	fmt_ns(g->loop_lag.max, lmax, sizeof lmax);
+	fmt_ns(hist_quantile(&g->led->loop_lag, 0.50), l50, sizeof l50);
+	fmt_ns(hist_quantile(&g->led->loop_lag, 0.99), l99, sizeof l99);
+	fmt_ns(g->led->loop_lag.max, lmax, sizeof lmax);
+	if (g->led->reloads + g->led->reload_failures > 0)
+		fprintf(out, "reloads          %llu, failed %llu (the totals count every "
+		    "pipeline the reloads replaced)\n", (unsigned long long)g->led->reloads,
+		    (unsigned long long)g->led->reload_failures);
 	fprintf(out, "loop lag         p50 %s, p99 %s, max %s (%llu timer runs)\n", l50, l99, lmax,
-	    (unsigned long long)g->loop_lag.count);
+	    (unsigned long long)g->led->loop_lag.count);
 	if (g->n_channels == 0)
 		return;
 	fprintf(out, "%-32s %6s %6s %8s %-11s %10s %9s %9s %9s\n", "channel", "depth",
@@ -83,17 +87,17 @@ stats_print(const struct graph *g, FILE *out)
 		char name[128];
 		snprintf(name, sizeof name, "%s:%s -> %s", c->src->name, c->cfg->port, c->dst->name);
 		fprintf(out, "%-32s %6u %6llu %8u %-11s %10llu %9llu %9llu %9llu\n", name,
-		    channel_depth(c), (unsigned long long)c->high_water, c->capacity,
-		    overflow_name(c->overflow), (unsigned long long)c->pushed,
-		    (unsigned long long)c->refused_reject,
-		    (unsigned long long)c->refused_drop_oldest,
-		    (unsigned long long)c->held_back);
+		    channel_depth(c), (unsigned long long)c->s->high_water, c->capacity,
+		    overflow_name(c->overflow), (unsigned long long)c->s->pushed,
+		    (unsigned long long)c->s->refused_reject,
+		    (unsigned long long)c->s->refused_drop_oldest,
+		    (unsigned long long)c->s->held_back);
 	}
 	for (size_t i = 0; i < g->n_workers; i++) {
 		const struct porch_worker *w = &g->workers[i];
 		fprintf(out, "worker %-16s plugin %-10s calls %llu, errors %llu, in flight %llu\n",
-		    w->name, w->d->name, (unsigned long long)w->calls,
-		    (unsigned long long)w->errors, (unsigned long long)w->inflight);
+		    w->name, w->d->name, (unsigned long long)w->stats->calls,
+		    (unsigned long long)w->stats->errors, (unsigned long long)w->stats->inflight);
 	}
 }
 
@@ -111,7 +115,7 @@ latency_json(const struct hist *h)
 static json_t *
 stats_json(const struct graph *g)
 {
-	const struct totals *t = &g->totals;
+	const struct totals *t = &g->led->totals;
 	json_t *root = json_pack("{s:s, s:f, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "pipeline", g->cfg->name, "elapsed_s", elapsed(g),
 	    "accepted", (json_int_t)t->accepted,
@@ -119,11 +123,14 @@ stats_json(const struct graph *g)
 	    "failed", (json_int_t)t->outcome[PORCH_FAILED],
 	    "shed", (json_int_t)t->outcome[PORCH_SHED],
 	    "expired", (json_int_t)t->outcome[PORCH_EXPIRED],
-	    "in_flight", (json_int_t)g->inflight);
+	    "in_flight", (json_int_t)g->led->inflight);
+	json_object_set_new(root, "reloads", json_integer((json_int_t)g->led->reloads));
+	json_object_set_new(root, "reload_failures",
+	    json_integer((json_int_t)g->led->reload_failures));
 	json_t *stages = json_array();
 	for (size_t i = 0; i < g->n_stages; i++) {
 		const struct porch_stage *st = &g->stages[i];
-		const struct stage_stats *s = &st->stats;
+		const struct stage_stats *s = st->stats;
 		json_array_append_new(stages, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
 		    "name", st->name, "plugin", st->d->name,
 		    "in", (json_int_t)s->in, "out", (json_int_t)s->out,
@@ -135,7 +142,7 @@ stats_json(const struct graph *g)
 		    "latency", latency_json(&s->latency)));
 	}
 	json_object_set_new(root, "stages", stages);
-	json_object_set_new(root, "loop_lag", latency_json(&g->loop_lag));
+	json_object_set_new(root, "loop_lag", latency_json(&g->led->loop_lag));
 	json_t *chans = json_array();
 	for (size_t i = 0; i < g->n_channels; i++) {
 		const struct channel *c = &g->channels[i];
@@ -143,19 +150,19 @@ stats_json(const struct graph *g)
 		    "from", c->src->name, "port", c->cfg->port, "to", c->dst->name,
 		    "capacity", (json_int_t)c->capacity, "overflow", overflow_name(c->overflow),
 		    "depth", (json_int_t)channel_depth(c),
-		    "high_water", (json_int_t)c->high_water,
-		    "pushed", (json_int_t)c->pushed,
-		    "rejected", (json_int_t)c->refused_reject,
-		    "dropped_oldest", (json_int_t)c->refused_drop_oldest,
-		    "held_back", (json_int_t)c->held_back));
+		    "high_water", (json_int_t)c->s->high_water,
+		    "pushed", (json_int_t)c->s->pushed,
+		    "rejected", (json_int_t)c->s->refused_reject,
+		    "dropped_oldest", (json_int_t)c->s->refused_drop_oldest,
+		    "held_back", (json_int_t)c->s->held_back));
 	}
 	json_object_set_new(root, "channels", chans);
 	json_t *workers = json_array();
 	for (size_t i = 0; i < g->n_workers; i++) {
 		const struct porch_worker *w = &g->workers[i];
 		json_array_append_new(workers, json_pack("{s:s, s:s, s:I, s:I, s:I}",
-		    "name", w->name, "plugin", w->d->name, "calls", (json_int_t)w->calls,
-		    "errors", (json_int_t)w->errors, "in_flight", (json_int_t)w->inflight));
+		    "name", w->name, "plugin", w->d->name, "calls", (json_int_t)w->stats->calls,
+		    "errors", (json_int_t)w->stats->errors, "in_flight", (json_int_t)w->stats->inflight));
 	}
 	json_object_set_new(root, "workers", workers);
 	return root;

@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define PORCH_ABI_MAJOR 1
-#define PORCH_ABI_MINOR 3
+#define PORCH_ABI_MINOR 4
 
 #define PORCH_PLUGIN_SYMBOL "porch_plugin"
 
@@ -392,6 +392,35 @@ void porch_worker_error(porch_worker *w, const char *fmt, ...)
  */
 int64_t porch_shard(const char *session, size_t len, uint32_t shards);
 
+/* ---- reload (ABI 1.4) --------------------------------------------------- */
+
+/*
+ * Listening sockets the runtime keeps across reloads, so that no connection
+ * is refused while one graph replaces another (porch(1), RELOAD).  A key
+ * names a socket (the http source uses its listen parameter's text): the
+ * same key is the same socket, whichever stage of whichever graph asks.
+ *
+ * porch_listener: the socket kept under key, which st holds from now on,
+ * or -1 when there is none; then st binds one itself and gives it to the
+ * runtime with porch_listener_keep (st holds it).  A stage never closes a
+ * kept socket: porch_listener_release says it stops listening, and the
+ * runtime closes the socket when no stage holds it any more (a graph being
+ * freed lets go of whatever its stages still hold).
+ */
+int porch_listener(porch_stage *st, const char *key);
+void porch_listener_keep(porch_stage *st, const char *key, int fd);
+void porch_listener_release(porch_stage *st, const char *key);
+
+/*
+ * A retiring source (its retire callback ran) hands a connection with
+ * nothing in flight to the stage of the same name and plugin in the graph
+ * that replaced st's, through that stage's adopt callback, with the len
+ * bytes already read from it but not used (copied; may be 0).  Returns 0
+ * when taken (fd is the new stage's now), -1 when st keeps fd: there is no
+ * newer graph, no such stage, or it refused.
+ */
+int porch_stage_handover(porch_stage *st, int fd, const void *bytes, size_t len);
+
 /* ---- load-time checks (ABI 1.1) ----------------------------------------- */
 
 /*
@@ -454,6 +483,18 @@ struct porch_plugin {
 	 * set, it gets every piece, porch_stream's too (pc NULL), not chunk */
 	void (*piece)(porch_stage *st, porch_msg *m, const char *text, size_t len,
 	    const struct porch_piece *pc);
+
+	/* ABI 1.4 */
+	/* sources: a reload replaced the graph.  Stop taking new work (a kept
+	 * listener: porch_listener_release), hand what can go on over
+	 * (porch_stage_handover), finish what was taken, and call
+	 * porch_stage_finished once nothing more will be emitted.  Without
+	 * it, a reload drains the source as SIGTERM does. */
+	void (*retire)(porch_stage *st);
+	/* sources: a connection the stage this one replaces handed over, with
+	 * bytes read from it but not used.  0: taken; -1: refused (the old
+	 * stage closes it). */
+	int (*adopt)(porch_stage *st, int fd, const void *bytes, size_t len);
 };
 
 #ifdef __cplusplus

@@ -40,6 +40,10 @@ static void on_write(struct ev_loop *loop, ev_io *io, int revents);
 static void on_timer(struct ev_loop *loop, ev_timer *t, int revents);
 static void conn_linger_after(struct conn *c);
 static void conn_update(struct conn *c);
+static void conn_parse(struct conn *c);
+static void conn_free(struct conn *c, int closed);
+static void conn_close(struct conn *c);
+static int conn_handover(struct conn *c);
 
 /* ---- requests ----------------------------------------------------------- */
 
@@ -173,16 +177,25 @@ wire_listen(struct wire *w, char *err, size_t errlen)
 		return -1;
 	}
 	freeaddrinfo(res);
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET)
-			w->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		else if (ss.ss_family == AF_INET6)
-			w->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	}
+	int bound = wire_port(fd);
+	if (bound > 0)
+		w->port = bound;
 	w->lfd = fd;
 	return 0;
+}
+
+int
+wire_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return -1;
 }
 
 static void
@@ -276,14 +289,35 @@ conn_open(struct wire *w, int fd, const struct sockaddr_storage *ss)
 int
 wire_adopt(struct wire *w, int fd)
 {
+	return wire_adopt_read(w, fd, NULL, 0);
+}
+
+int
+wire_adopt_read(struct wire *w, int fd, const char *bytes, size_t len)
+{
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
 	memset(&ss, 0, sizeof ss);
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
 		ss.ss_family = AF_UNSPEC;
-	if (set_nonblock(fd) != 0)
+	if (set_nonblock(fd) != 0 || conn_open(w, fd, &ss) != 0)
 		return -1;
-	return conn_open(w, fd, &ss);
+	if (len == 0)
+		return 0;
+	struct conn *c = w->conns; /* conn_open put it first */
+	if ((c->in = malloc(len > READ_CHUNK ? len : READ_CHUNK)) == NULL) {
+		c->fd = -1; /* the caller keeps fd, as promised */
+		conn_free(c, 0);
+		return -1;
+	}
+	c->in_cap = len > READ_CHUNK ? len : READ_CHUNK;
+	memcpy(c->in, bytes, len);
+	c->in_len = len;
+	c->fresh = 0;
+	conn_parse(c);
+	if (c->dead)
+		conn_close(c);
+	return 0;
 }
 
 static void
@@ -336,7 +370,10 @@ conn_stop_listening(struct wire *w)
 	ev_io_stop(w->loop, &w->lio);
 	ev_timer_stop(w->loop, &w->accept_retry);
 	if (w->lfd >= 0) {
-		close(w->lfd);
+		if (w->ops->on_unlisten != NULL)
+			w->ops->on_unlisten(w);
+		else
+			close(w->lfd);
 		w->lfd = -1;
 	}
 }
@@ -457,6 +494,28 @@ conn_free(struct conn *c, int closed)
 	buf_free(&c->hfield);
 	buf_free(&c->hvalue);
 	free(c);
+	if (w->retiring && w->n_conns == 0 && w->ops->on_empty != NULL)
+		w->ops->on_empty(w);
+}
+
+/*
+ * A retiring wire's connection with nothing in flight goes to whoever
+ * replaces the wire, with what was read and not parsed: the socket is the
+ * same, so the client sees nothing.  0: gone over (c is freed).
+ */
+static int
+conn_handover(struct conn *c)
+{
+	struct wire *w = c->w;
+	if (!w->retiring || w->ops->on_handover == NULL || c->dead || c->lingering ||
+	    c->closing || c->eof || c->head != NULL || c->cur != NULL || c->queued > 0 ||
+	    c->phase != PH_IDLE || c->err_status != 0)
+		return -1;
+	if (w->ops->on_handover(w, c->fd, c->in + c->in_off, c->in_len - c->in_off) != 0)
+		return -1;
+	c->fd = -1; /* not ours to close any more */
+	conn_free(c, 0);
+	return 0;
 }
 
 static void
@@ -714,6 +773,15 @@ conn_flush(struct conn *c)
 		conn_linger(c);
 		return;
 	}
+	if (c->head == NULL && w->retiring) {
+		if (conn_handover(c) == 0)
+			return;
+		if (c->cur == NULL && c->in_off == c->in_len) {
+			/* nobody takes it over: closed between answers, as a drain does */
+			conn_linger(c);
+			return;
+		}
+	}
 	/* room in the queue again: pipelined requests already read go on */
 	conn_parse(c);
 	if (c->dead)
@@ -813,6 +881,25 @@ wire_resume(struct wire *w)
 		if (w->paused)
 			break;
 	}
+}
+
+void
+wire_retire(struct wire *w)
+{
+	w->retiring = 1;
+	w->paused = 0;
+	conn_stop_listening(w);
+	for (struct conn *c = w->conns, *next; c != NULL; c = next) {
+		next = c->next;
+		if (conn_handover(c) == 0)
+			continue;
+		if (c->queued == 0 && c->cur == NULL)
+			conn_close(c); /* idle, and nobody takes it over */
+		else
+			conn_update(c);
+	}
+	if (w->n_conns == 0 && w->ops->on_empty != NULL)
+		w->ops->on_empty(w);
 }
 
 void

@@ -83,6 +83,8 @@ struct http_src {
 	struct answers answers;     /* what answers share (answer.h) */
 	porch_stage *st;
 	const char *name;
+	char listen_key[300];       /* the listener's key (porch_listener) */
+	struct http_src *next_instance; /* metrics.c's list of live instances */
 
 	/* parameters (the framing layer's are in w) */
 	int64_t deadline_ms;
@@ -217,5 +219,8 @@ void auth_fini(struct http_src *s);
 
 void metrics_count(struct http_src *s, enum route r, int status);
 void metrics_get(struct hreq *h);      /* GET /metrics: the pipeline's and ours */
+/* An instance begins and ends: its counts outlive it (reloads). */
+void metrics_attach(struct http_src *s);
+void metrics_detach(struct http_src *s);
 
 #endif /* PORCH_HTTP_H */

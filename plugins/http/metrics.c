@@ -12,6 +12,7 @@
  *   porch_http_tasks{stage}                          tasks kept (any status)
  *
  * Status 499 counts requests whose client went away before the answer.
+ * Counters go on across reloads (see struct tally).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,95 @@ metrics_count(struct http_src *s, enum route r, int status)
 	s->requests[r][code_index(status)]++;
 }
 
+/*
+ * Counters across reloads.  A reload makes a new instance of the stage while
+ * the old one finishes; a counter must go on from where it was, never back.
+ * So the instances of one stage name (in this loaded plugin) are listed, a
+ * freed one leaves its counts behind, and what is shown is the sum.
+ */
+struct tally {
+	struct tally *next;
+	char *name;
+	uint64_t requests[R_COUNT][HTTP_CODE_COLUMNS];
+	uint64_t conns_total, conns_refused, bytes_in, bytes_out;
+};
+
+static struct tally *left;         /* counts of freed instances, by name */
+static struct http_src *instances; /* every live instance */
+
+static void
+tally_add(struct tally *t, const struct http_src *s)
+{
+	for (int r = 0; r < R_COUNT; r++)
+		for (size_t i = 0; i < HTTP_CODE_COLUMNS; i++)
+			t->requests[r][i] += s->requests[r][i];
+	t->conns_total += s->w.conns_total;
+	t->conns_refused += s->w.conns_refused;
+	t->bytes_in += s->w.bytes_in;
+	t->bytes_out += s->w.bytes_out;
+}
+
+static void
+tally_add_tally(struct tally *t, const struct tally *o)
+{
+	for (int r = 0; r < R_COUNT; r++)
+		for (size_t i = 0; i < HTTP_CODE_COLUMNS; i++)
+			t->requests[r][i] += o->requests[r][i];
+	t->conns_total += o->conns_total;
+	t->conns_refused += o->conns_refused;
+	t->bytes_in += o->bytes_in;
+	t->bytes_out += o->bytes_out;
+}
+
+static struct tally *
+left_by(const char *name, int make)
+{
+	for (struct tally *t = left; t != NULL; t = t->next)
+		if (strcmp(t->name, name) == 0)
+			return t;
+	if (!make)
+		return NULL;
+	struct tally *t = calloc(1, sizeof *t);
+	if (t == NULL || (t->name = strdup(name)) == NULL) {
+		free(t);
+		return NULL;
+	}
+	t->next = left;
+	left = t;
+	return t;
+}
+
+void
+metrics_attach(struct http_src *s)
+{
+	s->next_instance = instances;
+	instances = s;
+}
+
+void
+metrics_detach(struct http_src *s)
+{
+	struct http_src **pp = &instances;
+	while (*pp != NULL && *pp != s)
+		pp = &(*pp)->next_instance;
+	if (*pp == NULL)
+		return;
+	*pp = s->next_instance;
+	struct tally *t = left_by(s->name, 1);
+	if (t != NULL)
+		tally_add(t, s); /* out of memory: the counts go (a reset, not a lie) */
+	if (instances == NULL) {
+		/* the last one: nothing will ask again (porch exits, or the
+		 * plugin is no longer in the pipeline) */
+		while (left != NULL) {
+			struct tally *next = left->next;
+			free(left->name);
+			free(left);
+			left = next;
+		}
+	}
+}
+
 /* The pipeline's metrics and ours, malloc'ed; NULL when out of memory. */
 static char *
 metrics_text(struct http_src *s)
@@ -59,9 +149,22 @@ metrics_text(struct http_src *s)
 	buf_str(&b, "# HELP porch_http_requests_total HTTP requests answered, by endpoint and "
 	    "status code (499: the client left first).\n"
 	    "# TYPE porch_http_requests_total counter\n");
+	/* this stage's counts: every instance's, the freed ones' too */
+	struct tally sum;
+	memset(&sum, 0, sizeof sum);
+	unsigned open = 0;
+	for (struct http_src *o = instances; o != NULL; o = o->next_instance) {
+		if (strcmp(o->name, s->name) == 0) {
+			tally_add(&sum, o);
+			open += o->w.n_conns;
+		}
+	}
+	const struct tally *gone = left_by(s->name, 0);
+	if (gone != NULL)
+		tally_add_tally(&sum, gone);
 	for (int r = 0; r < R_COUNT; r++) {
 		for (size_t i = 0; i <= N_CODES; i++) {
-			uint64_t n = s->requests[r][i];
+			uint64_t n = sum.requests[r][i];
 			if (n == 0)
 				continue;
 			char code[8];
@@ -99,9 +202,9 @@ metrics_text(struct http_src *s)
 	    "# HELP porch_http_tasks Tasks kept, in progress or finished.\n"
 	    "# TYPE porch_http_tasks gauge\n"
 	    "porch_http_tasks{stage=\"%s\"} %u\n",
-	    st, s->w.n_conns, st, (unsigned long long)s->w.conns_total,
-	    st, (unsigned long long)s->w.conns_refused, st, (unsigned long long)s->w.bytes_in,
-	    st, (unsigned long long)s->w.bytes_out, st, waiting, st, s->n_tasks);
+	    st, open, st, (unsigned long long)sum.conns_total,
+	    st, (unsigned long long)sum.conns_refused, st, (unsigned long long)sum.bytes_in,
+	    st, (unsigned long long)sum.bytes_out, st, waiting, st, s->n_tasks);
 	return b.p;
 }
 

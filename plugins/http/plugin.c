@@ -290,6 +290,29 @@ all_interfaces(const char *host)
 
 static void http_fini(porch_stage *st);
 
+/* ---- reload: the listener is kept by porch, connections go over ------- */
+
+static void
+src_unlisten(struct wire *w)
+{
+	struct http_src *s = (struct http_src *)w;
+	porch_listener_release(s->st, s->listen_key);
+}
+
+static int
+src_handover(struct wire *w, int fd, const char *bytes, size_t len)
+{
+	struct http_src *s = (struct http_src *)w;
+	return porch_stage_handover(s->st, fd, bytes, len);
+}
+
+static void
+src_empty(struct wire *w)
+{
+	struct http_src *s = (struct http_src *)w;
+	porch_stage_finished(s->st);
+}
+
 /* What the framing layer calls (wire.h): the only way it reaches up. */
 static const struct wire_ops http_wire_ops = {
 	.on_new = req_new,
@@ -301,6 +324,9 @@ static const struct wire_ops http_wire_ops = {
 	.on_gone = req_gone,
 	.on_release = req_release,
 	.on_log = req_log,
+	.on_unlisten = src_unlisten,
+	.on_handover = src_handover,
+	.on_empty = src_empty,
 };
 
 static int
@@ -319,6 +345,7 @@ http_init(porch_stage *st)
 	s->name = porch_stage_name(st);
 	s->w.lfd = -1;
 	porch_stage_set_data(st, s);
+	metrics_attach(s);
 	const char *listen = porch_param_str(p, "listen");
 	if (parse_listen(listen ? listen : "", s->w.host, sizeof s->w.host, &s->w.port, err,
 	    sizeof err) != 0) {
@@ -355,9 +382,18 @@ http_init(porch_stage *st)
 		porch_stage_error(st, "cors-origins: %s", err);
 		goto fail;
 	}
-	if (wire_listen(&s->w, err, sizeof err) != 0) {
+	/* the socket a graph this one replaces listened on, if any: a reload
+	 * refuses no connection (porch_listener) */
+	snprintf(s->listen_key, sizeof s->listen_key, "http %s", listen ? listen : "");
+	int lfd = porch_listener(st, s->listen_key);
+	if (lfd >= 0) {
+		s->w.lfd = lfd;
+		s->w.port = wire_port(lfd);
+	} else if (wire_listen(&s->w, err, sizeof err) != 0) {
 		porch_stage_error(st, "%s", err);
 		goto fail;
+	} else {
+		porch_listener_keep(st, s->listen_key, s->w.lfd);
 	}
 	const char *port_file = porch_param_str(p, "port-file");
 	if (port_file != NULL && write_port_file(port_file, s->w.port, err, sizeof err) != 0) {
@@ -402,6 +438,31 @@ http_drain(porch_stage *st)
 	pipeline_drain(s);
 }
 
+/* A reload replaced the graph: connections go over to the new one once
+ * idle; what is in flight here finishes here. */
+static void
+http_retire(porch_stage *st)
+{
+	struct http_src *s = porch_stage_data(st);
+	uint64_t max;
+	uint64_t n = porch_stage_inflight(st, &max);
+	porch_stage_log(st, "retiring (reload): %u connections go over to the new pipeline "
+	    "once idle; %llu requests in flight in the pipeline", s->w.n_conns,
+	    (unsigned long long)n);
+	wire_retire(&s->w);
+}
+
+static int
+http_adopt(porch_stage *st, int fd, const void *bytes, size_t len)
+{
+	struct http_src *s = porch_stage_data(st);
+	if (s == NULL || s->w.draining || s->w.retiring)
+		return -1;
+	/* over max-connections or not, it is an open connection already: closing
+	 * it would fail its client's next request */
+	return wire_adopt_read(&s->w, fd, bytes, len);
+}
+
 static void
 http_outcome(porch_stage *st, porch_msg *m, enum porch_outcome o)
 {
@@ -432,6 +493,7 @@ http_fini(porch_stage *st)
 	if (s == NULL)
 		return;
 	wire_fini(&s->w);
+	metrics_detach(s);
 	while (s->wait_head != NULL) {
 		struct waiting *w = s->wait_head;
 		s->wait_head = w->next;
@@ -462,6 +524,8 @@ const struct porch_plugin porch_plugin = {
 	.start = http_start,
 	.resume = http_resume,
 	.drain = http_drain,
+	.retire = http_retire,
+	.adopt = http_adopt,
 	.outcome = http_outcome,
 	.fini = http_fini,
 	.check = http_check,

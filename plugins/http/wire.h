@@ -111,6 +111,16 @@ struct wire_ops {
 	void (*on_release)(struct wreq *r);
 	/* Something worth a line in the log (accept failing ...). */
 	void (*on_log)(struct wire *w, const char *msg);
+	/* Optional.  The listening socket is no longer watched: the upper layer
+	 * closes it (it may be shared with another wire: a reload).  When NULL
+	 * the wire closes it itself. */
+	void (*on_unlisten)(struct wire *w);
+	/* Optional.  A retiring wire's connection has nothing in flight: hand
+	 * fd and the bytes read from it but not parsed to whoever replaces
+	 * this wire.  0: taken, the wire forgets fd; -1: the wire keeps it. */
+	int (*on_handover)(struct wire *w, int fd, const char *bytes, size_t len);
+	/* Optional.  A retiring wire's last connection closed or went over. */
+	void (*on_empty)(struct wire *w);
 };
 
 /* The listener and its connections: one per source.  The upper layer sets
@@ -134,6 +144,9 @@ struct wire {
 	/* set by the upper layer when it drains: answers begun from then on
 	 * close their connection, and a connection closes after its last one */
 	int draining;
+	/* set by wire_retire: no accepting; requests on open connections are
+	 * served, and each connection goes over (on_handover) once idle */
+	int retiring;
 	uint64_t next_id;           /* counter behind the ids made here (and the upper layer's) */
 
 	/* counters */
@@ -145,10 +158,16 @@ struct wire {
 
 /* Binds and listens on w->host:w->port; 0 (w->port the port bound), or -1 with err. */
 int wire_listen(struct wire *w, char *err, size_t errlen);
+int wire_port(int fd);              /* the port a socket is bound to, or -1 */
 void wire_start(struct wire *w);    /* accept connections */
 /* Serves fd, a socket connected already (a socketpair's end, one inherited),
  * as a client connection; 0, or -1 (fd left open). */
 int wire_adopt(struct wire *w, int fd);
+/* wire_adopt with bytes read from fd already (copied): they are parsed first. */
+int wire_adopt_read(struct wire *w, int fd, const char *bytes, size_t len);
+/* A reload replaced the wire's owner: stop accepting, hand idle connections
+ * over, serve the rest until each is idle (then over) or closed. */
+void wire_retire(struct wire *w);
 void wire_pause(struct wire *w);    /* stop reading every connection and accepting */
 void wire_resume(struct wire *w);   /* read and accept again; parse what was read */
 /* Stop listening, close idle connections, close the others after their

@@ -1,0 +1,65 @@
+/*
+ * ledger.c -- counters that outlive the graphs counting into them.
+ *
+ * Slots are found by a linear search when a graph is built, never per
+ * message: a graph keeps the pointers it was given.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger.h"
+#include "util.h"
+
+struct ledger_slot {
+	struct ledger_slot *next;
+	enum ledger_kind kind;
+	char *name;
+	union {
+		struct stage_stats stage;
+		struct worker_stats worker;
+		struct channel_stats channel;
+	} u;
+};
+
+struct ledger *
+ledger_new(void)
+{
+	struct ledger *l = xcalloc(1, sizeof *l);
+	l->refs = 1;
+	return l;
+}
+
+struct ledger *
+ledger_ref(struct ledger *l)
+{
+	l->refs++;
+	return l;
+}
+
+void
+ledger_unref(struct ledger *l)
+{
+	if (l == NULL || --l->refs > 0)
+		return;
+	for (struct ledger_slot *s = l->slots, *next; s != NULL; s = next) {
+		next = s->next;
+		free(s->name);
+		free(s);
+	}
+	free(l);
+}
+
+void *
+ledger_slot(struct ledger *l, enum ledger_kind kind, const char *name)
+{
+	struct ledger_slot *s;
+	for (s = l->slots; s != NULL; s = s->next)
+		if (s->kind == kind && strcmp(s->name, name) == 0)
+			return &s->u;
+	s = xcalloc(1, sizeof *s);
+	s->name = xstrdup(name);
+	s->kind = kind;
+	s->next = l->slots;
+	l->slots = s;
+	return &s->u;
+}

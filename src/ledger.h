@@ -1,0 +1,76 @@
+/*
+ * ledger.h -- the counters of a run, kept apart from the graphs that count.
+ *
+ * A reload runs two graphs at once for a while: the new one takes new
+ * requests while the old one finishes its own.  Both count into one
+ * ledger, so the outcome totals stay exact across reloads (accepted =
+ * completed + failed + shed + expired + in flight, summed over every graph)
+ * and a Prometheus counter never goes back.  Stages, workers and channels
+ * count into slots found by name: a stage of the same name in the new graph
+ * goes on from where the old one's counters were.
+ *
+ * Single-threaded, like the loop the graphs run on.
+ */
+#ifndef PORCH_LEDGER_H
+#define PORCH_LEDGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hist.h"
+
+struct stage_stats {
+	uint64_t in, out;
+	uint64_t outcome[5];     /* indexed by enum porch_outcome */
+	struct hist latency;     /* time a message spends held by the stage */
+};
+
+struct worker_stats {
+	uint64_t calls, errors, inflight;
+};
+
+struct channel_stats {
+	uint64_t pushed;
+	uint64_t high_water;
+	uint64_t refused_reject;      /* new message refused: overflow=reject */
+	uint64_t refused_drop_oldest; /* oldest refused: overflow=drop-oldest */
+	uint64_t held_back;           /* producer waited: overflow=block */
+};
+
+struct totals {
+	uint64_t accepted;
+	uint64_t outcome[5];          /* indexed by enum porch_outcome */
+};
+
+enum ledger_kind { LEDGER_STAGE = 1, LEDGER_WORKER, LEDGER_CHANNEL };
+
+struct ledger_slot;
+struct graph;
+
+struct ledger {
+	unsigned refs;                /* graphs counting into it, and its owner */
+	struct totals totals;
+	uint64_t inflight;            /* requests in flight in every graph */
+	struct hist loop_lag;         /* how late the lag timer fired, ns */
+	double started;               /* loop time the first graph started; 0: not yet */
+	uint64_t reloads;             /* graphs swapped in by a reload */
+	uint64_t reload_failures;     /* reloads refused: the file or an init failed */
+	struct graph *current;        /* the graph new requests go to (set by the run) */
+	struct ledger_slot *slots;
+};
+
+/* A new ledger with one reference (allocation aborts on exhaustion, as
+ * everywhere in the runtime: util.h). */
+struct ledger *ledger_new(void);
+struct ledger *ledger_ref(struct ledger *l);
+/* Drops a reference; the last one frees the ledger and its slots. */
+void ledger_unref(struct ledger *l);
+
+/*
+ * The counters of the stage, worker or channel called name (a channel's
+ * name is "from:port>to"), zeroed when first asked for.  The pointer stays
+ * valid for the ledger's life.
+ */
+void *ledger_slot(struct ledger *l, enum ledger_kind kind, const char *name);
+
+#endif

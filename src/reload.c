@@ -1,0 +1,175 @@
+/*
+ * reload.c -- SIGHUP: the pipeline file again, and the running graph
+ * swapped for it without dropping a request.
+ *
+ * The file is read and checked as porch check would.  If it is invalid,
+ * or a plugin's init fails, nothing changes: the errors go to stderr and
+ * the old graph goes on.  Otherwise the new graph is built beside the old
+ * one (a listener for an address already open is the same socket, so no
+ * connection is refused), it starts, and the old one retires: its sources
+ * take no new requests and hand idle connections over; what it holds
+ * finishes on it, and it is freed when its last request has ended, or at
+ * the drain deadline (--drain-timeout), when what is left ends as expired.
+ * Every graph counts into one ledger, so the totals stay exact.
+ *
+ * With --pid-file, each attempt is also written to PID-FILE.reload as one
+ * line, "N ok|failed MESSAGE", for porch reload to wait on.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "run.h"
+
+void
+run_status_path(const char *pid_path, char *out, size_t len)
+{
+	snprintf(out, len, "%s.reload", pid_path);
+}
+
+/* One line to stderr and, numbered, to the status file (written whole). */
+static void
+report(struct run *r, int ok, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "porch: reload: %s\n", msg);
+	if (r->status_path == NULL)
+		return;
+	char tmp[4200];
+	snprintf(tmp, sizeof tmp, "%s.tmp", r->status_path);
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL || fprintf(f, "%llu %s %s\n", (unsigned long long)r->attempts,
+	    ok ? "ok" : "failed", msg) < 0 || fclose(f) != 0 || rename(tmp, r->status_path) != 0)
+		fprintf(stderr, "porch: reload: cannot write %s: %s\n", r->status_path,
+		    strerror(errno));
+}
+
+static void
+generation_free(struct run *r, struct generation *gen)
+{
+	ev_timer_stop(r->loop, &gen->deadline_w);
+	graph_free(gen->g);
+	config_free(gen->cfg);
+	free(gen);
+}
+
+/* Runs from the loop, never inside a callback of the graphs it frees. */
+static void
+on_reap(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)revents;
+	struct run *r = w->data;
+	for (struct generation **pp = &r->retiring; *pp != NULL;) {
+		struct generation *gen = *pp;
+		if (graph_done(gen->g)) {
+			*pp = gen->next;
+			generation_free(r, gen);
+		} else {
+			pp = &gen->next;
+		}
+	}
+	if (r->retiring == NULL && graph_done(r->g))
+		ev_break(loop, EVBREAK_ALL);
+}
+
+void
+run_finished(struct graph *g, void *arg)
+{
+	(void)g;
+	struct run *r = arg;
+	if (!ev_is_active(&r->reap_w)) {
+		ev_timer_init(&r->reap_w, on_reap, 0., 0.);
+		r->reap_w.data = r;
+		ev_timer_start(r->loop, &r->reap_w);
+	}
+}
+
+static void
+on_generation_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop; (void)revents;
+	struct generation *gen = w->data;
+	fprintf(stderr, "porch: reload: the replaced pipeline still has %llu requests in "
+	    "flight after %.3gs (--drain-timeout); they end as expired\n",
+	    (unsigned long long)gen->g->inflight, gen->r->drain_s);
+	graph_drain(gen->g);
+	graph_abort(gen->g, "the drain deadline of a reload passed");
+}
+
+void
+run_free_generations(struct run *r)
+{
+	while (r->retiring != NULL) {
+		struct generation *gen = r->retiring;
+		r->retiring = gen->next;
+		generation_free(r, gen);
+	}
+	ev_timer_stop(r->loop, &r->reap_w);
+}
+
+void
+run_reload(struct run *r)
+{
+	r->attempts++;
+	if (r->signals > 0) {
+		report(r, 0, "porch is draining (SIGINT/SIGTERM): not reloading %s", r->file);
+		return;
+	}
+	if (r->replay) {
+		report(r, 0, "porch replay does not reload: %s goes on unchanged", r->file);
+		return;
+	}
+	struct diag d;
+	diag_init(&d, r->file, stderr);
+	struct cfg_pipeline *cfg = config_load(r->file, config_schema_path(),
+	    r->common->plugin_dirs, r->common->n_plugin_dirs, r->common->overrides,
+	    r->common->n_overrides, NULL, &d);
+	if (cfg == NULL) {
+		r->led->reload_failures++;
+		report(r, 0, "%s is not valid (%d error%s above); the running pipeline goes "
+		    "on unchanged", r->file, d.errors, d.errors == 1 ? "" : "s");
+		return;
+	}
+	char err[2048];
+	struct graph *g = graph_new(cfg, r->loop, r->led, err, sizeof err);
+	if (g == NULL) {
+		r->led->reload_failures++;
+		report(r, 0, "%s: %s; the running pipeline goes on unchanged", r->file, err);
+		config_free(cfg);
+		return;
+	}
+	struct generation *gen = calloc(1, sizeof *gen);
+	if (gen == NULL) {
+		r->led->reload_failures++;
+		report(r, 0, "out of memory; the running pipeline goes on unchanged");
+		graph_free(g);
+		config_free(cfg);
+		return;
+	}
+	g->on_finished = run_finished;
+	g->on_finished_arg = r;
+	gen->r = r;
+	gen->g = r->g;
+	gen->cfg = r->cfg;
+	gen->next = r->retiring;
+	r->retiring = gen;
+	r->g = g;
+	r->cfg = cfg;
+	r->led->current = g;
+	r->led->reloads++;
+	uint64_t held = gen->g->inflight;
+	graph_start(g);
+	ev_timer_init(&gen->deadline_w, on_generation_deadline, r->drain_s, 0.);
+	gen->deadline_w.data = gen;
+	ev_timer_start(r->loop, &gen->deadline_w);
+	graph_retire(gen->g);
+	report(r, 1, "%s loaded; the replaced pipeline finishes its %llu requests in "
+	    "flight", r->file, (unsigned long long)held);
+}
