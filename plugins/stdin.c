@@ -463,7 +463,7 @@ stdin_retire(porch_stage *st)
 		return;
 	size_t left = s->len - s->off;
 	if (!s->skipping && !s->read_failed &&
-	    porch_stage_handover(st, 0, s->buf + s->off, left) == 0) {
+	    porch_stage_handover(st, 0, left > 0 ? s->buf + s->off : "", left) == 0) {
 		s->off = s->len;
 		s->flags_changed = 0; /* the new stage restores them at the end */
 	} else if (left > 0 || !s->eof) {
@@ -480,6 +480,8 @@ stdin_adopt(porch_stage *st, int fd, const void *bytes, size_t len)
 	struct stdin_src *s = porch_stage_data(st);
 	if (fd != 0 || s == NULL || s->finished || s->len - s->off > 0)
 		return -1;
+	if (len == 0)
+		return 0; /* nothing read and left: this stage reads on from fd 0 */
 	if (s->cap - s->len < len) {
 		char *b = realloc(s->buf, s->len + len + STDIN_CHUNK);
 		if (b == NULL)

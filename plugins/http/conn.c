@@ -511,7 +511,8 @@ conn_handover(struct conn *c)
 	    c->closing || c->eof || c->head != NULL || c->cur != NULL || c->queued > 0 ||
 	    c->phase != PH_IDLE || c->err_status != 0)
 		return -1;
-	if (w->ops->on_handover(w, c->fd, c->in + c->in_off, c->in_len - c->in_off) != 0)
+	size_t left = c->in_len - c->in_off;
+	if (w->ops->on_handover(w, c->fd, left > 0 ? c->in + c->in_off : "", left) != 0)
 		return -1;
 	c->fd = -1; /* not ours to close any more */
 	conn_free(c, 0);

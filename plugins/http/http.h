@@ -221,6 +221,9 @@ void metrics_count(struct http_src *s, enum route r, int status);
 void metrics_get(struct hreq *h);      /* GET /metrics: the pipeline's and ours */
 /* An instance begins and ends: its counts outlive it (reloads). */
 void metrics_attach(struct http_src *s);
+/* Every live instance of this plugin file, through next_instance: a reload
+ * runs the old and the new instance of a stage side by side. */
+struct http_src *http_instances(void);
 void metrics_detach(struct http_src *s);
 
 #endif /* PORCH_HTTP_H */

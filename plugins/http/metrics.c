@@ -102,6 +102,12 @@ left_by(const char *name, int make)
 	return t;
 }
 
+struct http_src *
+http_instances(void)
+{
+	return instances;
+}
+
 void
 metrics_attach(struct http_src *s)
 {

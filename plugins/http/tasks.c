@@ -137,13 +137,25 @@ tasks_purge(struct http_src *s)
 }
 
 static struct task *
-task_find(struct http_src *s, const char *id)
+task_find_in(struct http_src *s, const char *id)
 {
 	tasks_purge(s);
 	for (struct task *t = s->tasks_head; t != NULL; t = t->next)
 		if (strcmp(t->id, id) == 0)
 			return t;
 	return NULL;
+}
+
+/* s's task, or that of the stage of the same name in a pipeline a reload
+ * replaced, which runs its tasks to their end (porch(1), RELOAD). */
+static struct task *
+task_find(struct http_src *s, const char *id)
+{
+	struct task *t = task_find_in(s, id);
+	for (struct http_src *o = http_instances(); t == NULL && o != NULL; o = o->next_instance)
+		if (o != s && strcmp(o->name, s->name) == 0)
+			t = task_find_in(o, id);
+	return t;
 }
 
 /* ---- events ------------------------------------------------------------- */
@@ -518,9 +530,42 @@ tasks_events(struct hreq *h)
 	t->watchers = h;
 }
 
+/*
+ * The instance goes (its pipeline was replaced by a reload and has ended):
+ * its finished tasks go to a live instance of the same stage, so that a
+ * client still finds them for task-ttl.  Returns 1 when they went.
+ */
+static int
+tasks_pass_on(struct http_src *s)
+{
+	struct http_src *to = NULL;
+	for (struct http_src *o = http_instances(); o != NULL && to == NULL; o = o->next_instance)
+		if (o != s && strcmp(o->name, s->name) == 0 && !o->w.draining)
+			to = o; /* the list is newest first */
+	if (to == NULL || s->tasks_head == NULL)
+		return 0;
+	for (struct task *t = s->tasks_head; t != NULL; t = t->next) {
+		if (!finished(t) || t->watchers != NULL)
+			return 0; /* not expected once the pipeline has ended */
+		t->s = to;
+	}
+	/* older than the new instance's own: they go first */
+	s->tasks_tail->next = to->tasks_head;
+	if (to->tasks_head != NULL)
+		to->tasks_head->prev = s->tasks_tail;
+	else
+		to->tasks_tail = s->tasks_tail;
+	to->tasks_head = s->tasks_head;
+	to->n_tasks += s->n_tasks;
+	s->tasks_head = s->tasks_tail = NULL;
+	s->n_tasks = 0;
+	return 1;
+}
+
 void
 tasks_fini(struct http_src *s)
 {
+	tasks_pass_on(s);
 	while (s->tasks_head != NULL) {
 		struct task *t = s->tasks_head;
 		s->tasks_head = t->next;
