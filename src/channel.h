@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#include "config.h"
+#include "loader.h"
 #include "ledger.h"
 
 struct porch_msg;

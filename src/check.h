@@ -2,7 +2,7 @@
 #ifndef PORCH_CHECK_H
 #define PORCH_CHECK_H
 
-#include "config.h"
+#include "loader.h"
 
 /*
  * What the structural walk saw but could not put into the pipeline, so the

@@ -9,7 +9,7 @@
 #define EXIT_RUNTIME  1  /* a plugin failed to start, I/O failed */
 #define EXIT_INVALID  2  /* invalid pipeline file or command line */
 
-#include "config.h"
+#include "loader.h"
 
 /* Options every subcommand that loads plugins takes. */
 struct cli_common {

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
-#include "config.h"
+#include "loader.h"
 
 static const char check_usage[] =
     "usage: porch check [--plugin-path DIR] [--set NAME.PARAM=VALUE] FILE...\n"

@@ -3,7 +3,7 @@
 #include <stdio.h>
 
 #include "cli.h"
-#include "config.h"
+#include "loader.h"
 
 static const char graph_usage[] =
     "usage: porch graph [--plugin-path DIR] FILE\n"

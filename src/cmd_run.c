@@ -18,7 +18,7 @@
 #include <ev.h>
 
 #include "cli.h"
-#include "config.h"
+#include "loader.h"
 #include "graph.h"
 #include "run.h"
 #include "stats.h"

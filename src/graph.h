@@ -11,7 +11,7 @@
 #include <ev.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "loader.h"
 #include "crash.h"
 #include "hist.h"
 #include "ledger.h"

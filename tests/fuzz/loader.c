@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../src/config.h"
+#include "../../src/loader.h"
 #include "fuzz.h"
 
 static char path[4096];

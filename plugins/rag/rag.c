@@ -6,9 +6,9 @@
 
 #include <porch/plugin.h>
 
-#include "rag/bm25.h"
-#include "rag/corpus.h"
-#include "rag/passage.h"
+#include "bm25.h"
+#include "corpus.h"
+#include "passage.h"
 
 struct rag {
 	struct rag_corpus *corpus;

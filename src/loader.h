@@ -1,6 +1,6 @@
-/* config.h -- a pipeline file read into plain structs, with source positions. */
-#ifndef PORCH_CONFIG_H
-#define PORCH_CONFIG_H
+/* loader.h -- a pipeline file read into plain structs, with source positions. */
+#ifndef PORCH_LOADER_H
+#define PORCH_LOADER_H
 
 #include <stddef.h>
 

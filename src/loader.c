@@ -1,5 +1,5 @@
 /*
- * config.c -- reads a pipeline file into plain structs.
+ * loader.c -- reads a pipeline file into plain structs.
  *
  * libxml2 parses (no network, no DTD, no entities: a DOCTYPE stops the
  * parse before any declaration is read, so entity bombs never start), a
@@ -26,7 +26,7 @@
 #include <libxml/xmlerror.h>
 
 #include "check.h"
-#include "config.h"
+#include "loader.h"
 #include "util.h"
 
 #define PIPELINE_FILE_MAX (16 * 1024 * 1024)
