@@ -13,8 +13,11 @@
 #include <string.h>
 
 #include "check.h"
+#include "cond.h"
 #include "crash.h"
 #include "util.h"
+
+static void check_route(struct cfg_pipeline *p, size_t i, struct diag *d);
 
 static struct cfg_stage *
 find_stage(struct cfg_pipeline *p, const char *name)
@@ -429,15 +432,48 @@ check_channels(struct cfg_pipeline *p, const struct check_gaps *g, struct diag *
 				    c->src->plugin_name, c->port, ports);
 			continue;
 		}
-		/* one channel per port: a message goes one way (fan-out would need copies) */
-		for (size_t j = 0; j < i; j++) {
-			struct cfg_channel *o = &p->channels[j];
-			if (o->src == c->src && o->port_index == c->port_index) {
-				diag_error(d, c->from_at.line, c->from_at.col, "port '%s:%s' "
-				    "already has a channel (line %d); a port feeds one channel",
-				    c->from, c->port, o->line);
-				break;
-			}
+		check_route(p, i, d);
+	}
+}
+
+/*
+ * The channels of one port: one plain channel, or a route, where each
+ * channel has a condition (the last may have otherwise="true") and the
+ * first whose condition holds takes the message.  Every channel of a route
+ * must be reachable.
+ */
+static void
+check_route(struct cfg_pipeline *p, size_t i, struct diag *d)
+{
+	struct cfg_channel *c = &p->channels[i];
+	if (c->cond != NULL && cond_constant(c->cond) == 0) {
+		diag_error(d, c->when_at.line, c->when_at.col, "when=\"%s\" can never hold: "
+		    "it reads nothing of the message and is false", cond_source(c->cond));
+		return;
+	}
+	for (size_t j = 0; j < i; j++) {
+		struct cfg_channel *o = &p->channels[j];
+		if (o->src != c->src || o->port_index != c->port_index)
+			continue;
+		if (!o->routed || !c->routed) {
+			diag_error(d, c->from_at.line, c->from_at.col, "port '%s:%s' already has "
+			    "a channel (line %d); several channels from one port are a route, "
+			    "and each needs when=\"CONDITION\" (the last may have "
+			    "otherwise=\"true\")", c->from, c->port, o->line);
+			return;
+		}
+		if (o->otherwise) {
+			diag_error(d, c->from_at.line, c->from_at.col, "this channel is never "
+			    "taken: the channel at line %d (otherwise=\"true\") takes every "
+			    "message from port '%s:%s' before it", o->line, c->from, c->port);
+			return;
+		}
+		if (o->cond != NULL && cond_constant(o->cond) == 1) {
+			diag_error(d, c->from_at.line, c->from_at.col, "this channel is never "
+			    "taken: the condition of the channel at line %d always holds, so it "
+			    "takes every message from port '%s:%s' before it", o->line, c->from,
+			    c->port);
+			return;
 		}
 	}
 }

@@ -9,7 +9,8 @@ static const char graph_usage[] =
     "usage: porch graph [--plugin-path DIR] FILE\n"
     "\n"
     "Prints the pipeline as a Graphviz digraph on stdout: stages with their\n"
-    "plugin and concurrency, workers, and channels with capacity and overflow.\n"
+    "plugin and concurrency, workers, and channels with capacity, overflow and\n"
+    "condition.\n"
     "Example: porch graph pipelines/hello.xml | dot -Tsvg > hello.svg\n"
     "\n"
     "exit status: 0 printed, 2 the file is invalid.\n";
@@ -21,7 +22,8 @@ dot_str(FILE *out, const char *s)
 	for (; *s; s++) {
 		if (*s == '"' || *s == '\\')
 			fputc('\\', out);
-		fputc(*s, out);
+		/* a condition may span lines in the file: one line in a label */
+		fputc(*s == '\n' || *s == '\r' || *s == '\t' ? ' ' : *s, out);
 	}
 }
 
@@ -57,8 +59,14 @@ print_dot(const struct cfg_pipeline *p, FILE *out)
 		fprintf(out, "\t\"%s\" -> \"%s\" [label=\"", c->from, c->to);
 		if (c->port_index != 0 || is_error)
 			fprintf(out, "%s: ", c->port);
-		fprintf(out, "%d, %s\"%s];\n", c->capacity, overflow_name(c->overflow),
-		    is_error ? ", style=dashed, color=red" : "");
+		fprintf(out, "%d, %s", c->capacity, overflow_name(c->overflow));
+		if (c->cond != NULL) {
+			fputs("\\nwhen ", out);
+			dot_str(out, cond_source(c->cond));
+		} else if (c->otherwise) {
+			fputs("\\notherwise", out);
+		}
+		fprintf(out, "\"%s];\n", is_error ? ", style=dashed, color=red" : "");
 	}
 	fputs("}\n", out);
 }

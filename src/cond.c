@@ -587,8 +587,10 @@ parse_operand(struct parser *p)
 			return NULL;
 		if (p->tok != T_RPAREN) {
 			char buf[40];
-			fail_at(p, p->pos, "expected ')' to close the '(' at column %zu, found %s",
-			    open_at + 1, what(p, buf, sizeof buf));
+			size_t rest = strlen(p->src + open_at);
+			fail_at(p, p->pos, "expected ')' to close '%.*s%s', found %s",
+			    (int)(rest > 16 ? 16 : rest), p->src + open_at, rest > 16 ? "..." : "",
+			    what(p, buf, sizeof buf));
 			node_free(n);
 			return NULL;
 		}

@@ -21,6 +21,7 @@
 #include "channel.h"
 #include "graph.h"
 #include "handover.h"
+#include "route.h"
 #include "util.h"
 
 /* Most messages a stage takes in one pass: bounds the time between polls. */
@@ -223,6 +224,39 @@ flush_outbox(struct porch_stage *st)
 	return moved;
 }
 
+/*
+ * A port whose channels carry conditions: the first that holds takes m.
+ * When none does, m fails (unrouted) and goes out the error port, if it
+ * has a channel, never dropped in silence.
+ */
+static int
+emit_routed(struct graph *g, struct porch_stage *st, int port, struct porch_msg *m)
+{
+	struct channel *c = route_pick(st->routes[port], m);
+	int err_port = st->n_ports - 1;
+	if (c == NULL) {
+		msg_set_error(m, PORCH_ERR_UNROUTED, "no channel from port '%s:%s' has a "
+		    "condition that holds for this request", st->name,
+		    plugin_port_name(st->cfg->plugin, port));
+		if (port == err_port || st->outs[err_port] == NULL) {
+			graph_finish(g, m, PORCH_FAILED, st);
+			return PORCH_REFUSED;
+		}
+		if (st->routes[err_port] != NULL &&
+		    (c = route_pick(st->routes[err_port], m)) == NULL) {
+			graph_finish(g, m, PORCH_FAILED, st);
+			return PORCH_REFUSED;
+		}
+		if (c == NULL)
+			c = st->outs[err_port];
+	}
+	if (st->outbox != NULL) {
+		outbox_append(st, m, c);
+		return PORCH_OK;
+	}
+	return push(g, c, m);
+}
+
 int
 porch_emit_port(porch_stage *st, int port, porch_msg *m)
 {
@@ -242,6 +276,8 @@ porch_emit_port(porch_stage *st, int port, porch_msg *m)
 		}
 	}
 	st->stats->out++;
+	if (port >= 0 && port < st->n_ports && st->routes != NULL && st->routes[port] != NULL)
+		return emit_routed(g, st, port, m);
 	if (port < 0 || port >= st->n_ports || st->outs[port] == NULL) {
 		if (port != st->n_ports - 1 || m->error == PORCH_ERR_NONE)
 			msg_set_error(m, PORCH_ERR_UNROUTED, "stage '%s' sent a message to "
@@ -393,12 +429,17 @@ porch_stage_ready(const porch_stage *cst)
 	if (st->outbox != NULL)
 		room = 0;
 	for (int p = 0; p < st->n_ports - 1 && room > 0; p++) {
-		struct channel *c = st->outs[p];
-		if (c == NULL || c->overflow != OVERFLOW_BLOCK)
-			continue;
-		size_t free_slots = channel_depth(c) < c->capacity ? c->capacity - channel_depth(c) : 0;
-		if (free_slots < room)
-			room = free_slots;
+		const struct route *r = st->routes != NULL ? st->routes[p] : NULL;
+		/* a route: any of its channels may be the one, so the least room */
+		for (size_t k = 0; k < (r != NULL ? r->n : 1); k++) {
+			struct channel *c = r != NULL ? r->chans[k] : st->outs[p];
+			if (c == NULL || c->overflow != OVERFLOW_BLOCK)
+				continue;
+			size_t free_slots = channel_depth(c) < c->capacity ?
+			    c->capacity - channel_depth(c) : 0;
+			if (free_slots < room)
+				room = free_slots;
+		}
 	}
 	if (room == 0)
 		st->wants_resume = 1;
@@ -636,7 +677,15 @@ graph_new(struct cfg_pipeline *cfg, struct ev_loop *loop, struct ledger *led, ch
 		snprintf(key, sizeof key, "%s:%s>%s", c->src->name,
 		    plugin_port_name(c->src->cfg->plugin, c->port), c->dst->name);
 		c->s = ledger_slot(g->led, LEDGER_CHANNEL, key);
-		c->src->outs[c->port] = c;
+		if (c->src->outs[c->port] == NULL)
+			c->src->outs[c->port] = c; /* a route's first, for the room count */
+		if (cc->routed) {
+			if (c->src->routes == NULL)
+				c->src->routes = xcalloc((size_t)c->src->n_ports, sizeof *c->src->routes);
+			if (c->src->routes[c->port] == NULL)
+				c->src->routes[c->port] = xcalloc(1, sizeof(struct route));
+			route_add(c->src->routes[c->port], c, cc->otherwise ? NULL : cc->cond);
+		}
 		c->dst->inputs = xrealloc(c->dst->inputs, (c->dst->n_inputs + 1) * sizeof(void *));
 		c->dst->inputs[c->dst->n_inputs++] = c;
 	}
@@ -819,8 +868,15 @@ graph_free(struct graph *g)
 		worker_free_calls(w);
 	}
 	for (size_t i = 0; i < g->n_stages; i++) {
-		free(g->stages[i].outs);
-		free(g->stages[i].inputs);
+		struct porch_stage *st = &g->stages[i];
+		for (int p = 0; st->routes != NULL && p < st->n_ports; p++) {
+			if (st->routes[p] != NULL)
+				route_fini(st->routes[p]);
+			free(st->routes[p]);
+		}
+		free(st->routes);
+		free(st->outs);
+		free(st->inputs);
 	}
 	for (size_t i = 0; i < g->n_channels; i++)
 		channel_fini(&g->channels[i]);

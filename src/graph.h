@@ -74,6 +74,7 @@ struct porch_stage {
 	struct channel **inputs;
 	size_t n_inputs, next_input;  /* round robin over fan-in */
 	struct channel **outs;        /* by port index; "error" is last */
+	struct route **routes;        /* by port index: NULL, or its conditions */
 	int n_ports;
 	unsigned concurrency, held;
 	struct porch_msg *outbox, *outbox_tail; /* held back by full channels */

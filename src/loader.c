@@ -26,6 +26,7 @@
 #include <libxml/xmlerror.h>
 
 #include "check.h"
+#include "cond.h"
 #include "loader.h"
 #include "util.h"
 
@@ -222,6 +223,45 @@ static struct cfg_pos
 attr_value_pos(const struct diag *d, xmlNodePtr n, const char *name)
 {
 	return attr_at(d, n, name, 1);
+}
+
+/* Bytes a UTF-8 encoding of code point cp takes. */
+static size_t
+utf8_len(unsigned long cp)
+{
+	return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+}
+
+/*
+ * Where the byte at `decoded` of attribute name's value is in the file.
+ * libxml2 gives the value with entity and character references replaced
+ * (&lt; is one '<'), so the file's bytes are walked, a reference at a time,
+ * until that many decoded bytes are behind.
+ */
+static struct cfg_pos
+attr_value_pos_at(const struct diag *d, xmlNodePtr n, const char *name, size_t decoded)
+{
+	size_t tag = node_off(d, n), a, v;
+	if (tag == (size_t)-1 || !scan_attr(d, tag, name, &a, &v))
+		return elem_pos(d, n);
+	const char *t = d->text;
+	size_t i = v, k = 0;
+	while (k < decoded && i < d->text_len && t[i] != '"' && t[i] != '\'') {
+		const char *semi = t[i] == '&' ? memchr(t + i, ';', d->text_len - i < 12 ?
+		    d->text_len - i : 12) : NULL;
+		if (semi == NULL) {
+			i++;
+			k++;
+			continue;
+		}
+		if (t[i + 1] == '#')
+			k += utf8_len(strtoul(t + i + 2 + (t[i + 2] == 'x'), NULL,
+			    t[i + 2] == 'x' ? 16 : 10));
+		else
+			k++; /* &lt; &gt; &amp; &quot; &apos; */
+		i = (size_t)(semi - t) + 1;
+	}
+	return off_pos(d, i);
 }
 
 /* The first non-blank character of a text node. */
@@ -579,7 +619,8 @@ static const struct attr_rule stage_attrs[] = {
 };
 static const struct attr_rule channel_attrs[] = {
 	{ "from", 1, NULL }, { "to", 1, NULL }, { "capacity", 0, NULL },
-	{ "overflow", 0, NULL }, { NULL, 0, NULL },
+	{ "overflow", 0, NULL }, { "when", 0, NULL }, { "otherwise", 0, NULL },
+	{ NULL, 0, NULL },
 };
 static const struct attr_rule param_attrs[] = {
 	{ "name", 1, NULL }, { NULL, 0, NULL },
@@ -791,6 +832,36 @@ check_empty(xmlNodePtr n, struct diag *d)
 	}
 }
 
+/* when="CONDITION" (compiled here, once) and otherwise="true". */
+static void
+read_route(xmlNodePtr n, struct cfg_channel *ch, struct diag *d)
+{
+	char *when = attr(n, "when"), *otherwise = attr(n, "otherwise");
+	if (when != NULL) {
+		struct cond_error ce;
+		ch->when_at = attr_value_pos(d, n, "when");
+		ch->cond = cond_compile(when, &ce);
+		if (ch->cond == NULL) {
+			struct cfg_pos at = attr_value_pos_at(d, n, "when", ce.offset);
+			diag_error(d, at.line, at.col, "when: %s", ce.msg);
+		}
+	}
+	if (otherwise != NULL) {
+		struct cfg_pos at = attr_value_pos(d, n, "otherwise");
+		if (strcmp(otherwise, "true") != 0)
+			diag_error(d, at.line, at.col, "otherwise='%s': the only value is 'true' "
+			    "(the channel takes what no condition before it took)", otherwise);
+		else if (when != NULL)
+			diag_error(d, at.line, at.col, "a channel has when=\"...\" or "
+			    "otherwise=\"true\", not both");
+		else
+			ch->otherwise = 1;
+	}
+	ch->routed = when != NULL || otherwise != NULL;
+	free(when);
+	free(otherwise);
+}
+
 static void
 read_channel(xmlNodePtr n, struct walker *wk)
 {
@@ -847,6 +918,7 @@ read_channel(xmlNodePtr n, struct walker *wk)
 		}
 		free(ov);
 	}
+	read_route(n, ch, d);
 }
 
 static void
@@ -1187,6 +1259,7 @@ config_free(struct cfg_pipeline *p)
 		free(p->channels[i].from);
 		free(p->channels[i].port);
 		free(p->channels[i].to);
+		cond_free(p->channels[i].cond);
 	}
 	free(p->stages);
 	free(p->workers);

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 
+#include "cond.h"
 #include "diag.h"
 #include "params.h"
 #include "registry.h"
@@ -59,6 +60,12 @@ struct cfg_channel {
 	struct cfg_pos at, from_at, port_at, to_at;
 	struct cfg_stage *src, *dst;
 	int port_index;
+	/* a route: the first channel of a port whose condition holds takes the
+	 * message (porch.xml(5), CONDITIONS) */
+	struct cond *cond;        /* when="...", compiled; NULL: none */
+	struct cfg_pos when_at;
+	int otherwise;            /* otherwise="true": takes what no condition took */
+	int routed;               /* has when= or otherwise= (even a bad one) */
 };
 
 struct cfg_pipeline {

@@ -129,8 +129,11 @@ test_errors(void **state)
 	    "length, words, has, starts_with, ends_with and contains)");
 	compile_error("length(text, 2) > 3", 13, "length() takes 1 argument");
 	compile_error("starts_with(text) ", 12, "starts_with() takes 2 arguments");
-	compile_error("(a == 1 or b == 2", 17, "expected ')' to close the '(' at column 1, "
-	    "found the end");
+	compile_error("a == 1)", 6, "expected 'and', 'or', or the end of the condition, "
+	    "found ')'");
+	compile_error("(a == 1 or b", 12, "expected ')' to close '(a == 1 or b', found the end");
+	compile_error("x and (a == 1 or b == 2 or c == 3", 33, "expected ')' to close "
+	    "'(a == 1 or b == ...', found the end");
 	compile_error("a in 'x'", 5, "expected '(' and a list of values after 'in', found ''x''");
 	compile_error("a in (b)", 6, "expected a 'string' or a number in the list, found 'b'");
 	compile_error("a == 1 b == 2", 7, "expected 'and', 'or', or the end of the condition, "
