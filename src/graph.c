@@ -338,7 +338,9 @@ porch_stream_piece(porch_stage *st, porch_msg *m, const char *text, size_t len,
     const struct porch_piece *pc)
 {
 	struct channel *c = st->n_ports > 1 ? st->outs[0] : NULL;
-	if (c == NULL)
+	/* a routed port: where the message goes is known only when it is
+	 * emitted, with what it has then, so its answer comes whole */
+	if (c == NULL || (st->routes != NULL && st->routes[0] != NULL))
 		return -1;
 	struct porch_stage *dst = c->dst;
 	if (dst->d->piece != NULL) {

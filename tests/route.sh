@@ -67,4 +67,42 @@ grep -q '"in" -> "large" \[label="128, block\\nwhen words(text) > 6 or has(model
     ok || fail "graph: $(cat "$T/dot")"
 grep -q '"in" -> "dead" \[label="128, block\\notherwise"\]' "$T/dot" && ok || fail "graph: $(cat "$T/dot")"
 
+# a routed port does not stream: the answer made before it goes on whole
+command -v curl > /dev/null || { echo "curl is not installed: the streaming part is skipped"; finish; }
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
+stream_xml() {
+	cat > "$T/$1.xml" <<XML
+<?xml version="1.0"?>
+<pipeline name="$1" version="1">
+  <worker name="model" plugin="echo"><param name="token-delay-ms">1</param></worker>
+  <stage name="ingress" plugin="http">
+    <param name="listen">127.0.0.1:0</param>
+    <param name="port-file">$T/$1.port</param>
+  </stage>
+  <stage name="infer" plugin="inference" worker="model"/>
+  <stage name="reply" plugin="reply"/>
+  <channel from="ingress" to="infer"/>
+  <channel from="infer" to="reply" $2/>
+  <channel from="infer:error" to="reply"/>
+</pipeline>
+XML
+}
+stream_xml plain ""
+stream_xml routed 'when="length(text) &gt; 0"'
+for kind in plain routed; do
+	"$PORCH" run -q "$T/$kind.xml" > /dev/null 2> "$T/$kind.err" &
+	pid=$!
+	wait_for 20 test -s "$T/$kind.port" || fail "$kind: porch did not start: $(cat "$T/$kind.err")"
+	curl -s -S -N -H 'Content-Type: application/json' "http://127.0.0.1:$(cat "$T/$kind.port")/v1/chat/completions" \
+	    -d '{"model":"echo","stream":true,"messages":[{"role":"user","content":"one two three four five"}]}' \
+	    > "$T/$kind.sse"
+	grep -c '"content":"[^"]' "$T/$kind.sse" > "$T/$kind.n"
+	kill "$pid"
+	wait "$pid"
+done
+[ "$(cat "$T/plain.n")" -gt 3 ] && ok || fail "plain: the answer did not stream: $(cat "$T/plain.sse")"
+expect_eq "routed: pieces with content" "$(cat "$T/routed.n")" 1
+grep -q '"content":"one two three four five"' "$T/routed.sse" && ok || fail "routed: $(cat "$T/routed.sse")"
+grep -q '^data: \[DONE\]' "$T/routed.sse" && ok || fail "routed: no [DONE]: $(cat "$T/routed.sse")"
+
 finish
