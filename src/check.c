@@ -13,11 +13,9 @@
 #include <string.h>
 
 #include "check.h"
-#include "cond.h"
 #include "crash.h"
 #include "util.h"
 
-static void check_route(struct cfg_pipeline *p, size_t i, struct diag *d);
 
 static struct cfg_stage *
 find_stage(struct cfg_pipeline *p, const char *name)
@@ -432,49 +430,7 @@ check_channels(struct cfg_pipeline *p, const struct check_gaps *g, struct diag *
 				    c->src->plugin_name, c->port, ports);
 			continue;
 		}
-		check_route(p, i, d);
-	}
-}
-
-/*
- * The channels of one port: one plain channel, or a route, where each
- * channel has a condition (the last may have otherwise="true") and the
- * first whose condition holds takes the message.  Every channel of a route
- * must be reachable.
- */
-static void
-check_route(struct cfg_pipeline *p, size_t i, struct diag *d)
-{
-	struct cfg_channel *c = &p->channels[i];
-	if (c->cond != NULL && cond_constant(c->cond) == 0) {
-		diag_error(d, c->when_at.line, c->when_at.col, "when=\"%s\" can never hold: "
-		    "it reads nothing of the message and is false", cond_source(c->cond));
-		return;
-	}
-	for (size_t j = 0; j < i; j++) {
-		struct cfg_channel *o = &p->channels[j];
-		if (o->src != c->src || o->port_index != c->port_index)
-			continue;
-		if (!o->routed || !c->routed) {
-			diag_error(d, c->from_at.line, c->from_at.col, "port '%s:%s' already has "
-			    "a channel (line %d); several channels from one port are a route, "
-			    "and each needs when=\"CONDITION\" (the last may have "
-			    "otherwise=\"true\")", c->from, c->port, o->line);
-			return;
-		}
-		if (o->otherwise) {
-			diag_error(d, c->from_at.line, c->from_at.col, "this channel is never "
-			    "taken: the channel at line %d (otherwise=\"true\") takes every "
-			    "message from port '%s:%s' before it", o->line, c->from, c->port);
-			return;
-		}
-		if (o->cond != NULL && cond_constant(o->cond) == 1) {
-			diag_error(d, c->from_at.line, c->from_at.col, "this channel is never "
-			    "taken: the condition of the channel at line %d always holds, so it "
-			    "takes every message from port '%s:%s' before it", o->line, c->from,
-			    c->port);
-			return;
-		}
+		check_port_channels(p, i, d);
 	}
 }
 
@@ -670,7 +626,12 @@ check_pipeline(struct cfg_pipeline *p, const struct override *ov, size_t n_ov,
 	check_names(p, bad, d);
 	check_overrides(p, ov, n_ov, d);
 	check_nodes(p, g, ov, n_ov, d);
+	int before = d->errors;
 	check_channels(p, g, d);
+	/* a join's way back to its fan-out is only worth following on channels
+	 * that are right: else each error would be told twice */
+	if (d->errors == before)
+		check_fanouts(p, d);
 	check_unused_workers(p, g, bad, d);
 	check_shape(p, g, bad, d);
 	free(bad);

@@ -27,4 +27,11 @@ struct check_gaps {
 void check_pipeline(struct cfg_pipeline *p, const struct override *ov,
     size_t n_ov, const struct check_gaps *gaps, struct diag *d);
 
+/* check_flow.c: the channels of one port (a plain channel, a route or a
+ * fan-out), p->channels[i] against those before it in the file. */
+void check_port_channels(struct cfg_pipeline *p, size_t i, struct diag *d);
+/* check_flow.c: every fan-out has two copies or more, and every join's
+ * inputs come from one fan-out.  After channels are resolved. */
+void check_fanouts(struct cfg_pipeline *p, struct diag *d);
+
 #endif

@@ -91,6 +91,27 @@ print_wrapped(const char *text, const char *indent)
 		putchar('\n');
 }
 
+/*
+ * A default as it would be written, with control characters shown as C
+ * escapes (a separator's "\n\n" is not two blank lines in a listing or a
+ * manual page); bs is how a backslash is written ("\\e" in mdoc).
+ */
+static void
+show_default(const char *prefix, const char *v, const char *bs)
+{
+	fputs(prefix, stdout);
+	for (; *v != '\0'; v++) {
+		if (*v == '\n')
+			printf("%sn", bs);
+		else if (*v == '\t')
+			printf("%st", bs);
+		else if (*v == '\\')
+			printf("%s%s", bs, bs[1] == 'e' ? "e" : "\\");
+		else
+			putchar(*v);
+	}
+}
+
 static void
 show_one(const struct plugin *p)
 {
@@ -128,8 +149,10 @@ show_one(const struct plugin *p)
 		printf("    %-18s %-9s", row->name, param_type_name(row->type));
 		if (row->flags & PORCH_PARAM_REQUIRED)
 			printf(" required");
+		else if (row->default_value != NULL && *row->default_value)
+			show_default(" default ", row->default_value, "\\");
 		else if (row->default_value != NULL)
-			printf(" default %s", *row->default_value ? row->default_value : "\"\"");
+			printf(" default \"\"");
 		else
 			printf(" no default");
 		if (range[0])
@@ -228,8 +251,10 @@ mdoc_one(void *ctx, const char *path, const struct plugin *p, const char *err)
 		printf(".It Cm %s Ar %s\n", row->name, param_type_name(row->type));
 		if (row->flags & PORCH_PARAM_REQUIRED)
 			printf("Required.\n");
-		else if (row->default_value != NULL && *row->default_value)
-			printf("Default: %s.\n", row->default_value);
+		else if (row->default_value != NULL && *row->default_value) {
+			show_default("Default: ", row->default_value, "\\e");
+			printf(".\n");
+		}
 		else if (row->default_value != NULL)
 			printf("Default: empty.\n");
 		if (range[0])

@@ -20,6 +20,7 @@
 
 #include "channel.h"
 #include "graph.h"
+#include "fanout.h"
 #include "handover.h"
 #include "route.h"
 #include "util.h"
@@ -97,6 +98,14 @@ void
 graph_finish(struct graph *g, struct porch_msg *m, enum porch_outcome o,
     struct porch_stage *where)
 {
+	if (m->copy) {
+		/* not a request: its request learns it is lost */
+		fanout_copy_ended(g, m, o, where);
+		graph_wake(g);
+		return;
+	}
+	if (m->fan != NULL)
+		fanout_request_ended(g, m);
 	g->led->totals.outcome[o]++;
 	if (where != NULL)
 		where->stats->outcome[o]++;
@@ -224,6 +233,16 @@ flush_outbox(struct porch_stage *st)
 	return moved;
 }
 
+int
+stage_send(struct porch_stage *st, struct channel *c, struct porch_msg *m)
+{
+	if (st->outbox != NULL) {
+		outbox_append(st, m, c);
+		return PORCH_OK;
+	}
+	return push(st->g, c, m);
+}
+
 /*
  * A port whose channels carry conditions: the first that holds takes m.
  * When none does, m fails (unrouted) and goes out the error port, if it
@@ -232,6 +251,8 @@ flush_outbox(struct porch_stage *st)
 static int
 emit_routed(struct graph *g, struct porch_stage *st, int port, struct porch_msg *m)
 {
+	if (st->routes[port]->copies)
+		return fanout_emit(g, st, st->routes[port], m);
 	struct channel *c = route_pick(st->routes[port], m);
 	int err_port = st->n_ports - 1;
 	if (c == NULL) {
@@ -340,8 +361,8 @@ porch_stream_piece(porch_stage *st, porch_msg *m, const char *text, size_t len,
 	struct channel *c = st->n_ports > 1 ? st->outs[0] : NULL;
 	/* a routed port: where the message goes is known only when it is
 	 * emitted, with what it has then, so its answer comes whole */
-	if (c == NULL || (st->routes != NULL && st->routes[0] != NULL))
-		return -1;
+	if (c == NULL || (st->routes != NULL && st->routes[0] != NULL) || m->copy)
+		return -1; /* a copy never streams: only its request answers */
 	struct porch_stage *dst = c->dst;
 	if (dst->d->piece != NULL) {
 		struct cb_frame saved = CB_STAGE(dst, "piece", m->id);
@@ -687,6 +708,13 @@ graph_new(struct cfg_pipeline *cfg, struct ev_loop *loop, struct ledger *led, ch
 			if (c->src->routes[c->port] == NULL)
 				c->src->routes[c->port] = xcalloc(1, sizeof(struct route));
 			route_add(c->src->routes[c->port], c, cc->otherwise ? NULL : cc->cond);
+		} else if (cc->copy) {
+			if (c->src->routes == NULL)
+				c->src->routes = xcalloc((size_t)c->src->n_ports, sizeof *c->src->routes);
+			if (c->src->routes[c->port] == NULL)
+				c->src->routes[c->port] = xcalloc(1, sizeof(struct route));
+			c->src->routes[c->port]->copies = 1;
+			route_add(c->src->routes[c->port], c, NULL);
 		}
 		c->dst->inputs = xrealloc(c->dst->inputs, (c->dst->n_inputs + 1) * sizeof(void *));
 		c->dst->inputs[c->dst->n_inputs++] = c;
@@ -819,6 +847,8 @@ graph_abort(struct graph *g, const char *why)
 	/* stages may still point at these, so they are not recycled: graph_free
 	 * frees them after every plugin's fini */
 	for (struct porch_msg *m = g->live; m != NULL; m = m->next_live) {
+		if (m->fan != NULL)
+			fanout_request_ended(g, m);
 		msg_set_error(m, PORCH_ERR_DEADLINE, "%s", why);
 		if (m->n_local > 0)
 			msg_forget_locals(g, m);
@@ -882,6 +912,7 @@ graph_free(struct graph *g)
 	}
 	for (size_t i = 0; i < g->n_channels; i++)
 		channel_fini(&g->channels[i]);
+	fanout_free_all(g);
 	/* messages still in rings or outboxes are on the live list */
 	msg_free_all(g);
 	free(g->stages);
@@ -974,7 +1005,7 @@ porch_stage_log(const porch_stage *st, const char *fmt, ...)
 void
 porch_msg_cancel(porch_msg *m, const char *why)
 {
-	if (m->origin == NULL || m->cancelled || !is_live(m->origin->g, m))
+	if (m->origin == NULL || m->cancelled || (!m->copy && !is_live(m->origin->g, m)))
 		return;
 	struct graph *g = m->origin->g;
 	m->cancelled = 1;
@@ -987,6 +1018,9 @@ porch_msg_cancel(porch_msg *m, const char *why)
 		struct cb_frame saved = CB_STAGE(holder, "cancel_msg", m->id);
 		holder->d->cancel_msg(holder, m); /* m may have ended: not touched again */
 		cb_leave(saved);
+	} else if (m->fan != NULL && !m->copy) {
+		/* a request waiting for its copies: they go, and it fails with them */
+		fanout_cancel(m->fan, why);
 	}
 	graph_wake(g);
 }

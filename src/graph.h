@@ -58,6 +58,8 @@ struct porch_msg {
 	int traced;                  /* its origin wants events about it */
 	void **local;                /* per stage (porch_msg_set_local), or NULL */
 	size_t n_local;              /* how many are set */
+	struct fan *fan;             /* a request waiting for its copies, or a copy's */
+	int copy;                    /* a copy: 1 + its index; 0: a request */
 };
 
 struct msg_timing {
@@ -133,6 +135,7 @@ struct graph {
 	struct ledger *led;           /* the run's counters, shared across reloads */
 	size_t sources_left;
 	struct porch_msg *current;    /* being passed to process() now */
+	struct fan *fans;             /* requests waiting for copies (fanout.c) */
 	int woken, draining, aborted;
 	int retired;                  /* a reload replaced it (graph_retire) */
 	ev_check check_w;
@@ -179,6 +182,12 @@ void stage_release(struct porch_stage *st, struct porch_msg *m);
 void msg_forget_locals(struct graph *g, struct porch_msg *m);
 /* msg.c: the source's text becomes the request's input */
 void msg_keep_input(struct porch_msg *m);
+/* msg.c: a copy of m for a fan-out (fanout.c) */
+struct porch_msg *msg_clone(struct graph *g, const struct porch_msg *m);
+/* msg.c: a and b exchange text, metadata, status and Retry-After */
+void msg_swap_answer(struct porch_msg *a, struct porch_msg *b);
+/* graph.c: m, released by st, goes into c (behind st's held-back ones) */
+int stage_send(struct porch_stage *st, struct channel *c, struct porch_msg *m);
 
 /* call.c */
 void worker_free_calls(struct porch_worker *w);

@@ -23,6 +23,8 @@ struct stage_stats {
 	uint64_t in, out;
 	uint64_t outcome[5];     /* indexed by enum porch_outcome */
 	struct hist latency;     /* time a message spends held by the stage */
+	uint64_t discarded;      /* joins: copies not used (first, late) */
+	uint64_t timeouts;       /* joins: decided at the timeout */
 };
 
 struct worker_stats {

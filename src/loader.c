@@ -620,7 +620,7 @@ static const struct attr_rule stage_attrs[] = {
 static const struct attr_rule channel_attrs[] = {
 	{ "from", 1, NULL }, { "to", 1, NULL }, { "capacity", 0, NULL },
 	{ "overflow", 0, NULL }, { "when", 0, NULL }, { "otherwise", 0, NULL },
-	{ NULL, 0, NULL },
+	{ "copy", 0, NULL }, { NULL, 0, NULL },
 };
 static const struct attr_rule param_attrs[] = {
 	{ "name", 1, NULL }, { NULL, 0, NULL },
@@ -832,7 +832,7 @@ check_empty(xmlNodePtr n, struct diag *d)
 	}
 }
 
-/* when="CONDITION" (compiled here, once) and otherwise="true". */
+/* when="CONDITION" (compiled here, once), otherwise="true" and copy="true". */
 static void
 read_route(xmlNodePtr n, struct cfg_channel *ch, struct diag *d)
 {
@@ -858,6 +858,20 @@ read_route(xmlNodePtr n, struct cfg_channel *ch, struct diag *d)
 			ch->otherwise = 1;
 	}
 	ch->routed = when != NULL || otherwise != NULL;
+	char *copy = attr(n, "copy");
+	if (copy != NULL) {
+		ch->copy_at = attr_value_pos(d, n, "copy");
+		if (strcmp(copy, "true") != 0)
+			diag_error(d, ch->copy_at.line, ch->copy_at.col, "copy='%s': the only value "
+			    "is 'true' (the channel gets a copy of every message)", copy);
+		else if (ch->routed)
+			diag_error(d, ch->copy_at.line, ch->copy_at.col, "a channel has copy=\"true\" "
+			    "or a condition, not both");
+		/* meant as a copy either way: its port's other channels are judged so */
+		ch->copy = 1;
+		ch->routed = 0;
+		free(copy);
+	}
 	free(when);
 	free(otherwise);
 }

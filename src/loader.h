@@ -66,6 +66,8 @@ struct cfg_channel {
 	struct cfg_pos when_at;
 	int otherwise;            /* otherwise="true": takes what no condition took */
 	int routed;               /* has when= or otherwise= (even a bad one) */
+	int copy;                 /* copy="true": a fan-out's channel */
+	struct cfg_pos copy_at;
 };
 
 struct cfg_pipeline {

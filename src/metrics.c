@@ -171,6 +171,24 @@ porch_metrics_text(const porch_stage *st)
 			out_printf(&o, "porch_stage_outcomes_total{stage=\"%s\",outcome=\"%s\"} %llu\n",
 			    g->stages[i].name, porch_outcome_name(outcomes[k]),
 			    (unsigned long long)g->stages[i].stats->outcome[outcomes[k]]);
+	int joins = 0;
+	for (size_t i = 0; i < g->n_stages; i++)
+		joins += (g->stages[i].d->flags & PORCH_STAGE_JOINS) != 0;
+	if (joins > 0) {
+		help(&o, "porch_join_discarded_total", "counter",
+		    "Copies a join did not use: cancelled by its decision, or late.");
+		for (size_t i = 0; i < g->n_stages; i++)
+			if (g->stages[i].d->flags & PORCH_STAGE_JOINS)
+				out_printf(&o, "porch_join_discarded_total{stage=\"%s\"} %llu\n",
+				    g->stages[i].name,
+				    (unsigned long long)g->stages[i].stats->discarded);
+		help(&o, "porch_join_timeouts_total", "counter",
+		    "Requests a join decided at its timeout.");
+		for (size_t i = 0; i < g->n_stages; i++)
+			if (g->stages[i].d->flags & PORCH_STAGE_JOINS)
+				out_printf(&o, "porch_join_timeouts_total{stage=\"%s\"} %llu\n",
+				    g->stages[i].name, (unsigned long long)g->stages[i].stats->timeouts);
+	}
 	help(&o, "porch_stage_held", "gauge", "Messages a stage holds now.");
 	for (size_t i = 0; i < g->n_stages; i++)
 		out_printf(&o, "porch_stage_held{stage=\"%s\"} %u\n", g->stages[i].name,

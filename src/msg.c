@@ -59,6 +59,8 @@ msg_release(struct graph *g, struct porch_msg *m)
 	m->retry_after_ms = 0;
 	m->input_len = 0;
 	m->n_timings = 0;
+	m->fan = NULL;
+	m->copy = 0;
 	if (m->n_local > 0) {
 		memset(m->local, 0, g->n_stages * sizeof *m->local);
 		m->n_local = 0;
@@ -382,4 +384,49 @@ msg_forget_locals(struct graph *g, struct porch_msg *m)
 			cb_leave(saved);
 		}
 	}
+}
+
+/*
+ * A copy of m for a fan-out: text, session, metadata, input, deadline,
+ * origin and id (a copy is the same request), but no origin data (a copy
+ * never answers a client) and no error.
+ */
+struct porch_msg *
+msg_clone(struct graph *g, const struct porch_msg *m)
+{
+	struct porch_msg *c = msg_alloc(g);
+	c->id = m->id;
+	reserve(&c->text, &c->text_cap, m->text_len + 1);
+	memcpy(c->text, m->text ? m->text : "", m->text_len);
+	c->text[m->text_len] = '\0';
+	c->text_len = m->text_len;
+	if (m->session != NULL)
+		porch_msg_set_session(c, m->session, strlen(m->session));
+	for (size_t i = 0; i < m->n_meta; i++)
+		porch_msg_set_meta(c, m->meta[2 * i], m->meta[2 * i + 1]);
+	reserve(&c->input, &c->input_cap, m->input_len + 1);
+	memcpy(c->input, m->input ? m->input : "", m->input_len);
+	c->input[m->input_len] = '\0';
+	c->input_len = m->input_len;
+	c->deadline = m->deadline;
+	c->origin = m->origin;
+	c->traced = m->traced;
+	c->cancelled = m->cancelled;
+	return c;
+}
+
+/* a takes b's text, metadata and answer fields, b a's (to be released). */
+void
+msg_swap_answer(struct porch_msg *a, struct porch_msg *b)
+{
+#define SWAP(f) do { __typeof__(a->f) t_ = a->f; a->f = b->f; b->f = t_; } while (0)
+	SWAP(text);
+	SWAP(text_len);
+	SWAP(text_cap);
+	SWAP(meta);
+	SWAP(n_meta);
+	SWAP(meta_cap);
+	SWAP(status);
+	SWAP(retry_after_ms);
+#undef SWAP
 }

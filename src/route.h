@@ -12,6 +12,7 @@ struct porch_msg;
 struct cond;
 
 struct route {
+	int copies;                   /* a fan-out (copy="true"): every channel */
 	size_t n;
 	struct channel **chans;       /* in document order */
 	const struct cond **conds;    /* NULL: otherwise="true" */

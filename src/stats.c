@@ -76,6 +76,13 @@ stats_print(const struct graph *g, FILE *out)
 		fprintf(out, "reloads          %llu, failed %llu (the totals count every "
 		    "pipeline the reloads replaced)\n", (unsigned long long)g->led->reloads,
 		    (unsigned long long)g->led->reload_failures);
+	for (size_t i = 0; i < g->n_stages; i++) {
+		const struct porch_stage *st = &g->stages[i];
+		if (st->d->flags & PORCH_STAGE_JOINS)
+			fprintf(out, "join %-11s copies discarded %llu, decided at the timeout %llu\n",
+			    st->name, (unsigned long long)st->stats->discarded,
+			    (unsigned long long)st->stats->timeouts);
+	}
 	fprintf(out, "loop lag         p50 %s, p99 %s, max %s (%llu timer runs)\n", l50, l99, lmax,
 	    (unsigned long long)g->led->loop_lag.count);
 	if (g->n_channels == 0)
@@ -140,6 +147,11 @@ stats_json(const struct graph *g)
 		    "expired", (json_int_t)s->outcome[PORCH_EXPIRED],
 		    "held", (json_int_t)st->held,
 		    "latency", latency_json(&s->latency)));
+		if (st->d->flags & PORCH_STAGE_JOINS) {
+			json_t *js = json_array_get(stages, json_array_size(stages) - 1);
+			json_object_set_new(js, "discarded", json_integer((json_int_t)s->discarded));
+			json_object_set_new(js, "timeouts", json_integer((json_int_t)s->timeouts));
+		}
 	}
 	json_object_set_new(root, "stages", stages);
 	json_object_set_new(root, "loop_lag", latency_json(&g->led->loop_lag));

@@ -60,6 +60,9 @@ enum porch_kind {
 /* ABI 1.3: may rewrite the message text; after a worker's stage that
  * means the answer (see porch_stage_answers_edited) */
 #define PORCH_STAGE_EDITS_TEXT   0x4u
+/* ABI 1.4: joins the copies a fan-out made (porch_join); its inputs must
+ * come from one fan-out, which porch check verifies */
+#define PORCH_STAGE_JOINS        0x8u
 
 /* ---- parameters -------------------------------------------------------- */
 
@@ -420,6 +423,35 @@ void porch_listener_release(porch_stage *st, const char *key);
  * newer graph, no such stage, or it refused.
  */
 int porch_stage_handover(porch_stage *st, int fd, const void *bytes, size_t len);
+
+/* ---- fan-out and join (ABI 1.4) ---------------------------------------- */
+
+/*
+ * A port whose channels have copy="true" sends each message to all of them
+ * as copies; the request waits, counted once, until a join stage combines
+ * the copies (porch.xml(5), FAN-OUT AND JOIN).  A join stage's process
+ * callback hands each copy it takes to porch_join with how to combine.
+ */
+enum porch_join_mode {
+	PORCH_JOIN_FIRST = 1, /* the first copy to arrive; the others are cancelled */
+	PORCH_JOIN_ALL,       /* every copy's text, in channel order, separated */
+	PORCH_JOIN_BEST,      /* the copy with the highest number in metadata key */
+};
+
+struct porch_join {
+	enum porch_join_mode mode;
+	int64_t timeout_ms;      /* after the first copy arrives; 0: none */
+	const char *separator;   /* all: between texts (not copied: keep it) */
+	const char *key;         /* best: the metadata key (not copied: keep it) */
+};
+
+/* Takes m, a copy, for its request; a message that is no copy goes on
+ * unchanged.  The request leaves the stage (out, or error when no copy
+ * came) once decided. */
+void porch_join(porch_stage *st, porch_msg *m, const struct porch_join *j);
+/* A copy's index (its channel's place among the port's copy channels,
+ * from 0), or -1 for a message that is no copy. */
+int porch_msg_copy_index(const porch_msg *m);
 
 /* ---- load-time checks (ABI 1.1) ----------------------------------------- */
 
