@@ -128,6 +128,11 @@ struct wire {
 	int lfd;                    /* the listening socket, or -1 */
 	ev_io lio;
 	ev_timer accept_retry;
+	/* descriptors kept for the rest of porch (its workers' connections):
+	 * accepting pauses once fewer than fd_reserve of fd_limit are free */
+	long fd_limit, fd_reserve;
+	uint64_t accept_pauses;     /* pauses not yet logged */
+	double pause_logged;        /* loop time of the last line about them; 0: none */
 	struct conn *conns;         /* every open connection */
 	unsigned n_conns;
 	int paused;                 /* nobody reads (wire_pause) */
