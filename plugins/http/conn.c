@@ -66,6 +66,7 @@ conn_req_new(struct conn *c)
 	r->c = c;
 	r->t0 = ev_now(w->loop);
 	r->keep_alive = 1;
+	r->content_length = -1;
 	r->http_minor = 1; /* until the request line says otherwise */
 	/* unique in the run, unguessable enough for logs: a mixed counter */
 	hex16(r->id, http_mix64(++w->next_id ^ (uint64_t)(uintptr_t)w));
@@ -76,6 +77,50 @@ conn_req_new(struct conn *c)
 	c->tail = r;
 	c->queued++;
 	return r;
+}
+
+/* ---- memory held ------------------------------------------------------ */
+
+/*
+ * What a request holds is counted as the capacity of its body and answer
+ * buffers (what is allocated, not only what is used), from when they grow
+ * until they are emptied for the pool or freed: a body stays while its
+ * request is in the pipeline, and an answer while its client reads it.
+ */
+void
+wreq_count(struct wreq *r)
+{
+	struct wire *w = r->wire;
+	size_t now = r->body.cap + r->out.cap;
+	if (w == NULL || now == r->held)
+		return;
+	w->held = w->held - r->held + now;
+	r->held = now;
+	if (w->held > w->held_peak)
+		w->held_peak = w->held;
+}
+
+/* r's buffers count no more: emptied, or freed. */
+static void
+wreq_uncount(struct wreq *r)
+{
+	if (r->wire != NULL)
+		r->wire->held -= r->held;
+	r->held = 0;
+}
+
+void
+wire_hold(struct wire *w, size_t n)
+{
+	w->held += n;
+	if (w->held > w->held_peak)
+		w->held_peak = w->held;
+}
+
+void
+wire_unhold(struct wire *w, size_t n)
+{
+	w->held -= n < w->held ? n : w->held;
 }
 
 void
@@ -106,6 +151,7 @@ buf_recycle(struct buf *b)
 void
 wreq_trim(struct wreq *r)
 {
+	wreq_uncount(r);
 	buf_recycle(&r->url);
 	buf_recycle(&r->body);
 	buf_recycle(&r->out);
@@ -114,6 +160,7 @@ wreq_trim(struct wreq *r)
 void
 wreq_free(struct wreq *r)
 {
+	wreq_uncount(r);
 	buf_free(&r->url);
 	buf_free(&r->body);
 	buf_free(&r->out);
@@ -612,6 +659,10 @@ conn_parse(struct conn *c)
 			else if (st == 505)
 				conn_fail_request(c, 505, "http_version_not_supported",
 				    "porch speaks HTTP/1.1 and HTTP/1.0 only");
+			else if (st == 503)
+				conn_fail_request(c, 503, "max_inflight_bytes",
+				    "the request's body would take the bytes requests in flight "
+				    "hold past max-inflight-bytes");
 			else
 				conn_fail_request(c, 500, "internal", "out of memory");
 			break;
