@@ -3,7 +3,11 @@
  *
  * Messages are recycled through a per-graph free list and keep their text,
  * session and error buffers, so after warm-up a request costs no
- * allocation at all, however many stages it passes.
+ * allocation at all, however many stages it passes.  A text or input
+ * buffer past MSG_BUF_KEEP is freed instead: kept, every message that
+ * ever carried a large request would hold its size for good, and the
+ * memory of a run would grow with the number of messages, not with what
+ * is in flight.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +16,9 @@
 
 #include "graph.h"
 #include "util.h"
+
+/* The largest text or input buffer a recycled message keeps. */
+#define MSG_BUF_KEEP (64 * 1024)
 
 struct porch_msg *
 msg_alloc(struct graph *g)
@@ -39,6 +46,16 @@ msg_release(struct graph *g, struct porch_msg *m)
 		free(m->meta[i]);
 	m->n_meta = 0;
 	m->text_len = 0;
+	if (m->text_cap > MSG_BUF_KEEP) {
+		free(m->text);
+		m->text = NULL;
+		m->text_cap = 0;
+	}
+	if (m->input_cap > MSG_BUF_KEEP) {
+		free(m->input);
+		m->input = NULL;
+		m->input_cap = 0;
+	}
 	if (m->text)
 		m->text[0] = '\0';
 	if (m->session)

@@ -131,6 +131,30 @@ test_integers(void **state)
 	buf_free(&b);
 }
 
+/* buf_reserve makes room for exactly what is asked (a body whose size is
+ * known counts in max-inflight-bytes as that, not the next power of two),
+ * and nothing when there is room already. */
+static void
+test_reserve(void **state)
+{
+	(void)state;
+	struct buf b = { 0 };
+	buf_lit(&b, "abc");
+	size_t cap = b.cap;
+	assert_int_equal(buf_reserve(&b, 1), 0);
+	assert_int_equal(b.cap, cap);
+	assert_int_equal(buf_reserve(&b, 100000), 0);
+	assert_int_equal(b.cap, 3 + 100000 + 1);
+	char *p = b.p;
+	for (int i = 0; i < 100000; i++)
+		buf_lit(&b, "x");
+	assert_ptr_equal(b.p, p); /* no growth on the way */
+	assert_int_equal(b.len, 100003);
+	assert_memory_equal(b.p, "abcxx", 5);
+	assert_int_equal(b.p[b.len], '\0');
+	buf_free(&b);
+}
+
 /* ---- the reader ------------------------------------------------------------ */
 
 /* jparse_object agrees with json_loadb on body[0..n): the same tree, keys
@@ -257,6 +281,7 @@ main(void)
 		cmocka_unit_test(test_fixed),
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_integers),
+		cmocka_unit_test(test_reserve),
 		cmocka_unit_test(test_read_fixed),
 		cmocka_unit_test(test_read_random),
 	};

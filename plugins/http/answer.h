@@ -69,6 +69,7 @@ struct hreq {
 	struct task *task;          /* MODE_EVENTS: the task watched */
 	struct hreq *next_sub;      /* the task's list of watchers */
 	int answered_by_reply;      /* finish() came before the outcome */
+	size_t held;                /* its texts the pipeline holds, in w.held (wire_hold) */
 
 	/* what the answer needs to know */
 	enum mode mode;

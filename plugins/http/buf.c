@@ -54,6 +54,25 @@ buf_room(struct buf *b, size_t n)
 }
 
 int
+buf_reserve(struct buf *b, size_t n)
+{
+	if (b->cap - b->len > n)
+		return 0;
+	if (n > (size_t)-1 - b->len - 1) {
+		b->oom = 1;
+		return -1;
+	}
+	char *q = realloc(b->p, b->len + n + 1);
+	if (q == NULL) {
+		b->oom = 1;
+		return -1;
+	}
+	b->p = q;
+	b->cap = b->len + n + 1;
+	return 0;
+}
+
+int
 buf_add(struct buf *b, const void *p, size_t n)
 {
 	if (n == 0)

@@ -19,6 +19,9 @@ int buf_add(struct buf *b, const void *p, size_t n);  /* 0, or -1: out of memory
 int buf_str(struct buf *b, const char *s);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *buf_room(struct buf *b, size_t n); /* n free bytes at p + len (len unchanged), or NULL */
+/* Room for exactly n more bytes (and the NUL) when there is less, not the
+ * power of two buf_room grows to: for a size known ahead.  0, or -1. */
+int buf_reserve(struct buf *b, size_t n);
 void buf_reset(struct buf *b);           /* empty, capacity kept, oom cleared */
 void buf_free(struct buf *b);
 

@@ -16,6 +16,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -34,6 +35,16 @@
 #define LINGER_MAX (1024 * 1024)
 /* How long fini waits, in all, to write answers still buffered. */
 #define FINI_FLUSH_MS 2000
+/* How long accepting pauses when descriptors run short. */
+#define ACCEPT_PAUSE 0.1
+/* Seconds between two lines in the log about accepting paused. */
+#define PAUSE_LOG_EVERY 10.0
+/* Descriptors kept free for the rest of porch: an eighth of ulimit -n,
+ * within these bounds.  Without them, a burst of clients takes every
+ * descriptor, and the workers' calls for those very clients' requests
+ * find none for their own connections until some client gives up. */
+#define FD_RESERVE_MIN 8
+#define FD_RESERVE_MAX 256
 
 static void on_read(struct ev_loop *loop, ev_io *io, int revents);
 static void on_write(struct ev_loop *loop, ev_io *io, int revents);
@@ -59,6 +70,7 @@ conn_req_new(struct conn *c)
 	r->c = c;
 	r->t0 = ev_now(w->loop);
 	r->keep_alive = 1;
+	r->content_length = -1;
 	r->http_minor = 1; /* until the request line says otherwise */
 	/* unique in the run, unguessable enough for logs: a mixed counter */
 	hex16(r->id, http_mix64(++w->next_id ^ (uint64_t)(uintptr_t)w));
@@ -69,6 +81,50 @@ conn_req_new(struct conn *c)
 	c->tail = r;
 	c->queued++;
 	return r;
+}
+
+/* ---- memory held ------------------------------------------------------ */
+
+/*
+ * What a request holds is counted as the capacity of its body and answer
+ * buffers (what is allocated, not only what is used), from when they grow
+ * until they are emptied for the pool or freed: a body stays while its
+ * request is in the pipeline, and an answer while its client reads it.
+ */
+void
+wreq_count(struct wreq *r)
+{
+	struct wire *w = r->wire;
+	size_t now = r->body.cap + r->out.cap;
+	if (w == NULL || now == r->held)
+		return;
+	w->held = w->held - r->held + now;
+	r->held = now;
+	if (w->held > w->held_peak)
+		w->held_peak = w->held;
+}
+
+/* r's buffers count no more: emptied, or freed. */
+static void
+wreq_uncount(struct wreq *r)
+{
+	if (r->wire != NULL)
+		r->wire->held -= r->held;
+	r->held = 0;
+}
+
+void
+wire_hold(struct wire *w, size_t n)
+{
+	w->held += n;
+	if (w->held > w->held_peak)
+		w->held_peak = w->held;
+}
+
+void
+wire_unhold(struct wire *w, size_t n)
+{
+	w->held -= n < w->held ? n : w->held;
 }
 
 void
@@ -99,6 +155,7 @@ buf_recycle(struct buf *b)
 void
 wreq_trim(struct wreq *r)
 {
+	wreq_uncount(r);
 	buf_recycle(&r->url);
 	buf_recycle(&r->body);
 	buf_recycle(&r->out);
@@ -107,6 +164,7 @@ wreq_trim(struct wreq *r)
 void
 wreq_free(struct wreq *r)
 {
+	wreq_uncount(r);
 	buf_free(&r->url);
 	buf_free(&r->body);
 	buf_free(&r->out);
@@ -320,9 +378,34 @@ wire_adopt_read(struct wire *w, int fd, const char *bytes, size_t len)
 	return 0;
 }
 
+/*
+ * Pauses accepting for ACCEPT_PAUSE rather than spin on a listener that
+ * stays readable; the clients wait in the listen backlog meanwhile.  A
+ * line in the log says why, at most every PAUSE_LOG_EVERY seconds (a
+ * shortage that lasts would write one every pause).
+ */
+static void
+accept_pause(struct wire *w, const char *why)
+{
+	double now = ev_now(w->loop);
+	w->accept_pauses++;
+	if (w->pause_logged == 0 || now - w->pause_logged >= PAUSE_LOG_EVERY) {
+		char msg[256];
+		snprintf(msg, sizeof msg, "accept: %s; pausing for %.0f ms (%llu pauses since "
+		    "the last line)", why, ACCEPT_PAUSE * 1000, (unsigned long long)w->accept_pauses);
+		w->ops->on_log(w, msg);
+		w->pause_logged = now;
+		w->accept_pauses = 0;
+	}
+	ev_io_stop(w->loop, &w->lio);
+	ev_timer_set(&w->accept_retry, ACCEPT_PAUSE, 0.);
+	ev_timer_start(w->loop, &w->accept_retry);
+}
+
 static void
 on_accept(struct ev_loop *loop, ev_io *io, int revents)
 {
+	(void)loop;
 	(void)revents;
 	struct wire *w = io->data;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
@@ -334,23 +417,48 @@ on_accept(struct ev_loop *loop, ev_io *io, int revents)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
-			/* out of descriptors or memory: pause accepting a little
-			 * rather than spin on a listener that stays readable */
-			char msg[160];
-			snprintf(msg, sizeof msg, "accept: %s; pausing for 100 ms", strerror(errno));
-			w->ops->on_log(w, msg);
-			ev_io_stop(loop, &w->lio);
-			ev_timer_set(&w->accept_retry, 0.1, 0.);
-			ev_timer_start(loop, &w->accept_retry);
+			/* out of descriptors or memory */
+			accept_pause(w, strerror(errno));
 			return;
 		}
 		if (w->n_conns >= w->max_connections) {
 			refuse(w, fd);
 			continue;
 		}
-		if (conn_open(w, fd, &ss) != 0)
+		if (conn_open(w, fd, &ss) != 0) {
 			refuse(w, fd);
+			continue;
+		}
+		/* the kernel gives the lowest descriptor free: one this high
+		 * means at most fd_reserve are left, which are for the rest of
+		 * porch; this connection is served, the next ones wait */
+		if (w->fd_reserve > 0 && fd >= w->fd_limit - w->fd_reserve) {
+			char why[96];
+			snprintf(why, sizeof why, "fewer than %ld of %ld descriptors free (kept "
+			    "for the pipeline's own connections)", w->fd_reserve, w->fd_limit);
+			accept_pause(w, why);
+			return;
+		}
 	}
+}
+
+/* The descriptors to keep free, from the soft ulimit -n (none if unlimited). */
+static void
+fd_reserve_init(struct wire *w)
+{
+	struct rlimit rl;
+	w->fd_limit = w->fd_reserve = 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > (rlim_t)(1L << 30))
+		return;
+	w->fd_limit = (long)rl.rlim_cur;
+	w->fd_reserve = w->fd_limit / 8;
+	if (w->fd_reserve < FD_RESERVE_MIN)
+		w->fd_reserve = FD_RESERVE_MIN;
+	if (w->fd_reserve > FD_RESERVE_MAX)
+		w->fd_reserve = FD_RESERVE_MAX;
+	if (w->fd_reserve >= w->fd_limit)
+		w->fd_reserve = 0; /* a limit this low leaves nothing to keep */
 }
 
 void
@@ -360,6 +468,7 @@ wire_start(struct wire *w)
 	w->lio.data = w;
 	ev_init(&w->accept_retry, on_accept_retry);
 	w->accept_retry.data = w;
+	fd_reserve_init(w);
 	if (!w->paused)
 		ev_io_start(w->loop, &w->lio);
 }
@@ -610,6 +719,10 @@ conn_parse(struct conn *c)
 			else if (st == 505)
 				conn_fail_request(c, 505, "http_version_not_supported",
 				    "porch speaks HTTP/1.1 and HTTP/1.0 only");
+			else if (st == 503)
+				conn_fail_request(c, 503, "max_inflight_bytes",
+				    "the request's body would take the bytes requests in flight "
+				    "hold past max-inflight-bytes");
 			else
 				conn_fail_request(c, 500, "internal", "out of memory");
 			break;

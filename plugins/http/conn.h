@@ -49,6 +49,8 @@ struct conn {
 /* A new request at the end of c's queue (on_new), with a fresh id; NULL when out of memory. */
 struct wreq *conn_req_new(struct conn *c);
 void conn_kick(struct conn *c);        /* write what is ready, soon */
+/* r's buffers grew (or may have): w->held counts their size again */
+void wreq_count(struct wreq *r);
 
 /* ---- parse.c -------------------------------------------------------------- */
 

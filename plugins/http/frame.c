@@ -101,6 +101,7 @@ wire_head(struct wreq *r, int status, const char *ctype, long long length, const
 		r->out_cut = b->len;
 		r->complete = 1;
 	}
+	wreq_count(r);
 	r->wire->ops->on_answer(r->wire, r, status);
 	conn_kick(c);
 }
@@ -118,6 +119,7 @@ wire_body(struct wreq *r, const void *p, size_t len)
 	buf_add(&r->out, p, len);
 	if (r->chunked)
 		buf_lit(&r->out, "\r\n");
+	wreq_count(r);
 	conn_kick(r->c);
 }
 
@@ -127,8 +129,10 @@ wire_end(struct wreq *r)
 {
 	if (r->complete)
 		return;
-	if (r->chunked)
+	if (r->chunked) {
 		buf_lit(&r->out, "0\r\n\r\n");
+		wreq_count(r);
+	}
 	r->complete = 1;
 	conn_kick(r->c);
 }
@@ -141,6 +145,10 @@ wire_answer(struct wreq *r, int status, const char *ctype, const char *body, siz
 	if (r->status != 0)
 		return;
 	wire_head(r, status, ctype, (long long)len, extra);
+	/* its size known: the buffer made for it, not the next power of two
+	 * (it counts in the bytes requests hold) */
+	buf_reserve(&r->out, len);
 	buf_add(&r->out, body, len);
+	wreq_count(r);
 	wire_end(r);
 }

@@ -168,6 +168,11 @@ void pipeline_emit(struct http_src *s, struct hreq *h, porch_msg *m);
 void pipeline_resume(struct http_src *s); /* room again: emit those waiting */
 void pipeline_drain(struct http_src *s);
 void pipeline_cancel(struct http_src *s, struct hreq *h); /* its client is gone */
+/* Whether requests may hold `more` bytes beyond what they hold now
+ * (max-inflight-bytes); 1: room. */
+int pipeline_room(struct http_src *s, size_t more);
+/* Sheds h at once, 503 with Retry-After, counted as shed: no room for it. */
+void pipeline_shed(struct hreq *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 extern const struct http_origin_ops hreq_ops;
 void hreq_outcome(struct hreq *h, porch_msg *m, enum porch_outcome o);
 

@@ -10,6 +10,9 @@
  *   porch_http_sent_bytes_total{stage}               bytes written to clients
  *   porch_http_requests_waiting{stage}               requests waiting for room
  *   porch_http_tasks{stage}                          tasks kept (any status)
+ *   porch_http_inflight_bytes{stage}                 bytes requests in flight hold
+ *   porch_http_inflight_bytes_peak{stage}            the most they have held
+ *   porch_http_inflight_bytes_max{stage}             max-inflight-bytes (0: no bound)
  *
  * Status 499 counts requests whose client went away before the answer.
  * Counters go on across reloads (see struct tally).
@@ -211,6 +214,20 @@ metrics_text(struct http_src *s)
 	    st, open, st, (unsigned long long)sum.conns_total,
 	    st, (unsigned long long)sum.conns_refused, st, (unsigned long long)sum.bytes_in,
 	    st, (unsigned long long)sum.bytes_out, st, waiting, st, s->n_tasks);
+	buf_printf(&b,
+	    "# HELP porch_http_inflight_bytes Bytes requests in flight hold: bodies, the texts "
+	    "handed to the pipeline, answers not yet written.\n"
+	    "# TYPE porch_http_inflight_bytes gauge\n"
+	    "porch_http_inflight_bytes{stage=\"%s\"} %llu\n"
+	    "# HELP porch_http_inflight_bytes_peak The most bytes requests in flight have held.\n"
+	    "# TYPE porch_http_inflight_bytes_peak gauge\n"
+	    "porch_http_inflight_bytes_peak{stage=\"%s\"} %llu\n"
+	    "# HELP porch_http_inflight_bytes_max max-inflight-bytes: new requests are shed "
+	    "above it (0: no bound).\n"
+	    "# TYPE porch_http_inflight_bytes_max gauge\n"
+	    "porch_http_inflight_bytes_max{stage=\"%s\"} %llu\n",
+	    st, (unsigned long long)s->w.held, st, (unsigned long long)s->w.held_peak,
+	    st, (unsigned long long)s->w.max_held);
 	return b.p;
 }
 

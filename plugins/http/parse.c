@@ -9,7 +9,11 @@
  * Limits are checked as bytes arrive: the request-target against
  * max-url-size (414), the head against max-header-size (431), the body
  * against max-body, by its Content-Length before a byte of it is read and
- * by its size as chunks arrive (413).  HTTP/1.0 and 1.1 are spoken; any
+ * by its size as chunks arrive (413).  A body whose size is known is read
+ * into a buffer of that size, made once its head passed; one that grows
+ * (chunks) stops, 503, where it would take the bytes requests hold past
+ * max-inflight-bytes; the body of a request refused at its head is read
+ * and thrown away, not kept.  HTTP/1.0 and 1.1 are spoken; any
  * other version in the request line, or none (HTTP/0.9), is 505.
  *
  * What the layer above learns (wire.h): each header line (on_header), the
@@ -152,8 +156,14 @@ head_done(struct conn *c, struct wreq *r)
 		return;
 	}
 	r->close = 0;
-	if (expect && c->head == r && r->out.len == 0)
+	/* its size known: one buffer of it, counted from now, so that the
+	 * heads that come next see it (the upper layer checked there is room) */
+	if (r->content_length > 0 && buf_reserve(&r->body, (size_t)r->content_length) == 0)
+		wreq_count(r);
+	if (expect && c->head == r && r->out.len == 0) {
 		buf_str(&r->out, "HTTP/1.1 100 Continue\r\n\r\n");
+		wreq_count(r);
+	}
 	if (r->out.len > 0)
 		conn_kick(c);
 }
@@ -180,6 +190,7 @@ on_headers_complete(http_parser *p)
 		c->err_status = 413;
 		return -1;
 	}
+	r->content_length = (p->flags & F_CONTENTLENGTH) ? (long long)p->content_length : -1;
 	c->phase = PH_BODY;
 	head_done(c, r);
 	return 0;
@@ -190,14 +201,27 @@ on_body(http_parser *p, const char *at, size_t len)
 {
 	struct conn *c = conn_of(p);
 	struct wreq *r = c->cur;
-	if (r->body.len + len > c->w->max_body) {
+	struct wire *w = c->w;
+	if (r->body.len + len > w->max_body) {
 		c->err_status = 413;
 		return -1;
+	}
+	if (r->status != 0)
+		return 0; /* answered at its head: nobody reads its body */
+	/* growing past its buffer (no Content-Length, or more than it said)
+	 * doubles it, at most: refused if that would pass max-inflight-bytes */
+	if (w->max_held > 0 && r->body.cap - r->body.len <= len) {
+		size_t more = r->body.cap > len ? r->body.cap : len + 1;
+		if (w->held + more > w->max_held) {
+			c->err_status = 503;
+			return -1;
+		}
 	}
 	if (buf_add(&r->body, at, len) != 0) {
 		c->err_status = 500;
 		return -1;
 	}
+	wreq_count(r);
 	return 0;
 }
 

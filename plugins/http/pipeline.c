@@ -12,6 +12,14 @@
  * memory; the resume callback emits what waits and reads again.  When the
  * pipeline's in-flight bound says no, the request is emitted all the same:
  * the runtime refuses it (shed, admission) and the client gets 503 at once.
+ *
+ * Memory: the bytes requests in flight hold (struct wire's held: bodies
+ * and answers not yet written, counted by the framing layer, and the
+ * texts a message holds, counted here) are bounded by max-inflight-bytes.
+ * A request that would pass it is shed, at its head by its Content-Length
+ * (route.c), as its body grows (req_fail), or here by its texts, before
+ * its message is made: a message made only to be refused (pipeline_shed),
+ * so that it is counted as shed like the runtime's own refusals.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,12 +94,27 @@ pipeline_request(struct hreq *h)
 		prompt_free(&pr);
 		return;
 	}
+	/* the message's copies, held until its outcome: its text, the
+	 * runtime's copy of that as the request's input (porch_msg_input), and
+	 * its metadata ("openai.request" is the body again) */
+	size_t texts = 2 * pr.len;
+	for (size_t i = 0; i < pr.n_meta; i++)
+		texts += strlen(pr.meta[i].value);
+	if (!pipeline_room(s, texts)) {
+		prompt_free(&pr);
+		pipeline_shed(h, "requests in flight hold %llu bytes; its texts' %zu more would "
+		    "pass max-inflight-bytes (%llu)", (unsigned long long)s->w.held, texts,
+		    (unsigned long long)s->w.max_held);
+		return;
+	}
 	porch_msg *m = porch_msg_new(s->st);
 	if (m == NULL) {
 		prompt_free(&pr);
 		answer_error(h, 500, NULL, "internal", "could not make a request (out of memory)");
 		return;
 	}
+	h->held = texts;
+	wire_hold(&s->w, texts);
 	int ok = porch_msg_set_text(m, pr.text, pr.len) == 0 && set_meta(m, &pr) == 0;
 	const char *session = h->session ? h->session : pr.user;
 	if (session != NULL && porch_msg_set_session(m, session, strlen(session)) != 0)
@@ -108,6 +131,34 @@ pipeline_request(struct hreq *h)
 	if (s->deadline_ms > 0)
 		porch_msg_set_deadline(m, s->deadline_ms);
 	pipeline_emit(s, h, m);
+}
+
+int
+pipeline_room(struct http_src *s, size_t more)
+{
+	return s->w.max_held == 0 || s->w.held + more <= s->w.max_held;
+}
+
+void
+pipeline_shed(struct hreq *h, const char *fmt, ...)
+{
+	struct http_src *s = h->s;
+	char why[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	porch_msg *m = porch_msg_new(s->st);
+	if (m == NULL) {
+		answer_error(h, 503, NULL, "admission", "shed: admission: %s", why);
+		return;
+	}
+	porch_msg_set_origin_data(m, &h->origin);
+	porch_msg_set_meta(m, "request-id", h->w.id);
+	h->m = m;
+	h->in_pipeline = 1;
+	/* its outcome (inside this call) answers it: 503 and Retry-After */
+	porch_fail(s->st, m, PORCH_ERR_ADMISSION, "%s", why);
 }
 
 /* ---- emitting, waiting, resuming --------------------------------------- */
@@ -288,6 +339,9 @@ hreq_outcome(struct hreq *h, porch_msg *m, enum porch_outcome o)
 {
 	struct http_src *s = h->s;
 	enum porch_error e = porch_msg_error(m);
+	/* the message, and its copies of the texts, are let go */
+	wire_unhold(&s->w, h->held);
+	h->held = 0;
 	if (o != PORCH_COMPLETED)
 		porch_msg_log(s->st, m, "%s %s: %s%s%s", route_label(h->route),
 		    porch_outcome_name(o), porch_error_name(e),

@@ -24,6 +24,9 @@ static const struct porch_param http_params[] = {
 	  "requests one connection may have waiting for answers before it is not read" },
 	{ "max-body", PORCH_PARAM_SIZE, "1M", 1, 1073741824, NULL, 0,
 	  "largest request body; a larger one is refused with 413 unread" },
+	{ "max-inflight-bytes", PORCH_PARAM_SIZE, "1G", 0, 1099511627776.0, NULL, 0,
+	  "bytes the requests in flight may hold (bodies, the texts handed to the pipeline, "
+	  "answers not yet written); a new request that would pass it is shed, 503; 0: no bound" },
 	{ "max-header-size", PORCH_PARAM_SIZE, "16k", 256, 81920, NULL, 0,
 	  "largest request line and headers together; larger is refused with 431" },
 	{ "max-url-size", PORCH_PARAM_SIZE, "8k", 64, 65536, NULL, 0,
@@ -260,6 +263,17 @@ http_check(const porch_params *p, porch_check *c)
 		porch_check_error(c, "cors-origins", "%s", err);
 		rc = -1;
 	}
+	/* a body max-body allows, but the bound never would, is a mistake
+	 * (only when set: the default is far above max-body's default) */
+	int64_t held = porch_param_int(p, "max-inflight-bytes");
+	int64_t body = porch_param_int(p, "max-body");
+	if (porch_param_isset(p, "max-inflight-bytes") && held > 0 && held < body) {
+		porch_check_error(c, "max-inflight-bytes", "max-inflight-bytes %lld is less than max-body "
+		    "(%lld): every request with a body that large would be shed; make it "
+		    "several times max-body (a request holds its body about four times over), "
+		    "or 0 for no bound", (long long)held, (long long)body);
+		rc = -1;
+	}
 	return rc;
 }
 
@@ -357,6 +371,7 @@ http_init(porch_stage *st)
 	s->w.max_connections = (unsigned)porch_param_int(p, "max-connections");
 	s->w.max_pipeline = (unsigned)porch_param_int(p, "max-pipeline");
 	s->w.max_body = (size_t)porch_param_int(p, "max-body");
+	s->w.max_held = (uint64_t)porch_param_int(p, "max-inflight-bytes");
 	s->w.max_header = (size_t)porch_param_int(p, "max-header-size");
 	s->w.max_url = (size_t)porch_param_int(p, "max-url-size");
 	s->w.header_timeout = (double)porch_param_int(p, "header-timeout") / 1000.0;
@@ -597,7 +612,8 @@ const struct porch_plugin porch_plugin = {
 	    "GET /healthz answers {\"healthy\": true, \"version\"}; GET /readyz 200 while "
 	    "running and 503 while draining; GET /metrics the pipeline's metrics and this "
 	    "stage's (porch_http_requests_total by endpoint and code, connections open, "
-	    "accepted and refused, bytes received and sent, requests waiting, tasks), in "
+	    "accepted and refused, bytes received and sent, requests waiting, tasks, bytes "
+	    "held by requests in flight, their peak and max-inflight-bytes), in "
 	    "the Prometheus text format. Every answer carries X-Request-Id: the client's "
 	    "(visible ASCII, at most 128 bytes) or a new one; it is the request's "
 	    "\"request-id\" metadata and is in every log line about the request.\n\n"
@@ -660,10 +676,37 @@ const struct porch_plugin porch_plugin = {
 	    "formatting. With CORS off OPTIONS is one more method not allowed: 405 with "
 	    "Allow.\n\n"
 	    "Load: a request the pipeline refuses (a reject or drop-oldest channel, the "
-	    "in-flight bound) is answered 503 with Retry-After at once. When a 'block' "
+	    "in-flight bound) is answered 503 with Retry-After at once. Memory: the bytes "
+	    "requests in flight hold are counted, and bounded by max-inflight-bytes (1G; "
+	    "0: no bound; when set, not below max-body, which porch check enforces): "
+	    "request bodies (the buffer each is read into, kept until its "
+	    "request ends; a body whose size is known gets a buffer of that size at once), "
+	    "the texts a request hands to the pipeline (its message's text, the "
+	    "runtime's copy of it as the request's input, and its metadata, "
+	    "\"openai.request\" being the body again: a chat request holds its body "
+	    "about four times over; a task's text), and answers not yet written to their "
+	    "client. A request that would take the "
+	    "count past the bound is shed, 503 with Retry-After, counted as shed like the "
+	    "pipeline's refusals (outcome shed, error admission): at its head, by its "
+	    "Content-Length, before its body is read (which is then read and thrown "
+	    "away); as a chunked body grows past the room left (the connection closes "
+	    "after the answer); or when its body has been read, by the size of its "
+	    "texts. Requests already admitted are never cut: a stream whose client reads "
+	    "slowly may take the count past the bound, and new requests are shed until "
+	    "it is written. Not counted: what other stages and the worker keep of a "
+	    "request (an answer being gathered: the openai worker's max-response bounds "
+	    "it), and the copies made while one request's body is parsed or one answer "
+	    "is written, one at a time; so the process's memory is the bound, plus a "
+	    "base, plus a few times the largest body or answer. GET /metrics shows the "
+	    "count (porch_http_inflight_bytes), its peak and the bound. When a 'block' "
 	    "channel is full the stage stops reading every connection and stops accepting, "
 	    "so clients wait in TCP rather than in memory, until the pipeline has room "
-	    "again. A client that closes its connection cancels its requests "
+	    "again. Descriptors: accepting pauses for 100 ms (the clients waiting in the "
+	    "listen backlog) when accept fails for want of descriptors or memory, and "
+	    "also once fewer than an eighth of ulimit -n (at least 8, at most 256) would "
+	    "be left free, which are kept for the rest of porch, such as the openai "
+	    "worker's connections for these very requests; a line in the log says so, at "
+	    "most every 10 s. A client that closes its connection cancels its requests "
 	    "(porch_msg_cancel: the inference stage stops its call). On SIGTERM it stops "
 	    "listening, closes idle connections, answers requests that arrive on busy ones "
 	    "(readyz 503, new work 503) and closes each connection after its last answer, "

@@ -119,6 +119,12 @@ void
 req_fail(struct wreq *r, int status, const char *code, const char *why)
 {
 	struct hreq *h = hreq_of(r);
+	if (status == 503) {
+		/* its body would pass max-inflight-bytes: shed, as at its head */
+		pipeline_shed(h, "%s (%llu bytes held, max %llu)", why,
+		    (unsigned long long)h->s->w.held, (unsigned long long)h->s->w.max_held);
+		return;
+	}
 	http_log(h->s, h, "%s %s: %d %s", wire_peer(r), r->url.len ? r->url.p : "-", status, why);
 	answer_error(h, status, NULL, code, "%s", why);
 }

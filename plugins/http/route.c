@@ -255,6 +255,15 @@ route_check(struct hreq *h)
 		    "porch is shutting down and takes no new requests");
 		return -1;
 	}
+	/* its body, by its Content-Length, must fit in max-inflight-bytes;
+	 * one without (chunked) is stopped where it would not (parse.c) */
+	size_t body = h->w.content_length > 0 ? (size_t)h->w.content_length : 0;
+	if (d->makes_request && !pipeline_room(s, body)) {
+		pipeline_shed(h, "requests in flight hold %llu bytes; its body's %zu more "
+		    "would pass max-inflight-bytes (%llu)", (unsigned long long)s->w.held, body,
+		    (unsigned long long)s->w.max_held);
+		return -1;
+	}
 	return 0;
 }
 

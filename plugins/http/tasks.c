@@ -41,6 +41,7 @@ struct task {
 	char *name, *description;
 	enum tstatus status;
 	int in_pipeline;
+	size_t held;                /* its text the pipeline holds, in w.held */
 	int creating;               /* inside tasks_create: an outcome now is a refusal */
 	int refused;
 	double created_wall, finished_wall;
@@ -257,6 +258,8 @@ tasks_outcome(struct task *t, porch_msg *m, enum porch_outcome o)
 	struct http_src *s = t->s;
 	enum porch_error e = porch_msg_error(m);
 	t->in_pipeline = 0;
+	wire_unhold(&s->w, t->held);
+	t->held = 0;
 	t->status = o == PORCH_COMPLETED ? T_COMPLETED : o == PORCH_SHED ? T_SHED :
 	    o == PORCH_EXPIRED ? T_EXPIRED : T_FAILED;
 	t->http_status = status_of(o, e);
@@ -430,6 +433,8 @@ tasks_create(struct hreq *h)
 	s->n_tasks++;
 
 	porch_msg_set_text(m, text.p ? text.p : "", text.len);
+	t->held = text.len; /* its body was counted at its head (route.c) */
+	wire_hold(&s->w, t->held);
 	porch_msg_set_meta(m, "request-id", h->w.id);
 	porch_msg_set_meta(m, "task-id", t->id);
 	if (h->session != NULL)

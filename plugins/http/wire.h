@@ -59,6 +59,7 @@ struct wreq {
 	char id[WIRE_ID_MAX + 1];   /* X-Request-Id, the client's (visible ASCII) or made */
 	int expect_continue;        /* Expect: 100-continue */
 	int keep_alive;
+	long long content_length;   /* the head's Content-Length; -1: none (chunked) */
 	double t0;                  /* ev_now when the request began */
 	/* header lines (each ending in CRLF) every answer to it carries after the
 	 * answer's own, or NULL: the upper layer's to set (CORS) */
@@ -72,6 +73,7 @@ struct wreq {
 	int complete;               /* the last byte of the answer is in out */
 	int close;                  /* close the connection after this answer */
 	size_t out_cut;             /* HEAD: out ends here, after the head; 0: at out.len */
+	size_t held;                /* the bytes of body and out counted in wire->held */
 };
 
 /*
@@ -96,8 +98,9 @@ struct wire_ops {
 	/* The whole of r arrived (body too), and it was not answered at its head. */
 	void (*on_request)(struct wreq *r);
 	/* A request could not be read (malformed 400, too large 413/414/431,
-	 * too slow 408, another version 505, out of memory 500): answer r with
-	 * status; the connection closes after it.  code and why say what was wrong. */
+	 * too slow 408, another version 505, out of memory 500, its body would
+	 * pass max_held 503): answer r with status; the connection closes
+	 * after it.  code and why say what was wrong. */
 	void (*on_fail)(struct wreq *r, int status, const char *code, const char *why);
 	/* The head of an answer was written (r NULL: the 503 written to a
 	 * connection refused over max-connections). */
@@ -133,11 +136,20 @@ struct wire {
 	size_t max_body, max_header, max_url;
 	double header_timeout, body_timeout, idle_timeout, linger_timeout;
 	unsigned max_connections, max_pipeline;
+	/* max-inflight-bytes: a body that would take held past it is refused as
+	 * it grows (on_fail, 503); 0: no bound.  The upper layer refuses
+	 * requests at their head, and after, against the same count. */
+	uint64_t max_held;
 
 	/* state */
 	int lfd;                    /* the listening socket, or -1 */
 	ev_io lio;
 	ev_timer accept_retry;
+	/* descriptors kept for the rest of porch (its workers' connections):
+	 * accepting pauses once fewer than fd_reserve of fd_limit are free */
+	long fd_limit, fd_reserve;
+	uint64_t accept_pauses;     /* pauses not yet logged */
+	double pause_logged;        /* loop time of the last line about them; 0: none */
 	struct conn *conns;         /* every open connection */
 	unsigned n_conns;
 	int paused;                 /* nobody reads (wire_pause) */
@@ -148,6 +160,10 @@ struct wire {
 	 * served, and each connection goes over (on_handover) once idle */
 	int retiring;
 	uint64_t next_id;           /* counter behind the ids made here (and the upper layer's) */
+	/* bytes requests hold: their body and answer buffers (allocated, from the
+	 * first byte until the request is let go of), counted here, and what
+	 * the upper layer adds for them (wire_hold) */
+	uint64_t held, held_peak;
 
 	/* counters */
 	uint64_t conns_total, conns_refused;
@@ -183,9 +199,15 @@ void wire_close_after(struct wreq *r);
 const char *wire_peer(const struct wreq *r); /* "ADDR:PORT" for logs, "-" once let go */
 const char *wire_addr(const struct wreq *r); /* the client's address, "?" once let go */
 
+/* Bytes the upper layer holds for its requests, counted in w->held with
+ * the wire's own: n more (wire_hold) or n fewer (wire_unhold). */
+void wire_hold(struct wire *w, size_t n);
+void wire_unhold(struct wire *w, size_t n);
+
 /* For the upper layer's pool of requests: */
 void wreq_reset(struct wreq *r);  /* zeroes r, keeping its buffers' memory, emptied */
-void wreq_trim(struct wreq *r);   /* empties its buffers, freeing the large ones */
+/* empties its buffers, freeing the large ones; they count in held no more */
+void wreq_trim(struct wreq *r);
 void wreq_free(struct wreq *r);   /* frees its buffers (r itself is the caller's) */
 
 /* ---- answers (frame.c) ----------------------------------------------------- */

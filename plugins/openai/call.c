@@ -67,6 +67,8 @@ oai_call_get(struct oai *o, porch_call *c)
 	cl->c = c;
 	cl->conn = NULL;
 	cl->retried = 0;
+	cl->sock_err = 0;
+	cl->nofd_since = 0;
 	cl->status = 0;
 	cl->rlen = 0;
 	cl->total = 0;
@@ -125,6 +127,17 @@ oai_queue_push(struct oai_call *cl)
 	else
 		o->qhead = cl;
 	o->qtail = cl;
+}
+
+void
+oai_queue_push_front(struct oai_call *cl)
+{
+	struct oai *o = cl->o;
+	cl->state = OAI_WAITING;
+	cl->qnext = o->qhead;
+	o->qhead = cl;
+	if (o->qtail == NULL)
+		o->qtail = cl;
 }
 
 struct oai_call *

@@ -34,6 +34,8 @@ enum oai_state {
 	               * for a free connection (native) */
 	OAI_RUNNING,  /* its transfer runs */
 	OAI_ENDING,   /* its transfer is over, the call being ended */
+	OAI_NOFD,     /* curl: no descriptor was free for its connection; on
+	               * o->fhead until the worker tries again (fdwait.c) */
 };
 
 /*
@@ -58,6 +60,9 @@ struct oai_io {
 	 * what it keeps on the calls (active and free) included, ending no
 	 * call; the calls are freed next. */
 	void (*fini)(struct oai *o);
+	/* The wait for a free descriptor is over (fdwait.c): the calls
+	 * that waited for one try again, in the order they came. */
+	void (*retry)(struct oai *o);
 };
 
 extern const struct oai_io oai_io_curl;   /* xcurl.c */
@@ -79,6 +84,8 @@ struct oai_call {
 	CURL *easy;                    /* curl: made at the first start, reused */
 	struct h1_conn *conn;          /* native: the connection it is on */
 	unsigned retried : 1;          /* native: sent again once on a new connection */
+	int sock_err;                  /* curl: why its socket could not be opened */
+	ev_tstamp nofd_since;          /* when it first found no descriptor free; 0: never */
 
 	int status;                    /* the final answer's HTTP status; 0: none yet */
 	char *resp;                    /* a whole (not streamed) answer */
@@ -121,6 +128,16 @@ struct oai {
 	struct oai_call *active;       /* every call not free */
 	struct oai_call *free;
 	struct oai_call *qhead, *qtail;/* OAI_WAITING, first come first served */
+	char where[300];               /* host:port of base-url, for messages */
+
+	/* no descriptor free for a connection (fdwait.c): the calls that found
+	 * none try again after fd_delay, all at once, on one timer */
+	ev_timer fd_timer;
+	double fd_delay;               /* s: the next wait, growing while it lasts */
+	struct oai_call *fhead, *ftail;/* curl: OAI_NOFD, in the order they came */
+	uint64_t fd_waits;             /* connections that waited for a descriptor */
+	uint64_t fd_gave_up;           /* calls failed after connect-timeout of that */
+	ev_tstamp fd_logged;           /* loop time of the last line logged about it */
 
 	/* curl */
 	struct cev *cv;
@@ -151,6 +168,41 @@ void oai_queue_push(struct oai_call *cl);
 
 /* Takes the first waiting call off the queue; NULL when none waits. */
 struct oai_call *oai_queue_pop(struct oai *o);
+
+/* Puts cl first in the waiting queue: it was first, and goes on being. */
+void oai_queue_push_front(struct oai_call *cl);
+
+/* ---- no descriptor free (fdwait.c) ---- */
+
+/*
+ * A socket(2) or connect(2) failure that is a local shortage, not the
+ * server's doing: EMFILE (the process's ulimit -n), ENFILE (the system's
+ * file table), ENOBUFS or ENOMEM (no kernel memory for a socket).  Such a
+ * connection is not failed as transport: the call waits and tries again.
+ */
+int oai_fd_short(int err);
+
+/*
+ * cl found no descriptor free for its connection (err, oai_fd_short):
+ * counted.  Returns 0 when it is to wait (the caller queues it, and the
+ * transport's retry runs once a short delay has passed: 10 ms, doubling to
+ * 200 ms while the shortage lasts), or -1 when cl has waited
+ * connect-timeout already: then it was ended (failed as internal, saying
+ * what was short and for how long).  Either way the retry is set to run.
+ */
+int oai_fd_wait(struct oai_call *cl, int err);
+
+/* A socket was had: the next wait starts short again. */
+void oai_fd_ok(struct oai *o);
+
+/* The fd timer (worker_init), and its end with a line about the waits (fini). */
+void oai_fd_init(struct oai *o);
+void oai_fd_fini(struct oai *o);
+
+/* curl: cl waits on o->fhead (state OAI_NOFD); the first of them; cl out of it. */
+void oai_fdq_push(struct oai_call *cl);
+struct oai_call *oai_fdq_pop(struct oai *o);
+void oai_fdq_remove(struct oai_call *cl);
 
 /* ---- what a transport hands over (call.c) ---- */
 

@@ -23,6 +23,12 @@
  * as curl does; never once a byte of the answer came.  A cancelled call's
  * connection is closed (the rest of its answer is not waited for).
  *
+ * No descriptor free (socket(2) failing with EMFILE and the like,
+ * fdwait.c): the call goes back first in the queue, and no new connection
+ * is opened until the worker's wait is over (h->nofd), so the calls behind
+ * it keep their order and do not each fail at socket(2) in turn; kept
+ * connections that come free meanwhile still go to the queue at once.
+ *
  * No proxy is used (http_proxy and the like are not read): the upstream
  * is reached directly.
  *
@@ -74,6 +80,7 @@ struct h1 {
 	char *head;               /* the request head but Content-Length */
 	size_t hlen;
 	long open;                /* connections open or opening */
+	int nofd;                 /* no descriptor was free: open none until the retry */
 	struct h1_conn *idle;     /* kept, most recently used first */
 	struct h1_conn *conns;    /* every connection, for fini */
 	char rbuf[H1_READ];       /* what recv(2) got, parsed at once */
@@ -215,9 +222,14 @@ h1_dial(struct h1_conn *conn)
 	conn->state = H1_CONNECTING;
 	conn->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (conn->fd < 0) {
-		h1_defer(conn, errno);
+		int err = errno;
+		/* known now, so that h1_kick opens no more in this turn */
+		if (oai_fd_short(err))
+			h->nofd = 1;
+		h1_defer(conn, err);
 		return;
 	}
+	oai_fd_ok(h->o);
 	/* the head and body go in one writev: nothing for Nagle to wait for */
 	setsockopt(conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	/* idle kept connections: find out early when a peer went away */
@@ -225,7 +237,10 @@ h1_dial(struct h1_conn *conn)
 	ev_io_set(&conn->rio, conn->fd, EV_READ);
 	ev_io_set(&conn->wio, conn->fd, EV_WRITE);
 	if (connect(conn->fd, sa, h->alen[conn->ai]) != 0 && errno != EINPROGRESS) {
-		h1_defer(conn, errno);
+		int err = errno;
+		if (oai_fd_short(err))
+			h->nofd = 1;
+		h1_defer(conn, err);
 		return;
 	}
 	/* writable once connected, or failed (then SO_ERROR says why) */
@@ -388,17 +403,31 @@ static void
 h1_kick(struct h1 *h)
 {
 	struct oai *o = h->o;
-	while (o->qhead != NULL && (h->idle != NULL || h->open < o->max_connections))
+	while (o->qhead != NULL && (h->idle != NULL ||
+	    (h->open < o->max_connections && !h->nofd)))
 		h1_assign(h, oai_queue_pop(o));
 }
 
 /* ---- failures ---------------------------------------------------------------- */
 
-/* The connect failed with err: the next address, or the call fails. */
+/* The connect failed with err: the next address, or the call fails; or,
+ * no descriptor free, the call waits first in the queue (fdwait.c). */
 static void
 h1_connect_failed(struct h1_conn *conn, int err)
 {
 	struct h1 *h = conn->h;
+	if (oai_fd_short(err)) {
+		/* ours, not the address's: another address would do no better */
+		struct oai_call *cl = conn->cl;
+		h->nofd = 1;
+		h1_detach(conn);
+		h1_conn_free(conn);
+		if (oai_fd_wait(cl, err) == 0)
+			oai_queue_push_front(cl);
+		/* a kept connection that came free meanwhile is not kept idle */
+		h1_kick(h);
+		return;
+	}
 	if (conn->tries < h->naddr) {
 		/* the connect timer runs on: connect-timeout is for them all */
 		h1_sock_close(conn);
@@ -699,7 +728,8 @@ h1_start(struct oai_call *cl)
 {
 	struct h1 *h = cl->o->h1;
 	/* first come first served: behind those waiting already */
-	if (cl->o->qhead == NULL && (h->idle != NULL || h->open < cl->o->max_connections))
+	if (cl->o->qhead == NULL && (h->idle != NULL ||
+	    (h->open < cl->o->max_connections && !h->nofd)))
 		h1_assign(h, cl);
 	else
 		oai_queue_push(cl);
@@ -733,6 +763,17 @@ h1_abort(struct oai_call *cl)
 	h1_conn_close(conn);
 }
 
+/* The wait for a free descriptor is over: new connections again. */
+static void
+h1_retry(struct oai *o)
+{
+	struct h1 *h = o->h1;
+	if (h == NULL)
+		return;
+	h->nofd = 0;
+	h1_kick(h);
+}
+
 static void
 h1_fini(struct oai *o)
 {
@@ -756,6 +797,7 @@ const struct oai_io oai_io_native = {
 	.cancel = h1_cancel,
 	.abort = h1_abort,
 	.fini = h1_fini,
+	.retry = h1_retry,
 };
 
 /* ---- set-up -------------------------------------------------------------------- */

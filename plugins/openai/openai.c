@@ -143,6 +143,10 @@ oai_cancel(porch_worker *w, porch_call *c)
 		oai_call_put(cl);
 		break;
 	}
+	case OAI_NOFD:
+		oai_fdq_remove(cl);
+		oai_call_put(cl);
+		break;
 	case OAI_RUNNING:
 		o->io->cancel(cl);
 		break;
@@ -209,6 +213,23 @@ oai_check(const porch_params *p, porch_check *ck)
 
 static void oai_fini(porch_worker *w);
 
+/* host:port of the base URL, for messages (the URL was checked: porch check). */
+static void
+oai_where(struct oai *o)
+{
+	CURLU *u = curl_url();
+	char *host = NULL, *port = NULL;
+	if (u != NULL && curl_url_set(u, CURLUPART_URL, o->url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+		snprintf(o->where, sizeof o->where, "%s:%s", host, port);
+	else
+		snprintf(o->where, sizeof o->where, "the server");
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+}
+
 static int
 oai_init(porch_worker *w)
 {
@@ -220,6 +241,7 @@ oai_init(porch_worker *w)
 	}
 	o->w = w;
 	o->loop = porch_worker_loop(w);
+	oai_fd_init(o);
 	porch_worker_set_data(w, o);
 
 	const char *env = porch_param_str(p, "api-key-env");
@@ -252,6 +274,7 @@ oai_init(porch_worker *w)
 		goto fail;
 	}
 	snprintf(o->url, ulen, "%.*s%s", (int)blen, base, path);
+	oai_where(o);
 	o->connect_timeout_ms = (long)porch_param_int(p, "connect-timeout");
 	o->read_timeout = (double)porch_param_int(p, "read-timeout") / 1000.;
 	o->max_response = (size_t)porch_param_int(p, "max-response");
@@ -280,6 +303,7 @@ oai_fini(porch_worker *w)
 	struct oai *o = porch_worker_data(w);
 	if (o == NULL)
 		return;
+	oai_fd_fini(o);
 	/* calls still open are forgotten, not ended */
 	if (o->io != NULL)
 		o->io->fini(o);
@@ -395,6 +419,20 @@ const struct porch_plugin porch_plugin = {
 	    "Refused or reset connections, a malformed HTTP answer, and (transport curl) "
 	    "DNS and TLS errors fail as transport; "
 	    "connect-timeout, and read-timeout without a byte of the answer, as timeout.\n"
+	    "\n"
+	    "A connection that cannot be opened for want of a descriptor or of socket "
+	    "memory in porch itself (EMFILE: the process is at its ulimit -n; ENFILE: "
+	    "the system's file table is full; ENOBUFS, ENOMEM) is not the server's "
+	    "failure: the call waits and tries again, 10 ms at first, the wait doubling "
+	    "to 200 ms while the shortage lasts, behind the calls that waited before it, "
+	    "and takes a kept connection as soon as one is free.  Only once it has "
+	    "waited connect-timeout does it fail, as internal, with what was short and "
+	    "for how long (\"no file descriptor free for a connection to HOST:PORT: "
+	    "EMFILE (ulimit -n 64); waited 5000 ms\"); the request's deadline or the "
+	    "stage's timeout may end it sooner.  The waits are counted and logged on "
+	    "stderr (\"porch: worker 'NAME': ...\"): the first, then at most one line "
+	    "every 10 s while they go on, and the totals, waits and calls that gave "
+	    "up, when the worker stops.\n"
 	    "\n"
 	    "An https server's certificate is always verified, its chain against the "
 	    "system's certificate authorities (or those of ca-file) and its name against "

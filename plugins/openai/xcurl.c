@@ -9,11 +9,19 @@
  * its callbacks is on the stack (a token went downstream, and the stage
  * started or cancelled a call): such work waits on o->qhead, and in
  * o->zombies, until it returns (xcurl_after).
+ *
+ * No descriptor free for a connection (fdwait.c): our opensocket callback
+ * records why socket(2) failed, and a transfer that ended for that waits
+ * on o->fhead, with the calls that come meanwhile behind it (so none
+ * overtakes), until the worker's wait is over; then they all go to
+ * libcurl again, in order, and reuse what it has kept open first.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "call.h"
 #include "cev.h"
@@ -21,6 +29,8 @@
 
 static size_t xcurl_on_write(char *p, size_t size, size_t nmemb, void *arg);
 static size_t xcurl_on_header(char *p, size_t size, size_t nmemb, void *arg);
+static curl_socket_t xcurl_on_opensocket(void *arg, curlsocktype purpose,
+    struct curl_sockaddr *a);
 
 #if LIBCURL_VERSION_NUM >= 0x075000 /* 7.80: CURLOPT_PREREQFUNCTION */
 #define XCURL_HAVE_PREREQ 1
@@ -45,6 +55,8 @@ xcurl_easy(struct oai_call *cl)
 	bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, cl) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, cl) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cl->errbuf) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, xcurl_on_opensocket) != CURLE_OK;
+	bad |= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, cl) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, "porch-openai/1") != CURLE_OK;
@@ -74,6 +86,26 @@ xcurl_easy(struct oai_call *cl)
 }
 
 /* ---- what libcurl hands us ---------------------------------------------- */
+
+/*
+ * CURLOPT_OPENSOCKETFUNCTION: the socket of a new connection, as libcurl
+ * would open it (close-on-exec too: nothing porch runs inherits it); when
+ * there is none, why not is kept for xcurl_on_done, since the result
+ * libcurl reports (CURLE_COULDNT_CONNECT) does not say.
+ */
+static curl_socket_t
+xcurl_on_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct oai_call *cl = arg;
+	(void)purpose;
+	int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	if (fd < 0) {
+		cl->sock_err = errno;
+		return CURL_SOCKET_BAD;
+	}
+	oai_fd_ok(cl->o);
+	return fd;
+}
 
 /* CURLOPT_WRITEFUNCTION: body bytes.  Returns n, or 0 to stop. */
 static size_t
@@ -143,6 +175,20 @@ xcurl_on_done(void *arg, CURL *easy, CURLcode result)
 		oai_call_put(cl);
 		return;
 	}
+	/* no descriptor free, and nothing of an answer yet: wait, not fail */
+	int err = cl->sock_err;
+	if (err == 0 && (result == CURLE_COULDNT_CONNECT || result == CURLE_COULDNT_RESOLVE_HOST)) {
+		long oserr = 0;
+		curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &oserr);
+		err = (int)oserr;
+	}
+	if (result != CURLE_OK && oai_fd_short(err) && !cl->started && cl->status == 0) {
+		ev_timer_stop(o->loop, &cl->read_timer);
+		cl->state = OAI_NOFD; /* not running: xcurl_fini leaves its handle be */
+		if (oai_fd_wait(cl, err) == 0)
+			oai_fdq_push(cl);
+		return;
+	}
 	long status = 0;
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
 	cl->status = (int)status;
@@ -169,6 +215,8 @@ xcurl_on_done(void *arg, CURL *easy, CURLcode result)
 static void
 xcurl_add(struct oai_call *cl)
 {
+	cl->sock_err = 0;
+	cl->errbuf[0] = '\0';
 	CURLMcode rc = cev_add(cl->o->cv, cl->easy);
 	if (rc != CURLM_OK) {
 		oai_call_end(cl, PORCH_ERR_INTERNAL, "could not start the request: %s",
@@ -214,6 +262,11 @@ xcurl_start(struct oai_call *cl)
 	}
 	curl_easy_setopt(cl->easy, CURLOPT_POSTFIELDS, cl->body);
 	curl_easy_setopt(cl->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)cl->blen);
+	if (o->fhead != NULL) {
+		/* behind the calls waiting for a descriptor, not before them */
+		oai_fdq_push(cl);
+		return;
+	}
 	if (cev_busy(o->cv)) {
 		/* called from a libcurl callback (a token went downstream):
 		 * libcurl takes no new transfer until it returns */
@@ -221,6 +274,16 @@ xcurl_start(struct oai_call *cl)
 		return;
 	}
 	xcurl_add(cl);
+}
+
+/* The wait for a free descriptor is over: every call that waited goes to
+ * libcurl again, in order (from the loop, so libcurl is not running). */
+static void
+xcurl_retry(struct oai *o)
+{
+	struct oai_call *cl;
+	while ((cl = oai_fdq_pop(o)) != NULL)
+		xcurl_add(cl); /* one that finds none again waits on a new list */
 }
 
 static void
@@ -296,6 +359,7 @@ const struct oai_io oai_io_curl = {
 	.cancel = xcurl_cancel,
 	.abort = xcurl_abort,
 	.fini = xcurl_fini,
+	.retry = xcurl_retry,
 };
 
 /* The request headers; the API key goes in the last one. */
