@@ -1117,3 +1117,30 @@ porch_stage_inflight(const porch_stage *st, uint64_t *max)
 		*max = st->g->max_inflight;
 	return st->g->led->inflight;
 }
+
+/* ---- a plugin's own counters -------------------------------------------- */
+
+static int
+event_name_ok(const char *name)
+{
+	if (name == NULL || !(*name >= 'a' && *name <= 'z'))
+		return 0;
+	for (const char *p = name; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+			return 0;
+	return 1;
+}
+
+void
+porch_stage_count(porch_stage *st, const char *name, uint64_t n)
+{
+	if (event_name_ok(name))
+		ledger_count(&st->stats->events, name, n);
+}
+
+void
+porch_worker_count(porch_worker *w, const char *name, uint64_t n)
+{
+	if (event_name_ok(name))
+		ledger_count(&w->stats->events, name, n);
+}

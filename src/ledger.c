@@ -43,6 +43,14 @@ ledger_unref(struct ledger *l)
 		return;
 	for (struct ledger_slot *s = l->slots, *next; s != NULL; s = next) {
 		next = s->next;
+		struct event_count *e = s->kind == LEDGER_STAGE ? s->u.stage.events :
+		    s->kind == LEDGER_WORKER ? s->u.worker.events : NULL;
+		while (e != NULL) {
+			struct event_count *en = e->next;
+			free(e->name);
+			free(e);
+			e = en;
+		}
 		free(s->name);
 		free(s);
 	}
@@ -62,4 +70,20 @@ ledger_slot(struct ledger *l, enum ledger_kind kind, const char *name)
 	s->next = l->slots;
 	l->slots = s;
 	return &s->u;
+}
+
+void
+ledger_count(struct event_count **list, const char *name, uint64_t n)
+{
+	struct event_count **pp = list;
+	for (; *pp != NULL; pp = &(*pp)->next) {
+		if (strcmp((*pp)->name, name) == 0) {
+			(*pp)->n += n;
+			return;
+		}
+	}
+	struct event_count *e = xcalloc(1, sizeof *e);
+	e->name = xstrdup(name);
+	e->n = n;
+	*pp = e;
 }

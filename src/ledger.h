@@ -19,16 +19,25 @@
 
 #include "hist.h"
 
+/* A plugin's own counter (porch_stage_count, porch_worker_count). */
+struct event_count {
+	struct event_count *next;
+	char *name;
+	uint64_t n;
+};
+
 struct stage_stats {
 	uint64_t in, out;
 	uint64_t outcome[5];     /* indexed by enum porch_outcome */
 	struct hist latency;     /* time a message spends held by the stage */
 	uint64_t discarded;      /* joins: copies not used (first, late) */
 	uint64_t timeouts;       /* joins: decided at the timeout */
+	struct event_count *events; /* the plugin's own counters, oldest first */
 };
 
 struct worker_stats {
 	uint64_t calls, errors, inflight;
+	struct event_count *events; /* the plugin's own counters, oldest first */
 };
 
 struct channel_stats {
@@ -74,5 +83,8 @@ void ledger_unref(struct ledger *l);
  * valid for the ledger's life.
  */
 void *ledger_slot(struct ledger *l, enum ledger_kind kind, const char *name);
+
+/* Adds n to the counter called name in *list (made at 0 the first time). */
+void ledger_count(struct event_count **list, const char *name, uint64_t n);
 
 #endif

@@ -189,6 +189,18 @@ porch_metrics_text(const porch_stage *st)
 				out_printf(&o, "porch_join_timeouts_total{stage=\"%s\"} %llu\n",
 				    g->stages[i].name, (unsigned long long)g->stages[i].stats->timeouts);
 	}
+	int events = 0;
+	for (size_t i = 0; i < g->n_stages; i++)
+		events += g->stages[i].stats->events != NULL;
+	if (events > 0) {
+		help(&o, "porch_stage_events_total", "counter",
+		    "A stage plugin's own counters (porch_stage_count).");
+		for (size_t i = 0; i < g->n_stages; i++)
+			for (const struct event_count *e = g->stages[i].stats->events; e != NULL;
+			    e = e->next)
+				out_printf(&o, "porch_stage_events_total{stage=\"%s\",event=\"%s\"} "
+				    "%llu\n", g->stages[i].name, e->name, (unsigned long long)e->n);
+	}
 	help(&o, "porch_stage_held", "gauge", "Messages a stage holds now.");
 	for (size_t i = 0; i < g->n_stages; i++)
 		out_printf(&o, "porch_stage_held{stage=\"%s\"} %u\n", g->stages[i].name,
@@ -241,6 +253,18 @@ porch_metrics_text(const porch_stage *st)
 		    (unsigned long long)c->s->held_back);
 	}
 
+	events = 0;
+	for (size_t i = 0; i < g->n_workers; i++)
+		events += g->workers[i].stats->events != NULL;
+	if (events > 0) {
+		help(&o, "porch_worker_events_total", "counter",
+		    "A worker plugin's own counters (porch_worker_count).");
+		for (size_t i = 0; i < g->n_workers; i++)
+			for (const struct event_count *e = g->workers[i].stats->events; e != NULL;
+			    e = e->next)
+				out_printf(&o, "porch_worker_events_total{worker=\"%s\",event=\"%s\"} "
+				    "%llu\n", g->workers[i].name, e->name, (unsigned long long)e->n);
+	}
 	help(&o, "porch_worker_calls_total", "counter", "Calls made to a worker.");
 	for (size_t i = 0; i < g->n_workers; i++)
 		out_printf(&o, "porch_worker_calls_total{worker=\"%s\"} %llu\n",

@@ -36,6 +36,27 @@ elapsed(const struct graph *g)
 	return ev_now(g->loop) - g->led->started;
 }
 
+/* "events stage cache: hit 10, miss 3": a plugin's own counters. */
+static void
+print_events(FILE *out, const char *kind, const char *name, const struct event_count *e)
+{
+	if (e == NULL)
+		return;
+	fprintf(out, "events %s %s:", kind, name);
+	for (; e != NULL; e = e->next)
+		fprintf(out, " %s %llu%s", e->name, (unsigned long long)e->n, e->next ? "," : "");
+	fputc('\n', out);
+}
+
+static json_t *
+events_json(const struct event_count *e)
+{
+	json_t *o = json_object();
+	for (; e != NULL; e = e->next)
+		json_object_set_new(o, e->name, json_integer((json_int_t)e->n));
+	return o;
+}
+
 void
 stats_print(const struct graph *g, FILE *out)
 {
@@ -76,6 +97,10 @@ stats_print(const struct graph *g, FILE *out)
 		fprintf(out, "reloads          %llu, failed %llu (the totals count every "
 		    "pipeline the reloads replaced)\n", (unsigned long long)g->led->reloads,
 		    (unsigned long long)g->led->reload_failures);
+	for (size_t i = 0; i < g->n_stages; i++)
+		print_events(out, "stage", g->stages[i].name, g->stages[i].stats->events);
+	for (size_t i = 0; i < g->n_workers; i++)
+		print_events(out, "worker", g->workers[i].name, g->workers[i].stats->events);
 	for (size_t i = 0; i < g->n_stages; i++) {
 		const struct porch_stage *st = &g->stages[i];
 		if (st->d->flags & PORCH_STAGE_JOINS)
@@ -147,6 +172,9 @@ stats_json(const struct graph *g)
 		    "expired", (json_int_t)s->outcome[PORCH_EXPIRED],
 		    "held", (json_int_t)st->held,
 		    "latency", latency_json(&s->latency)));
+		if (s->events != NULL)
+			json_object_set_new(json_array_get(stages, json_array_size(stages) - 1),
+			    "events", events_json(s->events));
 		if (st->d->flags & PORCH_STAGE_JOINS) {
 			json_t *js = json_array_get(stages, json_array_size(stages) - 1);
 			json_object_set_new(js, "discarded", json_integer((json_int_t)s->discarded));
@@ -175,6 +203,9 @@ stats_json(const struct graph *g)
 		json_array_append_new(workers, json_pack("{s:s, s:s, s:I, s:I, s:I}",
 		    "name", w->name, "plugin", w->d->name, "calls", (json_int_t)w->stats->calls,
 		    "errors", (json_int_t)w->stats->errors, "in_flight", (json_int_t)w->stats->inflight));
+		if (w->stats->events != NULL)
+			json_object_set_new(json_array_get(workers, i), "events",
+			    events_json(w->stats->events));
 	}
 	json_object_set_new(root, "workers", workers);
 	return root;

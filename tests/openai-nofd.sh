@@ -99,6 +99,8 @@ XML
 	expect_eq "$transport: completed" \
 	    "$(sed -n 's/^porch_requests_total{pipeline="nofd",outcome="completed"} //p' "$T/metrics")" \
 	    "$CLIENTS"
+	mwaits=$(sed -n 's/^porch_worker_events_total{worker="model",event="fd_wait"} //p' "$T/metrics")
+	[ "${mwaits:-0}" -gt 0 ] && ok || fail "$transport: /metrics counts no fd_wait: $(grep events "$T/metrics")"
 	kill -TERM "$pid"
 	wait "$pid"
 	expect_eq "$transport: porch's exit status" "$?" 0
@@ -109,6 +111,7 @@ XML
 	[ "${waits:-0}" -gt 0 ] && ok ||
 	    fail "$transport: no waits for a descriptor counted: $(tail -n 5 "$T/porch-$transport.err")"
 	echo "$transport: $waits connections waited for a descriptor"
+	[ "${waits:-0}" -ge "${mwaits:-0}" ] && ok || fail "$transport: /metrics counted $mwaits waits, the log $waits"
 	grep -q "EMFILE (ulimit -n $NOFILE); calls wait and try again" "$T/porch-$transport.err" && ok ||
 	    fail "$transport: no line about the first wait: $(head -n 5 "$T/porch-$transport.err")"
 	grep -q "failed: " "$T/porch-$transport.err" &&

@@ -424,6 +424,18 @@ void porch_listener_release(porch_stage *st, const char *key);
  */
 int porch_stage_handover(porch_stage *st, int fd, const void *bytes, size_t len);
 
+/* ---- a plugin's own counters (ABI 1.4) --------------------------------- */
+
+/*
+ * Adds n to the stage's (or worker's) counter called name, [a-z][a-z0-9_]*
+ * (e.g. "cache_hit"; a name that is not is ignored), made at 0 when first
+ * counted.  The statistics show them, and /metrics as
+ * porch_stage_events_total{stage, event} and porch_worker_events_total
+ * {worker, event}.  They go on across reloads, as the runtime's do.
+ */
+void porch_stage_count(porch_stage *st, const char *name, uint64_t n);
+void porch_worker_count(porch_worker *w, const char *name, uint64_t n);
+
 /* ---- fan-out and join (ABI 1.4) ---------------------------------------- */
 
 /*

@@ -16,10 +16,10 @@
  * connect-timeout, the longest the worker waits for a connection; the
  * request's deadline, or the stage's timeout, cancels it sooner.
  *
- * The runtime has no counters of a worker's own (plugin.h has no call for
- * them, and this change leaves the ABI be): the waits are counted here and
- * logged, "porch: worker 'NAME': ...", at the first wait, at most every
- * 10 s while they go on, and in a total when the worker stops.
+ * The waits are counted (porch_worker_count: "fd_wait", and "fd_gave_up"
+ * for calls that waited connect-timeout in vain), in the statistics and
+ * /metrics, and logged, "porch: worker 'NAME': ...", at the first wait, at
+ * most every 10 s while they go on, and in a total when the worker stops.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -114,11 +114,13 @@ oai_fd_wait(struct oai_call *cl, int err)
 	oai_fd_what(o, err, what, sizeof what);
 	if (waited * 1000. >= (double)o->connect_timeout_ms) {
 		o->fd_gave_up++;
+		porch_worker_count(o->w, "fd_gave_up", 1);
 		oai_call_end(cl, PORCH_ERR_INTERNAL, "%s; waited %.0f ms (connect-timeout)", what,
 		    waited * 1000.);
 		return -1;
 	}
 	o->fd_waits++;
+	porch_worker_count(o->w, "fd_wait", 1);
 	if (o->fd_logged == 0 || now - o->fd_logged >= OAI_FD_LOG_EVERY) {
 		o->fd_logged = now;
 		fprintf(stderr, "porch: worker '%s': %s; calls wait and try again "
