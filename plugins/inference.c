@@ -76,6 +76,9 @@ struct inference {
 	int stream;
 	const char *model;
 	char max_tokens[32], temperature[32], top_p[32];
+	const char *thinking;   /* "true", "false", or NULL: not said */
+	int64_t context_limit;  /* tokens; 0: none */
+	int long_port;          /* where prompts over context-limit go, if used */
 	char *stop_json;        /* the stop list as a JSON array, or NULL */
 	uint64_t rng;           /* splitmix64, for the jitter */
 };
@@ -101,6 +104,12 @@ static const struct porch_param inference_params[] = {
 	  "cap of the backoff between attempts, before Retry-After" },
 	{ "stream", PORCH_PARAM_BOOLEAN, "true", 0, -1, NULL, 0,
 	  "pass tokens downstream as they arrive (porch_stream)" },
+	{ "context-limit", PORCH_PARAM_INTEGER, "0", 0, 100000000, NULL, 0,
+	  "the model's context in tokens (prompt, at 4 bytes a token, plus max-tokens); "
+	  "0: not checked" },
+	{ "thinking", PORCH_PARAM_BOOLEAN, NULL, 0, -1, NULL, 0,
+	  "the model's thinking switch (chat_template_kwargs.enable_thinking); a request's "
+	  "\"thinking\" metadata overrides it" },
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }
 };
 
@@ -432,6 +441,35 @@ check_number(porch_stage *st, porch_msg *m, const char *key, double lo, double h
 	return 0;
 }
 
+/*
+ * A prompt too long for the model: estimated at 4 bytes a token (a common
+ * rule for English text with BPE vocabularies; porch does not tokenize),
+ * plus the tokens asked for.  It goes out the long port when that has a
+ * channel (a larger model), else fails as bad-request naming the sizes.
+ * 0: it fits; 1: sent on; -1: failed.
+ */
+static int
+check_context(struct inference *in, porch_msg *m)
+{
+	size_t len;
+	(void)porch_msg_text(m, &len);
+	const char *mt = porch_msg_meta(m, "max-tokens");
+	long long want = mt != NULL ? atoll(mt) : in->max_tokens[0] ? atoll(in->max_tokens) : 0;
+	long long est = (long long)((len + 3) / 4);
+	if (est + want <= in->context_limit)
+		return 0;
+	if (porch_stage_port_used(in->st, in->long_port)) {
+		porch_stage_count(in->st, "context_fallback", 1);
+		porch_emit_port(in->st, in->long_port, m);
+		return 1;
+	}
+	porch_fail(in->st, m, PORCH_ERR_BAD_REQUEST, "the prompt is about %lld tokens (%zu "
+	    "bytes at 4 a token) and max-tokens is %lld: more than context-limit %lld of "
+	    "stage '%s'", est, len, want, (long long)in->context_limit,
+	    porch_stage_name(in->st));
+	return -1;
+}
+
 /* Fills the settings a request did not give from the stage's parameters. */
 static int
 apply_settings(struct inference *in, struct held *h, porch_msg *m)
@@ -446,7 +484,14 @@ apply_settings(struct inference *in, struct held *h, porch_msg *m)
 		return -1;
 	h->retries = (unsigned)retries;
 	h->timeout = timeout_ms / 1000.0;
+	if (in->context_limit > 0) {
+		/* before this stage's defaults go in: a larger model's stage sets its own */
+		int r = check_context(in, m);
+		if (r != 0)
+			return r;
+	}
 	struct { const char *key, *value; } defaults[] = {
+		{ "thinking", in->thinking },
 		{ "model", in->model },
 		{ "max-tokens", in->max_tokens[0] ? in->max_tokens : NULL },
 		{ "temperature", in->temperature[0] ? in->temperature : NULL },
@@ -505,7 +550,7 @@ inference_process(porch_stage *st, porch_msg *m)
 		return;
 	}
 	if (apply_settings(in, h, m) != 0) {
-		held_put(h);
+		held_put(h); /* failed, or sent on (long) */
 		return;
 	}
 	h->m = m;
@@ -545,6 +590,10 @@ inference_init(porch_stage *st)
 	in->max_backoff = (double)porch_param_int(p, "max-backoff-ms") / 1000.0;
 	in->stream = porch_param_int(p, "stream") != 0;
 	in->model = porch_param_str(p, "model");
+	in->context_limit = porch_param_int(p, "context-limit");
+	in->long_port = porch_stage_port(st, "long");
+	if (porch_param_isset(p, "thinking"))
+		in->thinking = porch_param_int(p, "thinking") ? "true" : "false";
 	if (porch_param_isset(p, "max-tokens"))
 		snprintf(in->max_tokens, sizeof in->max_tokens, "%lld",
 		    (long long)porch_param_int(p, "max-tokens"));
@@ -590,7 +639,7 @@ inference_fini(porch_stage *st)
 	porch_stage_set_data(st, NULL);
 }
 
-static const char *const inference_outputs[] = { "out", NULL };
+static const char *const inference_outputs[] = { "out", "long", NULL };
 
 const struct porch_plugin porch_plugin = {
 	PORCH_PLUGIN_HEADER,
@@ -633,5 +682,12 @@ const struct porch_plugin porch_plugin = {
 	    "attempt count, e.g. \"upstream answered 503 (3 attempts, retries "
 	    "exhausted)\". "
 	    "A request cancelled by its origin (its client went away) has its call "
-	    "cancelled and fails as cancelled.",
+	    "cancelled and fails as cancelled.\n\n"
+	    "Per-model settings: with context-limit set, a prompt whose estimated size "
+	    "(its bytes / 4, rounded up) plus max-tokens is over it leaves by the long port "
+	    "when that has a channel (to the stage of a larger model, which applies its "
+	    "own settings: this stage's defaults are not set on it), and otherwise fails "
+	    "as bad-request naming the sizes, before any call. thinking sets the "
+	    "\"thinking\" metadata, which the openai worker sends as "
+	    "chat_template_kwargs.enable_thinking (vLLM, llama.cpp) for chat requests.",
 };

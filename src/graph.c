@@ -1144,3 +1144,9 @@ porch_worker_count(porch_worker *w, const char *name, uint64_t n)
 	if (event_name_ok(name))
 		ledger_count(&w->stats->events, name, n);
 }
+
+int
+porch_stage_port_used(const porch_stage *st, int port)
+{
+	return port >= 0 && port < st->n_ports && st->outs[port] != NULL;
+}

@@ -434,6 +434,9 @@ int porch_stage_handover(porch_stage *st, int fd, const void *bytes, size_t len)
  * {worker, event}.  They go on across reloads, as the runtime's do.
  */
 void porch_stage_count(porch_stage *st, const char *name, uint64_t n);
+/* ABI 1.4: 1 when the stage's port (porch_stage_port) feeds a channel, so
+ * a stage can choose between sending a message there and failing it. */
+int porch_stage_port_used(const porch_stage *st, int port);
 void porch_worker_count(porch_worker *w, const char *name, uint64_t n);
 
 /* ---- fan-out and join (ABI 1.4) ---------------------------------------- */

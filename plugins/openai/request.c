@@ -159,6 +159,7 @@ struct oai_opts {
 	double temperature, top_p;
 	unsigned has_max : 1, has_temperature : 1, has_top_p : 1;
 	unsigned stream : 1;    /* this call asks for a streamed answer */
+	int thinking;           /* -1: unset; 0 or 1: chat_template_kwargs.enable_thinking */
 };
 
 /* Reads the options of c.  0, or -1 (why filled). */
@@ -193,6 +194,18 @@ oai_opts_read(const struct oai_shape *sh, const porch_call *c, struct oai_opts *
 			return -1;
 		}
 		o->has_top_p = 1;
+	}
+	o->thinking = -1;
+	if ((opt = porch_call_option(c, "thinking")) != NULL) {
+		if (strcmp(opt, "true") == 0 || strcmp(opt, "on") == 0 || strcmp(opt, "1") == 0)
+			o->thinking = 1;
+		else if (strcmp(opt, "false") == 0 || strcmp(opt, "off") == 0 ||
+		    strcmp(opt, "0") == 0)
+			o->thinking = 0;
+		else {
+			oai_why(why, whylen, "option \"thinking\": '%.40s' is not true or false", opt);
+			return -1;
+		}
 	}
 	o->stream = sh->stream != 0;
 	if ((opt = porch_call_option(c, "stream")) != NULL) {
@@ -233,6 +246,25 @@ oai_cap_name(const struct oai_shape *sh, const char **other)
 /* ---- a body from the text ------------------------------------------------------ */
 
 /* Fills root from the prompt and the options.  0, -1 (why filled) or -2. */
+/*
+ * The thinking switch, for chat models that have one: vLLM's and
+ * llama.cpp's chat_template_kwargs.enable_thinking (Qwen3, DeepSeek-R1
+ * templates), merged into what the client sent there.  0, or -2.
+ */
+static int
+oai_put_thinking(const struct oai_shape *sh, const struct oai_opts *o, json_t *root)
+{
+	if (o->thinking < 0 || !sh->chat)
+		return 0;
+	json_t *kw = json_object_get(root, "chat_template_kwargs");
+	if (!json_is_object(kw)) {
+		kw = json_object();
+		if (kw == NULL || json_object_set_new(root, "chat_template_kwargs", kw) != 0)
+			return -2;
+	}
+	return json_object_set_new(kw, "enable_thinking", json_boolean(o->thinking)) != 0 ? -2 : 0;
+}
+
 static int
 oai_fill(const struct oai_shape *sh, const porch_call *c, const struct oai_opts *o,
     json_t *root, char *why, size_t whylen)
@@ -296,6 +328,8 @@ oai_fill(const struct oai_shape *sh, const porch_call *c, const struct oai_opts 
 	if (o->stop != NULL)
 		bad |= json_object_set(root, "stop", o->stop);
 	bad |= json_object_set_new(root, "stream", json_boolean(o->stream));
+	if (bad == 0 && oai_put_thinking(sh, o, root) != 0)
+		return -2;
 	return bad ? -2 : 0;
 }
 
@@ -596,6 +630,8 @@ oai_forward(const struct oai_shape *sh, const porch_call *c, const struct oai_op
 			json_object_del(root, "stream_options");
 	}
 
+	if ((r = oai_put_thinking(sh, o, root)) != 0)
+		return r;
 	size_t plen;
 	const char *prompt = porch_call_prompt(c, &plen);
 	if (prompt == NULL) {
@@ -784,7 +820,8 @@ oai_request_fast(const struct oai_shape *sh, const porch_call *c, const char *do
     size_t *len)
 {
 	const char *sig = porch_call_option(c, OAI_SIG_KEY);
-	if (sig == NULL)
+	/* a thinking switch is not the client's: the body is edited */
+	if (sig == NULL || porch_call_option(c, "thinking") != NULL)
 		return 0;
 	const char *value[OAI_SIG_FIELDS];
 	for (int i = 0; i < OAI_SIG_FIELDS; i++)
