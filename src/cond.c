@@ -52,7 +52,7 @@ struct node {
 	struct node **list;           /* N_IN: the literals */
 	size_t n_list;
 	char *s;                      /* N_STR: the string; N_META: the key */
-	size_t len;
+	size_t len;                   /* N_STR: its bytes; N_IN: 1 when every literal is a string */
 	double num;                   /* N_NUM; N_BOOL: 0 or 1 */
 };
 
@@ -124,6 +124,8 @@ as_string(struct val *v, const char **s, size_t *len)
 static int
 both_numbers(const struct val *a, const struct val *b, double *x, double *y)
 {
+	if (a->kind != V_NUM && b->kind != V_NUM)
+		return 0; /* two strings compare as bytes, and are not parsed */
 	if (a->kind == V_NUM)
 		*x = a->num;
 	else if (a->kind != V_STR || !as_number(a->s, a->len, x))
@@ -132,7 +134,7 @@ both_numbers(const struct val *a, const struct val *b, double *x, double *y)
 		*y = b->num;
 	else if (b->kind != V_STR || !as_number(b->s, b->len, y))
 		return 0;
-	return a->kind == V_NUM || b->kind == V_NUM;
+	return 1;
 }
 
 static int
@@ -167,9 +169,104 @@ count_words(const char *s, size_t len)
 
 static void eval(const struct node *n, const struct cond_input *in, struct val *out);
 
+/* The bytes of a node that is a string as it stands, without a struct val:
+ * the common case, evaluated once per message per condition.  0: not one. */
+static int
+leaf_str(const struct node *n, const struct cond_input *in, const char **s, size_t *len)
+{
+	const char *v;
+	switch (n->kind) {
+	case N_STR:
+		*s = n->s;
+		*len = n->len;
+		return 1;
+	case N_TEXT:
+		*s = in->text != NULL ? in->text : "";
+		*len = in->text != NULL ? in->text_len : 0;
+		return 1;
+	case N_SESSION:
+		*s = in->session != NULL ? in->session : "";
+		*len = strlen(*s);
+		return 1;
+	case N_META:
+		v = in->meta != NULL ? in->meta(in->ctx, n->s) : NULL;
+		*s = v != NULL ? v : "";
+		*len = v != NULL ? strlen(v) : 0;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* The string form of any node; buf holds a number's. */
+static void
+str_of(const struct node *n, const struct cond_input *in, struct val *buf, const char **s,
+    size_t *len)
+{
+	if (leaf_str(n, in, s, len))
+		return;
+	eval(n, in, buf);
+	as_string(buf, s, len);
+}
+
+/* A node that is a number without a struct val (a literal, length or
+ * words).  0: not one of those. */
+static int
+leaf_num(const struct node *n, const struct cond_input *in, double *out)
+{
+	const char *s;
+	size_t len;
+	if (n->kind == N_NUM) {
+		*out = n->num;
+		return 1;
+	}
+	if (n->kind == N_FN && (n->op == FN_LENGTH || n->op == FN_WORDS) &&
+	    leaf_str(n->a, in, &s, &len)) {
+		*out = (double)(n->op == FN_LENGTH ? len : count_words(s, len));
+		return 1;
+	}
+	return 0;
+}
+
 static int
 test(const struct node *n, const struct cond_input *in)
 {
+	double x, y;
+	switch (n->kind) {
+	case N_OR:
+		return test(n->a, in) || test(n->b, in);
+	case N_AND:
+		return test(n->a, in) && test(n->b, in);
+	case N_NOT:
+		return !test(n->a, in);
+	case N_CMP:
+		if (leaf_num(n->a, in, &x) && leaf_num(n->b, in, &y)) {
+			switch ((enum cmp_op)n->op) {
+			case OP_EQ: return x == y;
+			case OP_NE: return x != y;
+			case OP_LT: return x < y;
+			case OP_LE: return x <= y;
+			case OP_GT: return x > y;
+			case OP_GE: return x >= y;
+			}
+		}
+		break;
+	case N_IN:
+		if (n->len) { /* every literal a string: bytes against bytes */
+			const char *s;
+			size_t len;
+			if (leaf_str(n->a, in, &s, &len)) {
+				int found = 0;
+				for (size_t i = 0; i < n->n_list && !found; i++)
+					found = n->list[i]->len == len &&
+					    memcmp(n->list[i]->s, s, len) == 0;
+				return found != n->op;
+			}
+		}
+		break;
+	default:
+		break;
+	}
 	struct val v;
 	eval(n, in, &v);
 	return truthy(&v);
@@ -189,18 +286,15 @@ eval_fn(const struct node *n, const struct cond_input *in, struct val *out)
 		return;
 	case FN_LENGTH:
 	case FN_WORDS:
-		eval(n->a, in, &a);
-		as_string(&a, &s, &sl);
+		str_of(n->a, in, &a, &s, &sl);
 		out->kind = V_NUM;
 		out->num = (double)(n->op == FN_LENGTH ? sl : count_words(s, sl));
 		return;
 	case FN_STARTS:
 	case FN_ENDS:
 	case FN_CONTAINS:
-		eval(n->a, in, &a);
-		eval(n->b, in, &b);
-		as_string(&a, &s, &sl);
-		as_string(&b, &t, &tl);
+		str_of(n->a, in, &a, &s, &sl);
+		str_of(n->b, in, &b, &t, &tl);
 		if (tl > sl)
 			out->num = 0;
 		else if (n->op == FN_STARTS)
@@ -633,6 +727,7 @@ parse_in(struct parser *p, struct node *left, int negated)
 	struct node *n = node_new(N_IN);
 	n->a = left;
 	n->op = negated;
+	n->len = 1; /* every literal a string, until a number comes */
 	if (p->tok != T_LPAREN) {
 		expected(p, "'(' and a list of values after 'in'");
 		node_free(n);
@@ -645,6 +740,8 @@ parse_in(struct parser *p, struct node *left, int negated)
 			node_free(n);
 			return NULL;
 		}
+		if (p->tok == T_NUM)
+			n->len = 0;
 		n->list = xrealloc(n->list, (n->n_list + 1) * sizeof *n->list);
 		n->list[n->n_list++] = parse_operand(p);
 		if (p->tok == T_RPAREN)

@@ -36,11 +36,16 @@ struct fan {
 	enum porch_error error;       /* the first lost copy's */
 	char error_text[256];
 	ev_timer timer;               /* the join's timeout */
+	unsigned cap;                 /* room in copies and got */
 	int making;                   /* inside fanout_emit: no decision yet */
 	int decided;
 	int timed_out;
 };
 
+static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents);
+static void drop_copy(struct porch_msg *cp, const char *why);
+
+/* Done with: back to the graph's pool (its arrays kept for the next). */
 static void
 fan_free_if_done(struct fan *f)
 {
@@ -54,9 +59,44 @@ fan_free_if_done(struct fan *f)
 		g->fans = f->next;
 	if (f->next != NULL)
 		f->next->prev = f->prev;
-	free(f->copies);
-	free(f->got);
-	free(f);
+	f->prev = NULL;
+	f->next = g->free_fans;
+	g->free_fans = f;
+}
+
+/* A fan for k copies, from the pool when there is one. */
+static struct fan *
+fan_get(struct graph *g, unsigned k)
+{
+	struct fan *f = g->free_fans;
+	if (f != NULL) {
+		g->free_fans = f->next;
+	} else {
+		f = xcalloc(1, sizeof *f);
+		ev_init(&f->timer, on_timeout);
+		f->timer.data = f;
+	}
+	if (f->cap < k) {
+		f->copies = xrealloc(f->copies, k * sizeof *f->copies);
+		f->got = xrealloc(f->got, k * sizeof *f->got);
+		f->cap = k;
+	}
+	memset(f->copies, 0, k * sizeof *f->copies);
+	memset(f->got, 0, k * sizeof *f->got);
+	f->g = g;
+	f->k = k;
+	f->m0 = NULL;
+	f->live = f->arrived = f->lost = 0;
+	f->first = NULL;
+	f->join = NULL;
+	f->error = PORCH_ERR_NONE;
+	f->error_text[0] = '\0';
+	f->making = f->decided = f->timed_out = 0;
+	f->next = g->fans;
+	if (g->fans != NULL)
+		g->fans->prev = f;
+	g->fans = f;
+	return f;
 }
 
 /* A copy is done with: back to the pool. */
@@ -86,9 +126,13 @@ score(const struct porch_msg *m, const char *key)
 	return d;
 }
 
-/* The request leaves the join: with the answer, or failed when none came. */
+/*
+ * The request leaves the join: with the answer, or failed when none came.
+ * sync: inside the join's process callback, where the scheduler times the
+ * stage's work itself (no clock read here).
+ */
 static void
-decide(struct fan *f)
+decide(struct fan *f, int sync)
 {
 	struct graph *g = f->g;
 	struct porch_stage *st = f->join;
@@ -100,7 +144,7 @@ decide(struct fan *f)
 	for (unsigned i = 0; i < f->k; i++) {
 		struct porch_msg *cp = f->copies[i];
 		if (cp != NULL && f->got[i] == NULL && !cp->cancelled)
-			porch_msg_cancel(cp, "a join decided without this copy");
+			drop_copy(cp, "a join decided without this copy");
 	}
 	if (m0 == NULL)
 		goto release;
@@ -167,8 +211,11 @@ decide(struct fan *f)
 	}
 	m0->holder = st;
 	st->held++;
-	m0->enter_ns = clock_ns();
 	m0->enter_now = ev_now(g->loop);
+	if (sync && g->current == NULL)
+		g->current = m0; /* timed with the copy that decided it */
+	else
+		m0->enter_ns = clock_ns();
 	porch_emit(st, m0);
 release:
 	for (unsigned i = 0; i < f->k; i++)
@@ -178,11 +225,27 @@ release:
 	fan_free_if_done(f);
 }
 
+/*
+ * A copy the join no longer needs: marked so that the stage that takes it
+ * drops it at once, and its holder told (an inference stage cancels its
+ * model call).  No error text is made: a discarded copy is never reported.
+ */
+static void
+drop_copy(struct porch_msg *cp, const char *why)
+{
+	if (cp->holder == NULL) {
+		cp->cancelled = 1;
+		cp->error = PORCH_ERR_CANCELLED;
+		return;
+	}
+	porch_msg_cancel(cp, why);
+}
+
 static void
 maybe_decide(struct fan *f)
 {
 	if (!f->decided && !f->making && f->arrived + f->lost >= f->k)
-		decide(f);
+		decide(f, 0);
 	else
 		fan_free_if_done(f);
 }
@@ -198,7 +261,7 @@ on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	f->timed_out = 1;
 	if (f->join != NULL)
 		f->join->stats->timeouts++;
-	decide(f);
+	decide(f, 0);
 }
 
 int
@@ -211,19 +274,9 @@ fanout_emit(struct graph *g, struct porch_stage *st, const struct route *r,
 		graph_finish(g, m, PORCH_FAILED, st);
 		return PORCH_REFUSED;
 	}
-	struct fan *f = xcalloc(1, sizeof *f);
-	f->g = g;
-	f->k = (unsigned)r->n;
-	f->copies = xcalloc(r->n, sizeof *f->copies);
-	f->got = xcalloc(r->n, sizeof *f->got);
+	struct fan *f = fan_get(g, (unsigned)r->n);
 	f->m0 = m;
 	f->making = 1;
-	ev_init(&f->timer, on_timeout);
-	f->timer.data = f;
-	f->next = g->fans;
-	if (g->fans != NULL)
-		g->fans->prev = f;
-	g->fans = f;
 	m->fan = f;
 	for (size_t i = 0; i < r->n; i++) {
 		struct porch_msg *cp = msg_clone(g, m);
@@ -292,14 +345,18 @@ fanout_cancel(struct fan *f, const char *why)
 void
 fanout_free_all(struct graph *g)
 {
-	while (g->fans != NULL) {
-		struct fan *f = g->fans;
-		g->fans = f->next;
-		ev_timer_stop(g->loop, &f->timer);
-		free(f->copies);
-		free(f->got);
-		free(f);
+	struct fan *lists[2] = { g->fans, g->free_fans };
+	for (int i = 0; i < 2; i++) {
+		while (lists[i] != NULL) {
+			struct fan *f = lists[i];
+			lists[i] = f->next;
+			ev_timer_stop(g->loop, &f->timer);
+			free(f->copies);
+			free(f->got);
+			free(f);
+		}
 	}
+	g->fans = g->free_fans = NULL;
 }
 
 /* ---- the join's side (ABI 1.4) ------------------------------------------ */
@@ -334,13 +391,13 @@ porch_join(porch_stage *st, porch_msg *m, const struct porch_join *j)
 		f->join = st;
 		f->opts = *j;
 		f->first = m;
-		if (j->timeout_ms > 0) {
-			ev_timer_set(&f->timer, (double)j->timeout_ms / 1000.0, 0.);
-			ev_timer_start(st->g->loop, &f->timer);
-		}
 	}
-	if (f->opts.mode == PORCH_JOIN_FIRST)
-		decide(f);
-	else
-		maybe_decide(f);
+	if (f->opts.mode == PORCH_JOIN_FIRST || f->arrived + f->lost >= f->k) {
+		decide(f, 1);
+		return;
+	}
+	if (f->arrived == 1 && j->timeout_ms > 0) {
+		ev_timer_set(&f->timer, (double)j->timeout_ms / 1000.0, 0.);
+		ev_timer_start(st->g->loop, &f->timer);
+	}
 }

@@ -136,6 +136,7 @@ struct graph {
 	size_t sources_left;
 	struct porch_msg *current;    /* being passed to process() now */
 	struct fan *fans;             /* requests waiting for copies (fanout.c) */
+	struct fan *free_fans;        /* their pool */
 	int woken, draining, aborted;
 	int retired;                  /* a reload replaced it (graph_retire) */
 	ev_check check_w;
