@@ -51,6 +51,7 @@ struct porch_msg {
 	int64_t retry_after_ms;      /* the last call's Retry-After */
 	char *input;                 /* the text as the source emitted it */
 	size_t input_len, input_cap;
+	int input_is_text;           /* ... which is the text still: not copied */
 	double enter_now;            /* loop time its holder received it */
 	struct msg_timing *timings;  /* n_stages slots: a path visits each once */
 	size_t n_timings;

@@ -75,6 +75,7 @@ msg_release(struct graph *g, struct porch_msg *m)
 	m->status = 0;
 	m->retry_after_ms = 0;
 	m->input_len = 0;
+	m->input_is_text = 0;
 	m->n_timings = 0;
 	m->fan = NULL;
 	m->copy = 0;
@@ -172,9 +173,35 @@ porch_msg_text(const porch_msg *m, size_t *len)
 	return m->text ? m->text : "";
 }
 
+/*
+ * The text is about to change while it is the input still: the input
+ * takes the text's buffer as it is, and the text the input's (spare)
+ * buffer.  So a request's input costs no copy when it is emitted (a 10 MB
+ * prompt is not copied there), only a swap if and when a stage rewrites it.
+ */
+static void
+msg_input_apart(struct porch_msg *m)
+{
+	if (!m->input_is_text)
+		return;
+	char *b = m->input;
+	size_t cap = m->input_cap;
+	m->input = m->text;
+	m->input_cap = m->text_cap;
+	m->input_len = m->text_len;
+	m->text = b;
+	m->text_cap = cap;
+	m->text_len = 0;
+	if (m->text != NULL)
+		m->text[0] = '\0';
+	m->input_is_text = 0;
+}
+
 int
 porch_msg_set_text(porch_msg *m, const char *text, size_t len)
 {
+	/* text may point into the text: after the swap it is the input's */
+	msg_input_apart(m);
 	reserve(&m->text, &m->text_cap, len + 1);
 	memmove(m->text, text, len);
 	m->text[len] = '\0';
@@ -185,6 +212,14 @@ porch_msg_set_text(porch_msg *m, const char *text, size_t len)
 int
 porch_msg_append_text(porch_msg *m, const char *text, size_t len)
 {
+	if (m->input_is_text) {
+		/* the text goes on from the input, which keeps the buffer */
+		msg_input_apart(m);
+		reserve(&m->text, &m->text_cap, m->input_len + 1);
+		memcpy(m->text, m->input, m->input_len);
+		m->text_len = m->input_len;
+		m->text[m->text_len] = '\0';
+	}
 	reserve(&m->text, &m->text_cap, m->text_len + len + 1);
 	memcpy(m->text + m->text_len, text, len);
 	m->text_len += len;
@@ -316,18 +351,20 @@ porch_error_name(enum porch_error e)
 
 /* ---- ABI 1.1 ------------------------------------------------------------ */
 
+/* The text as it is now is the input: shared until it changes (see
+ * msg_input_apart). */
 void
 msg_keep_input(struct porch_msg *m)
 {
-	reserve(&m->input, &m->input_cap, m->text_len + 1);
-	memcpy(m->input, m->text ? m->text : "", m->text_len);
-	m->input[m->text_len] = '\0';
+	m->input_is_text = 1;
 	m->input_len = m->text_len;
 }
 
 const char *
 porch_msg_input(const porch_msg *m, size_t *len)
 {
+	if (m->input_is_text)
+		return porch_msg_text(m, len);
 	if (len)
 		*len = m->input_len;
 	return m->input ? m->input : "";
@@ -421,10 +458,17 @@ msg_clone(struct graph *g, const struct porch_msg *m)
 		porch_msg_set_session(c, m->session, strlen(m->session));
 	for (size_t i = 0; i < m->n_meta; i++)
 		porch_msg_set_meta(c, m->meta[2 * i], m->meta[2 * i + 1]);
-	reserve(&c->input, &c->input_cap, m->input_len + 1);
-	memcpy(c->input, m->input ? m->input : "", m->input_len);
-	c->input[m->input_len] = '\0';
-	c->input_len = m->input_len;
+	size_t ilen;
+	const char *input = porch_msg_input(m, &ilen);
+	if (m->input_is_text) {
+		c->input_is_text = 1; /* the copy's text is the same bytes */
+		c->input_len = c->text_len;
+	} else {
+		reserve(&c->input, &c->input_cap, ilen + 1);
+		memcpy(c->input, input, ilen);
+		c->input[ilen] = '\0';
+		c->input_len = ilen;
+	}
 	c->deadline = m->deadline;
 	c->origin = m->origin;
 	c->traced = m->traced;
@@ -436,6 +480,9 @@ msg_clone(struct graph *g, const struct porch_msg *m)
 void
 msg_swap_answer(struct porch_msg *a, struct porch_msg *b)
 {
+	/* an input that is its text stays with its message */
+	msg_input_apart(a);
+	msg_input_apart(b);
 #define SWAP(f) do { __typeof__(a->f) t_ = a->f; a->f = b->f; b->f = t_; } while (0)
 	SWAP(text);
 	SWAP(text_len);

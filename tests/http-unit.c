@@ -4,7 +4,9 @@
  * json_dumps(JSON_COMPACT | JSON_ENSURE_ASCII) wrote for the same text,
  * after invalid UTF-8 was mended with U+FFFD one bad byte at a time, as
  * answers did before; the reader must build what json_loadb builds, or
- * give up where json_loadb fails.
+ * give up where json_loadb fails.  A text cut with utf8_whole and written
+ * a slice at a time must give the bytes it gives whole; count_words (a
+ * word at a time) must count as a byte loop does.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +21,8 @@
 
 #include "buf.h"
 #include "jparse.h"
+
+uint64_t count_words(const char *p, size_t len); /* completion.c */
 
 /* The old way: jansson's string, each byte that does not begin a valid
  * UTF-8 sequence replaced with U+FFFD, dumped. */
@@ -103,6 +107,78 @@ test_random(void **state)
 			}
 		}
 		expect_same(s, n);
+	}
+}
+
+/* Random bytes of every kind (any, continuations, leads, white space,
+ * quotes and backslashes, ASCII), n of them. */
+static void
+random_bytes(uint64_t *x, char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		*x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+		unsigned r = (unsigned)(*x >> 8);
+		switch (*x % 10) {
+		case 0: s[i] = (char)(r & 0xff); break;
+		case 1: s[i] = (char)(0x80 | (r & 0x3f)); break;
+		case 2: s[i] = (char)(0xc0 | (r & 0x3f)); break;
+		case 3: s[i] = " \t\n\v\f\r\"\\"[r % 8]; break;
+		default: s[i] = (char)(0x20 + r % 0x5f); break;
+		}
+	}
+}
+
+/* A text escaped a slice at a time, each cut by utf8_whole, is the text
+ * escaped whole: slices are cut between whole UTF-8 sequences. */
+static void
+test_slices(void **state)
+{
+	(void)state;
+	uint64_t x = 2463534242ull;
+	for (int it = 0; it < 20000; it++) {
+		char s[200];
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		/* 4 bytes at least: the longest sequence */
+		size_t n = x % sizeof s, slice = 4 + (x >> 32) % 16;
+		random_bytes(&x, s, n);
+		struct buf whole = { 0 }, parts = { 0 };
+		json_put_esc(&whole, s, n);
+		for (size_t at = 0; at < n;) {
+			size_t k = n - at > slice ? utf8_whole(s + at, slice) : n - at;
+			assert_true(k > 0);
+			json_put_esc(&parts, s + at, k);
+			at += k;
+		}
+		if (whole.len != parts.len || memcmp(whole.p, parts.p, whole.len) != 0) {
+			print_error("slices of %zu: %s\n  whole %s\n", slice, parts.p, whole.p);
+			fail();
+		}
+		buf_free(&whole);
+		buf_free(&parts);
+	}
+}
+
+/* count_words against a byte loop, at every alignment. */
+static void
+test_words(void **state)
+{
+	(void)state;
+	uint64_t x = 1234567ull;
+	for (int it = 0; it < 100000; it++) {
+		char s[100];
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		size_t n = x % sizeof s;
+		random_bytes(&x, s, n);
+		uint64_t want = 0;
+		int in_word = 0;
+		for (size_t i = 0; i < n; i++) {
+			char c = s[i];
+			int space = c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
+			    c == '\f';
+			want += !space && !in_word;
+			in_word = !space;
+		}
+		assert_int_equal(count_words(s, n), want);
 	}
 }
 
@@ -216,6 +292,26 @@ test_read_fixed(void **state)
 	expect_read("{\"a\":\"x\0y\"}", 10);
 }
 
+/* Long strings (read a word at a time) of every kind of byte, in a body. */
+static void
+test_read_long(void **state)
+{
+	(void)state;
+	uint64_t x = 362436069ull;
+	for (int it = 0; it < 50000; it++) {
+		char s[160], body[200];
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		size_t n = x % 150;
+		random_bytes(&x, s, n);
+		if (x % 3 != 0)
+			for (size_t i = 0; i < n; i++)
+				if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x80)
+					s[i] = 'a'; /* mostly valid ones */
+		int len = snprintf(body, sizeof body, "{\"k\":\"%.*s\"}", (int)n, s);
+		expect_read(body, (size_t)len);
+	}
+}
+
 /* Bodies made of JSON-ish pieces, many of them broken. */
 static void
 test_read_random(void **state)
@@ -284,6 +380,9 @@ main(void)
 		cmocka_unit_test(test_reserve),
 		cmocka_unit_test(test_read_fixed),
 		cmocka_unit_test(test_read_random),
+		cmocka_unit_test(test_read_long),
+		cmocka_unit_test(test_slices),
+		cmocka_unit_test(test_words),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -572,6 +572,104 @@ test_no_allocation(void)
 		    "no allocation after the first\n");
 }
 
+/* ---- long texts a part at a time --------------------------------------------------- */
+
+/* Whether the n bytes at p end between whole UTF-8 sequences. */
+static int
+whole_utf8(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		size_t k = p[i] < 0x80 ? 1 : p[i] >= 0xf0 ? 4 : p[i] >= 0xe0 ? 3 : 2;
+		if (i + k > n)
+			return 0;
+		i += k;
+	}
+	return 1;
+}
+
+/*
+ * js_unescape_part, at every room from 4 bytes up, puts together what
+ * js_string gives whole, each part ending between whole characters; and an
+ * event whose text is longer than the acc's lazy is left as written.
+ */
+static void
+test_parts(void)
+{
+	static const char *const strings[] = {
+		"'plain ascii text, no escape at all'",
+		"'a\\nb\\tc\\\\d\\/e\\'f\\bg\\fh\\ri'",
+		"'caf\u00e9 \u20ac \U0001F600 x\\u00e9y\\u20acz\\ud83d\\ude00w'",
+		"'\\ud83d\\ude00\\ud83d\\ude00\u00e9\\n\U0001F600\\u0041'",
+		"'\u00e9\u00e9\u00e9\u20ac\u20ac\U0001F600\U0001F600abc'",
+		NULL
+	};
+	char big[4096];
+	for (size_t i = 0; strings[i] != NULL; i++) {
+		/* \u and \U above are C's: the bytes are UTF-8 */
+		const char *q = Q(strings[i]);
+		/* repeated, so that parts are cut everywhere */
+		size_t n = strlen(q) - 2, len = 0;
+		big[len++] = '"';
+		for (int r = 0; r < 9; r++, len += n)
+			memcpy(big + len, q + 1, n);
+		big[len++] = '"';
+		struct jscan sc;
+		struct js_value v;
+		struct js_buf b = { 0 };
+		const char *whole;
+		size_t wn;
+		js_init(&sc, big, len);
+		checks++;
+		if (js_value(&sc, &v) != 0 || js_string(&v, &b, &whole, &wn) != 0) {
+			fail("parts", "the string is not read", big, len);
+			js_buf_free(&b);
+			continue;
+		}
+		for (size_t room = 4; room < 64; room++) {
+			char out[4096], part[64];
+			size_t on = 0;
+			const char *p = v.p + 1, *end = v.p + v.n - 1;
+			int bad = 0;
+			while (p < end && !bad) {
+				size_t k = js_unescape_part(&p, end, part, room);
+				bad = k == 0 || k > room || !whole_utf8((unsigned char *)part, k);
+				memcpy(out + on, part, k);
+				on += k;
+			}
+			checks++;
+			if (bad || on != wn || memcmp(out, whole, wn) != 0) {
+				char why[64];
+				snprintf(why, sizeof why, "parts of %zu bytes are not the text", room);
+				fail("parts", why, big, len);
+				break;
+			}
+		}
+		js_buf_free(&b);
+	}
+	/* js_utf8_cut: never into a sequence, else all */
+	checks++;
+	if (js_utf8_cut("ab\xc3", 3) != 2 || js_utf8_cut("ab\xc3\xa9", 4) != 4 ||
+	    js_utf8_cut("\xe2\x82", 2) != 0 || js_utf8_cut("\xf0\x9f\x98\x80", 4) != 4 ||
+	    js_utf8_cut("a\xf0\x9f\x98", 4) != 1 || js_utf8_cut("\x80\x80\x80\x80", 4) != 4)
+		fail("js_utf8_cut", "a sequence was cut", "", 0);
+
+	/* a long text with escapes is left as written, past the acc's lazy */
+	struct oai_acc a;
+	struct oai_event e;
+	char why[256];
+	const char *ev = Q("{'choices':[{'index':0,'delta':{'content':'0123456789\\n0123456789'}}]}");
+	memset(&a, 0, sizeof a);
+	a.lazy = 8;
+	checks++;
+	if (oai_chunk(1, ev, strlen(ev), &a, &e, why, sizeof why) != OAI_OK || !e.raw ||
+	    e.tlen != 22 || memcmp(e.text, "0123456789\\n0123456789", 22) != 0)
+		fail("lazy", "a long text was not left as written", ev, strlen(ev));
+	oai_event_release(&e);
+	oai_acc_clear(&a);
+	printf("ok - long texts a part at a time\n");
+}
+
 int
 main(void)
 {
@@ -622,6 +720,7 @@ main(void)
 	for (size_t i = 0; i < n; i++)
 		free((char *)stream[i]);
 	test_no_allocation();
+	test_parts();
 	printf("# %d cases: the scanner took %d (the same as jansson's), declined %d\n",
 	    checks, taken, declined);
 	if (failures > 0) {

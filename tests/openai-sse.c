@@ -263,6 +263,108 @@ check_reuse(void)
 	sse_free(&p);
 }
 
+/* ---- pausing ---------------------------------------------------------------- */
+
+/* What a paused run saw: each event, and whether its data was still as
+ * handed over when sse_feed returned SSE_PAUSE. */
+struct paused {
+	struct seen s;
+	const char *data;      /* the last event's data, and a copy of it */
+	char copy[256];
+	size_t len;
+};
+
+static int
+on_pause(void *arg, enum sse_kind kind, const char *data, size_t len)
+{
+	struct paused *pz = arg;
+	(void)kind;
+	put(&pz->s, "D:%.*s|", (int)len, data);
+	pz->data = data;
+	pz->len = len < sizeof pz->copy ? len : sizeof pz->copy;
+	memcpy(pz->copy, data, pz->len);
+	return SSE_PAUSE;
+}
+
+/*
+ * Every event pauses the parser: the rest of the piece is fed again from
+ * where it stopped (s->used), and the events come as without pausing; the
+ * data handed over stays as it was until then.  In pieces of every size.
+ */
+static void
+check_pause(const char *name, const char *in, const char *want)
+{
+	size_t n = strlen(in);
+	for (size_t k = 1; k <= n; k++) {
+		struct paused pz = { .s = { .len = 0 } };
+		struct sse p;
+		int spoiled = 0;
+		memset(&p, 0, sizeof p);
+		for (size_t at = 0; at < n; at += k) {
+			size_t m = at + k < n ? k : n - at, off = 0;
+			char *b = malloc(m);
+			if (b == NULL)
+				abort();
+			memcpy(b, in + at, m);
+			while (off < m && sse_feed(&p, b + off, m - off, on_pause, &pz) == SSE_PAUSE) {
+				spoiled |= memcmp(pz.data, pz.copy, pz.len) != 0;
+				off += p.used;
+			}
+			memset(b, '#', m);
+			free(b);
+		}
+		if (sse_end(&p) != 0)
+			put(&pz.s, "CUT|");
+		sse_free(&p);
+		pz.s.buf[pz.s.len] = '\0';
+		checks++;
+		if (strcmp(pz.s.buf, want) != 0 || spoiled) {
+			printf("not ok - %s (pieces of %zu): got '", name, k);
+			print_escaped(pz.s.buf);
+			printf("'%s\n", spoiled ? ", data changed while paused" : "");
+			failures++;
+			return;
+		}
+	}
+	printf("ok - %s\n", name);
+}
+
+/*
+ * An event's one long data line, come in many pieces, is handed over where
+ * the line was put together: the line's buffer became the data's, and
+ * nothing was copied at the end (the data buffer is the line's old one).
+ */
+static void
+check_long_line(void)
+{
+	static char in[70000];
+	struct span sp = { NULL, NULL, 0, 0 };
+	struct sse p;
+	memset(&p, 0, sizeof p);
+	memcpy(in, "data: ", 6);
+	memset(in + 6, 'x', sizeof in - 8);
+	memcpy(in + sizeof in - 2, "\n\n", 2);
+	size_t at = 0;
+	int r = 0;
+	while (r == 0 && at < sizeof in - 2) {
+		size_t k = sizeof in - 2 - at < 4096 ? sizeof in - 2 - at : 4096;
+		r = sse_feed(&p, in + at, k, on_span, &sp);
+		at += k;
+	}
+	char *line = p.line; /* the long line, put together */
+	sp.lo = line;
+	sp.hi = line + p.cap;
+	r |= sse_feed(&p, "\n\n", 2, on_span, &sp);
+	checks++;
+	if (r != 0 || sp.events != 1 || sp.outside != 0 || p.data != line) {
+		printf("not ok - a long data line is handed over where it was put together\n");
+		failures++;
+	} else {
+		printf("ok - a long data line is handed over where it was put together\n");
+	}
+	sse_free(&p);
+}
+
 int
 main(void)
 {
@@ -411,6 +513,12 @@ main(void)
 	check_in_place("whole events in one piece are not copied",
 	    ": c\r\nid: 1\r\ndata: {\"a\":1}\r\n\r\ndata: {\"a\":2}\n\n", 2);
 	check_reuse();
+	check_pause("SSE_PAUSE: events come in order, fed again from where it stopped",
+	    "data: a\n\ndata: b\r\n\r\n: c\ndata: x\ndata: y\r\rdata: z\n\n",
+	    "D:a|D:b|D:x\ny|D:z|");
+	check_pause("SSE_PAUSE: a BOM, and a CR ending the event at a piece's end",
+	    "\xEF\xBB\xBF" "data: a\r\r\ndata: b\n\ndata: c", "D:a|D:b|CUT|");
+	check_long_line();
 
 	printf("# %d checks\n", checks);
 	if (failures > 0) {

@@ -1,6 +1,7 @@
 /*
  * unit.c -- unit tests of the runtime's building blocks (cmocka): strict
- * number parsing, parameter tables, the histogram and the channel ring.
+ * number parsing, parameter tables, the histogram, the channel ring, and
+ * a message's input kept without a copy until its text changes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 
 #include "channel.h"
 #include "diag.h"
+#include "graph.h"
 #include "hist.h"
 #include "params.h"
 #include "util.h"
@@ -261,6 +263,43 @@ test_shard_spread_and_movement(void **state)
 	assert_in_range(moved, SESSIONS / (N + 1) * 90 / 100, SESSIONS / (N + 1) * 110 / 100);
 }
 
+/* The input is the text itself until the text changes (set or appended),
+ * from its own bytes too; then each is what it should be. */
+static void
+test_msg_input(void **state)
+{
+	(void)state;
+	struct porch_msg *m = calloc(1, sizeof *m);
+	size_t n;
+	assert_non_null(m);
+	porch_msg_set_text(m, "hello", 5);
+	msg_keep_input(m);
+	const char *in = porch_msg_input(m, &n);
+	assert_int_equal(n, 5);
+	assert_ptr_equal(in, porch_msg_text(m, NULL)); /* not copied */
+	porch_msg_set_text(m, in + 1, 3);              /* from the text itself */
+	assert_string_equal(porch_msg_text(m, &n), "ell");
+	assert_int_equal(n, 3);
+	assert_ptr_equal(porch_msg_input(m, &n), in);  /* the old buffer, as it was */
+	assert_string_equal(in, "hello");
+	assert_int_equal(n, 5);
+
+	/* again, appended to: the text goes on from the input */
+	porch_msg_set_text(m, "abc", 3);
+	msg_keep_input(m);
+	porch_msg_append_text(m, "def", 3);
+	assert_string_equal(porch_msg_text(m, &n), "abcdef");
+	assert_int_equal(n, 6);
+	assert_string_equal(porch_msg_input(m, &n), "abc");
+	assert_int_equal(n, 3);
+	porch_msg_append_text(m, "g", 1);
+	assert_string_equal(porch_msg_text(m, NULL), "abcdefg");
+	assert_string_equal(porch_msg_input(m, NULL), "abc");
+	free(m->text);
+	free(m->input);
+	free(m);
+}
+
 int
 main(void)
 {
@@ -275,6 +314,7 @@ main(void)
 		cmocka_unit_test(test_channel_ring),
 		cmocka_unit_test(test_shard_vectors),
 		cmocka_unit_test(test_shard_spread_and_movement),
+		cmocka_unit_test(test_msg_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -216,6 +216,80 @@ answer_error(struct hreq *h, int status, const char *param, const char *code,
 	answer_error_extra(h, status, param, code, retry_after_of(h, status), msg);
 }
 
+/* ---- long answers, a slice at a time ------------------------------------ */
+
+/*
+ * Why: escaping and writing a 10 MB text as JSON in one go held the loop
+ * ~40 ms, and every other connection (a health probe) with it.  The text
+ * is copied (its message ends when the reply sink returns), and a timer of
+ * 0 s, which runs once per loop iteration whatever else is busy, escapes
+ * and writes ANSWER_SLICE bytes of it each time, cut between whole UTF-8
+ * sequences so the escaped slices put together are the escaped text.  The
+ * length is not known before, so the body is chunked (HTTP/1.1; an
+ * HTTP/1.0 client's ends with the connection).
+ */
+static void
+answer_on_slice(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct hreq *h = t->data;
+	(void)revents;
+	size_t n = h->slices.len - h->slices.off;
+	if (n > ANSWER_SLICE)
+		n = utf8_whole(h->slices.text + h->slices.off, ANSWER_SLICE);
+	struct buf *b = answer_scratch(h);
+	json_put_esc(b, h->slices.text + h->slices.off, n);
+	h->slices.off += n;
+	int oom = b->oom;
+	if (!oom)
+		wire_body(&h->w, b->p, b->len);
+	answer_scratch_done(h);
+	if (!oom && h->slices.off < h->slices.len) {
+		ev_timer_start(loop, t);
+		return;
+	}
+	if (oom || h->slices.after.oom)
+		wire_close_after(&h->w); /* cut short: the client sees it so */
+	else
+		wire_body(&h->w, h->slices.after.p, h->slices.after.len);
+	wire_end(&h->w);
+	answer_slices_free(h);
+}
+
+void
+answer_sliced(struct hreq *h, size_t at, const char *text, size_t len)
+{
+	struct buf *b = &h->ans->scratch;
+	buf_lit(b, "\n");
+	if (b->oom || (h->slices.text = malloc(len)) == NULL) {
+		wire_answer(&h->w, 500, "application/json", oom_body, sizeof oom_body - 1, NULL);
+		answer_scratch_done(h);
+		return;
+	}
+	memcpy(h->slices.text, text, len);
+	h->slices.len = len;
+	h->slices.off = 0;
+	buf_reset(&h->slices.after);
+	buf_add(&h->slices.after, b->p + at, b->len - at);
+	wire_head(&h->w, 200, "application/json", -1, NULL);
+	wire_body(&h->w, b->p, at);
+	answer_scratch_done(h);
+	ev_timer_init(&h->slices.timer, answer_on_slice, 0., 0.);
+	h->slices.timer.data = h;
+	ev_timer_start(h->w.wire->loop, &h->slices.timer);
+}
+
+void
+answer_slices_free(struct hreq *h)
+{
+	if (h->slices.text == NULL)
+		return;
+	ev_timer_stop(h->w.wire->loop, &h->slices.timer);
+	free(h->slices.text);
+	h->slices.text = NULL;
+	h->slices.len = h->slices.off = 0;
+	buf_free(&h->slices.after);
+}
+
 /* ---- failures -------------------------------------------------------- */
 
 /*

@@ -49,6 +49,7 @@ struct answers {
 
 struct http_src;
 struct task;
+struct made;
 
 /* One HTTP request, from its first byte until its answer is written. */
 struct hreq {
@@ -70,6 +71,7 @@ struct hreq {
 	struct hreq *next_sub;      /* the task's list of watchers */
 	int answered_by_reply;      /* finish() came before the outcome */
 	size_t held;                /* its texts the pipeline holds, in w.held (wire_hold) */
+	struct made *made;          /* a large request's message, made next (pipeline.c) */
 
 	/* what the answer needs to know */
 	enum mode mode;
@@ -86,6 +88,14 @@ struct hreq {
 	char carry[4];              /* an incomplete UTF-8 sequence held back */
 	size_t carry_len;
 	struct buf chunk_head;      /* SSE: each chunk's {"id",...,"choices":[ */
+
+	/* a long whole answer, written a slice per loop iteration (answer.c) */
+	struct {
+		char *text;             /* a copy of the text: its message goes meanwhile */
+		size_t len, off;        /* ... and how much of it is out */
+		struct buf after;       /* the JSON after the text */
+		ev_timer timer;         /* the next slice, at the next iteration */
+	} slices;
 };
 
 /* The request whose framing part r is. */
@@ -106,6 +116,15 @@ int failure_text(porch_msg *m, enum porch_outcome o, char *msg, size_t size);
 /* "Retry-After: N\r\n" for a 503, else NULL. */
 const char *retry_after_of(const struct hreq *h, int status);
 const char *error_type_of(int status);
+/*
+ * A whole answer with a long text: the scratch buffer holds the JSON with
+ * the text's place (its quotes) at `at`; the text goes out escaped a
+ * slice per loop iteration, in a chunked body (200, application/json).
+ */
+#define ANSWER_SLICE (256 * 1024)
+void answer_sliced(struct hreq *h, size_t at, const char *text, size_t len);
+/* Stops and frees what answer_sliced keeps (h is let go). */
+void answer_slices_free(struct hreq *h);
 /* A whole JSON answer, one line; steals j (500 if it is NULL: out of memory). */
 void answer_json(struct hreq *h, int status, json_t *j, const char *extra);
 /* The source's scratch buffer, emptied, for an answer's body written in place;

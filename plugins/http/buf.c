@@ -204,20 +204,6 @@ ascii8(const unsigned char *p)
 	return (v & 0x8080808080808080ull) == 0;
 }
 
-/*
- * Whether the 8 bytes at p all go out as they are in a JSON string (see
- * json_plain below), tested as one word.  Exact: no false "yes".
- */
-static inline int
-plain8(const unsigned char *p)
-{
-	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-	uint64_t v, q, b;
-	memcpy(&v, p, 8);
-	q = v ^ (ones * '"');
-	b = v ^ (ones * '\\');
-	return ((v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high) == 0;
-}
 
 /* How many leading bytes of p form whole, valid UTF-8 sequences (stops at
  * the first invalid or incomplete one). */
@@ -259,6 +245,21 @@ utf8_valid_prefix(const char *s, size_t n)
 		i += len;
 	}
 	return i;
+}
+
+size_t
+utf8_whole(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t k = n;
+	/* back over continuation bytes (three at most) to a sequence's start */
+	while (k > 0 && n - k < 3 && (p[k - 1] & 0xc0) == 0x80)
+		k--;
+	if (k == 0 || p[k - 1] < 0xc0)
+		return n; /* ASCII last, or no start: nothing is cut */
+	unsigned c = p[k - 1];
+	size_t want = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+	return n - (k - 1) < want ? k - 1 : n;
 }
 
 /* ---- JSON strings ------------------------------------------------------- */
@@ -344,7 +345,7 @@ json_put_esc(struct buf *b, const char *s, size_t n)
 		size_t stop = i + blk;
 		while (i < stop) {
 			size_t run = i;
-			while (stop - run >= 8 && plain8(p + run))
+			while (stop - run >= 8 && json_plain8(p + run))
 				run += 8;
 			while (run < stop && json_plain(p[run]))
 				run++;

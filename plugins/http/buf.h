@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct buf {
 	char *p;
@@ -35,9 +36,30 @@ int buf_hex(struct buf *b, uint64_t v);  /* lower-case hex, no leading zeros */
 void hex16(char out[17], uint64_t v);    /* 16 lower-case hex digits and a NUL */
 uint64_t http_mix64(uint64_t z);         /* splitmix64's mixer: ids from counters */
 
+/*
+ * Whether the 8 bytes at p all go out as they are in a JSON string, and
+ * read as they are: ASCII 0x20-0x7f but '"' and '\\', tested as one word
+ * (exact: no false "yes").  Long strings are scanned a word at a time.
+ */
+static inline int
+json_plain8(const void *p)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t v, q, b;
+	memcpy(&v, p, 8);
+	q = v ^ (ones * '"');
+	b = v ^ (ones * '\\');
+	return ((v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high) == 0;
+}
+
 /* How many leading bytes of p form whole, valid UTF-8 sequences (stops at
  * the first invalid or incomplete one). */
 size_t utf8_valid_prefix(const char *p, size_t n);
+
+/* How many of the n bytes at p to take so as not to cut a UTF-8 sequence
+ * at the end: n, or less by the bytes of one begun there.  A text cut
+ * so, and escaped piece by piece (json_put_esc), escapes as it does whole. */
+size_t utf8_whole(const char *p, size_t n);
 
 /*
  * JSON strings, written as jansson's json_dumps(JSON_COMPACT |

@@ -164,6 +164,7 @@ void cors_origin(struct hreq *h, const char *value, size_t len);
 /* ---- pipeline.c --------------------------------------------------------- */
 
 void pipeline_request(struct hreq *h); /* validate, make the message, emit it */
+void pipeline_made_free(struct hreq *h); /* h is let go before its message was made */
 void pipeline_emit(struct http_src *s, struct hreq *h, porch_msg *m);
 void pipeline_resume(struct http_src *s); /* room again: emit those waiting */
 void pipeline_drain(struct http_src *s);
@@ -182,13 +183,20 @@ void hreq_outcome(struct hreq *h, porch_msg *m, enum porch_outcome o);
  * stop, system, stream, openai.request. */
 #define PROMPT_META_MAX 10
 
-/* A request's prompt, checked, before it becomes a message. */
+/*
+ * A request's prompt, checked, before it becomes a message.  Its text and
+ * values point into the request (its body, or the JSON tree read from it,
+ * which outlive the prompt) or are copies of its own: a 10 MB prompt is
+ * not copied on its way to the message, which makes its own copy.
+ */
 struct prompt {
-	char *text;
+	const char *text;           /* NUL-ended */
 	size_t len;
+	char *own;                  /* the text, when it is ours (parts joined) */
 	struct {
 		const char *key;        /* a constant */
-		char *value;            /* malloc'ed */
+		const char *value;      /* NUL-ended: own, or the request's */
+		char *own;              /* malloc'ed, or NULL */
 	} meta[PROMPT_META_MAX];    /* metadata for the message, in order */
 	size_t n_meta;
 	char *user;     /* the session when there is no X-Session-Id */

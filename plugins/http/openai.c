@@ -27,10 +27,10 @@
 void
 prompt_free(struct prompt *pr)
 {
-	free(pr->text);
+	free(pr->own);
 	free(pr->user);
 	for (size_t i = 0; i < pr->n_meta; i++)
-		free(pr->meta[i].value);
+		free(pr->meta[i].own);
 	memset(pr, 0, sizeof *pr);
 }
 
@@ -66,6 +66,30 @@ jtype(const json_t *v)
 	return "something else";
 }
 
+/* Sets metadata key (a constant) to value, and own (value itself, or NULL
+ * when value is the request's) is the prompt's to free.  0, or -1. */
+static int
+meta_set(struct prompt *pr, const char *key, const char *value, char *own)
+{
+	for (size_t i = 0; i < pr->n_meta; i++) {
+		if (strcmp(pr->meta[i].key, key) == 0) {
+			free(pr->meta[i].own);
+			pr->meta[i].value = value;
+			pr->meta[i].own = own;
+			return 0;
+		}
+	}
+	if (pr->n_meta == PROMPT_META_MAX) {
+		free(own);
+		return -1;
+	}
+	pr->meta[pr->n_meta].key = key;
+	pr->meta[pr->n_meta].value = value;
+	pr->meta[pr->n_meta].own = own;
+	pr->n_meta++;
+	return 0;
+}
+
 /* Sets metadata key (a constant) to a copy of value; 0, or -1 when out of memory. */
 static int
 meta_str(struct prompt *pr, const char *key, const char *value)
@@ -73,21 +97,7 @@ meta_str(struct prompt *pr, const char *key, const char *value)
 	char *v = strdup(value);
 	if (v == NULL)
 		return -1;
-	for (size_t i = 0; i < pr->n_meta; i++) {
-		if (strcmp(pr->meta[i].key, key) == 0) {
-			free(pr->meta[i].value);
-			pr->meta[i].value = v;
-			return 0;
-		}
-	}
-	if (pr->n_meta == PROMPT_META_MAX) {
-		free(v);
-		return -1;
-	}
-	pr->meta[pr->n_meta].key = key;
-	pr->meta[pr->n_meta].value = v;
-	pr->n_meta++;
-	return 0;
+	return meta_set(pr, key, v, v);
 }
 
 /* A number as "%.17g" writes it; whole numbers (max_tokens) without printf. */
@@ -257,20 +267,28 @@ settings(struct hreq *h, json_t *root, struct prompt *pr, int openai)
 }
 
 /*
- * A message's text: its content when a string; its text parts' text joined
- * by "\n" when an array of parts (image, audio and other parts have none);
- * nothing when null.  Any part is allowed, as long as it is an object with
- * a string "type": porch forwards the request as it came.
+ * A message's text, in *t and *tn (NUL-ended): its content when a string
+ * (in the tree, not copied: it may be megabytes); its text parts' text
+ * joined by "\n" (into out, emptied first) when an array of parts (image,
+ * audio and other parts have none); "" when null.  Any part is allowed, as
+ * long as it is an object with a string "type": porch forwards the request
+ * as it came.
  */
 static int
-content_text(struct hreq *h, json_t *c, size_t i, struct buf *out)
+content_text(struct hreq *h, json_t *c, size_t i, struct buf *out, const char **t,
+    size_t *tn)
 {
 	char param[48];
+	*t = "";
+	*tn = 0;
+	buf_reset(out);
 	if (c == NULL || json_is_null(c))
 		return 0;
-	if (json_is_string(c))
-		return buf_add(out, json_string_value(c), json_string_length(c)) == 0 ? 0 :
-		    bad(h, NULL, "internal", "out of memory");
+	if (json_is_string(c)) {
+		*t = json_string_value(c);
+		*tn = json_string_length(c);
+		return 0;
+	}
 	snprintf(param, sizeof param, "messages[%zu].content", i);
 	if (!json_is_array(c))
 		return bad(h, param, "invalid_type", "'%s' must be a string, an array of "
@@ -296,7 +314,11 @@ content_text(struct hreq *h, json_t *c, size_t i, struct buf *out)
 			buf_add(out, "\n", 1);
 		buf_add(out, json_string_value(text), json_string_length(text));
 	}
-	return out->oom ? bad(h, NULL, "internal", "out of memory") : 0;
+	if (out->oom)
+		return bad(h, NULL, "internal", "out of memory");
+	*t = out->p != NULL ? out->p : "";
+	*tn = out->len;
+	return 0;
 }
 
 static int
@@ -307,21 +329,17 @@ role_valid(const char *r)
 	    strcmp(r, "tool") == 0 || strcmp(r, "function") == 0;
 }
 
-/* The request body as metadata "openai.request", for a worker that forwards it. */
+/* The request body as metadata "openai.request", for a worker that forwards
+ * it: the body itself (a buffer keeps a NUL after its bytes), which the
+ * message copies. */
 static int
 request_meta(struct hreq *h, struct prompt *pr)
 {
-	char *v = malloc(h->w.body.len + 1);
-	if (v == NULL)
-		return bad(h, NULL, "internal", "out of memory");
-	memcpy(v, h->w.body.p, h->w.body.len);
-	v[h->w.body.len] = '\0';
-	if (pr->n_meta == PROMPT_META_MAX) {
-		free(v);
+	if (pr->n_meta == PROMPT_META_MAX)
 		return bad(h, NULL, "internal", "too much metadata");
-	}
 	pr->meta[pr->n_meta].key = "openai.request";
-	pr->meta[pr->n_meta].value = v;
+	pr->meta[pr->n_meta].value = h->w.body.p != NULL ? h->w.body.p : "";
+	pr->meta[pr->n_meta].own = NULL;
 	pr->n_meta++;
 	return 0;
 }
@@ -365,10 +383,7 @@ sig_meta(struct hreq *h, json_t *root, struct prompt *pr, int chat)
 	char *sig = oai_sig_make(chat ? 'c' : 'p', cap, h->w.body.p, h->w.body.len, value);
 	if (sig == NULL)
 		return bad(h, NULL, "internal", "out of memory");
-	pr->meta[pr->n_meta].key = OAI_SIG_KEY;
-	pr->meta[pr->n_meta].value = sig;
-	pr->n_meta++;
-	return 0;
+	return meta_set(pr, OAI_SIG_KEY, sig, sig);
 }
 
 /*
@@ -391,6 +406,8 @@ openai_chat_request(struct hreq *h, json_t *root, struct prompt *pr)
 		return bad(h, "messages", "invalid_value", "'messages' must not be empty");
 
 	struct buf text = { 0 };
+	const char *t;
+	size_t tn;
 	int rc = -1;
 	size_t last_user = n;
 	for (size_t i = 0; i < n; i++) {
@@ -411,31 +428,25 @@ openai_chat_request(struct hreq *h, json_t *root, struct prompt *pr)
 			goto out;
 		}
 		const char *r = json_string_value(role);
-		buf_reset(&text);
-		if (content_text(h, json_object_get(msg, "content"), i, &text) != 0)
+		if (content_text(h, json_object_get(msg, "content"), i, &text, &t, &tn) != 0)
 			goto out;
-		h->prompt_words += count_words(text.len ? text.p : "", text.len);
+		h->prompt_words += count_words(t, tn);
 		if (i == 0 && (strcmp(r, "system") == 0 || strcmp(r, "developer") == 0))
-			meta_str(pr, "system", text.len ? text.p : "");
+			meta_str(pr, "system", t);
 		if (strcmp(r, "user") == 0)
 			last_user = i;
 	}
+	pr->text = "";
+	pr->len = 0;
 	if (last_user < n) {
-		buf_reset(&text);
 		(void)content_text(h, json_object_get(json_array_get(msgs, last_user), "content"),
-		    last_user, &text);
-	} else {
-		buf_reset(&text);
+		    last_user, &text, &pr->text, &pr->len);
+		if (pr->text == text.p) {
+			/* parts joined: the buffer is the prompt's now */
+			pr->own = text.p;
+			memset(&text, 0, sizeof text);
+		}
 	}
-	pr->text = malloc(text.len + 1);
-	if (pr->text == NULL) {
-		bad(h, NULL, "internal", "out of memory");
-		goto out;
-	}
-	if (text.len > 0)
-		memcpy(pr->text, text.p, text.len);
-	pr->text[text.len] = '\0';
-	pr->len = text.len;
 	if ((rc = settings(h, root, pr, 1)) == 0 && (rc = request_meta(h, pr)) == 0)
 		rc = sig_meta(h, root, pr, 1);
 out:
@@ -459,10 +470,7 @@ openai_completion_request(struct hreq *h, json_t *root, struct prompt *pr)
 		return bad(h, "prompt", "invalid_type", "'prompt' must be a string, not %s",
 		    jtype(p));
 	pr->len = json_string_length(p);
-	pr->text = malloc(pr->len + 1);
-	if (pr->text == NULL)
-		return bad(h, NULL, "internal", "out of memory");
-	memcpy(pr->text, json_string_value(p), pr->len + 1);
+	pr->text = json_string_value(p); /* in the tree, which outlives pr */
 	h->prompt_words = count_words(pr->text, pr->len);
 	int rc = settings(h, root, pr, 1);
 	if (rc == 0 && (rc = request_meta(h, pr)) == 0)
@@ -494,16 +502,24 @@ generate_request(struct hreq *h, json_t *root, struct prompt *pr)
 	}
 	h->gen_id = strdup(gid);
 	pr->len = json_string_length(t);
-	pr->text = malloc(pr->len + 1);
-	if (pr->text == NULL || h->gen_id == NULL)
+	pr->text = json_string_value(t); /* in the tree, which outlives pr */
+	if (h->gen_id == NULL)
 		return bad(h, NULL, "internal", "out of memory");
-	memcpy(pr->text, json_string_value(t), pr->len + 1);
 	h->prompt_words = count_words(pr->text, pr->len);
 	h->mode = MODE_NDJSON;
 	return settings(h, root, pr, 0);
 }
 
 /* ---- whole answers ---------------------------------------------------- */
+
+/* A long text's quotes, the text to go between them later (answer_sliced):
+ * where it goes, or 0 when out of memory (b->oom says so). */
+static size_t
+text_place(struct buf *b)
+{
+	buf_lit(b, "\"\"");
+	return b->oom ? 0 : b->len - 1;
+}
 
 /*
  * A completed request's whole answer: the text as the pipeline left it,
@@ -527,9 +543,11 @@ answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o)
 	const char *reason = porch_msg_meta(m, "finish-reason");
 	const char *message = porch_msg_meta(m, "openai.message");
 	const char *choices = porch_msg_meta(m, "openai.choices");
-	/* written in place, field by field */
+	/* written in place, field by field; a long text later, a slice at a
+	 * time (answer_sliced), where its quotes are */
 	struct buf *b = answer_scratch(h);
 	int chat = h->route == R_CHAT;
+	size_t at = 0;
 	json_put_object_open(b, h, chat, chat ? "chat.completion" : "text_completion");
 	json_put_members(b, porch_msg_meta(m, "openai.extra"), 1);
 	if (chat) {
@@ -538,13 +556,18 @@ answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o)
 		/* a model that only called tools said nothing: null, as it sent */
 		if (len == 0 && message != NULL && strstr(message, "\"tool_calls\":") != NULL)
 			buf_lit(b, "null");
+		else if (len > ANSWER_SLICE)
+			at = text_place(b);
 		else
 			json_put_str(b, text, len);
 		json_put_members(b, message, 1);
 		buf_lit(b, "}");
 	} else {
 		buf_lit(b, ",\"choices\":[{\"index\":0,\"text\":");
-		json_put_str(b, text, len);
+		if (len > ANSWER_SLICE)
+			at = text_place(b);
+		else
+			json_put_str(b, text, len);
 	}
 	buf_lit(b, ",\"finish_reason\":");
 	json_put_cstr(b, reason != NULL ? reason : "stop");
@@ -563,7 +586,10 @@ answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o)
 	buf_lit(b, "],\"usage\":");
 	json_put_usage(b, h, porch_msg_meta(m, "usage"), text, len);
 	buf_lit(b, "}");
-	answer_scratch_send(h, 200, "application/json", NULL);
+	if (at > 0)
+		answer_sliced(h, at, text, len);
+	else
+		answer_scratch_send(h, 200, "application/json", NULL);
 }
 
 /* GET /v1/models: the models of the pipeline's workers, each once. */

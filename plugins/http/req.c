@@ -50,6 +50,8 @@ hreq_free(struct hreq *h)
 	struct http_src *s = h->s;
 	if (h->task != NULL)
 		tasks_unwatch(h);
+	answer_slices_free(h); /* a long answer's client left before its end */
+	pipeline_made_free(h); /* ... or a large request's, before its message */
 	free(h->auth);
 	free(h->session);
 	free(h->model);

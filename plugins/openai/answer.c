@@ -870,30 +870,42 @@ oai_scan(const char *p, size_t len, const char *inner, struct oai_scanned *sc)
 
 /*
  * The text member name of level l: a string (unescaped into b when it
- * must be), null or absent ("", 1), or anything else (-1).
+ * must be), null or absent ("", 1), or anything else (-1).  A string with
+ * escapes longer than lazy bytes (0: none is) is left as written, *raw
+ * set: unescaping megabytes at once would hold the loop, so the caller
+ * does it a part at a time (js_unescape_part).
  */
 static int
 oai_scan_text(const struct oai_level *l, const char *name, struct js_buf *b,
-    const char **text, size_t *tlen, int *nomem)
+    const char **text, size_t *tlen, int *nomem, size_t lazy, unsigned *raw)
 {
 	const struct oai_member *m = oai_get(l, name);
 	*text = "";
 	*tlen = 0;
+	*raw = 0;
 	if (m == NULL || m->v.kind == JS_NULL)
 		return 1;
 	if (m->v.kind != JS_STRING)
 		return -1;
+	if (lazy > 0 && m->v.escaped && m->v.n - 2 > lazy) {
+		*text = m->v.p + 1;
+		*tlen = m->v.n - 2;
+		*raw = 1;
+		return 0;
+	}
 	if (js_string(&m->v, b, text, tlen) != 0)
 		*nomem = 1;
 	return 0;
 }
 
-int
-oai_answer_scan(int chat, const char *body, size_t len, struct oai_answer *an,
-    oai_meta_fn *set, void *arg)
+/* oai_answer_scan, with a text longer than lazy left as written (an->raw) */
+static int
+oai_answer_scan_lazy(int chat, const char *body, size_t len, struct oai_answer *an,
+    oai_meta_fn *set, void *arg, size_t lazy)
 {
 	struct oai_scanned sc;
 	int nomem = 0;
+	unsigned raw = 0;
 	memset(an, 0, sizeof *an);
 	an->text = "";
 	if (oai_scan(body, len, chat ? "message" : NULL, &sc) != 0 || !sc.have_first)
@@ -902,12 +914,13 @@ oai_answer_scan(int chat, const char *body, size_t len, struct oai_answer *an,
 		/* content is null when the model only called tools: no text */
 		if (!sc.have_inner || oai_get(&sc.inner, "content") == NULL ||
 		    oai_scan_text(&sc.inner, "content", &an->buf, &an->text, &an->tlen,
-		    &nomem) < 0)
+		    &nomem, lazy, &raw) < 0)
 			return OAI_DECLINE;
 	} else if (oai_scan_text(&sc.choice, "text", &an->buf, &an->text, &an->tlen,
-	    &nomem) != 0) {
+	    &nomem, lazy, &raw) != 0) {
 		return OAI_DECLINE;
 	}
+	an->raw = raw;
 	if (nomem)
 		return OAI_NOMEM;
 
@@ -966,10 +979,17 @@ oai_answer_scan(int chat, const char *body, size_t len, struct oai_answer *an,
 }
 
 int
-oai_answer_read(int chat, const char *body, size_t len, struct oai_answer *an,
-    oai_meta_fn *set, void *arg, char *why, size_t whylen)
+oai_answer_scan(int chat, const char *body, size_t len, struct oai_answer *an,
+    oai_meta_fn *set, void *arg)
 {
-	int r = oai_answer_scan(chat, body, len, an, set, arg);
+	return oai_answer_scan_lazy(chat, body, len, an, set, arg, 0);
+}
+
+int
+oai_answer_read(int chat, const char *body, size_t len, struct oai_answer *an,
+    oai_meta_fn *set, void *arg, size_t lazy, char *why, size_t whylen)
+{
+	int r = oai_answer_scan_lazy(chat, body, len, an, set, arg, lazy);
 	if (r != OAI_DECLINE)
 		return r;
 	r = oai_answer_text(chat, body, len, &an->root, &an->text, &an->tlen, why, whylen);
@@ -1038,6 +1058,7 @@ oai_chunk_scan(int chat, const char *data, size_t len, struct oai_acc *a,
 {
 	struct oai_scanned sc;
 	int nomem = 0;
+	unsigned raw = 0;
 	memset(ev, 0, sizeof *ev);
 	ev->text = "";
 	if (oai_scan(data, len, chat ? "delta" : NULL, &sc) != 0)
@@ -1056,14 +1077,15 @@ oai_chunk_scan(int chat, const char *data, size_t len, struct oai_acc *a,
 			if (m != NULL && m->v.kind != JS_OBJECT && m->v.kind != JS_NULL)
 				return OAI_DECLINE;
 			if (sc.have_inner && oai_scan_text(&sc.inner, "content", &a->text,
-			    &ev->text, &ev->tlen, &nomem) < 0)
+			    &ev->text, &ev->tlen, &nomem, a->lazy, &raw) < 0)
 				return OAI_DECLINE;
 		} else if (oai_scan_text(&sc.choice, "text", &a->text, &ev->text, &ev->tlen,
-		    &nomem) < 0) {
+		    &nomem, a->lazy, &raw) < 0) {
 			return OAI_DECLINE;
 		}
 	}
 	/* from here on the event is the scanner's: a is changed */
+	ev->raw = raw;
 	const char *v;
 	size_t vn;
 	m = sc.have_first ? oai_get(&sc.choice, "finish_reason") : NULL;

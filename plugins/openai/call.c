@@ -37,6 +37,7 @@ static void oai_on_read_timer(struct ev_loop *loop, ev_timer *t, int revents);
 void
 oai_call_destroy(struct oai_call *cl)
 {
+	oai_slices_clear(cl);
 	free(cl->owned);
 	free(cl->resp);
 	sse_free(&cl->sse);
@@ -57,6 +58,8 @@ oai_call_get(struct oai *o, porch_call *c)
 		cl->o = o;
 		ev_init(&cl->read_timer, oai_on_read_timer);
 		cl->read_timer.data = cl;
+		ev_init(&cl->sl.timer, oai_on_slice);
+		cl->sl.timer.data = cl;
 	}
 	cl->prev = NULL;
 	cl->next = o->active;
@@ -80,6 +83,9 @@ oai_call_get(struct oai *o, porch_call *c)
 	cl->fail_status = 0;
 	cl->fail_why[0] = '\0';
 	cl->errbuf[0] = '\0';
+	/* a long text of the answer is left escaped, to be unescaped a slice
+	 * at a time (slice.c) */
+	cl->acc.lazy = OAI_SLICE;
 	return cl;
 }
 
@@ -88,6 +94,7 @@ oai_call_put(struct oai_call *cl)
 {
 	struct oai *o = cl->o;
 	ev_timer_stop(o->loop, &cl->read_timer);
+	oai_slices_clear(cl);
 	free(cl->owned);
 	cl->owned = NULL;
 	cl->body = NULL;
@@ -159,10 +166,7 @@ oai_queue_pop(struct oai *o)
  * Records why we stop the transfer (the first reason wins); the transport
  * then stops it, and oai_call_end fails the call with it.
  */
-static void oai_stop(struct oai_call *cl, enum porch_error err, int status,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void
+void
 oai_stop(struct oai_call *cl, enum porch_error err, int status, const char *fmt, ...)
 {
 	if (cl->fail_err != PORCH_ERR_NONE)
@@ -252,7 +256,7 @@ oai_fail(struct oai_call *cl, enum porch_error err, int status, int64_t retry_af
 }
 
 /* Ends a call with success; a stream's metadata goes on c first. */
-static void
+void
 oai_succeed(struct oai_call *cl)
 {
 	porch_call *c = cl->c;
@@ -339,8 +343,16 @@ oai_resp_header(struct oai_call *cl, const char *name, size_t nlen, const char *
 
 /* ---- the answer's body ----------------------------------------------------- */
 
-/* One streamed event; see sse_event_fn. */
+/* Whether p lies in the n bytes at base (a buffer of ours, or not). */
 static int
+oai_within(const char *p, const char *base, size_t n)
+{
+	uintptr_t a = (uintptr_t)p, b = (uintptr_t)base;
+	return base != NULL && a >= b && a - b < n;
+}
+
+/* One streamed event; see sse_event_fn. */
+int
 oai_on_event(void *arg, enum sse_kind kind, const char *data, size_t len)
 {
 	struct oai_call *cl = arg;
@@ -382,13 +394,21 @@ oai_on_event(void *arg, enum sse_kind kind, const char *data, size_t len)
 	/* an event with neither text nor extras of its choice (the role, the
 	 * finish reason, usage, a system_fingerprint repeated: kept for the
 	 * end) is no piece */
+	int later = 0;
 	if (ev.tlen > 0 || ev.choice != NULL || ev.delta != NULL) {
 		struct porch_piece pc = { ev.chunk, ev.choice, ev.delta };
 		int extras = ev.chunk != NULL || ev.choice != NULL || ev.delta != NULL;
-		porch_call_piece(cl->c, ev.text, ev.tlen, extras ? &pc : NULL); /* may cancel cl */
+		/* a long text goes in slices (slice.c): the event's data stays in
+		 * the parser's buffer until they are out, the parser being paused;
+		 * data in the piece fed (or jansson's tree) is copied (taken) */
+		int copy = ev.root == NULL && !oai_within(data, cl->sse.data, cl->sse.dcap);
+		later = oai_hand(cl, ev.text, ev.tlen, ev.raw, copy, &ev.root,
+		    extras ? &pc : NULL); /* may cancel cl */
 	}
 	oai_event_release(&ev);
-	return cl->cancelled ? -1 : 0;
+	if (cl->cancelled || cl->fail_err != PORCH_ERR_NONE)
+		return -1;
+	return later ? SSE_PAUSE : 0;
 }
 
 int
@@ -410,6 +430,15 @@ oai_resp_body(struct oai_call *cl, const char *p, size_t n)
 		return -1;
 	}
 	cl->total += n;
+	if (cl->sl.on) {
+		/* after the slices of a long text: the rest of what the
+		 * transport read before it paused, or all (it has no pause) */
+		if (js_put(&cl->sl.later, p, n) != 0) {
+			oai_stop(cl, PORCH_ERR_INTERNAL, 0, "out of memory for the stream");
+			return -1;
+		}
+		return 0;
+	}
 	if (!cl->sse_mode) {
 		if (cl->rcap - cl->rlen <= n) {
 			size_t cap = cl->rcap ? cl->rcap : 4096;
@@ -429,6 +458,17 @@ oai_resp_body(struct oai_call *cl, const char *p, size_t n)
 		return 0;
 	}
 	int r = sse_feed(&cl->sse, p, n, oai_on_event, cl);
+	if (r == SSE_PAUSE) {
+		/* a long text's slices are out: what follows it waits */
+		size_t used = cl->sse.used;
+		if (js_put(&cl->sl.later, p + used, n - used) != 0) {
+			oai_stop(cl, PORCH_ERR_INTERNAL, 0, "out of memory for the stream");
+			return -1;
+		}
+		if (o->io->pause != NULL)
+			o->io->pause(cl, 1);
+		return 0;
+	}
 	if (r == -2) {
 		oai_stop(cl, PORCH_ERR_INTERNAL, 0, "out of memory for the stream");
 		return -1;
@@ -506,7 +546,7 @@ oai_finish_ok(struct oai_call *cl)
 	 * the call */
 	struct oai_answer an;
 	int r = oai_answer_read(o->shape.chat, cl->resp ? cl->resp : "", cl->rlen, &an,
-	    oai_set_meta, cl->c, why, sizeof why);
+	    oai_set_meta, cl->c, OAI_SLICE, why, sizeof why);
 	if (r != OAI_OK) {
 		oai_answer_release(&an);
 		if (r == OAI_ERROR) {
@@ -521,11 +561,21 @@ oai_finish_ok(struct oai_call *cl)
 		}
 		return;
 	}
-	if (an.tlen > 0)
-		porch_call_piece(cl->c, an.text, an.tlen, NULL); /* may cancel cl */
+	/* a long text in slices (slice.c): its bytes are in cl->resp, or in
+	 * jansson's tree, which is taken over */
+	int later = an.tlen > 0 &&
+	    oai_hand(cl, an.text, an.tlen, an.raw, 0, &an.root, NULL); /* may cancel cl */
 	oai_answer_release(&an);
 	if (cl->cancelled) {
 		oai_call_put(cl);
+		return;
+	}
+	if (later) {
+		cl->sl.succeed = 1; /* once the last slice is out */
+		return;
+	}
+	if (cl->fail_err != PORCH_ERR_NONE) {
+		oai_fail(cl, cl->fail_err, 0, -1, "%s", cl->fail_why);
 		return;
 	}
 	oai_succeed(cl);
@@ -539,6 +589,17 @@ oai_call_end(struct oai_call *cl, enum porch_error err, const char *fmt, ...)
 	int status = cl->status;
 	cl->state = OAI_ENDING;
 	ev_timer_stop(o->loop, &cl->read_timer);
+	if (cl->sl.on) {
+		/* the slices of a long text are still out, and what came after
+		 * it waits: the end comes after them (slice.c) */
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(cl->sl.end_why, sizeof cl->sl.end_why, fmt, ap);
+		va_end(ap);
+		cl->sl.end_err = err;
+		cl->sl.end_pending = 1;
+		return;
+	}
 	if (cl->fail_err != PORCH_ERR_NONE) {
 		oai_fail(cl, cl->fail_err, cl->fail_status, -1, "%s", cl->fail_why);
 	} else if (status >= 300 || (status != 0 && status < 200)) {

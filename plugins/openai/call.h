@@ -63,10 +63,43 @@ struct oai_io {
 	/* The wait for a free descriptor is over (fdwait.c): the calls
 	 * that waited for one try again, in the order they came. */
 	void (*retry)(struct oai *o);
+	/* Stops (paused 1) or resumes reading cl's answer, which is
+	 * OAI_RUNNING, while a long text of it goes to the stage a slice at
+	 * a time (slice.c); may be called from inside the transport's
+	 * callbacks.  NULL: the transport reads on, and what comes meanwhile
+	 * waits in cl->sl.later (bounded by max-response). */
+	void (*pause)(struct oai_call *cl, int paused);
 };
 
 extern const struct oai_io oai_io_curl;   /* xcurl.c */
 extern const struct oai_io oai_io_native; /* h1.c */
+
+/*
+ * Bytes of a text handed to the stage per slice, and per loop iteration:
+ * a 10 MB event or answer goes on in slices (slice.c), one per loop
+ * iteration, so it holds the loop for a millisecond at a time rather
+ * than 100 ms at once.
+ */
+#define OAI_SLICE (256 * 1024)
+
+/* A long text being handed on a slice at a time, and what waits for it. */
+struct oai_slices {
+	const char *p, *end;           /* what is left of the text */
+	unsigned on : 1;               /* slices are being handed on */
+	unsigned raw : 1;              /* the JSON string as written: unescaped per slice */
+	unsigned busy : 1;             /* call.c on the stack outside a transport's
+	                                * callback: a cancel only marks cl */
+	unsigned end_pending : 1;      /* the transfer ended meanwhile: end_* */
+	unsigned succeed : 1;          /* a whole answer: the call succeeds after */
+	json_t *root;                  /* the text's owner, when jansson read it */
+	char *own;                     /* ... or a copy of ours */
+	char *buf;                     /* one slice, unescaped */
+	struct js_buf later;           /* body bytes that came meanwhile, to feed */
+	size_t later_off;              /* ... the bytes of it fed already */
+	enum porch_error end_err;      /* end_pending: how the transfer ended */
+	char end_why[384];
+	ev_timer timer;                /* the next slice, at the next loop iteration */
+};
 
 /* One call; the struct is reused for later calls. */
 struct oai_call {
@@ -105,6 +138,8 @@ struct oai_call {
 	unsigned sse_mode : 1;         /* the body is parsed as events */
 	unsigned saw_done : 1;         /* "data: [DONE]" came */
 	unsigned cancelled : 1;
+
+	struct oai_slices sl;          /* a long text handed on in slices (slice.c) */
 
 	/* why we stopped the transfer ourselves, if we did */
 	enum porch_error fail_err;
@@ -241,5 +276,41 @@ void oai_read_timer_start(struct oai_call *cl);
  */
 void oai_call_end(struct oai_call *cl, enum porch_error err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ---- call.c, for slice.c ---- */
+
+/* An event of the stream (sse_event_fn). */
+int oai_on_event(void *arg, enum sse_kind kind, const char *data, size_t len);
+/* Records why we stop the transfer (the first reason wins). */
+void oai_stop(struct oai_call *cl, enum porch_error err, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Ends a call with success; a stream's metadata goes on c first. */
+void oai_succeed(struct oai_call *cl);
+
+/* ---- long texts a slice at a time (slice.c) ---- */
+
+/*
+ * Hands a piece of the answer to cl's stage: at once when it is short;
+ * else its first slice now (with pc), and the rest one slice per loop
+ * iteration, from a timer.  raw: the text is a JSON string as written,
+ * unescaped a slice at a time.  copy: the text's memory goes when the
+ * caller returns, so the rest is copied (else it must stay until the
+ * slices are out: the SSE parser's buffer, cl->resp, or root, which is
+ * taken over).  Returns 1 when slices remain (cl->sl.on): the caller
+ * stops taking the answer's bytes (see oai_resp_body) until they are out.
+ * 0 otherwise; cl may have been cancelled meanwhile either way.
+ */
+int oai_hand(struct oai_call *cl, const char *text, size_t len, int raw, int copy,
+    json_t **root, const struct porch_piece *pc);
+
+/* The slices' timer callback (ev_init'ed with it once per call struct). */
+void oai_on_slice(struct ev_loop *loop, ev_timer *t, int revents);
+
+/* Forgets the slices and what waits for them (cl goes to the free list). */
+void oai_slices_clear(struct oai_call *cl);
+
+/* The stage cancelled cl while slices are out or being handed (cl->c is
+ * NULL already): stops them, and the transfer, now or once off the stack. */
+void oai_slices_cancel(struct oai_call *cl);
 
 #endif /* PORCH_OPENAI_CALL_H */

@@ -113,6 +113,7 @@ struct h1_conn {
 	int iovi;                      /* the first not yet written whole */
 	char clen[48];                 /* "Content-Length: N\r\n\r\n" */
 	int busy;                      /* http_parser_execute on the stack */
+	int paused;                    /* the read watcher stopped (h1_pause) */
 	unsigned complete : 1;         /* the final answer was read whole */
 	unsigned in_value : 1;         /* header: in its value */
 	unsigned skip : 1;             /* header: not one call.c reads */
@@ -135,6 +136,12 @@ h1_detach(struct h1_conn *conn)
 	if (conn->cl != NULL)
 		conn->cl->conn = NULL;
 	conn->cl = NULL;
+	if (conn->paused) {
+		/* kept or reused, it is watched again (see the top) */
+		conn->paused = 0;
+		if (conn->fd >= 0)
+			ev_io_start(conn->h->loop, &conn->rio);
+	}
 }
 
 static void
@@ -162,6 +169,7 @@ h1_sock_close(struct h1_conn *conn)
 		close(conn->fd);
 	conn->fd = -1;
 	conn->err = 0;
+	conn->paused = 0;
 }
 
 /* h1_sock_close, and the connect timer stopped. */
@@ -774,6 +782,21 @@ h1_retry(struct oai *o)
 	h1_kick(h);
 }
 
+/* Reading stops while a long text goes to the stage in slices (slice.c):
+ * the kernel's buffers fill, and the server waits, rather than our memory. */
+static void
+h1_pause(struct oai_call *cl, int paused)
+{
+	struct h1_conn *conn = cl->conn;
+	if (conn == NULL || conn->fd < 0 || conn->paused == paused)
+		return;
+	conn->paused = paused;
+	if (paused)
+		ev_io_stop(conn->h->loop, &conn->rio);
+	else
+		ev_io_start(conn->h->loop, &conn->rio);
+}
+
 static void
 h1_fini(struct oai *o)
 {
@@ -798,6 +821,7 @@ const struct oai_io oai_io_native = {
 	.abort = h1_abort,
 	.fini = h1_fini,
 	.retry = h1_retry,
+	.pause = h1_pause,
 };
 
 /* ---- set-up -------------------------------------------------------------------- */

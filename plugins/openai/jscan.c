@@ -547,3 +547,69 @@ js_string(const struct js_value *v, struct js_buf *b, const char **out, size_t *
 	*n = b->len;
 	return 0;
 }
+
+size_t
+js_utf8_cut(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t k = n;
+	/* back over continuation bytes (three at most) to a sequence's start */
+	while (k > 0 && n - k < 3 && (p[k - 1] & 0xc0) == 0x80)
+		k--;
+	if (k == 0 || p[k - 1] < 0xc0)
+		return n; /* ASCII last, or no start found: nothing is cut */
+	unsigned c = p[k - 1];
+	size_t want = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+	return n - (k - 1) < want ? k - 1 : n;
+}
+
+size_t
+js_unescape_part(const char **pp, const char *end, char *out, size_t cap)
+{
+	const char *p = *pp;
+	char *o = out, *oend = out + cap;
+	while (p < end && o < oend) {
+		size_t room = (size_t)(oend - o), left = (size_t)(end - p);
+		const char *bs = memchr(p, '\\', left < room ? left : room);
+		if (bs == NULL) {
+			/* plain bytes to the end or to the room's end: not into a
+			 * sequence when cut there */
+			size_t run = left < room ? left : js_utf8_cut(p, room);
+			memcpy(o, p, run);
+			o += run;
+			p += run;
+			break;
+		}
+		memcpy(o, p, (size_t)(bs - p));
+		o += bs - p;
+		p = bs;
+		if (oend - o < 4)
+			break; /* an escape may write 4 bytes: in the next part */
+		char e = p[1];
+		p += 2;
+		switch (e) {
+		case 'b': *o++ = '\b'; break;
+		case 'f': *o++ = '\f'; break;
+		case 'n': *o++ = '\n'; break;
+		case 'r': *o++ = '\r'; break;
+		case 't': *o++ = '\t'; break;
+		case 'u': {
+			unsigned cp, lo;
+			js_hex4((const unsigned char *)p, &cp);
+			p += 4;
+			if (cp >= 0xd800 && cp <= 0xdbff) {
+				js_hex4((const unsigned char *)p + 2, &lo);
+				p += 6;
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+			}
+			o += js_put_utf8(o, cp);
+			break;
+		}
+		default: /* '"', '\\', '/' */
+			*o++ = e;
+			break;
+		}
+	}
+	*pp = p;
+	return (size_t)(o - out);
+}

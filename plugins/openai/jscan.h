@@ -73,6 +73,20 @@ int js_finish(struct jscan *s);
  */
 int js_string(const struct js_value *v, struct js_buf *b, const char **out, size_t *n);
 
+/*
+ * Unescapes part of a string's bytes as written (checked by js_value, its
+ * quotes left out): from *p, before end, into out, at most cap bytes
+ * (cap >= 4), stopping between whole characters, so that neither an
+ * escape nor a UTF-8 sequence is cut.  *p moves past what was read, and
+ * the bytes written are returned: the parts put together are js_string's
+ * text.  For a long text handed on a part at a time.
+ */
+size_t js_unescape_part(const char **p, const char *end, char *out, size_t cap);
+
+/* How many of the n bytes at p to take so as not to cut a UTF-8
+ * sequence: n, or less by the bytes of one begun at the end. */
+size_t js_utf8_cut(const char *p, size_t n);
+
 /* Appends n bytes. 0, or -1 when out of memory. */
 int js_put(struct js_buf *b, const void *p, size_t n);
 

@@ -130,6 +130,11 @@ oai_cancel(porch_worker *w, porch_call *c)
 	if (cl == NULL || cl->c != c || cl->cancelled)
 		return;
 	cl->c = NULL;
+	if (cl->sl.on || cl->sl.busy) {
+		/* a long text's slices are out (slice.c) */
+		oai_slices_cancel(cl);
+		return;
+	}
 	switch (cl->state) {
 	case OAI_WAITING: {
 		struct oai_call **pp = &o->qhead, *prev = NULL;
@@ -386,7 +391,9 @@ const struct porch_plugin porch_plugin = {
 	    "parse fails the request as bad-request, naming it.\n"
 	    "\n"
 	    "What the server answers comes back whole.  A whole answer's content (null: "
-	    "none) goes to the stage as one piece, and the request gets the metadata "
+	    "none) goes to the stage as one piece (a text over 256 KiB: in pieces of "
+	    "256 KiB, one per loop iteration, cut between whole characters, so that one "
+	    "long answer does not hold the loop), and the request gets the metadata "
 	    "finish-reason; usage (the server's object, details included); openai.extra "
 	    "(top-level members beyond id, object, created, model, choices and usage: "
 	    "system_fingerprint, service_tier ...); openai.choice (members of choices[0] "
@@ -395,7 +402,8 @@ const struct porch_plugin porch_plugin = {
 	    "refusal, annotations, audio ...); and openai.choices (choices[1] onwards, "
 	    "for n > 1), as compact JSON texts, members that are null left out, each key "
 	    "set only when there is something for it.  A streamed answer's events each "
-	    "go to the stage as a piece: the delta's text, with the event's extras at "
+	    "go to the stage as a piece (a long one in pieces likewise, the stream "
+	    "read no further meanwhile): the delta's text, with the event's extras at "
 	    "their places (chunk, choice and delta; see struct porch_piece in "
 	    "porch-plugin(3)); an event with neither is none.  Its end sets "
 	    "finish-reason, usage (the last event's, as stream_options.include_usage "

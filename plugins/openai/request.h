@@ -82,6 +82,7 @@ struct oai_answer {
 	size_t tlen;
 	json_t *root;      /* jansson's tree, when it read the answer */
 	struct js_buf buf; /* the text unescaped, when it had escapes */
+	unsigned raw : 1;  /* text is the string as written, escapes and all */
 };
 
 /*
@@ -91,10 +92,13 @@ struct oai_answer {
  * give them.  It is read in place by a scanner (jscan.h), with the
  * metadata's JSON texts as the upstream wrote them (white space between
  * tokens left out); what the scanner declines, jansson reads, and words
- * what is wrong.  OAI_OK, OAI_MALFORMED, OAI_ERROR or OAI_NOMEM.
+ * what is wrong.  OAI_OK, OAI_MALFORMED, OAI_ERROR or OAI_NOMEM.  A text
+ * with escapes longer than lazy bytes (0: none is) is not unescaped here:
+ * an->raw says so, and the caller unescapes it a part at a time
+ * (js_unescape_part), not megabytes in one go.
  */
 int oai_answer_read(int chat, const char *body, size_t len, struct oai_answer *an,
-    oai_meta_fn *set, void *arg, char *why, size_t whylen);
+    oai_meta_fn *set, void *arg, size_t lazy, char *why, size_t whylen);
 
 /* The scanner's part of oai_answer_read alone (for tests): OAI_OK,
  * OAI_NOMEM, or OAI_DECLINE with nothing set. */
@@ -130,6 +134,10 @@ struct oai_acc {
 	struct js_buf choice_s, delta_s;    /* this event's extras */
 	struct js_buf choices_p, deltas_p;
 	unsigned raw_finish : 1, raw_usage : 1, raw_extra : 1;
+	/* the caller's: an event's text with escapes longer than this is
+	 * left as written (ev->raw), for the caller to unescape a part at a
+	 * time; 0: never */
+	size_t lazy;
 };
 
 void oai_acc_clear(struct oai_acc *a);
@@ -151,6 +159,7 @@ struct oai_event {
 	 * owned, else the acc's (valid until its next event) */
 	char *chunk, *choice, *delta;
 	unsigned owned : 1;
+	unsigned raw : 1;        /* text is the string as written (see oai_acc's lazy) */
 };
 
 /*

@@ -27,7 +27,9 @@
  * Bytes arrive in pieces cut anywhere, a CRLF or a BOM included.  In the
  * common case, "data: {...}\n\n" whole in one piece, the data is handed
  * over where it lies, with no copy; only what must outlive a piece is
- * copied, into buffers kept from event to event.
+ * copied, into buffers kept from event to event.  An event's one data
+ * line that came in many pieces (a long one) is not copied either: the
+ * line's buffer becomes the data's, as it is, whatever its length.
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -93,13 +95,27 @@ sse_keep(struct sse *s)
 	const char *p = s->dref;
 	size_t n = s->dlen;
 	s->dref = NULL;
+	s->doff = 0;
 	return sse_set(&s->data, &s->dcap, &s->dlen, p, n);
+}
+
+/* Appends to the data held in s->data.  0, or -1. */
+static int
+sse_data_add(struct sse *s, const char *p, size_t n)
+{
+	size_t end = s->doff + s->dlen;
+	if (sse_append(&s->data, &s->dcap, &end, p, n) != 0)
+		return -1;
+	s->dlen += n;
+	return 0;
 }
 
 /*
  * A data line's value.  The event's first, when it lies in the piece
  * being fed, is only pointed at: the blank line usually follows in the
- * same piece, and then it is never copied.  0, or -1.
+ * same piece, and then it is never copied.  When it lies in s->line (it
+ * came in several pieces), the two buffers trade places: a long event's
+ * megabytes are not copied at its end, in one go.  0, or -1.
  */
 static int
 sse_data(struct sse *s, const char *v, size_t n, int in_place)
@@ -110,13 +126,22 @@ sse_data(struct sse *s, const char *v, size_t n, int in_place)
 		s->has_data = 1;
 		return 0;
 	}
-	if (sse_keep(s) != 0)
+	if (!s->has_data && !in_place) {
+		/* v lies in s->line (sse_lines) */
+		char *b = s->data;
+		size_t cap = s->dcap;
+		s->data = s->line;
+		s->dcap = s->cap;
+		s->line = b;
+		s->cap = cap;
+		s->doff = (size_t)(v - s->data);
+		s->dlen = n;
+		s->has_data = 1;
+		return 0;
+	}
+	/* a later line, joined to the data by "\n" */
+	if (sse_keep(s) != 0 || sse_data_add(s, "\n", 1) != 0 || sse_data_add(s, v, n) != 0)
 		return -1;
-	if (s->has_data && sse_append(&s->data, &s->dcap, &s->dlen, "\n", 1) != 0)
-		return -1;
-	if (sse_append(&s->data, &s->dcap, &s->dlen, v, n) != 0)
-		return -1;
-	s->has_data = 1;
 	return 0;
 }
 
@@ -181,11 +206,11 @@ sse_dispatch(struct sse *s, sse_event_fn *fn, void *arg)
 {
 	int r = 0;
 	if (s->has_data) {
-		const char *d = s->dref != NULL ? s->dref : s->data;
+		const char *d = s->dref != NULL ? s->dref : s->data + s->doff;
 		r = fn(arg, sse_kind(s), d, s->dlen);
 	}
 	s->dref = NULL;
-	s->dlen = 0;
+	s->doff = s->dlen = 0;
 	s->tlen = 0;
 	s->has_data = 0;
 	s->error = 0;
@@ -272,8 +297,10 @@ sse_lines(struct sse *s, const char *p, size_t n, sse_event_fn *fn, void *arg)
 				j++;
 		}
 		i = j + 1;
-		if (r != 0)
+		if (r != 0) {
+			s->used = i;
 			return r;
+		}
 	}
 	return 0;
 }
@@ -291,6 +318,7 @@ sse_stop(struct sse *s, int r)
 int
 sse_feed(struct sse *s, const char *p, size_t n, sse_event_fn *fn, void *arg)
 {
+	size_t skipped = 0;
 	if (s->stopped)
 		return s->stopped;
 	if (n == 0)
@@ -301,15 +329,22 @@ sse_feed(struct sse *s, const char *p, size_t n, sse_event_fn *fn, void *arg)
 			return sse_stop(s, -2);
 		p += used;
 		n -= used;
+		skipped += used;
 	}
 	if (s->skip_lf && n > 0) {
 		s->skip_lf = 0;
 		if (p[0] == '\n') {
 			p++;
 			n--;
+			skipped++;
 		}
 	}
 	int r = sse_lines(s, p, n, fn, arg);
+	if (r == SSE_PAUSE) {
+		/* a blank line ended the event, so nothing is held by reference */
+		s->used += skipped;
+		return r;
+	}
 	if (r == 0 && sse_keep(s) != 0)
 		r = -2;
 	return sse_stop(s, r);
@@ -324,7 +359,7 @@ sse_end(struct sse *s)
 	    (!s->started && s->bom > 0);
 	s->len = 0;
 	s->dref = NULL;
-	s->dlen = 0;
+	s->doff = s->dlen = 0;
 	s->tlen = 0;
 	s->has_data = 0;
 	s->error = 0;
@@ -353,7 +388,7 @@ void
 sse_reset(struct sse *s)
 {
 	s->len = 0;
-	s->dlen = 0;
+	s->doff = s->dlen = 0;
 	s->dref = NULL;
 	s->tlen = 0;
 	s->idlen = 0;

@@ -19,9 +19,13 @@ enum sse_kind {
  * point into the piece being fed.  The event's type and the last event
  * id can be read meanwhile: see sse_type and sse_last_id.  Returns 0 to
  * go on, 1 to stop quietly (the stream's end, e.g. "[DONE]": the rest is
- * ignored) or -1 to stop with an error the caller recorded.
+ * ignored), -1 to stop with an error the caller recorded, or SSE_PAUSE to
+ * stop for now: sse_feed returns at once, and the data stays where it is
+ * (in the parser's buffer, or the piece fed) until the rest is fed.
  */
 typedef int sse_event_fn(void *arg, enum sse_kind kind, const char *data, size_t len);
+
+#define SSE_PAUSE 2
 
 /*
  * The parser's state between pieces of a stream.  Zero it to start;
@@ -31,8 +35,8 @@ typedef int sse_event_fn(void *arg, enum sse_kind kind, const char *data, size_t
 struct sse {
 	char *line;            /* a line not yet ended: [0, len) */
 	size_t len, cap;
-	char *data;            /* the event's data so far: [0, dlen) of */
-	size_t dlen, dcap;     /* ... data, or of dref while it is set */
+	char *data;            /* the event's data so far: [doff, doff + dlen) */
+	size_t doff, dlen, dcap; /* ... of data, or [0, dlen) of dref */
 	const char *dref;      /* a first data line still in the fed piece */
 	char *type;            /* the "event" field's value: [0, tlen) */
 	size_t tlen, tcap;
@@ -46,13 +50,15 @@ struct sse {
 	unsigned started : 1;  /* past the stream's first bytes (a BOM?) */
 	unsigned bom : 2;      /* bytes of a BOM seen at the start so far */
 	int stopped;           /* 0, or 1 or -1: what stopped the stream */
+	size_t used;           /* SSE_PAUSE: bytes of the piece taken */
 };
 
 /*
  * Feeds n bytes of the stream, cut anywhere.  Returns 0; 1 or -1 when the
  * callback returned it (later bytes are ignored, and so is every later
  * call, which returns the same); -2 when out of memory (the stream is
- * then stopped as by -1).
+ * then stopped as by -1); SSE_PAUSE when the callback returned it: s->used
+ * of the n bytes were taken, and the rest is to be fed again later.
  */
 int sse_feed(struct sse *s, const char *p, size_t n, sse_event_fn *fn, void *arg);
 
