@@ -7,6 +7,7 @@
 # copies; and http at 10x overload with copies shed by full channels,
 # where the books must still balance.
 . "$top_srcdir/tests/lib.sh"
+heavy
 
 : "${CC:=cc}"
 # score: a stage that sets metadata "score" and appends its own name

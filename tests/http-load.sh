@@ -4,6 +4,7 @@
 # stays up, and /metrics adds up: accepted = completed + failed + shed +
 # expired once nothing is in flight.
 . "$top_srcdir/tests/lib.sh"
+heavy
 
 command -v wrk > /dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 command -v curl > /dev/null || { echo "curl is not installed" >&2; exit 1; }

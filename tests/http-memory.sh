@@ -16,6 +16,7 @@
 # Then a chunked body, whose size is not known at its head, is stopped as it
 # grows past a small bound.
 . "$top_srcdir/tests/lib.sh"
+heavy
 
 command -v curl > /dev/null || { echo "curl is not installed" >&2; exit 1; }
 if ! curl --help all 2> /dev/null | grep -q -- --parallel-immediate; then

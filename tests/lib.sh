@@ -66,3 +66,13 @@ finish() {
 	echo "$checks checks passed"
 	exit 0
 }
+
+# heavy: the tests that load the machine (wrk, hundreds of clients, 10 MiB
+# bodies) take turns, so that one's load is not another's latency: with
+# make check -j, a timing bound (stall.sh) must measure porch, not a
+# neighbour.  The lock goes when the test exits.
+heavy() {
+	command -v flock > /dev/null || return 0
+	exec 9> "${top_builddir:-$top_srcdir}/tests/heavy.lock"
+	flock 9
+}

@@ -11,6 +11,7 @@
 # gets 200 and its own answer, and the worker's count of waits, logged when
 # it stops, is not 0.  Once with each transport, native and curl.
 . "$top_srcdir/tests/lib.sh"
+heavy
 
 : "${top_builddir:=$top_srcdir}"
 fake=$top_builddir/tests/fake-upstream

@@ -13,6 +13,7 @@
 # metrics count the reloads, and the process holds as many descriptors
 # after the reloads as before, with about as much memory.
 . "$top_srcdir/tests/lib.sh"
+heavy
 
 command -v wrk > /dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 command -v curl > /dev/null || { echo "curl is not installed" >&2; exit 1; }

@@ -12,6 +12,7 @@
 # byte.  The worst probe is printed.  By hand:
 #   PORCH=src/porch PORCH_PLUGIN_PATH=plugins/.libs top_srcdir=. sh tests/stall.sh
 . "$top_srcdir/tests/lib.sh"
+heavy
 
 command -v curl > /dev/null || { echo "curl is not installed: skipped"; exit 77; }
 : "${top_builddir:=$top_srcdir}"

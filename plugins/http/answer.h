@@ -64,6 +64,7 @@ struct hreq {
 	int route;                  /* enum route */
 	char *auth;                 /* the Authorization header's value */
 	char *session;              /* X-Session-Id */
+	int no_cache;               /* Cache-Control: no-cache or no-store */
 	char task_id[48];           /* /v1/tasks/{id} */
 	int preflight;              /* Access-Control-Request-Method came (a preflight) */
 	char *cors_req_headers;     /* Access-Control-Request-Headers, when CORS is on */

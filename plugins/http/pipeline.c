@@ -192,6 +192,9 @@ make_message(struct hreq *h, json_t *root, struct prompt *pr)
 	}
 	/* the prompt points into root: freed after the message took its copy */
 	int ok = porch_msg_set_text(m, pr->text, pr->len) == 0 && set_meta(m, pr) == 0;
+	/* a cache stage neither answers it from its store nor stores its answer */
+	if (h->no_cache && porch_msg_set_meta(m, "cache", "no") != 0)
+		ok = 0;
 	const char *session = h->session ? h->session : pr->user;
 	if (session != NULL && porch_msg_set_session(m, session, strlen(session)) != 0)
 		ok = 0;

@@ -189,6 +189,31 @@ dup_n(const char *p, size_t n)
 /* Longest X-Session-Id kept; a longer one is cut. */
 #define SESSION_MAX 256
 
+/* Whether a Cache-Control value has the directive no-cache or no-store
+ * (names in any case; a directive's value, quoted or not, is skipped). */
+static int
+cache_control_bypass(const char *v, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		size_t s = i;
+		while (i < n && v[i] != ',' && v[i] != '=' && v[i] != ' ' && v[i] != '\t')
+			i++;
+		if (i - s == 8 && (strncasecmp(v + s, "no-cache", 8) == 0 ||
+		    strncasecmp(v + s, "no-store", 8) == 0))
+			return 1;
+		for (int quoted = 0; i < n && (quoted || v[i] != ','); i++) {
+			if (v[i] == '"')
+				quoted = !quoted;
+			else if (quoted && v[i] == '\\' && i + 1 < n)
+				i++;
+		}
+	}
+	return 0;
+}
+
 /* on_header: the lines the endpoints act on (X-Request-Id and Expect are
  * the framing layer's). */
 void
@@ -198,6 +223,8 @@ req_header(struct wreq *r, const char *name, size_t nlen, const char *value, siz
 	if (nlen == 13 && strncasecmp(name, "authorization", 13) == 0) {
 		free(h->auth);
 		h->auth = dup_n(value, vlen);
+	} else if (nlen == 13 && strncasecmp(name, "cache-control", 13) == 0) {
+		h->no_cache |= cache_control_bypass(value, vlen);
 	} else if (nlen == 12 && strncasecmp(name, "x-session-id", 12) == 0) {
 		free(h->session);
 		h->session = dup_n(value, vlen > SESSION_MAX ? SESSION_MAX : vlen);

@@ -437,6 +437,8 @@ tasks_create(struct hreq *h)
 	wire_hold(&s->w, t->held);
 	porch_msg_set_meta(m, "request-id", h->w.id);
 	porch_msg_set_meta(m, "task-id", t->id);
+	if (h->no_cache)
+		porch_msg_set_meta(m, "cache", "no");
 	if (h->session != NULL)
 		porch_msg_set_session(m, h->session, strlen(h->session));
 	if (json_is_integer(retries)) {
