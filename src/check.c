@@ -144,6 +144,22 @@ resolve_plugin(struct cfg_pipeline *p, const char *plugin_name, struct cfg_pos a
 	*out = pl;
 }
 
+/* --set NAME.plugin=PLUGIN: the stage or worker is made by another plugin
+ * (e.g. an echo worker becomes an openai one), its parameters then
+ * checked against that plugin's table. */
+static void
+plugin_override(char **plugin_name, struct cfg_pos *at, const char *name,
+    const struct override *ov, size_t n_ov)
+{
+	for (size_t i = 0; i < n_ov; i++) {
+		if (strcmp(ov[i].target, name) == 0 && strcmp(ov[i].param, "plugin") == 0) {
+			free(*plugin_name);
+			*plugin_name = xstrdup(ov[i].value);
+			at->line = at->col = 0; /* not the file's: errors have no place in it */
+		}
+	}
+}
+
 /* The file's params plus any --set for this name, then parsed. */
 static porch_params *
 parse_params(struct cfg_pipeline *p, const struct cfg_params *ps, const char *name,
@@ -155,7 +171,7 @@ parse_params(struct cfg_pipeline *p, const struct cfg_params *ps, const char *na
 	if (n > 0)
 		memcpy(in, ps->v, n * sizeof *in);
 	for (size_t i = 0; i < n_ov; i++) {
-		if (strcmp(ov[i].target, name) != 0)
+		if (strcmp(ov[i].target, name) != 0 || strcmp(ov[i].param, "plugin") == 0)
 			continue;
 		in[n].name = ov[i].param;
 		in[n].value = ov[i].value;
@@ -260,6 +276,7 @@ check_nodes(struct cfg_pipeline *p, const struct check_gaps *g, const struct ove
 	for (size_t i = 0; i < p->n_workers; i++) {
 		struct cfg_worker *w = &p->workers[i];
 		snprintf(owner, sizeof owner, "worker '%s'", w->name);
+		plugin_override(&w->plugin_name, &w->plugin_at, w->name, ov, n_ov);
 		resolve_plugin(p, w->plugin_name, w->plugin_at, PORCH_KIND_WORKER, owner,
 		    &w->plugin, d);
 		if (w->plugin == NULL)
@@ -274,6 +291,7 @@ check_nodes(struct cfg_pipeline *p, const struct check_gaps *g, const struct ove
 	for (size_t i = 0; i < p->n_stages; i++) {
 		struct cfg_stage *s = &p->stages[i];
 		snprintf(owner, sizeof owner, "stage '%s'", s->name);
+		plugin_override(&s->plugin_name, &s->plugin_at, s->name, ov, n_ov);
 		resolve_plugin(p, s->plugin_name, s->plugin_at, PORCH_KIND_STAGE, owner,
 		    &s->plugin, d);
 		if (s->worker_name != NULL) {

@@ -77,4 +77,18 @@ XML
 	    ok || fail "think: the request's switch did not reach the upstream: $(cat "$T/up.jsonl")"
 fi
 
+# 3. --set NAME.plugin=PLUGIN: the echo worker becomes an openai one
+"$PORCH" check --set w.plugin=openai --set w.base-url=http://127.0.0.1:9/v1 "$T/ctx.xml" \
+    > "$T/check.out" 2>&1
+expect_eq "--set w.plugin=openai: porch check" "$?" 0
+# its parameters are the new plugin's: echo's delay-ms is not one of them
+"$PORCH" check --set w.plugin=openai --set w.delay-ms=5 "$T/ctx.xml" > "$T/check.out" 2>&1
+expect_eq "--set w.plugin=openai with an echo parameter: exit status" "$?" 2
+grep -q "ctx.xml: error: worker 'w' (plugin openai): unknown parameter 'delay-ms'; its parameters are: base-url," "$T/check.out" &&
+    ok || fail "--set plugin: $(cat "$T/check.out")"
+"$PORCH" check --set w.plugin=opena "$T/ctx.xml" > "$T/check.out" 2>&1
+expect_eq "--set w.plugin=opena: exit status" "$?" 2
+grep -q "ctx.xml: error: worker 'w': unknown plugin 'opena'; did you mean 'openai'?" "$T/check.out" &&
+    ok || fail "--set plugin: $(cat "$T/check.out")"
+
 finish
