@@ -18,7 +18,10 @@ static void
 call_recycle(struct porch_call *c)
 {
 	struct porch_worker *w = c->w;
+	if (c->aside)
+		msg_release(w->g, c->m); /* the call's own message */
 	c->active = 0;
+	c->aside = 0;
 	c->m = NULL;
 	c->data = NULL;
 	c->next = w->free_calls;
@@ -40,14 +43,18 @@ worker_free_calls(struct porch_worker *w)
 	w->free_calls = NULL;
 }
 
-/* A call with one of on_token and on_piece. */
+/* A call with one of on_token and on_piece; aside: m is the call's own,
+ * released when the call ends (or here, when it cannot be made). */
 static porch_call *
-infer(porch_stage *st, porch_msg *m, porch_token_fn *on_token,
+infer(porch_stage *st, porch_msg *m, int aside, porch_token_fn *on_token,
     porch_piece_fn *on_piece, porch_end_fn *on_end, void *ctx)
 {
 	struct porch_worker *w = st->worker;
-	if (w == NULL || on_end == NULL)
+	if (w == NULL || on_end == NULL) {
+		if (aside)
+			msg_release(st->g, m);
 		return NULL;
+	}
 	struct porch_call *c = w->free_calls;
 	if (c != NULL) {
 		w->free_calls = c->next;
@@ -66,6 +73,7 @@ infer(porch_stage *st, porch_msg *m, porch_token_fn *on_token,
 	c->ctx = ctx;
 	c->data = NULL;
 	c->active = 1;
+	c->aside = aside;
 	w->stats->calls++;
 	w->stats->inflight++;
 	w->inflight++;
@@ -91,14 +99,36 @@ porch_call *
 porch_infer(porch_stage *st, porch_msg *m, porch_token_fn *on_token,
     porch_end_fn *on_end, void *ctx)
 {
-	return infer(st, m, on_token, NULL, on_end, ctx);
+	return infer(st, m, 0, on_token, NULL, on_end, ctx);
 }
 
 porch_call *
 porch_infer_pieces(porch_stage *st, porch_msg *m, porch_piece_fn *on_piece,
     porch_end_fn *on_end, void *ctx)
 {
-	return infer(st, m, NULL, on_piece, on_end, ctx);
+	return infer(st, m, 0, NULL, on_piece, on_end, ctx);
+}
+
+/*
+ * The call gets a message of its own: the prompt as its text and input,
+ * the options as its metadata, m's session and id.  m itself is not
+ * touched, so its attempts, status and metadata are the request's alone.
+ */
+porch_call *
+porch_infer_aside(porch_stage *st, const porch_msg *m, const char *text, size_t len,
+    const char *const *options, porch_piece_fn *on_piece, porch_end_fn *on_end, void *ctx)
+{
+	if (st->worker == NULL || on_end == NULL || (text == NULL && len > 0))
+		return NULL;
+	struct porch_msg *a = msg_aside(st->g, m);
+	porch_msg_set_text(a, text != NULL ? text : "", len);
+	msg_keep_input(a);
+	for (size_t i = 0; options != NULL && options[i] != NULL; i += 2) {
+		if (options[i + 1] == NULL)
+			break;
+		porch_msg_set_meta(a, options[i], options[i + 1]);
+	}
+	return infer(st, a, 1, NULL, on_piece, on_end, ctx);
 }
 
 void

@@ -194,7 +194,14 @@ struct porch_check {
 	const struct override *ov;
 	size_t n_ov;
 	int errors;
+	const char *worker;         /* a stage's worker=, or NULL */
 };
+
+const char *
+porch_check_worker(const porch_check *c)
+{
+	return c->worker;
+}
 
 void
 porch_check_error(porch_check *c, const char *param, const char *fmt, ...)
@@ -228,12 +235,12 @@ porch_check_error(porch_check *c, const char *param, const char *fmt, ...)
 /* Runs the plugin's check when its parameters parsed cleanly. */
 static void
 plugin_check(const struct plugin *pl, const porch_params *parsed, int errors_before,
-    const struct cfg_params *ps, const char *name, const char *owner,
+    const struct cfg_params *ps, const char *name, const char *worker, const char *owner,
     struct cfg_pos at, const struct override *ov, size_t n_ov, struct diag *d)
 {
 	if (pl->desc.check == NULL || parsed == NULL || d->errors != errors_before)
 		return;
-	struct porch_check c = { d, ps, name, owner, at, ov, n_ov, 0 };
+	struct porch_check c = { d, ps, name, owner, at, ov, n_ov, 0, worker };
 	struct cb_frame saved = cb_set(pl->desc.kind == PORCH_KIND_WORKER ? "worker" :
 	    "stage", name, pl->desc.name, pl->path, "check", 0);
 	int rc = pl->desc.check(parsed, &c);
@@ -285,7 +292,7 @@ check_nodes(struct cfg_pipeline *p, const struct check_gaps *g, const struct ove
 		int before = d->errors;
 		w->parsed = parse_params(p, &w->params, w->name, w->plugin, w->at, owner,
 		    ov, n_ov, d);
-		plugin_check(w->plugin, w->parsed, before, &w->params, w->name, owner,
+		plugin_check(w->plugin, w->parsed, before, &w->params, w->name, NULL, owner,
 		    w->at, ov, n_ov, d);
 	}
 	for (size_t i = 0; i < p->n_stages; i++) {
@@ -312,6 +319,7 @@ check_nodes(struct cfg_pipeline *p, const struct check_gaps *g, const struct ove
 			continue;
 		snprintf(owner, sizeof owner, "stage '%s' (plugin %s)", s->name, s->plugin_name);
 		int needs = (s->plugin->desc.flags & PORCH_STAGE_NEEDS_WORKER) != 0;
+		int may = (s->plugin->desc.flags & PORCH_STAGE_OPTIONAL_WORKER) != 0;
 		if (needs && s->worker_name == NULL) {
 			if (only_worker(p) != NULL)
 				diag_error(d, s->at.line, s->at.col, "%s needs a worker: add "
@@ -319,15 +327,15 @@ check_nodes(struct cfg_pipeline *p, const struct check_gaps *g, const struct ove
 			else
 				diag_error(d, s->at.line, s->at.col, "%s needs a worker: add "
 				    "worker=\"NAME\" naming a <worker>", owner);
-		} else if (!needs && s->worker_name != NULL) {
+		} else if (!needs && !may && s->worker_name != NULL) {
 			diag_error(d, s->worker_at.line, s->worker_at.col, "%s takes no "
 			    "worker; remove worker=\"%s\"", owner, s->worker_name);
 		}
 		int before = d->errors;
 		s->parsed = parse_params(p, &s->params, s->name, s->plugin, s->at, owner,
 		    ov, n_ov, d);
-		plugin_check(s->plugin, s->parsed, before, &s->params, s->name, owner,
-		    s->at, ov, n_ov, d);
+		plugin_check(s->plugin, s->parsed, before, &s->params, s->name, s->worker_name,
+		    owner, s->at, ov, n_ov, d);
 	}
 }
 

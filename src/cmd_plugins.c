@@ -130,6 +130,8 @@ show_one(const struct plugin *p)
 		putchar('\n');
 		if (d->flags & PORCH_STAGE_NEEDS_WORKER)
 			printf("  worker:  required (worker=\"NAME\" on the <stage>)\n");
+		else if (d->flags & PORCH_STAGE_OPTIONAL_WORKER)
+			printf("  worker:  optional (worker=\"NAME\" on the <stage>)\n");
 	}
 	if (d->description != NULL) {
 		putchar('\n');
@@ -237,6 +239,8 @@ mdoc_one(void *ctx, const char *path, const struct plugin *p, const char *err)
 		putchar('\n');
 		if (d->flags & PORCH_STAGE_NEEDS_WORKER)
 			printf("Needs a worker.\n");
+		else if (d->flags & PORCH_STAGE_OPTIONAL_WORKER)
+			printf("May name a worker.\n");
 	}
 	size_t n = param_table_len(d->params);
 	if (n == 0) {

@@ -115,6 +115,7 @@ struct porch_call {
 	void *ctx;
 	void *data;
 	int active;
+	int aside;                    /* porch_infer_aside: m is the call's own */
 };
 
 struct graph {
@@ -170,6 +171,8 @@ void graph_free(struct graph *g);
 
 /* msg.c */
 struct porch_msg *msg_alloc(struct graph *g);
+/* msg.c: the message of a stage's own call (porch_infer_aside) */
+struct porch_msg *msg_aside(struct graph *g, const struct porch_msg *m);
 void msg_release(struct graph *g, struct porch_msg *m);
 void msg_free_all(struct graph *g);
 void msg_set_error(struct porch_msg *m, enum porch_error e, const char *fmt, ...)

@@ -20,8 +20,9 @@
 /* The largest text or input buffer a recycled message keeps. */
 #define MSG_BUF_KEEP (64 * 1024)
 
-struct porch_msg *
-msg_alloc(struct graph *g)
+/* A clear message from the pool, without an id. */
+static struct porch_msg *
+msg_get(struct graph *g)
 {
 	struct porch_msg *m = g->free_msgs;
 	if (m != NULL) {
@@ -32,10 +33,32 @@ msg_alloc(struct graph *g)
 		g->all_msgs = m;
 	}
 	m->next = NULL;
-	m->id = ++g->next_id;
 	if (m->timings == NULL && g->n_stages > 0)
 		m->timings = xcalloc(g->n_stages, sizeof *m->timings);
 	return m;
+}
+
+struct porch_msg *
+msg_alloc(struct graph *g)
+{
+	struct porch_msg *m = msg_get(g);
+	m->id = ++g->next_id;
+	return m;
+}
+
+/*
+ * The message of a stage's own call (porch_infer_aside): no request, so
+ * neither live nor counted, with no origin; it has m's id and session (m
+ * may be NULL) for logs, and goes back with msg_release when the call ends.
+ */
+struct porch_msg *
+msg_aside(struct graph *g, const struct porch_msg *m)
+{
+	struct porch_msg *a = msg_get(g);
+	a->id = m != NULL ? m->id : 0;
+	if (m != NULL && m->session != NULL)
+		porch_msg_set_session(a, m->session, strlen(m->session));
+	return a;
 }
 
 /* Clears a message for reuse but keeps its buffers. */

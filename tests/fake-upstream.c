@@ -18,6 +18,9 @@
  *   slow-N             the same after N ms
  *   slow-stream        streamed, 20 ms between words
  *   echo-body          the answer is the request body itself
+ *   classify           {"category":"code","complexity":"simple"} when the
+ *                      request asks for response_format json_object, else
+ *                      "not asked for JSON" (the classify stage's tests)
  *   big                an answer of 64 KiB
  *   huge               an answer of 10 MiB (10485760 bytes: "abc...z"
  *                      repeated, a '"' and a newline every 64 bytes), as
@@ -1242,6 +1245,11 @@ handle(struct server *s, struct conn *c, const char *path, const char *auth,
 		answer_text(c, t + atof(model + 5) / 1000., chat, stream, text);
 	} else if (strcmp(model, "slow-stream") == 0) {
 		stream_text(c, t, chat, text, 0.02, 0, 0);
+	} else if (strcmp(model, "classify") == 0) {
+		json_t *rf = json_object_get(j, "response_format");
+		const char *type = json_string_value(json_object_get(rf, "type"));
+		answer_text(c, t, chat, stream, type != NULL && strcmp(type, "json_object") == 0 ?
+		    "{\"category\":\"code\",\"complexity\":\"simple\"}" : "not asked for JSON");
 	} else if (strcmp(model, "echo-body") == 0) {
 		char *b = strndup(body, blen);
 		answer_text(c, t, chat, stream, b);

@@ -410,6 +410,31 @@ test_from_text(void)
 	c.opt[5][1] = "maybe";
 	body_refused("a stream option that is no boolean", &comp, &c,
 	    "option \"stream\": 'maybe' is not true or false");
+
+	/* response-format: json asks chat for a JSON object; /completions has
+	 * no response_format; text asks for nothing */
+	porch_call j = { "hello", { { "response-format", "json" }, { "stream", "false" } } };
+	body_is("response-format json", &chat, &j,
+	    Q("{'model':'default','messages':[{'role':'user','content':'hello'}],"
+	    "'stream':false,'response_format':{'type':'json_object'}}"), 1);
+	body_is("response-format json, completions", &comp, &j,
+	    Q("{'model':'default','prompt':'hello','stream':false}"), 1);
+	j.opt[0][1] = "text";
+	body_is("response-format text", &chat, &j,
+	    Q("{'model':'default','messages':[{'role':'user','content':'hello'}],"
+	    "'stream':false}"), 1);
+	j.opt[0][1] = "yaml";
+	body_refused("response-format yaml", &chat, &j,
+	    "option \"response-format\": 'yaml' is not json or text");
+	/* forwarded: added to a client's request, a json_schema kept */
+	porch_call f = { "q", { { "response-format", "json" }, { "openai.request",
+	    Q("{'model':'m','messages':[{'role':'user','content':'q'}]}") } } };
+	body_is("response-format json, forwarded", &chat, &f,
+	    Q("{'model':'m','messages':[{'role':'user','content':'q'}],'stream':true,"
+	    "'response_format':{'type':'json_object'}}"), 0);
+	f.opt[1][1] = Q("{'model':'m','messages':[{'role':'user','content':'q'}],'stream':true,"
+	    "'response_format':{'type':'json_schema','json_schema':{'name':'x','schema':{}}}}");
+	body_is("response-format json, a client's json_schema kept", &chat, &f, f.opt[1][1], 0);
 }
 
 /* ---- answers ------------------------------------------------------------------- */
@@ -774,6 +799,10 @@ test_fast(void)
 	sign(&p, "q", plain, 'c', 'N', nomax);
 	set_opt(&p.c, "temperature", "0.2");
 	fast_is("a temperature a stage added", &p.c, none);
+	free(p.sig);
+	sign(&p, "q", plain, 'c', 'N', nomax);
+	set_opt(&p.c, "response-format", "json");
+	fast_is("response-format json added", &p.c, none);
 	free(p.sig);
 
 	/* the prompt: a stage's text, or another input */

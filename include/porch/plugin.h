@@ -63,6 +63,10 @@ enum porch_kind {
 /* ABI 1.4: joins the copies a fan-out made (porch_join); its inputs must
  * come from one fan-out, which porch check verifies */
 #define PORCH_STAGE_JOINS        0x8u
+/* ABI 1.4: its <stage> may name a worker= or not; the check callback
+ * learns which with porch_check_worker (a stage that calls a worker only
+ * for some settings: see porch_infer_aside) */
+#define PORCH_STAGE_OPTIONAL_WORKER 0x10u
 
 /* ---- parameters -------------------------------------------------------- */
 
@@ -334,7 +338,8 @@ typedef void porch_end_fn(void *ctx, enum porch_error err, const char *why);
 /*
  * Starts a call to the stage's worker with the message's text as prompt and
  * its metadata as generation settings (model, max-tokens, temperature,
- * top-p, stop).  The callbacks may run before this returns.  Returns NULL
+ * top-p, stop; since ABI 1.4 response-format: "json" asks for an answer
+ * that is one JSON object, where the worker can ask its model for that).  The callbacks may run before this returns.  Returns NULL
  * (and calls nothing) only when no call could be made.
  */
 porch_call *porch_infer(porch_stage *st, porch_msg *m,
@@ -439,6 +444,25 @@ void porch_stage_count(porch_stage *st, const char *name, uint64_t n);
 int porch_stage_port_used(const porch_stage *st, int port);
 void porch_worker_count(porch_worker *w, const char *name, uint64_t n);
 
+/* ---- a stage's own calls (ABI 1.4) ------------------------------------- */
+
+/*
+ * A call to the stage's worker for the stage's own use, not for m's answer
+ * (a classifier asking a model about the request, say).  The prompt is
+ * text (len bytes, copied) and the generation settings are options: key,
+ * value, key, value ..., ended by a NULL key ({"max-tokens", "64", NULL};
+ * NULL: none), not m's metadata.  m, which may be NULL, lends only its
+ * session and id (for logs): its text, metadata, attempts and status are
+ * not touched, and what the worker sets with porch_call_set_meta goes
+ * nowhere.  Pieces and the end come as for porch_infer_pieces (on_piece
+ * may be NULL); porch_infer_cancel cancels it.  NULL, calling nothing,
+ * when no call could be made: the stage has no worker, on_end is NULL or
+ * the worker did not start it.
+ */
+porch_call *porch_infer_aside(porch_stage *st, const porch_msg *m,
+    const char *text, size_t len, const char *const *options,
+    porch_piece_fn *on_piece, porch_end_fn *on_end, void *ctx);
+
 /* ---- fan-out and join (ABI 1.4) ---------------------------------------- */
 
 /*
@@ -477,6 +501,9 @@ int porch_msg_copy_index(const porch_msg *m);
  */
 void porch_check_error(porch_check *c, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* ABI 1.4: the worker the stage's element names (worker=), or NULL when it
+ * names none (and in a worker's check). */
+const char *porch_check_worker(const porch_check *c);
 
 /* ---- the descriptor ---------------------------------------------------- */
 

@@ -160,6 +160,7 @@ struct oai_opts {
 	unsigned has_max : 1, has_temperature : 1, has_top_p : 1;
 	unsigned stream : 1;    /* this call asks for a streamed answer */
 	int thinking;           /* -1: unset; 0 or 1: chat_template_kwargs.enable_thinking */
+	unsigned json : 1;      /* "response-format" json: one JSON object */
 };
 
 /* Reads the options of c.  0, or -1 (why filled). */
@@ -218,6 +219,15 @@ oai_opts_read(const struct oai_shape *sh, const porch_call *c, struct oai_opts *
 			return -1;
 		}
 	}
+	if ((opt = porch_call_option(c, "response-format")) != NULL) {
+		if (strcmp(opt, "json") == 0)
+			o->json = 1;
+		else if (strcmp(opt, "text") != 0 && *opt != '\0') {
+			oai_why(why, whylen, "option \"response-format\": '%.40s' is not json or "
+			    "text", opt);
+			return -1;
+		}
+	}
 	/* last: the only one that holds memory */
 	if ((opt = porch_call_option(c, "stop")) != NULL && *opt != '\0' &&
 	    (o->stop = oai_stop_option(opt, why, whylen)) == NULL)
@@ -244,6 +254,20 @@ oai_cap_name(const struct oai_shape *sh, const char **other)
 }
 
 /* ---- a body from the text ------------------------------------------------------ */
+
+/* response_format {"type": "json_object"} (the "response-format" option
+ * json), unless root asks for a format already: a client's json_schema is
+ * the stricter request.  Chat only: /completions has no response_format. */
+static int
+oai_put_json_format(json_t *root)
+{
+	json_t *cur = json_object_get(root, "response_format");
+	const char *type = json_string_value(json_object_get(cur, "type"));
+	if (type != NULL && strcmp(type, "text") != 0)
+		return 0;
+	json_t *rf = json_pack("{s:s}", "type", "json_object");
+	return rf == NULL || json_object_set_new(root, "response_format", rf) != 0;
+}
 
 /* Fills root from the prompt and the options.  0, -1 (why filled) or -2. */
 /*
@@ -328,6 +352,8 @@ oai_fill(const struct oai_shape *sh, const porch_call *c, const struct oai_opts 
 	if (o->stop != NULL)
 		bad |= json_object_set(root, "stop", o->stop);
 	bad |= json_object_set_new(root, "stream", json_boolean(o->stream));
+	if (o->json && sh->chat)
+		bad |= oai_put_json_format(root);
 	if (bad == 0 && oai_put_thinking(sh, o, root) != 0)
 		return -2;
 	return bad ? -2 : 0;
@@ -630,6 +656,9 @@ oai_forward(const struct oai_shape *sh, const porch_call *c, const struct oai_op
 			json_object_del(root, "stream_options");
 	}
 
+	if (o->json && sh->chat && oai_put_json_format(root) != 0)
+		return -2;
+
 	if ((r = oai_put_thinking(sh, o, root)) != 0)
 		return r;
 	size_t plen;
@@ -820,8 +849,10 @@ oai_request_fast(const struct oai_shape *sh, const porch_call *c, const char *do
     size_t *len)
 {
 	const char *sig = porch_call_option(c, OAI_SIG_KEY);
-	/* a thinking switch is not the client's: the body is edited */
-	if (sig == NULL || porch_call_option(c, "thinking") != NULL)
+	/* a thinking switch or a JSON format is not the client's: the body is edited */
+	const char *rf = porch_call_option(c, "response-format");
+	if (sig == NULL || porch_call_option(c, "thinking") != NULL ||
+	    (rf != NULL && strcmp(rf, "json") == 0))
 		return 0;
 	const char *value[OAI_SIG_FIELDS];
 	for (int i = 0; i < OAI_SIG_FIELDS; i++)
