@@ -171,7 +171,8 @@ static void eval(const struct node *n, const struct cond_input *in, struct val *
 
 /* The bytes of a node that is a string as it stands, without a struct val:
  * the common case, evaluated once per message per condition.  0: not one. */
-static int
+/* always inlined: it is most of what a condition does per message */
+static inline __attribute__((always_inline)) int
 leaf_str(const struct node *n, const struct cond_input *in, const char **s, size_t *len)
 {
 	const char *v;
@@ -211,7 +212,7 @@ str_of(const struct node *n, const struct cond_input *in, struct val *buf, const
 
 /* A node that is a number without a struct val (a literal, length or
  * words).  0: not one of those. */
-static int
+static inline __attribute__((always_inline)) int
 leaf_num(const struct node *n, const struct cond_input *in, double *out)
 {
 	const char *s;
@@ -249,6 +250,23 @@ test(const struct node *n, const struct cond_input *in)
 			case OP_GT: return x > y;
 			case OP_GE: return x >= y;
 			}
+		}
+		break;
+	case N_FN:
+		if (n->op == FN_STARTS || n->op == FN_ENDS || n->op == FN_CONTAINS) {
+			const char *s, *t;
+			size_t sl, tl;
+			if (leaf_str(n->a, in, &s, &sl) && leaf_str(n->b, in, &t, &tl)) {
+				if (tl > sl)
+					return 0;
+				if (n->op == FN_STARTS)
+					return memcmp(s, t, tl) == 0;
+				if (n->op == FN_ENDS)
+					return memcmp(s + sl - tl, t, tl) == 0;
+				return tl == 0 || memmem(s, sl, t, tl) != NULL;
+			}
+		} else if (n->op == FN_HAS) {
+			return in->meta != NULL && in->meta(in->ctx, n->a->s) != NULL;
 		}
 		break;
 	case N_IN:

@@ -139,7 +139,8 @@ decide(struct fan *f, int sync)
 	struct porch_msg *m0 = f->m0;
 	f->decided = 1;
 	f->making = 1; /* what ends inside must not free f under us */
-	ev_timer_stop(g->loop, &f->timer);
+	if (ev_is_active(&f->timer))
+		ev_timer_stop(g->loop, &f->timer);
 	/* copies still on their way are not needed any more */
 	for (unsigned i = 0; i < f->k; i++) {
 		struct porch_msg *cp = f->copies[i];
