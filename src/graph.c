@@ -793,20 +793,26 @@ graph_start(struct graph *g)
 	check_finished(g);
 }
 
+/* A source stops taking requests (its drain callback) and is finished. */
+static void
+drain_source(struct porch_stage *st)
+{
+	if (st->d->drain) {
+		struct cb_frame saved = CB_STAGE(st, "drain", 0);
+		st->d->drain(st);
+		cb_leave(saved);
+	}
+	porch_stage_finished(st);
+}
+
 void
 graph_drain(struct graph *g)
 {
 	g->draining = 1;
 	for (size_t i = 0; i < g->n_stages; i++) {
 		struct porch_stage *st = &g->stages[i];
-		if (!st->is_source || st->finished)
-			continue;
-		if (st->d->drain) {
-			struct cb_frame saved = CB_STAGE(st, "drain", 0);
-			st->d->drain(st);
-			cb_leave(saved);
-		}
-		porch_stage_finished(st);
+		if (st->is_source && !st->finished)
+			drain_source(st);
 	}
 	check_finished(g);
 }
@@ -830,12 +836,7 @@ graph_retire(struct graph *g)
 			cb_leave(saved);
 			continue;
 		}
-		if (st->d->drain) {
-			struct cb_frame saved = CB_STAGE(st, "drain", 0);
-			st->d->drain(st);
-			cb_leave(saved);
-		}
-		porch_stage_finished(st);
+		drain_source(st);
 	}
 	check_finished(g);
 }

@@ -494,6 +494,43 @@ js_put_utf8(char *o, unsigned cp)
 	return 4;
 }
 
+/*
+ * One escape of a string the scanner checked, at p (its backslash): its
+ * bytes written at *o (at most 4), *o moved past them.  Returns what
+ * follows the escape.
+ */
+static const char *
+js_unescape_one(const char *p, char **o)
+{
+	char e = p[1];
+	char *w = *o;
+	p += 2;
+	switch (e) {
+	case 'b': *w++ = '\b'; break;
+	case 'f': *w++ = '\f'; break;
+	case 'n': *w++ = '\n'; break;
+	case 'r': *w++ = '\r'; break;
+	case 't': *w++ = '\t'; break;
+	case 'u': {
+		unsigned cp, lo;
+		js_hex4((const unsigned char *)p, &cp);
+		p += 4;
+		if (cp >= 0xd800 && cp <= 0xdbff) {
+			js_hex4((const unsigned char *)p + 2, &lo);
+			p += 6;
+			cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+		}
+		w += js_put_utf8(w, cp);
+		break;
+	}
+	default: /* '"', '\\', '/' */
+		*w++ = e;
+		break;
+	}
+	*o = w;
+	return p;
+}
+
 int
 js_string(const struct js_value *v, struct js_buf *b, const char **out, size_t *n)
 {
@@ -516,30 +553,7 @@ js_string(const struct js_value *v, struct js_buf *b, const char **out, size_t *
 		p += run;
 		if (p >= end)
 			break;
-		char e = p[1];
-		p += 2;
-		switch (e) {
-		case 'b': *o++ = '\b'; break;
-		case 'f': *o++ = '\f'; break;
-		case 'n': *o++ = '\n'; break;
-		case 'r': *o++ = '\r'; break;
-		case 't': *o++ = '\t'; break;
-		case 'u': {
-			unsigned cp, lo;
-			js_hex4((const unsigned char *)p, &cp);
-			p += 4;
-			if (cp >= 0xd800 && cp <= 0xdbff) {
-				js_hex4((const unsigned char *)p + 2, &lo);
-				p += 6;
-				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-			}
-			o += js_put_utf8(o, cp);
-			break;
-		}
-		default: /* '"', '\\', '/' */
-			*o++ = e;
-			break;
-		}
+		p = js_unescape_one(p, &o);
 	}
 	b->len = (size_t)(o - b->p);
 	b->p[b->len] = '\0';
@@ -585,30 +599,7 @@ js_unescape_part(const char **pp, const char *end, char *out, size_t cap)
 		p = bs;
 		if (oend - o < 4)
 			break; /* an escape may write 4 bytes: in the next part */
-		char e = p[1];
-		p += 2;
-		switch (e) {
-		case 'b': *o++ = '\b'; break;
-		case 'f': *o++ = '\f'; break;
-		case 'n': *o++ = '\n'; break;
-		case 'r': *o++ = '\r'; break;
-		case 't': *o++ = '\t'; break;
-		case 'u': {
-			unsigned cp, lo;
-			js_hex4((const unsigned char *)p, &cp);
-			p += 4;
-			if (cp >= 0xd800 && cp <= 0xdbff) {
-				js_hex4((const unsigned char *)p + 2, &lo);
-				p += 6;
-				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-			}
-			o += js_put_utf8(o, cp);
-			break;
-		}
-		default: /* '"', '\\', '/' */
-			*o++ = e;
-			break;
-		}
+		p = js_unescape_one(p, &o);
 	}
 	*pp = p;
 	return (size_t)(o - out);
