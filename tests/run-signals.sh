@@ -126,6 +126,24 @@ if start hup "$T/hup.xml"; then
 	[ -e "$T/hup.pid.reload" ] && fail "hup: status file left behind" || ok
 fi
 
+# porch reload's own bad input: exit 2 and a message that says what to fix
+"$PORCH" reload "$T/nope.pid" > /dev/null 2> "$T/rl.err"
+expect_eq "reload, no pid file: exit status" "$?" 2
+expect_eq "reload, no pid file: message" "$(cat "$T/rl.err")" \
+    "porch: reload: cannot read the pid file $T/nope.pid: No such file or directory (is porch running with --pid-file $T/nope.pid?)"
+echo abc > "$T/junk.pid"
+"$PORCH" reload "$T/junk.pid" > /dev/null 2> "$T/rl.err"
+expect_eq "reload, junk pid file: exit status" "$?" 2
+expect_eq "reload, junk pid file: message" "$(cat "$T/rl.err")" "porch: reload: $T/junk.pid does not hold a process id"
+"$PORCH" reload --timeout soon "$T/junk.pid" > /dev/null 2> "$T/rl.err"
+expect_eq "reload --timeout soon: exit status" "$?" 2
+expect_eq "reload --timeout soon: message" "$(cat "$T/rl.err")" \
+    "porch: reload: --timeout 'soon' is not a duration (an integer with ms, s, m or h, e.g. 30s)"
+"$PORCH" reload > /dev/null 2> "$T/rl.err"
+expect_eq "reload without a pid file: exit status" "$?" 2
+expect_eq "reload without a pid file: message" "$(head -n 1 "$T/rl.err")" \
+    "porch: reload: expected the pid file of a running porch"
+
 # 6. a reload's drain deadline: what the replaced pipeline cannot finish
 # in time ends as expired, and the new one runs on
 if start hupstuck --drain-timeout 300ms "$T/stuck.xml"; then
