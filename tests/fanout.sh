@@ -167,9 +167,7 @@ LUA
 		curl -s "$U/metrics" > "$T/m" && grep -q '^porch_requests_in_flight{pipeline="load"} 0$' "$T/m"
 	}
 	wait_for 10 idle || fail "load: requests still in flight: $(grep in_flight "$T/m")"
-	awk '/^porch_requests_accepted_total/ { a = $2 }
-	     /^porch_requests_total\{/ { s += $2 }
-	     END { if (a == s && a > 0) exit 0; print "accepted " a ", outcomes " s; exit 1 }' "$T/m" &&
+	books_balance "$T/m" &&
 	    ok || fail "load: accepted != completed + failed + shed + expired"
 	shed=$(sed -n 's/^porch_requests_total{pipeline="load",outcome="shed"} //p' "$T/m")
 	[ "${shed:-0}" -gt 0 ] && ok || fail "load: nothing shed at 10x overload"

@@ -76,3 +76,11 @@ heavy() {
 	exec 9> "${top_builddir:-$top_srcdir}/tests/heavy.lock"
 	flock 9
 }
+
+# books_balance METRICS-FILE: once nothing is in flight, a /metrics text's
+# accepted equals the sum of its outcomes (and is not 0); else it says both
+books_balance() {
+	awk '/^porch_requests_accepted_total/ { a = $2 }
+	     /^porch_requests_total\{/ { s += $2 }
+	     END { if (a == s && a > 0) exit 0; print "accepted " a ", outcomes " s; exit 1 }' "$1"
+}
