@@ -309,8 +309,8 @@ fanout_copy_ended(struct graph *g, struct porch_msg *cp, enum porch_outcome o,
 		if (f->error == PORCH_ERR_NONE) {
 			f->error = cp->error != PORCH_ERR_NONE ? cp->error : PORCH_ERR_INTERNAL;
 			snprintf(f->error_text, sizeof f->error_text, "%s%s%s",
-			    porch_error_name(f->error), cp->error_text && *cp->error_text ? ": " : "",
-			    cp->error_text ? cp->error_text : "");
+			    porch_error_name(f->error), cp->error_len > 0 ? ": " : "",
+			    porch_msg_error_text(cp));
 		}
 	}
 	copy_release(f, cp);

@@ -26,41 +26,49 @@ struct channel;
 	(w)->cfg->plugin->path, (cb), (id))
 
 struct porch_msg {
+	/* What the scheduler reads on every hop comes first, in the first two
+	 * cache lines (messages are allocated on a line): with a few hundred
+	 * messages in each channel a message is cold when a stage takes it,
+	 * and each further line read is a miss (bench/route). */
 	struct porch_msg *next;      /* pool, channel outbox */
-	struct porch_msg *all_next;  /* every message the graph made, to free them */
-	struct porch_msg *prev_live, *next_live; /* the graph's in-flight list */
-	struct porch_stage *origin;
 	struct porch_stage *holder;  /* the stage holding it now, or NULL */
-	struct channel *pending;     /* the full 'block' channel it waits for */
-	void *origin_data;
-	uint64_t id;
-	uint64_t enter_ns;           /* when its holder received it */
 	double deadline;             /* loop time; 0: none */
-	unsigned attempts;
+	uint64_t enter_ns;           /* when its holder received it */
+	double enter_now;            /* loop time its holder received it */
+	struct fan *fan;             /* a request waiting for its copies, or a copy's */
 	enum porch_error error;
+	int copy;                    /* a copy: 1 + its index; 0: a request */
+	unsigned char cancelled;     /* porch_msg_cancel: no longer wanted */
+	unsigned char traced;        /* its origin wants events about it */
+	unsigned char input_is_text; /* the input is its text still: not copied */
+	/* second line */
+	struct msg_timing *timings;  /* n_stages slots: a path visits each once */
+	size_t n_timings;
 	char *text;
 	size_t text_len, text_cap;
-	char *session;
+	size_t n_meta;               /* in pairs */
+	char *session;               /* session_len bytes and a NUL */
+	size_t session_len;
+	/* the rest */
+	uint64_t id;
 	size_t session_cap;
 	char **meta;                 /* key, value, key, value ... */
-	size_t n_meta, meta_cap;     /* in pairs */
-	char *error_text;
-	size_t error_cap;
-	struct porch_stage *error_stage; /* who failed it */
+	size_t meta_cap;             /* in pairs */
+	size_t n_local;              /* how many are set */
+	void **local;                /* per stage (porch_msg_set_local), or NULL */
+	struct porch_stage *origin;
+	void *origin_data;
+	struct porch_msg *all_next;  /* every message the graph made, to free them */
+	struct porch_msg *prev_live, *next_live; /* the graph's in-flight list */
+	struct channel *pending;     /* the full 'block' channel it waits for */
+	unsigned attempts;
 	int status;                  /* the last call's upstream status */
 	int64_t retry_after_ms;      /* the last call's Retry-After */
 	char *input;                 /* the text as the source emitted it */
 	size_t input_len, input_cap;
-	int input_is_text;           /* ... which is the text still: not copied */
-	double enter_now;            /* loop time its holder received it */
-	struct msg_timing *timings;  /* n_stages slots: a path visits each once */
-	size_t n_timings;
-	int cancelled;               /* porch_msg_cancel: no longer wanted */
-	int traced;                  /* its origin wants events about it */
-	void **local;                /* per stage (porch_msg_set_local), or NULL */
-	size_t n_local;              /* how many are set */
-	struct fan *fan;             /* a request waiting for its copies, or a copy's */
-	int copy;                    /* a copy: 1 + its index; 0: a request */
+	char *error_text;            /* error_len bytes and a NUL */
+	size_t error_len, error_cap;
+	struct porch_stage *error_stage; /* who failed it */
 };
 
 struct msg_timing {

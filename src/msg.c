@@ -28,7 +28,7 @@ msg_get(struct graph *g)
 	if (m != NULL) {
 		g->free_msgs = m->next;
 	} else {
-		m = xcalloc(1, sizeof *m);
+		m = xcalloc_line(sizeof *m); /* see struct porch_msg */
 		m->all_next = g->all_msgs;
 		g->all_msgs = m;
 	}
@@ -56,8 +56,8 @@ msg_aside(struct graph *g, const struct porch_msg *m)
 {
 	struct porch_msg *a = msg_get(g);
 	a->id = m != NULL ? m->id : 0;
-	if (m != NULL && m->session != NULL)
-		porch_msg_set_session(a, m->session, strlen(m->session));
+	if (m != NULL && m->session_len > 0)
+		porch_msg_set_session(a, m->session, m->session_len);
 	return a;
 }
 
@@ -79,12 +79,10 @@ msg_release(struct graph *g, struct porch_msg *m)
 		m->input = NULL;
 		m->input_cap = 0;
 	}
-	if (m->text)
-		m->text[0] = '\0';
-	if (m->session)
-		m->session[0] = '\0';
-	if (m->error_text)
-		m->error_text[0] = '\0';
+	/* the buffers are not written: the lengths say they are empty, and
+	 * a message released is cold, so each write would be a cache miss */
+	m->session_len = 0;
+	m->error_len = 0;
 	m->error = PORCH_ERR_NONE;
 	m->origin = NULL;
 	m->holder = NULL;
@@ -164,6 +162,7 @@ msg_set_error(struct porch_msg *m, enum porch_error e, const char *fmt, ...)
 	size_t len = strlen(tmp);
 	reserve(&m->error_text, &m->error_cap, len + 1);
 	memcpy(m->error_text, tmp, len + 1);
+	m->error_len = len;
 	m->error = e;
 }
 
@@ -176,7 +175,7 @@ porch_msg_id(const porch_msg *m)
 const char *
 porch_msg_session(const porch_msg *m)
 {
-	return m->session ? m->session : "";
+	return m->session_len > 0 ? m->session : "";
 }
 
 int
@@ -185,6 +184,7 @@ porch_msg_set_session(porch_msg *m, const char *session, size_t len)
 	reserve(&m->session, &m->session_cap, len + 1);
 	memcpy(m->session, session, len);
 	m->session[len] = '\0';
+	m->session_len = len;
 	return 0;
 }
 
@@ -193,7 +193,7 @@ porch_msg_text(const porch_msg *m, size_t *len)
 {
 	if (len)
 		*len = m->text_len;
-	return m->text ? m->text : "";
+	return m->text_len > 0 ? m->text : "";
 }
 
 /*
@@ -326,7 +326,7 @@ porch_msg_error(const porch_msg *m)
 const char *
 porch_msg_error_text(const porch_msg *m)
 {
-	return m->error_text ? m->error_text : "";
+	return m->error_len > 0 ? m->error_text : "";
 }
 
 void *
@@ -390,7 +390,7 @@ porch_msg_input(const porch_msg *m, size_t *len)
 		return porch_msg_text(m, len);
 	if (len)
 		*len = m->input_len;
-	return m->input ? m->input : "";
+	return m->input_len > 0 ? m->input : "";
 }
 
 const char *
@@ -477,8 +477,8 @@ msg_clone(struct graph *g, const struct porch_msg *m)
 	memcpy(c->text, m->text ? m->text : "", m->text_len);
 	c->text[m->text_len] = '\0';
 	c->text_len = m->text_len;
-	if (m->session != NULL)
-		porch_msg_set_session(c, m->session, strlen(m->session));
+	if (m->session_len > 0)
+		porch_msg_set_session(c, m->session, m->session_len);
 	for (size_t i = 0; i < m->n_meta; i++)
 		porch_msg_set_meta(c, m->meta[2 * i], m->meta[2 * i + 1]);
 	size_t ilen;

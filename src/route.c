@@ -39,7 +39,7 @@ meta(const void *ctx, const char *key)
 struct channel *
 route_pick(const struct route *r, const struct porch_msg *m)
 {
-	struct cond_input in = { m->text, m->text_len, m->session, meta, m };
+	struct cond_input in = { m->text, m->text_len, porch_msg_session(m), meta, m };
 	for (size_t i = 0; i < r->n; i++)
 		if (r->conds[i] == NULL || cond_eval(r->conds[i], &in))
 			return r->chans[i];

@@ -33,6 +33,18 @@ xcalloc(size_t count, size_t n)
 	return p;
 }
 
+/* n zeroed bytes starting on a cache line (64 bytes); free() frees them. */
+void *
+xcalloc_line(size_t n)
+{
+	size_t size = (n + 63) & ~(size_t)63;
+	void *p = aligned_alloc(64, size ? size : 64);
+	if (p == NULL)
+		out_of_memory(size);
+	memset(p, 0, size);
+	return p;
+}
+
 void *
 xrealloc(void *p, size_t n)
 {

@@ -8,6 +8,7 @@
 /* Allocation that cannot fail: prints and aborts on exhaustion. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t n);
+void *xcalloc_line(size_t n);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
