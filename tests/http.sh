@@ -241,7 +241,7 @@ if start api "$T/api.xml"; then
 fi
 
 # ==== 3. limits: bodies, headers, slow clients, connections ====================
-pipeline "$T/lim.xml" "$(p max-body 1k; p max-header-size 1k; p header-timeout 500ms; p body-timeout 500ms; p max-connections 3)" ""
+pipeline "$T/lim.xml" "$(p max-body 1k; p max-header-size 1k; p header-timeout 500ms; p body-timeout 500ms; p max-connections 3; p retry-after 7s)" ""
 head -c 3000 /dev/zero | tr '\0' 'a' > "$T/big"
 printf '{"prompt":"%s"}' "$(cat "$T/big")" > "$T/bigbody"
 if start lim "$T/lim.xml"; then
@@ -271,6 +271,9 @@ if start lim "$T/lim.xml"; then
 	    fail "3 connections not open"
 	expect_eq "over max-connections" "$(req "$U/healthz")" 503
 	check_has "over max-connections: error" "$T/b" '"code":"max_connections"'
+	# the configured Retry-After and the type of every overload answer
+	check_has "over max-connections: Retry-After" "$T/h" "Retry-After: 7"
+	check_has "over max-connections: its type" "$T/b" '"type":"overloaded_error"'
 	wait $held
 	for i in 1 2 3; do
 		grep -q '"ready":true' "$T/held$i" && ok || fail "held connection $i: $(cat "$T/held$i")"
@@ -379,10 +382,12 @@ if start block "$T/block.xml"; then
 	expect_eq "block channel: nothing shed" "$(json_get "$T/block.json" shed)" 0
 fi
 
-# while a block channel is full the source stops reading: a request sent
-# then waits in the kernel (the server socket's receive queue is not
-# empty), and is read and answered once there is room
-pipeline "$T/tcp.xml" "" "$(p delay-ms 1500)" 'capacity="1" overflow="block"' 'concurrency="1"'
+# while a block channel is full, a request for the pipeline waits in the
+# source and its connection reads no more: what the client sends after it
+# stays in the kernel (the server socket's receive queue is not empty) and
+# is read and answered once there is room.  Other connections go on: the
+# probes and /metrics answer at once (issue 13: a probe took 2.3 s).
+pipeline "$T/tcp.xml" "" "$(p delay-ms 3000)" 'capacity="1" overflow="block"' 'concurrency="1"'
 if start tcp "$T/tcp.xml"; then
 	for i in 1 2; do
 		curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' "$U/v1/completions" -d '{"prompt":"fill"}' > "$T/fill$i.code" &
@@ -396,17 +401,36 @@ if start tcp "$T/tcp.xml"; then
 	unread() {
 		awk -v p=":$hexport" '$2 ~ p"$" { split($5, q, ":"); if (q[2] != "00000000") found = 1 } END { exit !found }' /proc/net/tcp
 	}
-	# the first one more is read and waits in the source (one request,
-	# bounded); the next stays in the kernel
-	for i in 1 2; do
-		curl -s --max-time 20 -o "$T/late$i.b" -w '%{http_code}\n' "$U/v1/completions" -d '{"prompt":"late one"}' > "$T/late$i.code" &
-		curls="$curls $!"
+	# one connection: a request that waits, then a second one of 900 kB
+	# sent behind it, which the source does not read while the first waits
+	head -c 900000 /dev/zero | tr '\0' 'a' > "$T/big.txt"
+	{ post /v1/completions '{"prompt":"late one"}'
+	  printf 'POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n' $((900000 + 13))
+	  printf '{"prompt":"'; cat "$T/big.txt"; printf '"}'; } | raw 30 > "$T/late.raw" &
+	curls="$curls $!"
+	wait_for 10 unread && ok || fail "backpressure: every byte was read at once, none left in the kernel"
+	# a second client's request waits too
+	curl -s --max-time 30 -o "$T/late2.b" -w '%{http_code}\n' "$U/v1/completions" -d '{"prompt":"late two"}' > "$T/late2.code" &
+	curls="$curls $!"
+	wait_for 10 sh -c "curl -s '$U/metrics' | grep -q '^porch_http_requests_waiting{[^}]*} 2$'" ||
+	    fail "backpressure: the two late requests are not waiting: $(curl -s "$U/metrics" | grep _waiting)"
+	# the probes and the metrics, each on a connection of its own, while
+	# the worker holds its request for 3 s: each well before that (the
+	# issue asks for 50 ms; the bound here leaves room for a loaded CI)
+	for path in healthz readyz metrics; do
+		t=$(curl -s --max-time 5 -o "$T/probe.$path" -w '%{http_code} %{time_total}' "$U/$path")
+		echo "# probe /$path during backpressure: $t"
+		expect_eq "backpressure: /$path answers" "${t%% *}" 200
+		awk -v t="${t#* }" 'BEGIN { exit !(t < 1.0) }' && ok ||
+		    fail "backpressure: /$path took ${t#* } s"
 	done
-	wait_for 10 unread && ok || fail "backpressure: every request was read at once, none left in the kernel"
 	wait $curls
 	curls=
-	expect_eq "backpressure: then answered" "$(cat "$T/late1.code" "$T/late2.code" | tr '\n' ' ')" "200 200 "
-	check_has "backpressure: its answer" "$T/late2.b" '"text":"late one"'
+	grep -c "^HTTP/1.1 200" "$T/late.raw" | grep -qx 2 && ok ||
+	    fail "backpressure: the held connection's two requests: $(grep '^HTTP' "$T/late.raw")"
+	grep -q '"text":"late one"' "$T/late.raw" && ok || fail "backpressure: the first answer"
+	expect_eq "backpressure: the other client answered" "$(cat "$T/late2.code")" 200
+	check_has "backpressure: its answer" "$T/late2.b" '"text":"late two"'
 	stop
 	expect_eq "backpressure: nothing shed" "$(json_get "$T/tcp.json" shed)" 0
 fi

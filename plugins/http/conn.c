@@ -277,22 +277,13 @@ peer_name(const struct sockaddr_storage *ss, char *addr, size_t alen, char *peer
 	}
 }
 
-#define REFUSE_BODY "{\"error\":{\"message\":\"too many connections\",\"type\":\"server_error\"," \
-	"\"param\":null,\"code\":\"max_connections\"}}\n"
-_Static_assert(sizeof REFUSE_BODY - 1 == 105, "refuse's Content-Length is its body's length");
-
-/* Over max-connections: say so in one write, if the socket takes it, and close. */
+/* Over max-connections: say so in one write, if the socket takes it, and
+ * close.  The answer is made once (wire_start), with the source's
+ * Retry-After and the error type of every overload answer. */
 static void
 refuse(struct wire *w, int fd)
 {
-	static const char msg[] =
-	    "HTTP/1.1 503 Service Unavailable\r\n"
-	    "Content-Type: application/json\r\n"
-	    "Retry-After: 1\r\n"
-	    "Connection: close\r\n"
-	    "Content-Length: 105\r\n\r\n"
-	    REFUSE_BODY;
-	ssize_t n = send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	ssize_t n = send(fd, w->refusal, w->refusal_len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n > 0)
 		w->bytes_out += (uint64_t)n;
 	close(fd);
@@ -305,7 +296,7 @@ on_accept_retry(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	(void)revents;
 	struct wire *w = t->data;
-	if (w->lfd >= 0 && !w->paused && !w->draining)
+	if (w->lfd >= 0 && !w->draining)
 		ev_io_start(loop, &w->lio);
 }
 
@@ -469,8 +460,17 @@ wire_start(struct wire *w)
 	ev_init(&w->accept_retry, on_accept_retry);
 	w->accept_retry.data = w;
 	fd_reserve_init(w);
-	if (!w->paused)
-		ev_io_start(w->loop, &w->lio);
+	static const char body[] = "{\"error\":{\"message\":\"too many connections "
+	    "(max-connections)\",\"type\":\"overloaded_error\",\"param\":null,"
+	    "\"code\":\"max_connections\"}}\n";
+	int n = snprintf(w->refusal, sizeof w->refusal,
+	    "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Content-Type: application/json\r\n"
+	    "Retry-After: %u\r\n"
+	    "Connection: close\r\n"
+	    "Content-Length: %zu\r\n\r\n%s", w->retry_after_s, sizeof body - 1, body);
+	w->refusal_len = n > 0 && (size_t)n < sizeof w->refusal ? (size_t)n : 0;
+	ev_io_start(w->loop, &w->lio);
 }
 
 static void
@@ -497,7 +497,7 @@ wants_read(const struct conn *c)
 		return 0;
 	if (c->lingering)
 		return 1;
-	if (c->closing || c->err_status != 0 || w->paused)
+	if (c->closing || c->err_status != 0 || c->holding)
 		return 0;
 	/* a request being parsed may finish; a new one waits for room */
 	return c->cur != NULL || c->queued < w->max_pipeline;
@@ -571,6 +571,10 @@ conn_kick(struct conn *c)
 static void
 conn_free(struct conn *c, int closed)
 {
+	if (c->holding) {
+		c->holding = 0;
+		c->w->holding--;
+	}
 	struct wire *w = c->w;
 	/* what on_gone calls (resuming other connections) must leave it be */
 	c->dead = 1;
@@ -680,7 +684,7 @@ static void
 conn_parse(struct conn *c)
 {
 	struct wire *w = c->w;
-	while (!c->dead && !c->closing && c->err_status == 0 && !w->paused &&
+	while (!c->dead && !c->closing && c->err_status == 0 && !c->holding &&
 	    c->in_off < c->in_len && (c->cur != NULL || c->queued < w->max_pipeline)) {
 		size_t avail = c->in_len - c->in_off;
 		const char *at = c->in + c->in_off;
@@ -969,31 +973,38 @@ on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 /* ---- the whole source --------------------------------------------------- */
 
 void
-wire_pause(struct wire *w)
+wire_wait(struct wreq *r)
 {
-	if (w->paused)
+	struct conn *c = r->c;
+	if (c == NULL || c->holding)
 		return;
-	w->paused = 1;
-	ev_io_stop(w->loop, &w->lio);
+	c->holding = 1;
+	c->w->holding++;
+	conn_update(c);
+}
+
+/* Every held connection reads again, in the order they were opened. */
+static void
+release_holds(struct wire *w)
+{
 	for (struct conn *c = w->conns; c != NULL; c = c->next)
-		conn_update(c);
+		if (c->holding) {
+			c->holding = 0;
+			w->holding--;
+		}
 }
 
 void
 wire_resume(struct wire *w)
 {
-	if (!w->paused)
+	if (w->holding == 0)
 		return;
-	w->paused = 0;
-	if (w->lfd >= 0 && !w->draining)
-		ev_io_start(w->loop, &w->lio);
+	release_holds(w);
 	for (struct conn *c = w->conns, *next; c != NULL; c = next) {
 		next = c->next;
 		/* the wait was ours, not the client's: deadlines start again */
 		conn_timer(c, 1);
 		conn_parse(c);
-		if (w->paused)
-			break;
 	}
 }
 
@@ -1001,7 +1012,7 @@ void
 wire_retire(struct wire *w)
 {
 	w->retiring = 1;
-	w->paused = 0;
+	release_holds(w);
 	conn_stop_listening(w);
 	for (struct conn *c = w->conns, *next; c != NULL; c = next) {
 		next = c->next;
@@ -1020,7 +1031,7 @@ void
 wire_drain(struct wire *w)
 {
 	/* nothing waits for room any more: every connection may read */
-	w->paused = 0;
+	release_holds(w);
 	conn_stop_listening(w);
 	for (struct conn *c = w->conns, *next; c != NULL; c = next) {
 		next = c->next;

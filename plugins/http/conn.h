@@ -42,6 +42,7 @@ struct conn {
 	int dead;                   /* to be closed by its watcher */
 	int lingering;              /* answered and shut down; reading the rest */
 	int fresh;                  /* no request has begun yet */
+	int holding;                /* a request of its waits for the pipeline: read no more (wire_wait) */
 };
 
 /* ---- conn.c --------------------------------------------------------------- */

@@ -7,9 +7,11 @@
  *
  * Backpressure: before a request is emitted, porch_stage_ready says whether
  * the pipeline can take it.  When a full 'block' channel says no, the
- * request waits here and the source stops reading every socket and stops
- * accepting (wire_pause), so clients are held back by TCP rather than by
- * memory; the resume callback emits what waits and reads again.  When the
+ * request waits here and its connection stops reading (wire_wait), so its
+ * client is held back by TCP rather than by memory; the resume callback
+ * emits what waits and lets those connections read again.  Other
+ * connections go on being read and accepted (each holds at most one
+ * request back), so health, readiness and metrics answer at once.  When the
  * pipeline's in-flight bound says no, the request is emitted all the same:
  * the runtime refuses it (shed, admission) and the client gets 503 at once.
  *
@@ -295,7 +297,8 @@ pipeline_emit(struct http_src *s, struct hreq *h, porch_msg *m)
 	}
 	if (s->wait_head != NULL || !room_for_one(s)) {
 		wait_push(s, h, m);
-		wire_pause(&s->w);
+		if (h != NULL)
+			wire_wait(&h->w);
 		return;
 	}
 	emit_now(s, m);

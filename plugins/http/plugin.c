@@ -380,6 +380,7 @@ http_init(porch_stage *st)
 	s->w.linger_timeout = 2.0;
 	s->deadline_ms = porch_param_int(p, "deadline");
 	s->retry_after_s = (porch_param_int(p, "retry-after") + 999) / 1000;
+	s->w.retry_after_s = (unsigned)s->retry_after_s;
 	snprintf(s->answers.retry_after, sizeof s->answers.retry_after, "Retry-After: %lld\r\n",
 	    (long long)s->retry_after_s);
 	s->rate = porch_param_number(p, "rate-limit");
@@ -705,9 +706,12 @@ const struct porch_plugin porch_plugin = {
 	    "is written, one at a time; so the process's memory is the bound, plus a "
 	    "base, plus a few times the largest body or answer. GET /metrics shows the "
 	    "count (porch_http_inflight_bytes), its peak and the bound. When a 'block' "
-	    "channel is full the stage stops reading every connection and stops accepting, "
-	    "so clients wait in TCP rather than in memory, until the pipeline has room "
-	    "again. Descriptors: accepting pauses for 100 ms (the clients waiting in the "
+	    "channel is full, a request for the pipeline waits in the stage and its "
+	    "connection reads no more (what its client sends next waits in TCP, not in "
+	    "memory) until the pipeline has room again; other connections are read and "
+	    "new ones accepted (up to max-connections), so /healthz, /readyz and /metrics "
+	    "answer at once. Over max-connections a connection gets 503 with the "
+	    "retry-after of this stage, type overloaded_error, code max_connections. Descriptors: accepting pauses for 100 ms (the clients waiting in the "
 	    "listen backlog) when accept fails for want of descriptors or memory, and "
 	    "also once fewer than an eighth of ulimit -n (at least 8, at most 256) would "
 	    "be left free, which are kept for the rest of porch, such as the openai "

@@ -152,7 +152,10 @@ struct wire {
 	double pause_logged;        /* loop time of the last line about them; 0: none */
 	struct conn *conns;         /* every open connection */
 	unsigned n_conns;
-	int paused;                 /* nobody reads (wire_pause) */
+	unsigned holding;           /* connections waiting (wire_wait) */
+	unsigned retry_after_s;     /* the Retry-After of the max-connections refusal */
+	char refusal[512];          /* that answer, made by wire_start */
+	size_t refusal_len;
 	/* set by the upper layer when it drains: answers begun from then on
 	 * close their connection, and a connection closes after its last one */
 	int draining;
@@ -184,8 +187,12 @@ int wire_adopt_read(struct wire *w, int fd, const char *bytes, size_t len);
 /* A reload replaced the wire's owner: stop accepting, hand idle connections
  * over, serve the rest until each is idle (then over) or closed. */
 void wire_retire(struct wire *w);
-void wire_pause(struct wire *w);    /* stop reading every connection and accepting */
-void wire_resume(struct wire *w);   /* read and accept again; parse what was read */
+/* r waits for room in the pipeline: its connection reads no more until
+ * wire_resume.  Other connections go on, and new ones are accepted, so
+ * /healthz, /readyz and /metrics answer while block backpressure holds the
+ * pipeline's requests back (by TCP, one request a connection). */
+void wire_wait(struct wreq *r);
+void wire_resume(struct wire *w);   /* held connections read again; parse what was read */
 /* Stop listening, close idle connections, close the others after their
  * last answer (set w->draining first). */
 void wire_drain(struct wire *w);

@@ -175,10 +175,10 @@ settle(void)
 {
 	for (int round = 0; round < 8; round++) {
 		spin(3);
-		if (fake_msgs == NULL && src->wait_head == NULL && !src->w.paused)
+		if (fake_msgs == NULL && src->wait_head == NULL && src->w.holding == 0)
 			break;
 		finish_messages();
-		if (src->wait_head != NULL || src->w.paused) {
+		if (src->wait_head != NULL || src->w.holding > 0) {
 			stage.ready = 1000000;
 			pipeline_resume(src);
 		}
@@ -253,7 +253,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	wire_fini(&src->w);
 	finish_messages();
 	tasks_fini(src);
-	src->w.paused = 0;
+	src->w.holding = 0;
 	src->n_keys = keys;
 	if (fake_inflight != 0 || src->wait_head != NULL) {
 		fprintf(stderr, "http fuzz: %zu messages never ended\n", fake_inflight);
