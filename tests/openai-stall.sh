@@ -19,7 +19,9 @@
 #     idle-timeout given too, that one is the idle limit;
 #   - one stalled request does not hold up 30 others sent with it: their
 #     answers are all out while the stalled one still waits, and it fails
-#     at its limit after them.
+#     at its limit after them;
+#   - bad values of the three are refused by porch check, each with its
+#     exact error.
 . "$top_srcdir/tests/lib.sh"
 
 : "${top_builddir:=$top_srcdir}"
@@ -92,6 +94,21 @@ expect_failure() {
 	grep -q "^porch: stdin:1: request [0-9]* (session stdin) failed: $2: $3" "$T/$1.err" && ok ||
 	    fail "$1: want 'failed: $2: $3', got: $(cat "$T/$1.err")"
 }
+
+# ---- bad values: each with its exact error -----------------------------------
+transport=native
+# bad NAME VALUE ERROR: porch check of a file with <param name=NAME>VALUE
+bad() {
+	pipeline "$T/bad.xml" "$(p "$1" "$2")"
+	"$PORCH" check "$T/bad.xml" > /dev/null 2> "$T/bad.err"
+	expect_eq "bad $1 $2: exit status" "$?" 2
+	expect_eq "bad $1 $2: error" "$(sed "s|^$T/bad.xml:4:[0-9]*: ||" "$T/bad.err")" \
+	    "error: worker 'model' (plugin openai): $3"
+}
+bad first-byte-timeout 0ms "parameter 'first-byte-timeout': '0ms' is out of range (1 to 86400000ms)"
+bad idle-timeout soon "parameter 'idle-timeout': 'soon' is not a duration (an integer with ms, s, m or h, e.g. 250ms)"
+bad read-timeout 2d "parameter 'read-timeout': '2d' is not a duration (an integer with ms, s, m or h, e.g. 250ms)"
+bad idle-timout 1s "unknown parameter 'idle-timout'; did you mean 'idle-timeout'?"
 
 fb_text="no byte of the answer from upstream"
 idle_text="upstream silent for"
