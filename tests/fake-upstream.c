@@ -4,6 +4,7 @@
  *
  *   fake-upstream -p PORTFILE [-P PIDFILE] [-s STATSFILE] [-l LOGFILE] [-j JSONFILE]
  *                 [-t SECONDS] [-b BLACKHOLE-PORTFILE]
+ *                 [-m MODE] [-d MS] [-w MS] [-c CONTROLFILE]
  *
  * Listens on 127.0.0.1, on a port the kernel picks, and writes that port to
  * PORTFILE once it accepts connections (written whole: a reader that sees
@@ -16,6 +17,10 @@
  *                      content, or "prompt"), in one JSON body, or as
  *                      server-sent events word by word when "stream" is true
  *   slow-N             the same after N ms
+ *   slow-first-N       the head at once, the body N ms later (the first
+ *                      event of a stream, or a whole answer's JSON), then
+ *                      as ok: a server's queue and prefill before the first
+ *                      token
  *   slow-stream        streamed, 20 ms between words
  *   echo-body          the answer is the request body itself
  *   classify           {"category":"code","complexity":"simple"} when the
@@ -112,8 +117,9 @@
  * "data: [DONE]".
  *
  * STATSFILE, rewritten whole on every change, has "connections" (accepted
- * so far), "requests", "open" and "max_open" (most connections open at
- * once), one per line as "  \"key\": N,".  LOGFILE gets a line per request:
+ * so far), "requests", "open", "max_open" (most connections open at
+ * once) and "models" (GET .../models answered), one per line as
+ * "  \"key\": N,".  LOGFILE gets a line per request:
  * its number, its connection's, the path, the Authorization header and the
  * body.  JSONFILE (-j) gets a JSON object per line per request, written
  * before it is answered: {"n", "conn", "path", "auth", "model", "body": the
@@ -123,6 +129,32 @@
  * client can check what reached the upstream without the file.
  * It exits after SECONDS (default 600), so that a test that dies
  * cannot leave it behind; SIGTERM stops it at once.
+ *
+ * One instance's own behaviour, whatever the requests' "model" (for tests
+ * that run several, as replicas of one model):
+ *   -m MODE   every request is answered as if its model were MODE (any
+ *             mode above: 500, stall, reset, slow-200 ...); "none" (the
+ *             default) leaves it to the request
+ *   -d MS     every answer waits MS ms more before its first byte (and
+ *             a reset or close its end)
+ *   -w MS     streamed words (ok, slow-*, stall-mid-stream, reset-mid-stream,
+ *             no-done) come MS ms more apart
+ *   -c FILE   a control file, read at every request when it changed (its
+ *             mtime, size or inode: write it with a rename, or a different
+ *             size, to be sure a change within a clock tick is seen).
+ *             Lines "mode MODE", "delay MS" and "word-delay MS" override
+ *             -m, -d and -w; what it does not say, or all when it is
+ *             missing or empty, is the command line's.  So a test makes a
+ *             replica fail with "mode 500" and brings it back with
+ *             "mode none".  A line it cannot read is reported on stderr
+ *             and ignored.
+ * GET (any method) .../models answers, not counted as a request but as
+ * "models" in STATSFILE, 200 with {"object": "list", "data": [{"id":
+ * "fake", "object": "model", ...}]}: a health probe's target.  Under -m or
+ * the control file's mode it fails likewise: an HTTP status mode (400,
+ * 429, 500, 503 ...) answers that status, stall and stall-mid-stream
+ * never answer, reset and reset-mid-stream reset the connection, slow-N
+ * and slow-first-N answer N ms late; -d delays it too.
  *
  * With -b it also listens on a second port, written to BLACKHOLE-PORTFILE,
  * whose accept queue it never empties and fills itself: Linux drops the
@@ -142,6 +174,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -168,13 +201,26 @@ struct conn {
 	enum end end;        /* after the last piece */
 	int busy;            /* answering: no next request read yet */
 	int drop_next;       /* the next request is closed unanswered */
+	double word_gap;     /* -w: s more between streamed words */
+};
+
+/* The instance's own behaviour: -m, -d, -w, or the control file's. */
+struct behaviour {
+	char mode[128];      /* "": the request's model */
+	double delay;        /* s before every answer */
+	double word_gap;     /* s more between streamed words */
 };
 
 struct server {
 	int lfd;
 	struct conn *conns[MAX_CONNS];
 	size_t n;
-	unsigned long long connections, requests, open, max_open;
+	unsigned long long connections, requests, open, max_open, models;
+	struct behaviour given;    /* the command line's */
+	struct behaviour now;      /* that, with the control file's over it */
+	const char *control_path;  /* -c */
+	struct stat control_st;    /* the control file as last read */
+	int control_seen;          /* it existed then */
 	unsigned next_id;
 	const char *stats_path, *log_path;
 	FILE *log, *jlog;
@@ -249,8 +295,8 @@ stats(struct server *s)
 	if (s->stats_path == NULL)
 		return;
 	snprintf(text, sizeof text, "{\n  \"connections\": %llu,\n  \"requests\": %llu,\n"
-	    "  \"open\": %llu,\n  \"max_open\": %llu\n}\n",
-	    s->connections, s->requests, s->open, s->max_open);
+	    "  \"open\": %llu,\n  \"max_open\": %llu,\n  \"models\": %llu\n}\n",
+	    s->connections, s->requests, s->open, s->max_open, s->models);
 	write_file(s->stats_path, text);
 }
 
@@ -387,6 +433,7 @@ stream_text(struct conn *c, double at, int chat, const char *text, double gap,
     size_t words, int no_done)
 {
 	size_t len = strlen(text), i = 0, k = 0;
+	gap += c->word_gap;
 	sse_head(c, at);
 	if (chat)
 		sse_raw(c, at, "data: {\"id\":\"chatcmpl-fake\",\"object\":\"chat.completion.chunk\","
@@ -1195,6 +1242,102 @@ answer_recent(struct server *s, struct conn *c, double at)
 	    "requests", list));
 }
 
+/* ---- the instance's own behaviour: -m, -d, -w and the control file ------- */
+
+/* Reads MS (a non-negative number of milliseconds) into *out, in s. */
+static int
+read_ms(const char *v, double *out)
+{
+	char *end;
+	double ms = strtod(v, &end);
+	if (end == v || *end != '\0' || !(ms >= 0) || ms > 86400000)
+		return -1;
+	*out = ms / 1000.;
+	return 0;
+}
+
+/* Sets a mode: "none" (or nothing) is the request's own. */
+static void
+set_mode(struct behaviour *b, const char *mode)
+{
+	snprintf(b->mode, sizeof b->mode, "%s", strcmp(mode, "none") == 0 ? "" : mode);
+}
+
+/*
+ * Reads the control file again when it changed since the last time (its
+ * mtime, size or inode; or it came or went): the command line's behaviour,
+ * with what the file says over it.
+ */
+static void
+control_poll(struct server *s)
+{
+	struct stat st;
+	if (s->control_path == NULL)
+		return;
+	int seen = stat(s->control_path, &st) == 0;
+	if (seen == s->control_seen && (!seen || (st.st_mtim.tv_sec == s->control_st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == s->control_st.st_mtim.tv_nsec &&
+	    st.st_size == s->control_st.st_size && st.st_ino == s->control_st.st_ino)))
+		return;
+	s->control_seen = seen;
+	if (seen)
+		s->control_st = st;
+	s->now = s->given;
+	FILE *f = seen ? fopen(s->control_path, "r") : NULL;
+	if (f == NULL)
+		return;
+	char line[256];
+	unsigned n = 0;
+	while (fgets(line, sizeof line, f) != NULL) {
+		char key[32], value[128];
+		n++;
+		int k = sscanf(line, "%31s %127s", key, value);
+		if (k <= 0 || key[0] == '#')
+			continue;
+		if (k == 2 && strcmp(key, "mode") == 0)
+			set_mode(&s->now, value);
+		else if (!(k == 2 && strcmp(key, "delay") == 0 && read_ms(value, &s->now.delay) == 0) &&
+		    !(k == 2 && strcmp(key, "word-delay") == 0 && read_ms(value, &s->now.word_gap) == 0))
+			fprintf(stderr, "fake-upstream: %s:%u: want \"mode MODE\", \"delay MS\" "
+			    "or \"word-delay MS\", not: %s", s->control_path, n, line);
+	}
+	fclose(f);
+}
+
+/*
+ * GET .../models: the list of one model, or what the instance's mode says
+ * (a status, a stall, a reset, a delay).
+ */
+static void
+answer_models(struct server *s, struct conn *c, double t)
+{
+	const char *mode = s->now.mode;
+	s->models++;
+	stats(s);
+	if (strcmp(mode, "stall") == 0 || strcmp(mode, "stall-mid-stream") == 0) {
+		c->end = END_STALL;
+		return;
+	}
+	if (strncmp(mode, "slow-", 5) == 0 && strcmp(mode, "slow-stream") != 0)
+		t += atof(mode + (strncmp(mode, "slow-first-", 11) == 0 ? 11 : 5)) / 1000.;
+	add(c, t, "", 0); /* the end (reset, close) waits for it too */
+	if (strcmp(mode, "reset") == 0 || strcmp(mode, "reset-mid-stream") == 0) {
+		c->end = END_RESET;
+		return;
+	}
+	int status = mode[0] >= '1' && mode[0] <= '9' ? atoi(mode) : 200;
+	if (status != 200) {
+		answer_error(c, t, status < 100 || status > 599 ? 500 : status,
+		    status == 429 || status == 503 ? "Retry-After: 1\r\n" : "",
+		    "the fake upstream's mode fails its models too");
+		return;
+	}
+	answer_json(c, t, 200, "", json_pack("{s:s,s:[{s:s,s:s,s:i,s:s}]}", "object", "list",
+	    "data", "id", "fake", "object", "model", "created", 0, "owned_by", "fake-upstream"));
+	if (strcmp(mode, "close") == 0)
+		c->end = END_CLOSE;
+}
+
 static void
 handle(struct server *s, struct conn *c, const char *path, const char *auth,
     const char *body, size_t blen)
@@ -1206,6 +1349,15 @@ handle(struct server *s, struct conn *c, const char *path, const char *auth,
 		answer_recent(s, c, t); /* not a request to the model: not counted */
 		return;
 	}
+	control_poll(s);
+	t += s->now.delay;
+	c->word_gap = s->now.word_gap;
+	if (plen >= 7 && strncmp(path + plen - 7, "/models", 7) == 0) {
+		answer_models(s, c, t); /* a probe, not a request: counted apart */
+		return;
+	}
+	if (s->now.delay > 0)
+		add(c, t, "", 0); /* a reset or a close waits for it too */
 	s->requests++;
 	stats(s);
 	if (s->log != NULL) {
@@ -1235,13 +1387,19 @@ handle(struct server *s, struct conn *c, const char *path, const char *auth,
 		return;
 	}
 	json_t *m = json_object_get(j, "model");
-	const char *model = json_is_string(m) ? json_string_value(m) : "ok";
+	const char *model = s->now.mode[0] != '\0' ? s->now.mode :
+	    json_is_string(m) ? json_string_value(m) : "ok";
 	int stream = json_is_true(json_object_get(j, "stream"));
 	char *text;
 	if (asprintf(&text, "you said: %s", prompt_of(j, chat)) < 0)
 		die("out of memory");
 
-	if (strncmp(model, "slow-", 5) == 0 && strcmp(model, "slow-stream") != 0) {
+	if (strncmp(model, "slow-first-", 11) == 0) {
+		/* the head now, the rest after the wait: it is the head's piece */
+		size_t head = c->np;
+		answer_text(c, t + atof(model + 11) / 1000., chat, stream, text);
+		c->pieces[head].at = t;
+	} else if (strncmp(model, "slow-", 5) == 0 && strcmp(model, "slow-stream") != 0) {
 		answer_text(c, t + atof(model + 5) / 1000., chat, stream, text);
 	} else if (strcmp(model, "slow-stream") == 0) {
 		stream_text(c, t, chat, text, 0.02, 0, 0);
@@ -1355,7 +1513,7 @@ handle(struct server *s, struct conn *c, const char *path, const char *auth,
 	} else if (strcmp(model, "401") == 0) {
 		answer_error(c, t, 401, "", "invalid api key");
 	} else if (strcmp(model, "401-key") == 0) {
-		char msg[512];
+		char msg[600]; /* the prefix and all of auth[512] */
 		snprintf(msg, sizeof msg, "Incorrect API key provided: %s",
 		    strncmp(auth, "Bearer ", 7) == 0 ? auth + 7 : auth);
 		answer_error(c, t, 401, "", msg);
@@ -1630,8 +1788,18 @@ main(int argc, char **argv)
 	double lifetime = 600;
 	int opt;
 	memset(&s, 0, sizeof s);
-	while ((opt = getopt(argc, argv, "p:P:s:l:j:t:b:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:P:s:l:j:t:b:m:d:w:c:")) != -1) {
 		switch (opt) {
+		case 'm': set_mode(&s.given, optarg); break;
+		case 'd':
+			if (read_ms(optarg, &s.given.delay) != 0)
+				die("-d %s: want milliseconds", optarg);
+			break;
+		case 'w':
+			if (read_ms(optarg, &s.given.word_gap) != 0)
+				die("-w %s: want milliseconds", optarg);
+			break;
+		case 'c': s.control_path = optarg; break;
 		case 'p': port_path = optarg; break;
 		case 'P': pid_path = optarg; break;
 		case 's': s.stats_path = optarg; break;
@@ -1642,12 +1810,15 @@ main(int argc, char **argv)
 		default:
 			fprintf(stderr, "usage: fake-upstream -p PORTFILE [-P PIDFILE] "
 			    "[-s STATSFILE] [-l LOGFILE] [-j JSONFILE] [-t SECONDS] "
-			    "[-b BLACKHOLE-PORTFILE]\n");
+			    "[-b BLACKHOLE-PORTFILE] [-m MODE] [-d MS] [-w MS] "
+			    "[-c CONTROLFILE]\n");
 			return 2;
 		}
 	}
 	if (port_path == NULL)
 		die("-p PORTFILE is required");
+	s.now = s.given;
+	control_poll(&s);
 	if (s.log_path != NULL && (s.log = fopen(s.log_path, "a")) == NULL)
 		die("%s: %s", s.log_path, strerror(errno));
 	if (json_path != NULL && (s.jlog = fopen(json_path, "a")) == NULL)

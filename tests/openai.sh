@@ -181,12 +181,12 @@ grep -q "^stdin	you said" "$T/retry-mid.out" && ok || fail "retry mid-stream: th
 # ---- timeouts and broken connections ---------------------------------------------
 for f in stream plain; do
 	scenario "stall-$f" "$T/$f.xml" stall
-	expect_failure "stall-$f" timeout "read-timeout: no bytes from upstream for 700 ms (1 attempt)$"
+	expect_failure "stall-$f" timeout "first-byte-timeout (read-timeout): no byte of the answer from upstream 700 ms after the request was sent (1 attempt)$"
 	scenario "reset-$f" "$T/$f.xml" reset
 	expect_failure "reset-$f" transport ".*"
 done
 scenario stall-mid-stream "$T/stream.xml" stall-mid-stream
-expect_failure stall-mid-stream timeout "read-timeout"
+expect_failure stall-mid-stream timeout "idle-timeout (read-timeout): upstream silent for 700 ms in the middle of the answer"
 scenario reset-mid-stream "$T/stream.xml" reset-mid-stream
 expect_failure reset-mid-stream transport ".*[Rr]eset"
 pipeline "$T/refused.xml" "$(p connect-timeout 2s)"

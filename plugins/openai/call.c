@@ -2,9 +2,10 @@
  * call.c -- one HTTP call of the openai worker, whichever transport moves
  * its bytes: what the answer's head says (status, Content-Type,
  * Retry-After), its body bytes (to the SSE parser, whose events go to the
- * stage as they come, or to the whole-body buffer), the read timeout, and
- * how the transfer's end becomes the call's: done, or failed with a porch
- * error, the HTTP status and Retry-After.
+ * stage as they come, or to the whole-body buffer), the stall limits
+ * (first-byte-timeout, idle-timeout), and how the transfer's end becomes
+ * the call's: done, or failed with a porch error, the HTTP status and
+ * Retry-After.
  *
  * A call's struct is kept on a free list and reused.  A call is recycled
  * before porch hears of its end, since the stage may start another one (a
@@ -31,6 +32,7 @@
 #define OAI_EXCERPT 160
 
 static void oai_on_read_timer(struct ev_loop *loop, ev_timer *t, int revents);
+static void oai_idle_timer_start(struct oai_call *cl);
 
 /* ---- calls ----------------------------------------------------------------- */
 
@@ -420,6 +422,7 @@ oai_resp_body(struct oai_call *cl, const char *p, size_t n)
 	cl->last = ev_now(o->loop);
 	if (!cl->started) {
 		cl->started = 1;
+		oai_idle_timer_start(cl);
 		/* by what the server sent, not what we asked for: a server that
 		 * does not stream answers in JSON, and errors come as JSON */
 		cl->sse_mode = cl->status >= 200 && cl->status < 300 && cl->event_stream;
@@ -477,19 +480,43 @@ oai_resp_body(struct oai_call *cl, const char *p, size_t n)
 	return r == -1 ? -1 : 0;
 }
 
-/* ---- the read timeout ------------------------------------------------------ */
+/* ---- the stall limits ------------------------------------------------------ */
 
+/*
+ * One timer per call holds both limits.  It is set to first-byte-timeout
+ * when the request goes out, set once more to idle-timeout when the
+ * answer's body begins, and otherwise never touched while bytes come:
+ * each byte only notes the time (cl->last), and the timer, when it fires,
+ * works out whether the limit has really passed, and if not waits the rest
+ * (no timer call per token).
+ */
 void
 oai_read_timer_start(struct oai_call *cl)
 {
 	struct oai *o = cl->o;
-	cl->last = ev_now(o->loop);
+	cl->sent = cl->last = ev_now(o->loop);
 	ev_timer_stop(o->loop, &cl->read_timer);
-	ev_timer_set(&cl->read_timer, o->read_timeout, 0.);
+	ev_timer_set(&cl->read_timer, (double)o->first_byte_ms / 1000., 0.);
 	ev_timer_start(o->loop, &cl->read_timer);
 }
 
-/* The read timer: no bytes for read-timeout seconds ends the call. */
+/* The answer's body began (oai_resp_body): idle-timeout from now on. */
+static void
+oai_idle_timer_start(struct oai_call *cl)
+{
+	struct oai *o = cl->o;
+	if (!ev_is_active(&cl->read_timer))
+		return; /* none runs (a call that ends now, or curl before prereq) */
+	ev_timer_stop(o->loop, &cl->read_timer);
+	ev_timer_set(&cl->read_timer, (double)o->idle_ms / 1000., 0.);
+	ev_timer_start(o->loop, &cl->read_timer);
+}
+
+/*
+ * The timer: no byte of the answer's body first-byte-timeout after the
+ * request was sent, or none for idle-timeout once it began, ends the call
+ * as timeout.
+ */
 static void
 oai_on_read_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -500,7 +527,8 @@ oai_on_read_timer(struct ev_loop *loop, ev_timer *t, int revents)
 		/* the transport stops its cancelled calls first; cannot happen */
 		return;
 	}
-	ev_tstamp left = cl->last + o->read_timeout - ev_now(loop);
+	int64_t limit = cl->started ? o->idle_ms : o->first_byte_ms;
+	ev_tstamp left = (cl->started ? cl->last : cl->sent) + (double)limit / 1000. - ev_now(loop);
 	if (left > 0) {
 		/* bytes came since it was set: wait for the rest */
 		ev_timer_set(t, left, 0.);
@@ -514,8 +542,13 @@ oai_on_read_timer(struct ev_loop *loop, ev_timer *t, int revents)
 		oai_succeed(cl);
 		return;
 	}
-	oai_fail(cl, PORCH_ERR_TIMEOUT, 0, -1, "read-timeout: no bytes from upstream for %.0f ms",
-	    o->read_timeout * 1000.);
+	if (cl->started)
+		oai_fail(cl, PORCH_ERR_TIMEOUT, 0, -1, "%s: upstream silent for %lld ms "
+		    "in the middle of the answer", o->idle_name, (long long)limit);
+	else
+		oai_fail(cl, PORCH_ERR_TIMEOUT, 0, -1, "%s: no byte of the answer from "
+		    "upstream %lld ms after the request was sent", o->first_byte_name,
+		    (long long)limit);
 }
 
 /* ---- the transfer's end ------------------------------------------------------ */

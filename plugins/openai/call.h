@@ -5,7 +5,7 @@
  * transports (struct oai_io): libcurl (xcurl.c), for https:// and when
  * asked for, or porch's own HTTP/1.1 client (h1.c) for plain http://.
  * What an answer means (status, headers, body bytes to the SSE parser or
- * the whole-body buffer, the read timeout, how the call ends) is the same
+ * the whole-body buffer, the stall limits, how the call ends) is the same
  * for both: call.c.  A transport only moves bytes and says how its
  * transfer ended.
  */
@@ -53,7 +53,7 @@ struct oai_io {
 	 * transport's callbacks on the stack return, and cl goes back to the
 	 * free list.  cl->c is NULL already. */
 	void (*cancel)(struct oai_call *cl);
-	/* read-timeout: stops cl's transfer at once, from the loop (not from
+	/* a stall limit: stops cl's transfer at once, from the loop (not from
 	 * a transport's callback); the caller then ends cl. */
 	void (*abort)(struct oai_call *cl);
 	/* worker_fini: stops every transfer and frees the transport's state,
@@ -128,7 +128,9 @@ struct oai_call {
 	struct oai_acc acc;            /* a stream's extras, for its end */
 	char *error_json;              /* the upstream's error object, or NULL */
 
-	ev_timer read_timer;           /* read-timeout, lazily re-armed */
+	ev_timer read_timer;           /* first-byte-timeout, then idle-timeout:
+	                                * lazily re-armed (call.c) */
+	ev_tstamp sent;                /* loop time the request went out */
 	ev_tstamp last;                /* loop time of the last bytes received */
 
 	int64_t retry_after;           /* ms; -1: not given */
@@ -155,7 +157,10 @@ struct oai {
 	char *url;                     /* base-url + the endpoint's path */
 	struct oai_shape shape;
 	long connect_timeout_ms;
-	double read_timeout;           /* s */
+	int64_t first_byte_ms;         /* first-byte-timeout */
+	int64_t idle_ms;               /* idle-timeout */
+	const char *first_byte_name;   /* ... as the failure's text names them */
+	const char *idle_name;
 	size_t max_response;
 	long max_connections;
 	const char *ca_file;           /* ca-file, or NULL: libcurl's CA bundle */
@@ -260,8 +265,9 @@ void oai_resp_header(struct oai_call *cl, const char *name, size_t nlen,
  */
 int oai_resp_body(struct oai_call *cl, const char *p, size_t n);
 
-/* The request goes out now: the read timeout runs from here, not from
- * submit (a call waiting for a connection is not late). */
+/* The request goes out now: first-byte-timeout runs from here, not from
+ * submit (a call waiting for a connection is not late), and idle-timeout
+ * from the answer's first body byte (oai_resp_body) on. */
 void oai_read_timer_start(struct oai_call *cl);
 
 /*

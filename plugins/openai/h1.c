@@ -360,8 +360,8 @@ h1_content_length(char *out, size_t len)
 }
 
 /*
- * Sends cl's request on conn, which is connected and has no call: the
- * read timeout starts.  A write error is deferred (h1_defer).
+ * Sends cl's request on conn, which is connected and has no call: its
+ * first-byte-timeout starts.  A write error is deferred (h1_defer).
  */
 static void
 h1_send(struct h1_conn *conn, struct oai_call *cl)

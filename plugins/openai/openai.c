@@ -54,8 +54,16 @@ static const struct porch_param oai_params[] = {
 	  "verified against, instead of the system's (a private CA, a self-signed server)" },
 	{ "connect-timeout", PORCH_PARAM_DURATION, "5s", 1, 3600000, NULL, 0,
 	  "longest wait for a connection (TCP, and TLS for https) to the server" },
-	{ "read-timeout", PORCH_PARAM_DURATION, "60s", 1, 86400000, NULL, 0,
-	  "longest wait for the next bytes of an answer once the request is sent" },
+	{ "first-byte-timeout", PORCH_PARAM_DURATION, "60s", 1, 86400000, NULL, 0,
+	  "longest wait, once the request is sent, for the first byte of the answer's "
+	  "body (the server's queueing and prefill; a whole answer's generation); "
+	  "a head sent before it does not count" },
+	{ "idle-timeout", PORCH_PARAM_DURATION, "30s", 1, 86400000, NULL, 0,
+	  "longest silence once the answer's body has begun: between a stream's "
+	  "events, or the bytes of a whole answer" },
+	{ "read-timeout", PORCH_PARAM_DURATION, NULL, 1, 86400000, NULL, 0,
+	  "the single limit of earlier versions, kept for existing files: when given, "
+	  "the value of first-byte-timeout and of idle-timeout where they are not given" },
 	{ "max-connections", PORCH_PARAM_INTEGER, "64", 1, 65536, NULL, 0,
 	  "connections open at most; further requests wait for one to be free" },
 	{ "max-response", PORCH_PARAM_SIZE, "8M", 1024, 1073741824, NULL, 0,
@@ -218,6 +226,25 @@ oai_check(const porch_params *p, porch_check *ck)
 
 static void oai_fini(porch_worker *w);
 
+/*
+ * first-byte-timeout and idle-timeout, each its own value when given, else
+ * read-timeout's when that is given (a file written for the single limit
+ * keeps it for both), else its default.  The name kept for the failure's
+ * text says where the value came from.
+ */
+static void
+oai_stall_limits(struct oai *o, const porch_params *p)
+{
+	int old = porch_param_isset(p, "read-timeout");
+	int64_t rt = porch_param_int(p, "read-timeout");
+	int fb_own = porch_param_isset(p, "first-byte-timeout") || !old;
+	int idle_own = porch_param_isset(p, "idle-timeout") || !old;
+	o->first_byte_ms = fb_own ? porch_param_int(p, "first-byte-timeout") : rt;
+	o->idle_ms = idle_own ? porch_param_int(p, "idle-timeout") : rt;
+	o->first_byte_name = fb_own ? "first-byte-timeout" : "first-byte-timeout (read-timeout)";
+	o->idle_name = idle_own ? "idle-timeout" : "idle-timeout (read-timeout)";
+}
+
 /* host:port of the base URL, for messages (the URL was checked: porch check). */
 static void
 oai_where(struct oai *o)
@@ -281,7 +308,7 @@ oai_init(porch_worker *w)
 	snprintf(o->url, ulen, "%.*s%s", (int)blen, base, path);
 	oai_where(o);
 	o->connect_timeout_ms = (long)porch_param_int(p, "connect-timeout");
-	o->read_timeout = (double)porch_param_int(p, "read-timeout") / 1000.;
+	oai_stall_limits(o, p);
 	o->max_response = (size_t)porch_param_int(p, "max-response");
 
 	o->max_connections = (long)porch_param_int(p, "max-connections");
@@ -428,8 +455,31 @@ const struct porch_plugin porch_plugin = {
 	    "A status of 200 with an answer that is not what the API returns (not JSON, "
 	    "no choices, a stream cut before [DONE]) fails as upstream with status 200.  "
 	    "Refused or reset connections, a malformed HTTP answer, and (transport curl) "
-	    "DNS and TLS errors fail as transport; "
-	    "connect-timeout, and read-timeout without a byte of the answer, as timeout.\n"
+	    "DNS and TLS errors fail as transport; connect-timeout, first-byte-timeout "
+	    "and idle-timeout as timeout.\n"
+	    "\n"
+	    "Two limits catch a server that stalls (accepts the request and never "
+	    "answers, or stops in the middle).  first-byte-timeout (60 s) runs from "
+	    "the moment the request is sent (a request waiting for a connection is "
+	    "not late) to the first byte of the answer's body: the server's queue, "
+	    "the prefill of a long prompt and, for an answer not streamed, all of its "
+	    "generation, so it is generous; a head the server sends before the body "
+	    "(many send it at once) does not end it.  From the body's first byte on, "
+	    "idle-timeout (30 s) bounds every silence: between a stream's events, or "
+	    "between the bytes of a whole answer.  Either fails the call as timeout, "
+	    "naming the limit and its value (\"first-byte-timeout: no byte of the "
+	    "answer from upstream 60000 ms after the request was sent\", "
+	    "\"idle-timeout: upstream silent for 30000 ms in the middle of the "
+	    "answer\"), unless a stream's \"data: [DONE]\" had come, which completes "
+	    "it.  A stalled call holds its own connection and nothing else: calls on "
+	    "the others go on as they would.  The timer costs nothing per token: it "
+	    "is set when the request goes out and once more when the body begins, "
+	    "and bytes only note the time.  read-timeout, the single limit of earlier "
+	    "versions, still works: when given, it is the value of those of the two "
+	    "that are not given themselves, so a file written for it keeps its limit "
+	    "(the failure then says \"first-byte-timeout (read-timeout)\" or "
+	    "\"idle-timeout (read-timeout)\"); a file that gives none of the three gets "
+	    "the two defaults (the single limit was 60 s).\n"
 	    "\n"
 	    "A connection that cannot be opened for want of a descriptor or of socket "
 	    "memory in porch itself (EMFILE: the process is at its ulimit -n; ENFILE: "
@@ -474,7 +524,7 @@ const struct porch_plugin porch_plugin = {
 	    "(http_proxy, https_proxy, no_proxy...) honoured.  Either way connections "
 	    "are kept open and reused, at most max-connections of them; requests beyond "
 	    "that wait for a free one, first come first served, without their "
-	    "read-timeout running.  A request sent on a kept connection that the server "
+	    "first-byte-timeout running.  A request sent on a kept connection that the server "
 	    "had closed meanwhile (closed or reset before any byte of the answer) is "
 	    "sent again once on a new connection, by both; never once part of the answer "
 	    "came.  A cancelled call's connection is closed.",

@@ -187,7 +187,7 @@ oai_on_slice(struct ev_loop *loop, ev_timer *t, int revents)
 	struct oai_slices *sl = &cl->sl;
 	const char *out;
 	(void)revents;
-	/* our own delay is no silence of the server's (read-timeout) */
+	/* our own delay is no silence of the server's (idle-timeout) */
 	cl->last = ev_now(loop);
 	size_t n = oai_slice_next(sl, &out);
 	sl->busy = 1;

@@ -198,7 +198,7 @@ xcurl_on_done(void *arg, CURL *easy, CURLcode result)
 		oai_call_end(cl, PORCH_ERR_NONE, "done");
 		break;
 	case CURLE_OPERATION_TIMEDOUT:
-		/* our read-timeout is our own timer: this is connect-timeout */
+		/* our stall limits are our own timer: this is connect-timeout */
 		oai_call_end(cl, PORCH_ERR_TIMEOUT, "connect-timeout: %s", what);
 		break;
 	case CURLE_OUT_OF_MEMORY:
