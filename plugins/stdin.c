@@ -83,7 +83,7 @@ stdin_invalid(struct stdin_src *s, uint64_t line, const char *fmt, ...)
 	s->invalid++;
 	porch_msg *m = porch_msg_new(s->st);
 	if (m == NULL) {
-		fprintf(stderr, "porch: stdin:%" PRIu64 ": error: %s\n", line, why);
+		porch_log(s->st, PORCH_LOG_WARN, NULL, "stdin:%" PRIu64 ": error: %s", line, why);
 		return;
 	}
 	snprintf(num, sizeof num, "%" PRIu64, line);
@@ -94,10 +94,10 @@ stdin_invalid(struct stdin_src *s, uint64_t line, const char *fmt, ...)
 
 /* A request was made but a setter failed: only exhaustion can cause that. */
 static void
-stdin_fill_failed(uint64_t line)
+stdin_fill_failed(struct stdin_src *s, uint64_t line)
 {
-	fprintf(stderr, "porch: stdin:%" PRIu64 ": error: could not fill "
-	    "the request (out of memory)\n", line);
+	porch_log(s->st, PORCH_LOG_ERROR, NULL, "stdin:%" PRIu64 ": error: could not fill "
+	    "the request (out of memory)", line);
 }
 
 static void
@@ -108,7 +108,7 @@ stdin_finish(struct stdin_src *s)
 		return;
 	s->finished = 1;
 	if (s->invalid > 0)
-		fprintf(stderr, "porch: stdin: %" PRIu64 " invalid line%s failed as bad-request\n",
+		porch_log(s->st, PORCH_LOG_WARN, NULL, "stdin: %" PRIu64 " invalid line%s failed as bad-request",
 		    s->invalid, s->invalid == 1 ? "" : "s");
 	porch_stage_finished(s->st);
 }
@@ -125,7 +125,7 @@ stdin_emit(struct stdin_src *s, porch_msg *m, uint64_t line, int64_t deadline)
 	snprintf(num, sizeof num, "%" PRIu64, line);
 	/* set last, so a JSON line's own meta cannot hide where it came from */
 	if (porch_msg_set_meta(m, "line", num) != 0)
-		stdin_fill_failed(line);
+		stdin_fill_failed(s, line);
 	if (deadline > 0)
 		porch_msg_set_deadline(m, deadline);
 	/* PORCH_REFUSED: ended and counted already; outcome() has reported it */
@@ -214,7 +214,7 @@ stdin_json_line(struct stdin_src *s, const char *p, size_t n, uint64_t line)
 		}
 	}
 	if (!ok)
-		stdin_fill_failed(line);
+		stdin_fill_failed(s, line);
 	stdin_emit(s, m, line, dl);
 out:
 	json_decref(root);
@@ -246,7 +246,7 @@ stdin_line(struct stdin_src *s, const char *p, size_t n)
 	}
 	if (porch_msg_set_text(m, p, n) != 0 ||
 	    porch_msg_set_session(m, s->session, s->session_len) != 0)
-		stdin_fill_failed(line);
+		stdin_fill_failed(s, line);
 	stdin_emit(s, m, line, s->deadline);
 }
 
@@ -350,14 +350,14 @@ stdin_on_readable(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 
 	if (stdin_make_room(s) != 0) {
-		fprintf(stderr, "porch: stdin: read error: %s\n", strerror(ENOMEM));
+		porch_log(s->st, PORCH_LOG_ERROR, NULL, "stdin: read error: %s", strerror(ENOMEM));
 		s->eof = s->read_failed = 1;
 	} else {
 		ssize_t n = read(0, s->buf + s->len, s->cap - s->len);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				return;
-			fprintf(stderr, "porch: stdin: read error: %s\n", strerror(errno));
+			porch_log(s->st, PORCH_LOG_ERROR, NULL, "stdin: read error: %s", strerror(errno));
 			s->eof = s->read_failed = 1;
 		} else if (n == 0) {
 			s->eof = 1;
@@ -467,9 +467,9 @@ stdin_retire(porch_stage *st)
 		s->off = s->len;
 		s->flags_changed = 0; /* the new stage restores them at the end */
 	} else if (left > 0 || !s->eof) {
-		fprintf(stderr, "porch: stdin: the new pipeline does not read standard "
-		    "input: it is no longer read (%zu bytes read were not made into "
-		    "requests)\n", left);
+		porch_log(st, PORCH_LOG_WARN, NULL, "stdin: the new pipeline does not read "
+		    "standard input: it is no longer read (%zu bytes read were not made into "
+		    "requests)", left);
 	}
 	stdin_finish(s);
 }
@@ -504,7 +504,8 @@ stdin_outcome(porch_stage *st, porch_msg *m, enum porch_outcome o)
 	const char *line = porch_msg_meta(m, "line");
 	const char *session = porch_msg_session(m);
 	const char *why = porch_msg_error_text(m);
-	fprintf(stderr, "porch: stdin:%s: request %" PRIu64 " (session %s) %s: %s%s%s\n",
+	porch_log(st, o == PORCH_EXPIRED ? PORCH_LOG_WARN : PORCH_LOG_INFO, m,
+	    "stdin:%s: request %" PRIu64 " (session %s) %s: %s%s%s",
 	    line ? line : "?", porch_msg_id(m), session ? session : "",
 	    porch_outcome_name(o), porch_error_name(porch_msg_error(m)),
 	    why && *why ? ": " : "", why && *why ? why : "");

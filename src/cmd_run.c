@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "loader.h"
 #include "graph.h"
+#include "log.h"
 #include "run.h"
 #include "stats.h"
 
@@ -28,7 +29,8 @@
 static const char run_usage[] =
     "usage: porch run [--plugin-path DIR] [--set NAME.PARAM=VALUE]\n"
     "                 [--stats-json PATH] [--drain-timeout DURATION]\n"
-    "                 [--pid-file PATH] [--quiet] FILE\n"
+    "                 [--pid-file PATH] [--log-format text|json]\n"
+    "                 [--log-level error|warn|info|debug] [--quiet] FILE\n"
     "\n"
     "Runs the pipeline until its sources end and every request has an outcome.\n"
     "SIGINT/SIGTERM drain (a second one exits at once); SIGUSR1 prints statistics;\n"
@@ -42,6 +44,10 @@ static const char run_usage[] =
     "  -p, --pid-file PATH    write the process id to PATH once running\n"
     "                         (signals are handled from then on); removed on exit\n"
     "  -q, --quiet            do not print the statistics table on exit\n"
+    "      --log-format F     text (default): each line with its time and level\n"
+    "                         first; json: one object a line\n"
+    "      --log-level L      the most detailed level written: error, warn,\n"
+    "                         info (default) or debug\n"
     "\n"
     "exit status: 0 ran to the end or drained, 1 runtime failure,\n"
     "2 invalid pipeline or usage, 128+N a second signal N.\n";
@@ -51,8 +57,8 @@ on_drain_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop; (void)revents;
 	struct run *r = w->data;
-	fprintf(stderr, "porch: drain deadline (%.3gs) passed with %llu requests in flight; "
-	    "they end as expired\n", r->drain_s, (unsigned long long)r->led->inflight);
+	log_warn("drain deadline (%.3gs) passed with %llu requests in flight; "
+	    "they end as expired", r->drain_s, (unsigned long long)r->led->inflight);
 	for (struct generation *gen = r->retiring; gen != NULL; gen = gen->next)
 		graph_abort(gen->g, "the drain deadline passed");
 	graph_abort(r->g, "the drain deadline passed");
@@ -65,12 +71,12 @@ on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	struct run *r = w->data;
 	const char *name = w->signum == SIGINT ? "SIGINT" : "SIGTERM";
 	if (++r->signals > 1) {
-		fprintf(stderr, "porch: second %s: exiting at once with %llu requests in flight\n",
+		log_warn("second %s: exiting at once with %llu requests in flight",
 		    name, (unsigned long long)r->led->inflight);
 		exit(128 + w->signum);
 	}
-	fprintf(stderr, "porch: %s: draining %llu requests in flight (deadline %.3gs; "
-	    "send again to exit at once)\n", name, (unsigned long long)r->led->inflight,
+	log_info("%s: draining %llu requests in flight (deadline %.3gs; "
+	    "send again to exit at once)", name, (unsigned long long)r->led->inflight,
 	    r->drain_s);
 	ev_timer_init(&r->drain_w, on_drain_deadline, r->drain_s, 0);
 	r->drain_w.data = r;
@@ -86,7 +92,7 @@ on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	(void)loop; (void)revents;
 	struct run *r = w->data;
-	stats_print(r->g, stderr);
+	stats_log(r->g, 1);
 }
 
 static void
@@ -224,6 +230,8 @@ run_command(int argc, char **argv, int replay)
 		{ "drain-timeout", required_argument, NULL, 'd' },
 		{ "pid-file", required_argument, NULL, 'p' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "log-format", required_argument, NULL, 'F' },
+		{ "log-level", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -231,6 +239,8 @@ run_command(int argc, char **argv, int replay)
 	const char *stats_path = NULL, *pid_path = NULL, *source = NULL;
 	const char *usage = replay ? replay_usage : run_usage, *cmd = replay ? "replay" : "run";
 	int quiet = 0, c, status = EXIT_OK;
+	enum log_format log_fmt = LOG_TEXT;
+	enum porch_log_level log_level = PORCH_LOG_INFO;
 	double drain_s = DEFAULT_DRAIN_MS / 1000.0;
 	char err[2048];
 	while ((c = getopt_long(argc, argv, "hqP:s:j:d:p:", opts, NULL)) != -1) {
@@ -266,6 +276,19 @@ run_command(int argc, char **argv, int replay)
 		case 'q':
 			quiet = 1;
 			break;
+		case 'F':
+			if (log_parse_format(optarg, &log_fmt) != 0) {
+				cli_error("%s: --log-format '%s': expected text or json", cmd, optarg);
+				return EXIT_INVALID;
+			}
+			break;
+		case 'L':
+			if (log_parse_level(optarg, &log_level) != 0) {
+				cli_error("%s: --log-level '%s': expected error, warn, info or debug",
+				    cmd, optarg);
+				return EXIT_INVALID;
+			}
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return EXIT_OK;
@@ -284,6 +307,7 @@ run_command(int argc, char **argv, int replay)
 		return EXIT_INVALID;
 	}
 	const char *file = argv[argc - 1];
+	log_setup(log_fmt, log_level);
 	/* porch replay: the source reads the dead letters' inputs as JSON lines */
 	static const char *const replay_params[] = { "text-field", "input", NULL };
 	struct source_swap swap = { source, "stdin", replay_params };
@@ -361,13 +385,13 @@ run_command(int argc, char **argv, int replay)
 	if (!graph_done(r.g) || r.retiring != NULL)
 		ev_run(r.loop, 0);
 	if (!graph_done(r.g)) {
-		cli_error("%s: internal error: the event loop stopped with %llu requests in "
+		log_error("%s: internal error: the event loop stopped with %llu requests in "
 		    "flight and %zu sources running", file, (unsigned long long)r.g->inflight,
 		    r.g->sources_left);
 		status = EXIT_RUNTIME;
 	}
 	if (!quiet)
-		stats_print(r.g, stderr);
+		stats_log(r.g, 0);
 	if (stats_path != NULL && stats_write_json(r.g, stats_path, err, sizeof err) != 0) {
 		cli_error("%s", err);
 		status = EXIT_RUNTIME;

@@ -20,6 +20,7 @@
 
 #include "channel.h"
 #include "graph.h"
+#include "log.h"
 #include "fanout.h"
 #include "handover.h"
 #include "route.h"
@@ -990,17 +991,6 @@ porch_stage_error(porch_stage *st, const char *fmt, ...)
 	va_end(ap);
 }
 
-void
-porch_stage_log(const porch_stage *st, const char *fmt, ...)
-{
-	char buf[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "porch: stage '%s': %s\n", st->name, buf);
-}
-
 /* ---- ABI 1.2 ------------------------------------------------------------ */
 
 void
@@ -1081,7 +1071,7 @@ porch_msg_log(const porch_stage *st, const porch_msg *m, const char *fmt, ...)
 		snprintf(ids, sizeof ids, " (request-id %s)", rid);
 	else
 		ids[0] = '\0';
-	fprintf(stderr, "porch: stage '%s': request %llu%s: %s\n", st->name,
+	log_line(PORCH_LOG_INFO, "stage", st->name, m->id, session, "request %llu%s: %s",
 	    (unsigned long long)m->id, ids, buf);
 }
 

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "params.h"
+#include "log.h"
 #include "util.h"
 
 struct param_value {
@@ -459,7 +460,7 @@ lookup(const porch_params *p, const char *name)
 		if (strcmp(p->table[i].name, name) == 0)
 			return &p->v[i];
 	/* asking for a name the plugin did not declare is a plugin bug */
-	fprintf(stderr, "porch: plugin bug: parameter '%s' is not in its table\n", name);
+	log_error("plugin bug: parameter '%s' is not in its table", name);
 	return NULL;
 }
 

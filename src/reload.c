@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "run.h"
 
 void
@@ -39,7 +40,8 @@ report(struct run *r, int ok, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "porch: reload: %s\n", msg);
+	log_line(ok ? PORCH_LOG_INFO : PORCH_LOG_ERROR, NULL, NULL, 0, NULL,
+	    "reload: %s", msg);
 	if (r->status_path == NULL)
 		return;
 	char tmp[4200];
@@ -47,7 +49,7 @@ report(struct run *r, int ok, const char *fmt, ...)
 	FILE *f = fopen(tmp, "w");
 	if (f == NULL || fprintf(f, "%llu %s %s\n", (unsigned long long)r->attempts,
 	    ok ? "ok" : "failed", msg) < 0 || fclose(f) != 0 || rename(tmp, r->status_path) != 0)
-		fprintf(stderr, "porch: reload: cannot write %s: %s\n", r->status_path,
+		log_error("reload: cannot write %s: %s", r->status_path,
 		    strerror(errno));
 }
 
@@ -96,7 +98,7 @@ on_generation_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop; (void)revents;
 	struct generation *gen = w->data;
-	fprintf(stderr, "porch: reload: the replaced pipeline still has %llu requests in "
+	log_info("reload: the replaced pipeline still has %llu requests in "
 	    "flight after %.3gs (--drain-timeout); they end as expired\n",
 	    (unsigned long long)gen->g->inflight, gen->r->drain_s);
 	graph_drain(gen->g);
@@ -126,11 +128,25 @@ run_reload(struct run *r)
 		report(r, 0, "porch replay does not reload: %s goes on unchanged", r->file);
 		return;
 	}
+	/* the file's errors are log lines here: porch is running */
+	char *dtext = NULL;
+	size_t dlen = 0;
+	FILE *dout = open_memstream(&dtext, &dlen);
 	struct diag d;
-	diag_init(&d, r->file, stderr);
+	diag_init(&d, r->file, dout != NULL ? dout : stderr);
 	struct cfg_pipeline *cfg = config_load(r->file, config_schema_path(),
 	    r->common->plugin_dirs, r->common->n_plugin_dirs, r->common->overrides,
 	    r->common->n_overrides, NULL, &d);
+	if (dout != NULL) {
+		fclose(dout);
+		for (char *line = dtext, *end; line != NULL && *line != '\0'; line = end) {
+			end = strchr(line, '\n');
+			if (end != NULL)
+				*end++ = '\0';
+			log_line(PORCH_LOG_ERROR, NULL, NULL, 0, NULL, "reload: %s", line);
+		}
+		free(dtext);
+	}
 	if (cfg == NULL) {
 		r->led->reload_failures++;
 		report(r, 0, "%s is not valid (%d error%s above); the running pipeline goes "

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "channel.h"
+#include "log.h"
 #include "stats.h"
 
 /* "12.3us", "4.56ms", "1.20s": latencies at a glance. */
@@ -57,18 +58,10 @@ events_json(const struct event_count *e)
 	return o;
 }
 
-void
-stats_print(const struct graph *g, FILE *out)
+/* The table of stages, channels and workers, after the summary line. */
+static void
+stats_table(const struct graph *g, FILE *out)
 {
-	const struct totals *t = &g->led->totals;
-	fprintf(out, "porch: pipeline '%s' after %.3fs: accepted %llu, completed %llu, "
-	    "failed %llu, shed %llu, expired %llu, in flight %llu\n",
-	    g->cfg->name, elapsed(g), (unsigned long long)t->accepted,
-	    (unsigned long long)t->outcome[PORCH_COMPLETED],
-	    (unsigned long long)t->outcome[PORCH_FAILED],
-	    (unsigned long long)t->outcome[PORCH_SHED],
-	    (unsigned long long)t->outcome[PORCH_EXPIRED],
-	    (unsigned long long)g->led->inflight);
 	fprintf(out, "%-16s %-10s %10s %10s %10s %8s %8s %8s %5s %9s %9s %9s\n",
 	    "stage", "plugin", "in", "out", "completed", "failed", "shed", "expired",
 	    "held", "p50", "p90", "p99");
@@ -131,6 +124,21 @@ stats_print(const struct graph *g, FILE *out)
 		    w->name, w->d->name, (unsigned long long)w->stats->calls,
 		    (unsigned long long)w->stats->errors, (unsigned long long)w->stats->inflight);
 	}
+}
+
+void
+stats_print(const struct graph *g, FILE *out)
+{
+	const struct totals *t = &g->led->totals;
+	fprintf(out, "porch: pipeline '%s' after %.3fs: accepted %llu, completed %llu, "
+	    "failed %llu, shed %llu, expired %llu, in flight %llu\n",
+	    g->cfg->name, elapsed(g), (unsigned long long)t->accepted,
+	    (unsigned long long)t->outcome[PORCH_COMPLETED],
+	    (unsigned long long)t->outcome[PORCH_FAILED],
+	    (unsigned long long)t->outcome[PORCH_SHED],
+	    (unsigned long long)t->outcome[PORCH_EXPIRED],
+	    (unsigned long long)g->led->inflight);
+	stats_table(g, out);
 }
 
 static json_t *
@@ -237,4 +245,30 @@ stats_write_json(const struct graph *g, const char *path, char *err, size_t errl
 	}
 	free(tmp);
 	return 0;
+}
+
+/*
+ * The statistics in porch run's log: in text the summary as a log line,
+ * then the table; in json one line whose "stats" is what --stats-json
+ * writes.  asked (SIGUSR1): whatever --log-level says; else (at the end)
+ * only when info lines are written.
+ */
+void
+stats_log(const struct graph *g, int asked)
+{
+	const struct totals *t = &g->led->totals;
+	if (!asked && !log_enabled(PORCH_LOG_INFO))
+		return;
+	if (log_format_now() == LOG_JSON) {
+		log_value(PORCH_LOG_INFO, "statistics", "stats", stats_json(g));
+		return;
+	}
+	log_asked("pipeline '%s' after %.3fs: accepted %llu, completed %llu, failed %llu, "
+	    "shed %llu, expired %llu, in flight %llu", g->cfg->name, elapsed(g),
+	    (unsigned long long)t->accepted, (unsigned long long)t->outcome[PORCH_COMPLETED],
+	    (unsigned long long)t->outcome[PORCH_FAILED],
+	    (unsigned long long)t->outcome[PORCH_SHED],
+	    (unsigned long long)t->outcome[PORCH_EXPIRED],
+	    (unsigned long long)g->led->inflight);
+	stats_table(g, stderr);
 }

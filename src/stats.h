@@ -8,6 +8,7 @@
 
 /* The per-stage and per-channel table, as printed on exit and SIGUSR1. */
 void stats_print(const struct graph *g, FILE *out);
+void stats_log(const struct graph *g, int asked); /* to the log: see stats.c */
 /* Writes the JSON form to path (atomically: a temporary file, then rename).
  * Returns 0, or -1 with err set. */
 int stats_write_json(const struct graph *g, const char *path, char *err, size_t errlen);

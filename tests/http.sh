@@ -102,7 +102,8 @@ if start api "$T/api.xml"; then
 	check_has "request id echoed" "$T/h" "X-Request-Id: client-id-42"
 	req -H 'X-Request-Id: bad id "x"' "$U/healthz" > /dev/null
 	grep -Eq '^X-Request-Id: [0-9a-f]{16}' "$T/h" && ok || fail "an invalid request id is replaced: $(cat "$T/h")"
-	check_has "access log names the request id" "$T/api.err" "request-id client-id-42: 127.0.0.1:"
+	grep -q "info porch: stage 'ingress': access: 127.0.0.1 - - \[.*\] \"GET /healthz HTTP/1.1\" 200 [0-9]* [0-9]* [0-9.]* [0-9.]* client-id-42 - -$" "$T/api.err" &&
+	    ok || fail "access log names the request id: $(grep access "$T/api.err")"
 
 	# chat, whole: the last user message is the text; system and history go as metadata
 	expect_eq "chat: status" "$(req -H "$json" -H 'X-Request-Id: c1' "$U/v1/chat/completions" \

@@ -107,7 +107,7 @@ XML
 	expect_eq "$transport: porch's exit status" "$?" 0
 	pid=
 	# the waits: counted, and none gave up
-	waits=$(sed -n "s/^porch: worker 'model': \([0-9]*\) connections waited for a free descriptor; 0 calls gave up.*/\1/p" \
+	waits=$(sed -n "s/^[^ ]* [a-z]* porch: worker 'model': \([0-9]*\) connections waited for a free descriptor; 0 calls gave up.*/\1/p" \
 	    "$T/porch-$transport.err")
 	[ "${waits:-0}" -gt 0 ] && ok ||
 	    fail "$transport: no waits for a descriptor counted: $(tail -n 5 "$T/porch-$transport.err")"

@@ -91,7 +91,7 @@ expect_answer() {
 expect_failure() {
 	expect_eq "$1: exit status" "$(cat "$T/$1.status")" 0
 	expect_eq "$1: failed" "$(json_get "$T/$1.json" failed)" 1
-	grep -q "^porch: stdin:1: request [0-9]* (session stdin) failed: $2: $3" "$T/$1.err" && ok ||
+	grep -q "^[^ ]* [a-z]* porch: stage [^ ]*: stdin:1: request [0-9]* (session stdin) failed: $2: $3" "$T/$1.err" && ok ||
 	    fail "$1: want 'failed: $2: $3', got: $(cat "$T/$1.err")"
 }
 

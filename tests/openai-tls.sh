@@ -130,7 +130,7 @@ pipeline "$T/noca.xml" "https://127.0.0.1:$tport/v1" ""
 run noca
 expect_eq "no ca-file: exit status" "$status" 0
 expect_eq "no ca-file: no answer" "$(cat "$T/noca.out")" ""
-grep -q "^porch: stdin:1: request 1 (session stdin) failed: transport: SSL certificate problem: self.signed certificate" \
+grep -q "^[^ ]* [a-z]* porch: stage [^ ]*: stdin:1: request 1 (session stdin) failed: transport: SSL certificate problem: self.signed certificate" \
     "$T/noca.err" && ok || fail "no ca-file: $(cat "$T/noca.err")"
 
 # 2. the certificate as ca-file: verified, answered
@@ -143,7 +143,7 @@ expect_eq "ca-file: nothing on stderr" "$(cat "$T/ca.err")" ""
 # 3. ca-file, but a name the certificate does not hold: refused
 pipeline "$T/name.xml" "https://localhost:$tport/v1" "$(p ca-file "$T/cert.pem")"
 run name
-grep -q "^porch: stdin:1: request 1 (session stdin) failed: transport: .*\(subject name\|does not match\|match target host\)" \
+grep -q "^[^ ]* [a-z]* porch: stage [^ ]*: stdin:1: request 1 (session stdin) failed: transport: .*\(subject name\|does not match\|match target host\)" \
     "$T/name.err" && ok || fail "another name: $(cat "$T/name.err")"
 
 # 4. a ca-file that does not exist: the pipeline does not load

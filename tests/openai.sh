@@ -6,7 +6,7 @@
 # server serves every scenario.  Each scenario runs the pipeline
 #     stdin -> inference (worker openai) -> stdout, inference:error -> null
 # and checks the request's outcome, its error type and text (the stdin
-# source reports "porch: stdin:LINE: request ID (session S) OUTCOME: ...").
+# source reports "porch: stage NAME: stdin:LINE: request ID (session S) OUTCOME: ...").
 # Then: the API key, start-up and load-time errors, connection reuse,
 # max-connections, cancelled calls (a test stage built here), and a mixed
 # run of every scenario under valgrind when it is installed.
@@ -99,7 +99,7 @@ expect_failure() {
 	expect_eq "$1: exit status" "$(cat "$T/$1.status")" 0
 	expect_eq "$1: failed" "$(json_get "$T/$1.json" failed)" 1
 	expect_eq "$1: no answer" "$(cat "$T/$1.out")" ""
-	grep -q "^porch: stdin:1: request [0-9]* (session stdin) failed: $2: $3" "$T/$1.err" && ok ||
+	grep -q "^[^ ]* [a-z]* porch: stage [^ ]*: stdin:1: request [0-9]* (session stdin) failed: $2: $3" "$T/$1.err" && ok ||
 	    fail "$1: want 'failed: $2: $3', got: $(cat "$T/$1.err")"
 }
 
@@ -571,7 +571,7 @@ expect_eq "many: completed" "$(json_get "$T/many.json" completed)" 18
 bad=0
 for n in $(seq 1 "$many"); do
 	a=$(grep -c "^stdin	you said: many $n\$" "$T/many.out")
-	e=$(grep -c "^porch: stdin:$n: request [0-9]* (session stdin) failed: " "$T/many.err")
+	e=$(grep -c "^[^ ]* [a-z]* porch: stage [^ ]*: stdin:$n: request [0-9]* (session stdin) failed: " "$T/many.err")
 	[ $((a + e)) = 1 ] || { bad=$((bad + 1)); echo "many $n: $a answers, $e failures" >&2; }
 done
 expect_eq "many: requests without exactly one outcome" "$bad" 0

@@ -21,9 +21,9 @@ printf '{"text": "json line", "session": "u1"}\n{"text": 42}\nnot json but fine\
 expect_eq "json: exit status" "$?" 0
 printf 'u1\tjson line\nstdin\tnot json but fine\n' > "$T/want"
 cmp -s "$T/out" "$T/want" && ok || fail "json: output differs: $(diff "$T/want" "$T/out")"
-grep -q '^porch: stdin:2: request [0-9]* (session stdin) failed: bad-request: "text" must be a string$' "$T/err" && ok ||
+grep -q '^[^ ]* [a-z]* porch: stage [^ ]*: stdin:2: request [0-9]* (session stdin) failed: bad-request: "text" must be a string$' "$T/err" && ok ||
     fail "json: no error for line 2: $(cat "$T/err")"
-grep -q '^porch: stdin:4: request [0-9]* (session stdin) failed: bad-request: bad JSON' "$T/err" && ok ||
+grep -q '^[^ ]* [a-z]* porch: stage [^ ]*: stdin:4: request [0-9]* (session stdin) failed: bad-request: bad JSON' "$T/err" && ok ||
     fail "json: no error for line 4: $(cat "$T/err")"
 expect_eq "json: accepted" "$(json_get "$T/s.json" accepted)" 4
 expect_eq "json: failed" "$(json_get "$T/s.json" failed)" 2

@@ -1,7 +1,8 @@
 #!/bin/sh
 # secrets.sh -- no API key, Authorization header or key-file line ever
-# appears in porch's output: stderr (the access log and SIGUSR1's table
-# included), stdout, --stats-json, /metrics, the dead-letter file and the
+# appears in porch's output: stderr (its json log at level debug, SIGUSR1's table
+# included), stdout, --stats-json, /metrics, the access log (json, a file),
+# the dead-letter file and the
 # answers clients get, their headers included.
 #
 # One pipeline: the http source with an api-keys-file, the openai worker
@@ -50,7 +51,7 @@ cat > "$T/p.xml" <<XML
     $(p base-url "http://127.0.0.1:$up/v1")$(p api-key-env PORCH_TEST_UPSTREAM_KEY)$(p read-timeout 5s)
   </worker>
   <stage name="ingress" plugin="http">
-    $(p listen 127.0.0.1:0)$(p port-file "$T/port")$(p api-keys-file "$T/keys")$(p access-log true)
+    $(p listen 127.0.0.1:0)$(p port-file "$T/port")$(p api-keys-file "$T/keys")$(p access-log "$T/access.jsonl")$(p access-log-format json)
   </stage>
   <stage name="inference" plugin="inference" worker="upstream">$(p retries 1)$(p backoff-ms 1ms)</stage>
   <stage name="reply" plugin="reply"/>
@@ -61,7 +62,8 @@ cat > "$T/p.xml" <<XML
 </pipeline>
 XML
 
-PORCH_TEST_UPSTREAM_KEY=$upkey "$PORCH" run --stats-json "$T/stats.json" "$T/p.xml" \
+PORCH_TEST_UPSTREAM_KEY=$upkey "$PORCH" run --log-format json --log-level debug \
+    --stats-json "$T/stats.json" "$T/p.xml" \
     > "$T/porch.out" 2> "$T/porch.err" &
 pid=$!
 pids="$pids $pid"
@@ -120,8 +122,8 @@ expect_eq "porch: exit status after SIGTERM" "$?" 0
 
 # the outputs hold what they should: else a search in them proves nothing
 test -s "$T/dead.jsonl" && ok || fail "no dead letters were written"
-grep -q "POST /v1/chat/completions: 401" "$T/porch.err" && ok ||
-    fail "the access log has no 401: $(cat "$T/porch.err")"
+grep -q '"method":"POST","target":"/v1/chat/completions","http":"1.1","status":401,' "$T/access.jsonl" && ok ||
+    fail "the access log has no 401: $(cat "$T/access.jsonl")"
 grep -q 'porch_http_requests_total' "$T/answers/17.b" && ok || fail "/metrics: $(cat "$T/answers/17.b")"
 grep -qF 'Incorrect API key provided: [api key]' "$T/answers/7.b" && ok ||
     fail "the quoted key is not masked in the answer: $(cat "$T/answers/7.b")"
@@ -130,7 +132,7 @@ grep -qF "auth=[Bearer $upkey]" "$T/up.log" && ok ||
     fail "the worker's key did not reach the upstream: $(head -3 "$T/up.log")"
 
 # ---- zero hits ---------------------------------------------------------------------
-outputs="$T/porch.err $T/porch.out $T/stats.json $T/dead.jsonl $T/answers"
+outputs="$T/porch.err $T/porch.out $T/stats.json $T/dead.jsonl $T/access.jsonl $T/answers"
 for s in $secrets; do
 	# the key itself, and any 8 bytes of it past its common prefix
 	hits=$(grep -rlF -- "$s" $outputs)

@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define PORCH_ABI_MAJOR 1
-#define PORCH_ABI_MINOR 4
+#define PORCH_ABI_MINOR 5
 
 #define PORCH_PLUGIN_SYMBOL "porch_plugin"
 
@@ -326,8 +326,32 @@ void porch_stage_finished(porch_stage *st);
 /* Report why init failed; shown to the user with the stage's name. */
 void porch_stage_error(porch_stage *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* A line in porch's log at level info, from st (porch_log). */
 void porch_stage_log(const porch_stage *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* ---- the log (ABI 1.5) -------------------------------------------------- */
+
+enum porch_log_level {
+	PORCH_LOG_ERROR = 1, /* something failed that an operator must see   */
+	PORCH_LOG_WARN,      /* something is wrong or about to be            */
+	PORCH_LOG_INFO,      /* what happened: start, drain, reload          */
+	PORCH_LOG_DEBUG,     /* detail for finding a fault                   */
+};
+
+/*
+ * Writes one line to porch's log (stderr), with the time, the level and
+ * the stage (porch_log) or worker (porch_worker_log) it comes from; m, or
+ * NULL, is the request the line is about (its id and session go with the
+ * line in --log-format json).  A level above --log-level writes nothing.
+ * Never put a secret (an API key, a key file's contents) in a line.
+ */
+void porch_log(const porch_stage *st, enum porch_log_level level, const porch_msg *m,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void porch_worker_log(const porch_worker *w, enum porch_log_level level,
+    const porch_msg *m, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* 1 when a line at level would be written (to skip costly formatting). */
+int porch_log_enabled(enum porch_log_level level);
 
 /* ---- inference calls (stage side) -------------------------------------- */
 

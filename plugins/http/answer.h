@@ -71,6 +71,9 @@ struct hreq {
 	struct task *task;          /* MODE_EVENTS: the task watched */
 	struct hreq *next_sub;      /* the task's list of watchers */
 	int answered_by_reply;      /* finish() came before the outcome */
+	int client_gone;            /* the connection let go of it unanswered */
+	int outcome_known;          /* its message ended: outcome (the access log) */
+	enum porch_outcome outcome;
 	size_t held;                /* its texts the pipeline holds, in w.held (wire_hold) */
 	struct made *made;          /* a large request's message, made next (pipeline.c) */
 

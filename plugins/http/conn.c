@@ -69,6 +69,7 @@ conn_req_new(struct conn *c)
 	r->wire = w;
 	r->c = c;
 	r->t0 = ev_now(w->loop);
+	snprintf(r->addr, sizeof r->addr, "%s", c->addr);
 	r->keep_alive = 1;
 	r->content_length = -1;
 	r->http_minor = 1; /* until the request line says otherwise */
@@ -187,7 +188,7 @@ wire_peer(const struct wreq *r)
 const char *
 wire_addr(const struct wreq *r)
 {
-	return r->c != NULL ? r->c->addr : "?";
+	return r->addr[0] != '\0' ? r->addr : "?";
 }
 
 /* ---- the listener ------------------------------------------------------- */
@@ -691,6 +692,9 @@ conn_parse(struct conn *c)
 		enum conn_phase before = c->phase;
 		size_t n = http_parser_execute(&c->parser, &parse_settings, at, avail);
 		c->in_off += n;
+		/* the parser stops at each request's end: n is the current one's */
+		if (c->cur != NULL)
+			c->cur->bytes_in += n;
 		enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
 		if (c->phase != before)
 			conn_phase(c, c->phase);
@@ -854,6 +858,9 @@ conn_flush(struct conn *c)
 				return;
 			}
 			w->bytes_out += (uint64_t)n;
+			r->bytes_out += (uint64_t)n;
+			if (r->t_first == 0)
+				r->t_first = ev_now(w->loop);
 			r->out_off += (size_t)n;
 			continue;
 		}

@@ -89,7 +89,10 @@ struct http_src {
 	/* parameters (the framing layer's are in w) */
 	int64_t deadline_ms;
 	int64_t retry_after_s;
-	int access_log;
+	int access_fd;              /* the access log: -1 off (access.c) */
+	int access_owned;           /* a file of ours, closed with the source */
+	int access_json;
+	int access_failed;          /* a write failed (said once) */
 	double task_ttl;
 	unsigned task_max;
 	double rate, burst;
@@ -148,6 +151,12 @@ void req_release(struct wreq *r);
 void req_log(struct wire *w, const char *msg);
 void hreq_release(struct hreq *h);     /* the connection or the message let go */
 void hreq_pool_free(struct http_src *s);
+/* access.c: the access log (the access-log parameters) */
+int access_open(struct http_src *s, const char *spec, const char *format, char *err,
+    size_t errlen);
+void access_write(struct http_src *s, const struct hreq *h);
+void access_close(struct http_src *s);
+
 void http_log(struct http_src *s, const struct hreq *h, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -425,6 +425,8 @@ hreq_outcome(struct hreq *h, porch_msg *m, enum porch_outcome o)
 	/* the message, and its copies of the texts, are let go */
 	wire_unhold(&s->w, h->held);
 	h->held = 0;
+	h->outcome_known = 1;
+	h->outcome = o;
 	if (o != PORCH_COMPLETED)
 		porch_msg_log(s->st, m, "%s %s: %s%s%s", route_label(h->route),
 		    porch_outcome_name(o), porch_error_name(e),

@@ -54,8 +54,12 @@ static const struct porch_param http_params[] = {
 	  "most finished tasks kept; the oldest are forgotten first" },
 	{ "model", PORCH_PARAM_STRING, NULL, 0, -1, NULL, 0,
 	  "model name answers give when a request names none (default: the first worker's)" },
-	{ "access-log", PORCH_PARAM_BOOLEAN, "false", 0, -1, NULL, 0,
-	  "log one line per answer: client, method, path, status, request id" },
+	{ "access-log", PORCH_PARAM_STRING, "off", 0, -1, NULL, 0,
+	  "one line per request answered: off, stderr, or a file appended to (opened "
+	  "again on reload); true and false, its older values, mean stderr and off" },
+	{ "access-log-format", PORCH_PARAM_ENUM, "text", 0, 0, "text|json", 0,
+	  "text: the combined log format's fields, then bytes in, time to first byte "
+	  "and total (seconds), request id, model and outcome; json: one object a line" },
 	{ "cors-origins", PORCH_PARAM_LIST, NULL, 0, -1, NULL, 0,
 	  "origins browsers may call from (CORS), as scheme://host[:port], or *; unset: no CORS" },
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }
@@ -353,6 +357,7 @@ http_init(porch_stage *st)
 		porch_stage_error(st, "out of memory");
 		return -1;
 	}
+	s->access_fd = -1;
 	s->st = st;
 	s->w.loop = porch_stage_loop(st);
 	s->w.ops = &http_wire_ops;
@@ -387,7 +392,11 @@ http_init(porch_stage *st)
 	s->burst = (double)porch_param_int(p, "burst");
 	s->task_ttl = (double)porch_param_int(p, "task-ttl") / 1000.0;
 	s->task_max = (unsigned)porch_param_int(p, "task-max");
-	s->access_log = porch_param_int(p, "access-log") != 0;
+	if (access_open(s, porch_param_str(p, "access-log"), porch_param_str(p,
+	    "access-log-format"), err, sizeof err) != 0) {
+		porch_stage_error(st, "%s", err);
+		goto fail;
+	}
 	s->default_model = porch_param_str(p, "model");
 	const char *keys = porch_param_str(p, "api-keys-file");
 	if (keys != NULL && auth_load(s, keys, err, sizeof err) != 0) {
@@ -516,6 +525,7 @@ http_fini(porch_stage *st)
 		free(w);
 	}
 	tasks_fini(s);
+	access_close(s);
 	auth_fini(s);
 	cors_fini(s);
 	buf_free(&s->answers.scratch);

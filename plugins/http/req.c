@@ -48,6 +48,8 @@ static void
 hreq_free(struct hreq *h)
 {
 	struct http_src *s = h->s;
+	if (h->w.status != 0 || h->client_gone)
+		access_write(s, h); /* answered and ended: its line */
 	if (h->task != NULL)
 		tasks_unwatch(h);
 	answer_slices_free(h); /* a long answer's client left before its end */
@@ -107,6 +109,7 @@ void
 req_gone(struct wreq *r, int closed)
 {
 	struct hreq *h = hreq_of(r);
+	h->client_gone = closed;
 	if (!h->in_pipeline) {
 		hreq_release(h);
 		return;
@@ -142,10 +145,6 @@ req_answered(struct wire *w, struct wreq *r, int status)
 	}
 	struct hreq *h = hreq_of(r);
 	metrics_count(s, (enum route)h->route, status);
-	if (s->access_log)
-		http_log(s, h, "%s %s %s: %d", wire_peer(r),
-		    http_method_str((enum http_method)r->method),
-		    r->url.len ? r->url.p : "-", status);
 }
 
 /* on_log */

@@ -61,6 +61,10 @@ struct wreq {
 	int keep_alive;
 	long long content_length;   /* the head's Content-Length; -1: none (chunked) */
 	double t0;                  /* ev_now when the request began */
+	char addr[48];              /* the client's address (the access log, rate limits) */
+	uint64_t bytes_in;          /* bytes of the request read: head and body */
+	uint64_t bytes_out;         /* bytes of the answer written */
+	double t_first;             /* ev_now when its first byte was written; 0: not yet */
 	/* header lines (each ending in CRLF) every answer to it carries after the
 	 * answer's own, or NULL: the upper layer's to set (CORS) */
 	const char *headers;
@@ -204,7 +208,7 @@ void wire_fini(struct wire *w);
 /* The connection closes after r's answer: no more requests are read on it. */
 void wire_close_after(struct wreq *r);
 const char *wire_peer(const struct wreq *r); /* "ADDR:PORT" for logs, "-" once let go */
-const char *wire_addr(const struct wreq *r); /* the client's address, "?" once let go */
+const char *wire_addr(const struct wreq *r); /* the client's address */
 
 /* Bytes the upper layer holds for its requests, counted in w->held with
  * the wire's own: n more (wire_hold) or n fewer (wire_unhold). */

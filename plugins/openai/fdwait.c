@@ -123,8 +123,8 @@ oai_fd_wait(struct oai_call *cl, int err)
 	porch_worker_count(o->w, "fd_wait", 1);
 	if (o->fd_logged == 0 || now - o->fd_logged >= OAI_FD_LOG_EVERY) {
 		o->fd_logged = now;
-		fprintf(stderr, "porch: worker '%s': %s; calls wait and try again "
-		    "(%llu waits so far)\n", porch_worker_name(o->w), what,
+		porch_worker_log(o->w, PORCH_LOG_WARN, NULL, "%s; calls wait and try again "
+		    "(%llu waits so far)", what,
 		    (unsigned long long)o->fd_waits);
 	}
 	return 0;
@@ -135,9 +135,9 @@ oai_fd_fini(struct oai *o)
 {
 	ev_timer_stop(o->loop, &o->fd_timer);
 	if (o->fd_waits > 0 || o->fd_gave_up > 0)
-		fprintf(stderr, "porch: worker '%s': %llu connections waited for a free "
-		    "descriptor; %llu calls gave up after connect-timeout\n",
-		    porch_worker_name(o->w), (unsigned long long)o->fd_waits,
+		porch_worker_log(o->w, PORCH_LOG_INFO, NULL, "%llu connections waited for a free "
+		    "descriptor; %llu calls gave up after connect-timeout",
+		    (unsigned long long)o->fd_waits,
 		    (unsigned long long)o->fd_gave_up);
 }
 

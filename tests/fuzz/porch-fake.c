@@ -184,6 +184,16 @@ porch_stage_log(const porch_stage *st, const char *fmt, ...)
 }
 
 void
+porch_log(const porch_stage *st, enum porch_log_level level, const porch_msg *m,
+    const char *fmt, ...)
+{
+	(void)st;
+	(void)level;
+	(void)m;
+	(void)fmt;
+}
+
+void
 porch_stage_error(porch_stage *st, const char *fmt, ...)
 {
 	(void)st;
