@@ -23,6 +23,14 @@
 
 #include "http.h"
 
+/* Milliseconds to two decimals (68.23), as every time in a task is printed;
+ * json_text writes them with 15 digits, so no binary tail follows. */
+static double
+short_ms(double ms)
+{
+	return ms <= 0 ? 0 : (double)(int64_t)(ms * 100 + 0.5) / 100;
+}
+
 enum tstatus { T_QUEUED, T_RUNNING, T_COMPLETED, T_FAILED, T_SHED, T_EXPIRED };
 
 static const char *const tstatus_names[] = {
@@ -190,10 +198,10 @@ tasks_event(struct task *t, porch_msg *m, enum porch_event e, const char *stage,
 	if (e == PORCH_EVENT_RETRY)
 		data = json_pack("{s:s, s:s, s:s, s:i, s:s, s:f}", "task_id", t->id,
 		    "type", "retry", "stage", stage, "attempt", (int)porch_msg_attempts(m) + 1,
-		    "detail", detail, "elapsed_ms", ms);
+		    "detail", detail, "elapsed_ms", short_ms(ms));
 	else
 		data = json_pack("{s:s, s:s, s:s, s:f}", "task_id", t->id,
-		    "type", porch_event_name(e), "stage", stage, "elapsed_ms", ms);
+		    "type", porch_event_name(e), "stage", stage, "elapsed_ms", short_ms(ms));
 	task_event(t, porch_event_name(e), data);
 }
 
@@ -285,7 +293,7 @@ tasks_outcome(struct task *t, porch_msg *m, enum porch_outcome o)
 	const char *stage;
 	double ms;
 	for (size_t i = 0; (stage = porch_msg_timing_at(m, i, &ms)) != NULL; i++)
-		json_object_set_new(timings, stage, json_real(ms));
+		json_object_set_new(timings, stage, json_real(short_ms(ms)));
 	t->timings = timings;
 	if (t->creating) {
 		t->refused = 1;
@@ -293,7 +301,7 @@ tasks_outcome(struct task *t, porch_msg *m, enum porch_outcome o)
 	}
 	json_t *data = json_pack("{s:s, s:s, s:s, s:i, s:f}", "task_id", t->id,
 	    "type", "outcome", "status", tstatus_names[t->status], "attempts", (int)t->attempts,
-	    "elapsed_ms", (t->finished - t->created) * 1000.0);
+	    "elapsed_ms", short_ms((t->finished - t->created) * 1000.0));
 	if (t->error_code != NULL)
 		json_object_set_new(data, "error", json_pack("{s:s, s:s}", "code", t->error_code,
 		    "message", t->error_msg ? t->error_msg : ""));
@@ -502,7 +510,7 @@ tasks_get(struct hreq *h)
 	if (finished(t)) {
 		rfc3339(t->finished_wall, done, sizeof done);
 		json_object_set_new(j, "finished", json_string(done));
-		json_object_set_new(j, "elapsed_ms", json_real((t->finished - t->created) * 1000.0));
+		json_object_set_new(j, "elapsed_ms", json_real(short_ms((t->finished - t->created) * 1000.0)));
 		json_object_set_new(j, "timings", json_incref(t->timings));
 		if (t->status == T_COMPLETED)
 			json_object_set_new(j, "result", json_bytes(t->result ? t->result : "",
