@@ -41,10 +41,10 @@ struct echo {
 };
 
 static const struct porch_param echo_params[] = {
-	{ "delay-ms", PORCH_PARAM_INTEGER, "0", 0, 3600000, NULL, 0,
-	  "milliseconds to wait before the first token (or the failure)" },
-	{ "token-delay-ms", PORCH_PARAM_INTEGER, "0", 0, 3600000, NULL, 0,
-	  "milliseconds between tokens; 0 sends all tokens at once" },
+	{ "delay-ms", PORCH_PARAM_DURATION, "0", 0, 3600000, NULL, 0,
+	  "time to wait before the first token (or the failure); a bare number is milliseconds" },
+	{ "token-delay-ms", PORCH_PARAM_DURATION, "0", 0, 3600000, NULL, 0,
+	  "time between tokens (a bare number is milliseconds); 0 sends all tokens at once" },
 	{ "fail-rate", PORCH_PARAM_NUMBER, "0", 0, 1, NULL, 0,
 	  "probability that a call fails with an upstream error" },
 	{ "seed", PORCH_PARAM_INTEGER, "1", 0, 9007199254740992.0, NULL, 0,

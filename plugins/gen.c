@@ -238,4 +238,12 @@ const struct porch_plugin porch_plugin = {
 	.resume = gen_resume,
 	.drain = gen_drain,
 	.fini = gen_fini,
+	.description =
+	    "Takes no input: it makes count requests of its own, each with the text "
+	    "parameter as its text, session \"s<i mod sessions>\" for the i-th (from 0) "
+	    "and no metadata, then finishes. "
+	    "With rate 0 it makes them as fast as the graph takes them (the in-flight "
+	    "bound and the block channels after it); with a rate, on schedule, whether "
+	    "or not the graph keeps up, so that overload shows as shed requests. "
+	    "For benchmarks and tests.",
 };

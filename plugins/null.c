@@ -15,4 +15,9 @@ const struct porch_plugin porch_plugin = {
 	.params = NULL,
 	.outputs = NULL,
 	.process = null_process,
+	.description =
+	    "Takes any request (its text, session and metadata are not read) and ends "
+	    "it as completed, or, for a failed request routed here from an error port, "
+	    "with the outcome its error stands for (failed, or expired for a deadline); "
+	    "nothing is written anywhere, and the statistics count it.",
 };

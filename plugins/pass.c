@@ -18,4 +18,7 @@ const struct porch_plugin porch_plugin = {
 	.params = NULL,
 	.outputs = pass_outputs,
 	.process = pass_process,
+	.description =
+	    "Takes any request and passes it on out of its out port as it came: text, "
+	    "session and metadata unchanged. For tests and benchmarks (the cost of a hop).",
 };

@@ -60,6 +60,7 @@ static struct term {
 
 struct stdout_sink {
 	int stream;
+	int request_id;  /* lines start with the request id and a tab */
 	size_t hold;
 };
 
@@ -68,6 +69,8 @@ static const struct porch_param stdout_params[] = {
 	  "print streamed answers piece by piece as they arrive" },
 	{ "hold", PORCH_PARAM_SIZE, "4M", 0, 1073741824.0, NULL, 0,
 	  "most bytes kept while a line streams: other streams' pieces and lines waiting behind it" },
+	{ "request-id", PORCH_PARAM_BOOLEAN, "false", 0, -1, NULL, 0,
+	  "start each line with the request id and a tab (REQUEST-ID, SESSION, TEXT)" },
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }
 };
 
@@ -88,6 +91,24 @@ session_of(const porch_msg *m)
 {
 	const char *s = porch_msg_session(m);
 	return s ? s : "";
+}
+
+/*
+ * The request id that starts m's line when st prints them, else NULL: its
+ * "request-id" metadata (the http source's X-Request-Id, a JSON line's
+ * meta), or else porch's number for it, written into num.
+ */
+static const char *
+rid_of(const porch_stage *st, const porch_msg *m, char num[24])
+{
+	const struct stdout_sink *s = porch_stage_data(st);
+	if (s == NULL || !s->request_id)
+		return NULL;
+	const char *rid = porch_msg_meta(m, "request-id");
+	if (rid != NULL)
+		return rid;
+	snprintf(num, 24, "%llu", (unsigned long long)porch_msg_id(m));
+	return num;
 }
 
 static const char *
@@ -138,11 +159,14 @@ pending_put(const char *p, size_t n)
 	return 0;
 }
 
-/* The size of m's whole line: "SESSION\tTEXT\n" or "SESSION\terror: TYPE: WHY\n". */
+/* The size of m's whole line: "SESSION\tTEXT\n" or "SESSION\terror: TYPE: WHY\n",
+ * after "REQUEST-ID\t" if st prints it. */
 static size_t
-whole_size(const porch_msg *m)
+whole_size(const porch_stage *st, const porch_msg *m)
 {
-	size_t n = strlen(session_of(m)) + 2;
+	char num[24];
+	const char *rid = rid_of(st, m, num);
+	size_t n = strlen(session_of(m)) + 2 + (rid ? strlen(rid) + 1 : 0);
 	enum porch_error err = porch_msg_error(m);
 	if (err != PORCH_ERR_NONE) {
 		n += strlen("error: ") + strlen(porch_error_name(err)) + 2 +
@@ -157,11 +181,21 @@ whole_size(const porch_msg *m)
 
 /* Writes m's whole line to the terminal, or to the pending lines; -1: out of memory. */
 static int
-whole_put(const porch_msg *m, int pend)
+whole_put(const porch_stage *st, const porch_msg *m, int pend)
 {
-	const char *parts[5];
-	size_t lens[5], n = 0;
+	const char *parts[7];
+	size_t lens[7], n = 0;
 	enum porch_error err = porch_msg_error(m);
+	char num[24];
+	const char *rid = rid_of(st, m, num);
+	if (rid != NULL) {
+		parts[n] = rid;
+		lens[n] = strlen(rid);
+		n++;
+		parts[n] = "\t";
+		lens[n] = 1;
+		n++;
+	}
 	parts[n] = session_of(m);
 	lens[n] = strlen(parts[n]);
 	n++;
@@ -272,6 +306,12 @@ static void
 go_live(struct line *l)
 {
 	const char *session = session_of(l->m);
+	char num[24];
+	const char *rid = rid_of(l->st, l->m, num);
+	if (rid != NULL) {
+		term_put(rid, strlen(rid));
+		term_put("\t", 1);
+	}
 	term_put(session, strlen(session));
 	term_put("\t", 1);
 	live_write(l, l->buf, l->len);
@@ -390,7 +430,7 @@ live_end(const porch_stage *st, struct line *l, const porch_msg *m)
 {
 	term_put("\n", 1);
 	if (porch_msg_error(m) != PORCH_ERR_NONE) {
-		(void)whole_put(m, 0);
+		(void)whole_put(st, m, 0);
 	} else {
 		size_t len = 0;
 		const char *text = porch_msg_text(m, &len);
@@ -401,7 +441,7 @@ live_end(const porch_stage *st, struct line *l, const porch_msg *m)
 			    "was streamed (%zu bytes streamed, %zu in the answer): it is printed "
 			    "again, whole, on a line of its own", (unsigned long long)porch_msg_id(m),
 			    session_of(m), l->shown, len);
-			(void)whole_put(m, 0);
+			(void)whole_put(st, m, 0);
 		}
 	}
 	int failed = term_flush() != 0;
@@ -444,16 +484,16 @@ stdout_process(porch_stage *st, porch_msg *m)
 		line_free(l); /* waiting, or whole: it prints whole */
 	}
 	if (term.live != NULL) {
-		size_t need = whole_size(m);
+		size_t need = whole_size(st, m);
 		make_room(s, need, 1);
 	}
 	if (term.live != NULL) {
-		if (whole_put(m, 1) != 0) {
+		if (whole_put(st, m, 1) != 0) {
 			errno = ENOMEM;
 			rc = -1;
 		}
 	} else {
-		(void)whole_put(m, 0);
+		(void)whole_put(st, m, 0);
 		rc = term_flush();
 	}
 out:
@@ -474,6 +514,7 @@ stdout_init(porch_stage *st)
 	const porch_params *p = porch_stage_params(st);
 	s->stream = porch_param_int(p, "stream") != 0;
 	s->hold = (size_t)porch_param_int(p, "hold");
+	s->request_id = porch_param_int(p, "request-id") != 0;
 	porch_stage_set_data(st, s);
 	term.refs++;
 	return 0;
@@ -518,7 +559,11 @@ const struct porch_plugin porch_plugin = {
 	    "Prints SESSION, a tab and the text, then a newline, for each request "
 	    "that reaches it; the text's own newlines are written as they are. "
 	    "A failed request, one routed here from an error port, prints "
-	    "SESSION, a tab, \"error: \", the error's type, \": \" and its text.\n\n"
+	    "SESSION, a tab, \"error: \", the error's type, \": \" and its text. "
+	    "With request-id on, each line starts with the request id and a tab: "
+	    "the request's \"request-id\" metadata (the http source's X-Request-Id, "
+	    "or the meta of a JSON line on the stdin source), or else porch's own "
+	    "number for the request, so an answer can be joined to its question.\n\n"
 	    "Every answer is printed whole, and lines never interleave. "
 	    "Each line is written, whole and at once, when its request reaches the "
 	    "stage, in the order requests arrive; a request that arrives while another "

@@ -1,4 +1,4 @@
-/* cli.h -- the porch command's subcommands and what they share. */
+/* cli.h -- the porch command's subcommands (src/cmd_*.c) and what they share (src/cli.c). */
 #ifndef PORCH_CLI_H
 #define PORCH_CLI_H
 

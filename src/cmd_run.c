@@ -121,28 +121,6 @@ write_pid(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-/* "30s", "250ms", "2m", "1h": an integer and a unit, nothing else. */
-int
-cli_parse_duration(const char *s, double *out)
-{
-	size_t digits = strspn(s, "0123456789");
-	if (digits == 0 || digits > 9)
-		return -1;
-	double v = (double)strtol(s, NULL, 10);
-	const char *unit = s + digits;
-	if (strcmp(unit, "ms") == 0)
-		*out = v / 1000;
-	else if (strcmp(unit, "s") == 0)
-		*out = v;
-	else if (strcmp(unit, "m") == 0)
-		*out = v * 60;
-	else if (strcmp(unit, "h") == 0)
-		*out = v * 3600;
-	else
-		return -1;
-	return 0;
-}
-
 static const char replay_usage[] =
     "usage: porch replay [--source STAGE] [--plugin-path DIR] [--set NAME.PARAM=VALUE]\n"
     "                    [--stats-json PATH] [--drain-timeout DURATION]\n"

@@ -491,6 +491,22 @@ run_stage(struct graph *g, struct porch_stage *st)
 	if (st->outbox != NULL)
 		return progress;
 
+	/* a full stage takes nothing, but a cancelled request at the head of
+	 * an input ends there now: its origin (a closed connection, DELETE
+	 * /v1/tasks/ID) is not kept waiting for the stage to have room */
+	if (st->held >= st->concurrency) {
+		for (size_t k = 0; k < st->n_inputs; k++) {
+			struct channel *c = st->inputs[k];
+			struct porch_msg *m;
+			while (c->head != c->tail && (m = c->ring[c->head & c->mask])->cancelled &&
+			    m->error == PORCH_ERR_CANCELLED) {
+				(void)channel_pop(c);
+				progress++;
+				graph_finish(g, m, PORCH_FAILED, st);
+			}
+		}
+	}
+
 	uint64_t t0 = 0, sync_n = 0;
 	int budget = STAGE_BATCH;
 	while (st->held < st->concurrency && budget-- > 0) {

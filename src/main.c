@@ -1,8 +1,8 @@
 /*
- * main.c -- the porch command: run, replay, reload, check, graph and list
- * pipelines' plugins.
+ * main.c -- the porch command: picks the subcommand (run, replay, reload,
+ * check, graph, plugins) and hands it the command line.  The subcommands
+ * are src/cmd_*.c; what they share is in src/cli.c.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,55 +29,6 @@ static const char usage[] =
     "\n"
     "exit status: 0 success, 1 runtime failure, 2 invalid pipeline or usage.\n"
     "See porch(1), porch.xml(5) and porch-plugin(3).\n";
-
-void
-cli_error(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("porch: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-void
-cli_add_plugin_dir(struct cli_common *c, const char *dir)
-{
-	c->plugin_dirs = xrealloc(c->plugin_dirs, (c->n_plugin_dirs + 1) * sizeof(char *));
-	c->plugin_dirs[c->n_plugin_dirs++] = xstrdup(dir);
-}
-
-int
-cli_add_override(struct cli_common *c, const char *cmd, const char *arg)
-{
-	struct override o;
-	char err[256];
-	if (override_parse(arg, &o, err, sizeof err) != 0) {
-		cli_error("%s: %s", cmd, err);
-		return -1;
-	}
-	c->overrides = xrealloc(c->overrides, (c->n_overrides + 1) * sizeof o);
-	c->overrides[c->n_overrides++] = o;
-	return 0;
-}
-
-void
-cli_free(struct cli_common *c)
-{
-	for (size_t i = 0; i < c->n_plugin_dirs; i++)
-		free(c->plugin_dirs[i]);
-	free(c->plugin_dirs);
-	for (size_t i = 0; i < c->n_overrides; i++) {
-		free(c->overrides[i].target);
-		free(c->overrides[i].param);
-		free(c->overrides[i].value);
-	}
-	free(c->overrides);
-	c->plugin_dirs = NULL;
-	c->overrides = NULL;
-	c->n_plugin_dirs = c->n_overrides = 0;
-}
 
 int
 main(int argc, char **argv)

@@ -72,7 +72,9 @@ stats_table(const struct graph *g, FILE *out)
 		fmt_ns(hist_quantile(&s->latency, 0.50), p50, sizeof p50);
 		fmt_ns(hist_quantile(&s->latency, 0.90), p90, sizeof p90);
 		fmt_ns(hist_quantile(&s->latency, 0.99), p99, sizeof p99);
-		if (st->is_source)
+		/* a source holds no request, and a stage that saw none has no
+		 * latency to show: "-", not "0ns" */
+		if (st->is_source || s->latency.count == 0)
 			strcpy(p50, "-"), strcpy(p90, "-"), strcpy(p99, "-");
 		fprintf(out, "%-16s %-10s %10llu %10llu %10llu %8llu %8llu %8llu %5u %9s %9s %9s\n",
 		    st->name, st->d->name, (unsigned long long)s->in,
@@ -86,6 +88,8 @@ stats_table(const struct graph *g, FILE *out)
 	fmt_ns(hist_quantile(&g->led->loop_lag, 0.50), l50, sizeof l50);
 	fmt_ns(hist_quantile(&g->led->loop_lag, 0.99), l99, sizeof l99);
 	fmt_ns(g->led->loop_lag.max, lmax, sizeof lmax);
+	if (g->led->loop_lag.count == 0)
+		strcpy(l50, "-"), strcpy(l99, "-"), strcpy(lmax, "-");
 	if (g->led->reloads + g->led->reload_failures > 0)
 		fprintf(out, "reloads          %llu, failed %llu (the totals count every "
 		    "pipeline the reloads replaced)\n", (unsigned long long)g->led->reloads,
@@ -157,7 +161,8 @@ stats_json(const struct graph *g)
 {
 	const struct totals *t = &g->led->totals;
 	json_t *root = json_pack("{s:s, s:f, s:I, s:I, s:I, s:I, s:I, s:I}",
-	    "pipeline", g->cfg->name, "elapsed_s", elapsed(g),
+	    "pipeline", g->cfg->name, "elapsed_s",
+	    (double)(long long)(elapsed(g) * 1000 + 0.5) / 1000,
 	    "accepted", (json_int_t)t->accepted,
 	    "completed", (json_int_t)t->outcome[PORCH_COMPLETED],
 	    "failed", (json_int_t)t->outcome[PORCH_FAILED],
@@ -235,7 +240,8 @@ stats_write_json(const struct graph *g, const char *path, char *err, size_t errl
 	 * be replaced ("--stats-json /dev/null" as root would remove the device) */
 	struct stat sb;
 	int special = stat(path, &sb) == 0 && !S_ISREG(sb.st_mode);
-	int rc = json_dump_file(root, special ? path : tmp, JSON_INDENT(2) | JSON_SORT_KEYS);
+	int rc = json_dump_file(root, special ? path : tmp, JSON_INDENT(2) | JSON_SORT_KEYS |
+	    JSON_REAL_PRECISION(15));
 	json_decref(root);
 	if (rc != 0 || (!special && rename(tmp, path) != 0)) {
 		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));

@@ -114,13 +114,17 @@ cat > "$T/jsonl.xml" <<XML
   <channel from="infer:error" to="log"/>
 </pipeline>
 XML
-printf '{"text": "hello  there", "session": "u7"}\n{"text": "x", "meta": {"temperature": "hot"}}\n' |
+printf '{"text": "hello  there", "session": "u7", "meta": {"request-id": "q-7"}}\n{"text": "x", "meta": {"temperature": "hot"}}\n' |
     "$PORCH" run -q "$T/jsonl.xml" 2> "$T/err"
 expect_eq "jsonl: exit status" "$?" 0
 expect_eq "jsonl: records (relative path: next to the pipeline)" "$(wc -l < "$T/log.jsonl" | tr -d ' ')" 2
-head -n 1 "$T/log.jsonl" | grep -q '^{"id":1,"time":[0-9.]*,"session":"u7","outcome":"completed","text":"hello there","attempts":1,"timings_ms":{"infer":[0-9.e-]*}}$' &&
+# the request id, session, input and metadata join the answer to its
+# question; times are short: the millisecond, and 0.01 ms for timings
+head -n 1 "$T/log.jsonl" | grep -Eq '^\{"id":1,"request_id":"q-7","time":[0-9]+(\.[0-9]{1,3})?,"session":"u7","outcome":"completed","input":"hello  there","text":"hello there","attempts":1,"meta":\{"request-id":"q-7","line":"1","finish-reason":"stop"\},"timings_ms":\{"infer":[0-9]+\.[0-9]{1,2}\}\}$' &&
     ok || fail "jsonl record: $(head -n 1 "$T/log.jsonl")"
-sed -n 2p "$T/log.jsonl" | grep -qF '"outcome":"failed","text":"x","error":"bad-request","error_text":"metadata '"'"'temperature'"'"' is '"'"'hot'"'"': want a number from 0 to 2","error_stage":"infer"' &&
+sed -n 2p "$T/log.jsonl" | grep -qF '"request_id":"2",' &&
+    ok || fail "jsonl failed record, no request-id: porch's id: $(sed -n 2p "$T/log.jsonl")"
+sed -n 2p "$T/log.jsonl" | grep -qF '"outcome":"failed","input":"x","text":"x","error":"bad-request","error_text":"metadata '"'"'temperature'"'"' is '"'"'hot'"'"': want a number from 0 to 2","error_stage":"infer"' &&
     ok || fail "jsonl failed record: $(sed -n 2p "$T/log.jsonl")"
 
 # 7. a sink's file in a directory that does not exist: porch check says so

@@ -5,6 +5,9 @@
 # 2. Every long option a subcommand's --help prints is documented in
 #    porch(1), written there as "Fl -NAME".
 # 3. Every function declared in <porch/plugin.h> is named in porch-plugin(3).
+# 4. porch(1)'s example of --version is what porch --version prints.
+# 5. porch-plugins(7) has every plugin's description, stdin's input format
+#    (JSON lines with text, session, meta and deadline_ms) among them.
 #
 # Skipped (77) when mandoc is not installed.
 
@@ -73,6 +76,37 @@ else
 			ok
 		else
 			fail "$fn is declared in include/porch/plugin.h but not named in man/porch-plugin.3"
+		fi
+	done
+fi
+
+# ---- 4. the version example ----------------------------------------------
+expect_eq "porch(1): the --version example" \
+    "$(sed -n 's/^\.Dq \(porch [^ ]* (plugin ABI [0-9.]*)\) \.$/\1/p' "$porch1")" \
+    "$("$PORCH" --version)"
+
+# ---- 5. every plugin's description, and stdin's input, in porch-plugins(7) --
+plugins7="${top_builddir:-$top_srcdir}/man/porch-plugins.7"
+if [ ! -f "$plugins7" ]; then
+	fail "$plugins7 is missing"
+else
+	for name in $("$PORCH" plugins | awk '{ print $1 }' | sed 's/:$//'); do
+		# its part opens with the summary, then a paragraph of description
+		# before "Kind:" (a plugin without one goes straight to "Kind:")
+		if awk -v n="$name" '$0 == ".Ss " n { on = 1; next } on && /^\.Ss / { exit }
+		    on && pp == 1 { found = $0 !~ /^Kind: /; exit }
+		    on && /^\.Pp$/ { pp++ } END { exit !found }' "$plugins7"; then
+			ok
+		else
+			fail "porch-plugins(7): plugin $name has no description"
+		fi
+	done
+	for word in '"text"' '"session"' '"meta"' '"deadline_ms"' 'request-id'; do
+		if awk '$0 == ".Ss stdin" { on = 1; next } on && /^\.Ss / { exit } on { print }' \
+		    "$plugins7" | grep -qF -- "$word"; then
+			ok
+		else
+			fail "porch-plugins(7): stdin's input format does not name $word"
 		fi
 	done
 fi

@@ -122,7 +122,9 @@ json_text(json_t *j)
 {
 	if (j == NULL)
 		return NULL;
-	char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
+	/* 15 significant digits: a time rounded to 0.01 ms (short_ms) prints
+	 * as 68.23, not as the 17 digits of its binary double */
+	char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(15));
 	json_decref(j);
 	return s;
 }

@@ -49,8 +49,9 @@ enum route {
 	R_COMPLETIONS,  /* POST /v1/completions */
 	R_GENERATE,     /* POST /generate */
 	R_MODELS,       /* GET /v1/models */
-	R_TASKS,        /* POST /v1/tasks */
-	R_TASK,         /* GET /v1/tasks/{id} */
+	R_MODEL,        /* GET /v1/models/{id} */
+	R_TASKS,        /* POST and GET /v1/tasks */
+	R_TASK,         /* GET and DELETE /v1/tasks/{id} */
 	R_TASK_EVENTS,  /* GET /v1/tasks/{id}/events */
 	R_HEALTHZ,      /* GET /healthz */
 	R_READYZ,       /* GET /readyz */
@@ -97,6 +98,7 @@ struct http_src {
 	unsigned task_max;
 	double rate, burst;
 	const char *default_model;
+	int check_model;            /* check-model: 404 for a model no worker serves */
 	/* CORS (cors-origins), made at init: the header lines an answer to an
 	 * allowed origin carries, and those every other answer carries */
 	struct cors_origin *cors;
@@ -166,6 +168,9 @@ const char *route_label(enum route r); /* the endpoint label of metrics */
 enum route route_find(const char *path, size_t len, char *task_id, size_t idlen,
     const char **allow);
 void route_head(struct wreq *r);       /* on_head: the early checks */
+/* The request's path and query (without '?'; "" when there is none). */
+void route_url(struct hreq *h, const char **path, size_t *plen, const char **query,
+    size_t *qlen);
 void route_dispatch(struct wreq *r);   /* on_request: a whole request arrived */
 /* CORS: an Origin header's value, checked against cors-origins */
 void cors_origin(struct hreq *h, const char *value, size_t len);
@@ -178,6 +183,9 @@ void pipeline_emit(struct http_src *s, struct hreq *h, porch_msg *m);
 void pipeline_resume(struct http_src *s); /* room again: emit those waiting */
 void pipeline_drain(struct http_src *s);
 void pipeline_cancel(struct http_src *s, struct hreq *h); /* its client is gone */
+/* A task's message is no longer wanted: one waiting for room fails at once
+ * (cancelled), one in the pipeline is cancelled (porch_msg_cancel). */
+void pipeline_cancel_msg(struct http_src *s, porch_msg *m, const char *why);
 /* Whether requests may hold `more` bytes beyond what they hold now
  * (max-inflight-bytes); 1: room. */
 int pipeline_room(struct http_src *s, size_t more);
@@ -217,6 +225,9 @@ int openai_chat_request(struct hreq *h, json_t *root, struct prompt *pr);
 int openai_completion_request(struct hreq *h, json_t *root, struct prompt *pr);
 int generate_request(struct hreq *h, json_t *root, struct prompt *pr);
 void openai_models(struct hreq *h);
+void openai_model(struct hreq *h);     /* GET /v1/models/{id} */
+/* Whether a worker of the pipeline serves model (its name as clients send it). */
+int openai_model_served(struct http_src *s, const char *model);
 void answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o);
 
 /* ---- tasks.c ------------------------------------------------------------ */
@@ -224,6 +235,8 @@ void answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o);
 extern const struct http_origin_ops task_ops;
 void tasks_create(struct hreq *h);
 void tasks_get(struct hreq *h);
+void tasks_list(struct hreq *h);       /* GET /v1/tasks?limit=N&after=ID */
+void tasks_cancel(struct hreq *h);     /* DELETE /v1/tasks/{id} */
 void tasks_events(struct hreq *h);
 void tasks_unwatch(struct hreq *h);
 void tasks_outcome(struct task *t, porch_msg *m, enum porch_outcome o);

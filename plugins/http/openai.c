@@ -155,6 +155,12 @@ settings(struct hreq *h, json_t *root, struct prompt *pr, int openai)
 		if (!json_is_string(v) || json_string_length(v) == 0)
 			return bad(h, "model", "invalid_type", "'model' must be a non-empty "
 			    "string, not %s", json_is_string(v) ? "an empty one" : jtype(v));
+		if (s->check_model && !openai_model_served(s, json_string_value(v))) {
+			answer_error(h, 404, NULL, "model_not_found", "The model '%s' does not "
+			    "exist: no worker of this pipeline serves it (GET /v1/models lists "
+			    "those that do)", json_string_value(v));
+			return -1;
+		}
 		meta_str(pr, "model", json_string_value(v));
 		h->model = strdup(json_string_value(v));
 	} else {
@@ -592,6 +598,24 @@ answer_whole(struct hreq *h, porch_msg *m, enum porch_outcome o)
 		answer_scratch_send(h, 200, "application/json", NULL);
 }
 
+/* OpenAI's model object. */
+static json_t *
+model_json(const char *model)
+{
+	return json_pack("{s:s, s:s, s:i, s:s}", "id", model, "object", "model", "created", 0,
+	    "owned_by", "porch");
+}
+
+int
+openai_model_served(struct http_src *s, const char *model)
+{
+	porch_worker *w;
+	for (size_t i = 0; (w = porch_stage_pipeline_worker(s->st, i)) != NULL; i++)
+		if (strcmp(porch_worker_model(w), model) == 0)
+			return 1;
+	return 0;
+}
+
 /* GET /v1/models: the models of the pipeline's workers, each once. */
 void
 openai_models(struct hreq *h)
@@ -608,8 +632,61 @@ openai_models(struct hreq *h)
 				seen = 1;
 		}
 		if (!seen)
-			json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s}", "id", model,
-			    "object", "model", "created", 0, "owned_by", "porch"));
+			json_array_append_new(data, model_json(model));
 	}
 	answer_json(h, 200, json_pack("{s:s, s:o}", "object", "list", "data", data), NULL);
+}
+
+static int
+hex_value(char ch)
+{
+	if (ch >= '0' && ch <= '9') return ch - '0';
+	if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+	return -1;
+}
+
+/* Most bytes of a model id in a path, decoded. */
+#define MODEL_ID_MAX 256
+
+/* GET /v1/models/{id}: the model object of a model a worker serves (the id
+ * may hold slashes, "org/name", sent as they are or as %2F), else 404
+ * model_not_found. */
+void
+openai_model(struct hreq *h)
+{
+	const char *path, *q;
+	size_t plen, qlen;
+	route_url(h, &path, &plen, &q, &qlen);
+	static const char prefix[] = "/v1/models/";
+	size_t pl = sizeof prefix - 1;
+	char id[MODEL_ID_MAX + 1];
+	size_t n = 0;
+	int bad = plen <= pl;
+	for (size_t i = pl; !bad && i < plen; i++) {
+		char ch = path[i];
+		if (ch == '%') {
+			int hi = i + 2 < plen ? hex_value(path[i + 1]) : -1;
+			int lo = i + 2 < plen ? hex_value(path[i + 2]) : -1;
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+				bad = 1;
+				break;
+			}
+			ch = (char)(hi * 16 + lo);
+			i += 2;
+		}
+		if (n == MODEL_ID_MAX) {
+			bad = 1;
+			break;
+		}
+		id[n++] = ch;
+	}
+	id[n] = '\0';
+	if (bad || !openai_model_served(h->s, id)) {
+		answer_error(h, 404, NULL, "model_not_found", "The model '%.*s' does not exist: "
+		    "no worker of this pipeline serves it (GET /v1/models lists those that do)",
+		    (int)(plen - pl > 200 ? 200 : plen - pl), path + pl);
+		return;
+	}
+	answer_json(h, 200, model_json(id), NULL);
 }

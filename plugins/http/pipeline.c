@@ -356,6 +356,27 @@ pipeline_cancel(struct http_src *s, struct hreq *h)
 }
 
 void
+pipeline_cancel_msg(struct http_src *s, porch_msg *m, const char *why)
+{
+	struct waiting **pp = &s->wait_head, *prev = NULL;
+	for (struct waiting *w = s->wait_head; w != NULL; prev = w, w = w->next) {
+		if (w->m != m) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		if (s->wait_tail == w)
+			s->wait_tail = prev;
+		free(w);
+		porch_fail(s->st, m, PORCH_ERR_CANCELLED, "%s", why);
+		if (s->wait_head == NULL)
+			pipeline_resume(s);
+		return;
+	}
+	porch_msg_cancel(m, why);
+}
+
+void
 pipeline_drain(struct http_src *s)
 {
 	s->w.draining = 1;

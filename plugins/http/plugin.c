@@ -54,6 +54,8 @@ static const struct porch_param http_params[] = {
 	  "most finished tasks kept; the oldest are forgotten first" },
 	{ "model", PORCH_PARAM_STRING, NULL, 0, -1, NULL, 0,
 	  "model name answers give when a request names none (default: the first worker's)" },
+	{ "check-model", PORCH_PARAM_BOOLEAN, "false", 0, -1, NULL, 0,
+	  "a request naming a model no worker serves gets 404 model_not_found (as OpenAI)" },
 	{ "access-log", PORCH_PARAM_STRING, "off", 0, -1, NULL, 0,
 	  "one line per request answered: off, stderr, or a file appended to (opened "
 	  "again on reload); true and false, its older values, mean stderr and off" },
@@ -398,6 +400,7 @@ http_init(porch_stage *st)
 		goto fail;
 	}
 	s->default_model = porch_param_str(p, "model");
+	s->check_model = porch_param_int(p, "check-model") != 0;
 	const char *keys = porch_param_str(p, "api-keys-file");
 	if (keys != NULL && auth_load(s, keys, err, sizeof err) != 0) {
 		porch_stage_error(st, "%s", err);
@@ -611,7 +614,16 @@ const struct porch_plugin porch_plugin = {
 	    "one chunk before the last. A model server's refusal keeps its meaning: its 4xx "
 	    "status (400, 401, 403, 404, 409, 413, 422, 429 ...) and its error object as it "
 	    "sent it, with Retry-After for 429, so a client does not retry what cannot "
-	    "succeed. GET /v1/models lists the models of the pipeline's workers.\n\n"
+	    "succeed.\n\n"
+	    "GET /v1/models lists the models the pipeline's workers serve, by the names "
+	    "clients send (a worker's model parameter, else its name), each once, as "
+	    "OpenAI does: {\"object\": \"list\", \"data\": [{\"id\", \"object\": "
+	    "\"model\", \"created\": 0, \"owned_by\": \"porch\"}]}; GET /v1/models/ID "
+	    "answers one of them (an ID with a slash may be sent as it is or as %2F), and "
+	    "404 model_not_found for a model no worker serves. With check-model on, a "
+	    "request naming such a model (\"model\" of /v1/chat/completions, "
+	    "/v1/completions or /generate) gets that 404 too, before it reaches the "
+	    "pipeline; off (the default), the model is passed on and the worker decides.\n\n"
 	    "POST /generate takes {\"text\", \"request_id\"?} (and the same generation "
 	    "fields) and answers newline-delimited JSON: {\"request_id\", \"token\"} per "
 	    "piece, then {\"request_id\", \"done\": true, \"text\", \"finish_reason\", "
@@ -625,7 +637,18 @@ const struct porch_plugin porch_plugin = {
 	    "GET /v1/tasks/ID/events streams server-sent events: the history so far, then "
 	    "enter and leave (per stage), retry (with why and when) and outcome, after "
 	    "which the stream ends. A finished task is kept for task-ttl and among the "
-	    "task-max newest, then it is 404.\n\n"
+	    "task-max newest, then it is 404. "
+	    "GET /v1/tasks lists the tasks kept, newest first, a page at a time, as "
+	    "OpenAI's list endpoints do: ?limit=N (1 to 100, default 20) and "
+	    "?after=TASK_ID (the page after that task), answered {\"object\": \"list\", "
+	    "\"data\": [task, ...], \"has_more\", \"first_id\", \"last_id\"}, each task "
+	    "as GET /v1/tasks/ID gives it; a bad limit, or an after that is no task kept, "
+	    "is 400 invalid_value. "
+	    "DELETE /v1/tasks/ID cancels a task: one waiting for room fails at once; one in "
+	    "the pipeline is cancelled (a model call it is in is cancelled), and it ends as "
+	    "failed with the error cancelled. The answer is the task, its status "
+	    "\"cancelling\" until the pipeline has let it go; for a finished task, the "
+	    "task as it ended. An unknown ID is 404 task_not_found.\n\n"
 	    "GET /healthz answers {\"healthy\": true, \"version\"}; GET /readyz 200 while "
 	    "running and 503 while draining; GET /metrics the pipeline's metrics and this "
 	    "stage's (porch_http_requests_total by endpoint and code, connections open, "
@@ -657,12 +680,14 @@ const struct porch_plugin porch_plugin = {
 	    "is ever written to a log, an answer or the metrics. rate-limit and burst make a token bucket per "
 	    "key (per client address without keys): 429 with Retry-After.\n\n"
 	    "HTTP as RFC 9110 and RFC 9112 say: HEAD is answered on every GET endpoint "
-	    "(/healthz, /readyz, /metrics, /v1/models, /v1/tasks/ID, /v1/tasks/ID/events) "
+	    "(/healthz, /readyz, /metrics, /v1/models, /v1/models/ID, /v1/tasks, "
+	    "/v1/tasks/ID, /v1/tasks/ID/events) "
 	    "with the status and headers GET would have, Content-Length the length of "
 	    "GET's body (Transfer-Encoding: chunked for an event stream), and no body, so "
 	    "the connection stays usable; HEAD of anything else has no body either. A "
 	    "method not allowed is 405 with Allow listing the methods that are (\"GET, "
-	    "HEAD\" or \"POST\", and OPTIONS when CORS is on). A request line with "
+	    "HEAD\", \"POST\", \"GET, HEAD, POST\" for /v1/tasks, \"GET, HEAD, DELETE\" for "
+	    "/v1/tasks/ID, and OPTIONS when CORS is on). A request line with "
 	    "another major version (HTTP/2.0, HTTP/3.0 ...; HTTP/1.2 is read as HTTP/1.1, as "
 	    "RFC 9112 says), with none (HTTP/0.9) or "
 	    "HTTP/2's connection preface is answered 505 HTTP Version Not Supported, in "

@@ -13,26 +13,30 @@
 
 #include "http.h"
 
+/* A set of methods: M(HTTP_GET) | M(HTTP_POST). */
+#define M(method) (1ull << (method))
+
 struct route_def {
 	const char *path;
 	enum route route;
-	unsigned method;     /* enum http_method; HEAD goes with GET */
+	unsigned long long methods; /* M(enum http_method)s; HEAD goes with GET */
 	const char *allow;   /* the Allow header's methods */
 	int needs_key;       /* behind api-keys-file */
-	int makes_request;   /* goes to the pipeline: refused while draining */
+	int makes_request;   /* its POST goes to the pipeline: refused while draining */
 };
 
 static const struct route_def routes[] = {
-	{ "/v1/chat/completions", R_CHAT, HTTP_POST, "POST", 1, 1 },
-	{ "/v1/completions", R_COMPLETIONS, HTTP_POST, "POST", 1, 1 },
-	{ "/generate", R_GENERATE, HTTP_POST, "POST", 1, 1 },
-	{ "/v1/models", R_MODELS, HTTP_GET, "GET, HEAD", 1, 0 },
-	{ "/v1/tasks", R_TASKS, HTTP_POST, "POST", 1, 1 },
-	{ NULL, R_TASK, HTTP_GET, "GET, HEAD", 1, 0 },
-	{ NULL, R_TASK_EVENTS, HTTP_GET, "GET, HEAD", 1, 0 },
-	{ "/healthz", R_HEALTHZ, HTTP_GET, "GET, HEAD", 0, 0 },
-	{ "/readyz", R_READYZ, HTTP_GET, "GET, HEAD", 0, 0 },
-	{ "/metrics", R_METRICS, HTTP_GET, "GET, HEAD", 0, 0 },
+	{ "/v1/chat/completions", R_CHAT, M(HTTP_POST), "POST", 1, 1 },
+	{ "/v1/completions", R_COMPLETIONS, M(HTTP_POST), "POST", 1, 1 },
+	{ "/generate", R_GENERATE, M(HTTP_POST), "POST", 1, 1 },
+	{ "/v1/models", R_MODELS, M(HTTP_GET), "GET, HEAD", 1, 0 },
+	{ NULL, R_MODEL, M(HTTP_GET), "GET, HEAD", 1, 0 },
+	{ "/v1/tasks", R_TASKS, M(HTTP_GET) | M(HTTP_POST), "GET, HEAD, POST", 1, 1 },
+	{ NULL, R_TASK, M(HTTP_GET) | M(HTTP_DELETE), "GET, HEAD, DELETE", 1, 0 },
+	{ NULL, R_TASK_EVENTS, M(HTTP_GET), "GET, HEAD", 1, 0 },
+	{ "/healthz", R_HEALTHZ, M(HTTP_GET), "GET, HEAD", 0, 0 },
+	{ "/readyz", R_READYZ, M(HTTP_GET), "GET, HEAD", 0, 0 },
+	{ "/metrics", R_METRICS, M(HTTP_GET), "GET, HEAD", 0, 0 },
 };
 
 static const struct route_def *
@@ -48,6 +52,8 @@ const char *
 route_label(enum route r)
 {
 	switch (r) {
+	case R_MODEL:
+		return "/v1/models/{id}";
 	case R_TASK:
 		return "/v1/tasks/{id}";
 	case R_TASK_EVENTS:
@@ -78,6 +84,13 @@ route_find(const char *path, size_t len, char *task_id, size_t idlen, const char
 			*allow = routes[i].allow;
 			return routes[i].route;
 		}
+	}
+	/* /v1/models/{id}: the id, which may hold slashes, is read at dispatch
+	 * (route_model_id) */
+	static const char models[] = "/v1/models/";
+	if (len > sizeof models - 1 && memcmp(path, models, sizeof models - 1) == 0) {
+		*allow = route_def(R_MODEL)->allow;
+		return R_MODEL;
 	}
 	static const char prefix[] = "/v1/tasks/";
 	size_t pl = sizeof prefix - 1;
@@ -238,7 +251,9 @@ route_check(struct hreq *h)
 		cors_options(h, allow);
 		return -1;
 	}
-	if (h->w.method != d->method && !(h->w.method == HTTP_HEAD && d->method == HTTP_GET)) {
+	unsigned method = h->w.method;
+	int allowed = method < 64 && (d->methods & M(method));
+	if (!allowed && !(method == HTTP_HEAD && (d->methods & M(HTTP_GET)))) {
 		char extra[64];
 		snprintf(extra, sizeof extra, "Allow: %s%s\r\n", allow,
 		    s->cors_on ? ", OPTIONS" : "");
@@ -250,7 +265,8 @@ route_check(struct hreq *h)
 	}
 	if (d->needs_key && auth_check(s, h) != 0)
 		return -1;
-	if (d->makes_request && s->w.draining) {
+	int makes_request = d->makes_request && method == HTTP_POST;
+	if (makes_request && s->w.draining) {
 		answer_error(h, 503, NULL, "draining",
 		    "porch is shutting down and takes no new requests");
 		return -1;
@@ -258,7 +274,7 @@ route_check(struct hreq *h)
 	/* its body, by its Content-Length, must fit in max-inflight-bytes;
 	 * one without (chunked) is stopped where it would not (parse.c) */
 	size_t body = h->w.content_length > 0 ? (size_t)h->w.content_length : 0;
-	if (d->makes_request && !pipeline_room(s, body)) {
+	if (makes_request && !pipeline_room(s, body)) {
 		pipeline_shed(h, "requests in flight hold %llu bytes; its body's %zu more "
 		    "would pass max-inflight-bytes (%llu)", (unsigned long long)s->w.held, body,
 		    (unsigned long long)s->w.max_held);
@@ -277,6 +293,29 @@ void
 route_head(struct wreq *r)
 {
 	(void)route_check(hreq_of(r));
+}
+
+/*
+ * The request's path and query (without "?"), from its URL; an absent
+ * query is "" (length 0).  The URL parsed at its head (route_check).
+ */
+void
+route_url(struct hreq *h, const char **path, size_t *plen, const char **query, size_t *qlen)
+{
+	struct http_parser_url u;
+	http_parser_url_init(&u);
+	*path = *query = "";
+	*plen = *qlen = 0;
+	if (http_parser_parse_url(h->w.url.p, h->w.url.len, 0, &u) != 0)
+		return;
+	if (u.field_set & (1 << UF_PATH)) {
+		*path = h->w.url.p + u.field_data[UF_PATH].off;
+		*plen = u.field_data[UF_PATH].len;
+	}
+	if (u.field_set & (1 << UF_QUERY)) {
+		*query = h->w.url.p + u.field_data[UF_QUERY].off;
+		*qlen = u.field_data[UF_QUERY].len;
+	}
 }
 
 /* ---- endpoints answered here ------------------------------------------- */
@@ -311,7 +350,8 @@ route_dispatch(struct wreq *r)
 	struct http_src *s = h->s;
 	if (s->w.draining && r->c != NULL)
 		wire_close_after(r); /* answered, then the connection closes */
-	if (s->w.draining && route_def(h->route) != NULL && route_def(h->route)->makes_request) {
+	if (s->w.draining && route_def(h->route) != NULL && route_def(h->route)->makes_request &&
+	    h->w.method == HTTP_POST) {
 		/* its head came before the drain, its body after: no new work now */
 		answer_error(h, 503, NULL, "draining",
 		    "porch is shutting down and takes no new requests");
@@ -330,14 +370,23 @@ route_dispatch(struct wreq *r)
 	case R_MODELS:
 		openai_models(h);
 		break;
+	case R_MODEL:
+		openai_model(h);
+		break;
 	case R_TASK:
-		tasks_get(h);
+		if (h->w.method == HTTP_DELETE)
+			tasks_cancel(h);
+		else
+			tasks_get(h);
 		break;
 	case R_TASK_EVENTS:
 		tasks_events(h);
 		break;
 	case R_TASKS:
-		tasks_create(h);
+		if (h->w.method == HTTP_POST)
+			tasks_create(h);
+		else
+			tasks_list(h);
 		break;
 	case R_CHAT:
 	case R_COMPLETIONS:

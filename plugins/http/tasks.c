@@ -2,7 +2,9 @@
  * tasks.c -- asynchronous tasks: POST /v1/tasks answers 202 at once, the
  * request goes through the pipeline traced, GET /v1/tasks/{id} reports its
  * status, result or error, attempts and per-stage timings, and
- * GET /v1/tasks/{id}/events streams its progress as server-sent events.
+ * GET /v1/tasks/{id}/events streams its progress as server-sent events,
+ * GET /v1/tasks lists the tasks kept, newest first, a page at a time, and
+ * DELETE /v1/tasks/{id} cancels one.
  *
  * Status: queued (emitted, or waiting for room), running (a stage took it),
  * then completed, failed, shed or expired.  A finished task is kept for
@@ -23,6 +25,14 @@
 
 #include "http.h"
 
+/* Milliseconds to two decimals (68.23), as every time in a task is printed;
+ * json_text writes them with 15 digits, so no binary tail follows. */
+static double
+short_ms(double ms)
+{
+	return ms <= 0 ? 0 : (double)(int64_t)(ms * 100 + 0.5) / 100;
+}
+
 enum tstatus { T_QUEUED, T_RUNNING, T_COMPLETED, T_FAILED, T_SHED, T_EXPIRED };
 
 static const char *const tstatus_names[] = {
@@ -41,6 +51,9 @@ struct task {
 	char *name, *description;
 	enum tstatus status;
 	int in_pipeline;
+	porch_msg *m;               /* while in_pipeline: for DELETE */
+	int cancelling;             /* DELETE came; the outcome has not */
+	uint64_t seq;               /* order of creation, for the list */
 	size_t held;                /* its text the pipeline holds, in w.held */
 	int creating;               /* inside tasks_create: an outcome now is a refusal */
 	int refused;
@@ -190,10 +203,10 @@ tasks_event(struct task *t, porch_msg *m, enum porch_event e, const char *stage,
 	if (e == PORCH_EVENT_RETRY)
 		data = json_pack("{s:s, s:s, s:s, s:i, s:s, s:f}", "task_id", t->id,
 		    "type", "retry", "stage", stage, "attempt", (int)porch_msg_attempts(m) + 1,
-		    "detail", detail, "elapsed_ms", ms);
+		    "detail", detail, "elapsed_ms", short_ms(ms));
 	else
 		data = json_pack("{s:s, s:s, s:s, s:f}", "task_id", t->id,
-		    "type", porch_event_name(e), "stage", stage, "elapsed_ms", ms);
+		    "type", porch_event_name(e), "stage", stage, "elapsed_ms", short_ms(ms));
 	task_event(t, porch_event_name(e), data);
 }
 
@@ -258,6 +271,8 @@ tasks_outcome(struct task *t, porch_msg *m, enum porch_outcome o)
 	struct http_src *s = t->s;
 	enum porch_error e = porch_msg_error(m);
 	t->in_pipeline = 0;
+	t->m = NULL;
+	t->cancelling = 0;
 	wire_unhold(&s->w, t->held);
 	t->held = 0;
 	t->status = o == PORCH_COMPLETED ? T_COMPLETED : o == PORCH_SHED ? T_SHED :
@@ -285,7 +300,7 @@ tasks_outcome(struct task *t, porch_msg *m, enum porch_outcome o)
 	const char *stage;
 	double ms;
 	for (size_t i = 0; (stage = porch_msg_timing_at(m, i, &ms)) != NULL; i++)
-		json_object_set_new(timings, stage, json_real(ms));
+		json_object_set_new(timings, stage, json_real(short_ms(ms)));
 	t->timings = timings;
 	if (t->creating) {
 		t->refused = 1;
@@ -293,7 +308,7 @@ tasks_outcome(struct task *t, porch_msg *m, enum porch_outcome o)
 	}
 	json_t *data = json_pack("{s:s, s:s, s:s, s:i, s:f}", "task_id", t->id,
 	    "type", "outcome", "status", tstatus_names[t->status], "attempts", (int)t->attempts,
-	    "elapsed_ms", (t->finished - t->created) * 1000.0);
+	    "elapsed_ms", short_ms((t->finished - t->created) * 1000.0));
 	if (t->error_code != NULL)
 		json_object_set_new(data, "error", json_pack("{s:s, s:s}", "code", t->error_code,
 		    "message", t->error_msg ? t->error_msg : ""));
@@ -453,6 +468,9 @@ tasks_create(struct hreq *h)
 	porch_msg_set_traced(m, 1);
 	porch_msg_set_origin_data(m, &t->origin);
 	t->in_pipeline = 1;
+	t->m = m;
+	static uint64_t seq;
+	t->seq = ++seq;
 	t->creating = 1;
 	pipeline_emit(s, NULL, m);
 	t->creating = 0;
@@ -483,18 +501,19 @@ no_task(struct hreq *h)
 	    "kept for task-ttl only)", h->task_id);
 }
 
-void
-tasks_get(struct hreq *h)
+/* A task as the API shows it: GET and DELETE /v1/tasks/{id}, the list. */
+static json_t *
+task_json(const struct task *t)
 {
-	struct task *t = task_find(h->s, h->task_id);
-	if (t == NULL) {
-		no_task(h);
-		return;
-	}
 	char created[40], done[40];
 	rfc3339(t->created_wall, created, sizeof created);
-	json_t *j = json_pack("{s:s, s:s, s:s, s:i}", "task_id", t->id,
-	    "status", tstatus_names[t->status], "created", created, "attempts", (int)t->attempts);
+	/* "cancelling": DELETE came, and the pipeline has not yet let it go */
+	const char *status = t->cancelling && !finished(t) ? "cancelling" :
+	    tstatus_names[t->status];
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:i}", "task_id", t->id, "object", "task",
+	    "status", status, "created", created, "attempts", (int)t->attempts);
+	if (j == NULL)
+		return NULL;
 	if (t->name != NULL)
 		json_object_set_new(j, "name", json_string(t->name));
 	if (t->description != NULL)
@@ -502,7 +521,7 @@ tasks_get(struct hreq *h)
 	if (finished(t)) {
 		rfc3339(t->finished_wall, done, sizeof done);
 		json_object_set_new(j, "finished", json_string(done));
-		json_object_set_new(j, "elapsed_ms", json_real((t->finished - t->created) * 1000.0));
+		json_object_set_new(j, "elapsed_ms", json_real(short_ms((t->finished - t->created) * 1000.0)));
 		json_object_set_new(j, "timings", json_incref(t->timings));
 		if (t->status == T_COMPLETED)
 			json_object_set_new(j, "result", json_bytes(t->result ? t->result : "",
@@ -513,6 +532,148 @@ tasks_get(struct hreq *h)
 			    "type", error_type_of(t->http_status), "code",
 			    t->error_code ? t->error_code : "", "status", t->http_status));
 	}
+	return j;
+}
+
+void
+tasks_get(struct hreq *h)
+{
+	struct task *t = task_find(h->s, h->task_id);
+	if (t == NULL) {
+		no_task(h);
+		return;
+	}
+	answer_json(h, 200, task_json(t), NULL);
+}
+
+void
+tasks_cancel(struct hreq *h)
+{
+	struct task *t = task_find(h->s, h->task_id);
+	if (t == NULL) {
+		no_task(h);
+		return;
+	}
+	if (t->in_pipeline && t->m != NULL && !t->cancelling) {
+		t->cancelling = 1;
+		porch_msg_log(t->s->st, t->m, "task %s: cancelled by DELETE /v1/tasks/%s "
+		    "(request-id %s)", t->id, t->id, h->w.id);
+		/* its outcome may come inside this call (it waited in a channel,
+		 * or its model call ends at once): then the answer shows it */
+		pipeline_cancel_msg(t->s, t->m, "the task was cancelled (DELETE /v1/tasks/ID)");
+	}
+	answer_json(h, 200, task_json(t), NULL);
+}
+
+/* Newest first: by creation, the later one before. */
+static int
+task_newer(const void *a, const void *b)
+{
+	const struct task *x = *(struct task *const *)a, *y = *(struct task *const *)b;
+	return x->seq < y->seq ? 1 : x->seq > y->seq ? -1 : 0;
+}
+
+/* The value of name in a query ("a=1&b=2"), its length in *len; NULL if absent. */
+static const char *
+query_value(const char *q, size_t qlen, const char *name, size_t *len)
+{
+	size_t nl = strlen(name);
+	for (size_t i = 0; i < qlen;) {
+		size_t end = i;
+		while (end < qlen && q[end] != '&')
+			end++;
+		if (end - i > nl && memcmp(q + i, name, nl) == 0 && q[i + nl] == '=') {
+			*len = end - i - nl - 1;
+			return q + i + nl + 1;
+		}
+		i = end + 1;
+	}
+	return NULL;
+}
+
+/* Most tasks a page holds, and how many when the client does not say. */
+#define TASKS_LIMIT_MAX 100
+#define TASKS_LIMIT_DEFAULT 20
+
+void
+tasks_list(struct hreq *h)
+{
+	struct http_src *s = h->s;
+	const char *path, *q;
+	size_t plen, qlen, n;
+	route_url(h, &path, &plen, &q, &qlen);
+	long limit = TASKS_LIMIT_DEFAULT;
+	const char *v = query_value(q, qlen, "limit", &n);
+	if (v != NULL) {
+		char num[8];
+		size_t digits = 0;
+		while (digits < n && v[digits] >= '0' && v[digits] <= '9')
+			digits++;
+		limit = -1;
+		if (n > 0 && digits == n && n < sizeof num) {
+			memcpy(num, v, n);
+			num[n] = '\0';
+			limit = strtol(num, NULL, 10);
+		}
+		if (limit < 1 || limit > TASKS_LIMIT_MAX) {
+			answer_error(h, 400, "limit", "invalid_value", "'limit' must be an integer "
+			    "from 1 to %d", TASKS_LIMIT_MAX);
+			return;
+		}
+	}
+	char after[sizeof ((struct task *)0)->id] = "";
+	v = query_value(q, qlen, "after", &n);
+	if (v != NULL) {
+		if (n == 0 || n >= sizeof after) {
+			answer_error(h, 400, "after", "invalid_value", "'after' must be the "
+			    "task_id of a task in the list");
+			return;
+		}
+		memcpy(after, v, n);
+		after[n] = '\0';
+	}
+
+	/* this stage's tasks and those of the instances a reload replaced */
+	size_t count = 0;
+	for (struct http_src *o = http_instances(); o != NULL; o = o->next_instance)
+		if (o == s || strcmp(o->name, s->name) == 0) {
+			tasks_purge(o);
+			count += o->n_tasks;
+		}
+	struct task **all = calloc(count + 1, sizeof *all);
+	if (all == NULL) {
+		answer_error(h, 500, NULL, "internal", "out of memory");
+		return;
+	}
+	size_t k = 0;
+	for (struct http_src *o = http_instances(); o != NULL; o = o->next_instance)
+		if (o == s || strcmp(o->name, s->name) == 0)
+			for (struct task *t = o->tasks_head; t != NULL && k < count; t = t->next)
+				all[k++] = t;
+	qsort(all, k, sizeof *all, task_newer);
+	size_t from = 0;
+	if (after[0] != '\0') {
+		while (from < k && strcmp(all[from]->id, after) != 0)
+			from++;
+		if (from == k) {
+			free(all);
+			answer_error(h, 400, "after", "invalid_value", "'after' is no task kept: "
+			    "%s (finished tasks are kept for task-ttl only)", after);
+			return;
+		}
+		from++;
+	}
+	json_t *data = json_array();
+	size_t to = from + (size_t)limit < k ? from + (size_t)limit : k;
+	for (size_t i = from; i < to; i++)
+		json_array_append_new(data, task_json(all[i]));
+	json_t *j = json_pack("{s:s, s:o, s:b}", "object", "list", "data", data,
+	    "has_more", to < k);
+	if (j != NULL) {
+		json_object_set_new(j, "first_id", to > from ? json_string(all[from]->id) : json_null());
+		json_object_set_new(j, "last_id", to > from ? json_string(all[to - 1]->id) : json_null());
+	}
+	free(all);
 	answer_json(h, 200, j, NULL);
 }
 

@@ -53,7 +53,9 @@ const struct porch_plugin porch_plugin = {
 	.description =
 	    "Connect error ports to it (from=\"inference:error\"): each failed request "
 	    "is appended to the file as one line of JSON and flushed, with everything "
-	    "needed to understand and replay it: {\"id\", \"time\", \"session\", "
+	    "needed to understand and replay it: {\"id\", \"request_id\" (the "
+	    "request's \"request-id\" metadata, else the id, as a string, to join the "
+	    "record to the question), \"time\", \"session\", "
 	    "\"outcome\", \"input\" (the text as the source first read it), \"text\" "
 	    "(the text when it failed, e.g. the assembled prompt), \"error\" (its "
 	    "type: timeout, upstream, transport, cancelled, bad-request ...), "

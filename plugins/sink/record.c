@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -73,6 +74,13 @@ text_string(const char *text, size_t len)
 	return j;
 }
 
+/* x rounded to 1/scale (scale 100: two decimals), for short numbers; x >= 0. */
+static double
+rounded(double x, double scale)
+{
+	return x <= 0 ? 0 : (double)(long long)(x * scale + 0.5) / scale;
+}
+
 /* Sets key to a new reference, counting failures instead of checking each. */
 static void
 put(json_t *obj, const char *key, json_t *value, int *bad)
@@ -94,14 +102,21 @@ record_of(const porch_msg *m, int full)
 	const char *text;
 
 	put(r, "id", json_integer((json_int_t)porch_msg_id(m)), &bad);
-	put(r, "time", json_real((double)tv.tv_sec + tv.tv_usec / 1e6), &bad);
+	/* what joins an answer to its question: the client's X-Request-Id (or
+	 * the one the http source made), a JSON line's own, else porch's id */
+	const char *rid = porch_msg_meta(m, "request-id");
+	char num[24];
+	if (rid == NULL) {
+		snprintf(num, sizeof num, "%llu", (unsigned long long)porch_msg_id(m));
+		rid = num;
+	}
+	put(r, "request_id", text_string(rid, strlen(rid)), &bad);
+	put(r, "time", json_real((double)tv.tv_sec + rounded(tv.tv_usec / 1e6, 1000)), &bad);
 	const char *session = porch_msg_session(m);
 	put(r, "session", text_string(session, strlen(session)), &bad);
 	put(r, "outcome", json_string(porch_outcome_name(porch_error_outcome(porch_msg_error(m)))), &bad);
-	if (full) {
-		text = porch_msg_input(m, &len);
-		put(r, "input", text_string(text, len), &bad);
-	}
+	text = porch_msg_input(m, &len);
+	put(r, "input", text_string(text, len), &bad);
 	text = porch_msg_text(m, &len);
 	put(r, "text", text_string(text, len), &bad);
 	if (porch_msg_error(m) != PORCH_ERR_NONE) {
@@ -114,18 +129,16 @@ record_of(const porch_msg *m, int full)
 			put(r, "retry_after_ms", json_integer(porch_msg_retry_after(m)), &bad);
 	}
 	put(r, "attempts", json_integer(porch_msg_attempts(m)), &bad);
-	if (full) {
-		json_t *meta = json_object();
-		const char *key, *value;
-		for (size_t i = 0; meta != NULL && (key = porch_msg_meta_at(m, i, &value)) != NULL; i++)
-			put(meta, key, text_string(value, strlen(value)), &bad);
-		put(r, "meta", meta, &bad);
-	}
+	json_t *meta = json_object();
+	const char *key, *value;
+	for (size_t i = 0; meta != NULL && (key = porch_msg_meta_at(m, i, &value)) != NULL; i++)
+		put(meta, key, text_string(value, strlen(value)), &bad);
+	put(r, "meta", meta, &bad);
 	json_t *timings = json_object();
 	const char *stage;
 	double ms;
 	for (size_t i = 0; timings != NULL && (stage = porch_msg_timing_at(m, i, &ms)) != NULL; i++)
-		put(timings, stage, json_real(ms), &bad);
+		put(timings, stage, json_real(rounded(ms, 100)), &bad);
 	put(r, "timings_ms", timings, &bad);
 	if (bad) {
 		json_decref(r);
@@ -176,7 +189,10 @@ int
 record_file_write(struct record_file *rf, json_t *record)
 {
 	/* ENSURE_ASCII escapes every control character: the record is one line */
-	char *text = json_dumps(record, JSON_COMPACT | JSON_ENSURE_ASCII);
+	/* 15 significant digits: the rounded times print short (68.23, not
+	 * 68.230000000000004) */
+	char *text = json_dumps(record, JSON_COMPACT | JSON_ENSURE_ASCII |
+	    JSON_REAL_PRECISION(15));
 	if (text == NULL) {
 		errno = ENOMEM;
 		return -1;

@@ -12,10 +12,11 @@
 
 
 /*
- * {"id", "time", "session", "outcome", "text", "attempts", "timings"} and,
- * for a failed message, "error", "error_text", "error_stage" and "status".
- * With full: also "input", "meta" and "retry_after_ms", everything a dead
- * letter needs to be replayed.  NULL when out of memory.
+ * {"id", "request_id", "time", "session", "outcome", "input", "text",
+ * "attempts", "meta", "timings_ms"} and, for a failed message, "error",
+ * "error_text", "error_stage" and "status": enough to join an answer to its
+ * question.  With full: also "retry_after_ms", so that a dead letter can be
+ * replayed as it was.  NULL when out of memory.
  */
 json_t *record_of(const porch_msg *m, int full);
 

@@ -331,4 +331,28 @@ scenarios["error-429"] = async (t) => {
 	return { status: e.status };
 };
 
+// porch's own /v1/models: the models its workers serve (gateway.xml's one
+// worker, the openai worker, serves model "default"), in OpenAI's model
+// object; the fake upstream serves no /v1/models, so the direct half
+// checks nothing and gives what porch must
+scenarios["models"] = async (t) => {
+	const want = { ids: ["default"], retrieved: "default", missing: [404, "model_not_found"] };
+	if (t.name === "direct") return want;
+	const c = client(t);
+	const page = await c.models.list();
+	const ids = page.data.map((m) => m.id);
+	t.eq("models.list(): ids", ids, want.ids);
+	for (const m of page.data) {
+		t.eq(`models.list(): ${m.id}: object`, m.object, "model");
+		t.eq(`models.list(): ${m.id}: owned_by`, m.owned_by, "porch");
+		t.eq(`models.list(): ${m.id}: created is a number`, typeof m.created, "number");
+	}
+	const m = await c.models.retrieve("default");
+	t.eq("models.retrieve(default)", m, { id: "default", object: "model", created: 0, owned_by: "porch" });
+	const e = await expectError(t, () => c.models.retrieve("no-such-model"));
+	t.eq("models.retrieve(no-such-model): status", e.status, 404);
+	t.eq("models.retrieve(no-such-model): code", e.code ?? null, "model_not_found");
+	return { ids, retrieved: m.id, missing: [e.status, e.code ?? null] };
+};
+
 await run("openai", scenarios, process.argv.slice(2));
