@@ -54,6 +54,10 @@ struct porch_msg {
 	size_t session_cap;
 	char **meta;                 /* key, value, key, value ... */
 	size_t meta_cap;             /* in pairs */
+	/* the strings' buffers are kept for the next request (msg.c): */
+	size_t *meta_size;           /* each string's buffer, in bytes (2 a pair) */
+	uint32_t *meta_hash;         /* each key's hash, so a lookup compares few */
+	size_t meta_slots;           /* pairs with buffers: n_meta <= it <= meta_cap */
 	size_t n_local;              /* how many are set */
 	void **local;                /* per stage (porch_msg_set_local), or NULL */
 	struct porch_stage *origin;

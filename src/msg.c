@@ -19,6 +19,8 @@
 
 /* The largest text or input buffer a recycled message keeps. */
 #define MSG_BUF_KEEP (64 * 1024)
+/* The largest metadata string buffer it keeps. */
+#define MSG_META_KEEP 1024
 
 /* A clear message from the pool, without an id. */
 static struct porch_msg *
@@ -65,8 +67,13 @@ msg_aside(struct graph *g, const struct porch_msg *m)
 void
 msg_release(struct graph *g, struct porch_msg *m)
 {
+	/* the metadata's buffers stay for the next request, but large ones */
 	for (size_t i = 0; i < m->n_meta * 2; i++)
-		free(m->meta[i]);
+		if (m->meta_size[i] > MSG_META_KEEP) {
+			free(m->meta[i]);
+			m->meta[i] = NULL;
+			m->meta_size[i] = 0;
+		}
 	m->n_meta = 0;
 	m->text_len = 0;
 	if (m->text_cap > MSG_BUF_KEEP) {
@@ -111,9 +118,11 @@ msg_release(struct graph *g, struct porch_msg *m)
 static void
 msg_destroy(struct porch_msg *m)
 {
-	for (size_t i = 0; i < m->n_meta * 2; i++)
+	for (size_t i = 0; i < m->meta_slots * 2; i++)
 		free(m->meta[i]);
 	free(m->meta);
+	free(m->meta_size);
+	free(m->meta_hash);
 	free(m->text);
 	free(m->session);
 	free(m->error_text);
@@ -250,11 +259,45 @@ porch_msg_append_text(porch_msg *m, const char *text, size_t len)
 	return 0;
 }
 
+/*
+ * Metadata: pairs of strings, each in a buffer kept from request to
+ * request (a request sets a dozen: a malloc and a free each would cost
+ * more than the rest of its hop), and each key's hash beside it, so that a
+ * lookup (a worker reads a dozen settings) compares strings only on a
+ * hash that matches.
+ */
+static uint32_t
+key_hash(const char *key)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
+		h = (h ^ *p) * 16777619u;
+	return h;
+}
+
+static void
+meta_put(struct porch_msg *m, size_t i, const char *s)
+{
+	size_t len = strlen(s) + 1;
+	if (m->meta_size[i] < len) {
+		/* s may be inside the old buffer: copied before it goes */
+		size_t size = len < 32 ? 32 : len;
+		char *b = xmalloc(size);
+		memcpy(b, s, len);
+		free(m->meta[i]);
+		m->meta[i] = b;
+		m->meta_size[i] = size;
+		return;
+	}
+	memmove(m->meta[i], s, len);
+}
+
 const char *
 porch_msg_meta(const porch_msg *m, const char *key)
 {
+	uint32_t h = key_hash(key);
 	for (size_t i = 0; i < m->n_meta; i++)
-		if (strcmp(m->meta[2 * i], key) == 0)
+		if (m->meta_hash[i] == h && strcmp(m->meta[2 * i], key) == 0)
 			return m->meta[2 * i + 1];
 	return NULL;
 }
@@ -262,20 +305,32 @@ porch_msg_meta(const porch_msg *m, const char *key)
 int
 porch_msg_set_meta(porch_msg *m, const char *key, const char *value)
 {
+	uint32_t h = key_hash(key);
 	for (size_t i = 0; i < m->n_meta; i++) {
-		if (strcmp(m->meta[2 * i], key) == 0) {
-			free(m->meta[2 * i + 1]);
-			m->meta[2 * i + 1] = xstrdup(value);
+		if (m->meta_hash[i] == h && strcmp(m->meta[2 * i], key) == 0) {
+			if (m->meta[2 * i + 1] != value)
+				meta_put(m, 2 * i + 1, value);
 			return 0;
 		}
 	}
 	if (m->n_meta == m->meta_cap) {
-		m->meta_cap = m->meta_cap ? m->meta_cap * 2 : 4;
-		m->meta = xrealloc(m->meta, m->meta_cap * 2 * sizeof *m->meta);
+		size_t cap = m->meta_cap ? m->meta_cap * 2 : 4;
+		m->meta = xrealloc(m->meta, cap * 2 * sizeof *m->meta);
+		m->meta_size = xrealloc(m->meta_size, cap * 2 * sizeof *m->meta_size);
+		m->meta_hash = xrealloc(m->meta_hash, cap * sizeof *m->meta_hash);
+		for (size_t i = m->meta_cap * 2; i < cap * 2; i++) {
+			m->meta[i] = NULL;
+			m->meta_size[i] = 0;
+		}
+		m->meta_cap = cap;
 	}
-	m->meta[2 * m->n_meta] = xstrdup(key);
-	m->meta[2 * m->n_meta + 1] = xstrdup(value);
+	size_t n = m->n_meta;
+	meta_put(m, 2 * n, key);
+	meta_put(m, 2 * n + 1, value);
+	m->meta_hash[n] = h;
 	m->n_meta++;
+	if (m->meta_slots < m->n_meta)
+		m->meta_slots = m->n_meta;
 	return 0;
 }
 
@@ -513,6 +568,9 @@ msg_swap_answer(struct porch_msg *a, struct porch_msg *b)
 	SWAP(meta);
 	SWAP(n_meta);
 	SWAP(meta_cap);
+	SWAP(meta_size);
+	SWAP(meta_hash);
+	SWAP(meta_slots);
 	SWAP(status);
 	SWAP(retry_after_ms);
 #undef SWAP

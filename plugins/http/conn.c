@@ -69,7 +69,8 @@ conn_req_new(struct conn *c)
 	r->wire = w;
 	r->c = c;
 	r->t0 = ev_now(w->loop);
-	snprintf(r->addr, sizeof r->addr, "%s", c->addr);
+	_Static_assert(sizeof r->addr == sizeof c->addr, "a connection's address fits a request's");
+	memcpy(r->addr, c->addr, sizeof r->addr);
 	r->keep_alive = 1;
 	r->content_length = -1;
 	r->http_minor = 1; /* until the request line says otherwise */

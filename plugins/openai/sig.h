@@ -85,6 +85,36 @@ oai_sig_hash(const char *p, size_t n)
 	return h ^ (h >> 29);
 }
 
+/* Writes v in decimal at o; returns the end.  (snprintf costs a thousand
+ * instructions a call: this runs on every request, a few times.) */
+static inline char *
+oai_sig_dec(char *o, size_t v)
+{
+	char t[24];
+	int n = 0;
+	do
+		t[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (n > 0)
+		*o++ = t[--n];
+	return o;
+}
+
+/* ":LEN:HASH;" of document doc at o (at most 40 bytes); returns the end. */
+static inline char *
+oai_sig_len_hash(char *o, const char *doc, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t h = oai_sig_hash(doc, len);
+	*o++ = ':';
+	o = oai_sig_dec(o, len);
+	*o++ = ':';
+	for (int i = 15; i >= 0; i--)
+		*o++ = hex[(h >> (4 * i)) & 0xf];
+	*o++ = ';';
+	return o;
+}
+
 /*
  * The signature of document doc (len bytes) of kind ('c' or 'p') and cap
  * ('N', 'T' or 'C'), with the options' values (NULL: not set) in
@@ -100,8 +130,10 @@ oai_sig_make(char kind, char cap, const char *doc, size_t len,
 	char *s = malloc(n), *o = s;
 	if (s == NULL)
 		return NULL;
-	o += snprintf(o, n, "1%c%c:%zu:%016llx;", kind, cap, len,
-	    (unsigned long long)oai_sig_hash(doc, len));
+	*o++ = '1';
+	*o++ = kind;
+	*o++ = cap;
+	o = oai_sig_len_hash(o, doc, len);
 	for (int i = 0; i < OAI_SIG_FIELDS; i++) {
 		if (value[i] == NULL) {
 			memcpy(o, "-;", 2);
@@ -109,7 +141,8 @@ oai_sig_make(char kind, char cap, const char *doc, size_t len,
 			continue;
 		}
 		size_t k = strlen(value[i]);
-		o += snprintf(o, n - (size_t)(o - s), "%zu:", k);
+		o = oai_sig_dec(o, k);
+		*o++ = ':';
 		memcpy(o, value[i], k);
 		o += k;
 		*o++ = ';';
@@ -127,16 +160,14 @@ oai_sig_match(const char *sig, char kind, const char *doc, size_t len,
     const char *const value[OAI_SIG_FIELDS], char *cap)
 {
 	char head[64];
-	int hn = snprintf(head, sizeof head, "1%c", kind);
-	if (strncmp(sig, head, (size_t)hn) != 0)
+	if (sig[0] != '1' || sig[1] != kind)
 		return 0;
-	*cap = sig[hn];
+	*cap = sig[2];
 	if (*cap != 'N' && *cap != 'T' && *cap != 'C')
 		return 0;
-	hn = snprintf(head, sizeof head, ":%zu:%016llx;", len,
-	    (unsigned long long)oai_sig_hash(doc, len));
+	size_t hn = (size_t)(oai_sig_len_hash(head, doc, len) - head);
 	sig += 3;
-	if (strncmp(sig, head, (size_t)hn) != 0)
+	if (strncmp(sig, head, hn) != 0)
 		return 0;
 	sig += hn;
 	for (int i = 0; i < OAI_SIG_FIELDS; i++) {
