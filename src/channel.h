@@ -54,6 +54,13 @@ channel_push(struct channel *c, struct porch_msg *m)
 		c->s->high_water = depth;
 }
 
+/* The oldest message; the channel must not be empty. */
+static inline struct porch_msg *
+channel_head(const struct channel *c)
+{
+	return c->ring[c->head & c->mask];
+}
+
 static inline struct porch_msg *
 channel_pop(struct channel *c)
 {
