@@ -129,21 +129,24 @@ assemble_read(const char *path, struct tbuf *out, char *err, size_t errlen)
 	return rc;
 }
 
-/* Compiles one template; on error err says what and where.  0 or -1. */
+/* Compiles one template; on error err says what and *at where in src (or
+ * (size_t)-1 when err says it: a template file's line and column).  0 or -1. */
 static int
 assemble_compile(struct tpl *t, const char *src, size_t len, const char *file,
-    char *err, size_t errlen)
+    char *err, size_t errlen, size_t *at)
 {
 	struct tpl_error te;
 	int rc = tpl_compile(t, src, len, &te);
+	*at = (size_t)-1;
 	if (rc == -2)
 		snprintf(err, errlen, "out of memory");
 	else if (rc != 0 && file != NULL)
 		snprintf(err, errlen, "template file '%s', line %u, column %u: %s%s%s", file,
 		    te.line, te.col, te.what, te.hint[0] ? "; " : "", te.hint);
-	else if (rc != 0)
-		snprintf(err, errlen, "%s at offset %zu%s%s", te.what, te.offset,
-		    te.hint[0] ? "; " : "", te.hint);
+	else if (rc != 0) {
+		snprintf(err, errlen, "%s%s%s", te.what, te.hint[0] ? "; " : "", te.hint);
+		*at = te.offset;
+	}
 	return rc == 0 ? 0 : -1;
 }
 
@@ -154,16 +157,28 @@ struct assemble_report {
 	int errors;
 };
 
+/* A problem with param's value (NULL: with the stage), at byte at of it
+ * ((size_t)-1: nowhere in particular). */
 static void
-assemble_problem(struct assemble_report *r, const char *param, const char *msg)
+assemble_problem_at(struct assemble_report *r, const char *param, size_t at, const char *msg)
 {
-	if (r->c != NULL)
+	if (r->c != NULL && param != NULL && at != (size_t)-1)
+		porch_check_error_at(r->c, param, at, "%s", msg);
+	else if (r->c != NULL)
 		porch_check_error(r->c, param, "%s", msg);
+	else if (r->errors == 0 && param != NULL && at != (size_t)-1)
+		porch_stage_error(r->st, "parameter '%s': %s at offset %zu", param, msg, at);
 	else if (r->errors == 0 && param != NULL)
 		porch_stage_error(r->st, "parameter '%s': %s", param, msg);
 	else if (r->errors == 0)
 		porch_stage_error(r->st, "%s", msg);
 	r->errors++;
+}
+
+static void
+assemble_problem(struct assemble_report *r, const char *param, const char *msg)
+{
+	assemble_problem_at(r, param, (size_t)-1, msg);
 }
 
 /*
@@ -178,6 +193,7 @@ assemble_load(const porch_params *p, struct assemble *a, struct assemble_report 
 	const char *file = porch_param_str(p, "template-file");
 	const char *system = porch_param_str(p, "system");
 	char err[512];
+	size_t at;
 
 	a->chat = form != NULL && strcmp(form, "chat") == 0;
 	if (inline_tpl != NULL && file != NULL)
@@ -189,20 +205,20 @@ assemble_load(const porch_params *p, struct assemble *a, struct assemble_report 
 		struct tbuf text = { 0 };
 		if (assemble_read(file, &text, err, sizeof err) != 0 ||
 		    assemble_compile(&a->user, text.p ? text.p : "", text.len, file, err,
-		    sizeof err) != 0)
+		    sizeof err, &at) != 0)
 			assemble_problem(r, "template-file", err);
 		tbuf_free(&text);
 	}
 	if (file == NULL || inline_tpl != NULL) {
 		const char *src = inline_tpl ? inline_tpl : a->chat ? default_user : default_text;
 		tpl_free(&a->user);
-		if (assemble_compile(&a->user, src, strlen(src), NULL, err, sizeof err) != 0)
-			assemble_problem(r, inline_tpl ? "template" : NULL, err);
+		if (assemble_compile(&a->user, src, strlen(src), NULL, err, sizeof err, &at) != 0)
+			assemble_problem_at(r, inline_tpl ? "template" : NULL, at, err);
 	}
 	if (a->chat || system != NULL) {
 		const char *src = system ? system : default_system;
-		if (assemble_compile(&a->system, src, strlen(src), NULL, err, sizeof err) != 0)
-			assemble_problem(r, system ? "system" : NULL, err);
+		if (assemble_compile(&a->system, src, strlen(src), NULL, err, sizeof err, &at) != 0)
+			assemble_problem_at(r, system ? "system" : NULL, at, err);
 	}
 	a->max_context = (size_t)porch_param_int(p, "max-context-bytes");
 	a->max_prompt = (size_t)porch_param_int(p, "max-prompt-bytes");

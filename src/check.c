@@ -203,33 +203,125 @@ porch_check_worker(const porch_check *c)
 	return c->worker;
 }
 
-void
-porch_check_error(porch_check *c, const char *param, const char *fmt, ...)
+/* Bytes of value the entity reference at t (an '&') stands for, and its
+ * length in *n; 0 when it is not one. */
+static size_t
+entity_bytes(const char *t, size_t left, size_t *n)
+{
+	const char *semi = memchr(t, ';', left < 12 ? left : 12);
+	if (semi == NULL)
+		return 0;
+	*n = (size_t)(semi - t) + 1;
+	if (t[1] != '#')
+		return 1; /* &lt; &gt; &amp; &quot; &apos; */
+	unsigned long cp = t[2] == 'x' ? strtoul(t + 3, NULL, 16) : strtoul(t + 2, NULL, 10);
+	return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+}
+
+/*
+ * The file position of byte offset of a parameter value whose text begins
+ * at line:col: white space the value was trimmed of skipped, then the
+ * file's bytes walked as the parser reads them.
+ */
+static void
+value_pos(const struct diag *d, int line, int col, size_t offset, int *oline, int *ocol)
+{
+	*oline = line;
+	*ocol = col;
+	size_t p = diag_pos_offset(d, line, col);
+	if (p == (size_t)-1 || d->text == NULL)
+		return;
+	const char *t = d->text;
+	size_t n = d->text_len, k = 0;
+	int cdata = 0;
+	for (;;) {
+		if (!cdata && p + 9 <= n && memcmp(t + p, "<![CDATA[", 9) == 0) {
+			p += 9;
+			cdata = 1;
+			continue;
+		}
+		if (cdata && p + 3 <= n && memcmp(t + p, "]]>", 3) == 0) {
+			p += 3;
+			cdata = 0;
+			continue;
+		}
+		if (p >= n || (k == 0 && !strchr(" \t\r\n", t[p])))
+			break;
+		p++; /* leading white space */
+	}
+	while (p < n && k < offset) {
+		if (!cdata && p + 9 <= n && memcmp(t + p, "<![CDATA[", 9) == 0) {
+			p += 9;
+			cdata = 1;
+			continue;
+		}
+		if (cdata && p + 3 <= n && memcmp(t + p, "]]>", 3) == 0) {
+			p += 3;
+			cdata = 0;
+			continue;
+		}
+		size_t len, bytes;
+		if (!cdata && t[p] == '&' && (bytes = entity_bytes(t + p, n - p, &len)) > 0) {
+			k += bytes;
+			p += len;
+			continue;
+		}
+		p++;
+		k++;
+	}
+	diag_offset_pos(d, p, oline, ocol);
+}
+
+static void
+check_verror(porch_check *c, const char *param, int has_offset, size_t offset,
+    const char *fmt, va_list ap)
 {
 	char text[1024];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(text, sizeof text, fmt, ap);
-	va_end(ap);
 	c->errors++;
 	if (param != NULL) {
 		for (size_t i = c->n_ov; i-- > 0;) {
 			if (strcmp(c->ov[i].target, c->name) == 0 &&
 			    strcmp(c->ov[i].param, param) == 0) {
-				diag_error(c->d, 0, 0, "--set %s.%s: %s: %s", c->name, param,
-				    c->owner, text);
+				if (has_offset)
+					diag_error(c->d, 0, 0, "--set %s.%s: %s: at offset %zu: %s",
+					    c->name, param, c->owner, offset, text);
+				else
+					diag_error(c->d, 0, 0, "--set %s.%s: %s: %s", c->name, param,
+					    c->owner, text);
 				return;
 			}
 		}
 		for (size_t i = c->ps->n; i-- > 0;) {
 			const struct param_input *in = &c->ps->v[i];
 			if (strcmp(in->name, param) == 0) {
-				diag_error(c->d, in->vline, in->vcol, "%s: %s", c->owner, text);
+				int line = in->vline, col = in->vcol;
+				if (has_offset)
+					value_pos(c->d, in->vline, in->vcol, offset, &line, &col);
+				diag_error(c->d, line, col, "%s: %s", c->owner, text);
 				return;
 			}
 		}
 	}
 	diag_error(c->d, c->at.line, c->at.col, "%s: %s", c->owner, text);
+}
+
+void
+porch_check_error(porch_check *c, const char *param, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	check_verror(c, param, 0, 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+porch_check_error_at(porch_check *c, const char *param, size_t offset, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	check_verror(c, param, 1, offset, fmt, ap);
+	va_end(ap);
 }
 
 /* Runs the plugin's check when its parameters parsed cleanly. */

@@ -402,7 +402,7 @@ same redact-prompt
 (cd "$T" && "$PORCH" check --set assemble.template='Q: {{ question }}' full.xml) > "$T/out" 2> "$T/err"
 expect_eq "check --set template: exit status" "$?" 2
 expect_eq "check --set template: message" "$(cat "$T/err")" \
-    "full.xml: error: --set assemble.template: stage 'assemble' (plugin assemble): unknown placeholder '{{ question }}' at offset 3; known: {{input}}, {{context}}, {{session}}, {{meta.KEY}}"
+    "full.xml: error: --set assemble.template: stage 'assemble' (plugin assemble): at offset 3: unknown placeholder '{{ question }}'; known: {{input}}, {{context}}, {{session}}, {{meta.KEY}}"
 (cd "$T" && "$PORCH" check --set assemble.template-file=prompt.txt full.xml) > "$T/out" 2> "$T/err"
 expect_eq "check template and template-file: exit status" "$?" 2
 expect_eq "check template and template-file: message" "$(cat "$T/err")" \

@@ -528,6 +528,15 @@ void porch_check_error(porch_check *c, const char *param, const char *fmt, ...)
 /* ABI 1.4: the worker the stage's element names (worker=), or NULL when it
  * names none (and in a worker's check). */
 const char *porch_check_worker(const porch_check *c);
+/*
+ * ABI 1.5: as porch_check_error, about byte offset of param's value (its
+ * text after leading white space is trimmed, as the plugin gets it): the
+ * error points at that byte's own line and column in the file (entity
+ * references and CDATA read as the parser reads them).  A value set with
+ * --set says "at offset N" instead.
+ */
+void porch_check_error_at(porch_check *c, const char *param, size_t offset,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* ---- the descriptor ---------------------------------------------------- */
 
