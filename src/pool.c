@@ -56,11 +56,10 @@ pool_init(struct graph *g, struct pool *p, const struct cfg_pool *cp)
 	if (p->max_ejected == 0 && pct > 0)
 		p->max_ejected = 1; /* one may always be */
 	p->probe_interval = (double)porch_param_int(pp, "probe-interval") / 1000.0;
-	/* the ledger keeps counters across reloads; these are this graph's */
-	for (size_t i = 0; i < p->n; i++) {
+	/* the ledger keeps counters across reloads; "ejected now" is the
+	 * newest graph's, whose members all start in */
+	for (size_t i = 0; i < p->n; i++)
 		p->m[i].stats->ejected = 0;
-		p->m[i].stats->inflight = 0;
-	}
 }
 
 void
@@ -115,8 +114,6 @@ pools_free(struct graph *g)
 			ev_ref(g->loop);
 			ev_timer_stop(g->loop, &p->probe_w);
 		}
-		for (size_t k = 0; k < p->n; k++)
-			p->m[k].stats->ejected = 0;
 		balance_fini(&p->bal);
 		free(p->m);
 		free(p->fb_pools);
@@ -434,4 +431,28 @@ pool_route(struct pool *p, struct porch_stage *st, struct porch_msg *m,
 	snprintf(why, whylen, "pool '%s': every member is ejected (the first returns "
 	    "in %lld ms)", p->name, (long long)m->retry_after_ms);
 	return -1;
+}
+
+/* p, or one of its fallbacks, can take a call now. */
+static int
+pool_available(struct pool *p)
+{
+	if (pool_healthy(p) > 0)
+		return 1;
+	for (size_t k = 0; k < p->n_fb; k++)
+		if (p->fb_workers[k] != NULL || pool_available(p->fb_pools[k]))
+			return 1;
+	return 0;
+}
+
+const char *
+porch_stage_pipeline_unready(const porch_stage *st)
+{
+	struct graph *g = st->g;
+	for (size_t i = 0; i < g->n_stages; i++) {
+		struct pool *p = g->stages[i].pool;
+		if (p != NULL && !pool_available(p))
+			return p->name;
+	}
+	return NULL;
 }

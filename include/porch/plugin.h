@@ -242,6 +242,10 @@ porch_worker *porch_stage_pipeline_worker(const porch_stage *st, size_t i);
 const char *porch_worker_model(const porch_worker *w);
 /* Requests in flight in the whole pipeline, and its bound (max-inflight). */
 uint64_t porch_stage_inflight(const porch_stage *st, uint64_t *max);
+/* ABI 1.5: the name of a pool that a stage of the pipeline calls and that
+ * cannot take a call now (every member ejected, no fallback that can),
+ * or NULL when there is none: the pipeline is not ready (/readyz). */
+const char *porch_stage_pipeline_unready(const porch_stage *st);
 
 /* ---- streaming (ABI 1.1) ------------------------------------------------ */
 
