@@ -345,8 +345,8 @@ route_fallback(struct pool *p, size_t k, struct porch_stage *st, struct porch_ms
     struct pool_target *t)
 {
 	for (; k < p->n_fb; k++) {
-		p->stats->fallbacks++;
 		if (p->fb_workers[k] != NULL) {
+			p->stats->fallbacks++;
 			porch_msg_event(st, m, PORCH_EVENT_FALLBACK, "pool '%s' -> worker '%s'",
 			    p->name, p->fb_workers[k]->name);
 			t->w = p->fb_workers[k];
@@ -363,12 +363,15 @@ route_fallback(struct pool *p, size_t k, struct porch_stage *st, struct porch_ms
 			t->pool = o;
 			t->member = i;
 			o->stats->calls++;
+			p->stats->fallbacks++;
 			return 0;
 		}
 		porch_msg_event(st, m, PORCH_EVENT_FALLBACK, "pool '%s' -> pool '%s': "
 		    "no member available", p->name, o->name);
-		if (route_fallback(o, 0, st, m, t) == 0)
+		if (route_fallback(o, 0, st, m, t) == 0) {
+			p->stats->fallbacks++;
 			return 0;
+		}
 	}
 	return -1;
 }
@@ -424,6 +427,7 @@ pool_route(struct pool *p, struct porch_stage *st, struct porch_msg *m,
 	p->stats->unavailable++;
 	*err = PORCH_ERR_UPSTREAM;
 	m->status = 503;
+	porch_msg_set_meta(m, "pool-unavailable", p->name);
 	double wait = p->next_back > now ? p->next_back - now : 0;
 	m->retry_after_ms = (int64_t)ceil(wait * 1000.0);
 	if (m->retry_after_ms < 1)
