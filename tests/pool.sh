@@ -248,6 +248,60 @@ XML
 	grep -q '"content":"hi there"' "$T/answer" && ok || fail "probe: after: $(cat "$T/answer")"
 	kill "$pid"
 	wait "$pid"
+
+	# the openai worker's probe: GET base-url + health-path; a member whose
+	# server is down is out before any request pays for it
+	fake=${top_builddir:-$top_srcdir}/tests/fake-upstream
+	if [ -x "$fake" ]; then
+		"$fake" -p "$T/fake.port" -t 120 &
+		fpid=$!
+		wait_for 10 test -s "$T/fake.port" || fail "probe: the fake upstream did not start"
+		fport=$(cat "$T/fake.port")
+		cat > "$T/oprobe.xml" <<XML
+<?xml version="1.0"?>
+<pipeline name="o" version="1">
+  <worker name="up" plugin="openai">
+    <param name="base-url">http://127.0.0.1:$fport/v1</param>
+    <param name="health-path">/_requests</param>
+  </worker>
+  <worker name="down" plugin="openai">
+    <param name="base-url">http://127.0.0.1:1/v1</param>
+    <param name="health-path">/_requests</param>
+  </worker>
+  <pool name="model" policy="round-robin">
+    <member worker="up"/><member worker="down"/>
+    <param name="probe-interval">50ms</param>
+  </pool>
+  <stage name="ingress" plugin="http">
+    <param name="listen">127.0.0.1:0</param>
+    <param name="port-file">$T/oport</param>
+  </stage>
+  <stage name="m" plugin="inference" worker="model"><param name="retries">0</param></stage>
+  <stage name="reply" plugin="reply"/>
+  <channel from="ingress" to="m"/>
+  <channel from="m" to="reply"/>
+  <channel from="m:error" to="reply"/>
+</pipeline>
+XML
+		"$PORCH" run -q "$T/oprobe.xml" > /dev/null 2> "$T/oprobe.err" &
+		pid=$!
+		wait_for 20 test -s "$T/oport" || fail "openai probe: porch did not start: $(cat "$T/oprobe.err")"
+		U="http://127.0.0.1:$(cat "$T/oport")"
+		down_out() { curl -s "$U/metrics" | grep -q '^porch_replica_ejected{pool="model",replica="down"} 1$'; }
+		wait_for 5 down_out && ok || fail "openai probe: down not ejected: $(curl -s "$U/metrics" | grep replica_ejected)"
+		for i in 1 2 3 4; do
+			chat model -o /dev/null -w '%{http_code}\n'
+		done > "$T/codes"
+		expect_eq "openai probe: answers" "$(sort -u "$T/codes")" 200
+		curl -s "$U/metrics" > "$T/m"
+		grep -q '^porch_replica_requests_total{pool="model",replica="down"} 0$' "$T/m" &&
+		    ok || fail "openai probe: down took requests: $(grep requests_total "$T/m")"
+		grep -q '^porch_replica_ejected{pool="model",replica="up"} 0$' "$T/m" &&
+		    ok || fail "openai probe: up ejected: $(grep replica_ejected "$T/m")"
+		kill "$pid"
+		wait "$pid"
+		kill "$fpid"
+	fi
 fi
 
 finish
