@@ -249,6 +249,50 @@ XML
 	kill "$pid"
 	wait "$pid"
 
+	# a fallback step is a trace event; counters go on across a reload
+	cat > "$T/ev.xml" <<XML
+<?xml version="1.0"?>
+<pipeline name="ev" version="1">
+  <worker name="big" plugin="echo"/>
+  <worker name="c" plugin="echo">$FAILING</worker>
+  <pool name="model" fallback="big">
+    <member worker="c"/>
+    <param name="failures">1</param><param name="max-ejected-percent">100</param>
+    <param name="cooldown">1h</param>
+  </pool>
+  <stage name="ingress" plugin="http">
+    <param name="listen">127.0.0.1:0</param>
+    <param name="port-file">$T/evport</param>
+  </stage>
+  <stage name="m" plugin="inference" worker="model"><param name="backoff-ms">0</param></stage>
+  <stage name="reply" plugin="reply"/>
+  <channel from="ingress" to="m"/>
+  <channel from="m" to="reply"/>
+</pipeline>
+XML
+	"$PORCH" run -q --pid-file "$T/ev.pid" "$T/ev.xml" > /dev/null 2> "$T/ev.err" &
+	pid=$!
+	wait_for 20 test -s "$T/evport" || fail "events: porch did not start: $(cat "$T/ev.err")"
+	U="http://127.0.0.1:$(cat "$T/evport")"
+	curl -s -o "$T/task" "$U/v1/tasks" -d '{"payload":"'"$(printf 'a task' | base64)"'"}'
+	id=$(sed -n 's/.*"task_id":"\([^"]*\)".*/\1/p' "$T/task")
+	wait_for 10 sh -c "curl -s '$U/v1/tasks/$id' | grep -q '\"status\":\"completed\"'" ||
+	    fail "events: the task did not complete: $(curl -s "$U/v1/tasks/$id")"
+	curl -s "$U/v1/tasks/$id/events" > "$T/events"
+	grep -q "pool 'model' -> worker 'big'" "$T/events" && ok ||
+	    fail "events: no fallback event: $(cat "$T/events")"
+	grep -q '^event: fallback' "$T/events" && ok || fail "events: $(cat "$T/events")"
+	metric() { curl -s "$U/metrics" | sed -n "s/^$1 //p"; }
+	expect_eq "reload: requests before" "$(metric 'porch_replica_requests_total{pool="model",replica="c"}')" 1
+	kill -HUP "$(cat "$T/ev.pid")"
+	reloaded() { [ "$(metric 'porch_reloads_total{pipeline="ev",result="ok"}')" = 1 ]; }
+	wait_for 10 reloaded || fail "reload: not reloaded: $(cat "$T/ev.err")"
+	chat x -o /dev/null
+	expect_eq "reload: c's requests go on" "$(metric 'porch_replica_requests_total{pool="model",replica="c"}')" 2
+	expect_eq "reload: fallbacks go on" "$(metric 'porch_pool_fallbacks_total{pool="model"}')" 2
+	kill "$pid"
+	wait "$pid"
+
 	# the openai worker's probe: GET base-url + health-path; a member whose
 	# server is down is out before any request pays for it
 	fake=${top_builddir:-$top_srcdir}/tests/fake-upstream
