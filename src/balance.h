@@ -41,6 +41,7 @@ struct bal_member {
 	uint64_t id_hash;        /* of the member's name: rendezvous, ring */
 	int64_t current;         /* smooth round robin's running weight */
 	double ewma_ms;          /* time to first token; 0: no sample yet */
+	double inv_weight;       /* 1 / weight */
 	uint32_t weight;         /* 1 and up */
 	uint32_t inflight;
 };
