@@ -255,11 +255,14 @@ static void
 check_overrides(struct cfg_pipeline *p, const struct override *ov, size_t n_ov, struct diag *d)
 {
 	for (size_t i = 0; i < n_ov; i++) {
-		if (find_stage(p, ov[i].target) || find_worker(p, ov[i].target))
+		if (find_stage(p, ov[i].target) || find_worker(p, ov[i].target) ||
+		    pool_find(p, ov[i].target))
 			continue;
 		const char *near = near_name(p, ov[i].target, 0);
-		if (near == NULL)
-			near = near_name(p, ov[i].target, 1);
+		const char *nw = near_name(p, ov[i].target, 1);
+		if (near == NULL || (nw != NULL && edit_distance(nw, ov[i].target) <
+		    edit_distance(near, ov[i].target)))
+			near = nw;
 		if (near)
 			diag_error(d, 0, 0, "--set %s.%s: no stage or worker named '%s'; "
 			    "did you mean '%s'?", ov[i].target, ov[i].param, ov[i].target, near);

@@ -376,8 +376,6 @@ void
 pool_check(struct cfg_pipeline *p, const struct override *ov, size_t n_ov,
     struct diag *d)
 {
-	(void)ov;
-	(void)n_ov;
 	for (size_t i = 0; i < p->n_pools; i++) {
 		struct cfg_pool *pl = &p->pools[i];
 		check_pool_name(p, i, d);
@@ -385,8 +383,22 @@ pool_check(struct cfg_pipeline *p, const struct override *ov, size_t n_ov,
 		check_members(p, pl, d);
 		char owner[160];
 		snprintf(owner, sizeof owner, "pool '%s'", pl->name);
-		pl->parsed = params_parse(pool_params, pl->params.v, pl->params.n, d,
-		    pl->at.line, pl->at.col, owner, p->dir);
+		/* the file's <param>s, then --set POOL.PARAM=VALUE */
+		size_t n = pl->params.n;
+		struct param_input *in = xcalloc(n + n_ov + 1, sizeof *in);
+		if (n > 0)
+			memcpy(in, pl->params.v, n * sizeof *in);
+		for (size_t k = 0; k < n_ov; k++) {
+			if (strcmp(ov[k].target, pl->name) != 0)
+				continue;
+			in[n].name = ov[k].param;
+			in[n].value = ov[k].value;
+			in[n].override = 1;
+			n++;
+		}
+		pl->parsed = params_parse(pool_params, in, n, d, pl->at.line, pl->at.col,
+		    owner, p->dir);
+		free(in);
 	}
 	for (size_t i = 0; i < p->n_pools; i++)
 		check_fallback(p, &p->pools[i], d);

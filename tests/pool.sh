@@ -143,6 +143,16 @@ echo "a prompt well over sixteen bytes long" |
 grep -q "failed: bad-request: the prompt is about 10 tokens (with max-tokens): more than the context-limit of every member of pool 'model'" \
     "$T/ctx2.err" && ok || fail "context, no fallback: $(cat "$T/ctx2.err")"
 
+# ---- --set reaches a pool's parameters ------------------------------------
+(cd "$T" && "$PORCH" check --set model.failure=2 ctx.xml) > /dev/null 2> "$T/set.err"
+expect_eq "--set: exit" "$?" 2
+expect_eq "--set: message" "$(grep error "$T/set.err")" \
+    "ctx.xml: error: pool 'model': unknown parameter 'failure'; did you mean 'failures'?"
+pool set 'policy="round-robin"' '<member worker="a"/><member worker="c"/>'
+seq 1 20 | "$PORCH" run --set model.failures=1 --set model.cooldown=1h "$T/set.xml" \
+    > /dev/null 2> "$T/set.err"
+expect_eq "--set: c's calls with failures 1" "$(sed -n 's/^worker c *plugin [a-z]* *calls \([0-9]*\),.*/\1/p' "$T/set.err")" 1
+
 # ---- over http: 503 with Retry-After, /readyz, probes, in-flight counts ---
 if command -v curl > /dev/null; then
 	unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
