@@ -1017,7 +1017,7 @@ unknown_element(xmlNodePtr n, struct walker *wk)
 		    "mean <%s>?", name, near);
 	else
 		diag_error(d, at.line, at.col, "unknown element <%s> in <pipeline> "
-		    "(expected <worker>, <stage> or <channel>)", name);
+		    "(expected <worker>, <pool>, <stage> or <channel>)", name);
 	/* it may have been a stage or worker that channels and stages name,
 	 * or a channel that stages depend on */
 	char *ghost = attr(n, "name");
