@@ -379,6 +379,16 @@ pool_check(struct cfg_pipeline *p, const struct override *ov, size_t n_ov,
 	for (size_t i = 0; i < p->n_pools; i++) {
 		struct cfg_pool *pl = &p->pools[i];
 		check_pool_name(p, i, d);
+		/* --set POOL.policy=NAME replaces the attribute, as NAME.plugin=
+		 * replaces a worker's plugin */
+		for (size_t k = 0; pl->name != NULL && k < n_ov; k++)
+			if (strcmp(ov[k].target, pl->name) == 0 &&
+			    strcmp(ov[k].param, "policy") == 0) {
+				free(pl->policy_name);
+				pl->policy_name = xstrdup(ov[k].value);
+				pl->policy_at.line = 0;
+				pl->policy_at.col = 0;
+			}
 		check_policy(pl, d);
 		check_members(p, pl, d);
 		char owner[160];
@@ -389,7 +399,8 @@ pool_check(struct cfg_pipeline *p, const struct override *ov, size_t n_ov,
 		if (n > 0)
 			memcpy(in, pl->params.v, n * sizeof *in);
 		for (size_t k = 0; k < n_ov; k++) {
-			if (strcmp(ov[k].target, pl->name) != 0)
+			if (strcmp(ov[k].target, pl->name) != 0 ||
+			    strcmp(ov[k].param, "policy") == 0)
 				continue;
 			in[n].name = ov[k].param;
 			in[n].value = ov[k].value;
