@@ -338,13 +338,15 @@ pick_in(struct pool *p, const struct porch_msg *m, uint64_t avoid)
 	return balance_pick(&p->bal, key, len, too_long(p, m), avoid);
 }
 
-/* p's fallbacks from the k-th on, depth-first into pools; 0 and t filled,
- * or -1. */
+/* p's fallbacks from the k-th on, depth-first into pools; 0 with t and
+ * *used (the index in p's list) filled, or -1. */
 static int
 route_fallback(struct pool *p, size_t k, struct porch_stage *st, struct porch_msg *m,
-    struct pool_target *t)
+    struct pool_target *t, size_t *used)
 {
+	size_t inner;
 	for (; k < p->n_fb; k++) {
+		*used = k;
 		if (p->fb_workers[k] != NULL) {
 			p->stats->fallbacks++;
 			porch_msg_event(st, m, PORCH_EVENT_FALLBACK, "pool '%s' -> worker '%s'",
@@ -368,7 +370,7 @@ route_fallback(struct pool *p, size_t k, struct porch_stage *st, struct porch_ms
 		}
 		porch_msg_event(st, m, PORCH_EVENT_FALLBACK, "pool '%s' -> pool '%s': "
 		    "no member available", p->name, o->name);
-		if (route_fallback(o, 0, st, m, t) == 0) {
+		if (route_fallback(o, 0, st, m, t, &inner) == 0) {
 			p->stats->fallbacks++;
 			return 0;
 		}
@@ -410,11 +412,12 @@ pool_route(struct pool *p, struct porch_stage *st, struct porch_msg *m,
 		t->member = i;
 		return 0;
 	}
-	/* the fallbacks, from the one the last attempt used */
-	size_t from = m->pool_fb > 0 ? m->pool_fb - 1 : 0;
-	if (route_fallback(p, from, st, m, t) == 0) {
-		if (m->pool_fb == 0)
-			m->pool_fb = 1;
+	/* the fallbacks in order: a retry after one failed goes to the next,
+	 * and stays with the last when none is left */
+	size_t used;
+	if (route_fallback(p, m->pool_fb, st, m, t, &used) == 0 ||
+	    (m->pool_fb > 0 && route_fallback(p, m->pool_fb - 1, st, m, t, &used) == 0)) {
+		m->pool_fb = (unsigned)used + 1;
 		return 0;
 	}
 	if (fits == 0) {
