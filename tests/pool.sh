@@ -118,6 +118,17 @@ n=$(sed -n 's/^pool model .*fallbacks \([0-9]*\),.*/\1/p' "$T/fb.err")
 # per pool), then big; the nine others go to big at once
 expect_eq "fallback: counted" "$n" 11
 
+# porch graph shows the pools, their members and fallbacks
+"$PORCH" graph "$T/fb.xml" > "$T/fb.dot"
+expect_eq "graph: exit" "$?" 0
+for edge in '"pool:model" \[shape=component, label="model\\n(pool, least-loaded)"\];' \
+    '"pool:model" -> "worker:c" \[style=dotted, arrowhead=none, label="weight 1"\];' \
+    '"pool:model" -> "pool:spare" \[style=dashed, label="fallback 1"\];' \
+    '"pool:model" -> "worker:big" \[style=dashed, label="fallback 2"\];' \
+    '"infer" -> "pool:model" \[style=dotted, arrowhead=none\];'; do
+	grep -q "^	$edge\$" "$T/fb.dot" && ok || fail "graph: no $edge in $(cat "$T/fb.dot")"
+done
+
 # ... and after every member failed a request
 pool fb2 'fallback="big"' '<member worker="c"/><member worker="b"/>
     <param name="failures">100</param>' \
