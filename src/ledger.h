@@ -44,7 +44,12 @@ struct worker_stats {
 enum replica_error { REPLICA_ERR_TIMEOUT, REPLICA_ERR_TRANSPORT, REPLICA_ERR_5XX,
 	REPLICA_ERR_4XX, REPLICA_ERR_OTHER, REPLICA_N_ERRORS };
 struct replica_stats {
-	uint64_t requests, inflight, ejections, ejected;
+	uint64_t requests, inflight, ejections;
+	/* its health as the newest graph left it, for the next after a
+	 * reload: a reload does not bring an ejected member back early */
+	double back_at;          /* loop time its ejection ends; 0: in */
+	unsigned fails;          /* failures in a row */
+	unsigned ejections_in_row; /* since its last success */
 	uint64_t errors[REPLICA_N_ERRORS]; /* by enum replica_error */
 	struct hist latency;     /* a call's whole time, ns */
 	struct hist ttft;        /* time to its first piece, ns */

@@ -56,10 +56,22 @@ pool_init(struct graph *g, struct pool *p, const struct cfg_pool *cp)
 	if (p->max_ejected == 0 && pct > 0)
 		p->max_ejected = 1; /* one may always be */
 	p->probe_interval = (double)porch_param_int(pp, "probe-interval") / 1000.0;
-	/* the ledger keeps counters across reloads; "ejected now" is the
-	 * newest graph's, whose members all start in */
-	for (size_t i = 0; i < p->n; i++)
-		p->m[i].stats->ejected = 0;
+	/* health goes on across reloads, as the counters do: a member the
+	 * graph before ejected stays out until its time is up */
+	double now = ev_now(g->loop);
+	for (size_t i = 0; i < p->n; i++) {
+		struct pool_member *pm = &p->m[i];
+		const struct replica_stats *r = pm->stats;
+		pm->fails = r->fails;
+		pm->ejections = r->ejections_in_row;
+		if (r->back_at > now && p->n_ejected < p->max_ejected) {
+			pm->back_at = r->back_at;
+			p->n_ejected++;
+			p->bal.up &= ~(1ull << i);
+			if (p->next_back == 0 || pm->back_at < p->next_back)
+				p->next_back = pm->back_at;
+		}
+	}
 }
 
 void
@@ -126,6 +138,15 @@ pools_free(struct graph *g)
 
 /* ---- health ------------------------------------------------------------ */
 
+/* The member's health into the ledger, for the graph after a reload. */
+static void
+keep(struct pool_member *pm)
+{
+	pm->stats->fails = pm->fails;
+	pm->stats->ejections_in_row = pm->ejections;
+	pm->stats->back_at = pm->back_at;
+}
+
 static void
 member_in(struct pool *p, size_t i)
 {
@@ -134,8 +155,8 @@ member_in(struct pool *p, size_t i)
 		return;
 	pm->back_at = 0;
 	p->n_ejected--;
-	pm->stats->ejected = 0;
 	p->bal.up |= 1ull << i;
+	keep(pm);
 }
 
 static void
@@ -151,7 +172,7 @@ member_out(struct pool *p, size_t i, double now)
 	pm->back_at = now + t;
 	p->n_ejected++;
 	pm->stats->ejections++;
-	pm->stats->ejected = 1;
+	keep(pm);
 	p->bal.up &= ~(1ull << i);
 	if (p->next_back == 0 || pm->back_at < p->next_back)
 		p->next_back = pm->back_at;
@@ -171,6 +192,7 @@ refresh(struct pool *p, double now)
 		if (pm->back_at <= now) {
 			member_in(p, i);
 			pm->fails = p->failures > 0 ? p->failures - 1 : 0;
+			keep(pm);
 		} else if (p->next_back == 0 || pm->back_at < p->next_back) {
 			p->next_back = pm->back_at;
 		}
@@ -214,6 +236,7 @@ pool_call_end(struct pool *p, int member, enum porch_error err, int status, uint
 	case PORCH_ERR_NONE:
 		pm->fails = 0;
 		pm->ejections = 0;
+		keep(pm);
 		return;
 	case PORCH_ERR_TIMEOUT:
 		pm->stats->errors[REPLICA_ERR_TIMEOUT]++;
@@ -239,6 +262,7 @@ pool_call_end(struct pool *p, int member, enum porch_error err, int status, uint
 		return;
 	if (++pm->fails >= p->failures)
 		member_out(p, (size_t)member, ev_now(p->g->loop));
+	keep(pm);
 }
 
 /* ---- probes ------------------------------------------------------------ */
@@ -275,10 +299,12 @@ porch_worker_probed(porch_worker *w, int healthy)
 			if (healthy) {
 				member_in(p, i);
 				pm->fails = 0;
+				keep(pm);
 			} else {
 				pm->stats->errors[REPLICA_ERR_TRANSPORT]++;
 				pm->fails = p->failures;
 				member_out(p, i, now);
+				keep(pm);
 			}
 		}
 	}

@@ -346,8 +346,11 @@ XML
 	reloaded() { [ "$(metric 'porch_reloads_total{pipeline="ev",result="ok"}')" = 1 ]; }
 	wait_for 10 reloaded || fail "reload: not reloaded: $(cat "$T/ev.err")"
 	chat x -o /dev/null
-	expect_eq "reload: c's requests go on" "$(metric 'porch_replica_requests_total{pool="model",replica="c"}')" 2
+	# c, ejected for an hour before the reload, is still out after it
+	expect_eq "reload: c stays out" "$(metric 'porch_replica_ejected{pool="model",replica="c"}')" 1
+	expect_eq "reload: c's requests" "$(metric 'porch_replica_requests_total{pool="model",replica="c"}')" 1
 	expect_eq "reload: fallbacks go on" "$(metric 'porch_pool_fallbacks_total{pool="model"}')" 2
+	expect_eq "reload: ejections" "$(metric 'porch_replica_ejections_total{pool="model",replica="c"}')" 1
 	kill "$pid"
 	wait "$pid"
 
