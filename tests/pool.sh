@@ -174,6 +174,8 @@ if command -v curl > /dev/null; then
   <worker name="slow" plugin="echo"><param name="delay-ms">3000</param></worker>
   <worker name="bad" plugin="echo"><param name="fail-first">1000000</param><param name="delay-ms">10</param></worker>
   <worker name="flaky" plugin="echo"><param name="fail-first">1</param></worker>
+  <worker name="hung" plugin="echo"><param name="delay-ms">5000</param></worker>
+  <pool name="hang"><member worker="hung"/></pool>
   <pool name="mixed" policy="round-robin">
     <member worker="good"/><member worker="slow"/><member worker="bad"/>
     <param name="failures">1000</param>
@@ -191,13 +193,17 @@ if command -v curl > /dev/null; then
     <param name="retries">0</param><param name="timeout-ms">300</param>
   </stage>
   <stage name="l" plugin="inference" worker="lone"><param name="retries">0</param></stage>
+  <stage name="h" plugin="inference" worker="hang"><param name="retries">0</param></stage>
   <stage name="reply" plugin="reply"/>
   <channel from="ingress" to="m" when="model == 'mixed'"/>
+  <channel from="ingress" to="h" when="model == 'hang'"/>
   <channel from="ingress" to="l" otherwise="true"/>
   <channel from="m" to="reply"/>
   <channel from="l" to="reply"/>
   <channel from="m:error" to="reply"/>
   <channel from="l:error" to="reply"/>
+  <channel from="h" to="reply"/>
+  <channel from="h:error" to="reply"/>
 </pipeline>
 XML
 	"$PORCH" run -q "$T/http.xml" > /dev/null 2> "$T/http.err" &
@@ -227,6 +233,8 @@ XML
 	# mixed: answers, failures, timeouts (slow, 300 ms) and cancellations
 	for i in 1 2 3 4 5 6 7 8 9; do chat mixed -o /dev/null & done
 	for i in 1 2 3; do chat mixed -o /dev/null --max-time 0.1 & done
+	# hang's member answers in 5 s: these three are cancelled by their clients
+	for i in 1 2 3; do chat hang -o /dev/null --max-time 0.3 & done
 	wait_for 5 sh -c "curl -s '$U/metrics' | grep -q '^porch_replica_requests_total{pool=\"mixed\",replica=\"slow\"} [1-9]'"
 	sleep_until_idle() {
 		curl -s "$U/metrics" > "$T/m" &&
@@ -238,6 +246,15 @@ XML
 		expect_eq "http: $r's in flight at the end" \
 		    "$(sed -n "s/^porch_replica_in_flight{pool=\"mixed\",replica=\"$r\"} //p" "$T/m")" 0
 	done
+	expect_eq "http: hung's calls" \
+	    "$(sed -n 's/^porch_replica_requests_total{pool="hang",replica="hung"} //p' "$T/m")" 3
+	expect_eq "http: hung's in flight after 3 cancellations" \
+	    "$(sed -n 's/^porch_replica_in_flight{pool="hang",replica="hung"} //p' "$T/m")" 0
+	# held about 0.3 s each, until their clients left, not the 5 s of an answer
+	awk '/^porch_stage_latency_seconds_sum\{stage="h"\}/ { exit !($2 < 4) }' "$T/m" &&
+	    ok || fail "http: hang's requests were not cancelled: $(grep 'stage="h"' "$T/m")"
+	expect_eq "http: cancellations are no errors" \
+	    "$(sed -n 's/^porch_replica_errors_total{pool="hang",replica="hung",kind="[a-z0-9]*"} //p' "$T/m" | sort -u)" 0
 	n=$(sed -n 's/^porch_replica_errors_total{pool="mixed",replica="slow",kind="timeout"} //p' "$T/m")
 	[ "${n:-0}" -ge 1 ] && ok || fail "http: slow's timeouts: $n"
 	n=$(sed -n 's/^porch_replica_errors_total{pool="mixed",replica="bad",kind="5xx"} //p' "$T/m")
