@@ -57,6 +57,14 @@ expect_eq "rr: a's calls" "$(calls rr a)" 30
 expect_eq "rr: b's calls" "$(calls rr b)" 10
 expect_eq "rr: a's requests as a replica" "$(replica rr a requests)" 30
 
+# ---- session: a session's requests stay on one member ---------------------
+pool sess 'policy="session"' '<member worker="a"/><member worker="b"/><member worker="big"/>'
+for i in $(seq 1 12); do echo '{"text": "hello", "session": "user-1"}'; done |
+    "$PORCH" run "$T/sess.xml" > /dev/null 2> "$T/sess.err"
+expect_eq "session: exit" "$?" 0
+expect_eq "session: one member took them all" \
+    "$(for w in a b big; do calls sess $w; done | sort -n | tr '\n' ' ')" "0 0 12 "
+
 # ---- a failing member is ejected; retries go to the others ----------------
 pool eject 'policy="round-robin"' '<member worker="a"/><member worker="c"/>
     <param name="failures">3</param><param name="cooldown">1h</param>'
