@@ -33,6 +33,8 @@ struct echo {
 	double delay;        /* s, before the first token (or the failure) */
 	double token_delay;  /* s, between tokens; 0: all at once */
 	double fail_rate;
+	uint64_t fail_first; /* calls left that fail whatever fail-rate says */
+	int fail_status;     /* the status a failure carries; 0: none */
 	uint64_t rng;        /* splitmix64 state */
 	struct echo_call *active; /* calls waiting on their timer */
 	struct echo_call *free;
@@ -49,6 +51,11 @@ static const struct porch_param echo_params[] = {
 	  "probability that a call fails with an upstream error" },
 	{ "seed", PORCH_PARAM_INTEGER, "1", 0, 9007199254740992.0, NULL, 0,
 	  "seed of the worker's random numbers, for repeatable failures" },
+	{ "fail-first", PORCH_PARAM_INTEGER, "0", 0, 1000000000, NULL, 0,
+	  "the first this many calls fail, then fail-rate decides (a replica that recovers)" },
+	{ "fail-status", PORCH_PARAM_INTEGER, "0", 0, 599, NULL, 0,
+	  "the upstream status a failure carries (e.g. 503, or 400 for a refused request); "
+	  "0: none" },
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }
 };
 
@@ -209,6 +216,14 @@ echo_call_put(struct echo_call *ec)
 }
 
 static void
+echo_fail(struct echo *e, porch_call *c)
+{
+	if (e->fail_status != 0)
+		porch_call_set_status(c, e->fail_status);
+	porch_call_fail(c, PORCH_ERR_UPSTREAM, "echo: simulated failure");
+}
+
+static void
 echo_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct echo_call *ec = t->data;
@@ -219,7 +234,7 @@ echo_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 	if (ec->fail) {
 		porch_call *c = ec->c;
 		echo_call_put(ec);
-		porch_call_fail(c, PORCH_ERR_UPSTREAM, "echo: simulated failure");
+		echo_fail(e, c);
 		return;
 	}
 	if (echo_run(ec, e->token_delay == 0) == 0) {
@@ -235,11 +250,15 @@ echo_submit(porch_worker *w, porch_call *c)
 {
 	struct echo *e = porch_worker_data(w);
 	int fail = e->fail_rate > 0 && echo_random(e) < e->fail_rate;
+	if (e->fail_first > 0) {
+		e->fail_first--;
+		fail = 1;
+	}
 
 	if (e->delay == 0 && e->token_delay == 0) {
 		/* the fast path: answered before submit returns, nothing allocated */
 		if (fail) {
-			porch_call_fail(c, PORCH_ERR_UPSTREAM, "echo: simulated failure");
+			echo_fail(e, c);
 			return 0;
 		}
 		struct echo_call ec = { .e = e, .c = c, .max = echo_max_tokens(c) };
@@ -293,8 +312,17 @@ echo_init(porch_worker *w)
 	e->token_delay = (double)porch_param_int(p, "token-delay-ms") / 1000.;
 	e->fail_rate = porch_param_number(p, "fail-rate");
 	e->rng = (uint64_t)porch_param_int(p, "seed");
+	e->fail_first = (uint64_t)porch_param_int(p, "fail-first");
+	e->fail_status = (int)porch_param_int(p, "fail-status");
 	porch_worker_set_data(w, e);
 	return 0;
+}
+
+/* A pool's probe: there is no server, so always healthy. */
+static void
+echo_probe(porch_worker *w)
+{
+	porch_worker_probed(w, 1);
 }
 
 static void
@@ -326,7 +354,9 @@ static const char echo_description[] =
     "A request's \"max-tokens\" is honoured: the answer stops after that many words, "
     "with the finish reason \"length\"; otherwise it ends with \"stop\".\n"
     "It reports no usage: a source that answers with token counts counts words itself. "
-    "It sees only the message text: an OpenAI request's other fields (tools, images) do not reach it.";
+    "It sees only the message text: an OpenAI request's other fields (tools, images) do not reach it.\n"
+    "Failures (fail-first, fail-rate) are upstream errors with the status fail-status, for "
+    "testing retries and a pool's health checks; a pool's probe always finds echo healthy.";
 
 const struct porch_plugin porch_plugin = {
 	PORCH_PLUGIN_HEADER,
@@ -339,4 +369,5 @@ const struct porch_plugin porch_plugin = {
 	.submit = echo_submit,
 	.cancel = echo_cancel,
 	.worker_fini = echo_fini,
+	.probe = echo_probe,
 };

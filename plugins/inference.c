@@ -404,8 +404,8 @@ on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 		attempt_start(h);
 		return;
 	}
-	/* the attempt's own timeout */
-	porch_infer_cancel(h->call);
+	/* the attempt's own timeout: held against a pool's member */
+	porch_infer_abandon(h->call, PORCH_ERR_TIMEOUT);
 	h->call = NULL;
 	char why[128];
 	snprintf(why, sizeof why, "the worker did not answer within %.0f ms",

@@ -12,12 +12,19 @@
 #include <stdlib.h>
 
 #include "graph.h"
+#include "pool.h"
 #include "util.h"
 
+/* Recycles c; why says how it ended, for its pool (PORCH_ERR_NONE: done,
+ * PORCH_ERR_CANCELLED: not wanted). */
 static void
-call_recycle(struct porch_call *c)
+call_recycle(struct porch_call *c, enum porch_error why)
 {
 	struct porch_worker *w = c->w;
+	if (c->pool != NULL) {
+		pool_call_end(c->pool, c->member, why, c->m->status, clock_ns() - c->t0);
+		c->pool = NULL;
+	}
 	if (c->aside)
 		msg_release(w->g, c->m); /* the call's own message */
 	c->active = 0;
@@ -45,11 +52,40 @@ worker_free_calls(struct porch_worker *w)
 
 /* A call with one of on_token and on_piece; aside: m is the call's own,
  * released when the call ends (or here, when it cannot be made). */
+/* What porch_infer returns for a call that ended before it could start
+ * (a pool with nowhere to send it): never active, so cancelling it does
+ * nothing. */
+static struct porch_call refused_call;
+
+/* A call refused at once: m's attempt is counted, its end called. */
+static porch_call *
+refuse(porch_stage *st, porch_msg *m, int aside, porch_end_fn *on_end, void *ctx,
+    enum porch_error err, const char *why)
+{
+	m->attempts++;
+	struct cb_frame saved = CB_STAGE(st, "end", m->id);
+	on_end(ctx, err, why);
+	cb_leave(saved);
+	if (aside)
+		msg_release(st->g, m);
+	return &refused_call;
+}
+
 static porch_call *
 infer(porch_stage *st, porch_msg *m, int aside, porch_token_fn *on_token,
     porch_piece_fn *on_piece, porch_end_fn *on_end, void *ctx)
 {
 	struct porch_worker *w = st->worker;
+	struct pool_target t = { NULL, NULL, -1 };
+	if (st->pool != NULL && on_end != NULL) {
+		enum porch_error err;
+		char why[256];
+		m->status = 0;
+		m->retry_after_ms = 0;
+		if (pool_route(st->pool, st, m, &t, &err, why, sizeof why) != 0)
+			return refuse(st, m, aside, on_end, ctx, err, why);
+		w = t.w;
+	}
 	if (w == NULL || on_end == NULL) {
 		if (aside)
 			msg_release(st->g, m);
@@ -74,6 +110,13 @@ infer(porch_stage *st, porch_msg *m, int aside, porch_token_fn *on_token,
 	c->data = NULL;
 	c->active = 1;
 	c->aside = aside;
+	c->pool = t.pool;
+	c->member = t.member;
+	c->got_first = 0;
+	if (t.pool != NULL) {
+		c->t0 = clock_ns();
+		pool_call_start(t.pool, t.member);
+	}
 	w->stats->calls++;
 	w->stats->inflight++;
 	w->inflight++;
@@ -87,7 +130,7 @@ infer(porch_stage *st, porch_msg *m, int aside, porch_token_fn *on_token,
 		/* not started; but a worker that ended it and then said -1 has
 		 * already been heard, so only recycle what is still open */
 		if (c->active) {
-			call_recycle(c);
+			call_recycle(c, PORCH_ERR_TRANSPORT);
 			w->stats->errors++;
 			return NULL;
 		}
@@ -118,7 +161,7 @@ porch_call *
 porch_infer_aside(porch_stage *st, const porch_msg *m, const char *text, size_t len,
     const char *const *options, porch_piece_fn *on_piece, porch_end_fn *on_end, void *ctx)
 {
-	if (st->worker == NULL || on_end == NULL || (text == NULL && len > 0))
+	if ((st->worker == NULL && st->pool == NULL) || on_end == NULL || (text == NULL && len > 0))
 		return NULL;
 	struct porch_msg *a = msg_aside(st->g, m);
 	porch_msg_set_text(a, text != NULL ? text : "", len);
@@ -141,7 +184,20 @@ porch_infer_cancel(porch_call *c)
 		c->w->d->cancel(c->w, c);
 		cb_leave(saved);
 	}
-	call_recycle(c);
+	call_recycle(c, PORCH_ERR_CANCELLED);
+}
+
+void
+porch_infer_abandon(porch_call *c, enum porch_error why)
+{
+	if (c == NULL || !c->active)
+		return;
+	if (c->w->d->cancel) {
+		struct cb_frame saved = CB_WORKER(c->w, "cancel", c->m->id);
+		c->w->d->cancel(c->w, c);
+		cb_leave(saved);
+	}
+	call_recycle(c, why == PORCH_ERR_NONE ? PORCH_ERR_CANCELLED : why);
 }
 
 const char *
@@ -191,6 +247,10 @@ porch_call_piece(porch_call *c, const char *text, size_t len, const struct porch
 {
 	if (!c->active)
 		return;
+	if (c->pool != NULL && !c->got_first) {
+		c->got_first = 1;
+		pool_call_first(c->pool, c->member, clock_ns() - c->t0);
+	}
 	if (c->on_piece) {
 		struct cb_frame saved = CB_STAGE(c->st, "piece", c->m->id);
 		c->on_piece(c->ctx, text, len, pc);
@@ -218,7 +278,7 @@ porch_call_done(porch_call *c)
 	void *ctx = c->ctx;
 	struct cb_frame saved = CB_STAGE(c->st, "end", c->m->id);
 	/* recycled first: the stage may start another call (a retry) at once */
-	call_recycle(c);
+	call_recycle(c, PORCH_ERR_NONE);
 	end(ctx, PORCH_ERR_NONE, "");
 	cb_leave(saved);
 }
@@ -237,7 +297,7 @@ porch_call_fail(porch_call *c, enum porch_error why, const char *fmt, ...)
 	void *ctx = c->ctx;
 	struct cb_frame saved = CB_STAGE(c->st, "end", c->m->id);
 	c->w->stats->errors++;
-	call_recycle(c);
+	call_recycle(c, why == PORCH_ERR_NONE ? PORCH_ERR_INTERNAL : why);
 	end(ctx, why == PORCH_ERR_NONE ? PORCH_ERR_INTERNAL : why, text);
 	cb_leave(saved);
 }

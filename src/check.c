@@ -41,9 +41,10 @@ near_name(struct cfg_pipeline *p, const char *name, int workers)
 {
 	const char *best = NULL;
 	size_t best_d = (size_t)-1;
-	size_t n = workers ? p->n_workers : p->n_stages;
+	size_t n = workers ? p->n_workers + p->n_pools : p->n_stages;
 	for (size_t i = 0; i < n; i++) {
-		const char *c = workers ? p->workers[i].name : p->stages[i].name;
+		const char *c = !workers ? p->stages[i].name : i < p->n_workers ?
+		    p->workers[i].name : p->pools[i - p->n_workers].name;
 		if (c == NULL)
 			continue;
 		size_t dist = edit_distance(c, name);
@@ -346,11 +347,14 @@ static void
 check_overrides(struct cfg_pipeline *p, const struct override *ov, size_t n_ov, struct diag *d)
 {
 	for (size_t i = 0; i < n_ov; i++) {
-		if (find_stage(p, ov[i].target) || find_worker(p, ov[i].target))
+		if (find_stage(p, ov[i].target) || find_worker(p, ov[i].target) ||
+		    pool_find(p, ov[i].target))
 			continue;
 		const char *near = near_name(p, ov[i].target, 0);
-		if (near == NULL)
-			near = near_name(p, ov[i].target, 1);
+		const char *nw = near_name(p, ov[i].target, 1);
+		if (near == NULL || (nw != NULL && edit_distance(nw, ov[i].target) <
+		    edit_distance(near, ov[i].target)))
+			near = nw;
 		if (near)
 			diag_error(d, 0, 0, "--set %s.%s: no stage or worker named '%s'; "
 			    "did you mean '%s'?", ov[i].target, ov[i].param, ov[i].target, near);
@@ -395,9 +399,11 @@ check_nodes(struct cfg_pipeline *p, const struct check_gaps *g, const struct ove
 		    &s->plugin, d);
 		if (s->worker_name != NULL) {
 			s->worker = find_worker(p, s->worker_name);
-			const char *near = s->worker ? NULL : near_name(p, s->worker_name, 1);
+			s->pool = s->worker ? NULL : pool_find(p, s->worker_name);
+			const char *near = s->worker || s->pool ? NULL :
+			    near_name(p, s->worker_name, 1);
 			struct cfg_pos at = s->worker_at;
-			if (s->worker != NULL || excused(g, s->worker_name))
+			if (s->worker != NULL || s->pool != NULL || excused(g, s->worker_name))
 				;
 			else if (near)
 				diag_error(d, at.line, at.col, "stage '%s': unknown worker '%s'; "
@@ -444,11 +450,19 @@ check_unused_workers(struct cfg_pipeline *p, const struct check_gaps *g,
 		return;
 	for (size_t j = 0; j < p->n_stages; j++) {
 		const struct cfg_stage *s = &p->stages[j];
-		if (s->worker_name != NULL && s->worker == NULL)
+		if (s->worker_name != NULL && s->worker == NULL && s->pool == NULL)
 			return;
 		if (s->worker_name == NULL && (s->plugin == NULL ||
 		    (s->plugin->desc.flags & PORCH_STAGE_NEEDS_WORKER)))
 			return;
+	}
+	/* an empty pool, or one naming an unknown worker, was meant to use it */
+	for (size_t j = 0; j < p->n_pools; j++) {
+		if (p->pools[j].n_members == 0)
+			return;
+		for (size_t k = 0; k < p->pools[j].n_members; k++)
+			if (p->pools[j].members[k].worker == NULL)
+				return;
 	}
 	for (size_t i = 0; i < p->n_workers; i++) {
 		const struct cfg_worker *w = &p->workers[i];
@@ -458,6 +472,14 @@ check_unused_workers(struct cfg_pipeline *p, const struct check_gaps *g,
 		for (size_t j = 0; j < p->n_stages; j++)
 			if (p->stages[j].worker == w)
 				used = 1;
+		for (size_t j = 0; j < p->n_pools; j++) {
+			for (size_t k = 0; k < p->pools[j].n_members; k++)
+				if (p->pools[j].members[k].worker == w)
+					used = 1;
+			for (size_t k = 0; k < p->pools[j].n_fallbacks; k++)
+				if (p->pools[j].fb_workers[k] == w)
+					used = 1;
+		}
 		if (!used)
 			diag_warning(d, w->name_at.line, w->name_at.col, "worker '%s' is not "
 			    "used by any stage", w->name);
@@ -743,6 +765,7 @@ check_pipeline(struct cfg_pipeline *p, const struct override *ov, size_t n_ov,
 	unsigned char *bad = xcalloc(p->n_workers + p->n_stages + 1, 1);
 	check_names(p, bad, d);
 	check_overrides(p, ov, n_ov, d);
+	pool_check(p, ov, n_ov, d);
 	check_nodes(p, g, ov, n_ov, d);
 	int before = d->errors;
 	check_channels(p, g, d);

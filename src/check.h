@@ -34,4 +34,13 @@ void check_port_channels(struct cfg_pipeline *p, size_t i, struct diag *d);
  * inputs come from one fan-out.  After channels are resolved. */
 void check_fanouts(struct cfg_pipeline *p, struct diag *d);
 
+/* loader_pool.c: pools' names, policies, members, parameters and
+ * fallbacks (no cycle through fallback=); before the stages are checked. */
+void pool_check(struct cfg_pipeline *p, const struct override *ov, size_t n_ov,
+    struct diag *d);
+/* loader_pool.c: the pool called name, or NULL */
+struct cfg_pool *pool_find(struct cfg_pipeline *p, const char *name);
+/* loader_pool.c: the parameters of a <pool> */
+extern const struct porch_param pool_params[];
+
 #endif

@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <stdio.h>
 
+#include "balance.h"
 #include "cli.h"
 #include "loader.h"
 
@@ -9,8 +10,8 @@ static const char graph_usage[] =
     "usage: porch graph [--plugin-path DIR] FILE\n"
     "\n"
     "Prints the pipeline as a Graphviz digraph on stdout: stages with their\n"
-    "plugin and concurrency, workers, and channels with capacity, overflow and\n"
-    "condition.\n"
+    "plugin and concurrency, workers, pools with their policy, members and\n"
+    "fallbacks, and channels with capacity, overflow and condition.\n"
     "Example: porch graph pipelines/hello.xml | dot -Tsvg > hello.svg\n"
     "\n"
     "exit status: 0 printed, 2 the file is invalid.\n";
@@ -47,11 +48,33 @@ print_dot(const struct cfg_pipeline *p, FILE *out)
 		fprintf(out, "\t\"worker:%s\" [shape=ellipse, label=\"%s\\n(worker %s)\"];\n",
 		    w->name, w->name, w->plugin_name);
 	}
+	for (size_t i = 0; i < p->n_pools; i++) {
+		const struct cfg_pool *pl = &p->pools[i];
+		fprintf(out, "\t\"pool:%s\" [shape=component, label=\"%s\\n(pool, %s)\"];\n",
+		    pl->name, pl->name, balance_policy_name(pl->policy));
+		for (size_t k = 0; k < pl->n_members; k++) {
+			const struct cfg_member *m = &pl->members[k];
+			fprintf(out, "\t\"pool:%s\" -> \"worker:%s\" [style=dotted, "
+			    "arrowhead=none, label=\"weight %d", pl->name, m->worker_name,
+			    m->weight);
+			if (m->context_limit > 0)
+				fprintf(out, ", context %ld", m->context_limit);
+			fputs("\"];\n", out);
+		}
+		for (size_t k = 0; k < pl->n_fallbacks; k++)
+			fprintf(out, "\t\"pool:%s\" -> \"%s:%s\" [style=dashed, "
+			    "label=\"fallback %zu\"];\n", pl->name,
+			    pl->fb_pools[k] ? "pool" : "worker",
+			    pl->fb_pools[k] ? pl->fb_pools[k]->name : pl->fb_workers[k]->name, k + 1);
+	}
 	for (size_t i = 0; i < p->n_stages; i++) {
 		const struct cfg_stage *s = &p->stages[i];
 		if (s->worker != NULL)
 			fprintf(out, "\t\"%s\" -> \"worker:%s\" [style=dotted, arrowhead=none];\n",
 			    s->name, s->worker->name);
+		else if (s->pool != NULL)
+			fprintf(out, "\t\"%s\" -> \"pool:%s\" [style=dotted, arrowhead=none];\n",
+			    s->name, s->pool->name);
 	}
 	for (size_t i = 0; i < p->n_channels; i++) {
 		const struct cfg_channel *c = &p->channels[i];

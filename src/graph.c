@@ -21,6 +21,7 @@
 #include "channel.h"
 #include "graph.h"
 #include "log.h"
+#include "pool.h"
 #include "fanout.h"
 #include "handover.h"
 #include "route.h"
@@ -703,6 +704,7 @@ graph_new(struct cfg_pipeline *cfg, struct ev_loop *loop, struct ledger *led, ch
 		if (st->is_source)
 			g->sources_left++;
 	}
+	pools_new(g);
 	g->n_channels = cfg->n_channels;
 	g->channels = xcalloc(cfg->n_channels, sizeof *g->channels);
 	for (size_t i = 0; i < cfg->n_channels; i++) {
@@ -798,6 +800,7 @@ graph_start(struct graph *g)
 	/* the scheduler's watchers alone must not keep the loop alive */
 	ev_unref(g->loop);
 	lag_arm(g);
+	pools_start(g);
 	for (size_t i = 0; i < g->n_stages; i++) {
 		struct porch_stage *st = &g->stages[i];
 		if (st->d->start) {
@@ -917,6 +920,7 @@ graph_free(struct graph *g)
 		}
 		worker_free_calls(w);
 	}
+	pools_free(g);
 	for (size_t i = 0; i < g->n_stages; i++) {
 		struct porch_stage *st = &g->stages[i];
 		for (int p = 0; st->routes != NULL && p < st->n_ports; p++) {
@@ -1045,6 +1049,7 @@ porch_event_name(enum porch_event e)
 	case PORCH_EVENT_ENTER: return "enter";
 	case PORCH_EVENT_LEAVE: return "leave";
 	case PORCH_EVENT_RETRY: return "retry";
+	case PORCH_EVENT_FALLBACK: return "fallback";
 	}
 	return "unknown";
 }

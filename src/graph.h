@@ -73,6 +73,11 @@ struct porch_msg {
 	char *error_text;            /* error_len bytes and a NUL */
 	size_t error_len, error_cap;
 	struct porch_stage *error_stage; /* who failed it */
+	/* pool.c: its attempts on its stage's pool */
+	struct pool *pool_at;        /* the pool the three below are about */
+	uint64_t pool_tried;         /* members tried, as a mask */
+	int pool_last;               /* the member of the last attempt; -1 none */
+	unsigned pool_fb;            /* fallback steps taken */
 };
 
 struct msg_timing {
@@ -97,6 +102,7 @@ struct porch_stage {
 	int is_source, finished, wants_resume, inited;
 	int answers_edited;           /* porch_stage_answers_edited */
 	struct porch_worker *worker;
+	struct pool *pool;            /* worker= names a pool (pool.c) */
 	struct stage_stats *stats;    /* in the graph's ledger, by name */
 	char init_error[512];
 };
@@ -128,6 +134,10 @@ struct porch_call {
 	void *data;
 	int active;
 	int aside;                    /* porch_infer_aside: m is the call's own */
+	struct pool *pool;            /* the pool whose member w is, or NULL */
+	int member;
+	int got_first;                /* a piece came */
+	uint64_t t0;                  /* clock_ns() at submit, for a pool's member */
 };
 
 struct graph {
@@ -138,6 +148,8 @@ struct graph {
 	struct porch_stage **order;   /* topological */
 	struct porch_worker *workers;
 	size_t n_workers;
+	struct pool *pools;           /* pool.c */
+	size_t n_pools;
 	struct channel *channels;
 	size_t n_channels;
 	struct porch_msg *free_msgs;

@@ -18,6 +18,8 @@ struct ledger_slot {
 		struct stage_stats stage;
 		struct worker_stats worker;
 		struct channel_stats channel;
+		struct replica_stats replica;
+		struct pool_stats pool;
 	} u;
 };
 

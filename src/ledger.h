@@ -40,6 +40,28 @@ struct worker_stats {
 	struct event_count *events; /* the plugin's own counters, oldest first */
 };
 
+/* One member of a pool (a replica), by "POOL/WORKER" (pool.c). */
+enum replica_error { REPLICA_ERR_TIMEOUT, REPLICA_ERR_TRANSPORT, REPLICA_ERR_5XX,
+	REPLICA_ERR_4XX, REPLICA_ERR_OTHER, REPLICA_N_ERRORS };
+struct replica_stats {
+	uint64_t requests, inflight, ejections;
+	/* its health as the newest graph left it, for the next after a
+	 * reload: a reload does not bring an ejected member back early */
+	double back_at;          /* loop time its ejection ends; 0: in */
+	unsigned fails;          /* failures in a row */
+	unsigned ejections_in_row; /* since its last success */
+	uint64_t errors[REPLICA_N_ERRORS]; /* by enum replica_error */
+	struct hist latency;     /* a call's whole time, ns */
+	struct hist ttft;        /* time to its first piece, ns */
+};
+
+/* A pool as a whole (pool.c). */
+struct pool_stats {
+	uint64_t calls;          /* calls routed through it */
+	uint64_t fallbacks;      /* calls it sent to a fallback */
+	uint64_t unavailable;    /* calls failed at once: every member out */
+};
+
 struct channel_stats {
 	uint64_t pushed;
 	uint64_t high_water;
@@ -53,7 +75,8 @@ struct totals {
 	uint64_t outcome[5];          /* indexed by enum porch_outcome */
 };
 
-enum ledger_kind { LEDGER_STAGE = 1, LEDGER_WORKER, LEDGER_CHANNEL };
+enum ledger_kind { LEDGER_STAGE = 1, LEDGER_WORKER, LEDGER_CHANNEL, LEDGER_REPLICA,
+	LEDGER_POOL };
 
 struct ledger_slot;
 struct graph;

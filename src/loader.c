@@ -28,6 +28,7 @@
 #include "check.h"
 #include "cond.h"
 #include "loader.h"
+#include "loader_int.h"
 #include "util.h"
 
 #define PIPELINE_FILE_MAX (16 * 1024 * 1024)
@@ -148,7 +149,7 @@ off_pos(const struct diag *d, size_t off)
 }
 
 /* The '<' of an element. */
-static struct cfg_pos
+struct cfg_pos
 elem_pos(const struct diag *d, xmlNodePtr n)
 {
 	size_t off = node_off(d, n);
@@ -219,7 +220,7 @@ attr_name_pos(const struct diag *d, xmlNodePtr n, const char *name)
 	return attr_at(d, n, name, 0);
 }
 
-static struct cfg_pos
+struct cfg_pos
 attr_value_pos(const struct diag *d, xmlNodePtr n, const char *name)
 {
 	return attr_at(d, n, name, 1);
@@ -600,12 +601,6 @@ validate_schema(xmlDocPtr doc, const char *schema, struct diag *d)
 
 /* ---- the structural walk ------------------------------------------------ */
 
-struct attr_rule {
-	const char *name;
-	int required;
-	const char *hint;   /* added to "missing" messages, or NULL */
-};
-
 static const struct attr_rule pipeline_attrs[] = {
 	{ "name", 1, NULL }, { "version", 1, "add version=\"1\"" }, { "plugins", 0, NULL },
 	{ "max-inflight", 0, NULL }, { NULL, 0, NULL },
@@ -633,7 +628,7 @@ struct walker {
 	struct check_gaps gaps;
 };
 
-static const char *
+const char *
 nearest(const char *const *cands, size_t n, const char *s)
 {
 	const char *best = NULL;
@@ -659,7 +654,7 @@ attr_qname(xmlAttrPtr a, char *buf, size_t len)
 }
 
 /* Checks attribute names against the rules; reports unknown and missing. */
-static void
+void
 check_attrs(xmlNodePtr n, const struct attr_rule *rules, struct diag *d)
 {
 	for (xmlAttrPtr a = n->properties; a != NULL; a = a->next) {
@@ -698,7 +693,7 @@ check_attrs(xmlNodePtr n, const struct attr_rule *rules, struct diag *d)
 }
 
 /* An attribute's value (without a namespace), or NULL. */
-static char *
+char *
 attr(xmlNodePtr n, const char *name)
 {
 	xmlChar *v = xmlGetNoNsProp(n, BAD_CAST name);
@@ -758,10 +753,10 @@ stray_text(xmlNodePtr t, xmlNodePtr parent, const char *why, struct diag *d)
 	    parent->name, why);
 }
 
-static void
-read_params(xmlNodePtr parent, struct cfg_params *out, struct diag *d)
+void
+read_params(xmlNodePtr parent, struct cfg_params *out, struct diag *d, const char *skip)
 {
-	static const char *const only[] = { "param" };
+	const char *only[] = { "param", skip };
 	for (xmlNodePtr c = parent->children; c != NULL; c = c->next) {
 		if (c->type == XML_TEXT_NODE && is_blank(c->content))
 			continue;
@@ -771,14 +766,18 @@ read_params(xmlNodePtr parent, struct cfg_params *out, struct diag *d)
 			stray_text(c, parent, " (values go in <param> elements)", d);
 			continue;
 		}
+		if (skip != NULL && xmlStrcmp(c->name, BAD_CAST skip) == 0)
+			continue;
 		if (xmlStrcmp(c->name, BAD_CAST "param") != 0) {
 			struct cfg_pos at = elem_pos(d, c);
-			if (nearest(only, 1, (const char *)c->name))
+			const char *near = nearest(only, skip ? 2 : 1, (const char *)c->name);
+			if (near)
 				diag_error(d, at.line, at.col, "unknown element <%s> inside <%s>; "
-				    "did you mean <param>?", c->name, parent->name);
+				    "did you mean <%s>?", c->name, parent->name, near);
 			else
 				diag_error(d, at.line, at.col, "unknown element <%s> inside <%s>; "
-				    "only <param> is allowed", c->name, parent->name);
+				    "only <param>%s%s%s is allowed", c->name, parent->name,
+				    skip ? " and <" : "", skip ? skip : "", skip ? ">" : "");
 			continue;
 		}
 		check_attrs(c, param_attrs, d);
@@ -946,7 +945,7 @@ read_worker(xmlNodePtr n, struct walker *wk)
 		/* reported; any unknown name may have meant this one */
 		wk->gaps.unnamed = 1;
 		struct cfg_params ignored = { NULL, 0 };
-		read_params(n, &ignored, d);
+		read_params(n, &ignored, d, NULL);
 		for (size_t i = 0; i < ignored.n; i++) {
 			free((char *)ignored.v[i].name);
 			free((char *)ignored.v[i].value);
@@ -963,7 +962,7 @@ read_worker(xmlNodePtr n, struct walker *wk)
 	w->line = w->at.line;
 	w->name_at = attr_value_pos(d, n, "name");
 	w->plugin_at = attr_value_pos(d, n, "plugin");
-	read_params(n, &w->params, d);
+	read_params(n, &w->params, d, NULL);
 }
 
 static void
@@ -976,7 +975,7 @@ read_stage(xmlNodePtr n, struct walker *wk)
 	    STAGE_CONCURRENCY_MAX, d);
 	char *name = attr(n, "name");
 	struct cfg_params params = { NULL, 0 };
-	read_params(n, &params, d);
+	read_params(n, &params, d, NULL);
 	if (name == NULL) {
 		wk->gaps.unnamed = 1;
 		for (size_t i = 0; i < params.n; i++) {
@@ -1005,11 +1004,11 @@ read_stage(xmlNodePtr n, struct walker *wk)
 static void
 unknown_element(xmlNodePtr n, struct walker *wk)
 {
-	static const char *const kinds[] = { "worker", "stage", "channel" };
+	static const char *const kinds[] = { "worker", "stage", "channel", "pool" };
 	struct diag *d = wk->d;
 	const char *name = (const char *)n->name;
 	struct cfg_pos at = elem_pos(d, n);
-	const char *near = nearest(kinds, 3, name);
+	const char *near = nearest(kinds, 4, name);
 	if (strcmp(name, "param") == 0)
 		diag_error(d, at.line, at.col, "<param> belongs inside a <stage> or "
 		    "<worker>, not directly in <pipeline>");
@@ -1018,7 +1017,7 @@ unknown_element(xmlNodePtr n, struct walker *wk)
 		    "mean <%s>?", name, near);
 	else
 		diag_error(d, at.line, at.col, "unknown element <%s> in <pipeline> "
-		    "(expected <worker>, <stage> or <channel>)", name);
+		    "(expected <worker>, <pool>, <stage> or <channel>)", name);
 	/* it may have been a stage or worker that channels and stages name,
 	 * or a channel that stages depend on */
 	char *ghost = attr(n, "name");
@@ -1106,6 +1105,8 @@ walk(xmlDocPtr doc, struct walker *wk)
 			stages++;
 		} else if (strcmp(name, "channel") == 0) {
 			read_channel(n, wk);
+		} else if (strcmp(name, "pool") == 0) {
+			pool_read(n, p, d);
 		} else {
 			unknown_element(n, wk);
 		}
@@ -1275,6 +1276,7 @@ config_free(struct cfg_pipeline *p)
 		free(p->channels[i].to);
 		cond_free(p->channels[i].cond);
 	}
+	pool_cfg_free(p);
 	free(p->stages);
 	free(p->workers);
 	free(p->channels);

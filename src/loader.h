@@ -41,6 +41,31 @@ struct cfg_worker {
 	porch_params *parsed;
 };
 
+/* A <member> of a <pool>: a worker and its share (loader_pool.c). */
+struct cfg_member {
+	char *worker_name;
+	int weight;                     /* 1 to POOL_WEIGHT_MAX, default 1 */
+	long context_limit;             /* bytes of prompt it takes; 0: any */
+	struct cfg_pos at, worker_at, weight_at, limit_at;
+	struct cfg_worker *worker;      /* resolved by pool_check */
+};
+
+/* A <pool>: workers behind one name, picked per call by a policy. */
+struct cfg_pool {
+	char *name, *policy_name, *fallback;
+	int policy;                     /* enum balance_policy (balance.h) */
+	int line;
+	struct cfg_pos at, name_at, policy_at, fallback_at;
+	struct cfg_member *members;
+	size_t n_members;
+	struct cfg_params params;       /* <param>: the pool's tuning */
+	porch_params *parsed;
+	/* the fallback list resolved: a worker or a pool each */
+	struct cfg_worker **fb_workers;
+	struct cfg_pool **fb_pools;
+	size_t n_fallbacks;
+};
+
 struct cfg_stage {
 	char *name, *plugin_name, *worker_name;
 	int concurrency;
@@ -49,6 +74,7 @@ struct cfg_stage {
 	struct cfg_params params;
 	const struct plugin *plugin;
 	struct cfg_worker *worker;
+	struct cfg_pool *pool;          /* worker= names a <pool> */
 	porch_params *parsed;
 };
 
@@ -82,6 +108,8 @@ struct cfg_pipeline {
 	size_t n_workers;
 	struct cfg_channel *channels;
 	size_t n_channels;
+	struct cfg_pool *pools;
+	size_t n_pools;
 	struct registry registry;
 	size_t *order;            /* stages in topological order (after check) */
 };

@@ -14,6 +14,7 @@
 
 #include "channel.h"
 #include "graph.h"
+#include "pool.h"
 #include "util.h"
 
 /* The upper edges of the exposed latency buckets, in seconds. */
@@ -111,6 +112,77 @@ static void
 latency_histogram(struct out *o, const char *stage, const struct hist *h)
 {
 	histogram(o, "porch_stage_latency_seconds", "stage", stage, h);
+}
+
+static const char *const replica_errors[REPLICA_N_ERRORS] = {
+	"timeout", "transport", "5xx", "4xx", "other",
+};
+
+/* Per pool and per member (replica); labels pool="P",replica="W". */
+static void
+pool_metrics(struct out *o, struct graph *g)
+{
+	char lab[300];
+#define EACH_MEMBER(p, pm) for (size_t _i = 0; _i < g->n_pools; _i++) \
+	for (size_t _k = 0; (p) = &g->pools[_i], _k < (p)->n && ((pm) = &(p)->m[_k]); _k++)
+	struct pool *p;
+	struct pool_member *pm;
+	help(o, "porch_pool_calls_total", "counter", "Calls a pool routed.");
+	for (size_t i = 0; i < g->n_pools; i++)
+		out_printf(o, "porch_pool_calls_total{pool=\"%s\"} %llu\n", g->pools[i].name,
+		    (unsigned long long)g->pools[i].stats->calls);
+	help(o, "porch_pool_fallbacks_total", "counter", "Calls a pool sent to a fallback.");
+	for (size_t i = 0; i < g->n_pools; i++)
+		out_printf(o, "porch_pool_fallbacks_total{pool=\"%s\"} %llu\n", g->pools[i].name,
+		    (unsigned long long)g->pools[i].stats->fallbacks);
+	help(o, "porch_pool_unavailable_total", "counter",
+	    "Calls failed at once (503) because every member of the pool was ejected.");
+	for (size_t i = 0; i < g->n_pools; i++)
+		out_printf(o, "porch_pool_unavailable_total{pool=\"%s\"} %llu\n",
+		    g->pools[i].name, (unsigned long long)g->pools[i].stats->unavailable);
+	help(o, "porch_pool_healthy_members", "gauge", "Members of a pool not ejected now.");
+	for (size_t i = 0; i < g->n_pools; i++)
+		out_printf(o, "porch_pool_healthy_members{pool=\"%s\"} %zu\n", g->pools[i].name,
+		    pool_healthy(&g->pools[i]));
+	help(o, "porch_replica_requests_total", "counter", "Calls a pool gave a member.");
+	EACH_MEMBER(p, pm)
+		out_printf(o, "porch_replica_requests_total{pool=\"%s\",replica=\"%s\"} %llu\n",
+		    p->name, pm->w->name, (unsigned long long)pm->stats->requests);
+	help(o, "porch_replica_errors_total", "counter",
+	    "A member's failed calls, by kind (timeout, transport, 5xx, 4xx, other).");
+	EACH_MEMBER(p, pm)
+		for (int k = 0; k < REPLICA_N_ERRORS; k++)
+			out_printf(o, "porch_replica_errors_total{pool=\"%s\",replica=\"%s\","
+			    "kind=\"%s\"} %llu\n", p->name, pm->w->name, replica_errors[k],
+			    (unsigned long long)pm->stats->errors[k]);
+	help(o, "porch_replica_in_flight", "gauge", "A member's calls not yet ended.");
+	EACH_MEMBER(p, pm)
+		out_printf(o, "porch_replica_in_flight{pool=\"%s\",replica=\"%s\"} %llu\n",
+		    p->name, pm->w->name, (unsigned long long)pm->stats->inflight);
+	help(o, "porch_replica_ejections_total", "counter",
+	    "Times a member was ejected (failures in a row, or a failed probe).");
+	EACH_MEMBER(p, pm)
+		out_printf(o, "porch_replica_ejections_total{pool=\"%s\",replica=\"%s\"} %llu\n",
+		    p->name, pm->w->name, (unsigned long long)pm->stats->ejections);
+	help(o, "porch_replica_ejected", "gauge", "1 while a member is ejected, else 0.");
+	for (size_t i = 0; i < g->n_pools; i++)
+		pool_healthy(&g->pools[i]); /* members whose time is up come back */
+	EACH_MEMBER(p, pm)
+		out_printf(o, "porch_replica_ejected{pool=\"%s\",replica=\"%s\"} %d\n",
+		    p->name, pm->w->name, pm->back_at != 0);
+	help(o, "porch_replica_latency_seconds", "histogram",
+	    "A member's calls, from the pool's pick to their end.");
+	EACH_MEMBER(p, pm) {
+		snprintf(lab, sizeof lab, "%s\",replica=\"%s", p->name, pm->w->name);
+		histogram(o, "porch_replica_latency_seconds", "pool", lab, &pm->stats->latency);
+	}
+	help(o, "porch_replica_ttft_seconds", "histogram",
+	    "A member's time to the first piece of an answer.");
+	EACH_MEMBER(p, pm) {
+		snprintf(lab, sizeof lab, "%s\",replica=\"%s", p->name, pm->w->name);
+		histogram(o, "porch_replica_ttft_seconds", "pool", lab, &pm->stats->ttft);
+	}
+#undef EACH_MEMBER
 }
 
 static const enum porch_outcome outcomes[] = {
@@ -277,6 +349,8 @@ porch_metrics_text(const porch_stage *st)
 	for (size_t i = 0; i < g->n_workers; i++)
 		out_printf(&o, "porch_worker_in_flight{worker=\"%s\"} %llu\n",
 		    g->workers[i].name, (unsigned long long)g->workers[i].stats->inflight);
+	if (g->n_pools > 0)
+		pool_metrics(&o, (struct graph *)g);
 	if (o.oom) {
 		free(o.buf);
 		return NULL;

@@ -107,6 +107,10 @@ msg_release(struct graph *g, struct porch_msg *m)
 	m->n_timings = 0;
 	m->fan = NULL;
 	m->copy = 0;
+	m->pool_at = NULL;
+	m->pool_tried = 0;
+	m->pool_last = -1;
+	m->pool_fb = 0;
 	if (m->n_local > 0) {
 		memset(m->local, 0, g->n_stages * sizeof *m->local);
 		m->n_local = 0;

@@ -15,6 +15,7 @@
 
 #include "channel.h"
 #include "log.h"
+#include "pool.h"
 #include "stats.h"
 
 /* "12.3us", "4.56ms", "1.20s": latencies at a glance. */
@@ -128,6 +129,32 @@ stats_table(const struct graph *g, FILE *out)
 		    w->name, w->d->name, (unsigned long long)w->stats->calls,
 		    (unsigned long long)w->stats->errors, (unsigned long long)w->stats->inflight);
 	}
+	for (size_t i = 0; i < g->n_pools; i++) {
+		const struct pool *p = &g->pools[i];
+		fprintf(out, "pool %-18s policy %-10s calls %llu, fallbacks %llu, unavailable %llu\n",
+		    p->name, balance_policy_name(p->bal.policy),
+		    (unsigned long long)p->stats->calls, (unsigned long long)p->stats->fallbacks,
+		    (unsigned long long)p->stats->unavailable);
+		for (size_t k = 0; k < p->n; k++) {
+			const struct replica_stats *r = p->m[k].stats;
+			uint64_t errors = 0;
+			for (int e = 0; e < REPLICA_N_ERRORS; e++)
+				errors += r->errors[e];
+			char l50[32], t50[32];
+			fmt_ns(hist_quantile(&r->latency, 0.50), l50, sizeof l50);
+			fmt_ns(hist_quantile(&r->ttft, 0.50), t50, sizeof t50);
+			fprintf(out, "  replica %-16s requests %llu, errors %llu (timeout %llu, "
+			    "transport %llu, 5xx %llu, 4xx %llu), in flight %llu, ejections %llu%s, "
+			    "p50 %s, ttft p50 %s\n", p->m[k].w->name,
+			    (unsigned long long)r->requests, (unsigned long long)errors,
+			    (unsigned long long)r->errors[REPLICA_ERR_TIMEOUT],
+			    (unsigned long long)r->errors[REPLICA_ERR_TRANSPORT],
+			    (unsigned long long)r->errors[REPLICA_ERR_5XX],
+			    (unsigned long long)r->errors[REPLICA_ERR_4XX],
+			    (unsigned long long)r->inflight, (unsigned long long)r->ejections,
+			    p->m[k].back_at != 0 ? " (ejected)" : "", l50, t50);
+		}
+	}
 }
 
 void
@@ -221,6 +248,32 @@ stats_json(const struct graph *g)
 			    events_json(w->stats->events));
 	}
 	json_object_set_new(root, "workers", workers);
+	json_t *pools = json_array();
+	for (size_t i = 0; i < g->n_pools; i++) {
+		const struct pool *p = &g->pools[i];
+		json_t *reps = json_array();
+		for (size_t k = 0; k < p->n; k++) {
+			const struct replica_stats *r = p->m[k].stats;
+			json_array_append_new(reps, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, "
+			    "s:I, s:I, s:b, s:o, s:o}", "name", p->m[k].w->name,
+			    "requests", (json_int_t)r->requests,
+			    "timeouts", (json_int_t)r->errors[REPLICA_ERR_TIMEOUT],
+			    "transport_errors", (json_int_t)r->errors[REPLICA_ERR_TRANSPORT],
+			    "errors_5xx", (json_int_t)r->errors[REPLICA_ERR_5XX],
+			    "errors_4xx", (json_int_t)r->errors[REPLICA_ERR_4XX],
+			    "other_errors", (json_int_t)r->errors[REPLICA_ERR_OTHER],
+			    "in_flight", (json_int_t)r->inflight,
+			    "ejections", (json_int_t)r->ejections,
+			    "ejected", p->m[k].back_at != 0,
+			    "latency", latency_json(&r->latency), "ttft", latency_json(&r->ttft)));
+		}
+		json_array_append_new(pools, json_pack("{s:s, s:s, s:I, s:I, s:I, s:o}",
+		    "name", p->name, "policy", balance_policy_name(p->bal.policy),
+		    "calls", (json_int_t)p->stats->calls,
+		    "fallbacks", (json_int_t)p->stats->fallbacks,
+		    "unavailable", (json_int_t)p->stats->unavailable, "replicas", reps));
+	}
+	json_object_set_new(root, "pools", pools);
 	return root;
 }
 

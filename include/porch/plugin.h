@@ -217,6 +217,7 @@ enum porch_event {
 	PORCH_EVENT_ENTER = 1,  /* a stage took it */
 	PORCH_EVENT_LEAVE,      /* a stage passed it on */
 	PORCH_EVENT_RETRY,      /* a stage tries again (detail says why) */
+	PORCH_EVENT_FALLBACK,   /* ABI 1.5: a pool sent a call to its fallback */
 };
 const char *porch_event_name(enum porch_event e); /* "enter", ... */
 /* The origin asks for events about m, through its event callback. */
@@ -241,6 +242,10 @@ porch_worker *porch_stage_pipeline_worker(const porch_stage *st, size_t i);
 const char *porch_worker_model(const porch_worker *w);
 /* Requests in flight in the whole pipeline, and its bound (max-inflight). */
 uint64_t porch_stage_inflight(const porch_stage *st, uint64_t *max);
+/* ABI 1.5: the name of a pool that a stage of the pipeline calls and that
+ * cannot take a call now (every member ejected, no fallback that can),
+ * or NULL when there is none: the pipeline is not ready (/readyz). */
+const char *porch_stage_pipeline_unready(const porch_stage *st);
 
 /* ---- streaming (ABI 1.1) ------------------------------------------------ */
 
@@ -376,6 +381,11 @@ porch_call *porch_infer_pieces(porch_stage *st, porch_msg *m,
     porch_piece_fn *on_piece, porch_end_fn *on_end, void *ctx);
 /* Cancels a call that has not ended; its end callback is not called. */
 void porch_infer_cancel(porch_call *call);
+/* ABI 1.5: cancels a call the stage gives up on for a reason of the
+ * worker's making (PORCH_ERR_TIMEOUT: it did not answer in time), which
+ * counts against the health of the pool member that had it (porch.xml(5),
+ * POOLS); porch_infer_cancel is for calls no longer wanted. */
+void porch_infer_abandon(porch_call *call, enum porch_error why);
 
 /* ---- inference calls (worker side) ------------------------------------- */
 
@@ -413,6 +423,8 @@ void *porch_worker_data(const porch_worker *w);
 void porch_worker_set_data(porch_worker *w, void *data);
 void porch_worker_error(porch_worker *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* ABI 1.5: the answer to a probe (the probe callback): 1 healthy, 0 not. */
+void porch_worker_probed(porch_worker *w, int healthy);
 
 /* ---- session affinity --------------------------------------------------- */
 
@@ -602,6 +614,12 @@ struct porch_plugin {
 	 * bytes read from it but not used.  0: taken; -1: refused (the old
 	 * stage closes it). */
 	int (*adopt)(porch_stage *st, int fd, const void *bytes, size_t len);
+
+	/* ABI 1.5 */
+	/* workers: checks the worker's server without a request (a pool's
+	 * active health check, porch.xml(5) POOLS) and reports the answer with
+	 * porch_worker_probed, then or later, once.  NULL: never probed. */
+	void (*probe)(porch_worker *w);
 };
 
 #ifdef __cplusplus

@@ -211,12 +211,18 @@ on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	struct job *j = w->data;
 	struct classify *cl = j->cl;
 	(void)revents;
+	double deadline = porch_msg_deadline(j->m);
+	int expired = deadline != 0 && ev_now(loop) >= deadline;
 	if (j->call != NULL) {
-		porch_infer_cancel(j->call);
+		/* the stage's own timeout counts against a pool member's health;
+		 * the request's deadline is the request's */
+		if (expired)
+			porch_infer_cancel(j->call);
+		else
+			porch_infer_abandon(j->call, PORCH_ERR_TIMEOUT);
 		j->call = NULL;
 	}
-	double deadline = porch_msg_deadline(j->m);
-	if (deadline != 0 && ev_now(loop) >= deadline) {
+	if (expired) {
 		porch_msg *m = j->m;
 		porch_msg_set_local(cl->st, m, NULL);
 		job_free(j);

@@ -59,7 +59,9 @@ status_of(enum porch_outcome o, enum porch_error e)
  * The model server's own refusal (4xx: a bad request, a key it does not
  * take, a model it does not have, its rate limit), which keeps its status so
  * that a client does not retry what cannot succeed; 0 for any other end.
- * Its 5xx, and answers it could not make sense of, are ours to call 502.
+ * Its 5xx, and answers it could not make sense of, are ours to call 502;
+ * but a pool with every member ejected (metadata "pool-unavailable") is 503,
+ * with the Retry-After the pool gave.
  */
 int
 upstream_status(porch_msg *m, enum porch_outcome o)
@@ -68,6 +70,10 @@ upstream_status(porch_msg *m, enum porch_outcome o)
 	if (o == PORCH_FAILED && porch_msg_error(m) == PORCH_ERR_UPSTREAM &&
 	    up >= 400 && up < 500)
 		return up;
+	/* a pool with every member ejected: unavailable, come back later */
+	if (o == PORCH_FAILED && porch_msg_error(m) == PORCH_ERR_UPSTREAM && up == 503 &&
+	    porch_msg_meta(m, "pool-unavailable") != NULL)
+		return 503;
 	return 0;
 }
 

@@ -331,12 +331,16 @@ static void
 readyz(struct hreq *h)
 {
 	struct http_src *s = h->s;
+	const char *pool;
 	if (s->w.draining)
 		answer_json(h, 503, json_pack("{s:b, s:s}", "ready", 0, "reason", "draining"),
 		    s->answers.retry_after);
 	else if (!s->started)
 		answer_json(h, 503, json_pack("{s:b, s:s}", "ready", 0, "reason", "starting"),
 		    s->answers.retry_after);
+	else if ((pool = porch_stage_pipeline_unready(s->st)) != NULL)
+		answer_json(h, 503, json_pack("{s:b, s:s, s:s}", "ready", 0, "reason",
+		    "no healthy member", "pool", pool), s->answers.retry_after);
 	else
 		answer_json(h, 200, json_pack("{s:b}", "ready", 1), NULL);
 }

@@ -204,6 +204,10 @@ tasks_event(struct task *t, porch_msg *m, enum porch_event e, const char *stage,
 		data = json_pack("{s:s, s:s, s:s, s:i, s:s, s:f}", "task_id", t->id,
 		    "type", "retry", "stage", stage, "attempt", (int)porch_msg_attempts(m) + 1,
 		    "detail", detail, "elapsed_ms", short_ms(ms));
+	else if (detail != NULL && *detail != '\0')
+		data = json_pack("{s:s, s:s, s:s, s:s, s:f}", "task_id", t->id,
+		    "type", porch_event_name(e), "stage", stage, "detail", detail,
+		    "elapsed_ms", short_ms(ms));
 	else
 		data = json_pack("{s:s, s:s, s:s, s:f}", "task_id", t->id,
 		    "type", porch_event_name(e), "stage", stage, "elapsed_ms", short_ms(ms));

@@ -187,6 +187,9 @@ struct oai {
 
 	/* native */
 	struct h1 *h1;
+
+	/* a pool's health probe (probe.c), made when first asked for */
+	struct oai_probe *probe;
 };
 
 /* ---- calls (call.c) ---- */

@@ -29,6 +29,7 @@
 
 #include "call.h"
 #include "h1.h"
+#include "probe.h"
 #include "xcurl.h"
 
 static const struct porch_param oai_params[] = {
@@ -72,6 +73,10 @@ static const struct porch_param oai_params[] = {
 	  "how requests go out: native, porch's own HTTP/1.1 client (http:// only, "
 	  "direct, the host resolved once at start); curl, libcurl (http:// and "
 	  "https://, proxy variables honoured); auto: native for http://, curl for https://" },
+	{ "health-path", PORCH_PARAM_STRING, "/models", 0, 0, NULL, 0,
+	  "a pool's probe (probe-interval) GETs base-url + this path; 2xx is healthy" },
+	{ "health-timeout", PORCH_PARAM_DURATION, "5s", 1, 3600000, NULL, 0,
+	  "longest a probe may take before the server counts as not healthy" },
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }
 };
 
@@ -335,6 +340,7 @@ oai_fini(porch_worker *w)
 	struct oai *o = porch_worker_data(w);
 	if (o == NULL)
 		return;
+	oai_probe_free(o);
 	oai_fd_fini(o);
 	/* calls still open are forgotten, not ended */
 	if (o->io != NULL)
@@ -365,6 +371,7 @@ const struct porch_plugin porch_plugin = {
 	.submit = oai_submit,
 	.cancel = oai_cancel,
 	.worker_fini = oai_fini,
+	.probe = oai_probe,
 	.check = oai_check,
 	.description =
 	    "Calls a model server through the OpenAI-compatible HTTP API, as served by "
