@@ -53,7 +53,11 @@ near_name(struct cfg_pipeline *p, const char *name, int workers)
 			best = c;
 		}
 	}
-	return best_d <= 2 + strlen(name) / 3 ? best : NULL;
+	/* a third of the name may differ, at least one letter: more, and the
+	 * suggestion is another name altogether ("llm" is not "rag") */
+	size_t len = strlen(name);
+	size_t allowed = (len + 2) / 3;
+	return best_d <= allowed && best_d < len ? best : NULL;
 }
 
 static int
@@ -172,7 +176,8 @@ parse_params(struct cfg_pipeline *p, const struct cfg_params *ps, const char *na
 	if (n > 0)
 		memcpy(in, ps->v, n * sizeof *in);
 	for (size_t i = 0; i < n_ov; i++) {
-		if (strcmp(ov[i].target, name) != 0 || strcmp(ov[i].param, "plugin") == 0)
+		if (strcmp(ov[i].target, name) != 0 || strcmp(ov[i].param, "plugin") == 0 ||
+		    override_structural(p, &ov[i]))
 			continue;
 		in[n].name = ov[i].param;
 		in[n].value = ov[i].value;
@@ -347,6 +352,8 @@ static void
 check_overrides(struct cfg_pipeline *p, const struct override *ov, size_t n_ov, struct diag *d)
 {
 	for (size_t i = 0; i < n_ov; i++) {
+		if (override_structural(p, &ov[i]))
+			continue; /* loader_set.c's */
 		if (find_stage(p, ov[i].target) || find_worker(p, ov[i].target) ||
 		    pool_find(p, ov[i].target))
 			continue;

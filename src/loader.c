@@ -1218,6 +1218,7 @@ config_load(const char *file, const char *schema, char *const *plugin_dirs,
 		registry_setup(&p->registry, plugin_dirs, n_dirs, p->plugins, p->dir);
 		if (swap != NULL && d->errors == 0)
 			swap_source(p, swap, d);
+		config_set_structural(p, ov, n_ov, d);
 		check_pipeline(p, ov, n_ov, &wk.gaps, d);
 		/* the walk's and the checks' messages are precise; the schema's
 		 * would only repeat them vaguely, so it speaks only when they

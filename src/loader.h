@@ -148,4 +148,10 @@ const char *overflow_name(enum overflow o);
 /* $PORCH_SCHEMA when set, else NULL: the schema compiled into porch. */
 const char *config_schema_path(void);
 
+/* loader_set.c: --set on the pipeline's own attributes (stage concurrency,
+ * channel capacity and overflow, the pipeline's max-inflight) */
+int override_structural(const struct cfg_pipeline *p, const struct override *o);
+void config_set_structural(struct cfg_pipeline *p, const struct override *ov, size_t n_ov,
+    struct diag *d);
+
 #endif

@@ -65,6 +65,50 @@ expect_eq "--set malformed: message" "$(cat "$T/err")" \
 "$PORCH" run -q --set modle.delay-ms=1 "$hello" < /dev/null 2> "$T/err"
 expect_eq "--set unknown target: exit status" "$?" 2
 grep -q "did you mean 'model'" "$T/err" && ok || fail "--set: no suggestion: $(cat "$T/err")"
+# a name like none of the file's gets no suggestion (not 'input' for 'llm')
+"$PORCH" run -q --set llm.delay-ms=1 "$hello" < /dev/null 2> "$T/err"
+expect_eq "--set unrelated target: message" "$(cat "$T/err")" \
+    "$hello: error: --set llm.delay-ms: no stage or worker named 'llm'"
+
+# --set on the pipeline's own attributes: a channel's capacity and overflow
+printf 'a\nb\nc\n' | "$PORCH" run -q --stats-json "$T/s1.json" \
+    --set 'input->infer.capacity=3' --set 'infer->output.overflow=reject' "$hello" > /dev/null 2> "$T/err"
+expect_eq "--set channel: exit status" "$?" 0
+python3 - "$T/s1.json" <<'PY' && ok || fail "--set channel: $(cat "$T/s1.json")"
+import json, sys
+ch = {(c["from"], c["to"]): c for c in json.load(open(sys.argv[1]))["channels"]}
+assert ch[("input", "infer")]["capacity"] == 3, ch
+assert ch[("infer", "output")]["overflow"] == "reject", ch
+assert ch[("infer", "output")]["capacity"] == 64, ch
+PY
+# a stage's concurrency and the pipeline's max-inflight: three answers that
+# take 300 ms each cannot all be done in less than 900 ms one at a time
+for set in infer.concurrency=1 pipeline.max-inflight=1; do
+	printf 'a\nb\nc\n' | "$PORCH" run -q --stats-json "$T/s2.json" --set model.delay-ms=300 \
+	    --set "$set" "$hello" > /dev/null 2> "$T/err"
+	expect_eq "--set $set: exit status" "$?" 0
+	el=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["elapsed_s"])' "$T/s2.json")
+	awk -v e="$el" 'BEGIN { exit !(e >= 0.9) }' && ok || fail "--set $set: all three in $el s"
+done
+# ... and three at once with the file's own (16): the same is not serial
+printf 'a\nb\nc\n' | "$PORCH" run -q --stats-json "$T/s3.json" --set model.delay-ms=300 \
+    "$hello" > /dev/null 2> "$T/err"
+el=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["elapsed_s"])' "$T/s3.json")
+awk -v e="$el" 'BEGIN { exit !(e < 0.9) }' && ok || echo "# (concurrency 16 took $el s: a loaded machine)"
+# bad values, each with its message
+setbad() {
+	"$PORCH" check --set "$1" "$hello" > /dev/null 2> "$T/err"
+	expect_eq "--set $1: exit status" "$?" 2
+	expect_eq "--set $1: message" "$(cat "$T/err")" "$2"
+}
+setbad 'input->infer.capacity=0' "$hello: error: --set input->infer.capacity: '0' is out of range (1 to 1048576)"
+setbad 'input->infer.capacity=lots' "$hello: error: --set input->infer.capacity: 'lots' is not an integer (1 to 1048576)"
+setbad 'input->infer.overflow=spill' "$hello: error: --set input->infer.overflow: 'spill' is not one of block, reject, drop-oldest"
+setbad 'input->infer.colour=red' "$hello: error: --set input->infer.colour: a channel has capacity and overflow, not 'colour'"
+setbad 'input->output.capacity=2' "$hello: error: --set input->output.capacity: no channel from 'input' to 'output'"
+setbad 'infer.concurrency=-1' "$hello: error: --set infer.concurrency: '-1' is out of range (1 to 1048576)"
+setbad 'pipeline.max-inflight=x' "$hello: error: --set pipeline.max-inflight: 'x' is not an integer (1 to 1073741824)"
+setbad 'pipeline.capacity=3' "$hello: error: --set pipeline.capacity: the pipeline has max-inflight, not 'capacity'"
 
 # every example pipeline runs to completion on one line of input; those that
 # need more (a dead-letter file, a model server) have tests of their own
