@@ -349,6 +349,9 @@ gen_outcome(struct gcall *c, porch_msg *m, enum porch_outcome o)
 		call_send(c, &r.base);
 		call_finish(c, GRPC_STATUS_OK, NULL);
 	} else {
+		porch_msg_log(c->s->st, m, "Generate %s: %s%s%s", porch_outcome_name(o),
+		    porch_error_name(porch_msg_error(m)), *porch_msg_error_text(m) ? ": " : "",
+		    porch_msg_error_text(m));
 		call_finish_error(c, o, porch_msg_error(m), porch_msg_status(m),
 		    porch_msg_error_text(m), o == PORCH_SHED ? c->s->retry_after_ms : 0);
 	}
