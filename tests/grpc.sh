@@ -225,8 +225,9 @@ start d "$T/d.xml" || finish
     > "$T/watch" 2>&1 &
 wpid=$!
 wait_for 10 grep -q "^health=SERVING" "$T/watch" && ok || fail "watch: $(cat "$T/watch")"
+# 60 tokens, 6 s: the stream outlasts the checks made while porch drains
 "$PY" "$top_srcdir/tests/grpc-client.py" --stubs "$T/stubs" --port "$P" generate \
-    "$(seq 15 | tr '\n' ' ')" > "$T/stream" 2>&1 &
+    "$(seq 60 | tr '\n' ' ')" > "$T/stream" 2>&1 &
 spid=$!
 wait_for 10 grep -q "^first-request-id=" "$T/stream" && ok || fail "stream: $(cat "$T/stream")"
 kill -TERM "$pid"
@@ -242,7 +243,7 @@ wait "$spid"
 what=stream
 cp "$T/stream" "$T/c"
 has "status=OK"
-has "tokens=15"
+has "tokens=60"
 wait "$pid"
 expect_eq "d: exit status after SIGTERM" "$?" 0
 wait "$wpid"
@@ -250,6 +251,24 @@ expect_eq "watch: statuses" "$(grep '^health=' "$T/watch" | tr '\n' ' ')" \
     "health=SERVING health=NOT_SERVING "
 balance d
 expect_eq "d: completed" "$(json_get "$T/d.json" completed)" 1
+
+# ---- 4b. SIGHUP: the new pipeline's server binds the same port beside the
+# old one (SO_REUSEPORT), which drains; calls go on being answered ----------
+fp=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+sed "s|127.0.0.1:0|127.0.0.1:$fp|" "$T/a.xml" > "$T/r.xml"
+start r "$T/r.xml" --pid-file "$T/r.pid" || finish
+what="before reload" client generate "before"
+has "status=OK"
+"$PORCH" reload "$T/r.pid" > "$T/reload.out" 2>&1
+expect_eq "reload: exit status" "$?" 0
+for i in 1 2 3; do
+	what="after reload $i" client generate "after $i"
+	has "text=after $i"
+done
+what="task after reload" client task "after"
+has "outcome=COMPLETED"
+stop
+expect_eq "r: completed" "$(stat completed)" 5
 
 # ---- 5. TLS with a self-signed certificate --------------------------------
 if command -v openssl > /dev/null; then
