@@ -5,6 +5,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,12 +94,19 @@ gsrc_init_stage(porch_stage *st)
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	porch_stage_set_data(st, s);
-	grpc_init();
 
+	/* the threads gRPC starts, and the poller, take no signals: porch's
+	 * SIGTERM, SIGHUP and SIGINT are the loop's (they inherit this mask) */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	grpc_init();
 	char err[600];
 	const char *listen = porch_param_str(p, "listen");
-	if (server_start(s, listen, porch_param_str(p, "tls-cert"), porch_param_str(p, "tls-key"),
-	    err, sizeof err) != 0) {
+	int rc = server_start(s, listen, porch_param_str(p, "tls-cert"),
+	    porch_param_str(p, "tls-key"), err, sizeof err);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
 		porch_stage_error(st, "%s", err);
 		gsrc_fini(st);
 		return -1;
