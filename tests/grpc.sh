@@ -169,6 +169,7 @@ has "error=5"
 stop
 # two Generate calls and the task completed; the bad ones never became requests
 expect_eq "a: completed" "$(stat completed)" 3
+expect_eq "a: accepted" "$(stat accepted)" 3
 
 # ---- 2. deadlines and cancellation: a slow model ---------------------------
 pipeline "$T/b.xml" "" "$(p token-delay-ms 100)"

@@ -49,7 +49,7 @@ gen_set_meta(porch_msg *m, const char *key, const char *value, const char **why)
 			    "fields)";
 			return -1;
 		}
-	if (porch_msg_set_meta(m, key, value ? value : "") != 0) {
+	if (m != NULL && porch_msg_set_meta(m, key, value ? value : "") != 0) {
 		*why = "out of memory";
 		return -1;
 	}
@@ -145,32 +145,36 @@ bad(struct gcall *c, const char *fmt, const char *what)
 	return -1;
 }
 
-/* The generation settings as metadata; -1 after answering INVALID_ARGUMENT. */
+/* The generation settings as metadata on m (m NULL: checked only); -1
+ * after answering INVALID_ARGUMENT. */
 static int
 settings(struct gcall *c, porch_msg *m, const Porch__V1__GenerationSettings *g)
 {
 	char num[40];
 	if (g == NULL)
 		return 0;
-	if (g->model != NULL && *g->model)
+	if (g->model != NULL && *g->model && m != NULL)
 		porch_msg_set_meta(m, "model", g->model);
 	if (g->max_tokens < 0)
 		return bad(c, "%s must be 0 (the stage's own) or more", "settings.max_tokens");
 	if (g->max_tokens > 0) {
 		snprintf(num, sizeof num, "%d", (int)g->max_tokens);
-		porch_msg_set_meta(m, "max-tokens", num);
+		if (m != NULL)
+			porch_msg_set_meta(m, "max-tokens", num);
 	}
 	if (g->temperature_set_case == PORCH__V1__GENERATION_SETTINGS__TEMPERATURE_SET_TEMPERATURE) {
 		if (!(g->temperature >= 0 && g->temperature <= 2))
 			return bad(c, "%s must be from 0 to 2", "settings.temperature");
 		snprintf(num, sizeof num, "%g", g->temperature);
-		porch_msg_set_meta(m, "temperature", num);
+		if (m != NULL)
+			porch_msg_set_meta(m, "temperature", num);
 	}
 	if (g->top_p_set_case == PORCH__V1__GENERATION_SETTINGS__TOP_P_SET_TOP_P) {
 		if (!(g->top_p >= 0 && g->top_p <= 1))
 			return bad(c, "%s must be from 0 to 1", "settings.top_p");
 		snprintf(num, sizeof num, "%g", g->top_p);
-		porch_msg_set_meta(m, "top-p", num);
+		if (m != NULL)
+			porch_msg_set_meta(m, "top-p", num);
 	}
 	if (g->n_stop > 4)
 		return bad(c, "%s has at most 4 sequences", "settings.stop");
@@ -182,7 +186,8 @@ settings(struct gcall *c, porch_msg *m, const Porch__V1__GenerationSettings *g)
 		json_decref(arr);
 		if (text == NULL)
 			return bad(c, "%s: not valid UTF-8", "settings.stop");
-		porch_msg_set_meta(m, "stop", text);
+		if (m != NULL)
+			porch_msg_set_meta(m, "stop", text);
 		free(text);
 	}
 	return 0;
@@ -208,6 +213,17 @@ generate_call(struct gcall *c, const uint8_t *req, size_t len)
 		bad(c, "%s is empty: there is nothing to generate from", "text");
 		goto out;
 	}
+	/* checked before a message is made: a bad request is no request */
+	for (size_t i = 0; i < r->n_metadata; i++) {
+		const char *why;
+		if (gen_set_meta(NULL, r->metadata[i]->key, r->metadata[i]->value, &why) != 0) {
+			call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "metadata '%s': %s",
+			    r->metadata[i]->key, why);
+			goto out;
+		}
+	}
+	if (settings(c, NULL, r->settings) != 0)
+		goto out;
 	m = porch_msg_new(s->st);
 	if (m == NULL) {
 		call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -219,8 +235,7 @@ generate_call(struct gcall *c, const uint8_t *req, size_t len)
 	for (size_t i = 0; i < r->n_metadata; i++) {
 		const char *why;
 		if (gen_set_meta(m, r->metadata[i]->key, r->metadata[i]->value, &why) != 0) {
-			call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "metadata '%s': %s",
-			    r->metadata[i]->key, why);
+			call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s", why);
 			goto refuse;
 		}
 	}
@@ -241,9 +256,8 @@ generate_call(struct gcall *c, const uint8_t *req, size_t len)
 	gen_emit(s, c, m);
 	goto out;
 refuse:
-	/* not accepted: a message made but never emitted is not counted; it
-	 * ends here as a bad request without an origin to answer */
-	porch_fail(s->st, m, PORCH_ERR_BAD_REQUEST, "refused before it was emitted");
+	/* out of memory filling it: it ends here, failed, without an origin */
+	porch_fail(s->st, m, PORCH_ERR_INTERNAL, "could not fill the request");
 out:
 	porch__v1__generate_request__free_unpacked(r, NULL);
 }

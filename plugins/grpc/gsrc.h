@@ -210,8 +210,8 @@ int gen_unwait(struct gsrc *s, porch_msg *m, const char *why);
 void gen_outcome(struct gcall *c, porch_msg *m, enum porch_outcome o);
 void gen_cancelled(struct gcall *c);         /* the client cancelled the call */
 extern const struct http_origin_ops gen_ops;
-/* Sets one pair of a request's metadata map on m; -1 (and *why) when
- * the key is one porch sets itself or is not allowed. */
+/* Sets one pair of a request's metadata map on m (m NULL: checks it);
+ * -1 (and *why) when the key is one porch sets itself or is not allowed. */
 int gen_set_meta(porch_msg *m, const char *key, const char *value, const char **why);
 
 /* ---- tasks.c ------------------------------------------------------------- */

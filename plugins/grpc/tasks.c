@@ -330,6 +330,15 @@ tasks_submit(struct gcall *c, const uint8_t *req, size_t len)
 		call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "max_retries must be from 0 to 100");
 		goto out;
 	}
+	/* checked before a message is made: a bad request is no request */
+	for (size_t i = 0; i < r->n_metadata; i++) {
+		const char *why;
+		if (gen_set_meta(NULL, r->metadata[i]->key, r->metadata[i]->value, &why) != 0) {
+			call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "metadata '%s': %s",
+			    r->metadata[i]->key, why);
+			goto out;
+		}
+	}
 	t = calloc(1, sizeof *t);
 	m = t != NULL ? porch_msg_new(s->st) : NULL;
 	if (m == NULL) {
@@ -339,13 +348,7 @@ tasks_submit(struct gcall *c, const uint8_t *req, size_t len)
 	}
 	for (size_t i = 0; i < r->n_metadata; i++) {
 		const char *why;
-		if (gen_set_meta(m, r->metadata[i]->key, r->metadata[i]->value, &why) != 0) {
-			call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "metadata '%s': %s",
-			    r->metadata[i]->key, why);
-			free(t);
-			porch_fail(s->st, m, PORCH_ERR_BAD_REQUEST, "refused before it was emitted");
-			goto out;
-		}
+		(void)gen_set_meta(m, r->metadata[i]->key, r->metadata[i]->value, &why);
 	}
 	t->origin.ops = &task_ops;
 	t->s = s;
