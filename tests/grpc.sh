@@ -30,14 +30,15 @@ p() {
 	printf '<param name="%s">%s</param>' "$1" "$2"
 }
 
-# pipeline FILE GRPC-PARAMS WORKER-PARAMS [CHANNEL-ATTRS] [INFERENCE-ATTRS]
+# pipeline FILE GRPC-PARAMS WORKER-PARAMS [CHANNEL-ATTRS] [INFERENCE-ATTRS] [INFERENCE-PARAMS]
 pipeline() {
+	_ip=${6:-$(p retries 0)}
 	cat > "$1" <<XML
 <?xml version="1.0"?>
 <pipeline name="g" version="1">
   <worker name="model" plugin="echo">$3</worker>
   <stage name="ingress" plugin="grpc">$(p listen 127.0.0.1:0)$2</stage>
-  <stage name="inference" plugin="inference" worker="model" ${5:-}><param name="retries">0</param></stage>
+  <stage name="inference" plugin="inference" worker="model" ${5:-}>$_ip</stage>
   <stage name="reply" plugin="reply"/>
   <channel from="ingress" to="inference" ${4:-capacity=\"64\" overflow=\"reject\"}/>
   <channel from="inference" to="reply"/>
@@ -202,6 +203,21 @@ has "error=deadline:4"
 stop
 [ "$(stat expired)" -ge 1 ] && ok || fail "b: expired $(stat expired)"
 [ "$(stat failed)" -ge 2 ] && ok || fail "b: failed $(stat failed)"
+
+# ---- 2b. a failing model: UNAVAILABLE, and a task's retry and typed error --
+pipeline "$T/f.xml" "" "$(p fail-rate 1)" "" "" "$(p retries 1)$(p backoff-ms 5ms)"
+start f "$T/f.xml" || finish
+what="upstream" client generate "x"
+has "status=UNAVAILABLE"
+grep -q "^details=failed: upstream: echo: simulated failure" "$T/c" && ok ||
+    fail "upstream: $(cat "$T/c")"
+what="upstream task" client task "x"
+has "outcome=FAILED"
+has "error=upstream:14"
+has "progress=STAGE_ENTERED:inference RETRY STAGE_LEFT:inference STAGE_ENTERED:reply STAGE_LEFT:reply OUTCOME"
+has "get-attempts=2"
+stop
+expect_eq "f: failed" "$(stat failed)" 2
 
 # ---- 3. overload: a full channel sheds, RESOURCE_EXHAUSTED with a delay ----
 pipeline "$T/c.xml" "$(p retry-after 2500ms)" "$(p delay-ms 400)" \
