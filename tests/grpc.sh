@@ -204,8 +204,10 @@ stop
 [ "$(stat expired)" -ge 1 ] && ok || fail "b: expired $(stat expired)"
 [ "$(stat failed)" -ge 2 ] && ok || fail "b: failed $(stat failed)"
 
-# ---- 2b. a failing model: UNAVAILABLE, and a task's retry and typed error --
-pipeline "$T/f.xml" "" "$(p fail-rate 1)" "" "" "$(p retries 1)$(p backoff-ms 5ms)"
+# ---- 2b. a failing model: UNAVAILABLE, and a task's retry and typed error;
+# a prompt past context-limit: INVALID_ARGUMENT ---------------------------
+pipeline "$T/f.xml" "" "$(p fail-rate 1)" "" "" \
+    "$(p retries 1)$(p backoff-ms 5ms)$(p context-limit 20)"
 start f "$T/f.xml" || finish
 what="upstream" client generate "x"
 has "status=UNAVAILABLE"
@@ -216,8 +218,13 @@ has "outcome=FAILED"
 has "error=upstream:14"
 has "progress=STAGE_ENTERED:inference RETRY STAGE_LEFT:inference STAGE_ENTERED:reply STAGE_LEFT:reply OUTCOME"
 has "get-attempts=2"
+# the pipeline's own bad request (longer than context-limit): INVALID_ARGUMENT
+what="bad request" client generate "$(seq 100 | tr '\n' ' ')"
+has "status=INVALID_ARGUMENT"
+grep -q "^details=failed: bad-request: the prompt is about" "$T/c" && ok ||
+    fail "bad request: $(cat "$T/c")"
 stop
-expect_eq "f: failed" "$(stat failed)" 2
+expect_eq "f: failed" "$(stat failed)" 3
 
 # ---- 3. overload: a full channel sheds, RESOURCE_EXHAUSTED with a delay ----
 pipeline "$T/c.xml" "$(p retry-after 2500ms)" "$(p delay-ms 400)" \
