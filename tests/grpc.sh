@@ -312,10 +312,15 @@ fi
 
 # ---- 6. bad setup: each with its error ---------------------------------------
 pipeline "$T/e.xml" "$(p tls-cert "$T/nope.pem")$(p tls-key "$T/nope.pem")" ""
-"$PORCH" run "$T/e.xml" > /dev/null 2> "$T/e.err"
-expect_eq "bad cert: exit status" "$?" 1
-grep -q "tls-cert '$T/nope.pem': No such file or directory" "$T/e.err" && ok ||
+"$PORCH" check "$T/e.xml" > /dev/null 2> "$T/e.err"
+expect_eq "bad cert: exit status" "$?" 2
+grep -q "^$T/e.xml:4:[0-9]*: error: stage 'ingress' (plugin grpc): cannot read '$T/nope.pem': No such file or directory$" "$T/e.err" && ok ||
     fail "bad cert: $(cat "$T/e.err")"
+# a file that is not PEM: refused when the server starts
+pipeline "$T/e.xml" "$(p tls-cert "$T/a.xml")$(p tls-key "$T/a.xml")" ""
+"$PORCH" run "$T/e.xml" > /dev/null 2> "$T/e.err"
+expect_eq "not PEM: exit status" "$?" 1
+grep -q "tls-cert '$T/a.xml': not a PEM file" "$T/e.err" && ok || fail "not PEM: $(cat "$T/e.err")"
 pipeline "$T/e.xml" "$(p tls-cert "$T/cert.pem")" ""
 "$PORCH" check "$T/e.xml" > /dev/null 2> "$T/e.err"
 grep -q "tls-cert and tls-key go together" "$T/e.err" && ok || fail "cert without key: $(cat "$T/e.err")"

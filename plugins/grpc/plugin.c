@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gsrc.h"
 
@@ -45,6 +46,14 @@ gsrc_check(const porch_params *p, porch_check *c)
 		porch_check_error(c, cert ? "tls-cert" : "tls-key", "tls-cert and tls-key go "
 		    "together: set both for TLS, or neither");
 		return -1;
+	}
+	static const char *const files[] = { "tls-cert", "tls-key" };
+	for (size_t i = 0; i < 2; i++) {
+		const char *path = porch_param_str(p, files[i]);
+		if (path != NULL && access(path, R_OK) != 0) {
+			porch_check_error(c, files[i], "cannot read '%s': %s", path, strerror(errno));
+			return -1;
+		}
 	}
 	const char *listen = porch_param_str(p, "listen");
 	const char *colon = listen ? strrchr(listen, ':') : NULL;
