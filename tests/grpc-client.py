@@ -194,6 +194,16 @@ def main():
             print("status=OK")
         except grpc.RpcError as e:
             status_lines(e)
+    elif cmd == "watch":
+        # a task's progress to its end
+        tokens = 0
+        for p in stub.SubscribeProgress(pb.SubscribeProgressRequest(task_id=args[0]),
+                                        timeout=T):
+            if p.kind == pb.Progress.TOKEN:
+                tokens += 1
+            if p.kind == pb.Progress.OUTCOME:
+                print(f"outcome={pb.TaskStatus.Name(p.status)}")
+        print(f"tokens={tokens}")
     elif cmd == "get":
         try:
             t = stub.GetTask(pb.GetTaskRequest(task_id=args[0]), timeout=T)

@@ -276,21 +276,40 @@ expect_eq "watch: statuses" "$(grep '^health=' "$T/watch" | tr '\n' ' ')" \
 balance d
 expect_eq "d: completed" "$(json_get "$T/d.json" completed)" 1
 
-# ---- 4b. SIGHUP: the new pipeline's server binds the same port beside the
-# old one (SO_REUSEPORT), which drains; calls go on being answered ----------
+# ---- 4b. SIGHUP: the new pipeline's server listens on the same port (both
+# set SO_REUSEPORT) and the old one stops listening at once; a stream and a
+# task in flight finish on the old pipeline, the task is found through the
+# new one, during the swap and after ---------------------------------------
 fp=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-sed "s|127.0.0.1:0|127.0.0.1:$fp|" "$T/a.xml" > "$T/r.xml"
+pipeline "$T/r0.xml" "" "$(p token-delay-ms 100)"
+sed "s|127.0.0.1:0|127.0.0.1:$fp|" "$T/r0.xml" > "$T/r.xml"
 start r "$T/r.xml" --pid-file "$T/r.pid" || finish
-what="before reload" client generate "before"
+what="submit before reload" client submit "$(seq 30 | tr '\n' ' ')"
 has "status=OK"
+task=$(sed -n 's/^task=//p' "$T/c")
+"$PY" "$top_srcdir/tests/grpc-client.py" --stubs "$T/stubs" --port "$P" generate \
+    "$(seq 30 | tr '\n' ' ')" > "$T/stream" 2>&1 &
+spid=$!
+wait_for 10 grep -q "^first-request-id=" "$T/stream" && ok || fail "stream: $(cat "$T/stream")"
 "$PORCH" reload "$T/r.pid" > "$T/reload.out" 2>&1
 expect_eq "reload: exit status" "$?" 0
+grep -q "retiring (reload)" "$T/r.err" && ok || fail "reload: $(cat "$T/r.err")"
 for i in 1 2 3; do
 	what="after reload $i" client generate "after $i"
 	has "text=after $i"
 done
-what="task after reload" client task "after"
+what="old task through the new pipeline" client watch "$task"
 has "outcome=COMPLETED"
+wait "$spid"
+cp "$T/stream" "$T/c"
+what="stream across the reload"
+has "status=OK"
+has "tokens=30"
+# the old pipeline has ended: its finished task went over to the new one
+wait_for 10 grep -q "its 1 finished tasks go over to the new one" "$T/r.err" && ok ||
+    fail "pass on: $(cat "$T/r.err")"
+what="old task after the swap" client get "$task"
+has "get-status=COMPLETED"
 stop
 expect_eq "r: completed" "$(stat completed)" 5
 

@@ -101,6 +101,7 @@ gen_resume(struct gsrc *s)
 		free(w);
 		(void)porch_emit(s->st, m);
 	}
+	gsrc_maybe_finished(s);
 }
 
 int

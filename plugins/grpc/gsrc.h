@@ -108,6 +108,10 @@ struct gsrc {
 	size_t max_recv, max_send;
 
 	int started, draining;
+	int retiring;               /* a reload replaced the pipeline */
+	int finished;               /* porch_stage_finished was called */
+	int shutdown_started;       /* grpc_server_shutdown_and_notify was */
+	struct gsrc *next_instance; /* plugin.c's list of live instances */
 	struct gcall *calls;        /* every live call */
 	unsigned n_calls;
 	struct gwait *wait_head, *wait_tail;
@@ -121,6 +125,20 @@ int server_start(struct gsrc *s, const char *listen, const char *cert, const cha
     char *err, size_t errlen);
 void server_accept(struct gsrc *s, struct gaccept *a); /* (re)arms a request for a call */
 void server_stop(struct gsrc *s);  /* blocking: ends every call, the thread, the server */
+/* Stops listening and taking calls (a reload): the calls open go on. */
+void server_retire(struct gsrc *s);
+
+/* ---- plugin.c ------------------------------------------------------------ */
+
+/*
+ * Calls fn for every live instance of this plugin on the same loop as s
+ * (a reload runs an old and a new instance of a stage side by side;
+ * another thread's instances are not touched), newest first, until fn
+ * returns non-zero; returns that.
+ */
+int gsrc_each(struct gsrc *s, int (*fn)(struct gsrc *o, void *arg), void *arg);
+/* A retiring source with nothing waiting: nothing more will be emitted. */
+void gsrc_maybe_finished(struct gsrc *s);
 
 /* ---- call.c -------------------------------------------------------------- */
 

@@ -68,6 +68,44 @@ gsrc_check(const porch_params *p, porch_check *c)
 
 static void gsrc_fini(porch_stage *st);
 
+/* Every live instance, newest first, for a reload's lookups of tasks;
+ * under the lock, as shards on other threads attach and detach theirs. */
+static struct gsrc *instances;
+static pthread_mutex_t instances_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int
+gsrc_each(struct gsrc *s, int (*fn)(struct gsrc *o, void *arg), void *arg)
+{
+	int rc = 0;
+	pthread_mutex_lock(&instances_lock);
+	for (struct gsrc *o = instances; o != NULL && rc == 0; o = o->next_instance)
+		if (o->loop == s->loop)
+			rc = fn(o, arg);
+	pthread_mutex_unlock(&instances_lock);
+	return rc;
+}
+
+static void
+detach(struct gsrc *s)
+{
+	pthread_mutex_lock(&instances_lock);
+	for (struct gsrc **pp = &instances; *pp != NULL; pp = &(*pp)->next_instance)
+		if (*pp == s) {
+			*pp = s->next_instance;
+			break;
+		}
+	pthread_mutex_unlock(&instances_lock);
+}
+
+void
+gsrc_maybe_finished(struct gsrc *s)
+{
+	if (s->retiring && !s->finished && s->wait_head == NULL) {
+		s->finished = 1;
+		porch_stage_finished(s->st);
+	}
+}
+
 /*
  * gRPC's C core runs threads of its own (timers, resolvers) that outlive
  * grpc_shutdown briefly: unloading it under them would crash.  The
@@ -133,6 +171,10 @@ gsrc_init_stage(porch_stage *st)
 	snprintf(host, sizeof host, "%.*s", (int)(strrchr(listen, ':') - listen), listen);
 	porch_stage_log(st, "listening on %s:%d (gRPC%s)", host, s->port,
 	    porch_param_isset(p, "tls-cert") ? ", TLS" : "");
+	pthread_mutex_lock(&instances_lock);
+	s->next_instance = instances;
+	instances = s;
+	pthread_mutex_unlock(&instances_lock);
 	return 0;
 }
 
@@ -161,6 +203,24 @@ gsrc_drain(porch_stage *st)
 	s->draining = 1;
 	gen_drain(s);
 	health_changed(s);
+}
+
+/* A reload replaced the pipeline: the new one's stage takes the port's new
+ * connections; the calls open here, and the requests waiting for room,
+ * finish here. */
+static void
+gsrc_retire(porch_stage *st)
+{
+	struct gsrc *s = porch_stage_data(st);
+	uint64_t max;
+	uint64_t n = porch_stage_inflight(st, &max);
+	porch_stage_log(st, "retiring (reload): no new calls here; %u calls open, %llu "
+	    "requests in flight finish on the replaced pipeline", s->n_calls,
+	    (unsigned long long)n);
+	s->retiring = 1;
+	s->draining = 1;
+	server_retire(s);
+	gsrc_maybe_finished(s);
 }
 
 static void
@@ -192,6 +252,7 @@ gsrc_fini(porch_stage *st)
 	struct gsrc *s = porch_stage_data(st);
 	if (s == NULL)
 		return;
+	detach(s);
 	server_stop(s);
 	/* calls whose requests never ended (porch was stopped at once) */
 	while (s->calls != NULL) {
@@ -227,6 +288,7 @@ const struct porch_plugin porch_plugin = {
 	.start = gsrc_start,
 	.resume = gsrc_resume,
 	.drain = gsrc_drain,
+	.retire = gsrc_retire,
 	.outcome = gsrc_outcome,
 	.event = gsrc_event,
 	.fini = gsrc_fini,
@@ -270,11 +332,16 @@ const struct porch_plugin porch_plugin = {
 	    "open (resume emits it); at the pipeline's max-inflight it is shed at "
 	    "once. On SIGTERM new calls are refused UNAVAILABLE, health turns "
 	    "NOT_SERVING, and the streams in flight run to their end before porch "
-	    "exits. A reload drains the stage likewise while the new pipeline's stage "
-	    "listens on the same port beside it (gRPC sets SO_REUSEPORT, so another "
-	    "process's gRPC server could share the port too; a socket bound without it "
-	    "makes the port in use); with port 0 the new stage picks a new port, and "
-	    "port-file has it.\n\n"
+	    "exits. On a reload (SIGHUP) the new pipeline's stage listens on the same "
+	    "port beside the old one (gRPC sets SO_REUSEPORT) and the old one stops "
+	    "listening at once (grpc_server_shutdown_and_notify), so new connections "
+	    "reach the new pipeline while the calls open on the old one, streams and "
+	    "watched tasks included, finish there; its tasks are found through the new "
+	    "stage of the same name, and its finished ones go over to it when it ends. "
+	    "A Health Watch on the old stage ends (UNAVAILABLE), for its client to "
+	    "watch again. With port 0 the new stage picks a new port (port-file has "
+	    "it). A port another socket holds without SO_REUSEPORT is in use: the "
+	    "stage does not start.\n\n"
 	    "How gRPC's completion queue meets the libev loop: gRPC's C core reports "
 	    "each finished operation as an event on a completion queue, and makes I/O "
 	    "progress only while a thread waits in grpc_completion_queue_next. One "

@@ -15,6 +15,10 @@
  * (grpc_call_start_batch is thread-safe), make messages and emit them.
  * The poller never touches a call or porch; the loop never blocks on gRPC.
  *
+ * A reload (server_retire): grpc_server_shutdown_and_notify at once, so
+ * the port's new connections go to the new pipeline's server (both listen
+ * on it with SO_REUSEPORT), while the calls open here run to their end.
+ *
  * Shutdown (server_stop, from the fini callback): the watchers of health
  * are ended, grpc_server_shutdown_and_notify stops taking calls and waits
  * for those open to end (ended at once with grpc_server_cancel_all_calls
@@ -311,6 +315,18 @@ is_shut_down(struct gsrc *s)
 }
 
 void
+server_retire(struct gsrc *s)
+{
+	if (s->server == NULL || s->shutdown_started)
+		return;
+	/* a watcher sees its stream end, and watches the new pipeline */
+	health_end_watches(s);
+	s->shutdown_started = 1;
+	s->shutdown_tag.fn = on_shutdown;
+	grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+}
+
+void
 server_stop(struct gsrc *s)
 {
 	if (s->server == NULL)
@@ -321,8 +337,11 @@ server_stop(struct gsrc *s)
 		/* answers already queued go out first */
 		wait_events(s, no_sends_left, SHUTDOWN_GRACE);
 		s->stopping = 1;
-		s->shutdown_tag.fn = on_shutdown;
-		grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+		if (!s->shutdown_started) {
+			s->shutdown_started = 1;
+			s->shutdown_tag.fn = on_shutdown;
+			grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+		}
 		grpc_server_cancel_all_calls(s->server);
 		wait_events(s, is_shut_down, 3600);
 	}

@@ -123,13 +123,43 @@ tasks_purge(struct gsrc *s)
 }
 
 static struct gtask *
-task_find(struct gsrc *s, const char *id)
+task_find_in(struct gsrc *s, const char *id)
 {
 	tasks_purge(s);
 	for (struct gtask *t = s->tasks_head; t != NULL && id != NULL; t = t->next)
 		if (strcmp(t->id, id) == 0)
 			return t;
 	return NULL;
+}
+
+struct lookup {
+	struct gsrc *s;
+	const char *id;
+	struct gtask *t;            /* the task found */
+	struct gsrc *to;            /* the live instance found */
+};
+
+static int
+find_other(struct gsrc *o, void *arg)
+{
+	struct lookup *l = arg;
+	if (o != l->s && strcmp(o->name, l->s->name) == 0)
+		l->t = task_find_in(o, l->id);
+	return l->t != NULL;
+}
+
+/* s's task, or that of the stage of the same name in a pipeline a reload
+ * replaced, which runs its tasks to their end. */
+static struct gtask *
+task_find(struct gsrc *s, const char *id)
+{
+	struct gtask *t = task_find_in(s, id);
+	if (t == NULL && id != NULL) {
+		struct lookup l = { s, id, NULL, NULL };
+		gsrc_each(s, find_other, &l);
+		t = l.t;
+	}
+	return t;
 }
 
 /* ---- progress ------------------------------------------------------------- */
@@ -551,9 +581,52 @@ tasks_cancel(struct gcall *c, const uint8_t *req, size_t len)
 	call_finish(c, GRPC_STATUS_OK, NULL);
 }
 
+static int
+live_other(struct gsrc *o, void *arg)
+{
+	struct lookup *l = arg;
+	if (o != l->s && !o->draining && strcmp(o->name, l->s->name) == 0) {
+		l->to = o;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * The instance goes (its pipeline was replaced by a reload and has ended):
+ * its finished tasks go to the live instance of the same stage, so that a
+ * client still finds them for task-ttl.
+ */
+static void
+tasks_pass_on(struct gsrc *s)
+{
+	struct lookup l = { s, NULL, NULL, NULL };
+	if (s->tasks_head == NULL || !gsrc_each(s, live_other, &l))
+		return;
+	struct gsrc *to = l.to;
+	for (struct gtask *t = s->tasks_head; t != NULL; t = t->next)
+		if (!finished(t) || t->watchers != NULL)
+			return; /* not expected once the pipeline has ended */
+	for (struct gtask *t = s->tasks_head; t != NULL; t = t->next)
+		t->s = to;
+	porch_stage_log(s->st, "the replaced pipeline has ended: its %u finished tasks go "
+	    "over to the new one", s->n_tasks);
+	/* older than the new instance's own: they go first */
+	s->tasks_tail->next = to->tasks_head;
+	if (to->tasks_head != NULL)
+		to->tasks_head->prev = s->tasks_tail;
+	else
+		to->tasks_tail = s->tasks_tail;
+	to->tasks_head = s->tasks_head;
+	to->n_tasks += s->n_tasks;
+	s->tasks_head = s->tasks_tail = NULL;
+	s->n_tasks = 0;
+}
+
 void
 tasks_fini(struct gsrc *s)
 {
+	tasks_pass_on(s);
 	while (s->tasks_head != NULL) {
 		struct gtask *t = s->tasks_head;
 		s->tasks_head = t->next;
