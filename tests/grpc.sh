@@ -313,6 +313,15 @@ has "get-status=COMPLETED"
 stop
 expect_eq "r: completed" "$(stat completed)" 5
 
+# ---- 4c. pipelines/grpc.xml as shipped (on a port of its own): a question
+# answered through rag, assemble, the echo worker and post
+start example "$top_srcdir/pipelines/grpc.xml" --set ingress.listen=127.0.0.1:0 || finish
+what="grpc.xml" client generate "what is a dead letter?"
+has "status=OK"
+has "finish=stop"
+grep -q "^text=..*dead letter" "$T/c" && ok || fail "grpc.xml: the answer: $(cat "$T/c")"
+stop
+
 # ---- 5. TLS with a self-signed certificate --------------------------------
 if command -v openssl > /dev/null; then
 	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
