@@ -66,10 +66,12 @@ expect_key Service CapabilityBoundingSet ""
 expect_key Install WantedBy multi-user.target
 
 # porch takes the unit's options: run them on hello.xml
-opts=$(printf '%s\n' "$start" | sed -e 's/^[^ ]*porch run //' -e 's/ [^ ]*$//')
+opts=$(printf '%s\n' "$start" | sed -e 's/^[^ ]*porch run //' -e 's/ [^ ]*$//' \
+    -e "s|--pid-file %t/porch/|--pid-file $T/|")
 # shellcheck disable=SC2086 # the options are words
 "$PORCH" run $opts "$top_srcdir/pipelines/hello.xml" < /dev/null > "$T/run.out" 2> "$T/run.err"
-expect_eq "porch run $opts: exit status" "$?" 0
+rc=$?
+expect_eq "porch run $opts: exit status ($(head -n 3 "$T/run.err"))" "$rc" 0
 head -c 1 "$T/run.err" | grep -q '{' && ok || fail "porch run $opts: no JSON log: $(head -n 3 "$T/run.err")"
 
 # no segment both writable and executable, no executable stack
