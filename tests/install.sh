@@ -52,16 +52,22 @@ grep -q '^stdin	Answer the question using the context below. Context: .*dead-let
     fail "installed rag.xml: no answer from the corpus: $(head -c 300 "$T/rag.out") $(cat "$T/rag.err")"
 
 # the systemd unit, naming the installed porch, and the bash completion
-unit=$(find "$D" -path '*/lib/systemd/system/porch.service' -type f)
-if [ -n "$unit" ]; then
-	ok
-	expect_eq "porch.service: ExecStart's porch" \
-	    "$(sed -n 's|^ExecStart=\([^ ]*\) .*|\1|p' "$unit")" "${bin#"$D"}"
-else
-	fail "no lib/systemd/system/porch.service under $D"
+# (unless configure was told --without-systemdsystemunitdir or
+# --without-bashcompletiondir)
+if grep -q '^systemdsystemunit_DATA = ' "$top_builddir/Makefile"; then
+	unit=$(find "$D" -path '*/systemd/system/porch.service' -type f)
+	if [ -n "$unit" ]; then
+		ok
+		expect_eq "porch.service: ExecStart's porch" \
+		    "$(sed -n 's|^ExecStart=\([^ ]*\) .*|\1|p' "$unit")" "${bin#"$D"}"
+	else
+		fail "no systemd/system/porch.service under $D"
+	fi
 fi
-[ -n "$(find "$D" -path '*/share/bash-completion/completions/porch' -type f)" ] && ok ||
-    fail "no share/bash-completion/completions/porch under $D"
+if grep -q '^bashcompletion_DATA = ' "$top_builddir/Makefile"; then
+	[ -n "$(find "$D" -path '*/completions/porch' -type f)" ] && ok ||
+	    fail "no bash-completion/completions/porch under $D"
+fi
 
 # make uninstall takes the pipelines away again
 if $MAKE -s -C "$top_builddir" uninstall DESTDIR="$D" > "$T/uninstall.log" 2>&1; then
