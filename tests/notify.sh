@@ -4,9 +4,9 @@
 # records what porch sends.  READY=1 comes only once the http listener
 # answers (the recorder probes /healthz the moment it arrives), a SIGHUP
 # is RELOADING=1 then READY=1 (an invalid file too: the old pipeline goes
-# on), SIGTERM is STOPPING=1 with a "draining" status, a pipeline that
-# ends on its own says STOPPING=1 too, and with NOTIFY_SOCKET unset (or
-# naming no socket) porch runs as before.
+# on), the STATUS= line is refreshed, SIGTERM is STOPPING=1 with a
+# "draining" status, a pipeline that ends on its own says STOPPING=1 too,
+# and with NOTIFY_SOCKET unset (or naming no socket) porch runs as before.
 . "$top_srcdir/tests/lib.sh"
 
 : "${top_builddir:?run through make check, which sets top_builddir}"
@@ -111,6 +111,10 @@ if record svc; then
 	grep -q '^READY=1 | STATUS=running svc: reload failed, the pipeline goes on unchanged; ' "$T/svc.log" &&
 	    ok || fail "bad reload: no failed status: $(cat "$T/svc.log")"
 	cp "$T/http.xml" "$T/svc.xml"
+
+	# the status line, refreshed every 5 s alone
+	wait_for 10 seen svc '^STATUS=running svc: 0 requests in flight, [0-9]* accepted$' 1 &&
+	    ok || fail "no refreshed status line: $(cat "$T/svc.log")"
 
 	# 3. SIGTERM: STOPPING=1 with the drain in the status, exit 0
 	kill -TERM "$porch"
