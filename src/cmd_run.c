@@ -4,7 +4,8 @@
  * The first SIGINT or SIGTERM drains: sources stop, requests in flight
  * finish, and at the drain deadline whatever is left ends as expired.  A
  * second one exits at once.  SIGUSR1 prints the statistics table.  SIGHUP
- * reloads the file (reload.c).
+ * reloads the file (reload.c).  Under systemd (Type=notify), each of
+ * these is also told to the service manager (notify.c).
  */
 #include <errno.h>
 #include <sys/stat.h>
@@ -21,10 +22,13 @@
 #include "loader.h"
 #include "graph.h"
 #include "log.h"
+#include "notify.h"
 #include "run.h"
 #include "stats.h"
 
 #define DEFAULT_DRAIN_MS 30000
+/* how often systemctl status's line is refreshed under systemd */
+#define NOTIFY_STATUS_S 5.
 
 static const char run_usage[] =
     "usage: porch run [--plugin-path DIR] [--set NAME.PARAM=VALUE]\n"
@@ -78,6 +82,8 @@ on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	log_info("%s: draining %llu requests in flight (deadline %.3gs; "
 	    "send again to exit at once)", name, (unsigned long long)r->led->inflight,
 	    r->drain_s);
+	notify_stopping("draining %llu requests in flight (%s; deadline %.3gs)",
+	    (unsigned long long)r->led->inflight, name, r->drain_s);
 	ev_timer_init(&r->drain_w, on_drain_deadline, r->drain_s, 0);
 	r->drain_w.data = r;
 	ev_timer_start(loop, &r->drain_w);
@@ -95,11 +101,34 @@ on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
 	stats_log(r->g, 1);
 }
 
+/* systemctl status's line: what the pipeline holds now. */
+static void
+on_notify_status(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop; (void)revents;
+	struct run *r = w->data;
+	notify_status("%s %s: %llu requests in flight, %llu accepted",
+	    r->signals > 0 ? "draining" : "running", r->cfg->name,
+	    (unsigned long long)r->led->inflight,
+	    (unsigned long long)r->led->totals.accepted);
+}
+
 static void
 on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	(void)loop; (void)revents;
-	run_reload(w->data);
+	struct run *r = w->data;
+	/* RELOADING=1 ... READY=1 only around a reload that is tried */
+	int told = r->signals == 0 && !r->replay;
+	uint64_t failures = r->led->reload_failures;
+	if (told)
+		notify_reloading(r->file);
+	run_reload(r);
+	if (told)
+		notify_ready("running %s: %s; %llu requests in flight", r->cfg->name,
+		    r->led->reload_failures == failures ? "reloaded" :
+		    "reload failed, the pipeline goes on unchanged",
+		    (unsigned long long)r->led->inflight);
 }
 
 /* Written whole under a temporary name, so a reader never sees half a pid. */
@@ -359,9 +388,21 @@ run_command(int argc, char **argv, int replay)
 		pid_path = NULL;
 		status = EXIT_RUNTIME;
 		graph_drain(r.g);
+	} else {
+		/* every listener is open: systemd's start-up is over */
+		notify_ready("running %s: %llu requests in flight", r.cfg->name,
+		    (unsigned long long)r.led->inflight);
+	}
+	if (notify_enabled()) {
+		ev_timer_init(&r.status_w, on_notify_status, NOTIFY_STATUS_S, NOTIFY_STATUS_S);
+		r.status_w.data = &r;
+		ev_timer_start(r.loop, &r.status_w);
+		ev_unref(r.loop); /* nor must the status line */
 	}
 	if (!graph_done(r.g) || r.retiring != NULL)
 		ev_run(r.loop, 0);
+	if (r.signals == 0)
+		notify_stopping("stopping %s: the pipeline ended", r.cfg->name);
 	if (!graph_done(r.g)) {
 		log_error("%s: internal error: the event loop stopped with %llu requests in "
 		    "flight and %zu sources running", file, (unsigned long long)r.g->inflight,
@@ -385,6 +426,10 @@ run_command(int argc, char **argv, int replay)
 	if (r.signals > 0) {
 		ev_ref(r.loop);
 		ev_timer_stop(r.loop, &r.drain_w);
+	}
+	if (ev_is_active(&r.status_w)) {
+		ev_ref(r.loop);
+		ev_timer_stop(r.loop, &r.status_w);
 	}
 	run_free_generations(&r);
 	graph_free(r.g);

@@ -36,6 +36,7 @@ struct run {
 	uint64_t attempts;            /* reloads tried, numbering the status file */
 	int replay;                   /* porch replay: no reload */
 	ev_timer drain_w;
+	ev_timer status_w;            /* systemd's STATUS= line (notify.c) */
 	double drain_s;
 	int signals;
 };

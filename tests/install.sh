@@ -8,11 +8,13 @@
 : "${top_builddir:?run through make check, which sets top_builddir}"
 : "${MAKE:=make}"
 D=$T/stage
+install_alone
 
 if ! $MAKE -s -C "$top_builddir" install DESTDIR="$D" > "$T/install.log" 2>&1; then
 	fail "make install DESTDIR=$D failed: $(tail -n 20 "$T/install.log")"
 	finish
 fi
+flock -u 8 2> /dev/null # installed: the other tests may go on
 ok
 bin=$(find "$D" -path '*/bin/porch' -type f)
 lib=$(dirname "$(find "$D" -name 'libporch.so.0' | head -n 1)")
@@ -49,9 +51,29 @@ expect_eq "installed rag.xml: exit status" "$?" 0
 grep -q '^stdin	Answer the question using the context below. Context: .*dead-letter' "$T/rag.out" && ok ||
     fail "installed rag.xml: no answer from the corpus: $(head -c 300 "$T/rag.out") $(cat "$T/rag.err")"
 
+# the systemd unit, naming the installed porch, and the bash completion
+# (unless configure was told --without-systemdsystemunitdir or
+# --without-bashcompletiondir)
+if grep -q '^systemdsystemunit_DATA = ' "$top_builddir/Makefile"; then
+	unit=$(find "$D" -path '*/systemd/system/porch.service' -type f)
+	if [ -n "$unit" ]; then
+		ok
+		expect_eq "porch.service: ExecStart's porch" \
+		    "$(sed -n 's|^ExecStart=\([^ ]*\) .*|\1|p' "$unit")" "${bin#"$D"}"
+	else
+		fail "no systemd/system/porch.service under $D"
+	fi
+fi
+if grep -q '^bashcompletion_DATA = ' "$top_builddir/Makefile"; then
+	[ -n "$(find "$D" -path '*/completions/porch' -type f)" ] && ok ||
+	    fail "no bash-completion/completions/porch under $D"
+fi
+
 # make uninstall takes the pipelines away again
 if $MAKE -s -C "$top_builddir" uninstall DESTDIR="$D" > "$T/uninstall.log" 2>&1; then
 	expect_eq "after make uninstall: pipelines left" "$(find "$D" -name '*.xml' | wc -l | tr -d ' ')" 0
+	expect_eq "after make uninstall: unit and completion left" \
+	    "$(find "$D" -name porch.service -o -path '*/completions/porch' | wc -l | tr -d ' ')" 0
 else
 	fail "make uninstall DESTDIR=$D failed: $(tail -n 20 "$T/uninstall.log")"
 fi

@@ -17,6 +17,20 @@ trap 'rm -rf "$T"' EXIT
 fails=0
 checks=0
 
+# make install relinks each plugin in place (libtool moves plugins/.libs/X.so
+# aside while it links the installed copy), so a test loading plugins while
+# tests/install.sh installs may miss one: every test holds this lock shared,
+# and install.sh holds it alone while it installs (install_alone).  A
+# process a test left running keeps the lock (it inherits the descriptor):
+# install.sh waits 60 s at most for it, then installs anyway
+if command -v flock > /dev/null; then
+	exec 8> "${top_builddir:-$top_srcdir}/tests/install.lock"
+	flock -s 8
+fi
+install_alone() {
+	command -v flock > /dev/null && flock -x -w 60 8
+}
+
 fail() {
 	echo "FAIL: $*" >&2
 	fails=$((fails + 1))
