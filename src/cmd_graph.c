@@ -1,16 +1,18 @@
 /* cmd_graph.c -- porch graph: a pipeline as Graphviz DOT, for dot -Tsvg. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "balance.h"
 #include "cli.h"
 #include "loader.h"
+#include "util.h"
 
 static const char graph_usage[] =
     "usage: porch graph [--plugin-path DIR] FILE\n"
     "\n"
     "Prints the pipeline as a Graphviz digraph on stdout: stages with their\n"
-    "plugin and concurrency, workers, pools with their policy, members and\n"
+    "plugin (and concurrency, but for sources), workers, pools with their policy, members and\n"
     "fallbacks, and channels with capacity, overflow and condition.\n"
     "Example: porch graph pipelines/hello.xml | dot -Tsvg > hello.svg\n"
     "\n"
@@ -28,20 +30,61 @@ dot_str(FILE *out, const char *s)
 	}
 }
 
+/* Stages on the longest path from a source (the graph is acyclic). */
+static size_t
+longest_path(const struct cfg_pipeline *p)
+{
+	size_t n = p->n_stages, best = n > 0 ? 1 : 0;
+	size_t *depth = xcalloc(n ? n : 1, sizeof *depth);
+	for (size_t i = 0; i < n; i++)
+		depth[i] = 1;
+	/* n rounds of relaxing every channel settle any acyclic graph */
+	for (size_t round = 0; round < n; round++) {
+		int changed = 0;
+		for (size_t k = 0; k < p->n_channels; k++) {
+			const struct cfg_channel *c = &p->channels[k];
+			if (c->src == NULL || c->dst == NULL)
+				continue;
+			size_t a = (size_t)(c->src - p->stages), b = (size_t)(c->dst - p->stages);
+			if (depth[b] < depth[a] + 1) {
+				depth[b] = depth[a] + 1;
+				changed = 1;
+			}
+		}
+		if (!changed)
+			break;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (depth[i] > best)
+			best = depth[i];
+	free(depth);
+	return best;
+}
+
+/* Left to right while it fits a screen's width; a longer chain of stages
+ * is drawn top to bottom. */
+#define GRAPH_WIDE_MAX 5
+
 static void
 print_dot(const struct cfg_pipeline *p, FILE *out)
 {
 	fputs("digraph \"", out);
 	dot_str(out, p->name);
-	fputs("\" {\n\trankdir=LR;\n\tnode [shape=box, style=rounded, fontname=\"Helvetica\"];\n"
-	    "\tedge [fontname=\"Helvetica\", fontsize=10];\n", out);
+	fprintf(out, "\" {\n\trankdir=%s;\n\tnode [shape=box, style=rounded, "
+	    "fontname=\"Helvetica\"];\n\tedge [fontname=\"Helvetica\", fontsize=10];\n",
+	    longest_path(p) > GRAPH_WIDE_MAX ? "TB" : "LR");
 	for (size_t i = 0; i < p->n_stages; i++) {
 		const struct cfg_stage *s = &p->stages[i];
 		const struct plugin *pl = s->plugin;
-		const char *shape = (pl->desc.flags & PORCH_STAGE_SOURCE) ? "invhouse" :
-		    pl->n_outputs == 0 ? "house" : "box";
-		fprintf(out, "\t\"%s\" [shape=%s, label=\"%s\\n(%s, concurrency %d)\"];\n",
-		    s->name, shape, s->name, s->plugin_name, s->concurrency);
+		int source = (pl->desc.flags & PORCH_STAGE_SOURCE) != 0;
+		const char *shape = source ? "invhouse" : pl->n_outputs == 0 ? "house" : "box";
+		/* a source takes no input: its concurrency means nothing */
+		if (source)
+			fprintf(out, "\t\"%s\" [shape=%s, label=\"%s\\n(%s)\"];\n",
+			    s->name, shape, s->name, s->plugin_name);
+		else
+			fprintf(out, "\t\"%s\" [shape=%s, label=\"%s\\n(%s, concurrency %d)\"];\n",
+			    s->name, shape, s->name, s->plugin_name, s->concurrency);
 	}
 	for (size_t i = 0; i < p->n_workers; i++) {
 		const struct cfg_worker *w = &p->workers[i];

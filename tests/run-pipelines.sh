@@ -137,6 +137,15 @@ grep -q "^stdin	Answer the question using the context below\. Context: .*error p
 expect_eq "graph: exit status" "$?" 0
 grep -q '"input" -> "infer" \[label="64, block"\];' "$T/g.dot" && ok || fail "graph: edge missing: $(cat "$T/g.dot")"
 grep -q '"infer" -> "worker:model"' "$T/g.dot" && ok || fail "graph: worker edge missing"
+# a source has no concurrency to show; other stages do
+grep -q '"input" \[shape=invhouse, label="input\\n(stdin)"\];' "$T/g.dot" && ok ||
+    fail "graph: the source's label: $(grep '"input" \[' "$T/g.dot")"
+grep -q '"infer" \[shape=box, label="infer\\n(inference, concurrency 16)"\];' "$T/g.dot" && ok ||
+    fail "graph: a stage's label: $(grep '"infer" \[' "$T/g.dot")"
+# three stages in a row are drawn left to right; six (server.xml), top to bottom
+grep -q 'rankdir=LR;' "$T/g.dot" && ok || fail "graph: hello.xml not left to right"
+"$PORCH" graph "$top_srcdir/pipelines/server.xml" | grep -q 'rankdir=TB;' && ok ||
+    fail "graph: server.xml not top to bottom"
 if command -v dot > /dev/null; then
 	dot -Tsvg "$T/g.dot" > "$T/g.svg" && grep -q '<svg' "$T/g.svg" && ok || fail "graph: dot rejects it"
 fi
