@@ -313,6 +313,46 @@ has "get-status=COMPLETED"
 stop
 expect_eq "r: completed" "$(stat completed)" 5
 
+# ---- 4d. grpc.health.v1 says NOT_SERVING while the pool the pipeline calls
+# has no member that can take a call, and SERVING again when it has
+cat > "$T/pool.xml" <<XML
+<?xml version="1.0"?>
+<pipeline name="g" version="1">
+  <worker name="bad" plugin="echo">$(p fail-rate 1)</worker>
+  <pool name="model" policy="round-robin"><member worker="bad"/>
+    $(p failures 1)$(p cooldown 2s)</pool>
+  <stage name="ingress" plugin="grpc">$(p listen 127.0.0.1:0)</stage>
+  <stage name="inference" plugin="inference" worker="model">$(p retries 0)</stage>
+  <stage name="reply" plugin="reply"/>
+  <channel from="ingress" to="inference"/>
+  <channel from="inference" to="reply"/>
+  <channel from="inference:error" to="reply"/>
+</pipeline>
+XML
+start pool "$T/pool.xml" || finish
+"$PY" "$top_srcdir/tests/grpc-client.py" --stubs "$T/stubs" --port "$P" --timeout 8 hwatch \
+    > "$T/hw" 2>&1 &
+hw=$!
+wait_for 10 grep -q "health=SERVING" "$T/hw" || fail "pool: the watch did not start: $(cat "$T/hw")"
+what="pool: check" client hcheck
+has "health=SERVING"
+what="pool: the failing call" client generate "x"
+has "status=UNAVAILABLE"
+what="pool: check, every member out" client hcheck
+has "health=NOT_SERVING"
+what="pool: porch.v1 health" client health
+has "healthy=False"
+has "state=not ready: pool 'model' has no member that can take a call"
+# the member's cooldown ends: serving again, and the watcher was told both
+wait_for 10 sh -c "'$PY' '$top_srcdir/tests/grpc-client.py' --stubs '$T/stubs' --port $P hcheck | grep -qx health=SERVING" ||
+    fail "pool: not serving again after the cooldown"
+wait_for 10 sh -c "grep -c health= '$T/hw' | grep -qx 3" || fail "pool: the watch: $(cat "$T/hw")"
+expect_eq "pool: the watch saw" "$(grep health= "$T/hw" | tr '\n' ' ')" \
+    "health=SERVING health=NOT_SERVING health=SERVING "
+kill "$hw" 2> /dev/null
+wait "$hw" 2> /dev/null
+stop
+
 # ---- 4c. pipelines/grpc.xml as shipped (on a port of its own): a question
 # answered through rag, assemble, the echo worker and post
 start example "$top_srcdir/pipelines/grpc.xml" --set ingress.listen=127.0.0.1:0 || finish

@@ -116,6 +116,8 @@ struct gsrc {
 	unsigned n_calls;
 	struct gwait *wait_head, *wait_tail;
 	struct gcall *health_watchers;
+	ev_timer health_timer;      /* while there are watchers: readiness polled */
+	int health_sent;            /* the serving state watchers were last sent; -1 none */
 	struct gtask *tasks_head, *tasks_tail;
 	unsigned n_tasks;
 	uint64_t next_id;

@@ -1,8 +1,10 @@
 /*
  * health.c -- what generic gRPC tools ask for: porch.v1's HealthCheck,
  * the standard grpc.health.v1.Health (Check, and Watch, which streams a
- * status each time it changes: SERVING, then NOT_SERVING while porch
- * drains), and server reflection (grpc.reflection.v1alpha), which lists
+ * status each time it changes: SERVING, and NOT_SERVING while porch
+ * drains or while a worker pool the pipeline calls has no member that can
+ * take a call, looked at every HEALTH_POLL seconds while someone watches),
+ * and server reflection (grpc.reflection.v1alpha), which lists
  * the services and serves the FileDescriptorProto of each .proto file
  * porch ships (compiled in at build time: descriptors.c, made by protoc-c
  * --descriptor_set_out), so a client needs no .proto file.
@@ -25,6 +27,27 @@ static const char *const services[] = {
 	NULL
 };
 
+/* How often watchers' readiness is looked at (a pool's members come and
+ * go by their health, which tells nobody). */
+#define HEALTH_POLL 0.5
+
+/* Serving: not draining, and no pool the pipeline calls out of members. */
+static int
+serving(const struct gsrc *s, const char **why)
+{
+	const char *pool = NULL;
+	if (s->draining) {
+		*why = "draining";
+		return 0;
+	}
+	if (s->st != NULL && !s->stopping && (pool = porch_stage_pipeline_unready(s->st)) != NULL) {
+		*why = pool;
+		return 0;
+	}
+	*why = "serving";
+	return 1;
+}
+
 /* ---- porch.v1 HealthCheck ----------------------------------------------- */
 
 void
@@ -38,9 +61,16 @@ health_porch(struct gcall *c, const uint8_t *req, size_t len)
 	}
 	porch__v1__health_check_request__free_unpacked(r, NULL);
 	Porch__V1__HealthCheckResponse a = PORCH__V1__HEALTH_CHECK_RESPONSE__INIT;
-	a.healthy = !c->s->draining;
+	const char *why;
+	char status[300];
+	a.healthy = serving(c->s, &why);
 	a.version = (char *)porch_version();
-	a.status = (char *)(c->s->draining ? "draining" : "serving");
+	if (a.healthy || c->s->draining)
+		snprintf(status, sizeof status, "%s", why);
+	else
+		snprintf(status, sizeof status, "not ready: pool '%s' has no member that can "
+		    "take a call", why);
+	a.status = status;
 	call_send(c, &a.base);
 	call_finish(c, GRPC_STATUS_OK, NULL);
 }
@@ -62,9 +92,11 @@ static void
 send_status(struct gcall *c)
 {
 	Grpc__Health__V1__HealthCheckResponse a = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+	const char *why;
 	a.status = !c->health_service_known ?
 	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN :
-	    c->s->draining ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING :
+	    !serving(c->s, &why) ?
+	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING :
 	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
 	call_send(c, &a.base);
 }
@@ -98,15 +130,45 @@ health_check(struct gcall *c, const uint8_t *req, size_t len)
 	call_finish(c, GRPC_STATUS_OK, NULL);
 }
 
+static void
+on_health_poll(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct gsrc *s = t->data;
+	const char *why;
+	int now = serving(s, &why);
+	if (now != s->health_sent)
+		health_changed(s);
+}
+
 void
 health_watch(struct gcall *c, const uint8_t *req, size_t len)
 {
 	if (service_of(c, req, len) != 0)
 		return;
+	struct gsrc *s = c->s;
+	const char *why;
+	s->health_sent = serving(s, &why);
 	send_status(c);
 	call_hold(c);
-	c->next_watch = c->s->health_watchers;
-	c->s->health_watchers = c;
+	c->next_watch = s->health_watchers;
+	s->health_watchers = c;
+	if (!ev_is_active(&s->health_timer)) {
+		ev_timer_init(&s->health_timer, on_health_poll, HEALTH_POLL, HEALTH_POLL);
+		s->health_timer.data = s;
+		ev_timer_start(s->loop, &s->health_timer);
+		ev_unref(s->loop); /* watchers alone must not keep porch running */
+	}
+}
+
+static void
+health_poll_stop(struct gsrc *s)
+{
+	if (s->health_watchers == NULL && ev_is_active(&s->health_timer)) {
+		ev_ref(s->loop);
+		ev_timer_stop(s->loop, &s->health_timer);
+	}
 }
 
 void
@@ -116,6 +178,7 @@ health_unwatch(struct gcall *c)
 		if (*pp == c) {
 			*pp = c->next_watch;
 			c->next_watch = NULL;
+			health_poll_stop(c->s);
 			call_release(c);
 			return;
 		}
@@ -124,6 +187,8 @@ health_unwatch(struct gcall *c)
 void
 health_changed(struct gsrc *s)
 {
+	const char *why;
+	s->health_sent = serving(s, &why);
 	for (struct gcall *c = s->health_watchers; c != NULL; c = c->next_watch)
 		if (c->health_service_known)
 			send_status(c);
@@ -139,6 +204,7 @@ health_end_watches(struct gsrc *s)
 		call_finish(c, GRPC_STATUS_UNAVAILABLE, "porch is shutting down");
 		call_release(c);
 	}
+	health_poll_stop(s);
 }
 
 /* ---- reflection ----------------------------------------------------------- */
