@@ -224,6 +224,24 @@ entity_bytes(const char *t, size_t left, size_t *n)
 	return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
 }
 
+/* Steps over a CDATA section's start or end at t[*p], which yields no
+ * byte of the value: 1 when there was one. */
+static int
+cdata_mark(const char *t, size_t n, size_t *p, int *cdata)
+{
+	if (!*cdata && *p + 9 <= n && memcmp(t + *p, "<![CDATA[", 9) == 0) {
+		*p += 9;
+		*cdata = 1;
+		return 1;
+	}
+	if (*cdata && *p + 3 <= n && memcmp(t + *p, "]]>", 3) == 0) {
+		*p += 3;
+		*cdata = 0;
+		return 1;
+	}
+	return 0;
+}
+
 /*
  * The file position of byte offset of a parameter value whose text begins
  * at line:col: white space the value was trimmed of skipped, then the
@@ -240,32 +258,19 @@ value_pos(const struct diag *d, int line, int col, size_t offset, int *oline, in
 	const char *t = d->text;
 	size_t n = d->text_len, k = 0;
 	int cdata = 0;
+	/* the white space the value was trimmed of */
 	for (;;) {
-		if (!cdata && p + 9 <= n && memcmp(t + p, "<![CDATA[", 9) == 0) {
-			p += 9;
-			cdata = 1;
+		if (cdata_mark(t, n, &p, &cdata))
+			continue;
+		if (p < n && (t[p] == ' ' || t[p] == '\t' || t[p] == '\r' || t[p] == '\n')) {
+			p++;
 			continue;
 		}
-		if (cdata && p + 3 <= n && memcmp(t + p, "]]>", 3) == 0) {
-			p += 3;
-			cdata = 0;
-			continue;
-		}
-		if (p >= n || (k == 0 && !strchr(" \t\r\n", t[p])))
-			break;
-		p++; /* leading white space */
+		break;
 	}
 	while (p < n && k < offset) {
-		if (!cdata && p + 9 <= n && memcmp(t + p, "<![CDATA[", 9) == 0) {
-			p += 9;
-			cdata = 1;
+		if (cdata_mark(t, n, &p, &cdata))
 			continue;
-		}
-		if (cdata && p + 3 <= n && memcmp(t + p, "]]>", 3) == 0) {
-			p += 3;
-			cdata = 0;
-			continue;
-		}
 		size_t len, bytes;
 		if (!cdata && t[p] == '&' && (bytes = entity_bytes(t + p, n - p, &len)) > 0) {
 			k += bytes;

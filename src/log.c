@@ -228,6 +228,15 @@ porch_stage_log(const porch_stage *st, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A plugin's line: from a stage or a worker, about m or no request. */
+static void
+plugin_vline(enum porch_log_level level, const char *kind, const char *name,
+    const porch_msg *m, const char *fmt, va_list ap)
+{
+	log_vline(level, name != NULL ? kind : NULL, name, m != NULL ? m->id : 0,
+	    m != NULL ? porch_msg_session(m) : NULL, fmt, ap);
+}
+
 void
 porch_log(const porch_stage *st, enum porch_log_level level, const porch_msg *m,
     const char *fmt, ...)
@@ -236,8 +245,7 @@ porch_log(const porch_stage *st, enum porch_log_level level, const porch_msg *m,
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	log_vline(level, st != NULL ? "stage" : NULL, st != NULL ? st->name : NULL,
-	    m != NULL ? m->id : 0, m != NULL ? porch_msg_session(m) : NULL, fmt, ap);
+	plugin_vline(level, "stage", st != NULL ? st->name : NULL, m, fmt, ap);
 	va_end(ap);
 }
 
@@ -249,8 +257,7 @@ porch_worker_log(const porch_worker *w, enum porch_log_level level, const porch_
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	log_vline(level, w != NULL ? "worker" : NULL, w != NULL ? w->name : NULL,
-	    m != NULL ? m->id : 0, m != NULL ? porch_msg_session(m) : NULL, fmt, ap);
+	plugin_vline(level, "worker", w != NULL ? w->name : NULL, m, fmt, ap);
 	va_end(ap);
 }
 
