@@ -96,7 +96,8 @@ grep -q '>depth [0-9]*/16, refused [0-9]*<' "$T/dom1" && ok ||
     fail "dom: no depth on the infer-step -> tidy edge"
 grep -q 'data-channel="infer-step:error&gt;reply"\|data-channel="infer-step:error>reply"' "$T/dom1" && ok ||
     fail "dom: no error edge"
-grep -q '>model (echo): [0-9]* calls' "$T/dom1" && ok || fail "dom: no worker"
+grep -q '>worker model (echo)<' "$T/dom1" && ok || fail "dom: no worker"
+grep -q '>[1-9][0-9]* calls, [0-9]* in flight, 0 errors<' "$T/dom1" && ok || fail "dom: no worker calls"
 grep -q '<h1 id="title">porch pipeline graphtest</h1>' "$T/dom1" && ok || fail "dom: no title"
 grep -q '<div id="status" class="err">' "$T/dom1" && fail "dom: the page could not read /metrics" || ok
 first=$(in_of "$T/dom1" tidy)
