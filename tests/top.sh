@@ -8,6 +8,8 @@
 . "$top_srcdir/tests/lib.sh"
 
 command -v curl > /dev/null || { echo "curl is not installed: skipped"; exit 77; }
+# its clients load the machine: not beside a test that measures time
+heavy
 
 cat > "$T/p.xml" <<XML
 <?xml version="1.0"?>
