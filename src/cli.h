@@ -30,6 +30,7 @@ int cmd_check(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
 int cmd_plugins(int argc, char **argv);
 int cmd_reload(int argc, char **argv);
+int cmd_top(int argc, char **argv);
 
 /* "30s", "250ms", "2m", "1h" in seconds: 0, or -1 if malformed. */
 int cli_parse_duration(const char *s, double *out);

@@ -1,6 +1,6 @@
 /*
  * main.c -- the porch command: picks the subcommand (run, replay, reload,
- * check, graph, plugins) and hands it the command line.  The subcommands
+ * check, graph, plugins, top) and hands it the command line.  The subcommands
  * are src/cmd_*.c; what they share is in src/cli.c.
  */
 #include <stdio.h>
@@ -22,6 +22,7 @@ static const char usage[] =
     "  graph FILE       print the pipeline as a Graphviz graph (porch graph F | dot -Tsvg)\n"
     "  plugins [NAME]   list the plugins found, or show one's ports and parameters\n"
     "  reload PIDFILE   make a running porch load its pipeline file again (SIGHUP)\n"
+    "  top URL          watch a running porch live, from its http stage's /metrics\n"
     "\n"
     "options:\n"
     "  --help           this text; 'porch COMMAND --help' for a command's options\n"
@@ -61,9 +62,11 @@ main(int argc, char **argv)
 		return cmd_plugins(argc - 1, argv + 1);
 	if (strcmp(cmd, "reload") == 0)
 		return cmd_reload(argc - 1, argv + 1);
+	if (strcmp(cmd, "top") == 0)
+		return cmd_top(argc - 1, argv + 1);
 
 	static const char *const cmds[] = { "run", "replay", "check", "graph", "plugins",
-		"reload" };
+		"reload", "top" };
 	const char *near = NULL;
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (edit_distance(cmds[i], cmd) <= 2)

@@ -228,6 +228,23 @@ porch_metrics_text(const porch_stage *st)
 	    "How late a timer due every 0.25 s ran: time the event loop was held.");
 	histogram(&o, "porch_loop_lag_seconds", "pipeline", pl, &g->led->loop_lag);
 
+	/* the pipeline's shape, for porch top and the http source's /graph:
+	 * the same structure porch graph draws */
+	help(&o, "porch_stage_info", "gauge",
+	    "A stage: its plugin, kind (source, stage or sink), worker and concurrency.");
+	for (size_t i = 0; i < g->n_stages; i++) {
+		const struct porch_stage *s = &g->stages[i];
+		const char *kind = s->is_source ? "source" :
+		    s->cfg->plugin->n_outputs == 0 ? "sink" : "stage";
+		out_printf(&o, "porch_stage_info{stage=\"%s\",plugin=\"%s\",kind=\"%s\","
+		    "worker=\"%s\",concurrency=\"%u\"} 1\n", s->name, s->cfg->plugin_name, kind,
+		    s->worker != NULL ? s->worker->name : "", s->concurrency);
+	}
+	help(&o, "porch_worker_info", "gauge", "A worker: its plugin.");
+	for (size_t i = 0; i < g->n_workers; i++)
+		out_printf(&o, "porch_worker_info{worker=\"%s\",plugin=\"%s\"} 1\n",
+		    g->workers[i].name, g->workers[i].cfg->plugin_name);
+
 	help(&o, "porch_stage_messages_in_total", "counter", "Messages a stage took.");
 	for (size_t i = 0; i < g->n_stages; i++)
 		out_printf(&o, "porch_stage_messages_in_total{stage=\"%s\"} %llu\n",
@@ -296,6 +313,14 @@ porch_metrics_text(const porch_stage *st)
 		out_printf(&o, "porch_channel_capacity{from=\"%s\",port=\"%s\",to=\"%s\"} %u\n",
 		    c->src->name, plugin_port_name(c->src->cfg->plugin, c->port), c->dst->name,
 		    c->capacity);
+	}
+	help(&o, "porch_channel_info", "gauge", "A channel: its overflow policy.");
+	for (size_t i = 0; i < g->n_channels; i++) {
+		const struct channel *c = &g->channels[i];
+		out_printf(&o, "porch_channel_info{from=\"%s\",port=\"%s\",to=\"%s\","
+		    "overflow=\"%s\"} 1\n", c->src->name,
+		    plugin_port_name(c->src->cfg->plugin, c->port), c->dst->name,
+		    overflow_name(c->overflow));
 	}
 	help(&o, "porch_channel_high_water", "gauge", "The most messages a channel has held.");
 	for (size_t i = 0; i < g->n_channels; i++) {

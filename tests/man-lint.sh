@@ -40,7 +40,7 @@ porch1="$top_srcdir/man/porch.1"
 if [ ! -f "$porch1" ]; then
 	fail "$porch1 is missing"
 else
-	for cmd in run replay check graph plugins; do
+	for cmd in run replay check graph plugins reload top; do
 		if ! "$PORCH" "$cmd" --help >"$T/help" 2>&1; then
 			fail "porch $cmd --help failed: $(cat "$T/help")"
 			continue

@@ -16,6 +16,7 @@
  *     tasks.c    the asynchronous tasks store and its event streams
  *     auth.c     API keys and per-key rate limits
  *     metrics.c  the plugin's own Prometheus metrics, GET /metrics
+ *     graph.c    GET /graph, a page drawing the pipeline live (graph.html)
  *   middle: requests and answers (answer.h): answer.c, stream.c,
  *     completion.c, buf.c
  *   bottom: connection I/O and HTTP/1.1 framing (wire.h): conn.c,
@@ -56,6 +57,7 @@ enum route {
 	R_HEALTHZ,      /* GET /healthz */
 	R_READYZ,       /* GET /readyz */
 	R_METRICS,      /* GET /metrics */
+	R_GRAPH,        /* GET /graph: the live page (graph.c) */
 	R_COUNT
 };
 
@@ -254,6 +256,8 @@ void auth_fini(struct http_src *s);
 
 void metrics_count(struct http_src *s, enum route r, int status);
 void metrics_get(struct hreq *h);      /* GET /metrics: the pipeline's and ours */
+/* ---- graph.c ------------------------------------------------------------ */
+void graph_get(struct hreq *h);        /* GET /graph: the pipeline drawn live */
 /* An instance begins and ends: its counts outlive it (reloads). */
 void metrics_attach(struct http_src *s);
 /* Every live instance of this plugin file, through next_instance: a reload

@@ -2,7 +2,8 @@
  * route.c -- what each request is: routing, the checks every request
  * passes when its head arrives (path, method, key, rate, drain), CORS
  * preflights, dispatch to the endpoints when the whole request arrived,
- * and the endpoints answered here (/healthz, /readyz).  on_head and
+ * and the endpoints answered here (/healthz, /readyz; /metrics and /graph
+ * are metrics.c's and graph.c's).  on_head and
  * on_request of the framing layer's table (wire.h) are route_head and
  * route_dispatch.
  */
@@ -37,6 +38,7 @@ static const struct route_def routes[] = {
 	{ "/healthz", R_HEALTHZ, M(HTTP_GET), "GET, HEAD", 0, 0 },
 	{ "/readyz", R_READYZ, M(HTTP_GET), "GET, HEAD", 0, 0 },
 	{ "/metrics", R_METRICS, M(HTTP_GET), "GET, HEAD", 0, 0 },
+	{ "/graph", R_GRAPH, M(HTTP_GET), "GET, HEAD", 0, 0 },
 };
 
 static const struct route_def *
@@ -370,6 +372,9 @@ route_dispatch(struct wreq *r)
 		break;
 	case R_METRICS:
 		metrics_get(h);
+		break;
+	case R_GRAPH:
+		graph_get(h);
 		break;
 	case R_MODELS:
 		openai_models(h);
