@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "loader.h"
 #include "graph.h"
+#include "control.h"
 #include "log.h"
 #include "notify.h"
 #include "run.h"
@@ -33,7 +34,7 @@
 static const char run_usage[] =
     "usage: porch run [--plugin-path DIR] [--set NAME.PARAM=VALUE]\n"
     "                 [--stats-json PATH] [--drain-timeout DURATION]\n"
-    "                 [--pid-file PATH] [--log-format text|json]\n"
+    "                 [--pid-file PATH] [--control HOST:PORT] [--log-format text|json]\n"
     "                 [--log-level error|warn|info|debug] [--quiet] FILE\n"
     "\n"
     "Runs the pipeline until its sources end and every request has an outcome.\n"
@@ -48,6 +49,8 @@ static const char run_usage[] =
     "  -p, --pid-file PATH    write the process id to PATH once running\n"
     "                         (signals are handled from then on); removed on exit\n"
     "  -q, --quiet            do not print the statistics table on exit\n"
+    "      --control H:P      serve /metrics, /graph and /healthz on H:P (for porch\n"
+    "                         top and the graph page without an http stage)\n"
     "      --log-format F     text (default): each line with its time and level\n"
     "                         first; json: one object a line\n"
     "      --log-level L      the most detailed level written: error, warn,\n"
@@ -238,12 +241,13 @@ run_command(int argc, char **argv, int replay)
 		{ "pid-file", required_argument, NULL, 'p' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "log-format", required_argument, NULL, 'F' },
+		{ "control", required_argument, NULL, 'C' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli_common common = { 0 };
-	const char *stats_path = NULL, *pid_path = NULL, *source = NULL;
+	const char *stats_path = NULL, *pid_path = NULL, *source = NULL, *control_spec = NULL;
 	const char *usage = replay ? replay_usage : run_usage, *cmd = replay ? "replay" : "run";
 	int quiet = 0, c, status = EXIT_OK;
 	enum log_format log_fmt = LOG_TEXT;
@@ -282,6 +286,9 @@ run_command(int argc, char **argv, int replay)
 			break;
 		case 'q':
 			quiet = 1;
+			break;
+		case 'C':
+			control_spec = optarg;
 			break;
 		case 'F':
 			if (log_parse_format(optarg, &log_fmt) != 0) {
@@ -383,7 +390,16 @@ run_command(int argc, char **argv, int replay)
 	ev_unref(r.loop);
 
 	graph_start(r.g);
-	if (pid_path != NULL && write_pid(pid_path, err, sizeof err) != 0) {
+	struct control *control = NULL;
+	if (control_spec != NULL &&
+	    (control = control_open(&r, control_spec, err, sizeof err)) == NULL) {
+		cli_error("%s", err);
+		status = EXIT_RUNTIME;
+		graph_drain(r.g);
+	}
+	if (status == EXIT_RUNTIME) {
+		/* nothing more to start */
+	} else if (pid_path != NULL && write_pid(pid_path, err, sizeof err) != 0) {
 		cli_error("%s", err);
 		pid_path = NULL;
 		status = EXIT_RUNTIME;
@@ -431,6 +447,7 @@ run_command(int argc, char **argv, int replay)
 		ev_ref(r.loop);
 		ev_timer_stop(r.loop, &r.status_w);
 	}
+	control_close(control);
 	run_free_generations(&r);
 	graph_free(r.g);
 	config_free(r.cfg);
