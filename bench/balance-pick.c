@@ -8,7 +8,7 @@
  * Prints one line a policy: ns per request, and the shares' spread
  * (largest member's share / fair share).  Run it on a quiet machine;
  * bench/balance (three fake replicas, one slow) measures latency end to
- * end.
+ * end, and runs this one too.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -107,7 +107,8 @@ balance_end(struct balance *b, int i)
 /* Member i answered its first token after ms. */
 void balance_ttft(struct balance *b, int i, double ms);
 
-/* 64-bit FNV-1a then a splitmix64 finish: the balancer's string hash. */
+/* The balancer's string hash: eight bytes a step, then a splitmix64 finish;
+ * the same within a process, not across machines (words in host order). */
 uint64_t balance_hash(const char *s, size_t len);
 
 #endif

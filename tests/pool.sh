@@ -3,7 +3,8 @@
 # by weight, ejection after failures in a row (not for 4xx), retries on
 # another member, fallbacks, the context fallback, 503 with Retry-After
 # when every member is out, probes, /readyz, and in-flight counts back to
-# 0 after failures, timeouts and cancellations.
+# 0 after failures, timeouts and cancellations.  pipelines/balance.xml
+# has its own test, tests/balance.sh.
 . "$top_srcdir/tests/lib.sh"
 
 FAILING='<param name="fail-first">1000000</param><param name="fail-status">503</param>'
@@ -294,43 +295,6 @@ XML
 	grep -q '"content":"hi there"' "$T/answer" && ok || fail "probe: after: $(cat "$T/answer")"
 	kill "$pid"
 	wait "$pid"
-
-	# pipelines/balance.xml as shipped (echo replicas): the spread under
-	# least-loaded, a failing replica ejected with no request lost, and
-	# -s backend.policy=random
-	bal() { # NAME SETS...
-		_n=$1
-		shift
-		rm -f "$T/bport"
-		"$PORCH" run -q -s ingress.listen=127.0.0.1:0 -s ingress.port-file="$T/bport" "$@" \
-		    "$top_srcdir/pipelines/balance.xml" > /dev/null 2> "$T/$_n.err" &
-		pid=$!
-		wait_for 20 test -s "$T/bport" || fail "$_n: porch did not start: $(cat "$T/$_n.err")"
-		U="http://127.0.0.1:$(cat "$T/bport")"
-		for i in $(seq 1 30); do chat balance -o /dev/null -w '%{http_code}\n' & done > "$T/$_n.codes"
-		wait_for 10 sh -c "[ \$(wc -l < '$T/$_n.codes') -eq 30 ]" || fail "$_n: answers missing"
-		curl -s "$U/metrics" > "$T/$_n.m"
-		kill "$pid"
-		wait "$pid"
-		expect_eq "$_n: every answer 200" "$(sort -u "$T/$_n.codes")" 200
-	}
-	reqs() { sed -n "s/^porch_replica_requests_total{pool=\"backend\",replica=\"$2\"} //p" "$T/$1.m"; }
-	bal balance
-	for r in b1 b2 b3; do
-		n=$(reqs balance $r)
-		[ "${n:-0}" -ge 5 ] && ok || fail "balance: $r took ${n:-0} of 30 (least-loaded spreads them)"
-	done
-	bal balance-fail -s b3.fail-first=1000000
-	expect_eq "balance, b3 failing: b3 ejected" \
-	    "$(sed -n 's/^porch_replica_ejected{pool="backend",replica="b3"} //p' "$T/balance-fail.m")" 1
-	# 3 in a row eject it; calls already sent to it meanwhile fail too
-	n=$(reqs balance-fail b3)
-	[ "${n:-0}" -ge 3 ] && [ "$n" -le 10 ] && ok || fail "balance, b3 failing: b3 took ${n:-0} calls"
-	grep -q '^porch_requests_total{pipeline="balance",outcome="failed"} 0$' "$T/balance-fail.m" &&
-	    ok || fail "balance, b3 failing: requests failed"
-	bal balance-random -s backend.policy=random
-	grep -q '^porch_requests_total{pipeline="balance",outcome="completed"} 30$' "$T/balance-random.m" &&
-	    ok || fail "balance, random: $(grep porch_requests_total "$T/balance-random.m")"
 
 	# a fallback step is a trace event; counters go on across a reload
 	cat > "$T/ev.xml" <<XML
