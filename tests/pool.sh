@@ -114,6 +114,106 @@ grep -q "failed: upstream: pool 'model': every member is ejected (the first retu
 n=$(sed -n 's/^pool model .*unavailable \([0-9]*\).*/\1/p' "$T/out.err")
 expect_eq "all out: unavailable" "$n" 4
 
+# ---- an ejection lasts longer each time the member fails again: the
+# cooldown (100 ms) doubles, up to max-cooldown.  Two requests at once,
+# the pause of the first cooldown, two more: the second of each pair finds
+# the member out, and says when it returns
+pool grow '' '<member worker="c"/>
+    <param name="failures">1</param><param name="cooldown">100ms</param>
+    <param name="max-cooldown">10s</param><param name="max-ejected-percent">100</param>' \
+    '' '<param name="retries">0</param>'
+sed -i 's#<stage name="infer" #<stage name="infer" concurrency="1" #' "$T/grow.xml"
+{ printf 'one\ntwo\n'; sleep 0.4; printf 'three\nfour\n'; } |
+    "$PORCH" run --stats-json "$T/grow.json" "$T/grow.xml" > /dev/null 2> "$T/grow.err"
+expect_eq "grow: exit status" "$?" 0
+back() { sed -n "s/.*stdin:$1: .*every member is ejected (the first returns in \([0-9]*\) ms).*/\1/p" "$T/grow.err"; }
+b2=$(back 2)
+b4=$(back 4)
+# (the milliseconds left are rounded up)
+[ -n "$b2" ] && [ "$b2" -le 101 ] && ok || fail "grow: the first ejection: '$b2' ms: $(cat "$T/grow.err")"
+[ -n "$b4" ] && [ "$b4" -gt 101 ] && [ "$b4" -le 201 ] && ok ||
+    fail "grow: the second ejection lasts 200 ms: '$b4' ms left: $(cat "$T/grow.err")"
+expect_eq "grow: c's ejections" "$(replica grow c ejections)" 2
+
+# ---- ... and starts again from cooldown after a success: a member on a
+# fake upstream switched to failing, to answering, and to failing again;
+# its second ejection lasts 100 ms, not 200
+fake=${top_builddir:-$top_srcdir}/tests/fake-upstream
+if [ -x "$fake" ]; then
+	ctl() { printf 'mode %s\n' "$1" > "$T/r.ctl.tmp"; mv "$T/r.ctl.tmp" "$T/r.ctl"; }
+	ctl 500
+	"$fake" -p "$T/r.port" -c "$T/r.ctl" -t 60 2> /dev/null &
+	rpid=$!
+	wait_for 10 test -s "$T/r.port" || fail "reset: the fake upstream did not start"
+	cat > "$T/reset.xml" <<XML
+<?xml version="1.0"?>
+<pipeline name="reset" version="1">
+  <worker name="r" plugin="openai">
+    <param name="base-url">http://127.0.0.1:$(cat "$T/r.port")/v1</param>
+    <param name="stream">false</param>
+  </worker>
+  <pool name="model"><member worker="r"/>
+    <param name="failures">1</param><param name="cooldown">100ms</param>
+    <param name="max-ejected-percent">100</param>
+  </pool>
+  <stage name="in" plugin="stdin"/>
+  <stage name="infer" plugin="inference" worker="model" concurrency="1">
+    <param name="retries">0</param></stage>
+  <stage name="out" plugin="stdout"/>
+  <channel from="in" to="infer"/>
+  <channel from="infer" to="out"/>
+</pipeline>
+XML
+	mkfifo "$T/r.in"
+	"$PORCH" run "$T/reset.xml" < "$T/r.in" > "$T/reset.out" 2> "$T/reset.err" &
+	pid=$!
+	exec 6> "$T/r.in"
+	echo one >&6                                  # fails: out for 100 ms
+	wait_for 10 grep -q "stdin:1: .*failed" "$T/reset.err" || fail "reset: one did not fail"
+	ctl none
+	sleep 0.2                                     # the cooldown passes
+	echo two >&6                                  # answered: the count resets
+	wait_for 10 grep -q "two" "$T/reset.out" || fail "reset: two: $(cat "$T/reset.err")"
+	ctl 500
+	printf 'three\nfour\n' >&6                  # three fails; four finds it out
+	wait_for 10 grep -q "stdin:4: " "$T/reset.err" || fail "reset: four: $(cat "$T/reset.err")"
+	exec 6>&-
+	wait "$pid"
+	b=$(sed -n 's/.*stdin:4: .*every member is ejected (the first returns in \([0-9]*\) ms).*/\1/p' "$T/reset.err")
+	[ -n "$b" ] && [ "$b" -le 101 ] && ok ||
+	    fail "reset: after a success the ejection lasts the cooldown again: '$b' ms: $(cat "$T/reset.err")"
+	kill "$rpid" 2> /dev/null
+	wait "$rpid" 2> /dev/null
+fi
+
+# ---- at most max-ejected-percent of the pool out at once: of four members
+# that all fail, two (50%) are ejected; the other two take the calls
+cat > "$T/cap.xml" <<XML
+<?xml version="1.0"?>
+<pipeline name="cap" version="1">
+  <worker name="f1" plugin="echo">$FAILING</worker>
+  <worker name="f2" plugin="echo">$FAILING</worker>
+  <worker name="f3" plugin="echo">$FAILING</worker>
+  <worker name="f4" plugin="echo">$FAILING</worker>
+  <pool name="model" policy="round-robin">
+    <member worker="f1"/><member worker="f2"/><member worker="f3"/><member worker="f4"/>
+    <param name="failures">1</param><param name="cooldown">1h</param>
+    <param name="max-ejected-percent">50</param>
+  </pool>
+  <stage name="in" plugin="stdin"/>
+  <stage name="infer" plugin="inference" worker="model"><param name="retries">0</param></stage>
+  <stage name="out" plugin="stdout"/>
+  <channel from="in" to="infer"/>
+  <channel from="infer" to="out"/>
+</pipeline>
+XML
+run cap 20
+expect_eq "cap: failed" "$(json_get "$T/cap.json" failed)" 20
+expect_eq "cap: ejected at the end" "$(grep -c '^  replica f[1-4] .*(ejected)' "$T/cap.err")" 2
+n=0
+for w in f1 f2 f3 f4; do n=$((n + $(replica cap $w ejections))); done
+expect_eq "cap: ejections" "$n" 2
+
 # ---- fallbacks: an ordered list, used when the pool has nowhere to go -----
 pool fb 'fallback="spare, big"' '<member worker="c"/>
     <param name="failures">1</param><param name="max-ejected-percent">100</param>
