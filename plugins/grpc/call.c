@@ -138,6 +138,7 @@ call_free(struct gcall *c)
 	if (c->has_details)
 		grpc_slice_unref(c->details_bin);
 	free(c->status_msg);
+	free(c->tok);
 	grpc_call_unref(c->call);
 	free(c);
 }
@@ -241,11 +242,9 @@ on_close(struct gtag *t, int ok)
 
 /* ---- writing -------------------------------------------------------------- */
 
-int
-call_send(struct gcall *c, const ProtobufCMessage *msg)
+static int
+enqueue(struct gcall *c, const ProtobufCMessage *msg)
 {
-	if (call_gone(c))
-		return -1;
 	struct gout *o = malloc(sizeof *o);
 	grpc_byte_buffer *bb = o != NULL ? codec_pack(msg) : NULL;
 	if (bb == NULL) {
@@ -259,7 +258,57 @@ call_send(struct gcall *c, const ProtobufCMessage *msg)
 	else
 		c->out_head = o;
 	c->out_tail = o;
+	return 0;
+}
+
+/* Queues the tokens kept while a send was in flight, as one message. */
+static int
+flush_tokens(struct gcall *c)
+{
+	if (c->tok_len == 0)
+		return 0;
+	Porch__V1__GenerateResponse r = PORCH__V1__GENERATE_RESPONSE__INIT;
+	r.token.data = (uint8_t *)c->tok;
+	r.token.len = c->tok_len;
+	c->tok_len = 0;
+	return enqueue(c, &r.base);
+}
+
+int
+call_send(struct gcall *c, const ProtobufCMessage *msg)
+{
+	if (call_gone(c))
+		return -1;
+	if (flush_tokens(c) != 0 || enqueue(c, msg) != 0)
+		return -1;
 	pump(c);
+	return 0;
+}
+
+int
+call_send_token(struct gcall *c, const char *text, size_t len, const char *request_id)
+{
+	if (call_gone(c))
+		return -1;
+	if (!c->sending) {
+		Porch__V1__GenerateResponse r = PORCH__V1__GENERATE_RESPONSE__INIT;
+		r.token.data = (uint8_t *)text;
+		r.token.len = len;
+		r.request_id = (char *)request_id;
+		return call_send(c, &r.base);
+	}
+	if (c->tok_len + len > c->tok_cap) {
+		size_t cap = c->tok_cap ? c->tok_cap : 256;
+		while (cap < c->tok_len + len)
+			cap *= 2;
+		char *t = realloc(c->tok, cap);
+		if (t == NULL)
+			return -1;
+		c->tok = t;
+		c->tok_cap = cap;
+	}
+	memcpy(c->tok + c->tok_len, text, len);
+	c->tok_len += len;
 	return 0;
 }
 
@@ -268,6 +317,7 @@ finish_v(struct gcall *c, grpc_status_code code, const char *fmt, va_list ap)
 {
 	if (call_gone(c))
 		return;
+	(void)flush_tokens(c); /* before the status */
 	c->status_set = 1;
 	c->status = code;
 	if (fmt != NULL) {
@@ -388,7 +438,10 @@ on_send(struct gtag *t, int ok)
 			free(d);
 		}
 		c->out_tail = NULL;
+		c->tok_len = 0;
 		c->status_sent = 1;
+	} else if (c->out_head == NULL && !c->status_sent && !c->closed) {
+		(void)flush_tokens(c); /* the tokens that came meanwhile */
 	}
 	if ((c->status_sent && c->out_head == NULL) || c->closed)
 		call_end(c);

@@ -288,12 +288,7 @@ gen_piece(struct http_origin *o, porch_msg *m, const char *text, size_t len,
 	struct gcall *c = gcall_of(o);
 	if (len == 0 || call_gone(c))
 		return;
-	Porch__V1__GenerateResponse r = PORCH__V1__GENERATE_RESPONSE__INIT;
-	r.token.data = (uint8_t *)text;
-	r.token.len = len;
-	if (!c->md_sent)
-		r.request_id = c->request_id;
-	call_send(c, &r.base);
+	(void)call_send_token(c, text, len, c->md_sent ? NULL : c->request_id);
 }
 
 static void

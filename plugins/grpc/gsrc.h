@@ -168,6 +168,8 @@ struct gcall {
 
 	struct gout *out_head, *out_tail;
 	int sending;                /* a batch of sends in flight */
+	char *tok;                  /* Generate: tokens that came while a send was */
+	size_t tok_len, tok_cap;    /* in flight, sent as one message after it */
 	int md_sent;
 	int status_set, status_sent;
 	grpc_status_code status;
@@ -192,6 +194,12 @@ void call_hold(struct gcall *c);
 void call_release(struct gcall *c);
 /* Queues a message to send (serialized here); -1 when it could not be. */
 int call_send(struct gcall *c, const ProtobufCMessage *msg);
+/* Generate: a piece of the answer; sent at once as a token message when no
+ * send is in flight, else kept with the pieces that follow it, which go
+ * as one token message when the send in flight is done (gRPC takes one
+ * send at a time: this spares a batch and its completion per piece when
+ * they come faster than the client takes them). */
+int call_send_token(struct gcall *c, const char *text, size_t len, const char *request_id);
 /* Ends the call with a status, after what was queued; msg may be NULL. */
 void call_finish(struct gcall *c, grpc_status_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
