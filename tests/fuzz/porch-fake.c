@@ -183,6 +183,13 @@ porch_stage_log(const porch_stage *st, const char *fmt, ...)
 	(void)fmt;
 }
 
+const char *
+porch_stage_pipeline_unready(const porch_stage *st)
+{
+	(void)st;
+	return NULL; /* no pools here: always ready */
+}
+
 void
 porch_log(const porch_stage *st, enum porch_log_level level, const porch_msg *m,
     const char *fmt, ...)
