@@ -258,6 +258,17 @@ value_pos(const struct diag *d, int line, int col, size_t offset, int *oline, in
 	const char *t = d->text;
 	size_t n = d->text_len, k = 0;
 	int cdata = 0;
+	/* a value that begins inside a CDATA section: its bytes are literal */
+	for (size_t q = p; q >= 9; q--) {
+		if (memcmp(t + q - 3, "]]>", 3) == 0)
+			break;
+		if (memcmp(t + q - 9, "<![CDATA[", 9) == 0) {
+			cdata = 1;
+			break;
+		}
+		if (t[q - 1] == '>')
+			break;
+	}
 	/* the white space the value was trimmed of */
 	for (;;) {
 		if (cdata_mark(t, n, &p, &cdata))
