@@ -379,10 +379,10 @@ check_overrides(struct cfg_pipeline *p, const struct override *ov, size_t n_ov, 
 		    edit_distance(near, ov[i].target)))
 			near = nw;
 		if (near)
-			diag_error(d, 0, 0, "--set %s.%s: no stage or worker named '%s'; "
+			diag_error(d, 0, 0, "--set %s.%s: no stage, worker or pool named '%s'; "
 			    "did you mean '%s'?", ov[i].target, ov[i].param, ov[i].target, near);
 		else
-			diag_error(d, 0, 0, "--set %s.%s: no stage or worker named '%s'",
+			diag_error(d, 0, 0, "--set %s.%s: no stage, worker or pool named '%s'",
 			    ov[i].target, ov[i].param, ov[i].target);
 	}
 }
