@@ -17,7 +17,7 @@ _porch_commands()
 {
 	local cmds
 	cmds=$(_porch_help "$1" --help | sed -n '/^commands:/,/^$/s/^  \([a-z][a-z-]*\) .*/\1/p')
-	printf '%s\n' "${cmds:-run replay check graph plugins reload}"
+	printf '%s\n' "${cmds:-run replay check graph plugins reload top}"
 }
 
 # _porch_options PORCH COMMAND: the options of its --help (usage lines and
@@ -36,7 +36,7 @@ _porch_takes_arg()
 	case $3 in
 	--*=*) return 1 ;;
 	--plugin-path|--set|--stats-json|--drain-timeout|--pid-file|--log-format|\
-	--log-level|--source|--timeout|-[Psjdpt]) return 0 ;;
+	--log-level|--source|--timeout|--control|--interval|-[Psjdpti]) return 0 ;;
 	--*) _porch_help "$1" "$2" --help | grep -q -- "$3 [A-Z]" ;;
 	*) return 1 ;;
 	esac
@@ -85,7 +85,7 @@ _porch()
 		COMPREPLY=($(compgen -d -- "$cur"))
 		return 0 ;;
 	--pid-file|-p|--stats-json|-j) _porch_files; return 0 ;;
-	--set|-s|--drain-timeout|-d|--timeout|-t|--source) return 0 ;;
+	--set|-s|--drain-timeout|-d|--timeout|-t|--source|--control|--interval|-i) return 0 ;;
 	esac
 
 	if [[ $cur == -* ]]; then

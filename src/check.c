@@ -258,6 +258,17 @@ value_pos(const struct diag *d, int line, int col, size_t offset, int *oline, in
 	const char *t = d->text;
 	size_t n = d->text_len, k = 0;
 	int cdata = 0;
+	/* a value that begins inside a CDATA section: its bytes are literal */
+	for (size_t q = p; q >= 9; q--) {
+		if (memcmp(t + q - 3, "]]>", 3) == 0)
+			break;
+		if (memcmp(t + q - 9, "<![CDATA[", 9) == 0) {
+			cdata = 1;
+			break;
+		}
+		if (t[q - 1] == '>')
+			break;
+	}
 	/* the white space the value was trimmed of */
 	for (;;) {
 		if (cdata_mark(t, n, &p, &cdata))
@@ -368,10 +379,10 @@ check_overrides(struct cfg_pipeline *p, const struct override *ov, size_t n_ov, 
 		    edit_distance(near, ov[i].target)))
 			near = nw;
 		if (near)
-			diag_error(d, 0, 0, "--set %s.%s: no stage or worker named '%s'; "
+			diag_error(d, 0, 0, "--set %s.%s: no stage, worker or pool named '%s'; "
 			    "did you mean '%s'?", ov[i].target, ov[i].param, ov[i].target, near);
 		else
-			diag_error(d, 0, 0, "--set %s.%s: no stage or worker named '%s'",
+			diag_error(d, 0, 0, "--set %s.%s: no stage, worker or pool named '%s'",
 			    ov[i].target, ov[i].param, ov[i].target);
 	}
 }

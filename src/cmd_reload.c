@@ -31,9 +31,11 @@ static const char reload_usage[] =
     "exit status: 0 reloaded, 1 the reload failed or no answer came,\n"
     "2 usage, or no porch runs with that pid file.\n";
 
-/* The attempt number in the status file (0 when none), and its message. */
+/* The attempt number in the status file (0 when none), and its message;
+ * when out is not NULL, the lines after the first (the errors of a file
+ * that did not load) are copied to it. */
 static unsigned long long
-read_status(const char *path, char *msg, size_t len)
+read_status(const char *path, char *msg, size_t len, FILE *out)
 {
 	msg[0] = '\0';
 	FILE *f = fopen(path, "r");
@@ -48,6 +50,11 @@ read_status(const char *path, char *msg, size_t len)
 			end++;
 		line[strcspn(line, "\n")] = '\0';
 		snprintf(msg, len, "%s", end);
+		if (out != NULL) {
+			int c;
+			while ((c = getc(f)) != EOF)
+				putc(c, out);
+		}
 	}
 	fclose(f);
 	return n;
@@ -109,7 +116,7 @@ cmd_reload(int argc, char **argv)
 		return EXIT_INVALID;
 	char status[4200], msg[1200];
 	run_status_path(pid_path, status, sizeof status);
-	unsigned long long before = read_status(status, msg, sizeof msg);
+	unsigned long long before = read_status(status, msg, sizeof msg, NULL);
 	if (kill((pid_t)pid, SIGHUP) != 0) {
 		cli_error("reload: cannot signal process %ld (from %s): %s", pid, pid_path,
 		    strerror(errno));
@@ -118,14 +125,18 @@ cmd_reload(int argc, char **argv)
 	/* polled: the answer is a file another process renames into place */
 	struct timespec tick = { 0, 20 * 1000 * 1000 };
 	for (double waited = 0; waited < timeout; waited += 0.02) {
-		unsigned long long n = read_status(status, msg, sizeof msg);
+		unsigned long long n = read_status(status, msg, sizeof msg, NULL);
 		if (n > before) {
 			int ok = strncmp(msg, "ok ", 3) == 0;
-			const char *text = strchr(msg, ' ') ? strchr(msg, ' ') + 1 : msg;
 			if (ok) {
+				const char *text = strchr(msg, ' ') + 1;
 				printf("porch: reload: %s\n", text);
 				return EXIT_OK;
 			}
+			/* again, printing the file's errors first, as check
+			 * prints them */
+			read_status(status, msg, sizeof msg, stderr);
+			const char *text = strchr(msg, ' ') ? strchr(msg, ' ') + 1 : msg;
 			cli_error("reload: %s", text);
 			return EXIT_RUNTIME;
 		}

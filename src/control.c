@@ -249,6 +249,14 @@ control_open(struct run *r, const char *spec, char *err, size_t errlen)
 		    spec);
 		return NULL;
 	}
+	/* getaddrinfo takes 99999 and keeps its low 16 bits: 34463 */
+	const char *ps = colon + 1;
+	size_t digits = strspn(ps, "0123456789");
+	if (ps[digits] != '\0' || digits > 5 || strtol(ps, NULL, 10) > 65535) {
+		snprintf(err, errlen, "--control '%s': the port is not a number from 0 "
+		    "to 65535", spec);
+		return NULL;
+	}
 	char host[256];
 	snprintf(host, sizeof host, "%.*s", (int)(colon - spec), spec);
 	if (host[0] == '[' && host[strlen(host) - 1] == ']') {

@@ -497,8 +497,14 @@ record_text(void *ctx, const xmlChar *ch, int len)
 	if (cur >= 0 && in != NULL && in->base != NULL && first >= in->base &&
 	    first < in->end)
 		off = cur - (long)(in->cur - first);
-	else if (cur >= 0)
+	else if (cur >= 0) {
 		off = cur - (long)(len - i);
+		/* a CDATA section's text is handed over once its "]]>" is
+		 * read ("]]>" cannot end other text) */
+		if (cur >= 3 && (size_t)cur <= d->text_len &&
+		    memcmp(d->text + cur - 3, "]]>", 3) == 0)
+			off -= 3;
+	}
 	if (off >= 0 && (size_t)off < d->text_len && (xmlChar)d->text[off] == *first)
 		at = (uintptr_t)off + 1;
 	t->_private = (void *)at;

@@ -22,7 +22,7 @@ static const char usage[] =
     "  graph FILE       print the pipeline as a Graphviz graph (porch graph F | dot -Tsvg)\n"
     "  plugins [NAME]   list the plugins found, or show one's ports and parameters\n"
     "  reload PIDFILE   make a running porch load its pipeline file again (SIGHUP)\n"
-    "  top URL          watch a running porch live, from its http stage's /metrics\n"
+    "  top URL          watch a running porch live, from its /metrics (http stage or --control)\n"
     "\n"
     "options:\n"
     "  --help           this text; 'porch COMMAND --help' for a command's options\n"

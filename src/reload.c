@@ -31,9 +31,11 @@ run_status_path(const char *pid_path, char *out, size_t len)
 	snprintf(out, len, "%s.reload", pid_path);
 }
 
-/* One line to stderr and, numbered, to the status file (written whole). */
+/* One line to stderr and, numbered, to the status file (written whole),
+ * followed there by detail (the file's errors, one a line) when not NULL,
+ * for porch reload to print. */
 static void
-report(struct run *r, int ok, const char *fmt, ...)
+report_detail(struct run *r, int ok, const char *detail, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -47,11 +49,14 @@ report(struct run *r, int ok, const char *fmt, ...)
 	char tmp[4200];
 	snprintf(tmp, sizeof tmp, "%s.tmp", r->status_path);
 	FILE *f = fopen(tmp, "w");
-	if (f == NULL || fprintf(f, "%llu %s %s\n", (unsigned long long)r->attempts,
-	    ok ? "ok" : "failed", msg) < 0 || fclose(f) != 0 || rename(tmp, r->status_path) != 0)
+	if (f == NULL || fprintf(f, "%llu %s %s\n%s", (unsigned long long)r->attempts,
+	    ok ? "ok" : "failed", msg, detail != NULL ? detail : "") < 0 ||
+	    fclose(f) != 0 || rename(tmp, r->status_path) != 0)
 		log_error("reload: cannot write %s: %s", r->status_path,
 		    strerror(errno));
 }
+
+#define report(r, ok, ...) report_detail((r), (ok), NULL, __VA_ARGS__)
 
 static void
 generation_free(struct run *r, struct generation *gen)
@@ -137,8 +142,12 @@ run_reload(struct run *r)
 	struct cfg_pipeline *cfg = config_load(r->file, config_schema_path(),
 	    r->common->plugin_dirs, r->common->n_plugin_dirs, r->common->overrides,
 	    r->common->n_overrides, NULL, &d);
+	/* the same lines go to the status file, for porch reload to print */
+	char *detail = NULL;
 	if (dout != NULL) {
 		fclose(dout);
+		if (dtext != NULL)
+			detail = strdup(dtext);
 		for (char *line = dtext, *end; line != NULL && *line != '\0'; line = end) {
 			end = strchr(line, '\n');
 			if (end != NULL)
@@ -149,10 +158,12 @@ run_reload(struct run *r)
 	}
 	if (cfg == NULL) {
 		r->led->reload_failures++;
-		report(r, 0, "%s is not valid (%d error%s above); the running pipeline goes "
-		    "on unchanged", r->file, d.errors, d.errors == 1 ? "" : "s");
+		report_detail(r, 0, detail, "%s is not valid (%d error%s above); the running "
+		    "pipeline goes on unchanged", r->file, d.errors, d.errors == 1 ? "" : "s");
+		free(detail);
 		return;
 	}
+	free(detail);
 	char err[2048];
 	struct graph *g = graph_new(cfg, r->loop, r->led, err, sizeof err);
 	if (g == NULL) {

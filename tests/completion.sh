@@ -30,7 +30,7 @@ expect() {
 
 # the subcommands are those porch --help lists
 cmds=$("$PORCH" --help | sed -n '/^commands:/,/^$/s/^  \([a-z][a-z-]*\) .*/\1/p' | sort | tr '\n' ' ')
-for c in run replay check graph plugins reload; do
+for c in run replay check graph plugins reload top; do
 	case " $cmds" in *" $c "*) ok ;; *) fail "porch --help does not list $c" ;; esac
 done
 expect "commands" "$(printf '%s\n' $cmds --help --version | sort | tr '\n' ' ' | sed 's/ $//')" ""
@@ -54,6 +54,10 @@ expect "--log-level" "debug error info warn" run --log-level ""
 expect "--log-level=w" "warn" run --log-level = w
 expect "--log-level=" "debug error info warn" run --log-level =
 expect "--set" "" run --set ""
+# a host:port, a duration: no file names
+expect "--control" "" run --control ""
+expect "top --interval" "" top --interval ""
+expect "top -i" "" top -i ""
 
 # pipeline files: *.xml and directories, not other files
 mkdir -p "$T/d/sub"
@@ -62,6 +66,7 @@ cd "$T/d"
 expect "run FILE" "a.xml b.xml sub" run ""
 expect "run --log-level info FILE" "a.xml b.xml sub" run --log-level info ""
 expect "run --set x.y=1 FILE" "a.xml b.xml sub" run --set x.y=1 ""
+expect "run --control ADDR FILE" "a.xml b.xml sub" run --control 127.0.0.1:0 ""
 expect "run a" "a.xml" run a
 expect "check FILE FILE" "a.xml b.xml sub" check a.xml ""
 expect "graph FILE" "a.xml b.xml sub" graph ""

@@ -70,6 +70,10 @@ expect_eq "accepted" "$(json_get "$T/s.json" accepted)" 1
 "$PORCH" run --control nonsense "$hello" < /dev/null > /dev/null 2> "$T/e1"
 expect_eq "--control nonsense: exit" "$?" 1
 expect_eq "--control nonsense: message" "$(grep -c "porch: --control 'nonsense': expected HOST:PORT (e.g. 127.0.0.1:9090)" "$T/e1")" 1
+# a port past 65535 is refused, not taken modulo 65536 (99999 was 34463)
+"$PORCH" run --control 127.0.0.1:99999 "$hello" < /dev/null > /dev/null 2> "$T/e3"
+expect_eq "--control 127.0.0.1:99999: exit" "$?" 1
+expect_eq "--control 127.0.0.1:99999: message" "$(grep -c "porch: --control '127.0.0.1:99999': the port is not a number from 0 to 65535" "$T/e3")" 1
 python3 -c 'import socket,sys,time
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
 open(sys.argv[1], "w").write(str(s.getsockname()[1])); sys.stdout.flush(); time.sleep(30)' "$T/held" &

@@ -108,6 +108,9 @@ for i in 1 2 3 4 5 6 7 8 9 10; do
 	"$PORCH" reload --timeout 30s "$T/pid" > "$T/reload.out" 2>&1
 	expect_eq "reload $n (an invalid file): porch reload's exit status" "$?" 1
 	grep -q "is not valid" "$T/reload.out" && ok || fail "reload $n: $(cat "$T/reload.out")"
+	# and the error itself, at its place, not only "1 error above"
+	grep -q "^$F:[0-9]*:[0-9]*: error: .*top-k" "$T/reload.out" && ok ||
+	    fail "reload $n: porch reload does not print the file's error: $(cat "$T/reload.out")"
 done
 kill -0 "$wrk_pid" 2> /dev/null && ok ||
     fail "the 20 reloads outlasted wrk's 20 s: they were not under load"

@@ -68,7 +68,7 @@ grep -q "did you mean 'model'" "$T/err" && ok || fail "--set: no suggestion: $(c
 # a name like none of the file's gets no suggestion (not 'input' for 'llm')
 "$PORCH" run -q --set llm.delay-ms=1 "$hello" < /dev/null 2> "$T/err"
 expect_eq "--set unrelated target: message" "$(cat "$T/err")" \
-    "$hello: error: --set llm.delay-ms: no stage or worker named 'llm'"
+    "$hello: error: --set llm.delay-ms: no stage, worker or pool named 'llm'"
 
 # --set on the pipeline's own attributes: a channel's capacity and overflow
 printf 'a\nb\nc\n' | "$PORCH" run -q --stats-json "$T/s1.json" \

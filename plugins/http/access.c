@@ -7,7 +7,7 @@
  * appending (O_APPEND: a line is one write(2), so lines from two porch
  * processes sharing a file do not interleave).  A reload opens the file
  * again, which is how a rotated file is let go.  The format is json, one
- * object a line, or text, the combined log format's start followed by
+ * object a line, or text, the common log format followed by
  * porch's fields:
  *
  *   ADDR - - [TIME] "METHOD TARGET HTTP/1.x" STATUS BYTES-OUT BYTES-IN

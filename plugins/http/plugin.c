@@ -60,8 +60,10 @@ static const struct porch_param http_params[] = {
 	  "one line per request answered: off, stderr, or a file appended to (opened "
 	  "again on reload); true and false, its older values, mean stderr and off" },
 	{ "access-log-format", PORCH_PARAM_ENUM, "text", 0, 0, "text|json", 0,
-	  "text: the combined log format's fields, then bytes in, time to first byte "
-	  "and total (seconds), request id, model and outcome; json: one object a line" },
+	  "text: the common log format's fields (client, -, -, [time], \"request line\", "
+	  "status, bytes out), then bytes in, time to first byte and total (seconds), "
+	  "request id, model and outcome; json: one object a line; a request whose "
+	  "client closed the connection before its answer was whole has status 499" },
 	{ "cors-origins", PORCH_PARAM_LIST, NULL, 0, -1, NULL, 0,
 	  "origins browsers may call from (CORS), as scheme://host[:port], or *; unset: no CORS" },
 	{ NULL, 0, NULL, 0, 0, NULL, 0, NULL }
