@@ -466,11 +466,28 @@ pool_route(struct pool *p, struct porch_stage *st, struct porch_msg *m,
 	return -1;
 }
 
-/* p, or one of its fallbacks, can take a call now. */
+/*
+ * Members that can take a call and are well: up, and not failing in a row
+ * past `failures` (one that max-ejected-percent keeps in takes calls all
+ * the same, but is not counted here, so a pool whose every member fails is
+ * not ready even when the cap leaves some in).
+ */
+static size_t
+pool_well(struct pool *p)
+{
+	refresh(p, ev_now(p->g->loop));
+	size_t n = 0;
+	for (size_t i = 0; i < p->n; i++)
+		if ((p->bal.up >> i) & 1 && (p->failures == 0 || p->m[i].fails < p->failures))
+			n++;
+	return n;
+}
+
+/* p, or one of its fallbacks, can take a call now and has a member well. */
 static int
 pool_available(struct pool *p)
 {
-	if (pool_healthy(p) > 0)
+	if (pool_well(p) > 0)
 		return 1;
 	for (size_t k = 0; k < p->n_fb; k++)
 		if (p->fb_workers[k] != NULL || pool_available(p->fb_pools[k]))

@@ -496,6 +496,44 @@ XML
 		wait "$pid"
 		kill "$fpid"
 	fi
+
+	# a pool whose every member fails is not ready, even when
+	# max-ejected-percent keeps one of them in (it takes calls all the same)
+	cat > "$T/capped.xml" <<XML
+<?xml version="1.0"?>
+<pipeline name="capped" version="1">
+  <worker name="x" plugin="echo"><param name="fail-first">1000000</param></worker>
+  <worker name="y" plugin="echo"><param name="fail-first">1000000</param></worker>
+  <pool name="two" policy="round-robin">
+    <member worker="x"/><member worker="y"/>
+    <param name="failures">1</param><param name="cooldown">1h</param>
+    <param name="max-ejected-percent">50</param>
+  </pool>
+  <stage name="ingress" plugin="http">
+    <param name="listen">127.0.0.1:0</param>
+    <param name="port-file">$T/cport</param>
+  </stage>
+  <stage name="m" plugin="inference" worker="two"><param name="retries">0</param></stage>
+  <stage name="reply" plugin="reply"/>
+  <channel from="ingress" to="m"/>
+  <channel from="m" to="reply"/>
+  <channel from="m:error" to="reply"/>
+</pipeline>
+XML
+	"$PORCH" run -q "$T/capped.xml" > /dev/null 2> "$T/capped.err" &
+	pid=$!
+	wait_for 20 test -s "$T/cport" || fail "capped: porch did not start: $(cat "$T/capped.err")"
+	U="http://127.0.0.1:$(cat "$T/cport")"
+	expect_eq "capped: ready at first" "$(curl -s -o /dev/null -w '%{http_code}' "$U/readyz")" 200
+	for i in 1 2 3 4; do chat two -o /dev/null; done
+	curl -s "$U/metrics" > "$T/cm"
+	expect_eq "capped: one ejected (50%)" \
+	    "$(grep -c '^porch_replica_ejected{pool="two",replica="[xy]"} 1$' "$T/cm")" 1
+	curl -s -o "$T/creadyz" -w '%{http_code}' "$U/readyz" > "$T/ccode"
+	expect_eq "capped: not ready, the member left in failing" "$(cat "$T/ccode")" 503
+	grep -q '"pool": *"two"' "$T/creadyz" && ok || fail "capped: /readyz: $(cat "$T/creadyz")"
+	kill "$pid"
+	wait "$pid"
 fi
 
 finish
