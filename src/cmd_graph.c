@@ -9,12 +9,15 @@
 #include "util.h"
 
 static const char graph_usage[] =
-    "usage: porch graph [--plugin-path DIR] FILE\n"
+    "usage: porch graph [--plugin-path DIR] [--set NAME.PARAM=VALUE] FILE\n"
     "\n"
     "Prints the pipeline as a Graphviz digraph on stdout: stages with their\n"
     "plugin (and concurrency, but for sources), workers, pools with their policy, members and\n"
     "fallbacks, and channels with capacity, overflow and condition.\n"
     "Example: porch graph pipelines/hello.xml | dot -Tsvg > hello.svg\n"
+    "\n"
+    "  -P, --plugin-path DIR  search DIR for plugins first (repeatable)\n"
+    "  -s, --set N.P=V        draw it as porch run --set N.P=V would run it\n"
     "\n"
     "exit status: 0 printed, 2 the file is invalid.\n";
 
@@ -142,15 +145,22 @@ cmd_graph(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "plugin-path", required_argument, NULL, 'P' },
+		{ "set", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli_common common = { 0 };
 	int c;
-	while ((c = getopt_long(argc, argv, "hP:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hP:s:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'P':
 			cli_add_plugin_dir(&common, optarg);
+			break;
+		case 's':
+			if (cli_add_override(&common, "graph", optarg) != 0) {
+				cli_free(&common);
+				return EXIT_INVALID;
+			}
 			break;
 		case 'h':
 			fputs(graph_usage, stdout);
@@ -169,11 +179,14 @@ cmd_graph(int argc, char **argv)
 	struct diag d;
 	diag_init(&d, argv[optind], stderr);
 	struct cfg_pipeline *p = config_load(argv[optind], config_schema_path(),
-	    common.plugin_dirs, common.n_plugin_dirs, NULL, 0, NULL, &d);
-	cli_free(&common);
-	if (p == NULL)
+	    common.plugin_dirs, common.n_plugin_dirs, common.overrides, common.n_overrides,
+	    NULL, &d);
+	if (p == NULL) {
+		cli_free(&common);
 		return EXIT_INVALID;
+	}
 	print_dot(p, stdout);
 	config_free(p);
+	cli_free(&common);
 	return EXIT_OK;
 }

@@ -192,7 +192,9 @@ log_value(enum porch_log_level level, const char *msg, const char *key, json_t *
 	timestamp(when, sizeof when);
 	json_t *o = json_pack("{s:s, s:s, s:s, s:o}", "time", when, "level", level_names[level],
 	    "msg", msg, key, value);
-	char *s = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	/* 15 digits: 33.852 s, not 33.851999999999997 */
+	char *s = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
+	    JSON_REAL_PRECISION(15)) : NULL;
 	json_decref(o);
 	if (s == NULL)
 		return;

@@ -43,7 +43,7 @@ expect "run --p" "--pid-file --plugin-path" run --p
 expect "run options" "--control --drain-timeout --help --log-format --log-level --pid-file --plugin-path --quiet --set --stats-json" run --
 expect "replay --s" "--set --source --stats-json" replay --s
 expect "check options" "--help --plugin-path --set" check --
-expect "graph options" "--help --plugin-path" graph --
+expect "graph options" "--help --plugin-path --set" graph --
 expect "plugins options" "--help --mdoc --plugin-path" plugins --
 expect "reload options" "--help --timeout" reload --
 

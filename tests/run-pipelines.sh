@@ -142,6 +142,11 @@ grep -q '"input" \[shape=invhouse, label="input\\n(stdin)"\];' "$T/g.dot" && ok 
     fail "graph: the source's label: $(grep '"input" \[' "$T/g.dot")"
 grep -q '"infer" \[shape=box, label="infer\\n(inference, concurrency 16)"\];' "$T/g.dot" && ok ||
     fail "graph: a stage's label: $(grep '"infer" \[' "$T/g.dot")"
+# --set: drawn as porch run would run it
+"$PORCH" graph --set 'input->infer.capacity=3' "$hello" | grep -q '"input" -> "infer" \[label="3, block"\];' &&
+    ok || fail "graph --set: the channel's capacity"
+"$PORCH" graph --set 'inptu->infer.capacity=3' "$hello" > /dev/null 2> "$T/err"
+expect_eq "graph --set on no channel: exit" "$?" 2
 # three stages in a row are drawn left to right; six (server.xml), top to bottom
 grep -q 'rankdir=LR;' "$T/g.dot" && ok || fail "graph: hello.xml not left to right"
 "$PORCH" graph "$top_srcdir/pipelines/server.xml" | grep -q 'rankdir=TB;' && ok ||
