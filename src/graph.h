@@ -51,6 +51,7 @@ struct porch_msg {
 	size_t session_len;
 	/* the rest */
 	uint64_t id;
+	uint64_t meta_bloom;         /* two bits a key (meta_bit): most lookups miss */
 	size_t session_cap;
 	char **meta;                 /* key, value, key, value ... */
 	size_t meta_cap;             /* in pairs */

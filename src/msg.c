@@ -75,6 +75,7 @@ msg_release(struct graph *g, struct porch_msg *m)
 			m->meta_size[i] = 0;
 		}
 	m->n_meta = 0;
+	m->meta_bloom = 0;
 	m->text_len = 0;
 	if (m->text_cap > MSG_BUF_KEEP) {
 		free(m->text);
@@ -273,10 +274,28 @@ porch_msg_append_text(porch_msg *m, const char *text, size_t len)
 static uint32_t
 key_hash(const char *key)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
-		h = (h ^ *p) * 16777619u;
-	return h;
+	/* the length and the first and last 8 bytes: keys are short names
+	 * ("max-tokens", "openai.request"), told apart by these, and a lookup
+	 * (a dozen a hop) is paid mostly in hashing its key byte by byte */
+	size_t len = strlen(key);
+	uint64_t a = 0, b = 0;
+	if (len >= 8) {
+		memcpy(&a, key, 8);
+		memcpy(&b, key + len - 8, 8);
+	} else {
+		memcpy(&a, key, len);
+	}
+	uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15ull) ^ len) * 0xff51afd7ed558ccdull;
+	return (uint32_t)(h >> 32) ^ (uint32_t)h;
+}
+
+/* A key's two bits in meta_bloom.  A worker asks for a dozen settings a
+ * request, most of them not set: with ~20 keys set, four lookups in five
+ * for a missing key end here without scanning the pairs. */
+static inline uint64_t
+meta_bits(uint32_t h)
+{
+	return (1ull << (h & 63)) | (1ull << ((h >> 6) & 63));
 }
 
 static void
@@ -300,6 +319,9 @@ const char *
 porch_msg_meta(const porch_msg *m, const char *key)
 {
 	uint32_t h = key_hash(key);
+	uint64_t bits = meta_bits(h);
+	if ((m->meta_bloom & bits) != bits)
+		return NULL;
 	for (size_t i = 0; i < m->n_meta; i++)
 		if (m->meta_hash[i] == h && strcmp(m->meta[2 * i], key) == 0)
 			return m->meta[2 * i + 1];
@@ -310,7 +332,8 @@ int
 porch_msg_set_meta(porch_msg *m, const char *key, const char *value)
 {
 	uint32_t h = key_hash(key);
-	for (size_t i = 0; i < m->n_meta; i++) {
+	uint64_t bits = meta_bits(h);
+	for (size_t i = 0; (m->meta_bloom & bits) == bits && i < m->n_meta; i++) {
 		if (m->meta_hash[i] == h && strcmp(m->meta[2 * i], key) == 0) {
 			if (m->meta[2 * i + 1] != value)
 				meta_put(m, 2 * i + 1, value);
@@ -332,6 +355,7 @@ porch_msg_set_meta(porch_msg *m, const char *key, const char *value)
 	meta_put(m, 2 * n, key);
 	meta_put(m, 2 * n + 1, value);
 	m->meta_hash[n] = h;
+	m->meta_bloom |= meta_bits(h);
 	m->n_meta++;
 	if (m->meta_slots < m->n_meta)
 		m->meta_slots = m->n_meta;
@@ -574,6 +598,7 @@ msg_swap_answer(struct porch_msg *a, struct porch_msg *b)
 	SWAP(meta_cap);
 	SWAP(meta_size);
 	SWAP(meta_hash);
+	SWAP(meta_bloom);
 	SWAP(meta_slots);
 	SWAP(status);
 	SWAP(retry_after_ms);

@@ -300,6 +300,46 @@ test_msg_input(void **state)
 	free(m);
 }
 
+/* Metadata: set, overwritten, looked up; keys that hash alike (same
+ * length, first and last 8 bytes) and keys never set (the bloom bits). */
+static void
+test_msg_meta(void **state)
+{
+	(void)state;
+	struct porch_msg *m = calloc(1, sizeof *m);
+	assert_non_null(m);
+	char key[64], val[64];
+	for (int i = 0; i < 100; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		snprintf(val, sizeof val, "v%d", i);
+		assert_int_equal(porch_msg_set_meta(m, key, val), 0);
+	}
+	assert_int_equal(porch_msg_set_meta(m, "openai.request.aaaa.tail1234", "a"), 0);
+	assert_int_equal(porch_msg_set_meta(m, "openai.request.bbbb.tail1234", "b"), 0);
+	assert_int_equal(porch_msg_set_meta(m, "k7", "seven"), 0); /* overwritten */
+	for (int i = 0; i < 100; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		snprintf(val, sizeof val, "v%d", i);
+		assert_string_equal(porch_msg_meta(m, key), i == 7 ? "seven" : val);
+		snprintf(key, sizeof key, "missing-%d", i);
+		assert_null(porch_msg_meta(m, key));
+	}
+	assert_string_equal(porch_msg_meta(m, "openai.request.aaaa.tail1234"), "a");
+	assert_string_equal(porch_msg_meta(m, "openai.request.bbbb.tail1234"), "b");
+	assert_null(porch_msg_meta(m, "openai.request.cccc.tail1234"));
+	assert_null(porch_msg_meta(m, ""));
+	const char *v;
+	assert_string_equal(porch_msg_meta_at(m, 7, &v), "k7");
+	assert_string_equal(v, "seven");
+	assert_null(porch_msg_meta_at(m, 102, &v));
+	for (size_t i = 0; i < m->meta_slots * 2; i++)
+		free(m->meta[i]);
+	free(m->meta);
+	free(m->meta_size);
+	free(m->meta_hash);
+	free(m);
+}
+
 int
 main(void)
 {
@@ -315,6 +355,7 @@ main(void)
 		cmocka_unit_test(test_shard_vectors),
 		cmocka_unit_test(test_shard_spread_and_movement),
 		cmocka_unit_test(test_msg_input),
+		cmocka_unit_test(test_msg_meta),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
