@@ -100,6 +100,48 @@ meta_str(struct prompt *pr, const char *key, const char *value)
 	return meta_set(pr, key, v, v);
 }
 
+/*
+ * A request's top-level members, looked up twenty times a request (each
+ * setting, then the signature): jansson hashes the name each time, a
+ * third of the cost of reading the request; here the names are compared
+ * by their first byte, then whole.  Past ROOT_MAX members, jansson.
+ */
+#define ROOT_MAX 16
+
+struct root {
+	json_t *obj;
+	size_t n;                   /* > ROOT_MAX: too many, ask obj */
+	const char *k[ROOT_MAX];
+	json_t *v[ROOT_MAX];
+};
+
+static void
+root_index(struct root *r, json_t *obj)
+{
+	r->obj = obj;
+	r->n = 0;
+	for (void *it = json_object_iter(obj); it != NULL; it = json_object_iter_next(obj, it)) {
+		if (r->n == ROOT_MAX) {
+			r->n = ROOT_MAX + 1;
+			return;
+		}
+		r->k[r->n] = json_object_iter_key(it);
+		r->v[r->n] = json_object_iter_value(it);
+		r->n++;
+	}
+}
+
+static json_t *
+rget(const struct root *r, const char *name)
+{
+	if (r->n > ROOT_MAX)
+		return json_object_get(r->obj, name);
+	for (size_t i = 0; i < r->n; i++)
+		if (r->k[i][0] == name[0] && strcmp(r->k[i], name) == 0)
+			return r->v[i];
+	return NULL;
+}
+
 /* A number as "%.17g" writes it; whole numbers (max_tokens) without printf. */
 static int
 meta_num(struct prompt *pr, const char *key, double d)
@@ -116,10 +158,10 @@ meta_num(struct prompt *pr, const char *key, double d)
 
 /* A number field within [lo, hi]; integer when asked. 1 set, 0 absent, -1 answered. */
 static int
-number_field(struct hreq *h, json_t *root, const char *name, double lo, double hi,
+number_field(struct hreq *h, const struct root *root, const char *name, double lo, double hi,
     int integer, double *out)
 {
-	json_t *v = json_object_get(root, name);
+	json_t *v = rget(root, name);
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (integer ? !json_is_integer(v) : !json_is_number(v))
@@ -142,7 +184,7 @@ number_field(struct hreq *h, json_t *root, const char *name, double lo, double h
  * user and n.  Returns 0, or -1 after answering 400.
  */
 static int
-settings(struct hreq *h, json_t *root, struct prompt *pr, int openai)
+settings(struct hreq *h, const struct root *root, struct prompt *pr, int openai)
 {
 	struct http_src *s = h->s;
 	json_t *v;
@@ -150,7 +192,7 @@ settings(struct hreq *h, json_t *root, struct prompt *pr, int openai)
 	int rc;
 
 	h->created = (int64_t)time(NULL);
-	v = json_object_get(root, "model");
+	v = rget(root, "model");
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_string(v) || json_string_length(v) == 0)
 			return bad(h, "model", "invalid_type", "'model' must be a non-empty "
@@ -190,7 +232,7 @@ settings(struct hreq *h, json_t *root, struct prompt *pr, int openai)
 	if (rc > 0)
 		meta_num(pr, "top-p", d);
 
-	v = json_object_get(root, "stop");
+	v = rget(root, "stop");
 	if (v != NULL && !json_is_null(v)) {
 		json_t *arr;
 		if (json_is_string(v)) {
@@ -223,7 +265,7 @@ settings(struct hreq *h, json_t *root, struct prompt *pr, int openai)
 	if (!openai)
 		return 0;
 
-	v = json_object_get(root, "stream");
+	v = rget(root, "stream");
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_boolean(v))
 			return bad(h, "stream", "invalid_type", "'stream' must be a boolean, "
@@ -234,7 +276,7 @@ settings(struct hreq *h, json_t *root, struct prompt *pr, int openai)
 	/* a worker that forwards the request asks its upstream the same way */
 	meta_str(pr, "stream", h->mode == MODE_SSE_CHAT || h->mode == MODE_SSE_TEXT ?
 	    "true" : "false");
-	v = json_object_get(root, "stream_options");
+	v = rget(root, "stream_options");
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_object(v))
 			return bad(h, "stream_options", "invalid_type", "'stream_options' must "
@@ -245,14 +287,14 @@ settings(struct hreq *h, json_t *root, struct prompt *pr, int openai)
 			    "'stream_options.include_usage' must be a boolean, not %s", jtype(u));
 		h->include_usage = u != NULL && json_is_true(u);
 	}
-	v = json_object_get(root, "user");
+	v = rget(root, "user");
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_string(v))
 			return bad(h, "user", "invalid_type", "'user' must be a string, not %s",
 			    jtype(v));
 		pr->user = strdup(json_string_value(v));
 	}
-	v = json_object_get(root, "n");
+	v = rget(root, "n");
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_integer(v))
 			return bad(h, "n", "invalid_type", "'n' must be an integer, not %s", jtype(v));
@@ -370,17 +412,17 @@ meta_get(const struct prompt *pr, const char *key)
  * a chat).  0, or -1 after answering 500.
  */
 static int
-sig_meta(struct hreq *h, json_t *root, struct prompt *pr, int chat)
+sig_meta(struct hreq *h, const struct root *root, struct prompt *pr, int chat)
 {
-	json_t *mt = json_object_get(root, "max_tokens");
-	json_t *mct = json_object_get(root, "max_completion_tokens");
+	json_t *mt = rget(root, "max_tokens");
+	json_t *mct = rget(root, "max_completion_tokens");
 	char cap = mt == NULL && mct == NULL ? 'N' :
 	    mct == NULL && !json_is_null(mt) ? 'T' :
 	    mt == NULL && !json_is_null(mct) ? 'C' : 0;
 	const char *stream = meta_get(pr, "stream");
-	int streams = json_is_true(json_object_get(root, "stream"));
-	if (cap == 0 || !json_is_string(json_object_get(root, "model")) ||
-	    (json_object_get(root, "messages") != NULL) != chat || stream == NULL ||
+	int streams = json_is_true(rget(root, "stream"));
+	if (cap == 0 || !json_is_string(rget(root, "model")) ||
+	    (rget(root, "messages") != NULL) != chat || stream == NULL ||
 	    (strcmp(stream, "true") == 0) != streams || pr->n_meta == PROMPT_META_MAX)
 		return 0;
 	const char *value[OAI_SIG_FIELDS];
@@ -399,9 +441,12 @@ sig_meta(struct hreq *h, json_t *root, struct prompt *pr, int chat)
  * or developer message's, for the stages that read or rewrite them.
  */
 int
-openai_chat_request(struct hreq *h, json_t *root, struct prompt *pr)
+openai_chat_request(struct hreq *h, json_t *obj, struct prompt *pr)
 {
-	json_t *msgs = json_object_get(root, "messages");
+	struct root rx;
+	root_index(&rx, obj);
+	const struct root *root = &rx;
+	json_t *msgs = rget(root, "messages");
 	if (msgs == NULL)
 		return bad(h, "messages", "missing_required_parameter", "'messages' is required");
 	if (!json_is_array(msgs))
@@ -461,9 +506,12 @@ out:
 }
 
 int
-openai_completion_request(struct hreq *h, json_t *root, struct prompt *pr)
+openai_completion_request(struct hreq *h, json_t *obj, struct prompt *pr)
 {
-	json_t *p = json_object_get(root, "prompt");
+	struct root rx;
+	root_index(&rx, obj);
+	const struct root *root = &rx;
+	json_t *p = rget(root, "prompt");
 	if (p == NULL)
 		return bad(h, "prompt", "missing_required_parameter", "'prompt' is required");
 	if (json_is_array(p)) {
@@ -485,14 +533,17 @@ openai_completion_request(struct hreq *h, json_t *root, struct prompt *pr)
 }
 
 int
-generate_request(struct hreq *h, json_t *root, struct prompt *pr)
+generate_request(struct hreq *h, json_t *obj, struct prompt *pr)
 {
-	json_t *t = json_object_get(root, "text");
+	struct root rx;
+	root_index(&rx, obj);
+	const struct root *root = &rx;
+	json_t *t = rget(root, "text");
 	if (t == NULL)
 		return bad(h, "text", "missing_required_parameter", "'text' is required");
 	if (!json_is_string(t))
 		return bad(h, "text", "invalid_type", "'text' must be a string, not %s", jtype(t));
-	json_t *id = json_object_get(root, "request_id");
+	json_t *id = rget(root, "request_id");
 	char num[32];
 	const char *gid = h->w.id;
 	if (id != NULL && !json_is_null(id)) {
