@@ -113,7 +113,7 @@ parse_listen(const char *v, char *host, size_t hlen, int *port, char *err, size_
 	for (; *p; p++) {
 		if (*p < '0' || *p > '9' || (val = val * 10 + (*p - '0')) > 65535) {
 			snprintf(err, errlen, "the port of '%s' is not a number from 0 to 65535",
-			    colon + 1);
+			    v);
 			return -1;
 		}
 	}
