@@ -81,7 +81,8 @@ conn_close(struct control_conn *k)
 			break;
 		}
 	io_stop(c->r->loop, &k->io);
-	if (ev_is_active(&k->timer)) {
+	/* pending too: fired in this iteration, its callback would run on k */
+	if (ev_is_active(&k->timer) || ev_is_pending(&k->timer)) {
 		ev_ref(c->r->loop);
 		ev_timer_stop(c->r->loop, &k->timer);
 	}
@@ -207,8 +208,9 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 static void
 on_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 {
-	(void)loop;
 	(void)revents;
+	/* it stopped when it fired, taking back the reference on_accept gave up */
+	ev_ref(loop);
 	conn_close(t->data);
 }
 

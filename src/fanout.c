@@ -143,8 +143,9 @@ decide(struct fan *f, int sync)
 	struct porch_msg *m0 = f->m0;
 	f->decided = 1;
 	f->making = 1; /* what ends inside must not free f under us */
-	if (ev_is_active(&f->timer))
-		ev_timer_stop(g->loop, &f->timer);
+	/* active or fired and pending in this iteration: either way its
+	 * callback must not run on f, which may be freed before it would */
+	ev_timer_stop(g->loop, &f->timer);
 	/* copies still on their way are not needed any more; one that waits
 	 * at the head of the channel it was sent into (the usual case when
 	 * the copies go straight to the join) is taken out and let go now,

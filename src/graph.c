@@ -897,7 +897,11 @@ graph_free(struct graph *g)
 		ev_check_stop(g->loop, &g->check_w);
 	}
 	ev_idle_stop(g->loop, &g->idle_w);
-	if (ev_is_active(&g->lag_w)) {
+	/* fired and not yet run counts too: its callback, still pending in
+	 * this loop iteration, would run on g after it is freed (a reload's
+	 * reap and the lag timer due in the same iteration); and it gave its
+	 * reference back when it fired, as when it is stopped */
+	if (ev_is_active(&g->lag_w) || ev_is_pending(&g->lag_w)) {
 		ev_ref(g->loop);
 		ev_timer_stop(g->loop, &g->lag_w);
 	}
