@@ -88,6 +88,11 @@ accept(struct graph *g, struct porch_msg *m)
 	if (g->live)
 		g->live->prev_live = m;
 	g->live = m;
+	if (log_enabled(PORCH_LOG_DEBUG))
+		log_line(PORCH_LOG_DEBUG, m->origin != NULL ? "stage" : NULL,
+		    m->origin != NULL ? m->origin->name : NULL, m->id,
+		    m->session_len > 0 ? m->session : NULL, "request %llu accepted "
+		    "(%zu bytes of text)", (unsigned long long)m->id, m->text_len);
 }
 
 static int
@@ -120,6 +125,14 @@ graph_finish(struct graph *g, struct porch_msg *m, enum porch_outcome o,
 	}
 	if (m->n_local > 0)
 		msg_forget_locals(g, m);
+	if (log_enabled(PORCH_LOG_DEBUG))
+		log_line(PORCH_LOG_DEBUG, where != NULL ? "stage" : NULL,
+		    where != NULL ? where->name : NULL, m->id,
+		    m->session_len > 0 ? m->session : NULL, "request %llu %s%s%s%s%s",
+		    (unsigned long long)m->id, porch_outcome_name(o),
+		    m->error_stage != NULL && m->error_stage != where ? " in stage " : "",
+		    m->error_stage != NULL && m->error_stage != where ? m->error_stage->name : "",
+		    m->error_len > 0 ? ": " : "", m->error_len > 0 ? m->error_text : "");
 	struct porch_stage *origin = m->origin;
 	if (origin != NULL && origin->d->outcome != NULL) {
 		struct cb_frame saved = CB_STAGE(origin, "outcome", m->id);

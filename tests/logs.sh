@@ -11,7 +11,9 @@
 #          about a request has its request id and session; the statistics
 #          are one line whose "stats" has the totals;
 #   warn   --log-level warn: no info line but the statistics SIGUSR1
-#          asks for.
+#          asks for;
+#   debug  --log-level debug: each request's acceptance and outcome, at
+#          its stage, with its session (none at info).
 # The access log, text and json: one line per request answered, with the
 # client, method, target, status, bytes both ways, times, request id,
 # model and outcome of each.  Bad values of the options and parameters
@@ -126,6 +128,23 @@ run warn text warn text
 expect_eq "warn: no info line but what SIGUSR1 asked for" \
     "$(grep ' info porch: ' "$T/warn.err" | grep -vc " porch: pipeline 'logs' after ")" 0
 expect_eq "warn: the statistics table on SIGUSR1 only" "$(grep -c '^stage ' "$T/warn.err")" 1
+
+# ---- debug: each request's acceptance and outcome ----------------------------------
+expect_eq "text at info: no debug line" "$(grep -c ' debug porch: ' "$T/text.err")" 0
+run debug json debug json
+python3 - "$T/debug.err" <<'PY' && ok || fail "debug: $(grep '"debug"' "$T/debug.err" | head -n 8)"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+dbg = [o for o in lines if o["level"] == "debug"]
+acc = [o for o in dbg if o["msg"].startswith("request ") and " accepted " in o["msg"]]
+assert len(acc) == 2, acc                       # /healthz is not a pipeline request
+assert all(o["stage"] == "ingress" for o in acc), acc
+done = [o for o in dbg if o["msg"].endswith(" completed")]
+assert len(done) == 1 and done[0]["stage"] == "reply", done
+failed = [o for o in dbg if " failed " in o["msg"]]
+assert len(failed) == 1 and " in stage failing: " in failed[0]["msg"], failed
+assert failed[0].get("session") == "alice", failed
+PY
 
 # ---- access log to stderr: log lines --------------------------------------------
 mkpipe "$T/se.xml" stderr text
