@@ -72,6 +72,7 @@ call_new(struct gsrc *s, grpc_call *call, const grpc_call_details *d)
 	c->t_recv.fn = on_recv;
 	c->t_close.fn = on_close;
 	c->t_send.fn = on_send;
+	c->t_recv.owner = c->t_close.owner = c->t_send.owner = s;
 	c->alive = 1;
 	c->refs = 1;
 	c->next = s->calls;
@@ -79,11 +80,13 @@ call_new(struct gsrc *s, grpc_call *call, const grpc_call_details *d)
 		s->calls->prev = c;
 	s->calls = c;
 	s->n_calls++;
+	server_call_opened();
 
 	grpc_op op = { 0 };
 	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
 	op.data.recv_close_on_server.cancelled = &c->client_cancelled;
 	call_hold(c);
+	server_poke();
 	if (grpc_call_start_batch(call, &op, 1, &c->t_close, NULL) != GRPC_CALL_OK) {
 		c->closed = 1;
 		call_release(c);
@@ -106,6 +109,7 @@ call_recv(struct gcall *c)
 	op.op = GRPC_OP_RECV_MESSAGE;
 	op.data.recv_message.recv_message = &c->recv_bb;
 	call_hold(c);
+	server_poke();
 	if (grpc_call_start_batch(c->call, &op, 1, &c->t_recv, NULL) != GRPC_CALL_OK) {
 		call_release(c);
 		call_finish(c, GRPC_STATUS_INTERNAL, "cannot read the request");
@@ -129,6 +133,7 @@ call_free(struct gcall *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	s->n_calls--;
+	server_call_closed();
 	while (c->out_head != NULL) {
 		struct gout *o = c->out_head;
 		c->out_head = o->next;
@@ -405,6 +410,7 @@ pump(struct gcall *c)
 	}
 	c->sending = 1;
 	call_hold(c);
+	server_poke();
 	grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->t_send, NULL);
 	if (with_status)
 		grpc_slice_unref(details);

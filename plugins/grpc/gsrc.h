@@ -13,9 +13,11 @@
  *   tasks.c    SubmitTask, SubscribeProgress, GetTask, CancelTask
  *   health.c   porch.v1 HealthCheck, grpc.health.v1.Health, reflection
  *
- * Threading: only the poller thread calls grpc_completion_queue_next; it
- * never touches porch or a call.  Everything else, every porch_* and
- * grpc_call_start_batch call included, runs on the stage's loop thread.
+ * Threading: every porch_* and grpc_call_start_batch call, and every
+ * handler, runs on the stage's loop thread.  gRPC is polled by that loop
+ * itself (the loop poller, server.c) or, when it cannot be, by a poller
+ * thread that only calls grpc_completion_queue_next and never touches
+ * porch or a call.
  *
  * Ownership: a call is held by each batch it has in flight, by the request
  * it put in the pipeline (until the outcome callback), by the task it
@@ -39,9 +41,11 @@
 struct gsrc;
 struct gcall;
 
-/* What a completion-queue tag points to: the handler of the batch it ends. */
+/* What a completion-queue tag points to: the handler of the batch it ends,
+ * and the source it belongs to (the loop poller's queue is shared). */
 struct gtag {
 	void (*fn)(struct gtag *t, int ok);
+	struct gsrc *owner;
 };
 
 /* ---- server.c ------------------------------------------------------------ */
@@ -86,7 +90,8 @@ struct gsrc {
 
 	/* the bridge */
 	grpc_server *server;
-	grpc_completion_queue *cq;
+	grpc_completion_queue *cq;  /* the loop poller's, shared; or its own */
+	int loop_poller;            /* the loop polls gRPC (else: a poller thread) */
 	pthread_t poller;
 	int poller_running;
 	ev_async async;
@@ -101,6 +106,7 @@ struct gsrc {
 
 	/* parameters */
 	int port;
+	int want_thread;            /* poller = thread */
 	int64_t deadline_ms;
 	int64_t retry_after_ms;
 	double task_ttl;
@@ -123,8 +129,15 @@ struct gsrc {
 	uint64_t next_id;
 };
 
+/* grpc_init, noting gRPC's epoll set for the loop poller (see server.c). */
+void server_grpc_init(void);
 int server_start(struct gsrc *s, const char *listen, const char *cert, const char *key,
     char *err, size_t errlen);
+/* A batch was started, or a call began or ended, on the loop thread: the
+ * loop poller looks at gRPC before the loop next blocks. */
+void server_poke(void);
+void server_call_opened(void);
+void server_call_closed(void);
 void server_accept(struct gsrc *s, struct gaccept *a); /* (re)arms a request for a call */
 void server_stop(struct gsrc *s);  /* blocking: ends every call, the thread, the server */
 /* Stops listening and taking calls (a reload): the calls open go on. */

@@ -31,6 +31,9 @@ static const struct porch_param gsrc_params[] = {
 	  "(grpc-timeout); 0: the client's only" },
 	{ "retry-after", PORCH_PARAM_DURATION, "1s", 1, 3600000, NULL, 0,
 	  "the retry delay RESOURCE_EXHAUSTED answers give (retry-after-ms, RetryInfo)" },
+	{ "poller", PORCH_PARAM_ENUM, "loop", 0, 0, "loop|thread", 0,
+	  "who polls gRPC: the stage's loop itself (on gRPC's epoll set; a thread when "
+	  "gRPC's polling engine has none), or a poller thread handing completions over" },
 	{ "task-ttl", PORCH_PARAM_DURATION, "5m", 0, 604800000, NULL, 0,
 	  "how long a finished task is kept for GetTask and SubscribeProgress" },
 	{ "task-max", PORCH_PARAM_INTEGER, "1000", 0, 10000000, NULL, 0,
@@ -138,6 +141,7 @@ gsrc_init_stage(porch_stage *st)
 	s->task_max = (unsigned)porch_param_int(p, "task-max");
 	s->max_recv = (size_t)porch_param_int(p, "max-receive-size");
 	s->max_send = (size_t)porch_param_int(p, "max-send-size");
+	s->want_thread = strcmp(porch_param_str(p, "poller"), "thread") == 0;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	porch_stage_set_data(st, s);
@@ -147,7 +151,7 @@ gsrc_init_stage(porch_stage *st)
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	grpc_init();
+	server_grpc_init();
 	char err[600];
 	const char *listen = porch_param_str(p, "listen");
 	int rc = server_start(s, listen, porch_param_str(p, "tls-cert"),
