@@ -173,8 +173,9 @@ gsrc_init_stage(porch_stage *st)
 	}
 	char host[300];
 	snprintf(host, sizeof host, "%.*s", (int)(strrchr(listen, ':') - listen), listen);
-	porch_stage_log(st, "listening on %s:%d (gRPC%s)", host, s->port,
-	    porch_param_isset(p, "tls-cert") ? ", TLS" : "");
+	porch_stage_log(st, "listening on %s:%d (gRPC%s, %s)", host, s->port,
+	    porch_param_isset(p, "tls-cert") ? ", TLS" : "",
+	    s->loop_poller ? "polled by the loop" : "a poller thread");
 	pthread_mutex_lock(&instances_lock);
 	s->next_instance = instances;
 	instances = s;
