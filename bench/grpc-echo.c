@@ -1,37 +1,40 @@
 /*
  * grpc-echo.c -- the floor for bench/grpc: a minimal porch.v1.Porch/Generate
  * server on gRPC's C core, with no pipeline behind it, answering as the
- * grpc source does with the echo worker (one token message per word that
- * comes first, the words after it as one message, then the final message
- * with the status), so that bench/grpc can measure what gRPC's C core
- * itself costs per call under the same load: the cost any gRPC source
- * built on it pays, whatever it does around it.
+ * grpc source does with the echo worker (the text as one token message,
+ * then the final message with the status), so that bench/grpc can measure
+ * what gRPC's C core itself costs per call under the same load: the cost
+ * any gRPC source built on it pays, whatever it does around it.
  *
- * Two ways to run the calls, the THREADS argument:
+ * Three ways to run the calls, the first argument:
  *   one   one thread waits in grpc_completion_queue_next and runs each
  *         completion's handler itself (starting the next batch there): the
  *         C core alone, no thread hop, its best case.
- *   hop   the grpc source's bridge (plugins/grpc/server.c): a poller thread
- *         waits in grpc_completion_queue_next and hands each completion to
- *         a libev loop on the main thread (a ring under a mutex and
+ *   hop   the grpc source's poller thread (poller = thread): a thread waits
+ *         in grpc_completion_queue_next and hands each completion to a
+ *         libev loop on the main thread (a ring under a mutex and
  *         ev_async_send), whose handlers start the next batches.
- * The handlers are the same in both; no porch code is linked.
+ *   loop  the grpc source's loop poller (poller = loop): one libev loop
+ *         watches gRPC's epoll set (its fd read from the line gRPC logs
+ *         at grpc_init) and drains the completion queue with a deadline in
+ *         the past when it is readable and before it blocks; a 10 ms timer
+ *         for what gRPC's own threads complete.
+ * The handlers are the same in all three; no porch code is linked.
  *
  * Per call: a RECV_CLOSE_ON_SERVER batch and a RECV_MESSAGE batch when it
- * is accepted; SEND_INITIAL_METADATA with the first token message; each
- * further message its own batch (gRPC takes one message in flight a call),
- * the last with SEND_STATUS_FROM_SERVER.  WORDS=final-only (FINAL=1 in the
- * environment) answers with the final message alone: one batch less, to
- * price a batch.
+ * is accepted; SEND_INITIAL_METADATA with the token message; the final
+ * message in its own batch (gRPC takes one message in flight a call), with
+ * SEND_STATUS_FROM_SERVER.  FINAL=1 in the environment answers with the
+ * final message alone: one batch less, to price a batch.  ARGS="key=value,
+ * ..." sets server channel arguments (a value all digits is an integer),
+ * to try them.
  *
- * usage: grpc-echo one|hop PORT-FILE
+ * usage: grpc-echo one|hop|loop PORT-FILE
  *   listens on 127.0.0.1, a port picked by the system, written to
  *   PORT-FILE; runs until SIGTERM or SIGINT.
  * exit status: 0; 1 when it cannot listen; 2 on bad usage.
  */
-#include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -67,7 +70,7 @@ struct ecall {
 	int cancelled;
 	int refs;
 	int md_sent;
-	grpc_byte_buffer *out[3]; /* the messages still to send, in order */
+	grpc_byte_buffer *out[2]; /* the messages still to send, in order */
 	int n_out, next_out;
 };
 
@@ -167,19 +170,14 @@ on_recv(struct tag *t, int ok)
 	snprintf(id, sizeof id, "echo-%llu", (unsigned long long)++next_id);
 	const char *text = r->text;
 	size_t len = strlen(text);
-	size_t first = strcspn(text, " "); /* the first word, then the rest */
 	Porch__V1__GenerateResponse m = PORCH__V1__GENERATE_RESPONSE__INIT;
 	if (!final_only) {
+		/* the words as one token message, as the grpc source sends the
+		 * echo worker's tokens, which all come in one loop iteration */
 		m.token.data = (uint8_t *)text;
-		m.token.len = first;
+		m.token.len = len;
 		m.request_id = id;
 		c->out[c->n_out++] = pack(&m);
-		if (first < len) {
-			m = (Porch__V1__GenerateResponse)PORCH__V1__GENERATE_RESPONSE__INIT;
-			m.token.data = (uint8_t *)text + first;
-			m.token.len = len - first;
-			c->out[c->n_out++] = pack(&m);
-		}
 	}
 	Porch__V1__Usage u = PORCH__V1__USAGE__INIT;
 	m = (Porch__V1__GenerateResponse)PORCH__V1__GENERATE_RESPONSE__INIT;
@@ -306,29 +304,6 @@ on_async(struct ev_loop *l, ev_async *w, int revents)
 	}
 }
 
-/* experiment: DRAIN=1: the loop also takes completions itself */
-static int drain_too;
-
-static void
-drain_cq(void)
-{
-	for (;;) {
-		grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
-		if (ev.type != GRPC_OP_COMPLETE)
-			return;
-		struct tag *t = ev.tag;
-		t->fn(t, ev.success);
-	}
-}
-
-static void
-on_async2(struct ev_loop *l, ev_async *w, int revents)
-{
-	on_async(l, w, revents);
-	if (drain_too)
-		drain_cq();
-}
-
 /* ---- loop: the libev loop is gRPC's only poller, on gRPC's epoll fd -------- */
 
 static int grpc_epfd = -1;
@@ -349,13 +324,15 @@ plain_log(gpr_log_func_args *a)
 	    a->line, a->message);
 }
 
-static int extra_rounds = 4;
+/* as the grpc source's loop poller: rounds without an event before the
+ * loop blocks */
+#define DRIVE_IDLE 2
 
 static void
 poll_grpc(void)
 {
 	int idle = 0;
-	while (idle < extra_rounds) {
+	while (idle < DRIVE_IDLE) {
 		grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
 		if (ev.type != GRPC_OP_COMPLETE) {
 			idle++;
@@ -417,9 +394,6 @@ main(int argc, char **argv)
 	}
 	int hop = strcmp(argv[1], "hop") == 0;
 	int in_loop = strcmp(argv[1], "loop") == 0;
-	drain_too = getenv("DRAIN") != NULL;
-	if (getenv("EXTRA"))
-		extra_rounds = atoi(getenv("EXTRA"));
 	if (in_loop) {
 		gpr_set_log_verbosity(GPR_LOG_SEVERITY_DEBUG);
 		gpr_set_log_function(capture_log);
@@ -494,7 +468,7 @@ main(int argc, char **argv)
 	}
 	if (hop) {
 		loop = EV_DEFAULT;
-		ev_async_init(&async, on_async2);
+		ev_async_init(&async, on_async);
 		ev_async_start(loop, &async);
 		ev_signal sig_term, sig_int;
 		ev_signal_init(&sig_term, on_signal, SIGTERM);
@@ -504,12 +478,6 @@ main(int argc, char **argv)
 		pthread_t poller;
 		if (pthread_create(&poller, NULL, poller_main, NULL) != 0)
 			return 1;
-		if (getenv("BATCH")) {
-			struct sched_param sp = { 0 };
-			if (pthread_setschedparam(poller, strcmp(getenv("BATCH"), "idle") == 0 ?
-			    SCHED_IDLE : SCHED_BATCH, &sp) != 0)
-				fprintf(stderr, "grpc-echo: cannot set the poller's policy\n");
-		}
 		ev_run(loop, 0);
 		/* stopped: the process ends; the core's threads with it */
 		return 0;

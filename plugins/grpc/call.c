@@ -275,6 +275,8 @@ flush_tokens(struct gcall *c)
 	Porch__V1__GenerateResponse r = PORCH__V1__GENERATE_RESPONSE__INIT;
 	r.token.data = (uint8_t *)c->tok;
 	r.token.len = c->tok_len;
+	if (!c->md_sent && c->out_head == NULL)
+		r.request_id = c->request_id; /* the first message */
 	c->tok_len = 0;
 	return enqueue(c, &r.base);
 }
@@ -291,15 +293,16 @@ call_send(struct gcall *c, const ProtobufCMessage *msg)
 }
 
 int
-call_send_token(struct gcall *c, const char *text, size_t len, const char *request_id)
+call_send_token(struct gcall *c, const char *text, size_t len)
 {
 	if (call_gone(c))
 		return -1;
-	if (!c->sending) {
+	if (!c->sending && c->tok_len == 0 && server_flush_later(c) != 0) {
+		/* the poller thread: at once */
 		Porch__V1__GenerateResponse r = PORCH__V1__GENERATE_RESPONSE__INIT;
 		r.token.data = (uint8_t *)text;
 		r.token.len = len;
-		r.request_id = (char *)request_id;
+		r.request_id = c->md_sent ? NULL : c->request_id;
 		return call_send(c, &r.base);
 	}
 	if (c->tok_len + len > c->tok_cap) {
@@ -315,6 +318,15 @@ call_send_token(struct gcall *c, const char *text, size_t len, const char *reque
 	memcpy(c->tok + c->tok_len, text, len);
 	c->tok_len += len;
 	return 0;
+}
+
+void
+call_flush(struct gcall *c)
+{
+	if (c->sending || c->tok_len == 0 || call_gone(c))
+		return;
+	if (flush_tokens(c) == 0)
+		pump(c);
 }
 
 static void

@@ -138,6 +138,9 @@ int server_start(struct gsrc *s, const char *listen, const char *cert, const cha
 void server_poke(void);
 void server_call_opened(void);
 void server_call_closed(void);
+/* With the loop poller: has c's tokens sent (call_flush) before the loop
+ * next blocks, holding c until then; 0, or -1 without the loop poller. */
+int server_flush_later(struct gcall *c);
 void server_accept(struct gsrc *s, struct gaccept *a); /* (re)arms a request for a call */
 void server_stop(struct gsrc *s);  /* blocking: ends every call, the thread, the server */
 /* Stops listening and taking calls (a reload): the calls open go on. */
@@ -183,6 +186,8 @@ struct gcall {
 	int sending;                /* a batch of sends in flight */
 	char *tok;                  /* Generate: tokens that came while a send was */
 	size_t tok_len, tok_cap;    /* in flight, sent as one message after it */
+	int flush_queued;           /* on the loop poller's list (server_flush_later) */
+	struct gcall *next_flush;
 	int md_sent;
 	int status_set, status_sent;
 	grpc_status_code status;
@@ -207,12 +212,16 @@ void call_hold(struct gcall *c);
 void call_release(struct gcall *c);
 /* Queues a message to send (serialized here); -1 when it could not be. */
 int call_send(struct gcall *c, const ProtobufCMessage *msg);
-/* Generate: a piece of the answer; sent at once as a token message when no
- * send is in flight, else kept with the pieces that follow it, which go
- * as one token message when the send in flight is done (gRPC takes one
- * send at a time: this spares a batch and its completion per piece when
- * they come faster than the client takes them). */
-int call_send_token(struct gcall *c, const char *text, size_t len, const char *request_id);
+/* Generate: a piece of the answer, kept with the pieces that follow it
+ * until they go as one token message: with the loop poller, before the
+ * loop next blocks (the pieces of one loop iteration together), else at
+ * once when no send is in flight; and when a send is in flight, when it
+ * is done (gRPC takes one send at a time: this spares a batch and its
+ * completion per piece when they come faster than the client takes
+ * them).  The first token message has the request's id. */
+int call_send_token(struct gcall *c, const char *text, size_t len);
+/* Sends the tokens kept, if no send is in flight (server_flush_later). */
+void call_flush(struct gcall *c);
 /* Ends the call with a status, after what was queued; msg may be NULL. */
 void call_finish(struct gcall *c, grpc_status_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -148,6 +148,7 @@ static struct {
 	ev_timer safety;
 	struct gevent *later;       /* the others' events while a source stops */
 	size_t n_later, cap_later;
+	struct gcall *flush;        /* calls with tokens to send (server_flush_later) */
 } drv;
 
 static void
@@ -221,8 +222,30 @@ static void
 on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	(void)loop; (void)w; (void)revents;
+	while (drv.flush != NULL) {
+		struct gcall *c = drv.flush;
+		drv.flush = c->next_flush;
+		c->next_flush = NULL;
+		c->flush_queued = 0;
+		call_flush(c);
+		call_release(c);
+	}
 	if (drv.poked)
 		drive();
+}
+
+int
+server_flush_later(struct gcall *c)
+{
+	if (!c->s->loop_poller)
+		return -1;
+	if (!c->flush_queued) {
+		c->flush_queued = 1;
+		call_hold(c);
+		c->next_flush = drv.flush;
+		drv.flush = c;
+	}
+	return 0;
 }
 
 static void
@@ -627,6 +650,19 @@ server_stop(struct gsrc *s)
 		return;
 	if (s->loop_poller) {
 		health_end_watches(s);
+		/* tokens kept for the loop's next turn go now, then */
+		for (struct gcall **pp = &drv.flush; *pp != NULL;) {
+			struct gcall *c = *pp;
+			if (c->s != s) {
+				pp = &c->next_flush;
+				continue;
+			}
+			*pp = c->next_flush;
+			c->next_flush = NULL;
+			c->flush_queued = 0;
+			call_flush(c);
+			call_release(c);
+		}
 		/* answers already queued go out first */
 		drv_wait(s, no_sends_left, SHUTDOWN_GRACE);
 		s->stopping = 1;
