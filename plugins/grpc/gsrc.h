@@ -3,8 +3,9 @@
  * the files of plugins/grpc/ (one concept each):
  *
  *   plugin.c   descriptor, parameters, init/start/drain/outcome/event/fini
- *   server.c   the C-core server and the completion-queue bridge: a poller
- *              thread hands each completion to the libev loop (ev_async)
+ *   server.c   the C-core server and the completion-queue bridge: the
+ *              libev loop polls gRPC itself (on its epoll set), or a
+ *              poller thread hands each completion to it (ev_async)
  *   call.c     one call's life: its request read, its answers and status
  *              written one batch at a time, its cancellation
  *   codec.c    protobuf-c messages to and from byte buffers; outcomes and

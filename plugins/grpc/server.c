@@ -17,8 +17,9 @@
  * calls grpc_completion_queue_next with a deadline in the past until it
  * has nothing more (DRIVE_IDLE rounds without an event): each call does
  * gRPC's I/O for it (a non-blocking epoll_wait) and returns a completion,
- * whose handler runs there and then.  No thread hop: a call costs about a
- * third less CPU than with the poller thread (bench/grpc, bench/RESULTS.md).
+ * whose handler runs there and then.  No thread hop: a call costs a
+ * quarter to a half less CPU than with the poller thread (bench/grpc,
+ * bench/RESULTS.md).
  * The C core gives no handle on its epoll set: its fd is read from the
  * line "grpc epoll fd: N" gRPC logs (at the INFO level) when it makes the
  * set, at grpc_init, with gRPC's log function ours for that call
