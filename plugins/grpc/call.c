@@ -297,14 +297,6 @@ call_send_token(struct gcall *c, const char *text, size_t len)
 {
 	if (call_gone(c))
 		return -1;
-	if (!c->sending && c->tok_len == 0 && server_flush_later(c) != 0) {
-		/* the poller thread: at once */
-		Porch__V1__GenerateResponse r = PORCH__V1__GENERATE_RESPONSE__INIT;
-		r.token.data = (uint8_t *)text;
-		r.token.len = len;
-		r.request_id = c->md_sent ? NULL : c->request_id;
-		return call_send(c, &r.base);
-	}
 	if (c->tok_len + len > c->tok_cap) {
 		size_t cap = c->tok_cap ? c->tok_cap : 256;
 		while (cap < c->tok_len + len)
@@ -317,6 +309,11 @@ call_send_token(struct gcall *c, const char *text, size_t len)
 	}
 	memcpy(c->tok + c->tok_len, text, len);
 	c->tok_len += len;
+	/* no send in flight: with the loop poller, before the loop blocks (the
+	 * tokens of this loop iteration together); with the poller thread, now.
+	 * A send in flight: when it is done (on_send). */
+	if (!c->sending && server_flush_later(c) != 0)
+		call_flush(c);
 	return 0;
 }
 
