@@ -8,7 +8,8 @@
 # shed), malformed and oversized messages, an unknown method, TLS, a port
 # in use, and exact totals: accepted = completed + failed + shed + expired.
 # POLLER=thread (tests/grpc-thread.sh): all of it with the poller thread
-# in place of the loop polling gRPC (the grpc source's poller parameter).
+# in place of the loop polling gRPC (the grpc source's poller parameter);
+# with the loop, also gRPC's poll engine (no epoll set): a poller thread.
 . "$top_srcdir/tests/lib.sh"
 POLLER=${POLLER:-loop}
 case $POLLER in
@@ -417,5 +418,20 @@ expect_eq "port in use: exit status" "$?" 1
 grep -q "cannot listen on 127.0.0.1:$(cat "$T/held"): the address is in use" "$T/e.err" && ok ||
     fail "port in use: $(cat "$T/e.err")"
 kill "$hpid"
+
+# ---- 7. gRPC on a polling engine with no epoll set: the loop cannot poll
+# it, the stage takes a poller thread (and says so) and serves all the same
+if [ "$POLLER" = loop ]; then
+	pipeline "$T/f.xml" "" ""
+	POLLED="a poller thread"
+	GRPC_POLL_STRATEGY=poll
+	export GRPC_POLL_STRATEGY
+	start f "$T/f.xml"
+	unset GRPC_POLL_STRATEGY
+	what="generate, poll engine" client generate "one two three"
+	has "text=one two three"
+	has "status=OK"
+	stop
+fi
 
 finish
