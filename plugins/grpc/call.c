@@ -72,6 +72,7 @@ call_new(struct gsrc *s, grpc_call *call, const grpc_call_details *d)
 	c->t_recv.fn = on_recv;
 	c->t_close.fn = on_close;
 	c->t_send.fn = on_send;
+	c->t_recv.owner = c->t_close.owner = c->t_send.owner = s;
 	c->alive = 1;
 	c->refs = 1;
 	c->next = s->calls;
@@ -79,11 +80,13 @@ call_new(struct gsrc *s, grpc_call *call, const grpc_call_details *d)
 		s->calls->prev = c;
 	s->calls = c;
 	s->n_calls++;
+	server_call_opened();
 
 	grpc_op op = { 0 };
 	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
 	op.data.recv_close_on_server.cancelled = &c->client_cancelled;
 	call_hold(c);
+	server_poke();
 	if (grpc_call_start_batch(call, &op, 1, &c->t_close, NULL) != GRPC_CALL_OK) {
 		c->closed = 1;
 		call_release(c);
@@ -106,6 +109,7 @@ call_recv(struct gcall *c)
 	op.op = GRPC_OP_RECV_MESSAGE;
 	op.data.recv_message.recv_message = &c->recv_bb;
 	call_hold(c);
+	server_poke();
 	if (grpc_call_start_batch(c->call, &op, 1, &c->t_recv, NULL) != GRPC_CALL_OK) {
 		call_release(c);
 		call_finish(c, GRPC_STATUS_INTERNAL, "cannot read the request");
@@ -129,6 +133,7 @@ call_free(struct gcall *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	s->n_calls--;
+	server_call_closed();
 	while (c->out_head != NULL) {
 		struct gout *o = c->out_head;
 		c->out_head = o->next;
@@ -270,6 +275,8 @@ flush_tokens(struct gcall *c)
 	Porch__V1__GenerateResponse r = PORCH__V1__GENERATE_RESPONSE__INIT;
 	r.token.data = (uint8_t *)c->tok;
 	r.token.len = c->tok_len;
+	if (!c->md_sent && c->out_head == NULL)
+		r.request_id = c->request_id; /* the first message */
 	c->tok_len = 0;
 	return enqueue(c, &r.base);
 }
@@ -286,17 +293,10 @@ call_send(struct gcall *c, const ProtobufCMessage *msg)
 }
 
 int
-call_send_token(struct gcall *c, const char *text, size_t len, const char *request_id)
+call_send_token(struct gcall *c, const char *text, size_t len)
 {
 	if (call_gone(c))
 		return -1;
-	if (!c->sending) {
-		Porch__V1__GenerateResponse r = PORCH__V1__GENERATE_RESPONSE__INIT;
-		r.token.data = (uint8_t *)text;
-		r.token.len = len;
-		r.request_id = (char *)request_id;
-		return call_send(c, &r.base);
-	}
 	if (c->tok_len + len > c->tok_cap) {
 		size_t cap = c->tok_cap ? c->tok_cap : 256;
 		while (cap < c->tok_len + len)
@@ -309,7 +309,21 @@ call_send_token(struct gcall *c, const char *text, size_t len, const char *reque
 	}
 	memcpy(c->tok + c->tok_len, text, len);
 	c->tok_len += len;
+	/* no send in flight: with the loop poller, before the loop blocks (the
+	 * tokens of this loop iteration together); with the poller thread, now.
+	 * A send in flight: when it is done (on_send). */
+	if (!c->sending && server_flush_later(c) != 0)
+		call_flush(c);
 	return 0;
+}
+
+void
+call_flush(struct gcall *c)
+{
+	if (c->sending || c->tok_len == 0 || call_gone(c))
+		return;
+	if (flush_tokens(c) == 0)
+		pump(c);
 }
 
 static void
@@ -405,6 +419,7 @@ pump(struct gcall *c)
 	}
 	c->sending = 1;
 	call_hold(c);
+	server_poke();
 	grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->t_send, NULL);
 	if (with_status)
 		grpc_slice_unref(details);

@@ -288,7 +288,7 @@ gen_piece(struct http_origin *o, porch_msg *m, const char *text, size_t len,
 	struct gcall *c = gcall_of(o);
 	if (len == 0 || call_gone(c))
 		return;
-	(void)call_send_token(c, text, len, c->md_sent ? NULL : c->request_id);
+	(void)call_send_token(c, text, len);
 }
 
 static void

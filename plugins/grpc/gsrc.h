@@ -3,8 +3,9 @@
  * the files of plugins/grpc/ (one concept each):
  *
  *   plugin.c   descriptor, parameters, init/start/drain/outcome/event/fini
- *   server.c   the C-core server and the completion-queue bridge: a poller
- *              thread hands each completion to the libev loop (ev_async)
+ *   server.c   the C-core server and the completion-queue bridge: the
+ *              libev loop polls gRPC itself (on its epoll set), or a
+ *              poller thread hands each completion to it (ev_async)
  *   call.c     one call's life: its request read, its answers and status
  *              written one batch at a time, its cancellation
  *   codec.c    protobuf-c messages to and from byte buffers; outcomes and
@@ -13,9 +14,11 @@
  *   tasks.c    SubmitTask, SubscribeProgress, GetTask, CancelTask
  *   health.c   porch.v1 HealthCheck, grpc.health.v1.Health, reflection
  *
- * Threading: only the poller thread calls grpc_completion_queue_next; it
- * never touches porch or a call.  Everything else, every porch_* and
- * grpc_call_start_batch call included, runs on the stage's loop thread.
+ * Threading: every porch_* and grpc_call_start_batch call, and every
+ * handler, runs on the stage's loop thread.  gRPC is polled by that loop
+ * itself (the loop poller, server.c) or, when it cannot be, by a poller
+ * thread that only calls grpc_completion_queue_next and never touches
+ * porch or a call.
  *
  * Ownership: a call is held by each batch it has in flight, by the request
  * it put in the pipeline (until the outcome callback), by the task it
@@ -39,9 +42,11 @@
 struct gsrc;
 struct gcall;
 
-/* What a completion-queue tag points to: the handler of the batch it ends. */
+/* What a completion-queue tag points to: the handler of the batch it ends,
+ * and the source it belongs to (the loop poller's queue is shared). */
 struct gtag {
 	void (*fn)(struct gtag *t, int ok);
+	struct gsrc *owner;
 };
 
 /* ---- server.c ------------------------------------------------------------ */
@@ -86,7 +91,8 @@ struct gsrc {
 
 	/* the bridge */
 	grpc_server *server;
-	grpc_completion_queue *cq;
+	grpc_completion_queue *cq;  /* the loop poller's, shared; or its own */
+	int loop_poller;            /* the loop polls gRPC (else: a poller thread) */
 	pthread_t poller;
 	int poller_running;
 	ev_async async;
@@ -101,6 +107,7 @@ struct gsrc {
 
 	/* parameters */
 	int port;
+	int want_thread;            /* poller = thread */
 	int64_t deadline_ms;
 	int64_t retry_after_ms;
 	double task_ttl;
@@ -123,8 +130,18 @@ struct gsrc {
 	uint64_t next_id;
 };
 
+/* grpc_init, noting gRPC's epoll set for the loop poller (see server.c). */
+void server_grpc_init(void);
 int server_start(struct gsrc *s, const char *listen, const char *cert, const char *key,
     char *err, size_t errlen);
+/* A batch was started, or a call began or ended, on the loop thread: the
+ * loop poller looks at gRPC before the loop next blocks. */
+void server_poke(void);
+void server_call_opened(void);
+void server_call_closed(void);
+/* With the loop poller: has c's tokens sent (call_flush) before the loop
+ * next blocks, holding c until then; 0, or -1 without the loop poller. */
+int server_flush_later(struct gcall *c);
 void server_accept(struct gsrc *s, struct gaccept *a); /* (re)arms a request for a call */
 void server_stop(struct gsrc *s);  /* blocking: ends every call, the thread, the server */
 /* Stops listening and taking calls (a reload): the calls open go on. */
@@ -170,6 +187,8 @@ struct gcall {
 	int sending;                /* a batch of sends in flight */
 	char *tok;                  /* Generate: tokens that came while a send was */
 	size_t tok_len, tok_cap;    /* in flight, sent as one message after it */
+	int flush_queued;           /* on the loop poller's list (server_flush_later) */
+	struct gcall *next_flush;
 	int md_sent;
 	int status_set, status_sent;
 	grpc_status_code status;
@@ -194,12 +213,16 @@ void call_hold(struct gcall *c);
 void call_release(struct gcall *c);
 /* Queues a message to send (serialized here); -1 when it could not be. */
 int call_send(struct gcall *c, const ProtobufCMessage *msg);
-/* Generate: a piece of the answer; sent at once as a token message when no
- * send is in flight, else kept with the pieces that follow it, which go
- * as one token message when the send in flight is done (gRPC takes one
- * send at a time: this spares a batch and its completion per piece when
- * they come faster than the client takes them). */
-int call_send_token(struct gcall *c, const char *text, size_t len, const char *request_id);
+/* Generate: a piece of the answer, kept with the pieces that follow it
+ * until they go as one token message: with the loop poller, before the
+ * loop next blocks (the pieces of one loop iteration together), else at
+ * once when no send is in flight; and when a send is in flight, when it
+ * is done (gRPC takes one send at a time: this spares a batch and its
+ * completion per piece when they come faster than the client takes
+ * them).  The first token message has the request's id. */
+int call_send_token(struct gcall *c, const char *text, size_t len);
+/* Sends the tokens kept, if no send is in flight (server_flush_later). */
+void call_flush(struct gcall *c);
 /* Ends the call with a status, after what was queued; msg may be NULL. */
 void call_finish(struct gcall *c, grpc_status_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

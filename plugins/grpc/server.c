@@ -4,16 +4,44 @@
  *
  * gRPC's C core reports every finished operation (a new call, a message
  * read, a batch of sends written, a call closed) as an event on a
- * completion queue, and it makes I/O progress only while a thread waits in
+ * completion queue, and it makes I/O progress only while a thread is in
  * grpc_completion_queue_next.  libev, on the other hand, wants every
  * callback on its own loop thread, and porch's API may only be called
- * there.  The bridge: one poller thread per source does nothing but wait
- * in grpc_completion_queue_next; each event it gets (a tag and a success
- * flag) goes into a ring under a mutex, and ev_async_send wakes the loop.
- * The loop's async callback takes the events out and runs each tag's
+ * there.  Two bridges:
+ *
+ * The loop poller (poller = loop, the default): the loop thread is gRPC's
+ * only poller.  gRPC's default polling engine on Linux (epoll1) keeps one
+ * epoll set for all its file descriptors, its wakeup fd included; libev
+ * watches that epoll set's fd (readable: gRPC has I/O to do), and then,
+ * and before the loop blocks after a batch was started on it, the loop
+ * calls grpc_completion_queue_next with a deadline in the past until it
+ * has nothing more (DRIVE_IDLE rounds without an event): each call does
+ * gRPC's I/O for it (a non-blocking epoll_wait) and returns a completion,
+ * whose handler runs there and then.  No thread hop: a call costs a
+ * quarter to a half less CPU than with the poller thread (bench/grpc,
+ * bench/RESULTS.md).
+ * The C core gives no handle on its epoll set: its fd is read from the
+ * line "grpc epoll fd: N" gRPC logs (at the INFO level) when it makes the
+ * set, at grpc_init, with gRPC's log function ours for that call
+ * (server_grpc_init).  What wakes no poller: a completion that another
+ * of gRPC's threads makes (its timer thread ends a call whose deadline
+ * passed) while the loop is not in gRPC finds no poller to kick, and epoll1
+ * handles one event of an epoll_wait per call, keeping the others for the
+ * next: a SAFETY_S timer, running while calls are open, looks at gRPC
+ * for those.  The sources of a process share one completion queue (the
+ * handlers of a tag's owner run; while a source stops, the others' events
+ * wait in a list), as an epoll set is the process's; the sources are all on
+ * the one loop (porch runs one).  Without the log line (another polling
+ * engine, GRPC_POLL_STRATEGY) it is the poller thread.
+ *
+ * The poller thread (poller = thread): one thread per source does nothing
+ * but wait in grpc_completion_queue_next; each event it gets (a tag and a
+ * success flag) goes into a ring under a mutex, and ev_async_send wakes the
+ * loop.  The loop's async callback takes the events out and runs each tag's
  * handler, on the loop thread: the handlers start the next batches
  * (grpc_call_start_batch is thread-safe), make messages and emit them.
  * The poller never touches a call or porch; the loop never blocks on gRPC.
+ * Each completion is a hop between the two threads.
  *
  * A reload (server_retire): grpc_server_shutdown_and_notify at once, so
  * the port's new connections go to the new pipeline's server (both listen
@@ -31,15 +59,291 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <grpc/grpc_security.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
 #include "gsrc.h"
 
 /* Seconds fini lets calls that still have answers to send finish them. */
 #define SHUTDOWN_GRACE 5
+/* The loop poller: rounds without an event before it lets the loop block,
+ * and the period of its look at gRPC while calls are open (seconds). */
+#define DRIVE_IDLE 2
+#define SAFETY_S 0.005
+
+/* ---- grpc_init and gRPC's epoll set -------------------------------------- */
+
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static int grpc_epfd = -1;       /* gRPC's epoll set; -1: none seen */
+static int log_min = -1;         /* the least severity GRPC_VERBOSITY prints */
+
+static int
+env_verbosity(void)
+{
+	const char *v = getenv("GRPC_VERBOSITY");
+	if (v == NULL)
+		return GPR_LOG_SEVERITY_ERROR;
+	if (strcasecmp(v, "DEBUG") == 0)
+		return GPR_LOG_SEVERITY_DEBUG;
+	if (strcasecmp(v, "INFO") == 0)
+		return GPR_LOG_SEVERITY_INFO;
+	if (strcasecmp(v, "NONE") == 0)
+		return GPR_LOG_SEVERITY_ERROR + 1;
+	return GPR_LOG_SEVERITY_ERROR;
+}
+
+/* gRPC's log lines, on stderr as its own function writes them, those
+ * GRPC_VERBOSITY asks for (ERROR by default) */
+static void
+plain_log(gpr_log_func_args *a)
+{
+	if ((int)a->severity < log_min)
+		return;
+	fprintf(stderr, "grpc %s %s:%d] %s\n", gpr_log_severity_string(a->severity),
+	    a->file, a->line, a->message);
+}
+
+/* the same, and the epoll set's fd from the line that reports it */
+static void
+catch_epfd(gpr_log_func_args *a)
+{
+	int fd;
+	if (sscanf(a->message, "grpc epoll fd: %d", &fd) == 1)
+		grpc_epfd = fd;
+	else
+		plain_log(a);
+}
+
+void
+server_grpc_init(void)
+{
+	pthread_mutex_lock(&init_lock);
+	if (log_min < 0)
+		log_min = env_verbosity();
+	/* the line is INFO: let it through for this call (gRPC makes the set
+	 * at its first grpc_init, and again after a grpc_shutdown that ended
+	 * it); plain_log keeps the rest to what GRPC_VERBOSITY asks */
+	gpr_set_log_verbosity(GPR_LOG_SEVERITY_DEBUG);
+	gpr_set_log_function(catch_epfd);
+	grpc_init();
+	gpr_set_log_function(plain_log);
+	gpr_set_log_verbosity(log_min > GPR_LOG_SEVERITY_ERROR ? GPR_LOG_SEVERITY_ERROR :
+	    (gpr_log_severity)log_min);
+	pthread_mutex_unlock(&init_lock);
+}
+
+/* ---- the loop poller ------------------------------------------------------- */
+
+static struct {
+	struct ev_loop *loop;
+	grpc_completion_queue *cq;  /* shared by the sources it polls for */
+	unsigned users;             /* sources using it */
+	unsigned calls;             /* calls open in them */
+	int poked;                  /* a batch was started since the last drive */
+	ev_io io;                   /* on gRPC's epoll set */
+	ev_prepare prepare;
+	ev_timer safety;
+	struct gevent *later;       /* the others' events while a source stops */
+	size_t n_later, cap_later;
+	struct gcall *flush;        /* calls with tokens to send (server_flush_later) */
+} drv;
+
+static void
+run_event(struct gtag *t, int ok)
+{
+	t->fn(t, ok);
+}
+
+/* Runs the events kept for later: all of them, or those of one source. */
+static void
+run_later(struct gsrc *only)
+{
+	size_t i = 0;
+	while (i < drv.n_later) {
+		struct gevent e = drv.later[i];
+		if (only != NULL && e.tag->owner != only) {
+			i++;
+			continue;
+		}
+		memmove(&drv.later[i], &drv.later[i + 1], (drv.n_later - i - 1) * sizeof e);
+		drv.n_later--;
+		run_event(e.tag, e.ok);
+	}
+}
+
+static void
+keep_for_later(grpc_event ev)
+{
+	if (drv.n_later == drv.cap_later) {
+		size_t cap = drv.cap_later ? 2 * drv.cap_later : 64;
+		struct gevent *e = realloc(drv.later, cap * sizeof *e);
+		if (e == NULL) {
+			run_event(ev.tag, ev.success); /* rather than lose it */
+			return;
+		}
+		drv.later = e;
+		drv.cap_later = cap;
+	}
+	drv.later[drv.n_later++] = (struct gevent){ ev.tag, ev.success };
+}
+
+/* Polls gRPC and runs what completes, until DRIVE_IDLE rounds bring nothing. */
+static void
+drive(void)
+{
+	drv.poked = 0;
+	if (drv.n_later > 0)
+		run_later(NULL);
+	int idle = 0;
+	while (idle < DRIVE_IDLE && drv.cq != NULL) {
+		grpc_event ev = grpc_completion_queue_next(drv.cq,
+		    gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
+		if (ev.type != GRPC_OP_COMPLETE) {
+			idle++;
+			continue;
+		}
+		idle = 0;
+		run_event(ev.tag, ev.success);
+	}
+	drv.poked = 0; /* what the handlers started was looked at */
+}
+
+static void
+on_epfd(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop; (void)w; (void)revents;
+	drive();
+}
+
+static void
+on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	(void)loop; (void)w; (void)revents;
+	while (drv.flush != NULL) {
+		struct gcall *c = drv.flush;
+		drv.flush = c->next_flush;
+		c->next_flush = NULL;
+		c->flush_queued = 0;
+		call_flush(c);
+		call_release(c);
+	}
+	if (drv.poked)
+		drive();
+}
+
+int
+server_flush_later(struct gcall *c)
+{
+	if (!c->s->loop_poller)
+		return -1;
+	if (!c->flush_queued) {
+		c->flush_queued = 1;
+		call_hold(c);
+		c->next_flush = drv.flush;
+		drv.flush = c;
+	}
+	return 0;
+}
+
+static void
+on_safety(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)revents;
+	drive();
+	if (drv.calls == 0)
+		ev_timer_stop(loop, w);
+}
+
+void
+server_poke(void)
+{
+	drv.poked = 1;
+}
+
+void
+server_call_opened(void)
+{
+	drv.calls++;
+	if (drv.cq != NULL && !ev_is_active(&drv.safety))
+		ev_timer_start(drv.loop, &drv.safety);
+}
+
+void
+server_call_closed(void)
+{
+	drv.calls--;
+}
+
+/* Takes s on; 0, or -1 when it is not for the loop poller. */
+static int
+drv_attach(struct gsrc *s)
+{
+	if (s->want_thread || grpc_epfd < 0 || (drv.users > 0 && drv.loop != s->loop))
+		return -1;
+	if (drv.users == 0) {
+		drv.cq = grpc_completion_queue_create_for_next(NULL);
+		drv.loop = s->loop;
+		ev_io_init(&drv.io, on_epfd, grpc_epfd, EV_READ);
+		ev_io_start(drv.loop, &drv.io);
+		ev_prepare_init(&drv.prepare, on_prepare);
+		ev_prepare_start(drv.loop, &drv.prepare);
+		ev_timer_init(&drv.safety, on_safety, SAFETY_S, SAFETY_S);
+	}
+	drv.users++;
+	s->cq = drv.cq;
+	s->loop_poller = 1;
+	return 0;
+}
+
+/* Lets s go; the last source ends the queue and the watchers. */
+static void
+drv_detach(struct gsrc *s)
+{
+	if (!s->loop_poller)
+		return;
+	s->loop_poller = 0;
+	s->cq = NULL;
+	if (--drv.users > 0)
+		return;
+	ev_io_stop(drv.loop, &drv.io);
+	ev_prepare_stop(drv.loop, &drv.prepare);
+	ev_timer_stop(drv.loop, &drv.safety);
+	grpc_completion_queue *cq = drv.cq;
+	drv.cq = NULL;
+	grpc_completion_queue_shutdown(cq);
+	while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+	    NULL).type != GRPC_QUEUE_SHUTDOWN)
+		; /* no source is left to take an event */
+	grpc_completion_queue_destroy(cq);
+	drv.n_later = 0;
+	free(drv.later);
+	drv.later = NULL;
+	drv.cap_later = 0;
+}
+
+/* server_stop's wait: polls gRPC until cond(s) or the time limit, running
+ * s's handlers and keeping the other sources' events for later. */
+static void
+drv_wait(struct gsrc *s, int (*cond)(struct gsrc *), double limit_s)
+{
+	run_later(s);
+	gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+	    gpr_time_from_millis((int64_t)(limit_s * 1000), GPR_TIMESPAN));
+	while (!cond(s)) {
+		grpc_event ev = grpc_completion_queue_next(drv.cq, until, NULL);
+		if (ev.type != GRPC_OP_COMPLETE)
+			return;
+		struct gtag *t = ev.tag;
+		if (t->owner == s)
+			run_event(t, ev.success);
+		else
+			keep_for_later(ev);
+	}
+}
 
 static void *
 poller_main(void *arg)
@@ -144,10 +448,12 @@ void
 server_accept(struct gsrc *s, struct gaccept *a)
 {
 	a->tag.fn = on_accept;
+	a->tag.owner = s;
 	a->s = s;
 	a->call = NULL;
 	grpc_call_details_init(&a->details);
 	grpc_metadata_array_init(&a->md);
+	server_poke();
 	grpc_call_error e = grpc_server_request_call(s->server, &a->call, &a->details, &a->md,
 	    s->cq, s->cq, &a->tag);
 	if (e != GRPC_CALL_OK) {
@@ -245,7 +551,8 @@ server_start(struct gsrc *s, const char *listen, const char *cert, const char *k
 	} else {
 		creds = grpc_insecure_server_credentials_create();
 	}
-	s->cq = grpc_completion_queue_create_for_next(NULL);
+	if (drv_attach(s) != 0)
+		s->cq = grpc_completion_queue_create_for_next(NULL);
 	s->server = grpc_server_create(&cargs, NULL);
 	grpc_server_register_completion_queue(s->server, s->cq, NULL);
 	s->port = grpc_server_add_http2_port(s->server, listen, creds);
@@ -256,6 +563,10 @@ server_start(struct gsrc *s, const char *listen, const char *cert, const char *k
 		    "match or are not valid PEM" : "");
 		grpc_server_destroy(s->server);
 		s->server = NULL;
+		if (s->loop_poller) {
+			drv_detach(s);
+			return -1;
+		}
 		grpc_completion_queue_shutdown(s->cq);
 		while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
 		    NULL).type != GRPC_QUEUE_SHUTDOWN)
@@ -265,6 +576,11 @@ server_start(struct gsrc *s, const char *listen, const char *cert, const char *k
 		return -1;
 	}
 	grpc_server_start(s->server);
+	if (s->loop_poller) {
+		for (int i = 0; i < GSRC_ACCEPTS; i++)
+			server_accept(s, &s->accepts[i]);
+		return 0;
+	}
 	ev_async_init(&s->async, on_async);
 	s->async.data = s;
 	ev_async_start(s->loop, &s->async);
@@ -323,6 +639,8 @@ server_retire(struct gsrc *s)
 	health_end_watches(s);
 	s->shutdown_started = 1;
 	s->shutdown_tag.fn = on_shutdown;
+	s->shutdown_tag.owner = s;
+	server_poke();
 	grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
 }
 
@@ -331,6 +649,37 @@ server_stop(struct gsrc *s)
 {
 	if (s->server == NULL)
 		return;
+	if (s->loop_poller) {
+		health_end_watches(s);
+		/* tokens kept for the loop's next turn go now, then */
+		for (struct gcall **pp = &drv.flush; *pp != NULL;) {
+			struct gcall *c = *pp;
+			if (c->s != s) {
+				pp = &c->next_flush;
+				continue;
+			}
+			*pp = c->next_flush;
+			c->next_flush = NULL;
+			c->flush_queued = 0;
+			call_flush(c);
+			call_release(c);
+		}
+		/* answers already queued go out first */
+		drv_wait(s, no_sends_left, SHUTDOWN_GRACE);
+		s->stopping = 1;
+		if (!s->shutdown_started) {
+			s->shutdown_started = 1;
+			s->shutdown_tag.fn = on_shutdown;
+			s->shutdown_tag.owner = s;
+			grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+		}
+		grpc_server_cancel_all_calls(s->server);
+		drv_wait(s, is_shut_down, 3600);
+		grpc_server_destroy(s->server);
+		s->server = NULL;
+		drv_detach(s);
+		return;
+	}
 	if (s->poller_running) {
 		ev_async_stop(s->loop, &s->async);
 		health_end_watches(s);
@@ -340,6 +689,7 @@ server_stop(struct gsrc *s)
 		if (!s->shutdown_started) {
 			s->shutdown_started = 1;
 			s->shutdown_tag.fn = on_shutdown;
+			s->shutdown_tag.owner = s;
 			grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
 		}
 		grpc_server_cancel_all_calls(s->server);
