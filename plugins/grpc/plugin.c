@@ -150,6 +150,22 @@ gsrc_init_stage(porch_stage *st)
 	grpc_init();
 	char err[600];
 	const char *listen = porch_param_str(p, "listen");
+	/* threads: every shard listens (gRPC sets SO_REUSEPORT); with port 0
+	 * the shards after the first take the port the first one was given */
+	char same[300];
+	const char *colon = strrchr(listen, ':');
+	if (porch_stage_shard(st, NULL) > 0 && colon != NULL && strcmp(colon, ":0") == 0) {
+		int port = 0;
+		pthread_mutex_lock(&instances_lock);
+		for (struct gsrc *o = instances; o != NULL; o = o->next_instance)
+			if (strcmp(o->name, s->name) == 0 && porch_stage_shard(o->st, NULL) == 0)
+				port = o->port;
+		pthread_mutex_unlock(&instances_lock);
+		if (port > 0) {
+			snprintf(same, sizeof same, "%.*s:%d", (int)(colon - listen), listen, port);
+			listen = same;
+		}
+	}
 	int rc = server_start(s, listen, porch_param_str(p, "tls-cert"),
 	    porch_param_str(p, "tls-key"), err, sizeof err);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -282,7 +298,7 @@ const struct porch_plugin porch_plugin = {
 	.summary = "source: a gRPC API (porch.v1 tasks and Generate, grpc.health.v1, "
 	    "server reflection)",
 	.params = gsrc_params,
-	.flags = PORCH_STAGE_SOURCE,
+	.flags = PORCH_STAGE_SOURCE | PORCH_STAGE_EVERY_SHARD,
 	.outputs = gsrc_outputs,
 	.init = gsrc_init_stage,
 	.start = gsrc_start,

@@ -117,8 +117,7 @@ struct http_src {
 	/* API keys and rate limits */
 	char **keys;
 	size_t n_keys;
-	struct bucket **buckets;
-	size_t n_buckets;
+	struct limiter *lim;        /* rate-limit's buckets: the stage's, every shard's */
 
 	/* tasks */
 	struct task *tasks_head, *tasks_tail;
@@ -263,6 +262,13 @@ void metrics_attach(struct http_src *s);
 /* Every live instance of this plugin file, through next_instance: a reload
  * runs the old and the new instance of a stage side by side. */
 struct http_src *http_instances(void);
+/* The list of instances is the process's: with threads, every shard's
+ * instances are on it.  Hold this lock while walking it, and touch only
+ * instances of one's own shard (http_same_shard), which run on one's
+ * thread; a counter of another's may be read (the metrics' sums). */
+void http_instances_lock(void);
+void http_instances_unlock(void);
+int http_same_shard(const struct http_src *a, const struct http_src *b);
 void metrics_detach(struct http_src *s);
 
 #endif /* PORCH_HTTP_H */

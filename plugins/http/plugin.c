@@ -416,6 +416,15 @@ http_init(porch_stage *st)
 	 * refuses no connection (porch_listener) */
 	snprintf(s->listen_key, sizeof s->listen_key, "http %s", listen ? listen : "");
 	int lfd = porch_listener(st, s->listen_key);
+	unsigned shards = 1;
+	if (porch_stage_shard(st, &shards) > 0 && lfd < 0) {
+		/* threads: each shard listens on a socket of its own, on shard 0's
+		 * port (the kernel spreads connections over them: SO_REUSEPORT) */
+		int first = porch_listener_first(st, s->listen_key);
+		if (first >= 0)
+			s->w.port = wire_port(first);
+	}
+	s->w.reuse_port = shards > 1;
 	if (lfd >= 0) {
 		s->w.lfd = lfd;
 		s->w.port = wire_port(lfd);
@@ -549,7 +558,7 @@ const struct porch_plugin porch_plugin = {
 	.summary = "source: an HTTP/1.1 API (OpenAI chat and completions, /generate, tasks, "
 	    "health, metrics)",
 	.params = http_params,
-	.flags = PORCH_STAGE_SOURCE,
+	.flags = PORCH_STAGE_SOURCE | PORCH_STAGE_EVERY_SHARD,
 	.outputs = http_outputs,
 	.init = http_init,
 	.start = http_start,

@@ -17,6 +17,7 @@
  * when), and outcome (the end, after which the stream closes).  A watcher
  * gets the history so far, then live events.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,9 +167,13 @@ static struct task *
 task_find(struct http_src *s, const char *id)
 {
 	struct task *t = task_find_in(s, id);
+	if (t != NULL)
+		return t;
+	http_instances_lock();
 	for (struct http_src *o = http_instances(); t == NULL && o != NULL; o = o->next_instance)
-		if (o != s && strcmp(o->name, s->name) == 0)
+		if (o != s && strcmp(o->name, s->name) == 0 && http_same_shard(o, s))
 			t = task_find_in(o, id);
+	http_instances_unlock();
 	return t;
 }
 
@@ -473,8 +478,8 @@ tasks_create(struct hreq *h)
 	porch_msg_set_origin_data(m, &t->origin);
 	t->in_pipeline = 1;
 	t->m = m;
-	static uint64_t seq;
-	t->seq = ++seq;
+	static atomic_uint_fast64_t seq; /* every shard's: one order */
+	t->seq = (uint64_t)atomic_fetch_add(&seq, 1) + 1;
 	t->creating = 1;
 	pipeline_emit(s, NULL, m);
 	t->creating = 0;
@@ -639,21 +644,24 @@ tasks_list(struct hreq *h)
 
 	/* this stage's tasks and those of the instances a reload replaced */
 	size_t count = 0;
+	http_instances_lock();
 	for (struct http_src *o = http_instances(); o != NULL; o = o->next_instance)
-		if (o == s || strcmp(o->name, s->name) == 0) {
+		if (o == s || (strcmp(o->name, s->name) == 0 && http_same_shard(o, s))) {
 			tasks_purge(o);
 			count += o->n_tasks;
 		}
 	struct task **all = calloc(count + 1, sizeof *all);
 	if (all == NULL) {
+		http_instances_unlock();
 		answer_error(h, 500, NULL, "internal", "out of memory");
 		return;
 	}
 	size_t k = 0;
 	for (struct http_src *o = http_instances(); o != NULL; o = o->next_instance)
-		if (o == s || strcmp(o->name, s->name) == 0)
+		if (o == s || (strcmp(o->name, s->name) == 0 && http_same_shard(o, s)))
 			for (struct task *t = o->tasks_head; t != NULL && k < count; t = t->next)
 				all[k++] = t;
+	http_instances_unlock();
 	qsort(all, k, sizeof *all, task_newer);
 	size_t from = 0;
 	if (after[0] != '\0') {
@@ -711,9 +719,12 @@ static int
 tasks_pass_on(struct http_src *s)
 {
 	struct http_src *to = NULL;
+	http_instances_lock();
 	for (struct http_src *o = http_instances(); o != NULL && to == NULL; o = o->next_instance)
-		if (o != s && strcmp(o->name, s->name) == 0 && !o->w.draining)
+		if (o != s && strcmp(o->name, s->name) == 0 && !o->w.draining &&
+		    http_same_shard(o, s))
 			to = o; /* the list is newest first */
+	http_instances_unlock();
 	if (to == NULL || s->tasks_head == NULL)
 		return 0;
 	for (struct task *t = s->tasks_head; t != NULL; t = t->next) {
