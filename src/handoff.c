@@ -1,7 +1,7 @@
 /*
  * handoff.c -- a request crossing from one shard to another.
  *
- * A source that does not run on every shard (stdin, gen: not
+ * A source that does not run on every shard (stdin: not
  * PORCH_STAGE_EVERY_SHARD) runs on shard 0, and each request it makes goes
  * to the shard its session hashes to (porch_shard), so one session's
  * requests are taken, in order, by one shard.  The request is copied into

@@ -2,7 +2,8 @@
 # threads-reload.sh -- with threads above 1: SIGHUP swaps every shard's
 # pipeline and an invalid file leaves every shard running; the http
 # source's rate-limit holds for the process, not per shard; the rag index
-# is built once and shared by the shards, with the same answers.
+# is built once and shared by the shards, with the same answers; the
+# response cache and a pool's health are per shard, as porch(1) says.
 . "$top_srcdir/tests/lib.sh"
 heavy
 
@@ -111,5 +112,65 @@ expect_eq "rag, 2 threads: indexes shared" \
     "$(grep -c "stage 'rag': shares the index" "$T/rag2.err")" 1
 [ -s "$T/rag1.out" ] && sort "$T/rag1.out" > "$T/a" && sort "$T/rag2.out" > "$T/b" &&
     cmp -s "$T/a" "$T/b" && ok || fail "rag: 2 threads answered otherwise than 1"
+
+
+# 4. the response cache is per shard: gen makes 60 requests of one text over
+# 64 sessions (both shards); each shard's store misses the first it sees
+cat > "$T/cache.xml" <<XML
+<?xml version="1.0"?>
+<pipeline name="cache2" version="1" threads="2">
+  <worker name="model" plugin="echo"/>
+  <stage name="src" plugin="gen">
+    <param name="count">60</param><param name="sessions">64</param><param name="rate">100</param>
+  </stage>
+  <stage name="lookup" plugin="cache"><param name="role">lookup</param></stage>
+  <stage name="infer" plugin="inference" worker="model"/>
+  <stage name="store" plugin="cache"><param name="role">store</param></stage>
+  <stage name="sink" plugin="null"/>
+  <channel from="src" to="lookup"/>
+  <channel from="lookup" to="sink"/>
+  <channel from="lookup:miss" to="infer"/>
+  <channel from="infer" to="store"/>
+  <channel from="store" to="sink"/>
+</pipeline>
+XML
+"$PORCH" run -q --stats-json "$T/c.json" "$T/cache.xml" 2> "$T/c.err"
+expect_eq "cache: exit status" "$?" 0
+python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+ev = [s for s in d["stages"] if s["name"] == "lookup"][0]["events"]
+assert d["completed"] == 60, d
+assert ev["miss"] >= 2 and ev["hit"] + ev["miss"] == 60, ev
+assert all(s["accepted"] > 0 for s in d["shards"]), d["shards"]' "$T/c.json" 2> "$T/py" && ok ||
+    fail "cache: not a store per shard: $(cat "$T/py")"
+
+# 5. a pool's health is per shard: member a always fails (500) and is
+# ejected at its first failure for an hour, once by each shard that calls it
+cat > "$T/pool.xml" <<XML
+<?xml version="1.0"?>
+<pipeline name="pool2" version="1" threads="2">
+  <worker name="a" plugin="echo"><param name="fail-rate">1</param><param name="fail-status">500</param></worker>
+  <worker name="b" plugin="echo"/>
+  <pool name="model" policy="round-robin"><member worker="a"/><member worker="b"/>
+    <param name="failures">1</param><param name="cooldown">1h</param>
+    <param name="max-ejected-percent">50</param>
+  </pool>
+  <stage name="src" plugin="gen"><param name="count">200</param><param name="sessions">64</param></stage>
+  <stage name="infer" plugin="inference" worker="model"><param name="backoff-ms">0</param></stage>
+  <stage name="sink" plugin="null"/>
+  <channel from="src" to="infer"/>
+  <channel from="infer" to="sink"/>
+  <channel from="infer:error" to="sink"/>
+</pipeline>
+XML
+"$PORCH" run -q --stats-json "$T/p.json" "$T/pool.xml" 2> "$T/p.err"
+expect_eq "pool: exit status" "$?" 0
+python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+a = [r for r in d["pools"][0]["replicas"] if r["name"] == "a"][0]
+assert d["accepted"] == 200 and d["in_flight"] == 0, d
+assert a["ejections"] == 2, a
+assert all(s["accepted"] > 0 for s in d["shards"]), d["shards"]' "$T/p.json" 2> "$T/py" && ok ||
+    fail "pool: not ejected once per shard: $(cat "$T/py")"
 
 finish

@@ -111,8 +111,8 @@ awk -F'\t' '{ split($2, a, " "); if (a[2] + 0 != NR - 1) { moved = 1; exit } }
     END { exit !moved }' "$T/order.out" && ok ||
     echo "note: the shards' output happened to keep the input order" >&2
 
-# 4. gen at 10x what the pipeline takes, handed to 2 shards over channels
-# that reject: shed on the hand-off queue or the channel, and exact books
+# 4. gen at 10x what the pipeline takes on 2 shards (each makes its
+# sessions' requests) over channels that reject: exact books
 cat > "$T/over.xml" <<XML
 <?xml version="1.0"?>
 <pipeline name="over" version="1" threads="2">
@@ -136,6 +136,26 @@ balanced "$T/over.json" && ok || fail "overload: the books do not balance: $(cat
 for k in accepted completed shed; do
 	expect_eq "overload: shards' $k" "$(sum_shards "$T/over.json" $k)" \
 	    "$(json_get "$T/over.json" $k)"
+done
+
+# 4b. stdin at far more than the pipeline takes: shard 0 reads as fast as
+# it can and hands requests over; with a reject channel a full hand-off
+# queue sheds (counted on shard 0), the channel sheds on each shard, and
+# the books balance exactly
+sed -e 's/plugin="gen">/plugin="stdin">/' -e '/<param name="count">/d' \
+    -e 's/name="over"/name="overin"/' "$T/over.xml" > "$T/overin.xml"
+awk 'BEGIN { for (i = 0; i < 30000; i++) printf "{\"text\": \"x %d\", \"session\": \"u%d\"}\n", i, i % 100 }' \
+    > "$T/overin.in"
+"$PORCH" run -q --stats-json "$T/overin.json" "$T/overin.xml" < "$T/overin.in" 2> "$T/overin.err"
+expect_eq "stdin overload: exit status" "$?" 0
+expect_eq "stdin overload: accepted" "$(json_get "$T/overin.json" accepted)" 30000
+balanced "$T/overin.json" && ok ||
+    fail "stdin overload: the books do not balance: $(cat "$T/overin.json")"
+[ "$(json_get "$T/overin.json" shed)" -gt 15000 ] && ok ||
+    fail "stdin overload: too little shed: $(json_get "$T/overin.json" shed)"
+for k in accepted completed shed; do
+	expect_eq "stdin overload: shards' $k" "$(sum_shards "$T/overin.json" $k)" \
+	    "$(json_get "$T/overin.json" $k)"
 done
 
 # 5. http on 2 shards, one port (port 0: the first shard's, reused), 10x
@@ -163,8 +183,11 @@ trap 'kill "$bg" 2> /dev/null; rm -rf "$T"' EXIT
 wait_for 20 test -s "$T/http.pid" || { fail "http: porch did not start: $(cat "$T/http.err")"; finish; }
 U="http://127.0.0.1:$(cat "$T/port")"
 port=$(cat "$T/port")
-expect_eq "http: sockets listening on the port" \
-    "$(ss -ltn 2>/dev/null | grep -c "127.0.0.1:$port ")" 2
+# listening sockets (state 0A) on 127.0.0.1:port, from /proc/net/tcp
+expect_eq "http: sockets listening on the port" "$(python3 -c 'import sys
+want = "0100007F:%04X" % int(sys.argv[1])
+print(sum(1 for l in open("/proc/net/tcp").readlines()[1:]
+          if l.split()[1] == want and l.split()[3] == "0A"))' "$port")" 2
 python3 - "$port" > "$T/load.out" 2>&1 <<'PY'
 # 160 clients at once, each posting requests back to back for 2 s
 import http.client, sys, threading, time

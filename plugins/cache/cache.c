@@ -640,7 +640,9 @@ const struct porch_plugin porch_plugin = {
 	.forget = cache_forget,
 	.piece = cache_piece,
 	.description =
-	    "A response cache, in two roles that share a store of answers by name: "
+	    "A response cache, in two roles that share a store of answers by name "
+	    "(with threads, each shard has its own stores: up to max-bytes each, and a "
+	    "request repeated on another shard misses there once): "
 	    "a stage with role lookup before inference, and one with role store after it. "
 	    "Wired: source -> lookup; lookup:miss -> inference -> store -> reply; "
 	    "lookup (its port out) -> reply, or to whatever follows the store stage. "

@@ -88,6 +88,11 @@ struct http_src {
 	const char *name;
 	char listen_key[300];       /* the listener's key (porch_listener) */
 	struct http_src *next_instance; /* metrics.c's list of live instances */
+	/* threads (tasks.c): watchers here of tasks on other shards, and
+	 * DELETEs from other shards for tasks here, woken through relay_w */
+	ev_async relay_w;
+	struct hreq *relay_head;
+	int cancels;                /* a task here has cancel_asked set */
 
 	/* parameters (the framing layer's are in w) */
 	int64_t deadline_ms;
@@ -244,6 +249,9 @@ void tasks_outcome(struct task *t, porch_msg *m, enum porch_outcome o);
 void tasks_event(struct task *t, porch_msg *m, enum porch_event e, const char *stage,
     const char *detail);
 void tasks_fini(struct http_src *s);
+/* threads: starts and stops the relay (tasks.c), in init and fini */
+void tasks_relay_init(struct http_src *s);
+void tasks_relay_fini(struct http_src *s);
 
 /* ---- auth.c ------------------------------------------------------------- */
 

@@ -368,6 +368,7 @@ http_init(porch_stage *st)
 	s->name = porch_stage_name(st);
 	s->w.lfd = -1;
 	porch_stage_set_data(st, s);
+	tasks_relay_init(s);
 	metrics_attach(s);
 	const char *listen = porch_param_str(p, "listen");
 	if (parse_listen(listen ? listen : "", s->w.host, sizeof s->w.host, &s->w.port, err,
@@ -533,6 +534,7 @@ http_fini(porch_stage *st)
 		return;
 	wire_fini(&s->w);
 	metrics_detach(s);
+	tasks_relay_fini(s);
 	while (s->wait_head != NULL) {
 		struct waiting *w = s->wait_head;
 		s->wait_head = w->next;
@@ -699,7 +701,16 @@ const struct porch_plugin porch_plugin = {
 	    "one that group or others may read or write is refused, by porch check as by "
 	    "porch run, with an error naming its mode (chmod 600 FILE fixes it); no key "
 	    "is ever written to a log, an answer or the metrics. rate-limit and burst make a token bucket per "
-	    "key (per client address without keys): 429 with Retry-After.\n\n"
+	    "key (per client address without keys): 429 with Retry-After. The buckets are "
+	    "the stage's, kept across a reload and, with threads, shared by every shard's "
+	    "copy of the stage, so a key's limit holds for the process.\n\n"
+	    "With threads (threads=\"N\"), the stage runs on every shard, each with its "
+	    "own socket on the same address and port (SO_REUSEPORT; with port 0, the port "
+	    "the first shard was given, which port-file names): the kernel spreads new "
+	    "connections over the shards, and a connection's requests stay on its shard. "
+	    "max-connections and max-inflight-bytes bound each shard's copy; /metrics "
+	    "adds up every shard's counters. Tasks are one store over the shards: a task "
+	    "is found, listed, streamed and cancelled from any of them.\n\n"
 	    "HTTP as RFC 9110 and RFC 9112 say: HEAD is answered on every GET endpoint "
 	    "(/healthz, /readyz, /metrics, /graph, /v1/models, /v1/models/ID, /v1/tasks, "
 	    "/v1/tasks/ID, /v1/tasks/ID/events) "
