@@ -348,13 +348,13 @@ shard_free(struct shard *s)
 int
 shards_run(struct cfg_pipeline *cfg, unsigned n, const struct shards_opts *o)
 {
-	struct proc *p = xcalloc(1, sizeof *p);
+	struct proc *p = xcalloc_line(sizeof *p); /* its _Alignas(64) fields */
 	struct main_run mr;
 	memset(&mr, 0, sizeof mr);
 	mr.p = p;
 	mr.o = o;
 	p->n = n;
-	p->shards = xcalloc(n, sizeof *p->shards);
+	p->shards = xcalloc_line(n * sizeof *p->shards);
 	pthread_mutex_init(&p->lock, NULL);
 	atomic_init(&p->inflight, 0);
 	int status = EXIT_OK;

@@ -66,7 +66,10 @@ struct proc {
 	atomic_uint done_producing;   /* shards that will hand off no more */
 	atomic_uint ended;            /* shards whose loop returned */
 	atomic_uint reload_answers;   /* shards done with the current reload */
-	atomic_uint_fast64_t inflight; /* requests in flight, every shard */
+	/* written by every shard per request: a cache line of its own, so
+	 * the fields read on every loop iteration (n, shards) stay shared */
+	_Alignas(64) atomic_uint_fast64_t inflight; /* requests in flight, every shard */
+	char pad_[64 - sizeof(atomic_uint_fast64_t)];
 	pthread_mutex_t lock;         /* graphs built, swapped, freed; sums */
 	struct cfg_pipeline *next_cfg; /* a reload's, shared by every shard */
 	struct cfg_ref *cfgs;         /* every cfg in use, with its users */
