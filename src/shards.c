@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -191,6 +192,9 @@ shard_main(void *arg)
 	struct shard *s = arg;
 	graph_start(s->r.g);
 	ev_run(s->r.loop, 0);
+	struct timespec ts;
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+		s->cpu_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 	atomic_fetch_add(&s->p->ended, 1);
 	ev_async_send(s->p->main_loop, &s->p->main_w);
 	return NULL;

@@ -54,6 +54,7 @@ struct shard {
 	struct handoff *held;         /* taken from inbox, waiting for room here */
 	atomic_int starved;           /* a producer waits for room in inbox */
 	int told_done;                /* counted in proc->done_producing */
+	double cpu_s;                 /* its thread's CPU time, once its loop ended */
 	int reload_ok;                /* the last reload's result, for main */
 	char reload_err[512];
 };

@@ -199,6 +199,10 @@ shards_json(struct proc *p)
 		    "shed", (json_int_t)l->totals.outcome[PORCH_SHED],
 		    "expired", (json_int_t)l->totals.outcome[PORCH_EXPIRED],
 		    "in_flight", (json_int_t)l->inflight));
+		/* the shard thread's CPU time, known once its loop has ended */
+		if (p->shards[i].cpu_s > 0)
+			json_object_set_new(json_array_get(a, i), "cpu_s",
+			    json_real((double)(long long)(p->shards[i].cpu_s * 1000 + 0.5) / 1000));
 	}
 	return a;
 }
