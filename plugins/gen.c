@@ -31,6 +31,7 @@ struct gen {
 	/* threads: each shard's copy makes the requests whose session hashes
 	 * to it (porch_shard), so no request crosses shards; NULL: all */
 	unsigned char *mine;   /* per session: 1 if this shard's */
+	uint64_t n_mine;       /* sessions that are: none, and it finishes at once */
 
 	char session[24];      /* "s" + up to 20 digits */
 	size_t session_len;
@@ -201,6 +202,7 @@ gen_init(porch_stage *st)
 		for (uint64_t j = 0; j < g->sessions; j++) {
 			gen_format_session(g, j);
 			g->mine[j] = porch_shard(g->session, g->session_len, shards) == shard;
+			g->n_mine += g->mine[j];
 		}
 	}
 	gen_format_session(g, 0); /* the only one when sessions is 1 */
@@ -216,6 +218,10 @@ gen_start(porch_stage *st)
 	if (g->finished)
 		return;
 	g->t0 = ev_now(g->loop);
+	if (g->mine != NULL && g->n_mine == 0) {
+		gen_finish(g); /* no session of this shard's: nothing to make */
+		return;
+	}
 	if (g->rate > 0)
 		ev_timer_start(g->loop, &g->tick);
 	else

@@ -77,21 +77,29 @@ live_unlink(struct graph *g, struct porch_msg *m)
 	m->prev_live = m->next_live = NULL;
 }
 
-/* A source hands a new request to the graph: from here it is counted. */
-static void
+/*
+ * A source hands a new request to the graph: from here it is counted.
+ * Returns the requests in flight with it, over every shard with threads:
+ * each request compares its own place in the count with max-inflight, so
+ * two shards accepting at once cannot both take the last place.
+ */
+static uint64_t
 accept(struct graph *g, struct porch_msg *m)
 {
 	g->led->totals.accepted++;
 	g->led->inflight++;
 	g->inflight++;
+	uint64_t now = g->led->inflight;
 	if (g->led->proc != NULL)
-		atomic_fetch_add_explicit(&g->led->proc->inflight, 1, memory_order_relaxed);
+		now = (uint64_t)atomic_fetch_add_explicit(&g->led->proc->inflight, 1,
+		    memory_order_relaxed) + 1;
 	msg_keep_input(m);
 	m->next_live = g->live;
 	m->prev_live = NULL;
 	if (g->live)
 		g->live->prev_live = m;
 	g->live = m;
+	return now;
 }
 
 static int
@@ -302,7 +310,7 @@ porch_emit_port(porch_stage *st, int port, porch_msg *m)
 		    shard_route(st, port, m, &to) : SHARD_HERE;
 		if (routed == PORCH_OK)
 			return PORCH_OK;
-		accept(g, m);
+		uint64_t place = accept(g, m);
 		if (routed == SHARD_FULL) {
 			st->stats->out++;
 			msg_set_error(m, PORCH_ERR_FULL, "the hand-off queue to shard %u is full "
@@ -310,7 +318,7 @@ porch_emit_port(porch_stage *st, int port, porch_msg *m)
 			graph_finish(g, m, PORCH_SHED, st);
 			return PORCH_REFUSED;
 		}
-		if (inflight_all(g) > g->max_inflight) {
+		if (place > g->max_inflight) {
 			st->stats->out++;
 			msg_set_error(m, PORCH_ERR_ADMISSION, "pipeline '%s' has %llu requests "
 			    "in flight (max-inflight)", g->cfg->name,

@@ -228,6 +228,16 @@ shard_take_inbox(struct shard *s)
 			handoff_free(h);
 			continue;
 		}
+		if (s->aborted) {
+			/* past the drain deadline: accepted here, and expired */
+			struct porch_msg *m = porch_msg_new(st);
+			porch_msg_set_session(m, h->session, h->session_len);
+			m->origin_data = h->origin_data;
+			msg_set_error(m, PORCH_ERR_DEADLINE, "the drain deadline passed");
+			porch_done(st, m);
+			handoff_free(h);
+			continue;
+		}
 		if (stage_room(st) == 0) {
 			/* backpressure: the rest waits in the queue, the producers with it */
 			s->held = h;

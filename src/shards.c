@@ -120,6 +120,10 @@ on_shard_drain_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 	for (struct generation *gen = s->r.retiring; gen != NULL; gen = gen->next)
 		graph_abort(gen->g, "the drain deadline passed");
 	graph_abort(s->r.g, "the drain deadline passed");
+	/* requests still coming from other shards end as expired on arrival */
+	s->aborted = 1;
+	shard_take_inbox(s);
+	run_finished(s->r.g, &s->r);
 }
 
 static void

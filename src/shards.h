@@ -55,6 +55,7 @@ struct shard {
 	atomic_int starved;           /* a producer waits for room in inbox */
 	int told_done;                /* counted in proc->done_producing */
 	double cpu_s;                 /* its thread's CPU time, once its loop ended */
+	int aborted;                  /* past its drain deadline: hand-offs expire */
 	int reload_ok;                /* the last reload's result, for main */
 	char reload_err[512];
 };

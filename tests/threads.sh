@@ -158,6 +158,35 @@ for k in accepted completed shed; do
 	    "$(json_get "$T/overin.json" $k)"
 done
 
+# 4c. max-inflight bounds the process, not each shard: 40 requests on 2
+# shards to a model that takes 300 ms, max-inflight 4.  gen waits for room
+# (porch_stage_ready); two shards offering the last place at once shed one
+# (admission).  With 4 at a time over the process, the completed ones take
+# at least 300 ms per 4: a bound per shard (8 at a time) would take half
+cat > "$T/bound.xml" <<XML
+<?xml version="1.0"?>
+<pipeline name="bound" version="1" threads="2" max-inflight="4">
+  <worker name="model" plugin="echo"><param name="delay-ms">300</param></worker>
+  <stage name="src" plugin="gen"><param name="count">40</param><param name="sessions">64</param></stage>
+  <stage name="infer" plugin="inference" worker="model" concurrency="64"/>
+  <stage name="sink" plugin="null"/>
+  <channel from="src" to="infer"/>
+  <channel from="infer" to="sink"/>
+  <channel from="infer:error" to="sink"/>
+</pipeline>
+XML
+"$PORCH" run -q --stats-json "$T/bound.json" "$T/bound.xml" 2> "$T/bound.err"
+expect_eq "max-inflight: exit status" "$?" 0
+c=$(json_get "$T/bound.json" completed)
+expect_eq "max-inflight: completed + shed" "$((c + $(json_get "$T/bound.json" shed)))" 40
+[ "$c" -ge 20 ] && ok || fail "max-inflight: only $c completed"
+python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+rounds = (d["completed"] + 3) // 4
+assert d["elapsed_s"] >= 0.3 * rounds * 0.95, (d["elapsed_s"], rounds)
+assert all(s["accepted"] > 0 for s in d["shards"]), d["shards"]' "$T/bound.json" 2> "$T/py" && ok ||
+    fail "max-inflight: more than 4 at a time over the shards: $(cat "$T/py")"
+
 # 5. http on 2 shards, one port (port 0: the first shard's, reused), 10x
 # overload from 160 clients against max-inflight 16; /metrics sums the
 # shards and shows each; SIGUSR1 prints the sum; SIGTERM drains both

@@ -17,7 +17,11 @@
  *
  * Threading: every callback runs on the loop thread of the stage or worker
  * it belongs to.  Callbacks must not block; use the loop (porch_*_loop)
- * for timers and I/O and complete messages later.
+ * for timers and I/O and complete messages later.  With threads="N" (ABI
+ * 1.6) N loops run at once, each with its own instance of every stage and
+ * worker: instance state needs nothing, but a plugin's global state is
+ * shared by the threads and must be locked (or built once and only read:
+ * porch_shared).
  *
  * See porch-plugin(3) for a complete example.
  */
