@@ -1091,25 +1091,7 @@ walk(xmlDocPtr doc, struct walker *wk)
 	p->plugins = attr(root, "plugins");
 	p->max_inflight = int_attr(root, "max-inflight", DEFAULT_MAX_INFLIGHT,
 	    1L << 30, d);
-	/* threads: shards (shards.h); 0 stands for "auto" */
-	char *threads = attr(root, "threads");
-	int64_t nt = 1;
-	p->threads = 1;
-	if (threads != NULL && strcmp(threads, "auto") == 0) {
-		p->threads = 0;
-	} else if (threads != NULL) {
-		struct cfg_pos at = attr_value_pos(d, root, "threads");
-		int rc = parse_int64(threads, &nt);
-		if (rc == 0 && nt == 0)
-			diag_error(d, at.line, at.col, "threads='0': a pipeline needs at least "
-			    "one thread (1 to %d, or auto for one per CPU)", THREADS_MAX);
-		else if (rc != 0 || nt < 1 || nt > THREADS_MAX)
-			diag_error(d, at.line, at.col, "threads='%s' is not a number of threads "
-			    "(1 to %d, or auto for one per CPU)", threads, THREADS_MAX);
-		else
-			p->threads = (long)nt;
-	}
-	free(threads);
+	p->threads = threads_attr(root, d);
 
 	int stages = 0;
 	for (xmlNodePtr n = root->children; n != NULL; n = n->next) {
@@ -1313,13 +1295,4 @@ config_free(struct cfg_pipeline *p)
 	free(p->plugins);
 	registry_free(&p->registry);
 	free(p);
-}
-
-unsigned
-config_threads_auto(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	if (n < 1)
-		n = 1;
-	return n > THREADS_MAX ? THREADS_MAX : (unsigned)n;
 }
