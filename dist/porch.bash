@@ -36,7 +36,7 @@ _porch_takes_arg()
 	case $3 in
 	--*=*) return 1 ;;
 	--plugin-path|--set|--stats-json|--drain-timeout|--pid-file|--log-format|\
-	--log-level|--source|--timeout|--control|--interval|-[Psjdpti]) return 0 ;;
+	--log-level|--source|--timeout|--control|--interval|--threads|-[Psjdpti]) return 0 ;;
 	--*) _porch_help "$1" "$2" --help | grep -q -- "$3 [A-Z]" ;;
 	*) return 1 ;;
 	esac
@@ -79,6 +79,7 @@ _porch()
 	case $prev in
 	--log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return 0 ;;
 	--log-level) COMPREPLY=($(compgen -W "error warn info debug" -- "$cur")); return 0 ;;
+	--threads) COMPREPLY=($(compgen -W "auto $(seq -s ' ' 1 "$(nproc 2> /dev/null || echo 1)")" -- "$cur")); return 0 ;;
 	--plugin-path|-P)
 		compopt -o filenames 2> /dev/null
 		local IFS=$'\n'

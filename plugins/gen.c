@@ -28,6 +28,10 @@ struct gen {
 	char *text;
 	size_t text_len;
 	int finished;          /* porch_stage_finished was called */
+	/* threads: each shard's copy makes the requests whose session hashes
+	 * to it (porch_shard), so no request crosses shards; NULL: all */
+	unsigned char *mine;   /* per session: 1 if this shard's */
+	uint64_t n_mine;       /* sessions that are: none, and it finishes at once */
 
 	char session[24];      /* "s" + up to 20 digits */
 	size_t session_len;
@@ -93,6 +97,8 @@ gen_produce(struct gen *g)
 		ev_idle_stop(g->loop, &g->idle);
 		return;
 	}
+	/* n: requests of the schedule to walk (others' too, with threads);
+	 * ready bounds the ones this copy makes */
 	uint64_t n = g->count - g->made;
 	if (g->rate > 0) {
 		double due = (ev_now(g->loop) - g->t0) * g->rate;
@@ -100,12 +106,20 @@ gen_produce(struct gen *g)
 		if (n > owed)
 			n = owed;
 	}
-	if (n > ready)
+	if (g->mine == NULL && n > ready)
 		n = ready;
 	if (n > GEN_BATCH)
 		n = GEN_BATCH;
 
-	while (n-- > 0 && !g->finished) {
+	while (n-- > 0 && !g->finished && ready > 0) {
+		if (g->mine != NULL && !g->mine[g->next_session]) {
+			/* another shard's session: its copy of gen makes this one */
+			if (++g->next_session == g->sessions)
+				g->next_session = 0;
+			g->made++;
+			continue;
+		}
+		ready--;
 		porch_msg *m = porch_msg_new(g->st);
 		if (m == NULL) {
 			/* out of memory: try again on a later iteration */
@@ -176,6 +190,21 @@ gen_init(porch_stage *st)
 		return -1;
 	}
 	memcpy(g->text, text, g->text_len + 1);
+	unsigned shards = 1, shard = porch_stage_shard(st, &shards);
+	if (shards > 1) {
+		g->mine = malloc(g->sessions);
+		if (g->mine == NULL) {
+			free(g->text);
+			free(g);
+			porch_stage_error(st, "out of memory");
+			return -1;
+		}
+		for (uint64_t j = 0; j < g->sessions; j++) {
+			gen_format_session(g, j);
+			g->mine[j] = porch_shard(g->session, g->session_len, shards) == shard;
+			g->n_mine += g->mine[j];
+		}
+	}
 	gen_format_session(g, 0); /* the only one when sessions is 1 */
 
 	porch_stage_set_data(st, g);
@@ -189,6 +218,10 @@ gen_start(porch_stage *st)
 	if (g->finished)
 		return;
 	g->t0 = ev_now(g->loop);
+	if (g->mine != NULL && g->n_mine == 0) {
+		gen_finish(g); /* no session of this shard's: nothing to make */
+		return;
+	}
 	if (g->rate > 0)
 		ev_timer_start(g->loop, &g->tick);
 	else
@@ -219,6 +252,7 @@ gen_fini(porch_stage *st)
 	ev_idle_stop(g->loop, &g->idle);
 	ev_timer_stop(g->loop, &g->tick);
 	free(g->text);
+	free(g->mine);
 	free(g);
 	porch_stage_set_data(st, NULL);
 }
@@ -231,7 +265,7 @@ const struct porch_plugin porch_plugin = {
 	.name = "gen",
 	.summary = "source: makes COUNT requests, as fast as the graph takes them or at RATE per second",
 	.params = gen_params,
-	.flags = PORCH_STAGE_SOURCE,
+	.flags = PORCH_STAGE_SOURCE | PORCH_STAGE_EVERY_SHARD,
 	.outputs = gen_outputs,
 	.init = gen_init,
 	.start = gen_start,
@@ -245,5 +279,9 @@ const struct porch_plugin porch_plugin = {
 	    "With rate 0 it makes them as fast as the graph takes them (the in-flight "
 	    "bound and the block channels after it); with a rate, on schedule, whether "
 	    "or not the graph keeps up, so that overload shows as shed requests. "
+	    "With threads (threads=\"N\") it runs on every shard, and each copy makes "
+	    "the requests whose session hashes to its shard (porch_shard), on the same "
+	    "schedule: together they make count requests, each session's in order on "
+	    "one shard, and none crosses shards. "
 	    "For benchmarks and tests.",
 };

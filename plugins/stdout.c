@@ -26,8 +26,14 @@
  *
  * The terminal is the process's: every stdout stage shares it (they write
  * to one standard output), so lines of two stdout stages never interleave
- * either.  This relies on porch running every stage on one loop thread.
+ * either.  This relies on porch running every stage on one loop thread;
+ * with threads (several shards, porch_stage_shard), each answer prints
+ * whole, as with stream=false, its line written under a lock, so lines
+ * from the shards never interleave.
  */
+#include <pthread.h>
+
+static pthread_mutex_t term_lock = PTHREAD_MUTEX_INITIALIZER;
 
 enum line_state {
 	LINE_WAITING,   /* streaming, its pieces kept: may go live */
@@ -474,6 +480,7 @@ stdout_process(porch_stage *st, porch_msg *m)
 	struct line *l = porch_msg_local(st, m);
 	int rc = 0;
 	errno = 0;
+	pthread_mutex_lock(&term_lock);
 	if (l != NULL) {
 		porch_msg_set_local(st, m, NULL);
 		if (l->state == LINE_LIVE) {
@@ -497,6 +504,7 @@ stdout_process(porch_stage *st, porch_msg *m)
 		rc = term_flush();
 	}
 out:
+	pthread_mutex_unlock(&term_lock);
 	if (rc != 0)
 		porch_fail(st, m, PORCH_ERR_INTERNAL, "stdout: %s", strerror(errno));
 	else
@@ -515,8 +523,14 @@ stdout_init(porch_stage *st)
 	s->stream = porch_param_int(p, "stream") != 0;
 	s->hold = (size_t)porch_param_int(p, "hold");
 	s->request_id = porch_param_int(p, "request-id") != 0;
+	unsigned shards = 1;
+	(void)porch_stage_shard(st, &shards);
+	if (shards > 1)
+		s->stream = 0; /* a shard's streamed line could not be kept whole */
 	porch_stage_set_data(st, s);
+	pthread_mutex_lock(&term_lock);
 	term.refs++;
+	pthread_mutex_unlock(&term_lock);
 	return 0;
 }
 
@@ -526,6 +540,7 @@ stdout_fini(porch_stage *st)
 	struct stdout_sink *s = porch_stage_data(st);
 	if (s == NULL)
 		return;
+	pthread_mutex_lock(&term_lock);
 	/* every request of this stage's graph has ended by now, so none of its
 	 * lines is open or waiting; a live line is another graph's (a reload's
 	 * new one, sharing the terminal) and goes on */
@@ -539,6 +554,7 @@ stdout_fini(porch_stage *st)
 		free(term.pending);
 		memset(&term, 0, sizeof term);
 	}
+	pthread_mutex_unlock(&term_lock);
 	free(s);
 	porch_stage_set_data(st, NULL);
 }

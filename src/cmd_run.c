@@ -25,7 +25,9 @@
 #include "log.h"
 #include "notify.h"
 #include "run.h"
+#include "shards.h"
 #include "stats.h"
+#include "util.h"
 
 #define DEFAULT_DRAIN_MS 30000
 /* how often systemctl status's line is refreshed under systemd */
@@ -35,7 +37,7 @@ static const char run_usage[] =
     "usage: porch run [--plugin-path DIR] [--set NAME.PARAM=VALUE]\n"
     "                 [--stats-json PATH] [--drain-timeout DURATION]\n"
     "                 [--pid-file PATH] [--control HOST:PORT] [--log-format text|json]\n"
-    "                 [--log-level error|warn|info|debug] [--quiet] FILE\n"
+    "                 [--log-level error|warn|info|debug] [--threads N|auto] [--quiet] FILE\n"
     "\n"
     "Runs the pipeline until its sources end and every request has an outcome.\n"
     "SIGINT/SIGTERM drain (a second one exits at once); SIGUSR1 prints statistics;\n"
@@ -55,6 +57,8 @@ static const char run_usage[] =
     "                         first; json: one object a line\n"
     "      --log-level L      the most detailed level written: error, warn,\n"
     "                         info (default) or debug\n"
+    "      --threads N|auto   run N shards, a thread and a copy of the pipeline\n"
+    "                         each (auto: one per CPU); overrides threads= in FILE\n"
     "\n"
     "exit status: 0 ran to the end or drained, 1 runtime failure,\n"
     "2 invalid pipeline or usage, 128+N a second signal N.\n";
@@ -135,8 +139,8 @@ on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 /* Written whole under a temporary name, so a reader never sees half a pid. */
-static int
-write_pid(const char *path, char *err, size_t errlen)
+int
+run_write_pid(const char *path, char *err, size_t errlen)
 {
 	char tmp[4096];
 	struct stat sb;
@@ -243,6 +247,7 @@ run_command(int argc, char **argv, int replay)
 		{ "log-format", required_argument, NULL, 'F' },
 		{ "control", required_argument, NULL, 'C' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "threads", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -253,6 +258,7 @@ run_command(int argc, char **argv, int replay)
 	enum log_format log_fmt = LOG_TEXT;
 	enum porch_log_level log_level = PORCH_LOG_INFO;
 	double drain_s = DEFAULT_DRAIN_MS / 1000.0;
+	long threads = -1;            /* -1: the file's; 0: auto */
 	char err[2048];
 	while ((c = getopt_long(argc, argv, "hqP:s:j:d:p:", opts, NULL)) != -1) {
 		switch (c) {
@@ -303,6 +309,20 @@ run_command(int argc, char **argv, int replay)
 				return EXIT_INVALID;
 			}
 			break;
+		case 'T': {
+			int64_t v;
+			if (strcmp(optarg, "auto") == 0) {
+				threads = 0;
+			} else if (parse_int64(optarg, &v) != 0 || v < 1 || v > THREADS_MAX) {
+				cli_error("%s: --threads '%s': expected a number of threads from 1 to "
+				    "%d, or auto (one per CPU)", cmd, optarg, THREADS_MAX);
+				cli_free(&common);
+				return EXIT_INVALID;
+			} else {
+				threads = (long)v;
+			}
+			break;
+		}
 		case 'h':
 			fputs(usage, stdout);
 			return EXIT_OK;
@@ -342,6 +362,22 @@ run_command(int argc, char **argv, int replay)
 
 	/* a closed stdout must fail the write (EPIPE), not kill the process */
 	signal(SIGPIPE, SIG_IGN);
+	if (threads < 0)
+		threads = p->threads;
+	if (threads == 0)
+		threads = (long)config_threads_auto();
+	if (threads > 1) {
+		char spath[4200];
+		struct shards_opts so = { file, &common, drain_s, stats_path, pid_path, NULL,
+			control_spec, quiet, replay };
+		if (pid_path != NULL) {
+			run_status_path(pid_path, spath, sizeof spath);
+			so.status_path = spath;
+		}
+		status = shards_run(p, (unsigned)threads, &so);
+		cli_free(&common);
+		return status;
+	}
 	struct run r;
 	memset(&r, 0, sizeof r);
 	r.drain_s = drain_s;
@@ -399,7 +435,7 @@ run_command(int argc, char **argv, int replay)
 	}
 	if (status == EXIT_RUNTIME) {
 		/* nothing more to start */
-	} else if (pid_path != NULL && write_pid(pid_path, err, sizeof err) != 0) {
+	} else if (pid_path != NULL && run_write_pid(pid_path, err, sizeof err) != 0) {
 		cli_error("%s", err);
 		pid_path = NULL;
 		status = EXIT_RUNTIME;

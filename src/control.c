@@ -24,6 +24,7 @@
 #include <ev.h>
 
 #include "control.h"
+#include "shards.h"
 #include "log.h"
 #include "run.h"
 #include "util.h"
@@ -137,8 +138,11 @@ serve(struct control_conn *k)
 	if (q != NULL)
 		*q = '\0';
 	struct graph *g = k->c->r->g;
-	if (strcmp(path, "/metrics") == 0 && g->n_stages > 0) {
-		char *text = porch_metrics_text(&g->stages[0]);
+	struct proc *proc = k->c->r->proc;
+	if (strcmp(path, "/metrics") == 0 && (proc != NULL || g->n_stages > 0)) {
+		/* threads: the sum over the shards, which the main thread serves */
+		char *text = proc != NULL ? proc_metrics_text(proc) :
+		    porch_metrics_text(&g->stages[0]);
 		if (text == NULL) {
 			static const char oom[] = "out of memory\n";
 			answer(k, 500, "Internal Server Error", "text/plain", oom, sizeof oom - 1, 0);

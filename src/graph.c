@@ -25,6 +25,8 @@
 #include "fanout.h"
 #include "handover.h"
 #include "route.h"
+#include "shards.h"
+#include "shared.h"
 #include "util.h"
 
 /* Most messages a stage takes in one pass: bounds the time between polls. */
@@ -75,13 +77,22 @@ live_unlink(struct graph *g, struct porch_msg *m)
 	m->prev_live = m->next_live = NULL;
 }
 
-/* A source hands a new request to the graph: from here it is counted. */
-static void
+/*
+ * A source hands a new request to the graph: from here it is counted.
+ * Returns the requests in flight with it, over every shard with threads:
+ * each request compares its own place in the count with max-inflight, so
+ * two shards accepting at once cannot both take the last place.
+ */
+static uint64_t
 accept(struct graph *g, struct porch_msg *m)
 {
 	g->led->totals.accepted++;
 	g->led->inflight++;
 	g->inflight++;
+	uint64_t now = g->led->inflight;
+	if (g->led->proc != NULL)
+		now = (uint64_t)atomic_fetch_add_explicit(&g->led->proc->inflight, 1,
+		    memory_order_relaxed) + 1;
 	msg_keep_input(m);
 	m->next_live = g->live;
 	m->prev_live = NULL;
@@ -93,6 +104,7 @@ accept(struct graph *g, struct porch_msg *m)
 		    m->origin != NULL ? m->origin->name : NULL, m->id,
 		    m->session_len > 0 ? m->session : NULL, "request %llu accepted "
 		    "(%zu bytes of text)", (unsigned long long)m->id, m->text_len);
+	return now;
 }
 
 static int
@@ -122,6 +134,9 @@ graph_finish(struct graph *g, struct porch_msg *m, enum porch_outcome o,
 		live_unlink(g, m);
 		g->inflight--;
 		g->led->inflight--;
+		if (g->led->proc != NULL)
+			atomic_fetch_sub_explicit(&g->led->proc->inflight, 1,
+			    memory_order_relaxed);
 	}
 	if (m->n_local > 0)
 		msg_forget_locals(g, m);
@@ -300,9 +315,23 @@ porch_emit_port(porch_stage *st, int port, porch_msg *m)
 	if (m->holder == st) {
 		stage_release(st, m);
 	} else if (!is_live(g, m)) {
-		/* a source's new request */
-		accept(g, m);
-		if (g->led->inflight > g->max_inflight) {
+		/* a source's new request: with threads, on the shard its session
+		 * hashes to, unless the source runs on every shard (shards.h) */
+		unsigned to = 0;
+		int routed = g->led->proc != NULL && st->is_source &&
+		    !(st->d->flags & PORCH_STAGE_EVERY_SHARD) ?
+		    shard_route(st, port, m, &to) : SHARD_HERE;
+		if (routed == PORCH_OK)
+			return PORCH_OK;
+		uint64_t place = accept(g, m);
+		if (routed == SHARD_FULL) {
+			st->stats->out++;
+			msg_set_error(m, PORCH_ERR_FULL, "the hand-off queue to shard %u is full "
+			    "(%d requests; overflow reject)", to, SHARD_INBOX);
+			graph_finish(g, m, PORCH_SHED, st);
+			return PORCH_REFUSED;
+		}
+		if (place > g->max_inflight) {
 			st->stats->out++;
 			msg_set_error(m, PORCH_ERR_ADMISSION, "pipeline '%s' has %llu requests "
 			    "in flight (max-inflight)", g->cfg->name,
@@ -459,12 +488,21 @@ size_t
 porch_stage_ready(const porch_stage *cst)
 {
 	porch_stage *st = (porch_stage *)cst;
-	struct graph *g = st->g;
 	if (st->finished)
 		return 0;
-	size_t room = g->led->inflight < g->max_inflight ?
-	    (size_t)(g->max_inflight - g->led->inflight) : 0;
-	if (st->outbox != NULL)
+	size_t room = stage_room(st);
+	if (room == 0)
+		st->wants_resume = 1;
+	return room;
+}
+
+size_t
+stage_room(const struct porch_stage *st)
+{
+	const struct graph *g = st->g;
+	uint64_t inflight = inflight_all(g);
+	size_t room = inflight < g->max_inflight ? (size_t)(g->max_inflight - inflight) : 0;
+	if (st->outbox != NULL || shard_blocked(g))
 		room = 0;
 	for (int p = 0; p < st->n_ports - 1 && room > 0; p++) {
 		const struct route *r = st->routes != NULL ? st->routes[p] : NULL;
@@ -479,8 +517,6 @@ porch_stage_ready(const porch_stage *cst)
 				room = free_slots;
 		}
 	}
-	if (room == 0)
-		st->wants_resume = 1;
 	return room;
 }
 
@@ -608,6 +644,11 @@ on_check(struct ev_loop *loop, ev_check *w, int revents)
 		if (progress == 0)
 			break;
 	}
+	/* hand-offs waiting for this shard's copy of their source to have room */
+	struct proc *p = g->led->proc;
+	if (p != NULL && p->shards[g->led->shard].held != NULL &&
+	    p->shards[g->led->shard].r.g == g)
+		shard_take_inbox(&p->shards[g->led->shard]);
 	if (work_pending(g)) {
 		ev_idle_start(g->loop, &g->idle_w);
 		g->woken = 1;
@@ -687,6 +728,9 @@ graph_new(struct cfg_pipeline *cfg, struct ev_loop *loop, struct ledger *led, ch
 	g->led = led != NULL ? ledger_ref(led) : ledger_new();
 	g->cfg = cfg;
 	g->max_inflight = (uint64_t)cfg->max_inflight;
+	/* ids: 1, 2, 3 ... alone; with N shards shard K's are K + N, K + 2N ... */
+	g->id_step = g->led->n_shards > 1 ? g->led->n_shards : 1;
+	g->id_base = g->led->n_shards > 1 ? g->led->shard : 0;
 
 	g->n_workers = cfg->n_workers;
 	g->workers = xcalloc(cfg->n_workers, sizeof *g->workers);
@@ -816,6 +860,13 @@ graph_start(struct graph *g)
 	pools_start(g);
 	for (size_t i = 0; i < g->n_stages; i++) {
 		struct porch_stage *st = &g->stages[i];
+		if (st->is_source && g->led->shard > 0 &&
+		    !(st->d->flags & PORCH_STAGE_EVERY_SHARD)) {
+			/* it runs on shard 0, which hands this shard its sessions'
+			 * requests: this copy only gives them their origin */
+			porch_stage_finished(st);
+			continue;
+		}
 		if (st->d->start) {
 			struct cb_frame saved = CB_STAGE(st, "start", 0);
 			st->d->start(st);
@@ -896,6 +947,9 @@ graph_abort(struct graph *g, const char *why)
 		}
 	}
 	g->led->inflight -= g->inflight;
+	if (g->led->proc != NULL)
+		atomic_fetch_sub_explicit(&g->led->proc->inflight, g->inflight,
+		    memory_order_relaxed);
 	g->inflight = 0;
 	check_finished(g);
 }
@@ -928,6 +982,8 @@ graph_free(struct graph *g)
 	}
 	/* listeners a stage kept and did not let go of */
 	handover_release_graph(g);
+	/* shared state its stages took (after their fini: they may read it) */
+	shared_release_graph(g);
 	for (size_t i = 0; i < g->n_workers; i++) {
 		struct porch_worker *w = &g->workers[i];
 		if (w->inited && w->d->worker_fini) {
@@ -1144,7 +1200,7 @@ porch_stage_inflight(const porch_stage *st, uint64_t *max)
 {
 	if (max != NULL)
 		*max = st->g->max_inflight;
-	return st->g->led->inflight;
+	return inflight_all(st->g);
 }
 
 /* ---- a plugin's own counters -------------------------------------------- */
@@ -1178,4 +1234,13 @@ int
 porch_stage_port_used(const porch_stage *st, int port)
 {
 	return port >= 0 && port < st->n_ports && st->outs[port] != NULL;
+}
+
+unsigned
+porch_stage_shard(const porch_stage *st, unsigned *shards)
+{
+	const struct ledger *l = st->g->led;
+	if (shards != NULL)
+		*shards = l->n_shards > 1 ? l->n_shards : 1;
+	return l->shard;
 }

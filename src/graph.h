@@ -156,7 +156,8 @@ struct graph {
 	struct porch_msg *free_msgs;
 	struct porch_msg *all_msgs;   /* every message made, pooled or not */
 	struct porch_msg *live;       /* in-flight requests, for aborts */
-	uint64_t next_id;
+	uint64_t next_id;             /* ids are next_id * id_step + id_base */
+	uint64_t id_step, id_base;    /* threads: unique over the shards */
 	uint64_t inflight;            /* this graph's requests in flight */
 	uint64_t max_inflight;        /* over every graph of the ledger */
 	struct ledger *led;           /* the run's counters, shared across reloads */
@@ -216,6 +217,9 @@ void msg_keep_input(struct porch_msg *m);
 struct porch_msg *msg_clone(struct graph *g, const struct porch_msg *m);
 /* msg.c: a and b exchange text, metadata, status and Retry-After */
 void msg_swap_answer(struct porch_msg *a, struct porch_msg *b);
+/* graph.c: how many requests st could emit now, finished or not (the room
+ * porch_stage_ready reports) */
+size_t stage_room(const struct porch_stage *st);
 /* graph.c: m, released by st, goes into c (behind st's held-back ones) */
 int stage_send(struct porch_stage *st, struct channel *c, struct porch_msg *m);
 

@@ -3,11 +3,14 @@
  * reload: listening sockets (kept by the runtime, shared by key) and idle
  * client connections (handed from a retiring source to its successor).
  *
- * The listeners are the process's: a run has one loop and one table.  A
- * socket stays open while a stage of any graph holds it, so the old graph
- * can let go of it after the new one took it, and the kernel's accept
- * queue is never closed under a client during a reload.
+ * The listeners are the process's: one table, under a lock, since with
+ * threads every shard's graphs use it (a key is per shard: each shard
+ * listens on its own socket, SO_REUSEPORT).  A socket stays open while a
+ * stage of any graph holds it, so the old graph can let go of it after the
+ * new one took it, and the kernel's accept queue is never closed under a
+ * client during a reload.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,6 +21,7 @@
 
 struct listener {
 	struct listener *next;
+	unsigned shard;
 	char *key;
 	int fd;
 	struct porch_stage **holders;
@@ -25,12 +29,13 @@ struct listener {
 };
 
 static struct listener *listeners;
+static pthread_mutex_t listeners_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct listener *
-find(const char *key)
+find(unsigned shard, const char *key)
 {
 	for (struct listener *l = listeners; l != NULL; l = l->next)
-		if (strcmp(l->key, key) == 0)
+		if (l->shard == shard && strcmp(l->key, key) == 0)
 			return l;
 	return NULL;
 }
@@ -71,17 +76,30 @@ let_go(struct listener *l, porch_stage *st)
 int
 porch_listener(porch_stage *st, const char *key)
 {
-	struct listener *l = find(key);
-	if (l == NULL)
-		return -1;
-	hold(l, st);
-	return l->fd;
+	pthread_mutex_lock(&listeners_lock);
+	struct listener *l = find(st->g->led->shard, key);
+	if (l != NULL)
+		hold(l, st);
+	pthread_mutex_unlock(&listeners_lock);
+	return l != NULL ? l->fd : -1;
+}
+
+int
+porch_listener_first(porch_stage *st, const char *key)
+{
+	(void)st;
+	pthread_mutex_lock(&listeners_lock);
+	struct listener *l = find(0, key);
+	int fd = l != NULL ? l->fd : -1;
+	pthread_mutex_unlock(&listeners_lock);
+	return fd;
 }
 
 void
 porch_listener_keep(porch_stage *st, const char *key, int fd)
 {
-	struct listener *l = find(key);
+	pthread_mutex_lock(&listeners_lock);
+	struct listener *l = find(st->g->led->shard, key);
 	if (l != NULL && l->fd != fd) {
 		/* the stage bound a second socket for a key: the newest wins */
 		close(l->fd);
@@ -90,24 +108,29 @@ porch_listener_keep(porch_stage *st, const char *key, int fd)
 	if (l == NULL) {
 		l = xcalloc(1, sizeof *l);
 		l->key = xstrdup(key);
+		l->shard = st->g->led->shard;
 		l->fd = fd;
 		l->next = listeners;
 		listeners = l;
 	}
 	hold(l, st);
+	pthread_mutex_unlock(&listeners_lock);
 }
 
 void
 porch_listener_release(porch_stage *st, const char *key)
 {
-	struct listener *l = find(key);
+	pthread_mutex_lock(&listeners_lock);
+	struct listener *l = find(st->g->led->shard, key);
 	if (l != NULL)
 		let_go(l, st);
+	pthread_mutex_unlock(&listeners_lock);
 }
 
 void
 handover_release_graph(struct graph *g)
 {
+	pthread_mutex_lock(&listeners_lock);
 	for (size_t i = 0; i < g->n_stages; i++) {
 		porch_stage *st = &g->stages[i];
 		for (struct listener *l = listeners, *next; l != NULL; l = next) {
@@ -115,6 +138,7 @@ handover_release_graph(struct graph *g)
 			let_go(l, st);
 		}
 	}
+	pthread_mutex_unlock(&listeners_lock);
 }
 
 int

@@ -34,3 +34,14 @@ hist_quantile(const struct hist *h, double q)
 	}
 	return h->max;
 }
+
+void
+hist_add(struct hist *dst, const struct hist *src)
+{
+	for (unsigned i = 0; i < HIST_BUCKETS; i++)
+		dst->bucket[i] += src->bucket[i];
+	dst->count += src->count;
+	dst->sum += src->sum;
+	if (src->max > dst->max)
+		dst->max = src->max;
+}

@@ -41,6 +41,8 @@ hist_record_n(struct hist *h, uint64_t v, uint64_t n)
 		h->max = v;
 }
 
+/* Adds every value of src to dst (the sum over shards). */
+void hist_add(struct hist *dst, const struct hist *src);
 /* The value at quantile q (0..1): the upper edge of its bucket, capped at max. */
 uint64_t hist_quantile(const struct hist *h, double q);
 /* The lowest value a bucket holds (for tests and exposition). */

@@ -80,6 +80,7 @@ enum ledger_kind { LEDGER_STAGE = 1, LEDGER_WORKER, LEDGER_CHANNEL, LEDGER_REPLI
 
 struct ledger_slot;
 struct graph;
+struct proc;
 
 struct ledger {
 	unsigned refs;                /* graphs counting into it, and its owner */
@@ -91,6 +92,10 @@ struct ledger {
 	uint64_t reload_failures;     /* reloads refused: the file or an init failed */
 	struct graph *current;        /* the graph new requests go to (set by the run) */
 	struct ledger_slot *slots;
+	/* threads (shards.h): which shard counts into this ledger, of how
+	 * many, and the process they share; 0, 1 and NULL for one thread */
+	unsigned shard, n_shards;
+	struct proc *proc;
 };
 
 /* A new ledger with one reference (allocation aborts on exhaustion, as
@@ -106,6 +111,13 @@ void ledger_unref(struct ledger *l);
  * valid for the ledger's life.
  */
 void *ledger_slot(struct ledger *l, enum ledger_kind kind, const char *name);
+
+/*
+ * Adds every counter of src into dst, slot by slot (by kind and name):
+ * the sum over shards (shards.c).  src may be counting on another thread
+ * meanwhile: each counter read is a whole word, the set not a snapshot.
+ */
+void ledger_add(struct ledger *dst, const struct ledger *src);
 
 /* Adds n to the counter called name in *list (made at 0 the first time). */
 void ledger_count(struct event_count **list, const char *name, uint64_t n);

@@ -609,7 +609,7 @@ validate_schema(xmlDocPtr doc, const char *schema, struct diag *d)
 
 static const struct attr_rule pipeline_attrs[] = {
 	{ "name", 1, NULL }, { "version", 1, "add version=\"1\"" }, { "plugins", 0, NULL },
-	{ "max-inflight", 0, NULL }, { NULL, 0, NULL },
+	{ "max-inflight", 0, NULL }, { "threads", 0, NULL }, { NULL, 0, NULL },
 };
 static const struct attr_rule worker_attrs[] = {
 	{ "name", 1, NULL }, { "plugin", 1, NULL }, { NULL, 0, NULL },
@@ -1091,6 +1091,7 @@ walk(xmlDocPtr doc, struct walker *wk)
 	p->plugins = attr(root, "plugins");
 	p->max_inflight = int_attr(root, "max-inflight", DEFAULT_MAX_INFLIGHT,
 	    1L << 30, d);
+	p->threads = threads_attr(root, d);
 
 	int stages = 0;
 	for (xmlNodePtr n = root->children; n != NULL; n = n->next) {

@@ -102,6 +102,7 @@ struct cfg_pipeline {
 	struct cfg_pos at;        /* the <pipeline> element */
 	char *plugins;            /* the file's plugins= search path, or NULL */
 	long max_inflight;
+	long threads;             /* threads="N": shards; 0: "auto" (CPUs online) */
 	struct cfg_stage *stages;
 	size_t n_stages;
 	struct cfg_worker *workers;
@@ -144,6 +145,11 @@ void config_free(struct cfg_pipeline *p);
 int override_parse(const char *arg, struct override *o, char *err, size_t errlen);
 
 const char *overflow_name(enum overflow o);
+
+/* The most threads (shards) a pipeline may ask for. */
+#define THREADS_MAX 1024
+/* threads="auto": the CPUs online (at least 1, at most THREADS_MAX). */
+unsigned config_threads_auto(void);
 
 /* $PORCH_SCHEMA when set, else NULL: the schema compiled into porch. */
 const char *config_schema_path(void);

@@ -34,6 +34,10 @@ LOADER_HIDDEN const char *nearest(const char *const *cands, size_t n, const char
 LOADER_HIDDEN void read_params(xmlNodePtr parent, struct cfg_params *out,
     struct diag *d, const char *skip);
 
+/* loader_threads.c: <pipeline threads="N|auto">: N, 0 for auto, 1 when
+ * absent; errors (0, junk, out of range) at the value. */
+LOADER_HIDDEN long threads_attr(xmlNodePtr root, struct diag *d);
+
 /* loader_pool.c: a <pool> element into p->pools; pool_cfg_free frees them. */
 void pool_read(xmlNodePtr n, struct cfg_pipeline *p, struct diag *d);
 void pool_cfg_free(struct cfg_pipeline *p);

@@ -15,6 +15,7 @@
 #include "channel.h"
 #include "graph.h"
 #include "pool.h"
+#include "shards.h"
 #include "util.h"
 
 /* The upper edges of the exposed latency buckets, in seconds. */
@@ -192,7 +193,14 @@ static const enum porch_outcome outcomes[] = {
 char *
 porch_metrics_text(const porch_stage *st)
 {
-	const struct graph *g = st->g;
+	if (st->g->led->proc != NULL)
+		return proc_metrics_text(st->g->led->proc);
+	return metrics_render(st->g);
+}
+
+char *
+metrics_render(const struct graph *g)
+{
 	struct out o = { NULL, 0, 0, 0 };
 	o.cap = 16384;
 	o.buf = malloc(o.cap);

@@ -44,7 +44,7 @@ struct porch_msg *
 msg_alloc(struct graph *g)
 {
 	struct porch_msg *m = msg_get(g);
-	m->id = ++g->next_id;
+	m->id = ++g->next_id * g->id_step + g->id_base;
 	return m;
 }
 

@@ -34,8 +34,8 @@ run_status_path(const char *pid_path, char *out, size_t len)
 /* One line to stderr and, numbered, to the status file (written whole),
  * followed there by detail (the file's errors, one a line) when not NULL,
  * for porch reload to print. */
-static void
-report_detail(struct run *r, int ok, const char *detail, const char *fmt, ...)
+void
+run_report(struct run *r, int ok, const char *detail, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -56,14 +56,24 @@ report_detail(struct run *r, int ok, const char *detail, const char *fmt, ...)
 		    strerror(errno));
 }
 
-#define report(r, ok, ...) report_detail((r), (ok), NULL, __VA_ARGS__)
+#define report(r, ok, ...) run_report((r), (ok), NULL, __VA_ARGS__)
+#define report_detail run_report
+
+void
+run_cfg_release(struct run *r, struct cfg_pipeline *cfg)
+{
+	if (r->proc != NULL)
+		proc_cfg_unref(r->proc, cfg);
+	else
+		config_free(cfg);
+}
 
 static void
 generation_free(struct run *r, struct generation *gen)
 {
 	ev_timer_stop(r->loop, &gen->deadline_w);
 	graph_free(gen->g);
-	config_free(gen->cfg);
+	run_cfg_release(r, gen->cfg);
 	free(gen);
 }
 
@@ -82,7 +92,8 @@ on_reap(struct ev_loop *loop, ev_timer *w, int revents)
 			pp = &gen->next;
 		}
 	}
-	if (r->retiring == NULL && graph_done(r->g))
+	if (r->retiring == NULL && graph_done(r->g) &&
+	    (r->shard == NULL || shard_may_end(r->shard)))
 		ev_break(loop, EVBREAK_ALL);
 }
 
@@ -91,6 +102,8 @@ run_finished(struct graph *g, void *arg)
 {
 	(void)g;
 	struct run *r = arg;
+	if (r->shard != NULL)
+		shard_graph_finished(r->shard);
 	if (!ev_is_active(&r->reap_w)) {
 		ev_timer_init(&r->reap_w, on_reap, 0., 0.);
 		r->reap_w.data = r;
@@ -165,20 +178,28 @@ run_reload(struct run *r)
 	}
 	free(detail);
 	char err[2048];
-	struct graph *g = graph_new(cfg, r->loop, r->led, err, sizeof err);
-	if (g == NULL) {
+	uint64_t held;
+	if (run_swap(r, cfg, &held, err, sizeof err) != 0) {
 		r->led->reload_failures++;
 		report(r, 0, "%s: %s; the running pipeline goes on unchanged", r->file, err);
 		config_free(cfg);
 		return;
 	}
+	report(r, 1, "%s loaded; the replaced pipeline finishes its %llu requests in "
+	    "flight", r->file, (unsigned long long)held);
+}
+
+int
+run_swap(struct run *r, struct cfg_pipeline *cfg, uint64_t *held, char *err, size_t errlen)
+{
+	struct graph *g = graph_new(cfg, r->loop, r->led, err, errlen);
+	if (g == NULL)
+		return -1;
 	struct generation *gen = calloc(1, sizeof *gen);
 	if (gen == NULL) {
-		r->led->reload_failures++;
-		report(r, 0, "out of memory; the running pipeline goes on unchanged");
+		snprintf(err, errlen, "out of memory");
 		graph_free(g);
-		config_free(cfg);
-		return;
+		return -1;
 	}
 	g->on_finished = run_finished;
 	g->on_finished_arg = r;
@@ -191,12 +212,11 @@ run_reload(struct run *r)
 	r->cfg = cfg;
 	r->led->current = g;
 	r->led->reloads++;
-	uint64_t held = gen->g->inflight;
+	*held = gen->g->inflight;
 	graph_start(g);
 	ev_timer_init(&gen->deadline_w, on_generation_deadline, r->drain_s, 0.);
 	gen->deadline_w.data = gen;
 	ev_timer_start(r->loop, &gen->deadline_w);
 	graph_retire(gen->g);
-	report(r, 1, "%s loaded; the replaced pipeline finishes its %llu requests in "
-	    "flight", r->file, (unsigned long long)held);
+	return 0;
 }

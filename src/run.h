@@ -12,6 +12,8 @@
 #include "graph.h"
 
 struct run;
+struct shard;
+struct proc;
 
 /* A graph a reload replaced, finishing what it holds. */
 struct generation {
@@ -39,12 +41,37 @@ struct run {
 	ev_timer status_w;            /* systemd's STATUS= line (notify.c) */
 	double drain_s;
 	int signals;
+	/* threads (shards.h): the shard this run is, and the process; NULL
+	 * for one thread (and for the main thread's run, proc alone) */
+	struct shard *shard;
+	struct proc *proc;
 };
 
 /* A graph of r finished (its on_finished): frees retired ones, ends the run. */
 void run_finished(struct graph *g, void *arg);
 /* SIGHUP: the file again; swaps the graph when it is valid (reload.c). */
 void run_reload(struct run *r);
+/*
+ * The swap of a reload: builds a graph of cfg beside r's, starts it, and
+ * retires the old one, which finishes what it holds.  0 (cfg is r's now,
+ * *held says how many requests the old one finishes), or -1 with err set
+ * and nothing changed (cfg is still the caller's).
+ */
+int run_swap(struct run *r, struct cfg_pipeline *cfg, uint64_t *held, char *err,
+    size_t errlen);
+/* A graph's cfg is no longer used by r (freed, or one user fewer). */
+void run_cfg_release(struct run *r, struct cfg_pipeline *cfg);
+/* The reload's result, to stderr and PID-FILE.reload (reload.c). */
+void run_report(struct run *r, int ok, const char *detail, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* shards.c: one of the shard's graphs is done (from run_finished) */
+void shard_graph_finished(struct shard *s);
+/* cmd_run.c: writes the pid file (whole, atomically); 0 or -1 with err */
+int run_write_pid(const char *path, char *err, size_t errlen);
+/* shards.c: may this shard's loop end (its graphs are done)? */
+int shard_may_end(struct shard *s);
+/* shards.c: a cfg shared by the shards has one user fewer */
+void proc_cfg_unref(struct proc *p, struct cfg_pipeline *cfg);
 /* Frees every retired generation (at exit). */
 void run_free_generations(struct run *r);
 /* The status file's name for a pid file: "PATH.reload". */

@@ -16,6 +16,7 @@
 #include "channel.h"
 #include "log.h"
 #include "pool.h"
+#include "shards.h"
 #include "stats.h"
 
 /* "12.3us", "4.56ms", "1.20s": latencies at a glance. */
@@ -183,6 +184,45 @@ latency_json(const struct hist *h)
 	    "max_ns", (json_int_t)h->max);
 }
 
+/* With threads: each shard's totals, "shards" in the JSON. */
+static json_t *
+shards_json(struct proc *p)
+{
+	json_t *a = json_array();
+	for (unsigned i = 0; i < p->n; i++) {
+		const struct ledger *l = p->shards[i].r.led;
+		json_array_append_new(a, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		    "shard", (json_int_t)i, "reloads", (json_int_t)l->reloads,
+		    "accepted", (json_int_t)l->totals.accepted,
+		    "completed", (json_int_t)l->totals.outcome[PORCH_COMPLETED],
+		    "failed", (json_int_t)l->totals.outcome[PORCH_FAILED],
+		    "shed", (json_int_t)l->totals.outcome[PORCH_SHED],
+		    "expired", (json_int_t)l->totals.outcome[PORCH_EXPIRED],
+		    "in_flight", (json_int_t)l->inflight));
+		/* the shard thread's CPU time, known once its loop has ended */
+		if (p->shards[i].cpu_s > 0)
+			json_object_set_new(json_array_get(a, i), "cpu_s",
+			    json_real((double)(long long)(p->shards[i].cpu_s * 1000 + 0.5) / 1000));
+	}
+	return a;
+}
+
+/* With threads: each shard's totals, one line each, after the table. */
+static void
+shards_print(struct proc *p, FILE *out)
+{
+	for (unsigned i = 0; i < p->n; i++) {
+		const struct ledger *l = p->shards[i].r.led;
+		fprintf(out, "shard %-10u accepted %llu, completed %llu, failed %llu, shed %llu, "
+		    "expired %llu, in flight %llu\n", i, (unsigned long long)l->totals.accepted,
+		    (unsigned long long)l->totals.outcome[PORCH_COMPLETED],
+		    (unsigned long long)l->totals.outcome[PORCH_FAILED],
+		    (unsigned long long)l->totals.outcome[PORCH_SHED],
+		    (unsigned long long)l->totals.outcome[PORCH_EXPIRED],
+		    (unsigned long long)l->inflight);
+	}
+}
+
 static json_t *
 stats_json(const struct graph *g)
 {
@@ -277,10 +317,30 @@ stats_json(const struct graph *g)
 	return root;
 }
 
+static int write_json(json_t *root, const char *path, char *err, size_t errlen);
+
 int
 stats_write_json(const struct graph *g, const char *path, char *err, size_t errlen)
 {
-	json_t *root = stats_json(g);
+	return write_json(stats_json(g), path, err, errlen);
+}
+
+int
+stats_write_json_proc(struct proc *p, const char *path, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&p->lock);
+	struct graph *s = sum_graph_new(p);
+	json_t *root = stats_json(s);
+	json_object_set_new(root, "threads", json_integer((json_int_t)p->n));
+	json_object_set_new(root, "shards", shards_json(p));
+	sum_graph_free(s);
+	pthread_mutex_unlock(&p->lock);
+	return write_json(root, path, err, errlen);
+}
+
+static int
+write_json(json_t *root, const char *path, char *err, size_t errlen)
+{
 	size_t len = strlen(path) + 16;
 	char *tmp = malloc(len);
 	if (tmp == NULL) {
@@ -330,4 +390,24 @@ stats_log(const struct graph *g, int asked)
 	    (unsigned long long)t->outcome[PORCH_EXPIRED],
 	    (unsigned long long)g->led->inflight);
 	stats_table(g, stderr);
+}
+
+void
+stats_log_proc(struct proc *p, int asked)
+{
+	if (!asked && !log_enabled(PORCH_LOG_INFO))
+		return;
+	pthread_mutex_lock(&p->lock);
+	struct graph *s = sum_graph_new(p);
+	if (log_format_now() == LOG_JSON) {
+		json_t *root = stats_json(s);
+		json_object_set_new(root, "threads", json_integer((json_int_t)p->n));
+		json_object_set_new(root, "shards", shards_json(p));
+		log_value(PORCH_LOG_INFO, "statistics", "stats", root);
+	} else {
+		stats_log(s, asked);
+		shards_print(p, stderr);
+	}
+	sum_graph_free(s);
+	pthread_mutex_unlock(&p->lock);
 }

@@ -13,4 +13,10 @@ void stats_log(const struct graph *g, int asked); /* to the log: see stats.c */
  * Returns 0, or -1 with err set. */
 int stats_write_json(const struct graph *g, const char *path, char *err, size_t errlen);
 
+/* With threads (shards.h): the same over every shard, summed, and each
+ * shard's totals (a line each; "shards" in the JSON).  Take p->lock. */
+struct proc;
+void stats_log_proc(struct proc *p, int asked);
+int stats_write_json_proc(struct proc *p, const char *path, char *err, size_t errlen);
+
 #endif

@@ -65,8 +65,8 @@ expect_plugin() {
 	expect_eq "plugins $1: message" "$(cat "$T/err")" "porch: $2"
 }
 
-expect_plugin oldabi "$D/oldabi.so: built for plugin ABI 0.9, but this porch provides ABI 1.5; rebuild the plugin against this porch's <porch/plugin.h> (cc -shared -fPIC \$(pkg-config --cflags --libs porch))"
-expect_plugin newminor "$D/newminor.so: built for plugin ABI 1.6, but this porch provides ABI 1.5; rebuild the plugin against this porch's <porch/plugin.h> (cc -shared -fPIC \$(pkg-config --cflags --libs porch))"
+expect_plugin oldabi "$D/oldabi.so: built for plugin ABI 0.9, but this porch provides ABI 1.6; rebuild the plugin against this porch's <porch/plugin.h> (cc -shared -fPIC \$(pkg-config --cflags --libs porch))"
+expect_plugin newminor "$D/newminor.so: built for plugin ABI 1.7, but this porch provides ABI 1.6; rebuild the plugin against this porch's <porch/plugin.h> (cc -shared -fPIC \$(pkg-config --cflags --libs porch))"
 expect_plugin nosymbol "$D/nosymbol.so: not a porch plugin (no 'porch_plugin' symbol)"
 "$PORCH" plugins --plugin-path "$D" notelf 2> "$T/err"
 expect_eq "plugins notelf: exit status" "$?" 2

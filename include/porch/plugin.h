@@ -17,7 +17,11 @@
  *
  * Threading: every callback runs on the loop thread of the stage or worker
  * it belongs to.  Callbacks must not block; use the loop (porch_*_loop)
- * for timers and I/O and complete messages later.
+ * for timers and I/O and complete messages later.  With threads="N" (ABI
+ * 1.6) N loops run at once, each with its own instance of every stage and
+ * worker: instance state needs nothing, but a plugin's global state is
+ * shared by the threads and must be locked (or built once and only read:
+ * porch_shared).
  *
  * See porch-plugin(3) for a complete example.
  */
@@ -32,7 +36,7 @@ extern "C" {
 #endif
 
 #define PORCH_ABI_MAJOR 1
-#define PORCH_ABI_MINOR 5
+#define PORCH_ABI_MINOR 6
 
 #define PORCH_PLUGIN_SYMBOL "porch_plugin"
 
@@ -67,6 +71,12 @@ enum porch_kind {
  * learns which with porch_check_worker (a stage that calls a worker only
  * for some settings: see porch_infer_aside) */
 #define PORCH_STAGE_OPTIONAL_WORKER 0x10u
+/* ABI 1.6: a source that runs on every shard (threads="N"), each copy
+ * taking its own requests, which stay on its shard (the http source: one
+ * listener per shard).  Without it a source runs on shard 0 only, and
+ * each request it makes goes to the shard its session hashes to
+ * (porch_shard), so one session's requests keep their order. */
+#define PORCH_STAGE_EVERY_SHARD     0x20u
 
 /* ---- parameters -------------------------------------------------------- */
 
@@ -436,6 +446,32 @@ void porch_worker_probed(porch_worker *w, int healthy);
  */
 int64_t porch_shard(const char *session, size_t len, uint32_t shards);
 
+/*
+ * ABI 1.6: threads.  The shard st runs on, from 0 to *shards - 1, with
+ * *shards (when not NULL) set to how many there are: the pipeline's
+ * threads, 1 without.  Each shard has its own copy of every stage and
+ * worker, on its own loop and thread.
+ */
+unsigned porch_stage_shard(const porch_stage *st, unsigned *shards);
+
+/*
+ * ABI 1.6: read-only state built once per process and shared by every copy
+ * of a stage (one per shard, and the copies a reload makes), e.g. a search
+ * index.  The first call for key runs build(arg, err, errlen) on the
+ * caller's thread (other callers of the key wait) and keeps its result;
+ * later calls return the same pointer.  Each call holds a reference for
+ * st, dropped when st's pipeline is freed; the last one runs release(obj)
+ * (when not NULL).  The object is read by several threads at once and must
+ * not change after build returns.  key must name everything the state is
+ * built from (a reload with the same key shares it).  NULL, with err
+ * filled, when build failed or returned NULL (the next call tries again).
+ * Call it from init.
+ */
+typedef void *porch_shared_build_fn(void *arg, char *err, size_t errlen);
+typedef void porch_shared_free_fn(void *obj);
+void *porch_shared(porch_stage *st, const char *key, porch_shared_build_fn *build,
+    porch_shared_free_fn *release, void *arg, char *err, size_t errlen);
+
 /* ---- reload (ABI 1.4) --------------------------------------------------- */
 
 /*
@@ -454,6 +490,15 @@ int64_t porch_shard(const char *session, size_t len, uint32_t shards);
 int porch_listener(porch_stage *st, const char *key);
 void porch_listener_keep(porch_stage *st, const char *key, int fd);
 void porch_listener_release(porch_stage *st, const char *key);
+/*
+ * ABI 1.6: with threads, each shard keeps its own sockets (the same key on
+ * two shards is two sockets).  porch_listener_first: the socket shard 0
+ * keeps under key (borrowed: never closed by the caller), or -1; a copy
+ * of a source on another shard binds its own socket to the same address
+ * and port (SO_REUSEPORT, which it sets when porch_stage_shard says there
+ * are several), so port 0 means the port shard 0 was given.
+ */
+int porch_listener_first(porch_stage *st, const char *key);
 
 /*
  * A retiring source (its retire callback ran) hands a connection with

@@ -579,7 +579,15 @@ cache_init(porch_stage *st)
 	c->loop = porch_stage_loop(st);
 	c->role = strcmp(porch_param_str(p, "role"), "store") == 0 ? ROLE_STORE : ROLE_LOOKUP;
 	c->miss_port = porch_stage_port(st, "miss");
-	c->t = cache_table_get(porch_param_str(p, "name"));
+	/* with threads, a store per shard: a shard's stages touch only its own
+	 * (no lock per lookup); "NAME" on shard 0, "NAME@K" on shard K */
+	char tname[512];
+	unsigned shard = porch_stage_shard(st, NULL);
+	if (shard == 0)
+		snprintf(tname, sizeof tname, "%s", porch_param_str(p, "name"));
+	else
+		snprintf(tname, sizeof tname, "%s@%u", porch_param_str(p, "name"), shard);
+	c->t = cache_table_get(tname);
 	const char *keys = porch_param_str(p, "keys");
 	int bad = c->t == NULL;
 	if (!bad && keys != NULL) {
@@ -632,7 +640,9 @@ const struct porch_plugin porch_plugin = {
 	.forget = cache_forget,
 	.piece = cache_piece,
 	.description =
-	    "A response cache, in two roles that share a store of answers by name: "
+	    "A response cache, in two roles that share a store of answers by name "
+	    "(with threads, each shard has its own stores: up to max-bytes each, and a "
+	    "request repeated on another shard misses there once): "
 	    "a stage with role lookup before inference, and one with role store after it. "
 	    "Wired: source -> lookup; lookup:miss -> inference -> store -> reply; "
 	    "lookup (its port out) -> reply, or to whatever follows the store stage. "

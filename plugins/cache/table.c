@@ -1,4 +1,5 @@
 /* table.c -- the cache's store: a hash table of entries on two lists, by use and by age. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,7 +8,10 @@
 #define FIRST_BUCKETS 64
 #define DEFAULT_MAX_BYTES ((size_t)64 << 20)
 
-static struct cache_table *tables; /* the registry: one process, one loop */
+/* the registry: one per process; with threads each shard's stores are
+ * its own (cache.c names them by shard), the registry under a lock */
+static struct cache_table *tables;
+static pthread_mutex_t tables_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- entries ------------------------------------------------------------ */
 
@@ -62,15 +66,19 @@ struct cache_table *
 cache_table_get(const char *name)
 {
 	struct cache_table *t;
+	pthread_mutex_lock(&tables_lock);
 	for (t = tables; t != NULL; t = t->next) {
 		if (strcmp(t->name, name) == 0) {
 			t->refs++;
+			pthread_mutex_unlock(&tables_lock);
 			return t;
 		}
 	}
 	t = calloc(1, sizeof *t);
-	if (t == NULL)
+	if (t == NULL) {
+		pthread_mutex_unlock(&tables_lock);
 		return NULL;
+	}
 	t->name = strdup(name);
 	t->buckets = calloc(FIRST_BUCKETS, sizeof *t->buckets);
 	t->links = calloc(FIRST_BUCKETS, sizeof *t->links);
@@ -79,6 +87,7 @@ cache_table_get(const char *name)
 		free(t->buckets);
 		free(t->links);
 		free(t);
+		pthread_mutex_unlock(&tables_lock);
 		return NULL;
 	}
 	t->n_buckets = t->n_link_buckets = FIRST_BUCKETS;
@@ -86,20 +95,27 @@ cache_table_get(const char *name)
 	t->refs = 1;
 	t->next = tables;
 	tables = t;
+	pthread_mutex_unlock(&tables_lock);
 	return t;
 }
 
 void
 cache_table_put(struct cache_table *t)
 {
-	if (t == NULL || --t->refs > 0)
+	if (t == NULL)
 		return;
+	pthread_mutex_lock(&tables_lock);
+	if (--t->refs > 0) {
+		pthread_mutex_unlock(&tables_lock);
+		return;
+	}
 	for (struct cache_table **pp = &tables; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == t) {
 			*pp = t->next;
 			break;
 		}
 	}
+	pthread_mutex_unlock(&tables_lock);
 	/* pending misses belong to their messages, which have all ended by
 	 * now: each stage that named the store has let go */
 	while (t->lru_head != NULL) {

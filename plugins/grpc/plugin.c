@@ -33,7 +33,8 @@ static const struct porch_param gsrc_params[] = {
 	  "the retry delay RESOURCE_EXHAUSTED answers give (retry-after-ms, RetryInfo)" },
 	{ "poller", PORCH_PARAM_ENUM, "loop", 0, 0, "loop|thread", 0,
 	  "who polls gRPC: the stage's loop itself (on gRPC's epoll set; a thread when "
-	  "gRPC's polling engine has none), or a poller thread handing completions over" },
+	  "gRPC's polling engine has none, or with threads above 1), or a poller thread "
+	  "handing completions over" },
 	{ "task-ttl", PORCH_PARAM_DURATION, "5m", 0, 604800000, NULL, 0,
 	  "how long a finished task is kept for GetTask and SubscribeProgress" },
 	{ "task-max", PORCH_PARAM_INTEGER, "1000", 0, 10000000, NULL, 0,
@@ -142,6 +143,13 @@ gsrc_init_stage(porch_stage *st)
 	s->max_recv = (size_t)porch_param_int(p, "max-receive-size");
 	s->max_send = (size_t)porch_param_int(p, "max-send-size");
 	s->want_thread = strcmp(porch_param_str(p, "poller"), "thread") == 0;
+	/* the loop poller is the process's one (gRPC's epoll set and one
+	 * completion queue, driven by one loop): with threads, each shard's
+	 * copy of the source has a poller thread and a queue of its own */
+	unsigned shards = 1;
+	(void)porch_stage_shard(st, &shards);
+	if (shards > 1)
+		s->want_thread = 1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	porch_stage_set_data(st, s);
@@ -154,6 +162,22 @@ gsrc_init_stage(porch_stage *st)
 	server_grpc_init();
 	char err[600];
 	const char *listen = porch_param_str(p, "listen");
+	/* threads: every shard listens (gRPC sets SO_REUSEPORT); with port 0
+	 * the shards after the first take the port the first one was given */
+	char same[300];
+	const char *colon = strrchr(listen, ':');
+	if (porch_stage_shard(st, NULL) > 0 && colon != NULL && strcmp(colon, ":0") == 0) {
+		int port = 0;
+		pthread_mutex_lock(&instances_lock);
+		for (struct gsrc *o = instances; o != NULL; o = o->next_instance)
+			if (strcmp(o->name, s->name) == 0 && porch_stage_shard(o->st, NULL) == 0)
+				port = o->port;
+		pthread_mutex_unlock(&instances_lock);
+		if (port > 0) {
+			snprintf(same, sizeof same, "%.*s:%d", (int)(colon - listen), listen, port);
+			listen = same;
+		}
+	}
 	int rc = server_start(s, listen, porch_param_str(p, "tls-cert"),
 	    porch_param_str(p, "tls-key"), err, sizeof err);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -287,7 +311,7 @@ const struct porch_plugin porch_plugin = {
 	.summary = "source: a gRPC API (porch.v1 tasks and Generate, grpc.health.v1, "
 	    "server reflection)",
 	.params = gsrc_params,
-	.flags = PORCH_STAGE_SOURCE,
+	.flags = PORCH_STAGE_SOURCE | PORCH_STAGE_EVERY_SHARD,
 	.outputs = gsrc_outputs,
 	.init = gsrc_init_stage,
 	.start = gsrc_start,

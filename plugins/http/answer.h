@@ -70,6 +70,13 @@ struct hreq {
 	char *cors_req_headers;     /* Access-Control-Request-Headers, when CORS is on */
 	struct task *task;          /* MODE_EVENTS: the task watched */
 	struct hreq *next_sub;      /* the task's list of watchers */
+	/* threads: a watcher of a task another shard holds gets its events
+	 * through its own shard's loop (tasks.c, the relay) */
+	struct buf relay;           /* event bytes not yet written */
+	int relay_end;              /* the task ended: end the stream */
+	int relay_listed;           /* on its source's relay list */
+	int watched;                /* it watched a task: tasks_unwatch when freed */
+	struct hreq *relay_next;
 	int answered_by_reply;      /* finish() came before the outcome */
 	int client_gone;            /* the connection let go of it unanswered */
 	int outcome_known;          /* its message ended: outcome (the access log) */

@@ -13,7 +13,12 @@
  * Rate limits: a token bucket per key (per client address without keys),
  * filled at rate-limit requests per second up to burst; a request finding
  * it empty gets 429 with Retry-After, the seconds until a token is there.
+ * The buckets are the stage's, not an instance's: with threads every
+ * shard's copy of the stage takes from the same ones (under a lock, taken
+ * once per request when rate-limit is set), so a key's limit holds for
+ * the process, and a reload's new copy goes on with them.
  */
+#include <pthread.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -33,6 +38,76 @@ struct bucket {
 	double tokens, at;
 	char id[];
 };
+
+/* The buckets of a stage (by name), shared by its instances. */
+struct limiter {
+	struct limiter *next;
+	char *name;
+	unsigned refs;
+	pthread_mutex_t lock;
+	struct bucket **buckets;
+	size_t n_buckets;
+};
+
+static struct limiter *limiters;
+static pthread_mutex_t limiters_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct limiter *
+limiter_get(const char *name)
+{
+	pthread_mutex_lock(&limiters_lock);
+	struct limiter *l;
+	for (l = limiters; l != NULL; l = l->next)
+		if (strcmp(l->name, name) == 0)
+			break;
+	if (l == NULL && (l = calloc(1, sizeof *l)) != NULL) {
+		l->buckets = calloc(BUCKET_SLOTS, sizeof *l->buckets);
+		l->name = strdup(name);
+		if (l->buckets == NULL || l->name == NULL) {
+			free(l->buckets);
+			free(l->name);
+			free(l);
+			l = NULL;
+		} else {
+			pthread_mutex_init(&l->lock, NULL);
+			l->next = limiters;
+			limiters = l;
+		}
+	}
+	if (l != NULL)
+		l->refs++;
+	pthread_mutex_unlock(&limiters_lock);
+	return l;
+}
+
+static void
+limiter_put(struct limiter *l)
+{
+	if (l == NULL)
+		return;
+	pthread_mutex_lock(&limiters_lock);
+	if (--l->refs > 0) {
+		pthread_mutex_unlock(&limiters_lock);
+		return;
+	}
+	for (struct limiter **pp = &limiters; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	pthread_mutex_unlock(&limiters_lock);
+	for (size_t i = 0; i < BUCKET_SLOTS; i++) {
+		while (l->buckets[i] != NULL) {
+			struct bucket *b = l->buckets[i];
+			l->buckets[i] = b->next;
+			free(b);
+		}
+	}
+	pthread_mutex_destroy(&l->lock);
+	free(l->buckets);
+	free(l->name);
+	free(l);
+}
 
 int
 auth_load(struct http_src *s, const char *path, char *err, size_t errlen)
@@ -127,15 +202,15 @@ fnv1a(const char *p)
 
 /* Forgets buckets that are full again: they are as good as new. */
 static void
-buckets_sweep(struct http_src *s, double now)
+buckets_sweep(struct http_src *s, struct limiter *l, double now)
 {
 	for (size_t i = 0; i < BUCKET_SLOTS; i++) {
-		for (struct bucket **pp = &s->buckets[i]; *pp != NULL;) {
+		for (struct bucket **pp = &l->buckets[i]; *pp != NULL;) {
 			struct bucket *b = *pp;
 			if (b->tokens + (now - b->at) * s->rate >= s->burst) {
 				*pp = b->next;
 				free(b);
-				s->n_buckets--;
+				l->n_buckets--;
 			} else {
 				pp = &b->next;
 			}
@@ -143,22 +218,36 @@ buckets_sweep(struct http_src *s, double now)
 	}
 }
 
+static double bucket_take(struct http_src *s, struct limiter *l, const char *id,
+    double now);
+
 /* Takes a token for id; returns 0, or the seconds until one is there. */
 static double
 rate_take(struct http_src *s, const char *id)
 {
 	double now = ev_now(s->w.loop);
-	if (s->buckets == NULL && (s->buckets = calloc(BUCKET_SLOTS, sizeof *s->buckets)) == NULL)
+	if (s->lim == NULL && (s->lim = limiter_get(s->name)) == NULL)
 		return 0; /* out of memory: do not refuse for it */
-	struct bucket **slot = &s->buckets[fnv1a(id) % BUCKET_SLOTS];
+	struct limiter *l = s->lim;
+	pthread_mutex_lock(&l->lock);
+	double wait = bucket_take(s, l, id, now);
+	pthread_mutex_unlock(&l->lock);
+	return wait;
+}
+
+/* rate_take with l locked. */
+static double
+bucket_take(struct http_src *s, struct limiter *l, const char *id, double now)
+{
+	struct bucket **slot = &l->buckets[fnv1a(id) % BUCKET_SLOTS];
 	struct bucket *b;
 	for (b = *slot; b != NULL; b = b->next)
 		if (strcmp(b->id, id) == 0)
 			break;
 	if (b == NULL) {
-		if (s->n_buckets >= BUCKETS_MAX)
-			buckets_sweep(s, now);
-		if (s->n_buckets >= BUCKETS_MAX)
+		if (l->n_buckets >= BUCKETS_MAX)
+			buckets_sweep(s, l, now);
+		if (l->n_buckets >= BUCKETS_MAX)
 			return 1; /* too many clients at once to keep apart */
 		size_t len = strlen(id);
 		b = malloc(sizeof *b + len + 1);
@@ -169,12 +258,15 @@ rate_take(struct http_src *s, const char *id)
 		b->at = now;
 		b->next = *slot;
 		*slot = b;
-		s->n_buckets++;
+		l->n_buckets++;
 	}
-	b->tokens += (now - b->at) * s->rate;
+	/* each shard's loop has its own idea of now, a little behind or ahead */
+	if (now > b->at) {
+		b->tokens += (now - b->at) * s->rate;
+		b->at = now;
+	}
 	if (b->tokens > s->burst)
 		b->tokens = s->burst;
-	b->at = now;
 	if (b->tokens >= 1.0) {
 		b->tokens -= 1.0;
 		return 0;
@@ -239,15 +331,6 @@ auth_fini(struct http_src *s)
 	free(s->keys);
 	s->keys = NULL;
 	s->n_keys = 0;
-	if (s->buckets != NULL) {
-		for (size_t i = 0; i < BUCKET_SLOTS; i++) {
-			while (s->buckets[i] != NULL) {
-				struct bucket *b = s->buckets[i];
-				s->buckets[i] = b->next;
-				free(b);
-			}
-		}
-		free(s->buckets);
-		s->buckets = NULL;
-	}
+	limiter_put(s->lim);
+	s->lim = NULL;
 }

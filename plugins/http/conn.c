@@ -228,6 +228,13 @@ wire_listen(struct wire *w, char *err, size_t errlen)
 	}
 	int one = 1;
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (w->reuse_port &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+		snprintf(err, errlen, "listen: SO_REUSEPORT: %s", strerror(errno));
+		close(fd);
+		freeaddrinfo(res);
+		return -1;
+	}
 	if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0 ||
 	    set_nonblock(fd) != 0) {
 		snprintf(err, errlen, "listen: cannot listen on %s:%d: %s", w->host, w->port,

@@ -88,6 +88,11 @@ struct http_src {
 	const char *name;
 	char listen_key[300];       /* the listener's key (porch_listener) */
 	struct http_src *next_instance; /* metrics.c's list of live instances */
+	/* threads (tasks.c): watchers here of tasks on other shards, and
+	 * DELETEs from other shards for tasks here, woken through relay_w */
+	ev_async relay_w;
+	struct hreq *relay_head;
+	int cancels;                /* a task here has cancel_asked set */
 
 	/* parameters (the framing layer's are in w) */
 	int64_t deadline_ms;
@@ -117,8 +122,7 @@ struct http_src {
 	/* API keys and rate limits */
 	char **keys;
 	size_t n_keys;
-	struct bucket **buckets;
-	size_t n_buckets;
+	struct limiter *lim;        /* rate-limit's buckets: the stage's, every shard's */
 
 	/* tasks */
 	struct task *tasks_head, *tasks_tail;
@@ -245,6 +249,9 @@ void tasks_outcome(struct task *t, porch_msg *m, enum porch_outcome o);
 void tasks_event(struct task *t, porch_msg *m, enum porch_event e, const char *stage,
     const char *detail);
 void tasks_fini(struct http_src *s);
+/* threads: starts and stops the relay (tasks.c), in init and fini */
+void tasks_relay_init(struct http_src *s);
+void tasks_relay_fini(struct http_src *s);
 
 /* ---- auth.c ------------------------------------------------------------- */
 
@@ -263,6 +270,13 @@ void metrics_attach(struct http_src *s);
 /* Every live instance of this plugin file, through next_instance: a reload
  * runs the old and the new instance of a stage side by side. */
 struct http_src *http_instances(void);
+/* The list of instances is the process's: with threads, every shard's
+ * instances are on it.  Hold this lock while walking it, and touch only
+ * instances of one's own shard (http_same_shard), which run on one's
+ * thread; a counter of another's may be read (the metrics' sums). */
+void http_instances_lock(void);
+void http_instances_unlock(void);
+int http_same_shard(const struct http_src *a, const struct http_src *b);
 void metrics_detach(struct http_src *s);
 
 #endif /* PORCH_HTTP_H */

@@ -17,6 +17,7 @@
  * Status 499 counts requests whose client went away before the answer.
  * Counters go on across reloads (see struct tally).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,26 @@ struct tally {
 };
 
 static struct tally *left;         /* counts of freed instances, by name */
-static struct http_src *instances; /* every live instance */
+static struct http_src *instances; /* every live instance, every shard's */
+static pthread_mutex_t instances_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void
+http_instances_lock(void)
+{
+	pthread_mutex_lock(&instances_lock);
+}
+
+void
+http_instances_unlock(void)
+{
+	pthread_mutex_unlock(&instances_lock);
+}
+
+int
+http_same_shard(const struct http_src *a, const struct http_src *b)
+{
+	return porch_stage_shard(a->st, NULL) == porch_stage_shard(b->st, NULL);
+}
 
 static void
 tally_add(struct tally *t, const struct http_src *s)
@@ -114,18 +134,23 @@ http_instances(void)
 void
 metrics_attach(struct http_src *s)
 {
+	pthread_mutex_lock(&instances_lock);
 	s->next_instance = instances;
 	instances = s;
+	pthread_mutex_unlock(&instances_lock);
 }
 
 void
 metrics_detach(struct http_src *s)
 {
+	pthread_mutex_lock(&instances_lock);
 	struct http_src **pp = &instances;
 	while (*pp != NULL && *pp != s)
 		pp = &(*pp)->next_instance;
-	if (*pp == NULL)
+	if (*pp == NULL) {
+		pthread_mutex_unlock(&instances_lock);
 		return;
+	}
 	*pp = s->next_instance;
 	struct tally *t = left_by(s->name, 1);
 	if (t != NULL)
@@ -140,6 +165,7 @@ metrics_detach(struct http_src *s)
 			left = next;
 		}
 	}
+	pthread_mutex_unlock(&instances_lock);
 }
 
 /* The pipeline's metrics and ours, malloc'ed; NULL when out of memory. */
@@ -162,6 +188,8 @@ metrics_text(struct http_src *s)
 	struct tally sum;
 	memset(&sum, 0, sizeof sum);
 	unsigned open = 0;
+	/* with threads, every shard's instances: the process's counts */
+	pthread_mutex_lock(&instances_lock);
 	for (struct http_src *o = instances; o != NULL; o = o->next_instance) {
 		if (strcmp(o->name, s->name) == 0) {
 			tally_add(&sum, o);
@@ -171,6 +199,7 @@ metrics_text(struct http_src *s)
 	const struct tally *gone = left_by(s->name, 0);
 	if (gone != NULL)
 		tally_add_tally(&sum, gone);
+	pthread_mutex_unlock(&instances_lock);
 	for (int r = 0; r < R_COUNT; r++) {
 		for (size_t i = 0; i <= N_CODES; i++) {
 			uint64_t n = sum.requests[r][i];

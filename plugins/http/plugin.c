@@ -368,6 +368,7 @@ http_init(porch_stage *st)
 	s->name = porch_stage_name(st);
 	s->w.lfd = -1;
 	porch_stage_set_data(st, s);
+	tasks_relay_init(s);
 	metrics_attach(s);
 	const char *listen = porch_param_str(p, "listen");
 	if (parse_listen(listen ? listen : "", s->w.host, sizeof s->w.host, &s->w.port, err,
@@ -416,6 +417,15 @@ http_init(porch_stage *st)
 	 * refuses no connection (porch_listener) */
 	snprintf(s->listen_key, sizeof s->listen_key, "http %s", listen ? listen : "");
 	int lfd = porch_listener(st, s->listen_key);
+	unsigned shards = 1;
+	if (porch_stage_shard(st, &shards) > 0 && lfd < 0) {
+		/* threads: each shard listens on a socket of its own, on shard 0's
+		 * port (the kernel spreads connections over them: SO_REUSEPORT) */
+		int first = porch_listener_first(st, s->listen_key);
+		if (first >= 0)
+			s->w.port = wire_port(first);
+	}
+	s->w.reuse_port = shards > 1;
 	if (lfd >= 0) {
 		s->w.lfd = lfd;
 		s->w.port = wire_port(lfd);
@@ -524,6 +534,7 @@ http_fini(porch_stage *st)
 		return;
 	wire_fini(&s->w);
 	metrics_detach(s);
+	tasks_relay_fini(s);
 	while (s->wait_head != NULL) {
 		struct waiting *w = s->wait_head;
 		s->wait_head = w->next;
@@ -549,7 +560,7 @@ const struct porch_plugin porch_plugin = {
 	.summary = "source: an HTTP/1.1 API (OpenAI chat and completions, /generate, tasks, "
 	    "health, metrics)",
 	.params = http_params,
-	.flags = PORCH_STAGE_SOURCE,
+	.flags = PORCH_STAGE_SOURCE | PORCH_STAGE_EVERY_SHARD,
 	.outputs = http_outputs,
 	.init = http_init,
 	.start = http_start,
@@ -690,7 +701,16 @@ const struct porch_plugin porch_plugin = {
 	    "one that group or others may read or write is refused, by porch check as by "
 	    "porch run, with an error naming its mode (chmod 600 FILE fixes it); no key "
 	    "is ever written to a log, an answer or the metrics. rate-limit and burst make a token bucket per "
-	    "key (per client address without keys): 429 with Retry-After.\n\n"
+	    "key (per client address without keys): 429 with Retry-After. The buckets are "
+	    "the stage's, kept across a reload and, with threads, shared by every shard's "
+	    "copy of the stage, so a key's limit holds for the process.\n\n"
+	    "With threads (threads=\"N\"), the stage runs on every shard, each with its "
+	    "own socket on the same address and port (SO_REUSEPORT; with port 0, the port "
+	    "the first shard was given, which port-file names): the kernel spreads new "
+	    "connections over the shards, and a connection's requests stay on its shard. "
+	    "max-connections and max-inflight-bytes bound each shard's copy; /metrics "
+	    "adds up every shard's counters. Tasks are one store over the shards: a task "
+	    "is found, listed, streamed and cancelled from any of them.\n\n"
 	    "HTTP as RFC 9110 and RFC 9112 say: HEAD is answered on every GET endpoint "
 	    "(/healthz, /readyz, /metrics, /graph, /v1/models, /v1/models/ID, /v1/tasks, "
 	    "/v1/tasks/ID, /v1/tasks/ID/events) "

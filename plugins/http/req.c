@@ -50,8 +50,8 @@ hreq_free(struct hreq *h)
 	struct http_src *s = h->s;
 	if (h->w.status != 0 || h->client_gone)
 		access_write(s, h); /* answered and ended: its line */
-	if (h->task != NULL)
-		tasks_unwatch(h);
+	if (h->watched)
+		tasks_unwatch(h); /* also what another shard relayed to it */
 	answer_slices_free(h); /* a long answer's client left before its end */
 	pipeline_made_free(h); /* ... or a large request's, before its message */
 	free(h->auth);

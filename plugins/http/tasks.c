@@ -17,6 +17,8 @@
  * when), and outcome (the end, after which the stream closes).  A watcher
  * gets the history so far, then live events.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +55,7 @@ struct task {
 	int in_pipeline;
 	porch_msg *m;               /* while in_pipeline: for DELETE */
 	int cancelling;             /* DELETE came; the outcome has not */
+	int cancel_asked;           /* threads: DELETE came on another shard */
 	uint64_t seq;               /* order of creation, for the list */
 	size_t held;                /* its text the pipeline holds, in w.held */
 	int creating;               /* inside tasks_create: an outcome now is a refusal */
@@ -87,6 +90,136 @@ rfc3339(double t, char *out, size_t len)
 	char base[32];
 	strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(out, len, "%s.%03dZ", base, (int)((t - (double)secs) * 1000) % 1000);
+}
+
+/* ---- threads ------------------------------------------------------------ */
+
+/*
+ * With threads, each shard's copy of the stage keeps the tasks it took,
+ * and a request about a task (GET, DELETE, the events) may land on any
+ * shard.  Every shard's tasks are one store under one lock (recursive: an
+ * outcome may come inside tasks_create or a DELETE), taken by each entry
+ * point below; the lock is a task's, never a chat request's.  What must
+ * run on the task's own shard goes there through the relay: a DELETE from
+ * another shard marks the task and wakes its shard (relay_w), which
+ * cancels the message; a watcher on another shard gets the events in its
+ * relay buffer, written out by its own shard's loop.
+ */
+static pthread_mutex_t tasks_lock;
+static pthread_once_t tasks_lock_once = PTHREAD_ONCE_INIT;
+
+static void
+tasks_lock_init(void)
+{
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&tasks_lock, &a);
+	pthread_mutexattr_destroy(&a);
+}
+
+static void
+lock(void)
+{
+	pthread_once(&tasks_lock_once, tasks_lock_init);
+	pthread_mutex_lock(&tasks_lock);
+}
+
+static void
+unlock(void)
+{
+	pthread_mutex_unlock(&tasks_lock);
+}
+
+/* Is watcher h on another shard than the task's? */
+static int
+remote(const struct hreq *h, const struct task *t)
+{
+	return h->s->w.loop != t->s->w.loop;
+}
+
+/* Queues bytes (or the end) for a watcher on another shard, and wakes it. */
+static void
+relay_add(struct hreq *h, const char *p, size_t len, int end)
+{
+	if (len > 0)
+		buf_add(&h->relay, p, len);
+	if (end)
+		h->relay_end = 1;
+	if (!h->relay_listed) {
+		h->relay_listed = 1;
+		h->relay_next = h->s->relay_head;
+		h->s->relay_head = h;
+	}
+	ev_async_send(h->s->w.loop, &h->s->relay_w);
+}
+
+static void
+relay_unlist(struct hreq *h)
+{
+	if (!h->relay_listed)
+		return;
+	for (struct hreq **pp = &h->s->relay_head; *pp != NULL; pp = &(*pp)->relay_next)
+		if (*pp == h) {
+			*pp = h->relay_next;
+			break;
+		}
+	h->relay_listed = 0;
+	h->relay_next = NULL;
+	buf_free(&h->relay);
+}
+
+static void pipeline_cancel_task(struct task *t);
+
+/* On a source's own loop: what other shards left for it. */
+static void
+on_relay(struct ev_loop *loop, ev_async *w, int revents)
+{
+	(void)loop; (void)revents;
+	struct http_src *s = w->data;
+	lock();
+	while (s->relay_head != NULL) {
+		struct hreq *h = s->relay_head;
+		s->relay_head = h->relay_next;
+		h->relay_listed = 0;
+		h->relay_next = NULL;
+		if (h->relay.len > 0)
+			wire_body(&h->w, h->relay.p, h->relay.len);
+		h->relay.len = 0;
+		if (h->relay_end) {
+			h->relay_end = 0;
+			wire_end(&h->w);
+		}
+	}
+	if (s->cancels) {
+		s->cancels = 0;
+		for (struct task *t = s->tasks_head; t != NULL; t = t->next)
+			if (t->cancel_asked) {
+				t->cancel_asked = 0;
+				pipeline_cancel_task(t);
+			}
+	}
+	unlock();
+}
+
+void
+tasks_relay_init(struct http_src *s)
+{
+	ev_async_init(&s->relay_w, on_relay);
+	s->relay_w.data = s;
+	ev_async_start(s->w.loop, &s->relay_w);
+	ev_unref(s->w.loop); /* it waits for other shards: it keeps nothing alive */
+}
+
+void
+tasks_relay_fini(struct http_src *s)
+{
+	lock();
+	if (ev_is_active(&s->relay_w)) {
+		ev_ref(s->w.loop);
+		ev_async_stop(s->w.loop, &s->relay_w);
+	}
+	unlock();
 }
 
 /* ---- the store ---------------------------------------------------------- */
@@ -166,9 +299,13 @@ static struct task *
 task_find(struct http_src *s, const char *id)
 {
 	struct task *t = task_find_in(s, id);
+	if (t != NULL)
+		return t;
+	http_instances_lock();
 	for (struct http_src *o = http_instances(); t == NULL && o != NULL; o = o->next_instance)
 		if (o != s && strcmp(o->name, s->name) == 0)
-			t = task_find_in(o, id);
+			t = task_find_in(o, id); /* every shard's: one store (above) */
+	http_instances_unlock();
 	return t;
 }
 
@@ -186,13 +323,17 @@ task_event(struct task *t, const char *name, json_t *data)
 	free(d);
 	if (t->history.len + frame.len <= HISTORY_MAX)
 		buf_add(&t->history, frame.p, frame.len);
-	for (struct hreq *sub = t->watchers; sub != NULL; sub = sub->next_sub)
-		wire_body(&sub->w, frame.p, frame.len);
+	for (struct hreq *sub = t->watchers; sub != NULL; sub = sub->next_sub) {
+		if (remote(sub, t))
+			relay_add(sub, frame.p, frame.len, 0);
+		else
+			wire_body(&sub->w, frame.p, frame.len);
+	}
 	buf_free(&frame);
 }
 
-void
-tasks_event(struct task *t, porch_msg *m, enum porch_event e, const char *stage,
+static void
+tasks_event_locked(struct task *t, porch_msg *m, enum porch_event e, const char *stage,
     const char *detail)
 {
 	struct http_src *s = t->s;
@@ -221,17 +362,28 @@ task_unwatch_all(struct task *t)
 		struct hreq *sub = t->watchers;
 		t->watchers = sub->next_sub;
 		sub->next_sub = NULL;
+		int far = remote(sub, t);
 		sub->task = NULL;
-		wire_end(&sub->w);
+		if (far)
+			relay_add(sub, NULL, 0, 1);
+		else
+			wire_end(&sub->w);
 	}
 }
 
 void
 tasks_unwatch(struct hreq *h)
 {
+	lock();
+	relay_unlist(h);
+	buf_free(&h->relay);
+	h->relay_end = 0;
+	h->watched = 0;
 	struct task *t = h->task;
-	if (t == NULL)
+	if (t == NULL) {
+		unlock();
 		return;
+	}
 	for (struct hreq **pp = &t->watchers; *pp != NULL; pp = &(*pp)->next_sub) {
 		if (*pp == h) {
 			*pp = h->next_sub;
@@ -240,6 +392,7 @@ tasks_unwatch(struct hreq *h)
 	}
 	h->next_sub = NULL;
 	h->task = NULL;
+	unlock();
 }
 
 /* ---- the task's message ------------------------------------------------- */
@@ -269,8 +422,8 @@ dup_str(const char *s)
 	return s != NULL ? strdup(s) : NULL;
 }
 
-void
-tasks_outcome(struct task *t, porch_msg *m, enum porch_outcome o)
+static void
+tasks_outcome_locked(struct task *t, porch_msg *m, enum porch_outcome o)
 {
 	struct http_src *s = t->s;
 	enum porch_error e = porch_msg_error(m);
@@ -373,8 +526,8 @@ task_bad(struct hreq *h, const char *param, const char *code, const char *msg)
 	return -1;
 }
 
-void
-tasks_create(struct hreq *h)
+static void
+tasks_create_locked(struct hreq *h)
 {
 	struct http_src *s = h->s;
 	json_error_t jerr;
@@ -473,8 +626,8 @@ tasks_create(struct hreq *h)
 	porch_msg_set_origin_data(m, &t->origin);
 	t->in_pipeline = 1;
 	t->m = m;
-	static uint64_t seq;
-	t->seq = ++seq;
+	static atomic_uint_fast64_t seq; /* every shard's: one order */
+	t->seq = (uint64_t)atomic_fetch_add(&seq, 1) + 1;
 	t->creating = 1;
 	pipeline_emit(s, NULL, m);
 	t->creating = 0;
@@ -539,8 +692,8 @@ task_json(const struct task *t)
 	return j;
 }
 
-void
-tasks_get(struct hreq *h)
+static void
+tasks_get_locked(struct hreq *h)
 {
 	struct task *t = task_find(h->s, h->task_id);
 	if (t == NULL) {
@@ -550,8 +703,8 @@ tasks_get(struct hreq *h)
 	answer_json(h, 200, task_json(t), NULL);
 }
 
-void
-tasks_cancel(struct hreq *h)
+static void
+tasks_cancel_locked(struct hreq *h)
 {
 	struct task *t = task_find(h->s, h->task_id);
 	if (t == NULL) {
@@ -560,13 +713,27 @@ tasks_cancel(struct hreq *h)
 	}
 	if (t->in_pipeline && t->m != NULL && !t->cancelling) {
 		t->cancelling = 1;
-		porch_msg_log(t->s->st, t->m, "task %s: cancelled by DELETE /v1/tasks/%s "
-		    "(request-id %s)", t->id, t->id, h->w.id);
-		/* its outcome may come inside this call (it waited in a channel,
-		 * or its model call ends at once): then the answer shows it */
-		pipeline_cancel_msg(t->s, t->m, "the task was cancelled (DELETE /v1/tasks/ID)");
+		if (remote(h, t)) {
+			/* its message is another shard's: that shard cancels it */
+			t->cancel_asked = 1;
+			t->s->cancels = 1;
+			ev_async_send(t->s->w.loop, &t->s->relay_w);
+		} else {
+			porch_msg_log(t->s->st, t->m, "task %s: cancelled by DELETE /v1/tasks/%s "
+			    "(request-id %s)", t->id, t->id, h->w.id);
+			/* its outcome may come inside this call (it waited in a channel,
+			 * or its model call ends at once): then the answer shows it */
+			pipeline_cancel_task(t);
+		}
 	}
 	answer_json(h, 200, task_json(t), NULL);
+}
+
+static void
+pipeline_cancel_task(struct task *t)
+{
+	if (t->in_pipeline && t->m != NULL)
+		pipeline_cancel_msg(t->s, t->m, "the task was cancelled (DELETE /v1/tasks/ID)");
 }
 
 /* Newest first: by creation, the later one before. */
@@ -599,8 +766,8 @@ query_value(const char *q, size_t qlen, const char *name, size_t *len)
 #define TASKS_LIMIT_MAX 100
 #define TASKS_LIMIT_DEFAULT 20
 
-void
-tasks_list(struct hreq *h)
+static void
+tasks_list_locked(struct hreq *h)
 {
 	struct http_src *s = h->s;
 	const char *path, *q;
@@ -639,6 +806,7 @@ tasks_list(struct hreq *h)
 
 	/* this stage's tasks and those of the instances a reload replaced */
 	size_t count = 0;
+	http_instances_lock();
 	for (struct http_src *o = http_instances(); o != NULL; o = o->next_instance)
 		if (o == s || strcmp(o->name, s->name) == 0) {
 			tasks_purge(o);
@@ -646,6 +814,7 @@ tasks_list(struct hreq *h)
 		}
 	struct task **all = calloc(count + 1, sizeof *all);
 	if (all == NULL) {
+		http_instances_unlock();
 		answer_error(h, 500, NULL, "internal", "out of memory");
 		return;
 	}
@@ -654,6 +823,7 @@ tasks_list(struct hreq *h)
 		if (o == s || strcmp(o->name, s->name) == 0)
 			for (struct task *t = o->tasks_head; t != NULL && k < count; t = t->next)
 				all[k++] = t;
+	http_instances_unlock();
 	qsort(all, k, sizeof *all, task_newer);
 	size_t from = 0;
 	if (after[0] != '\0') {
@@ -681,8 +851,8 @@ tasks_list(struct hreq *h)
 	answer_json(h, 200, j, NULL);
 }
 
-void
-tasks_events(struct hreq *h)
+static void
+tasks_events_locked(struct hreq *h)
 {
 	struct task *t = task_find(h->s, h->task_id);
 	if (t == NULL) {
@@ -698,6 +868,7 @@ tasks_events(struct hreq *h)
 		return;
 	}
 	h->task = t;
+	h->watched = 1;
 	h->next_sub = t->watchers;
 	t->watchers = h;
 }
@@ -711,9 +882,12 @@ static int
 tasks_pass_on(struct http_src *s)
 {
 	struct http_src *to = NULL;
+	http_instances_lock();
 	for (struct http_src *o = http_instances(); o != NULL && to == NULL; o = o->next_instance)
-		if (o != s && strcmp(o->name, s->name) == 0 && !o->w.draining)
+		if (o != s && strcmp(o->name, s->name) == 0 && !o->w.draining &&
+		    http_same_shard(o, s))
 			to = o; /* the list is newest first */
+	http_instances_unlock();
 	if (to == NULL || s->tasks_head == NULL)
 		return 0;
 	for (struct task *t = s->tasks_head; t != NULL; t = t->next) {
@@ -734,15 +908,58 @@ tasks_pass_on(struct http_src *s)
 	return 1;
 }
 
-void
-tasks_fini(struct http_src *s)
+static void
+tasks_fini_locked(struct http_src *s)
 {
 	tasks_pass_on(s);
 	while (s->tasks_head != NULL) {
 		struct task *t = s->tasks_head;
 		s->tasks_head = t->next;
+		task_unwatch_all(t); /* watchers on other shards */
 		task_free(t);
 	}
 	s->tasks_tail = NULL;
 	s->n_tasks = 0;
+}
+
+/* ---- the entry points, under the store's lock --------------------------- */
+
+void
+tasks_event(struct task *t, porch_msg *m, enum porch_event e, const char *stage,
+    const char *detail)
+{
+	lock();
+	tasks_event_locked(t, m, e, stage, detail);
+	unlock();
+}
+
+void
+tasks_outcome(struct task *t, porch_msg *m, enum porch_outcome o)
+{
+	lock();
+	tasks_outcome_locked(t, m, o);
+	unlock();
+}
+
+#define LOCKED(name) \
+void \
+name(struct hreq *h) \
+{ \
+	lock(); \
+	name##_locked(h); \
+	unlock(); \
+}
+
+LOCKED(tasks_create)
+LOCKED(tasks_get)
+LOCKED(tasks_cancel)
+LOCKED(tasks_list)
+LOCKED(tasks_events)
+
+void
+tasks_fini(struct http_src *s)
+{
+	lock();
+	tasks_fini_locked(s);
+	unlock();
 }

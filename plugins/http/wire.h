@@ -147,6 +147,7 @@ struct wire {
 
 	/* state */
 	int lfd;                    /* the listening socket, or -1 */
+	int reuse_port;             /* threads: SO_REUSEPORT, a socket per shard */
 	ev_io lio;
 	ev_timer accept_retry;
 	/* descriptors kept for the rest of porch (its workers' connections):

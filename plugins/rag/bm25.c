@@ -507,3 +507,90 @@ bm25_bytes(const struct bm25 *ix)
 	    ix->words_cap + ix->cap_occ * sizeof *ix->occ +
 	    ix->n_postings * sizeof *ix->postings + np * (sizeof *ix->acc + sizeof *ix->touched);
 }
+
+struct bm25_scratch {
+	float *acc;               /* score per passage, 0 untouched */
+	uint32_t *touched;        /* passages with acc != 0 */
+	uint32_t *seen;           /* per term: the query that used it last */
+	uint32_t query;
+};
+
+struct bm25_scratch *
+bm25_scratch_new(const struct bm25 *ix)
+{
+	struct bm25_scratch *sc = calloc(1, sizeof *sc);
+	size_t np = ix->n_passages ? ix->n_passages : 1;
+	if (sc == NULL)
+		return NULL;
+	sc->acc = calloc(np, sizeof *sc->acc);
+	sc->touched = malloc(np * sizeof *sc->touched);
+	sc->seen = calloc(ix->n_terms ? ix->n_terms : 1, sizeof *sc->seen);
+	if (sc->acc == NULL || sc->touched == NULL || sc->seen == NULL) {
+		bm25_scratch_free(sc);
+		return NULL;
+	}
+	return sc;
+}
+
+void
+bm25_scratch_free(struct bm25_scratch *sc)
+{
+	if (sc == NULL)
+		return;
+	free(sc->acc);
+	free(sc->touched);
+	free(sc->seen);
+	free(sc);
+}
+
+size_t
+bm25_search_with(const struct bm25 *ix, struct bm25_scratch *sc, const char *q, size_t len,
+    size_t k, struct bm25_hit *hits)
+{
+	char tok[RAG_TOKEN_MAX];
+	size_t pos = 0, n, nt = 0;
+
+	if (!ix->finished || ix->n_passages == 0 || k == 0)
+		return 0;
+	if (++sc->query == 0) {
+		memset(sc->seen, 0, (ix->n_terms ? ix->n_terms : 1) * sizeof *sc->seen);
+		sc->query = 1;
+	}
+	while ((n = rag_token_next(q, len, &pos, tok)) > 0) {
+		int64_t id = lookup(ix, tok, n, hash_bytes(tok, n));
+		if (id < 0 || sc->seen[id] == sc->query)
+			continue;
+		sc->seen[id] = sc->query;
+		const struct term *tm = &ix->terms[id];
+		const struct posting *p = ix->postings + tm->start, *end = p + tm->df;
+		for (; p < end; p++) {
+			if (sc->acc[p->passage] == 0)
+				sc->touched[nt++] = p->passage;
+			sc->acc[p->passage] += p->w;
+		}
+	}
+	size_t nh = 0;
+	for (size_t i = 0; i < nt; i++) {
+		uint32_t pid = sc->touched[i];
+		struct bm25_hit c = { pid, sc->acc[pid] };
+		sc->acc[pid] = 0;
+		if (nh < k) {
+			size_t j = nh++;
+			while (j > 0 && worse(c, hits[(j - 1) / 2])) {
+				hits[j] = hits[(j - 1) / 2];
+				j = (j - 1) / 2;
+			}
+			hits[j] = c;
+		} else if (worse(hits[0], c)) {
+			hits[0] = c;
+			sift_down(hits, nh, 0);
+		}
+	}
+	for (size_t m = nh; m > 1; m--) {
+		struct bm25_hit t = hits[0];
+		hits[0] = hits[m - 1];
+		hits[m - 1] = t;
+		sift_down(hits, m - 1, 0);
+	}
+	return nh;
+}

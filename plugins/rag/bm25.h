@@ -51,6 +51,18 @@ int bm25_finish(struct bm25 *ix);
 size_t bm25_search(struct bm25 *ix, const char *q, size_t len, size_t k,
     struct bm25_hit *hits);
 
+/*
+ * A searcher's own working space, so that several threads can search one
+ * index at once (the index is then read only): score accumulators per
+ * passage and a mark per term.  NULL when memory is short.
+ */
+struct bm25_scratch;
+struct bm25_scratch *bm25_scratch_new(const struct bm25 *ix);
+void bm25_scratch_free(struct bm25_scratch *sc);
+/* As bm25_search, with sc's working space: ix is not written. */
+size_t bm25_search_with(const struct bm25 *ix, struct bm25_scratch *sc, const char *q,
+    size_t len, size_t k, struct bm25_hit *hits);
+
 /* A passage's text (NUL-terminated) and its length, and its document. */
 const char *bm25_passage(const struct bm25 *ix, uint32_t passage, size_t *len,
     uint32_t *doc);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <porch/plugin.h>
@@ -11,7 +12,8 @@
 #include "passage.h"
 
 struct rag {
-	struct rag_corpus *corpus;
+	struct rag_corpus *corpus;   /* shared by every copy of the stage (porch_shared) */
+	struct bm25_scratch *scratch; /* this copy's: searches on its own thread */
 	size_t top_k;
 	size_t max_context;
 	struct bm25_hit *hits;   /* top_k */
@@ -103,7 +105,7 @@ rag_free(struct rag *r)
 {
 	if (r == NULL)
 		return;
-	rag_corpus_free(r->corpus);
+	bm25_scratch_free(r->scratch);
 	free(r->hits);
 	free(r->spans);
 	free(r->context);
@@ -129,7 +131,67 @@ now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* Builds the index: the only slow part, done once, before requests flow. */
+/* What the index is built from, for porch_shared's key. */
+struct build {
+	const char *dir;
+	size_t max_passage;
+	double k1, b;
+	double ms;                /* how long it took: 0 when shared, not built */
+};
+
+static void *
+build_index(void *arg, char *err, size_t errlen)
+{
+	struct build *b = arg;
+	double t0 = now_ms();
+	struct rag_corpus *c = rag_corpus_load(b->dir, b->max_passage, b->k1, b->b, err,
+	    errlen);
+	b->ms = now_ms() - t0;
+	return c;
+}
+
+static void
+free_index(void *obj)
+{
+	rag_corpus_free(obj);
+}
+
+/*
+ * The key of the shared index: the corpus' path, the parameters that shape
+ * the index, and each document's name, size and modification time, so a
+ * reload after the corpus changed builds it again.  Hashed (FNV-1a) into
+ * a short key.
+ */
+static int
+index_key(const struct build *b, char *key, size_t len, char *err, size_t errlen)
+{
+	char **files = NULL;
+	size_t n = 0;
+	if (rag_corpus_list(b->dir, &files, &n, err, errlen) != 0)
+		return -1;
+	uint64_t h = 14695981039346656037ull;
+	char buf[4200];
+	for (size_t i = 0; i < n; i++) {
+		struct stat sb;
+		snprintf(buf, sizeof buf, "%s/%s", b->dir, files[i]);
+		if (stat(buf, &sb) != 0)
+			memset(&sb, 0, sizeof sb);
+		int m = snprintf(buf, sizeof buf, "%s\n%lld\n%lld.%09ld\n", files[i],
+		    (long long)sb.st_size, (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec);
+		for (int k = 0; k < m && k < (int)sizeof buf; k++) {
+			h ^= (unsigned char)buf[k];
+			h *= 1099511628211ull;
+		}
+	}
+	rag_corpus_list_free(files, n);
+	snprintf(key, len, "rag %s %zu %.17g %.17g %zu %016llx", b->dir, b->max_passage,
+	    b->k1, b->b, n, (unsigned long long)h);
+	return 0;
+}
+
+/* Builds the index: the only slow part, done once per process (every
+ * shard's copy of the stage, and a reload's, share it), before requests
+ * flow. */
 static int
 rag_init(porch_stage *st)
 {
@@ -152,20 +214,29 @@ rag_init(porch_stage *st)
 		porch_stage_error(st, "out of memory");
 		return -1;
 	}
-	double t0 = now_ms();
-	r->corpus = rag_corpus_load(dir, (size_t)porch_param_int(p, "max-passage-bytes"),
-	    porch_param_number(p, "k1"), porch_param_number(p, "b"), err, sizeof err);
-	if (r->corpus == NULL) {
+	struct build b = { dir, (size_t)porch_param_int(p, "max-passage-bytes"),
+		porch_param_number(p, "k1"), porch_param_number(p, "b"), 0 };
+	char key[4400];
+	if (index_key(&b, key, sizeof key, err, sizeof err) != 0 ||
+	    (r->corpus = porch_shared(st, key, build_index, free_index, &b, err,
+	    sizeof err)) == NULL ||
+	    (r->scratch = bm25_scratch_new(r->corpus->index)) == NULL) {
+		if (r->corpus != NULL)
+			snprintf(err, sizeof err, "out of memory");
 		rag_free(r);
 		porch_stage_error(st, "%s", err);
 		return -1;
 	}
 	const struct bm25 *ix = r->corpus->index;
 	char read_s[32], mem_s[32];
-	porch_stage_log(st, "indexed %zu documents (%s): %zu passages, %zu terms, "
-	    "%s in memory, in %.0f ms", r->corpus->n_documents,
-	    human_size(r->corpus->bytes, read_s, sizeof read_s), bm25_passages(ix),
-	    bm25_terms(ix), human_size(bm25_bytes(ix), mem_s, sizeof mem_s), now_ms() - t0);
+	if (b.ms > 0)
+		porch_stage_log(st, "indexed %zu documents (%s): %zu passages, %zu terms, "
+		    "%s in memory, in %.0f ms", r->corpus->n_documents,
+		    human_size(r->corpus->bytes, read_s, sizeof read_s), bm25_passages(ix),
+		    bm25_terms(ix), human_size(bm25_bytes(ix), mem_s, sizeof mem_s), b.ms);
+	else
+		porch_stage_log(st, "shares the index of %zu documents built before "
+		    "(%zu passages)", r->corpus->n_documents, bm25_passages(ix));
 	porch_stage_set_data(st, r);
 	return 0;
 }
@@ -175,14 +246,14 @@ static void
 rag_process(porch_stage *st, porch_msg *m)
 {
 	struct rag *r = porch_stage_data(st);
-	struct bm25 *ix = r->corpus->index;
+	const struct bm25 *ix = r->corpus->index;
 	size_t len = 0, clen;
 	char key[32], val[64];
 
 	const char *q = porch_msg_text(m, &len);
 	if (q == NULL)
 		len = 0;
-	size_t n = bm25_search(ix, q, len, r->top_k, r->hits);
+	size_t n = bm25_search_with(ix, r->scratch, q, len, r->top_k, r->hits);
 	for (size_t i = 0; i < n; i++)
 		r->spans[i].text = bm25_passage(ix, r->hits[i].passage, &r->spans[i].len, NULL);
 	size_t used = rag_context(r->context, r->max_context, r->spans, n, &clen);
