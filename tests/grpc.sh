@@ -9,7 +9,8 @@
 # in use, and exact totals: accepted = completed + failed + shed + expired.
 # POLLER=thread (tests/grpc-thread.sh): all of it with the poller thread
 # in place of the loop polling gRPC (the grpc source's poller parameter);
-# with the loop, also gRPC's poll engine (no epoll set): a poller thread.
+# with the loop, also gRPC's poll engine (no epoll set): a poller thread,
+# and --threads 2: a poller thread in each shard.
 . "$top_srcdir/tests/lib.sh"
 POLLER=${POLLER:-loop}
 case $POLLER in
@@ -432,6 +433,25 @@ if [ "$POLLER" = loop ]; then
 	has "text=one two three"
 	has "status=OK"
 	stop
+fi
+
+# ---- 8. threads: each shard's copy of the source listens on the one port,
+# with a poller thread of its own (the loop poller is the process's one)
+if [ "$POLLER" = loop ]; then
+	pipeline "$T/t.xml" "" ""
+	POLLED="a poller thread"
+	start t "$T/t.xml" --threads 2
+	expect_eq "threads 2: both shards listen" \
+	    "$(grep -c "porch: stage 'ingress': listening on 127.0.0.1:$P (gRPC.*, a poller thread)" "$T/t.err")" 2
+	for i in 1 2 3 4 5 6; do
+		what="generate $i, threads 2" client generate "word$i again"
+		has "text=word$i again"
+		has "status=OK"
+	done
+	what="health, threads 2" client health
+	has "healthy=True"
+	stop
+	expect_eq "threads 2: completed" "$(stat completed)" 6
 fi
 
 finish
