@@ -19,6 +19,8 @@
 #include <ev.h>
 
 #include "cli.h"
+#include "nats.h"
+#include "node.h"
 #include "loader.h"
 #include "graph.h"
 #include "control.h"
@@ -35,7 +37,8 @@ static const char run_usage[] =
     "usage: porch run [--plugin-path DIR] [--set NAME.PARAM=VALUE]\n"
     "                 [--stats-json PATH] [--drain-timeout DURATION]\n"
     "                 [--pid-file PATH] [--control HOST:PORT] [--log-format text|json]\n"
-    "                 [--log-level error|warn|info|debug] [--quiet] FILE\n"
+    "                 [--log-level error|warn|info|debug] [--node NAME]\n"
+    "                 [--nats-url URL] [--quiet] FILE\n"
     "\n"
     "Runs the pipeline until its sources end and every request has an outcome.\n"
     "SIGINT/SIGTERM drain (a second one exits at once); SIGUSR1 prints statistics;\n"
@@ -55,6 +58,10 @@ static const char run_usage[] =
     "                         first; json: one object a line\n"
     "      --log-level L      the most detailed level written: error, warn,\n"
     "                         info (default) or debug\n"
+    "      --node NAME        run only the stages with node=\"NAME\" (and those\n"
+    "                         with no node=); channels to others go over NATS\n"
+    "      --nats-url URL     the NATS server of transport=\"nats\" channels\n"
+    "                         (instead of the file's nats-url=)\n"
     "\n"
     "exit status: 0 ran to the end or drained, 1 runtime failure,\n"
     "2 invalid pipeline or usage, 128+N a second signal N.\n";
@@ -243,10 +250,13 @@ run_command(int argc, char **argv, int replay)
 		{ "log-format", required_argument, NULL, 'F' },
 		{ "control", required_argument, NULL, 'C' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "node", required_argument, NULL, 'N' },
+		{ "nats-url", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli_common common = { 0 };
+	struct node_opts nopts = { NULL, NULL };
 	const char *stats_path = NULL, *pid_path = NULL, *source = NULL, *control_spec = NULL;
 	const char *usage = replay ? replay_usage : run_usage, *cmd = replay ? "replay" : "run";
 	int quiet = 0, c, status = EXIT_OK;
@@ -296,6 +306,12 @@ run_command(int argc, char **argv, int replay)
 				return EXIT_INVALID;
 			}
 			break;
+		case 'N':
+			nopts.node = optarg;
+			break;
+		case 'U':
+			nopts.nats_url = optarg;
+			break;
 		case 'L':
 			if (log_parse_level(optarg, &log_level) != 0) {
 				cli_error("%s: --log-level '%s': expected error, warn, info or debug",
@@ -331,6 +347,18 @@ run_command(int argc, char **argv, int replay)
 	    common.plugin_dirs, common.n_plugin_dirs, common.overrides,
 	    common.n_overrides, replay ? &swap : NULL, &d);
 	if (p == NULL) {
+		cli_free(&common);
+		return EXIT_INVALID;
+	}
+	if (node_select(p, &nopts, &d) != 0) {
+		config_free(p);
+		cli_free(&common);
+		return EXIT_INVALID;
+	}
+	const char *nats_url = node_nats_url(p);
+	if (nats_url != NULL && nats_probe(nats_url, 3000, err, sizeof err) != 0) {
+		cli_error("%s: %s", file, err);
+		config_free(p);
 		cli_free(&common);
 		return EXIT_INVALID;
 	}
@@ -378,6 +406,7 @@ run_command(int argc, char **argv, int replay)
 	ev_signal_init(&r.sighup_w, on_hup, SIGHUP);
 	r.file = file;
 	r.common = &common;
+	r.node = &nopts;
 	r.sigint_w.data = r.sigterm_w.data = r.sigusr1_w.data = r.sighup_w.data = &r;
 	ev_signal_start(r.loop, &r.sigint_w);
 	ev_signal_start(r.loop, &r.sigterm_w);

@@ -1,0 +1,962 @@
+/*
+ * nats_stage.c -- the ends of a channel over NATS, as stages (node.h):
+ *
+ *   proxy  where the sender runs, stands for the receiving stage B: takes a
+ *          message, publishes it to the channel's stream (asynchronously,
+ *          with Nats-Msg-Id = instance-id-attempt), holds it until B's
+ *          answer comes home, then emits it on the port B emitted it on
+ *          (or ends it as B's node ended it).  Streamed pieces come home
+ *          too and go on at once, as B's own would.
+ *   in     where B runs, a source: a thread pulls the durable consumer
+ *          (natsSubscription_Fetch blocks) up to its credit (the channel's
+ *          capacity); each message becomes a request of this node.  When
+ *          the request ends, its answer is sent home and the JetStream
+ *          message is acked once the origin has taken the answer (or no
+ *          one is there to take it): a node that dies before leaves it
+ *          unacked, and JetStream gives it to another after ack-wait.
+ *   home   where B runs, a sink per port of B: notes the port and ends the
+ *          request; in's outcome callback sends it home.  Its piece
+ *          callback sends B's streamed pieces home.
+ *
+ * Wire: a request is JSON {"s": session, "t": text, "m": [k, v, ...],
+ * "a": attempts} with headers Porch-Id (the sender's message id),
+ * Porch-Home (its home subject) and Porch-Deadline (absolute, seconds since
+ * the epoch, when it has one).  Home messages carry Porch-Id and
+ * Porch-Kind ("p" a piece, "e" the end); a piece is {"d": delivery, "i":
+ * index, "t": text, "c"/"h"/"l": the piece's chunk, choice and delta
+ * extras}, an end {"d", "p": port or -1, "o": outcome, "e": error, "et",
+ * "es": error text and stage, "t", "m", "s": status, "ra": retry-after}.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "channel.h"
+#include "graph.h"
+#include "log.h"
+#include "nats.h"
+#include "nats_conn.h"
+#include "util.h"
+
+/* The sender's retries of a publish JetStream did not take: from RETRY_MIN
+ * doubling up to RETRY_MAX seconds. */
+#define RETRY_MIN 0.02
+#define RETRY_MAX 0.5
+/* An end not yet taken by its origin is sent again after this long (s). */
+#define END_RESEND_S 2.0
+/* How long after its deadline a request still waits for its answer (s). */
+#define DEADLINE_GRACE_S 1.0
+
+struct proxy {
+	struct nats_end *e;
+	struct conn *c;
+	porch_stage *st;
+	struct pend *retry;          /* publishes to try again */
+	ev_timer retry_w;
+	double backoff;
+	int blocked;                 /* the stream is full and overflow is block */
+};
+
+enum pend_state { P_PUBLISHING, P_SENT, P_RETRY };
+
+struct pend {
+	struct pend *next;           /* hash bucket */
+	struct pend *prev_all, *next_all;
+	struct pend *next_retry;
+	uint64_t key;
+	porch_msg *m;
+	struct proxy *px;
+	enum pend_state state;
+	int counted_block;
+	unsigned pieces;             /* pieces passed on */
+	uint64_t piece_delivery;     /* the delivery they came from */
+};
+
+struct in_end {
+	struct nats_end *e;
+	struct conn *c;
+	porch_stage *st;
+	struct in_end *next;         /* conn.ins */
+	natsSubscription *sub;
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int credit, stop, running, reffed;
+};
+
+struct job {
+	struct job *next;            /* hash bucket */
+	struct job *prev_all, *next_all;
+	uint64_t seq;
+	natsMsg *jm;                 /* the JetStream message, acked at the end */
+	struct in_end *in;
+	char *home;
+	char key[32];
+	uint64_t delivered;
+	int port;                    /* the port B emitted it on; -1: none */
+	unsigned pieces;
+	char *end;                   /* the end, sent and not yet taken */
+	size_t end_len;
+	double sent_at, progress_at;
+};
+
+/* ---- sender ----------------------------------------------------------------- */
+
+static struct pend *
+pend_find(struct conn *c, uint64_t key)
+{
+	for (struct pend *p = c->pend[key & c->pend_mask]; p != NULL; p = p->next)
+		if (p->key == key)
+			return p;
+	return NULL;
+}
+
+static void
+pend_remove(struct conn *c, struct pend *pd)
+{
+	for (struct pend **pp = &c->pend[pd->key & c->pend_mask]; *pp; pp = &(*pp)->next)
+		if (*pp == pd) {
+			*pp = pd->next;
+			break;
+		}
+	if (pd->prev_all)
+		pd->prev_all->next_all = pd->next_all;
+	else
+		c->pend_all = pd->next_all;
+	if (pd->next_all)
+		pd->next_all->prev_all = pd->prev_all;
+	if (pd->state == P_RETRY) {
+		for (struct pend **pp = &pd->px->retry; *pp; pp = &(*pp)->next_retry)
+			if (*pp == pd) {
+				*pp = pd->next_retry;
+				break;
+			}
+	}
+	free(pd);
+}
+
+static json_t *
+meta_json(const porch_msg *m)
+{
+	json_t *a = json_array();
+	const char *v;
+	const char *k;
+	for (size_t i = 0; (k = porch_msg_meta_at(m, i, &v)) != NULL; i++) {
+		json_array_append_new(a, json_string(k));
+		json_array_append_new(a, json_string(v));
+	}
+	return a;
+}
+
+static void
+meta_apply(porch_msg *m, json_t *a)
+{
+	if (!json_is_array(a))
+		return;
+	for (size_t i = 0; i + 1 < json_array_size(a); i += 2) {
+		const char *k = json_string_value(json_array_get(a, i));
+		const char *v = json_string_value(json_array_get(a, i + 1));
+		if (k != NULL && v != NULL)
+			porch_msg_set_meta(m, k, v);
+	}
+}
+
+static json_t *
+text_json(const char *t, size_t len)
+{
+	json_t *s = json_stringn(t != NULL ? t : "", t != NULL ? len : 0);
+	/* not UTF-8: carried as it is, with each bad byte as U+FFFD */
+	if (s == NULL) {
+		char *fixed = xcalloc(len * 3 + 1, 1);
+		size_t k = 0;
+		for (size_t i = 0; i < len; i++) {
+			unsigned char ch = (unsigned char)t[i];
+			if (ch < 0x80) {
+				fixed[k++] = (char)ch;
+			} else {
+				memcpy(fixed + k, "\xef\xbf\xbd", 3);
+				k += 3;
+			}
+		}
+		s = json_stringn(fixed, k);
+		free(fixed);
+	}
+	return s;
+}
+
+static void retry_arm(struct proxy *px);
+
+/* Publishes pd's message; -1: libnats refused at once (try again later). */
+static int
+px_publish(struct proxy *px, struct pend *pd)
+{
+	struct conn *c = px->c;
+	porch_msg *m = pd->m;
+	size_t len;
+	const char *text = porch_msg_text(m, &len);
+	json_t *o = json_object();
+	json_object_set_new(o, "s", json_string(porch_msg_session(m)));
+	json_object_set_new(o, "t", text_json(text, len));
+	json_object_set_new(o, "m", meta_json(m));
+	json_object_set_new(o, "a", json_integer(porch_msg_attempts(m)));
+	char *body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	natsMsg *nm = NULL;
+	natsStatus s = natsMsg_Create(&nm, px->e->chan->subject, NULL, body, (int)strlen(body));
+	free(body);
+	char key[32], id[200], dl[64];
+	snprintf(key, sizeof key, "%llu", (unsigned long long)pd->key);
+	snprintf(id, sizeof id, "%s-%llu-%u", c->instance, (unsigned long long)pd->key,
+	    porch_msg_attempts(m));
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(nm, "Porch-Id", key);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(nm, "Porch-Home", c->home);
+	if (s == NATS_OK && m->deadline != 0) {
+		snprintf(dl, sizeof dl, "%.3f", m->deadline);
+		s = natsMsgHeader_Set(nm, "Porch-Deadline", dl);
+	}
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MsgId = id;
+	po.MaxWait = 5000;
+	if (s == NATS_OK)
+		s = js_PublishMsgAsync(c->js, &nm, &po);
+	natsMsg_Destroy(nm); /* NULL when libnats took it */
+	pd->state = P_PUBLISHING;
+	return s == NATS_OK ? 0 : -1;
+}
+
+static void
+px_unblock(struct proxy *px)
+{
+	if (!px->blocked || px->retry != NULL)
+		return;
+	px->blocked = 0;
+	px->st->concurrency = STAGE_CONCURRENCY_MAX;
+	graph_wake(px->st->g);
+}
+
+static void
+to_retry(struct proxy *px, struct pend *pd)
+{
+	pd->state = P_RETRY;
+	pd->next_retry = px->retry;
+	px->retry = pd;
+	retry_arm(px);
+}
+
+static void
+on_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop; (void)revents;
+	struct proxy *px = w->data;
+	struct pend *list = px->retry;
+	px->retry = NULL;
+	while (list != NULL) {
+		struct pend *pd = list;
+		list = pd->next_retry;
+		pd->next_retry = NULL;
+		if (px_publish(px, pd) != 0)
+			to_retry(px, pd);
+	}
+	if (px->retry != NULL) {
+		px->backoff = px->backoff * 2 > RETRY_MAX ? RETRY_MAX : px->backoff * 2;
+		retry_arm(px);
+	}
+}
+
+static void
+retry_arm(struct proxy *px)
+{
+	if (ev_is_active(&px->retry_w))
+		return;
+	if (px->backoff < RETRY_MIN)
+		px->backoff = RETRY_MIN;
+	ev_timer_set(&px->retry_w, px->backoff, 0.);
+	ev_timer_start(px->st->g->loop, &px->retry_w);
+}
+
+/* JetStream answered a publish. */
+static void
+px_puback(struct conn *c, struct qitem *it)
+{
+	struct pend *pd = pend_find(c, it->key);
+	if (pd == NULL || pd->state != P_PUBLISHING)
+		return; /* answered already, or a late ack of an earlier try */
+	struct proxy *px = pd->px;
+	porch_stage *st = px->st;
+	struct channel *in = st->n_inputs > 0 ? st->inputs[0] : NULL;
+	if (it->st == NATS_OK) {
+		pd->state = P_SENT;
+		px->backoff = 0;
+		px_unblock(px);
+		return;
+	}
+	if (it->errcode == JSStreamStoreFailedErr &&
+	    px->e->chan->overflow == OVERFLOW_REJECT) {
+		/* the stream holds capacity messages: shed, as a full local
+		 * channel with overflow reject does, and counted the same */
+		porch_msg *m = pd->m;
+		pend_remove(c, pd);
+		if (in != NULL)
+			in->s->refused_reject++;
+		msg_set_error(m, PORCH_ERR_FULL, "channel %s -> %s is full (its stream %s "
+		    "holds %u messages, overflow reject)", px->e->chan->from,
+		    px->e->chan->to, px->e->chan->stream, px->e->chan->capacity);
+		stage_release(st, m);
+		graph_finish(st->g, m, PORCH_SHED, st);
+		return;
+	}
+	if (it->errcode == JSStreamStoreFailedErr) {
+		/* block: the proxy takes no more until the stream has room, so
+		 * its channel fills and the source is held back */
+		if (!pd->counted_block && in != NULL)
+			in->s->held_back++;
+		pd->counted_block = 1;
+		px->blocked = 1;
+		st->concurrency = st->held;
+	}
+	/* full, a timeout, no stream yet, a server away: again, same id */
+	to_retry(px, pd);
+}
+
+static void
+px_process(porch_stage *st, porch_msg *m)
+{
+	struct proxy *px = porch_stage_data(st);
+	struct conn *c = px->c;
+	struct pend *pd = xcalloc(1, sizeof *pd);
+	pd->key = porch_msg_id(m);
+	pd->m = m;
+	pd->px = px;
+	size_t b = pd->key & c->pend_mask;
+	pd->next = c->pend[b];
+	c->pend[b] = pd;
+	pd->next_all = c->pend_all;
+	if (c->pend_all)
+		c->pend_all->prev_all = pd;
+	c->pend_all = pd;
+	if (px_publish(px, pd) != 0)
+		to_retry(px, pd);
+}
+
+static void
+px_piece(struct conn *c, struct pend *pd, json_t *o)
+{
+	uint64_t d = (uint64_t)json_integer_value(json_object_get(o, "d"));
+	unsigned i = (unsigned)json_integer_value(json_object_get(o, "i"));
+	if (pd->piece_delivery == 0)
+		pd->piece_delivery = d;
+	if (d != pd->piece_delivery) {
+		/* another node works on it again: its pieces go on from where
+		 * the first stopped (a model at temperature 0 repeats itself) */
+		if (i < pd->pieces)
+			return;
+		pd->piece_delivery = d;
+	}
+	pd->pieces = i + 1;
+	json_t *t = json_object_get(o, "t");
+	const char *x[3] = {
+		json_string_value(json_object_get(o, "c")),
+		json_string_value(json_object_get(o, "h")),
+		json_string_value(json_object_get(o, "l")),
+	};
+	struct porch_piece pc = { x[0], x[1], x[2] };
+	(void)c;
+	porch_stream_piece(pd->px->st, pd->m, json_string_value(t),
+	    json_string_length(t), x[0] || x[1] || x[2] ? &pc : NULL);
+}
+
+static void
+px_end(struct conn *c, struct pend *pd, json_t *o)
+{
+	porch_msg *m = pd->m;
+	porch_stage *st = pd->px->st;
+	int port = (int)json_integer_value(json_object_get(o, "p"));
+	int outcome = (int)json_integer_value(json_object_get(o, "o"));
+	int err = (int)json_integer_value(json_object_get(o, "e"));
+	json_t *t = json_object_get(o, "t");
+	if (json_is_string(t))
+		porch_msg_set_text(m, json_string_value(t), json_string_length(t));
+	meta_apply(m, json_object_get(o, "m"));
+	m->status = (int)json_integer_value(json_object_get(o, "s"));
+	m->retry_after_ms = json_integer_value(json_object_get(o, "ra"));
+	const char *et = json_string_value(json_object_get(o, "et"));
+	pend_remove(c, pd);
+	if (err != PORCH_ERR_NONE)
+		msg_set_error(m, (enum porch_error)err, "%s", et != NULL ? et : "");
+	if (port >= 0 && port < st->n_ports) {
+		porch_emit_port(st, port, m);
+	} else if (outcome == PORCH_COMPLETED && err == PORCH_ERR_NONE) {
+		porch_done(st, m);
+	} else {
+		porch_fail(st, m, err != PORCH_ERR_NONE ? (enum porch_error)err :
+		    PORCH_ERR_INTERNAL, "%s", et != NULL && *et ? et : "failed on its node");
+	}
+	graph_wake(st->g);
+}
+
+/* A piece or an end on our home subject. */
+static void
+home_msg(struct conn *c, natsMsg *msg)
+{
+	const char *id = NULL, *kind = NULL;
+	natsMsgHeader_Get(msg, "Porch-Id", &id);
+	natsMsgHeader_Get(msg, "Porch-Kind", &kind);
+	if (id == NULL || kind == NULL)
+		return;
+	struct pend *pd = pend_find(c, strtoull(id, NULL, 10));
+	if (*kind == 'e' && natsMsg_GetReply(msg) != NULL)
+		/* taken: its node may ack the request (a copy answered
+		 * already is taken too, and dropped here) */
+		natsConnection_Publish(c->nc, natsMsg_GetReply(msg), NULL, 0);
+	if (pd == NULL) {
+		/* answered already (a copy worked on twice), or given up on at
+		 * its deadline: counted and dropped, never answered twice */
+		for (size_t i = 0; *kind == 'e' && i < c->g->n_stages; i++)
+			if (c->g->stages[i].d->init == nats_proxy_desc.init) {
+				porch_stage_count(&c->g->stages[i], "nats_late_answers", 1);
+				break;
+			}
+		return;
+	}
+	json_t *o = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, NULL);
+	if (o == NULL)
+		return;
+	if (*kind == 'p')
+		px_piece(c, pd, o);
+	else
+		px_end(c, pd, o);
+	json_decref(o);
+}
+
+static int
+px_init(porch_stage *st)
+{
+	const struct nats_end *e = st->cfg->nats;
+	struct proxy *px = xcalloc(1, sizeof *px);
+	px->e = (struct nats_end *)e;
+	px->st = st;
+	char err[512];
+	px->c = conn_get(e->ns, st->g, e->chan->url, st->cfg->node, err, sizeof err);
+	if (px->c == NULL || conn_stream(px->c, e->chan, err, sizeof err) != 0) {
+		if (px->c != NULL)
+			conn_put(px->c);
+		free(px);
+		porch_stage_error(st, "%s", err);
+		return -1;
+	}
+	ev_init(&px->retry_w, on_retry);
+	px->retry_w.data = px;
+	porch_stage_set_data(st, px);
+	return 0;
+}
+
+static void
+px_fini(porch_stage *st)
+{
+	struct proxy *px = porch_stage_data(st);
+	if (px == NULL)
+		return;
+	ev_timer_stop(st->g->loop, &px->retry_w);
+	struct conn *c = px->c;
+	for (struct pend *pd = c->pend_all, *next; pd != NULL; pd = next) {
+		next = pd->next_all;
+		if (pd->px == px)
+			pend_remove(c, pd);
+	}
+	conn_put(c);
+	free(px);
+}
+
+/* The client has gone: the request ends now; its answer, if it comes, is
+ * dropped as late. */
+static void
+px_cancel(porch_stage *st, porch_msg *m)
+{
+	struct proxy *px = porch_stage_data(st);
+	struct pend *pd = pend_find(px->c, porch_msg_id(m));
+	if (pd == NULL || pd->m != m)
+		return;
+	pend_remove(px->c, pd);
+	porch_fail(st, m, PORCH_ERR_CANCELLED, "cancelled while stage '%s' worked on it "
+	    "on another node", st->name);
+}
+
+const struct porch_plugin nats_proxy_desc = {
+	PORCH_PLUGIN_HEADER,
+	.kind = PORCH_KIND_STAGE,
+	.name = "nats-proxy",
+	.summary = "built in: a stage that runs on other nodes, reached over NATS",
+	.init = px_init,
+	.process = px_process,
+	.fini = px_fini,
+	.cancel_msg = px_cancel,
+};
+
+/* ---- receiver --------------------------------------------------------------- */
+
+static struct job *
+job_find(struct conn *c, uint64_t seq)
+{
+	for (struct job *j = c->jobtab[seq & c->job_mask]; j != NULL; j = j->next)
+		if (j->seq == seq)
+			return j;
+	return NULL;
+}
+
+/* Ends a job: acked (done) or handed back to JetStream (nak), then freed. */
+static void
+job_close(struct conn *c, struct job *j, int ack)
+{
+	if (ack)
+		natsMsg_Ack(j->jm, NULL);
+	else
+		natsMsg_Nak(j->jm, NULL);
+	for (struct job **pp = &c->jobtab[j->seq & c->job_mask]; *pp; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+	if (j->prev_all)
+		j->prev_all->next_all = j->next_all;
+	else
+		c->jobs = j->next_all;
+	if (j->next_all)
+		j->next_all->prev_all = j->prev_all;
+	struct in_end *in = j->in;
+	pthread_mutex_lock(&in->mu);
+	in->credit++;
+	pthread_cond_signal(&in->cv);
+	pthread_mutex_unlock(&in->mu);
+	natsMsg_Destroy(j->jm);
+	free(j->home);
+	free(j->end);
+	free(j);
+}
+
+static void
+send_end(struct conn *c, struct job *j)
+{
+	char reply[800];
+	snprintf(reply, sizeof reply, "%s.%llu", c->ackpfx, (unsigned long long)j->seq);
+	natsMsg *nm = NULL;
+	natsStatus s = natsMsg_Create(&nm, j->home, reply, j->end, (int)j->end_len);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(nm, "Porch-Id", j->key);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(nm, "Porch-Kind", "e");
+	if (s == NATS_OK)
+		natsConnection_PublishMsg(c->nc, nm);
+	natsMsg_Destroy(nm);
+	j->sent_at = ev_now(c->g->loop);
+}
+
+/* A request pulled from the stream becomes a request of this node. */
+static void
+in_job(struct conn *c, struct qitem *it)
+{
+	struct in_end *in = it->in;
+	porch_stage *st = in->st;
+	natsMsg *msg = it->msg;
+	it->msg = NULL;
+	struct job *j = xcalloc(1, sizeof *j);
+	j->jm = msg;
+	j->in = in;
+	j->port = -1;
+	j->seq = ++c->next_seq;
+	j->progress_at = ev_now(c->g->loop);
+	const char *id = NULL, *home = NULL, *dl = NULL;
+	natsMsgHeader_Get(msg, "Porch-Id", &id);
+	natsMsgHeader_Get(msg, "Porch-Home", &home);
+	natsMsgHeader_Get(msg, "Porch-Deadline", &dl);
+	snprintf(j->key, sizeof j->key, "%s", id != NULL ? id : "0");
+	j->home = xstrdup(home != NULL ? home : "");
+	jsMsgMetaData *md = NULL;
+	if (natsMsg_GetMetaData(&md, msg) == NATS_OK) {
+		j->delivered = md->NumDelivered;
+		jsMsgMetaData_Destroy(md);
+	}
+	size_t b = j->seq & c->job_mask;
+	j->next = c->jobtab[b];
+	c->jobtab[b] = j;
+	j->next_all = c->jobs;
+	if (c->jobs)
+		c->jobs->prev_all = j;
+	c->jobs = j;
+	if (j->delivered > 1)
+		porch_stage_count(st, "nats_redelivered", 1);
+
+	porch_msg *m = porch_msg_new(st);
+	porch_msg_set_origin_data(m, j);
+	json_t *o = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, NULL);
+	if (o != NULL) {
+		const char *s = json_string_value(json_object_get(o, "s"));
+		if (s != NULL)
+			porch_msg_set_session(m, s, strlen(s));
+		json_t *t = json_object_get(o, "t");
+		if (json_is_string(t))
+			porch_msg_set_text(m, json_string_value(t), json_string_length(t));
+		meta_apply(m, json_object_get(o, "m"));
+		m->attempts = (unsigned)json_integer_value(json_object_get(o, "a"));
+		json_decref(o);
+	}
+	if (dl != NULL)
+		m->deadline = strtod(dl, NULL); /* loop time is the epoch's (ev_now) */
+	if (o == NULL) {
+		porch_fail(st, m, PORCH_ERR_BAD_REQUEST, "a message on %s is not porch's "
+		    "JSON", in->e->chan->subject);
+		return;
+	}
+	if (j->delivered > (uint64_t)in->e->chan->max_deliver) {
+		porch_stage_count(st, "nats_max_deliver", 1);
+		porch_fail(st, m, PORCH_ERR_TRANSPORT, "delivered %llu times over NATS "
+		    "(channel %s -> %s, max-deliver %d): the nodes that took it did not "
+		    "answer", (unsigned long long)j->delivered, in->e->chan->from,
+		    in->e->chan->to, in->e->chan->max_deliver);
+		return;
+	}
+	porch_emit(st, m);
+}
+
+static void
+in_outcome(porch_stage *st, porch_msg *m, enum porch_outcome o)
+{
+	struct in_end *in = porch_stage_data(st);
+	struct job *j = porch_msg_origin_data(m);
+	if (j == NULL)
+		return;
+	json_t *e = json_object();
+	size_t len;
+	const char *text = porch_msg_text(m, &len);
+	json_object_set_new(e, "d", json_integer((json_int_t)j->delivered));
+	json_object_set_new(e, "p", json_integer(j->port));
+	json_object_set_new(e, "o", json_integer(o));
+	json_object_set_new(e, "e", json_integer(porch_msg_error(m)));
+	json_object_set_new(e, "et", json_string(porch_msg_error_text(m)));
+	json_object_set_new(e, "es", json_string(porch_msg_error_stage(m)));
+	json_object_set_new(e, "t", text_json(text, len));
+	json_object_set_new(e, "m", meta_json(m));
+	json_object_set_new(e, "s", json_integer(porch_msg_status(m)));
+	json_object_set_new(e, "ra", json_integer(porch_msg_retry_after(m)));
+	j->end = json_dumps(e, JSON_COMPACT);
+	j->end_len = strlen(j->end);
+	json_decref(e);
+	send_end(in->c, j);
+}
+
+/* The origin took an end (or is gone: no one listens on its home). */
+static void
+in_ack(struct conn *c, natsMsg *msg)
+{
+	const char *subj = natsMsg_GetSubject(msg);
+	const char *dot = strrchr(subj, '.');
+	if (dot == NULL)
+		return;
+	struct job *j = job_find(c, strtoull(dot + 1, NULL, 10));
+	if (j == NULL || j->end == NULL)
+		return;
+	if (natsMsg_IsNoResponders(msg))
+		porch_stage_count(j->in->st, "nats_orphaned", 1);
+	job_close(c, j, 1);
+}
+
+static void *
+fetch_main(void *arg)
+{
+	struct in_end *in = arg;
+	for (;;) {
+		pthread_mutex_lock(&in->mu);
+		while (in->credit <= 0 && !in->stop)
+			pthread_cond_wait(&in->cv, &in->mu);
+		int stop = in->stop, n = in->credit > 256 ? 256 : in->credit;
+		pthread_mutex_unlock(&in->mu);
+		if (stop)
+			break;
+		natsMsgList list = { NULL, 0 };
+		natsStatus s = natsSubscription_Fetch(&list, in->sub, n, 500, NULL);
+		if (s == NATS_OK) {
+			pthread_mutex_lock(&in->mu);
+			in->credit -= list.Count;
+			pthread_mutex_unlock(&in->mu);
+			for (int i = 0; i < list.Count; i++) {
+				struct qitem *it = xcalloc(1, sizeof *it);
+				it->kind = Q_JOB;
+				it->msg = list.Msgs[i];
+				it->in = in;
+				list.Msgs[i] = NULL;
+				conn_push(in->c, it);
+			}
+			natsMsgList_Destroy(&list);
+		} else if (s != NATS_TIMEOUT) {
+			/* the server is away: libnats reconnects meanwhile */
+			nats_Sleep(200);
+		}
+	}
+	return NULL;
+}
+
+static int
+in_init(porch_stage *st)
+{
+	const struct nats_end *e = st->cfg->nats;
+	struct in_end *in = xcalloc(1, sizeof *in);
+	in->e = (struct nats_end *)e;
+	in->st = st;
+	char err[512];
+	in->c = conn_get(e->ns, st->g, e->chan->url, st->cfg->node, err, sizeof err);
+	if (in->c == NULL || conn_stream(in->c, e->chan, err, sizeof err) != 0) {
+		if (in->c != NULL)
+			conn_put(in->c);
+		free(in);
+		porch_stage_error(st, "%s", err);
+		return -1;
+	}
+	jsSubOptions so;
+	jsSubOptions_Init(&so);
+	so.Stream = e->chan->stream;
+	so.Config.Durable = e->chan->durable;
+	so.Config.AckPolicy = js_AckExplicit;
+	so.Config.AckWait = e->chan->ack_wait_ms * 1000000;
+	/* redelivery is bounded here (in_job), where the request can fail
+	 * typed; JetStream's own bound would leave it unanswered */
+	so.Config.MaxDeliver = -1;
+	so.Config.MaxAckPending = e->chan->capacity;
+	so.Config.DeliverPolicy = js_DeliverAll;
+	jsErrCode je = 0;
+	natsStatus s = js_PullSubscribe(&in->sub, in->c->js, e->chan->subject,
+	    e->chan->durable, NULL, &so, &je);
+	if (s != NATS_OK) {
+		porch_stage_error(st, "cannot pull %s as the durable consumer %s of stream "
+		    "%s: %s (JetStream error %d)", e->chan->subject, e->chan->durable,
+		    e->chan->stream, nats_GetLastError(NULL) ? nats_GetLastError(NULL) :
+		    natsStatus_GetText(s), (int)je);
+		conn_put(in->c);
+		free(in);
+		return -1;
+	}
+	pthread_mutex_init(&in->mu, NULL);
+	pthread_cond_init(&in->cv, NULL);
+	in->credit = (int)e->chan->capacity;
+	in->next = in->c->ins;
+	in->c->ins = in;
+	porch_stage_set_data(st, in);
+	return 0;
+}
+
+static void
+in_start(porch_stage *st)
+{
+	struct in_end *in = porch_stage_data(st);
+	if (pthread_create(&in->th, NULL, fetch_main, in) == 0) {
+		in->running = 1;
+		/* a running source keeps the loop going, as a listener would:
+		 * the connection's own watchers do not (nats_conn.c) */
+		ev_ref(st->g->loop);
+		in->reffed = 1;
+	} else
+		log_error("stage '%s': cannot start its NATS fetch thread", st->name);
+}
+
+static void
+in_stop(struct in_end *in)
+{
+	pthread_mutex_lock(&in->mu);
+	in->stop = 1;
+	pthread_cond_signal(&in->cv);
+	pthread_mutex_unlock(&in->mu);
+}
+
+static void
+in_drain(porch_stage *st)
+{
+	struct in_end *in = porch_stage_data(st);
+	in_stop(in);
+	if (in->reffed) {
+		ev_unref(st->g->loop);
+		in->reffed = 0;
+	}
+	porch_stage_finished(st);
+}
+
+static void
+in_fini(porch_stage *st)
+{
+	struct in_end *in = porch_stage_data(st);
+	if (in == NULL)
+		return;
+	struct conn *c = in->c;
+	in_stop(in);
+	if (in->reffed)
+		ev_unref(st->g->loop);
+	if (in->running)
+		pthread_join(in->th, NULL);
+	/* what the loop has not seen yet, and what is not done: JetStream
+	 * gives it to another node (nak: at once) */
+	pthread_mutex_lock(&c->lock);
+	struct qitem *mine = NULL;
+	for (struct qitem **pp = &c->head; *pp != NULL;) {
+		struct qitem *it = *pp;
+		if (it->kind == Q_JOB && it->in == in) {
+			*pp = it->next;
+			it->next = mine;
+			mine = it;
+		} else {
+			pp = &it->next;
+		}
+	}
+	c->tail = NULL;
+	for (struct qitem *it = c->head; it != NULL; it = it->next)
+		c->tail = it;
+	pthread_mutex_unlock(&c->lock);
+	while (mine != NULL) {
+		struct qitem *next = mine->next;
+		natsMsg_Nak(mine->msg, NULL);
+		natsMsg_Destroy(mine->msg);
+		free(mine);
+		mine = next;
+	}
+	for (struct job *j = c->jobs, *next; j != NULL; j = next) {
+		next = j->next_all;
+		if (j->in == in)
+			job_close(c, j, 0);
+	}
+	for (struct in_end **pp = &c->ins; *pp; pp = &(*pp)->next)
+		if (*pp == in) {
+			*pp = in->next;
+			break;
+		}
+	natsSubscription_Destroy(in->sub);
+	pthread_mutex_destroy(&in->mu);
+	pthread_cond_destroy(&in->cv);
+	conn_put(c);
+	free(in);
+}
+
+const struct porch_plugin nats_in_desc = {
+	PORCH_PLUGIN_HEADER,
+	.kind = PORCH_KIND_STAGE,
+	.name = "nats-in",
+	.summary = "built in: pulls a NATS channel's stream into its stage",
+	.flags = PORCH_STAGE_SOURCE,
+	.outputs = (const char *const[]){ "out", NULL },
+	.init = in_init,
+	.start = in_start,
+	.drain = in_drain,
+	.outcome = in_outcome,
+	.fini = in_fini,
+};
+
+/* ---- home ------------------------------------------------------------------- */
+
+static struct job *
+job_of(const porch_msg *m)
+{
+	/* a stage's descriptor is the registry's copy: known by its init */
+	const struct porch_stage *o = m->origin;
+	if (o == NULL || o->d->init != nats_in_desc.init)
+		return NULL;
+	return porch_msg_origin_data(m);
+}
+
+static void
+home_process(porch_stage *st, porch_msg *m)
+{
+	const struct nats_end *e = st->cfg->nats;
+	struct job *j = job_of(m);
+	if (j != NULL)
+		j->port = e->port;
+	porch_done(st, m);
+}
+
+static void
+home_piece(porch_stage *st, porch_msg *m, const char *text, size_t len,
+    const struct porch_piece *pc)
+{
+	(void)st;
+	struct job *j = job_of(m);
+	if (j == NULL)
+		return;
+	struct conn *c = j->in->c;
+	json_t *o = json_object();
+	json_object_set_new(o, "d", json_integer((json_int_t)j->delivered));
+	json_object_set_new(o, "i", json_integer(j->pieces++));
+	json_object_set_new(o, "t", text_json(text, len));
+	if (pc != NULL && pc->chunk)
+		json_object_set_new(o, "c", json_string(pc->chunk));
+	if (pc != NULL && pc->choice)
+		json_object_set_new(o, "h", json_string(pc->choice));
+	if (pc != NULL && pc->delta)
+		json_object_set_new(o, "l", json_string(pc->delta));
+	char *body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	natsMsg *nm = NULL;
+	natsStatus s = natsMsg_Create(&nm, j->home, NULL, body, (int)strlen(body));
+	free(body);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(nm, "Porch-Id", j->key);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(nm, "Porch-Kind", "p");
+	if (s == NATS_OK)
+		natsConnection_PublishMsg(c->nc, nm);
+	natsMsg_Destroy(nm);
+}
+
+const struct porch_plugin nats_home_desc = {
+	PORCH_PLUGIN_HEADER,
+	.kind = PORCH_KIND_STAGE,
+	.name = "nats-home",
+	.summary = "built in: sends what a stage fed over NATS emits home",
+	.process = home_process,
+	.piece = home_piece,
+};
+
+/* ---- the loop's side of the queue ------------------------------------------- */
+
+void
+nats_item(struct conn *c, struct qitem *it)
+{
+	switch (it->kind) {
+	case Q_HOME:
+		home_msg(c, it->msg);
+		break;
+	case Q_ACK:
+		in_ack(c, it->msg);
+		break;
+	case Q_JOB:
+		in_job(c, it);
+		break;
+	case Q_PUBACK:
+		px_puback(c, it);
+		break;
+	}
+}
+
+void
+nats_tick(struct conn *c)
+{
+	double now = ev_now(c->g->loop);
+	for (struct job *j = c->jobs; j != NULL; j = j->next_all) {
+		if (j->end != NULL && now - j->sent_at >= END_RESEND_S)
+			send_end(c, j); /* its origin's server was away: again */
+		double aw = (double)j->in->e->chan->ack_wait_ms / 1000.0;
+		if (now - j->progress_at >= aw / 3) {
+			/* still ours: JetStream must not give it to another */
+			natsMsg_InProgress(j->jm, NULL);
+			j->progress_at = now;
+		}
+	}
+	for (struct pend *pd = c->pend_all, *next; pd != NULL; pd = next) {
+		next = pd->next_all;
+		porch_msg *m = pd->m;
+		if (m->deadline == 0 || m->deadline + DEADLINE_GRACE_S > now)
+			continue;
+		porch_stage *st = pd->px->st;
+		pend_remove(c, pd);
+		porch_fail(st, m, PORCH_ERR_DEADLINE, "no answer over NATS from stage '%s' "
+		    "before the request's deadline", st->name);
+	}
+}
