@@ -46,6 +46,13 @@
 #define RETRY_MAX 0.5
 /* An end not yet taken by its origin is sent again after this long (s). */
 #define END_RESEND_S 2.0
+/* An origin is gone when no one has listened on its home for this long
+ * (s): not at once, as the origin may be reconnecting to a server that
+ * came back, and its subscription be a moment behind ours. */
+#define ORPHAN_S 10.0
+/* A publish JetStream has not answered in this long is sent again (s):
+ * libnats may drop the wait for an ack when its server goes away. */
+#define REPUBLISH_S 6.0
 /* How long after its deadline a request still waits for its answer (s). */
 #define DEADLINE_GRACE_S 1.0
 
@@ -72,6 +79,7 @@ struct pend {
 	int counted_block;
 	unsigned pieces;             /* pieces passed on */
 	uint64_t piece_delivery;     /* the delivery they came from */
+	double published;            /* loop time of the last publish */
 };
 
 struct in_end {
@@ -100,6 +108,7 @@ struct job {
 	char *end;                   /* the end, sent and not yet taken */
 	size_t end_len;
 	double sent_at, progress_at;
+	double unheard_since;        /* the first "no responders", or 0 */
 };
 
 /* ---- sender ----------------------------------------------------------------- */
@@ -226,6 +235,7 @@ px_publish(struct proxy *px, struct pend *pd)
 		s = js_PublishMsgAsync(c->js, &nm, &po);
 	natsMsg_Destroy(nm); /* NULL when libnats took it */
 	pd->state = P_PUBLISHING;
+	pd->published = ev_now(c->g->loop);
 	return s == NATS_OK ? 0 : -1;
 }
 
@@ -659,8 +669,14 @@ in_ack(struct conn *c, natsMsg *msg)
 	struct job *j = job_find(c, strtoull(dot + 1, NULL, 10));
 	if (j == NULL || j->end == NULL)
 		return;
-	if (natsMsg_IsNoResponders(msg))
+	if (natsMsg_IsNoResponders(msg)) {
+		double now = ev_now(c->g->loop);
+		if (j->unheard_since == 0)
+			j->unheard_since = now;
+		if (now - j->unheard_since < ORPHAN_S)
+			return; /* sent again by the tick */
 		porch_stage_count(j->in->st, "nats_orphaned", 1);
+	}
 	job_close(c, j, 1);
 }
 
@@ -740,7 +756,11 @@ in_init(porch_stage *st)
 	}
 	pthread_mutex_init(&in->mu, NULL);
 	pthread_cond_init(&in->cv, NULL);
+	/* a node pulls no more than its stage can work on: what it held
+	 * beyond that would wait here while another node is idle */
 	in->credit = (int)e->chan->capacity;
+	if (st->outs[0] != NULL && (int)st->outs[0]->dst->concurrency < in->credit)
+		in->credit = (int)st->outs[0]->dst->concurrency;
 	in->next = in->c->ins;
 	in->c->ins = in;
 	porch_stage_set_data(st, in);
@@ -952,6 +972,11 @@ nats_tick(struct conn *c)
 	for (struct pend *pd = c->pend_all, *next; pd != NULL; pd = next) {
 		next = pd->next_all;
 		porch_msg *m = pd->m;
+		if (pd->state == P_PUBLISHING && now - pd->published >= REPUBLISH_S) {
+			porch_stage_count(pd->px->st, "nats_republished", 1);
+			if (px_publish(pd->px, pd) != 0)
+				to_retry(pd->px, pd);
+		}
 		if (m->deadline == 0 || m->deadline + DEADLINE_GRACE_S > now)
 			continue;
 		porch_stage *st = pd->px->st;

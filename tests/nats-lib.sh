@@ -18,7 +18,7 @@ nats_cleanup() {
 	for _p in $NATS_PIDS; do
 		kill -9 "$_p" 2> /dev/null
 	done
-	rm -rf "$T"
+	[ -n "${NATS_KEEP:-}" ] && echo "kept $T" >&2 || rm -rf "$T"
 }
 trap nats_cleanup EXIT
 
