@@ -98,7 +98,8 @@ node_check(struct cfg_pipeline *p, struct diag *d)
 	for (size_t i = 0; i < p->n_channels; i++) {
 		const struct cfg_channel *ch = &p->channels[i];
 		if (is_nats(ch) || ch->src == NULL || ch->dst == NULL ||
-		    nats_input(p, ch->src) != NULL)
+		    nats_input(p, ch->src) != NULL ||
+		    (ch->transport != NULL && strcmp(ch->transport, "local") != 0))
 			continue;
 		if (ch->src->node != NULL && ch->dst->node != NULL &&
 		    strcmp(ch->src->node, ch->dst->node) != 0)
