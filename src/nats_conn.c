@@ -103,9 +103,18 @@ on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure
 	conn_push(closure, it);
 }
 
+static void
+on_reconnected(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	struct qitem *it = xcalloc(1, sizeof *it);
+	it->kind = Q_RECONNECTED;
+	conn_push(closure, it);
+}
+
 static natsStatus
 connect_to(const char *url, const char *name, int timeout_ms, int reconnect,
-    natsConnection **nc)
+    natsConnection **nc, void *closure)
 {
 	natsOptions *o = NULL;
 	natsStatus s = natsOptions_Create(&o);
@@ -128,6 +137,12 @@ connect_to(const char *url, const char *name, int timeout_ms, int reconnect,
 			s = natsOptions_SetPingInterval(o, 2000);
 		if (s == NATS_OK)
 			s = natsOptions_SetMaxPingsOut(o, 2);
+		if (s == NATS_OK)
+			s = natsOptions_SetReconnectedCB(o, on_reconnected, closure);
+		/* one thread delivers answers, acks and publish acks alike (the
+		 * library's pool), not one per subscription: fewer hand-overs */
+		if (s == NATS_OK)
+			s = natsOptions_UseGlobalMessageDelivery(o, true);
 	} else if (s == NATS_OK) {
 		s = natsOptions_SetAllowReconnect(o, false);
 	}
@@ -141,7 +156,7 @@ int
 nats_probe(const char *url, int timeout_ms, char *err, size_t errlen)
 {
 	natsConnection *nc = NULL;
-	natsStatus s = connect_to(url, "porch-probe", timeout_ms, 0, &nc);
+	natsStatus s = connect_to(url, "porch-probe", timeout_ms, 0, &nc, NULL);
 	if (s != NATS_OK) {
 		snprintf(err, errlen, "cannot reach the NATS server at %s: %s", url,
 		    natsStatus_GetText(s));
@@ -197,9 +212,7 @@ conn_get(struct node_state *ns, struct graph *g, const char *url, const char *no
 	snprintf(c->ackpfx, sizeof c->ackpfx, "%s.ack.%s", prefix, c->instance);
 	c->pend_mask = 4095;
 	c->pend = xcalloc(c->pend_mask + 1, sizeof *c->pend);
-	c->job_mask = 4095;
-	c->jobtab = xcalloc(c->job_mask + 1, sizeof *c->jobtab);
-	natsStatus s = connect_to(url, c->instance, 2000, 1, &c->nc);
+	natsStatus s = connect_to(url, c->instance, 2000, 1, &c->nc, c);
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.Wait = 5000;
@@ -230,7 +243,6 @@ conn_get(struct node_state *ns, struct graph *g, const char *url, const char *no
 		natsConnection_Destroy(c->nc);
 		pthread_mutex_destroy(&c->lock);
 		free(c->pend);
-		free(c->jobtab);
 		free(c);
 		return NULL;
 	}
@@ -240,8 +252,9 @@ conn_get(struct node_state *ns, struct graph *g, const char *url, const char *no
 	ev_timer_init(&c->tick, on_tick, 1.0, 1.0);
 	c->tick.data = c;
 	ev_timer_start(g->loop, &c->tick);
-	/* neither keeps a finished run alive: sources and requests do */
-	ev_unref(g->loop);
+	/* the tick alone must not keep a finished run alive; the wake
+	 * watcher does keep the loop going while answers are awaited (a
+	 * finished graph ends the run with ev_break, reload.c) */
 	ev_unref(g->loop);
 	c->next = ns->conns;
 	ns->conns = c;
@@ -285,12 +298,10 @@ conn_put(struct conn *c)
 		it = next;
 	}
 	ev_ref(c->g->loop);
-	ev_ref(c->g->loop);
 	ev_async_stop(c->g->loop, &c->wake);
 	ev_timer_stop(c->g->loop, &c->tick);
 	pthread_mutex_destroy(&c->lock);
 	free(c->pend);
-	free(c->jobtab);
 	free(c);
 }
 

@@ -22,6 +22,7 @@ enum qkind {
 	Q_ACK,         /* the origin took an end we sent (or no one is there) */
 	Q_JOB,         /* a request pulled from a stream, for in */
 	Q_PUBACK,      /* JetStream's answer to a publish: key, st, errcode */
+	Q_RECONNECTED, /* the connection is back after the server was away */
 };
 
 struct qitem {
@@ -46,7 +47,7 @@ struct conn {
 	jsCtx *js;
 	char instance[128];         /* NODE-PID-N-RANDOM: this graph, everywhere */
 	char home[700];             /* answers for requests we sent come here */
-	char ackpfx[700];           /* acks of the ends we send: ackpfx.SEQ */
+	char ackpfx[700];           /* ends we send reply here: "no responders" */
 	natsSubscription *home_sub, *ack_sub;
 	ev_async wake;
 	ev_timer tick;              /* once a second: resends, in-progress, deadlines */
@@ -57,9 +58,7 @@ struct conn {
 	struct pend **pend;
 	size_t pend_mask;
 	struct pend *pend_all;      /* every one, for the deadline sweep */
-	/* receiver: requests pulled and not yet acked, by seq */
-	struct job **jobtab;
-	size_t job_mask;
+	/* receiver: requests pulled and not yet acked */
 	struct job *jobs;
 	uint64_t next_seq;
 	struct in_end *ins;         /* the graph's receiving ends */

@@ -11,9 +11,11 @@
  *          (natsSubscription_Fetch blocks) up to its credit (the channel's
  *          capacity); each message becomes a request of this node.  When
  *          the request ends, its answer is sent home and the JetStream
- *          message is acked once the origin has taken the answer (or no
- *          one is there to take it): a node that dies before leaves it
- *          unacked, and JetStream gives it to another after ack-wait.
+ *          message acked, in that order on one connection: a node that
+ *          dies before leaves it unacked, and JetStream gives it to
+ *          another after ack-wait.  A server that went away may have lost
+ *          answers on their way: each sender publishes again what it
+ *          still waits for (same Nats-Msg-Id) when it is back.
  *   home   where B runs, a sink per port of B: notes the port and ends the
  *          request; in's outcome callback sends it home.  Its piece
  *          callback sends B's streamed pieces home.
@@ -44,12 +46,6 @@
  * doubling up to RETRY_MAX seconds. */
 #define RETRY_MIN 0.02
 #define RETRY_MAX 0.5
-/* An end not yet taken by its origin is sent again after this long (s). */
-#define END_RESEND_S 2.0
-/* An origin is gone when no one has listened on its home for this long
- * (s): not at once, as the origin may be reconnecting to a server that
- * came back, and its subscription be a moment behind ours. */
-#define ORPHAN_S 10.0
 /* A publish JetStream has not answered in this long is sent again (s):
  * libnats may drop the wait for an ack when its server goes away. */
 #define REPUBLISH_S 6.0
@@ -95,7 +91,6 @@ struct in_end {
 };
 
 struct job {
-	struct job *next;            /* hash bucket */
 	struct job *prev_all, *next_all;
 	uint64_t seq;
 	natsMsg *jm;                 /* the JetStream message, acked at the end */
@@ -105,10 +100,7 @@ struct job {
 	uint64_t delivered;
 	int port;                    /* the port B emitted it on; -1: none */
 	unsigned pieces;
-	char *end;                   /* the end, sent and not yet taken */
-	size_t end_len;
-	double sent_at, progress_at;
-	double unheard_since;        /* the first "no responders", or 0 */
+	double progress_at;          /* when JetStream last heard it is ours */
 };
 
 /* ---- sender ----------------------------------------------------------------- */
@@ -419,10 +411,6 @@ home_msg(struct conn *c, natsMsg *msg)
 	if (id == NULL || kind == NULL)
 		return;
 	struct pend *pd = pend_find(c, strtoull(id, NULL, 10));
-	if (*kind == 'e' && natsMsg_GetReply(msg) != NULL)
-		/* taken: its node may ack the request (a copy answered
-		 * already is taken too, and dropped here) */
-		natsConnection_Publish(c->nc, natsMsg_GetReply(msg), NULL, 0);
 	if (pd == NULL) {
 		/* answered already (a copy worked on twice), or given up on at
 		 * its deadline: counted and dropped, never answered twice */
@@ -509,13 +497,16 @@ const struct porch_plugin nats_proxy_desc = {
 
 /* ---- receiver --------------------------------------------------------------- */
 
-static struct job *
-job_find(struct conn *c, uint64_t seq)
+/* A request left this node's graph: the fetch thread may pull another.
+ * (What waits for its origin to take the answer is bounded by JetStream's
+ * max-ack-pending, the channel's capacity.) */
+static void
+in_credit(struct in_end *in)
 {
-	for (struct job *j = c->jobtab[seq & c->job_mask]; j != NULL; j = j->next)
-		if (j->seq == seq)
-			return j;
-	return NULL;
+	pthread_mutex_lock(&in->mu);
+	in->credit++;
+	pthread_cond_signal(&in->cv);
+	pthread_mutex_unlock(&in->mu);
 }
 
 /* Ends a job: acked (done) or handed back to JetStream (nak), then freed. */
@@ -526,35 +517,30 @@ job_close(struct conn *c, struct job *j, int ack)
 		natsMsg_Ack(j->jm, NULL);
 	else
 		natsMsg_Nak(j->jm, NULL);
-	for (struct job **pp = &c->jobtab[j->seq & c->job_mask]; *pp; pp = &(*pp)->next)
-		if (*pp == j) {
-			*pp = j->next;
-			break;
-		}
 	if (j->prev_all)
 		j->prev_all->next_all = j->next_all;
 	else
 		c->jobs = j->next_all;
 	if (j->next_all)
 		j->next_all->prev_all = j->prev_all;
-	struct in_end *in = j->in;
-	pthread_mutex_lock(&in->mu);
-	in->credit++;
-	pthread_cond_signal(&in->cv);
-	pthread_mutex_unlock(&in->mu);
+	in_credit(j->in);
 	natsMsg_Destroy(j->jm);
 	free(j->home);
-	free(j->end);
 	free(j);
 }
 
+/*
+ * The answer goes home, then the request is acked: on one connection, so
+ * the server has the answer before the ack.  The reply subject is only
+ * for the server's "no responders" when no one listens at home any more.
+ */
 static void
-send_end(struct conn *c, struct job *j)
+send_end(struct conn *c, struct job *j, const char *body, size_t len)
 {
 	char reply[800];
 	snprintf(reply, sizeof reply, "%s.%llu", c->ackpfx, (unsigned long long)j->seq);
 	natsMsg *nm = NULL;
-	natsStatus s = natsMsg_Create(&nm, j->home, reply, j->end, (int)j->end_len);
+	natsStatus s = natsMsg_Create(&nm, j->home, reply, body, (int)len);
 	if (s == NATS_OK)
 		s = natsMsgHeader_Set(nm, "Porch-Id", j->key);
 	if (s == NATS_OK)
@@ -562,7 +548,6 @@ send_end(struct conn *c, struct job *j)
 	if (s == NATS_OK)
 		natsConnection_PublishMsg(c->nc, nm);
 	natsMsg_Destroy(nm);
-	j->sent_at = ev_now(c->g->loop);
 }
 
 /* A request pulled from the stream becomes a request of this node. */
@@ -590,9 +575,6 @@ in_job(struct conn *c, struct qitem *it)
 		j->delivered = md->NumDelivered;
 		jsMsgMetaData_Destroy(md);
 	}
-	size_t b = j->seq & c->job_mask;
-	j->next = c->jobtab[b];
-	c->jobtab[b] = j;
 	j->next_all = c->jobs;
 	if (c->jobs)
 		c->jobs->prev_all = j;
@@ -652,32 +634,20 @@ in_outcome(porch_stage *st, porch_msg *m, enum porch_outcome o)
 	json_object_set_new(e, "m", meta_json(m));
 	json_object_set_new(e, "s", json_integer(porch_msg_status(m)));
 	json_object_set_new(e, "ra", json_integer(porch_msg_retry_after(m)));
-	j->end = json_dumps(e, JSON_COMPACT);
-	j->end_len = strlen(j->end);
+	char *body = json_dumps(e, JSON_COMPACT);
 	json_decref(e);
-	send_end(in->c, j);
+	send_end(in->c, j, body, strlen(body));
+	free(body);
+	job_close(in->c, j, 1);
 }
 
-/* The origin took an end (or is gone: no one listens on its home). */
+/* No one listens on an answer's home: its sender is gone.  Counted; the
+ * answer is dropped (its request was acked: no one would take it). */
 static void
 in_ack(struct conn *c, natsMsg *msg)
 {
-	const char *subj = natsMsg_GetSubject(msg);
-	const char *dot = strrchr(subj, '.');
-	if (dot == NULL)
-		return;
-	struct job *j = job_find(c, strtoull(dot + 1, NULL, 10));
-	if (j == NULL || j->end == NULL)
-		return;
-	if (natsMsg_IsNoResponders(msg)) {
-		double now = ev_now(c->g->loop);
-		if (j->unheard_since == 0)
-			j->unheard_since = now;
-		if (now - j->unheard_since < ORPHAN_S)
-			return; /* sent again by the tick */
-		porch_stage_count(j->in->st, "nats_orphaned", 1);
-	}
-	job_close(c, j, 1);
+	if (natsMsg_IsNoResponders(msg) && c->ins != NULL)
+		porch_stage_count(c->ins->st, "nats_orphaned", 1);
 }
 
 static void *
@@ -756,11 +726,12 @@ in_init(porch_stage *st)
 	}
 	pthread_mutex_init(&in->mu, NULL);
 	pthread_cond_init(&in->cv, NULL);
-	/* a node pulls no more than its stage can work on: what it held
-	 * beyond that would wait here while another node is idle */
+	/* a node pulls no more than twice what its stage works on at once:
+	 * enough that the next pull overlaps the work, not so much that
+	 * what it holds waits here while another node is idle */
 	in->credit = (int)e->chan->capacity;
-	if (st->outs[0] != NULL && (int)st->outs[0]->dst->concurrency < in->credit)
-		in->credit = (int)st->outs[0]->dst->concurrency;
+	if (st->outs[0] != NULL && 2 * (int)st->outs[0]->dst->concurrency < in->credit)
+		in->credit = 2 * (int)st->outs[0]->dst->concurrency;
 	in->next = in->c->ins;
 	in->c->ins = in;
 	porch_stage_set_data(st, in);
@@ -936,10 +907,32 @@ const struct porch_plugin nats_home_desc = {
 
 /* ---- the loop's side of the queue ------------------------------------------- */
 
+/*
+ * The server was away: what it had on its way (an answer, a publish, an
+ * ack) may be lost, as core NATS is at most once.  Every request still
+ * waiting is published again with its Nats-Msg-Id: JetStream drops it if
+ * it still has it; if it was taken and acked meanwhile, it is worked on
+ * again and its second answer dropped here.
+ */
+static void
+republish_all(struct conn *c)
+{
+	for (struct pend *pd = c->pend_all; pd != NULL; pd = pd->next_all) {
+		if (pd->state == P_RETRY)
+			continue;
+		porch_stage_count(pd->px->st, "nats_republished", 1);
+		if (px_publish(pd->px, pd) != 0)
+			to_retry(pd->px, pd);
+	}
+}
+
 void
 nats_item(struct conn *c, struct qitem *it)
 {
 	switch (it->kind) {
+	case Q_RECONNECTED:
+		republish_all(c);
+		break;
 	case Q_HOME:
 		home_msg(c, it->msg);
 		break;
@@ -960,8 +953,6 @@ nats_tick(struct conn *c)
 {
 	double now = ev_now(c->g->loop);
 	for (struct job *j = c->jobs; j != NULL; j = j->next_all) {
-		if (j->end != NULL && now - j->sent_at >= END_RESEND_S)
-			send_end(c, j); /* its origin's server was away: again */
 		double aw = (double)j->in->e->chan->ack_wait_ms / 1000.0;
 		if (now - j->progress_at >= aw / 3) {
 			/* still ours: JetStream must not give it to another */
