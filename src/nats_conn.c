@@ -87,17 +87,20 @@ on_ack(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 	conn_push(closure, it);
 }
 
-/* JetStream's answer to an asynchronous publish; libnats frees msg. */
+/* JetStream's answer to an asynchronous publish; msg is ours to free. */
 static void
 on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
 	(void)js; (void)pa;
 	const char *id = NULL;
-	if (natsMsgHeader_Get(msg, "Porch-Id", &id) != NATS_OK || id == NULL)
+	if (natsMsgHeader_Get(msg, "Porch-Id", &id) != NATS_OK || id == NULL) {
+		natsMsg_Destroy(msg);
 		return;
+	}
 	struct qitem *it = xcalloc(1, sizeof *it);
 	it->kind = Q_PUBACK;
 	it->key = strtoull(id, NULL, 10);
+	natsMsg_Destroy(msg);
 	it->st = pae != NULL ? pae->Err : NATS_OK;
 	it->errcode = pae != NULL ? (int)pae->ErrCode : 0;
 	conn_push(closure, it);

@@ -55,15 +55,21 @@ node_start() {
 	echo $! > "$T/$_name.pid"
 }
 
-# node_stop NAME: SIGTERM, and waits for it (its statistics are written)
+# node_stop NAME: SIGTERM, waits for it (its statistics are written) and
+# checks that it exited 0 with no sanitizer report
 node_stop() {
 	_p=$(cat "$T/$1.pid")
 	kill "$_p" 2> /dev/null
 	_i=0
-	while kill -0 "$_p" 2> /dev/null && [ "$_i" -lt 400 ]; do
+	while kill -0 "$_p" 2> /dev/null && [ "$_i" -lt 600 ]; do
 		sleep 0.05
 		_i=$((_i + 1))
 	done
+	kill -0 "$_p" 2> /dev/null && { fail "$1 did not exit in 30 s"; kill -9 "$_p"; }
+	wait "$_p"
+	expect_eq "$1: exit status" "$?" 0
+	grep -q "Sanitizer\|runtime error" "$T/$1.err" &&
+	    fail "$1: $(grep -m3 -A5 "Sanitizer\|runtime error" "$T/$1.err")" || ok
 	rm -f "$T/$1.pid"
 }
 
