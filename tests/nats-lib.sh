@@ -4,7 +4,8 @@
 # PORT, to start it again where it was), its store in $T/sd; sets NATS_URL,
 # NATS_PORT and nats_pid.  Skips the test (77) where nats-server cannot run.
 # node_start NAME NODE FILE [ARGS...]: porch run --node NODE, pid in
-# $T/NAME.pid, statistics in $T/NAME.json when it exits.  Every process is
+# $T/NAME.pid, statistics in $T/NAME.json when it exits; $T/NAME.running
+# once it handles signals.  Every process is
 # stopped by its pid when the test exits.
 
 command -v python3 > /dev/null || { echo "python3 is not installed" >&2; exit 1; }
@@ -50,7 +51,7 @@ node_start() {
 	_name=$1
 	_node=$2
 	shift 2
-	"$PORCH" run -q --node "$_node" --nats-url "$NATS_URL" \
+	"$PORCH" run -q --node "$_node" --nats-url "$NATS_URL" --pid-file "$T/$_name.running" \
 	    --stats-json "$T/$_name.json" "$@" 8>&- > "$T/$_name.out" 2> "$T/$_name.err" &
 	echo $! > "$T/$_name.pid"
 }
