@@ -47,23 +47,33 @@ on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 void
-conn_push(struct conn *c, struct qitem *it)
+conn_push_list(struct conn *c, struct qitem *first, struct qitem *last)
 {
-	it->next = NULL;
+	last->next = NULL;
 	pthread_mutex_lock(&c->lock);
 	if (c->closing) {
 		pthread_mutex_unlock(&c->lock);
-		natsMsg_Destroy(it->msg);
-		free(it);
+		while (first != NULL) {
+			struct qitem *next = first->next;
+			natsMsg_Destroy(first->msg);
+			free(first);
+			first = next;
+		}
 		return;
 	}
 	if (c->tail)
-		c->tail->next = it;
+		c->tail->next = first;
 	else
-		c->head = it;
-	c->tail = it;
+		c->head = first;
+	c->tail = last;
 	pthread_mutex_unlock(&c->lock);
 	ev_async_send(c->g->loop, &c->wake);
+}
+
+void
+conn_push(struct conn *c, struct qitem *it)
+{
+	conn_push_list(c, it, it);
 }
 
 /* libnats's threads: a message on our home subject, or an ack. */
@@ -87,22 +97,29 @@ on_ack(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 	conn_push(closure, it);
 }
 
-/* JetStream's answer to an asynchronous publish; msg is ours to free. */
+/*
+ * JetStream refused a publish, or did not answer it within its MaxWait.
+ * Only failures come here (libnats frees the message): a publish it took
+ * costs the loop nothing more, which is most of them.
+ */
 static void
-on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+on_puberr(jsCtx *js, jsPubAckErr *pae, void *closure)
 {
-	(void)js; (void)pa;
+	(void)js;
+	/* the request is in the message id: INSTANCE-KEY-ATTEMPT */
 	const char *id = NULL;
-	if (natsMsgHeader_Get(msg, "Porch-Id", &id) != NATS_OK || id == NULL) {
-		natsMsg_Destroy(msg);
+	if (natsMsgHeader_Get(pae->Msg, "Nats-Msg-Id", &id) != NATS_OK || id == NULL)
 		return;
-	}
+	const char *dash = strrchr(id, '-'), *key = dash;
+	while (key != NULL && key > id && key[-1] != '-')
+		key--;
+	if (dash == NULL || key == NULL || key == id)
+		return;
 	struct qitem *it = xcalloc(1, sizeof *it);
 	it->kind = Q_PUBACK;
-	it->key = strtoull(id, NULL, 10);
-	natsMsg_Destroy(msg);
-	it->st = pae != NULL ? pae->Err : NATS_OK;
-	it->errcode = pae != NULL ? (int)pae->ErrCode : 0;
+	it->key = strtoull(key, NULL, 10);
+	it->st = pae->Err != NATS_OK ? pae->Err : NATS_ERR;
+	it->errcode = (int)pae->ErrCode;
 	conn_push(closure, it);
 }
 
@@ -219,8 +236,8 @@ conn_get(struct node_state *ns, struct graph *g, const char *url, const char *no
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.Wait = 5000;
-	jo.PublishAsync.AckHandler = on_puback;
-	jo.PublishAsync.AckHandlerClosure = c;
+	jo.PublishAsync.ErrHandler = on_puberr;
+	jo.PublishAsync.ErrHandlerClosure = c;
 	jo.PublishAsync.MaxPending = 1 << 20;
 	if (s == NATS_OK)
 		s = natsConnection_JetStream(&c->js, c->nc, &jo);

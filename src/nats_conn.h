@@ -21,7 +21,7 @@ enum qkind {
 	Q_HOME = 1,    /* on our home subject: a piece or the end of an answer */
 	Q_ACK,         /* the origin took an end we sent (or no one is there) */
 	Q_JOB,         /* a request pulled from a stream, for in */
-	Q_PUBACK,      /* JetStream's answer to a publish: key, st, errcode */
+	Q_PUBACK,      /* JetStream refused a publish: key, st, errcode */
 	Q_RECONNECTED, /* the connection is back after the server was away */
 };
 
@@ -75,6 +75,8 @@ struct conn *conn_get(struct node_state *ns, struct graph *g, const char *url,
 void conn_put(struct conn *c);
 /* From any thread: hands it to the loop (frees it if the conn is closing). */
 void conn_push(struct conn *c, struct qitem *it);
+/* The same for a list linked by next, first to last, with one wake-up. */
+void conn_push_list(struct conn *c, struct qitem *first, struct qitem *last);
 /* Creates or updates a channel's stream (work queue, max-msgs capacity,
  * discard new, file storage).  Blocks up to the JetStream timeout: init only. */
 int conn_stream(struct conn *c, const struct nats_chan *ch, char *err, size_t errlen);

@@ -20,35 +20,36 @@
  *          request; in's outcome callback sends it home.  Its piece
  *          callback sends B's streamed pieces home.
  *
- * Wire: a request is JSON {"s": session, "t": text, "m": [k, v, ...],
- * "a": attempts} with headers Porch-Id (the sender's message id),
- * Porch-Home (its home subject) and Porch-Deadline (absolute, seconds since
- * the epoch, when it has one).  Home messages carry Porch-Id and
- * Porch-Kind ("p" a piece, "e" the end); a piece is {"d": delivery, "i":
- * index, "t": text, "c"/"h"/"l": the piece's chunk, choice and delta
- * extras}, an end {"d", "p": port or -1, "o": outcome, "e": error, "et",
- * "es": error text and stage, "t", "m", "s": status, "ra": retry-after}.
+ * Wire (fields of nats_wire.h, by tag): a request is i (the sender's key
+ * for it: its message id), h (the sender's home subject), s (session), t
+ * (text), k and v (each metadata pair), a (attempts), with the headers
+ * Nats-Msg-Id (INSTANCE-KEY-ATTEMPT: JetStream's dedupe) and, when it has
+ * one, Porch-Deadline (absolute, seconds since the epoch).  What goes home
+ * starts with K ("p" a piece, "e" the end) and i; a piece has d (its
+ * delivery), n (its index), t and C, H, L (its chunk, choice and delta
+ * extras); an end has d, p (the port B emitted it on, or -1), o
+ * (outcome), e, x, g (error, its text, its stage), t, k/v, S (status) and
+ * r (retry-after).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <jansson.h>
 
 #include "channel.h"
 #include "graph.h"
 #include "log.h"
 #include "nats.h"
 #include "nats_conn.h"
+#include "nats_wire.h"
 #include "util.h"
 
 /* The sender's retries of a publish JetStream did not take: from RETRY_MIN
  * doubling up to RETRY_MAX seconds. */
 #define RETRY_MIN 0.02
 #define RETRY_MAX 0.5
-/* A publish JetStream has not answered in this long is sent again (s):
- * libnats may drop the wait for an ack when its server goes away. */
-#define REPUBLISH_S 6.0
+/* How many of a blocked sender's publishes the timer tries at once. */
+#define RETRY_PROBE 16
 /* How long after its deadline a request still waits for its answer (s). */
 #define DEADLINE_GRACE_S 1.0
 
@@ -56,13 +57,15 @@ struct proxy {
 	struct nats_end *e;
 	struct conn *c;
 	porch_stage *st;
-	struct pend *retry;          /* publishes to try again */
+	struct pend *retry, *retry_tail; /* publishes to try again, oldest first */
 	ev_timer retry_w;
 	double backoff;
 	int blocked;                 /* the stream is full and overflow is block */
 };
 
-enum pend_state { P_PUBLISHING, P_SENT, P_RETRY };
+/* P_PUBLISHING: with JetStream, no error heard (it is stored, or on its
+ * way); P_RETRY: refused or lost, to be published again. */
+enum pend_state { P_PUBLISHING, P_RETRY };
 
 struct pend {
 	struct pend *next;           /* hash bucket */
@@ -75,7 +78,6 @@ struct pend {
 	int counted_block;
 	unsigned pieces;             /* pieces passed on */
 	uint64_t piece_delivery;     /* the delivery they came from */
-	double published;            /* loop time of the last publish */
 };
 
 struct in_end {
@@ -129,63 +131,48 @@ pend_remove(struct conn *c, struct pend *pd)
 	if (pd->next_all)
 		pd->next_all->prev_all = pd->prev_all;
 	if (pd->state == P_RETRY) {
-		for (struct pend **pp = &pd->px->retry; *pp; pp = &(*pp)->next_retry)
+		struct proxy *px = pd->px;
+		struct pend *prev = NULL;
+		for (struct pend **pp = &px->retry; *pp; prev = *pp, pp = &(*pp)->next_retry)
 			if (*pp == pd) {
 				*pp = pd->next_retry;
+				if (px->retry_tail == pd)
+					px->retry_tail = prev;
 				break;
 			}
 	}
 	free(pd);
 }
 
-static json_t *
-meta_json(const porch_msg *m)
-{
-	json_t *a = json_array();
-	const char *v;
-	const char *k;
-	for (size_t i = 0; (k = porch_msg_meta_at(m, i, &v)) != NULL; i++) {
-		json_array_append_new(a, json_string(k));
-		json_array_append_new(a, json_string(v));
-	}
-	return a;
-}
-
+/* m's metadata as k/v fields */
 static void
-meta_apply(porch_msg *m, json_t *a)
+wb_meta(struct wbuf *b, const porch_msg *m)
 {
-	if (!json_is_array(a))
-		return;
-	for (size_t i = 0; i + 1 < json_array_size(a); i += 2) {
-		const char *k = json_string_value(json_array_get(a, i));
-		const char *v = json_string_value(json_array_get(a, i + 1));
-		if (k != NULL && v != NULL)
-			porch_msg_set_meta(m, k, v);
+	const char *k, *v;
+	for (size_t i = 0; (k = porch_msg_meta_at(m, i, &v)) != NULL; i++) {
+		wb_cstr(b, 'k', k);
+		wb_cstr(b, 'v', v);
 	}
 }
 
-static json_t *
-text_json(const char *t, size_t len)
+/* A k field then its v field: set on m (NUL-ended copies for the API). */
+static void
+meta_set(porch_msg *m, const struct wfield *k, const struct wfield *v)
 {
-	json_t *s = json_stringn(t != NULL ? t : "", t != NULL ? len : 0);
-	/* not UTF-8: carried as it is, with each bad byte as U+FFFD */
-	if (s == NULL) {
-		char *fixed = xcalloc(len * 3 + 1, 1);
-		size_t k = 0;
-		for (size_t i = 0; i < len; i++) {
-			unsigned char ch = (unsigned char)t[i];
-			if (ch < 0x80) {
-				fixed[k++] = (char)ch;
-			} else {
-				memcpy(fixed + k, "\xef\xbf\xbd", 3);
-				k += 3;
-			}
-		}
-		s = json_stringn(fixed, k);
-		free(fixed);
-	}
-	return s;
+	char kb[256], vb[1024];
+	char *kp = k->n < sizeof kb ? kb : xmalloc(k->n + 1);
+	char *vp = v->n < sizeof vb ? vb : xmalloc(v->n + 1);
+	memcpy(kp, k->p, k->n);
+	kp[k->n] = '\0';
+	memcpy(vp, v->p, v->n);
+	vp[v->n] = '\0';
+	porch_msg_set_meta(m, kp, vp);
+	if (kp != kb)
+		free(kp);
+	if (vp != vb)
+		free(vp);
 }
+
 
 static void retry_arm(struct proxy *px);
 
@@ -197,24 +184,19 @@ px_publish(struct proxy *px, struct pend *pd)
 	porch_msg *m = pd->m;
 	size_t len;
 	const char *text = porch_msg_text(m, &len);
-	json_t *o = json_object();
-	json_object_set_new(o, "s", json_string(porch_msg_session(m)));
-	json_object_set_new(o, "t", text_json(text, len));
-	json_object_set_new(o, "m", meta_json(m));
-	json_object_set_new(o, "a", json_integer(porch_msg_attempts(m)));
-	char *body = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
+	struct wbuf b = { NULL, 0, 0 };
+	wb_int(&b, 'i', (long long)pd->key);
+	wb_cstr(&b, 'h', c->home);
+	wb_str(&b, 's', m->session != NULL ? m->session : "", m->session_len);
+	wb_str(&b, 't', text, len);
+	wb_meta(&b, m);
+	wb_int(&b, 'a', porch_msg_attempts(m));
 	natsMsg *nm = NULL;
-	natsStatus s = natsMsg_Create(&nm, px->e->chan->subject, NULL, body, (int)strlen(body));
-	free(body);
-	char key[32], id[200], dl[64];
-	snprintf(key, sizeof key, "%llu", (unsigned long long)pd->key);
+	natsStatus s = natsMsg_Create(&nm, px->e->chan->subject, NULL, b.p, (int)b.len);
+	free(b.p);
+	char id[200], dl[64];
 	snprintf(id, sizeof id, "%s-%llu-%u", c->instance, (unsigned long long)pd->key,
 	    porch_msg_attempts(m));
-	if (s == NATS_OK)
-		s = natsMsgHeader_Set(nm, "Porch-Id", key);
-	if (s == NATS_OK)
-		s = natsMsgHeader_Set(nm, "Porch-Home", c->home);
 	if (s == NATS_OK && m->deadline != 0) {
 		snprintf(dl, sizeof dl, "%.3f", m->deadline);
 		s = natsMsgHeader_Set(nm, "Porch-Deadline", dl);
@@ -227,7 +209,6 @@ px_publish(struct proxy *px, struct pend *pd)
 		s = js_PublishMsgAsync(c->js, &nm, &po);
 	natsMsg_Destroy(nm); /* NULL when libnats took it */
 	pd->state = P_PUBLISHING;
-	pd->published = ev_now(c->g->loop);
 	return s == NATS_OK ? 0 : -1;
 }
 
@@ -237,6 +218,7 @@ px_unblock(struct proxy *px)
 	if (!px->blocked || px->retry != NULL)
 		return;
 	px->blocked = 0;
+	px->backoff = 0;
 	px->st->concurrency = STAGE_CONCURRENCY_MAX;
 	graph_wake(px->st->g);
 }
@@ -245,25 +227,46 @@ static void
 to_retry(struct proxy *px, struct pend *pd)
 {
 	pd->state = P_RETRY;
-	pd->next_retry = px->retry;
-	px->retry = pd;
+	pd->next_retry = NULL;
+	if (px->retry_tail)
+		px->retry_tail->next_retry = pd;
+	else
+		px->retry = pd;
+	px->retry_tail = pd;
 	retry_arm(px);
 }
 
+/* Publishes again the n oldest publishes waiting to be tried again. */
+static void px_unblock(struct proxy *px);
+
+static void
+retry_some(struct proxy *px, size_t n)
+{
+	while (n-- > 0 && px->retry != NULL) {
+		struct pend *pd = px->retry;
+		px->retry = pd->next_retry;
+		if (px->retry == NULL)
+			px->retry_tail = NULL;
+		pd->next_retry = NULL;
+		if (px_publish(px, pd) != 0)
+			to_retry(px, pd);
+	}
+	/* sent again: refused, they come back (px_puback) and block again */
+	px_unblock(px);
+}
+
+/*
+ * A full stream (block) is tried a few at a time, oldest first: on the
+ * timer (backing off), and at once one more for each answer that comes
+ * (a message left the stream) and each publish it takes.  Anything else
+ * (a timeout, a server away) is tried all at once on the timer.
+ */
 static void
 on_retry(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop; (void)revents;
 	struct proxy *px = w->data;
-	struct pend *list = px->retry;
-	px->retry = NULL;
-	while (list != NULL) {
-		struct pend *pd = list;
-		list = pd->next_retry;
-		pd->next_retry = NULL;
-		if (px_publish(px, pd) != 0)
-			to_retry(px, pd);
-	}
+	retry_some(px, px->blocked ? RETRY_PROBE : SIZE_MAX);
 	if (px->retry != NULL) {
 		px->backoff = px->backoff * 2 > RETRY_MAX ? RETRY_MAX : px->backoff * 2;
 		retry_arm(px);
@@ -287,16 +290,10 @@ px_puback(struct conn *c, struct qitem *it)
 {
 	struct pend *pd = pend_find(c, it->key);
 	if (pd == NULL || pd->state != P_PUBLISHING)
-		return; /* answered already, or a late ack of an earlier try */
+		return; /* answered already, or a late error of an earlier try */
 	struct proxy *px = pd->px;
 	porch_stage *st = px->st;
 	struct channel *in = st->n_inputs > 0 ? st->inputs[0] : NULL;
-	if (it->st == NATS_OK) {
-		pd->state = P_SENT;
-		px->backoff = 0;
-		px_unblock(px);
-		return;
-	}
 	if (it->errcode == JSStreamStoreFailedErr &&
 	    px->e->chan->overflow == OVERFLOW_REJECT) {
 		/* the stream holds capacity messages: shed, as a full local
@@ -346,57 +343,79 @@ px_process(porch_stage *st, porch_msg *m)
 }
 
 static void
-px_piece(struct conn *c, struct pend *pd, json_t *o)
+px_piece(struct pend *pd, const char *p, const char *end)
 {
-	uint64_t d = (uint64_t)json_integer_value(json_object_get(o, "d"));
-	unsigned i = (unsigned)json_integer_value(json_object_get(o, "i"));
+	struct wfield f;
+	uint64_t d = 0;
+	unsigned idx = 0;
+	const char *text = "";
+	size_t tlen = 0;
+	char *x[3] = { NULL, NULL, NULL };
+	while (wr_next(&p, end, &f) == 1) {
+		switch (f.tag) {
+		case 'd': d = (uint64_t)wf_int(&f); break;
+		case 'n': idx = (unsigned)wf_int(&f); break;
+		case 't': text = f.p; tlen = f.n; break;
+		case 'C': case 'H': case 'L':
+			x[f.tag == 'C' ? 0 : f.tag == 'H' ? 1 : 2] = xstrndup(f.p, f.n);
+			break;
+		}
+	}
+	int take = 1;
 	if (pd->piece_delivery == 0)
 		pd->piece_delivery = d;
 	if (d != pd->piece_delivery) {
 		/* another node works on it again: its pieces go on from where
 		 * the first stopped (a model at temperature 0 repeats itself) */
-		if (i < pd->pieces)
-			return;
-		pd->piece_delivery = d;
+		if (idx < pd->pieces)
+			take = 0;
+		else
+			pd->piece_delivery = d;
 	}
-	pd->pieces = i + 1;
-	json_t *t = json_object_get(o, "t");
-	const char *x[3] = {
-		json_string_value(json_object_get(o, "c")),
-		json_string_value(json_object_get(o, "h")),
-		json_string_value(json_object_get(o, "l")),
-	};
-	struct porch_piece pc = { x[0], x[1], x[2] };
-	(void)c;
-	porch_stream_piece(pd->px->st, pd->m, json_string_value(t),
-	    json_string_length(t), x[0] || x[1] || x[2] ? &pc : NULL);
+	if (take) {
+		pd->pieces = idx + 1;
+		struct porch_piece pc = { x[0], x[1], x[2] };
+		porch_stream_piece(pd->px->st, pd->m, text, tlen,
+		    x[0] || x[1] || x[2] ? &pc : NULL);
+	}
+	for (int k = 0; k < 3; k++)
+		free(x[k]);
 }
 
 static void
-px_end(struct conn *c, struct pend *pd, json_t *o)
+px_end(struct conn *c, struct pend *pd, const char *p, const char *end)
 {
 	porch_msg *m = pd->m;
 	porch_stage *st = pd->px->st;
-	int port = (int)json_integer_value(json_object_get(o, "p"));
-	int outcome = (int)json_integer_value(json_object_get(o, "o"));
-	int err = (int)json_integer_value(json_object_get(o, "e"));
-	json_t *t = json_object_get(o, "t");
-	if (json_is_string(t))
-		porch_msg_set_text(m, json_string_value(t), json_string_length(t));
-	meta_apply(m, json_object_get(o, "m"));
-	m->status = (int)json_integer_value(json_object_get(o, "s"));
-	m->retry_after_ms = json_integer_value(json_object_get(o, "ra"));
-	const char *et = json_string_value(json_object_get(o, "et"));
+	int port = -1, outcome = PORCH_FAILED, err = PORCH_ERR_NONE;
+	char et[512] = "";
+	struct wfield f, k = { 0, NULL, 0 };
+	while (wr_next(&p, end, &f) == 1) {
+		switch (f.tag) {
+		case 'p': port = (int)wf_int(&f); break;
+		case 'o': outcome = (int)wf_int(&f); break;
+		case 'e': err = (int)wf_int(&f); break;
+		case 'x': wf_str(&f, et, sizeof et); break;
+		case 't': porch_msg_set_text(m, f.p, f.n); break;
+		case 'k': k = f; break;
+		case 'v': if (k.p != NULL) meta_set(m, &k, &f); break;
+		case 'S': m->status = (int)wf_int(&f); break;
+		case 'r': m->retry_after_ms = wf_int(&f); break;
+		}
+	}
+	struct proxy *px = pd->px;
 	pend_remove(c, pd);
+	if (px->blocked)
+		retry_some(px, 1); /* it left the stream: room for one */
 	if (err != PORCH_ERR_NONE)
-		msg_set_error(m, (enum porch_error)err, "%s", et != NULL ? et : "");
+		msg_set_error(m, (enum porch_error)err, "%s", et);
 	if (port >= 0 && port < st->n_ports) {
 		porch_emit_port(st, port, m);
 	} else if (outcome == PORCH_COMPLETED && err == PORCH_ERR_NONE) {
 		porch_done(st, m);
 	} else {
 		porch_fail(st, m, err != PORCH_ERR_NONE ? (enum porch_error)err :
-		    PORCH_ERR_INTERNAL, "%s", et != NULL && *et ? et : "failed on its node");
+		    PORCH_ERR_INTERNAL, "%s", *et ? et : "failed on its node");
 	}
 	graph_wake(st->g);
 }
@@ -405,30 +424,35 @@ px_end(struct conn *c, struct pend *pd, json_t *o)
 static void
 home_msg(struct conn *c, natsMsg *msg)
 {
-	const char *id = NULL, *kind = NULL;
-	natsMsgHeader_Get(msg, "Porch-Id", &id);
-	natsMsgHeader_Get(msg, "Porch-Kind", &kind);
-	if (id == NULL || kind == NULL)
+	const char *p = natsMsg_GetData(msg), *end = p + natsMsg_GetDataLength(msg);
+	const char *rest = p;
+	struct wfield f;
+	char kind = 0;
+	uint64_t key = 0;
+	/* the kind and key come first */
+	for (int n = 0; n < 2 && wr_next(&rest, end, &f) == 1; n++) {
+		if (f.tag == 'K' && f.n == 1)
+			kind = f.p[0];
+		else if (f.tag == 'i')
+			key = (uint64_t)wf_int(&f);
+	}
+	if (kind != 'p' && kind != 'e')
 		return;
-	struct pend *pd = pend_find(c, strtoull(id, NULL, 10));
+	struct pend *pd = pend_find(c, key);
 	if (pd == NULL) {
 		/* answered already (a copy worked on twice), or given up on at
 		 * its deadline: counted and dropped, never answered twice */
-		for (size_t i = 0; *kind == 'e' && i < c->g->n_stages; i++)
+		for (size_t i = 0; kind == 'e' && i < c->g->n_stages; i++)
 			if (c->g->stages[i].d->init == nats_proxy_desc.init) {
 				porch_stage_count(&c->g->stages[i], "nats_late_answers", 1);
 				break;
 			}
 		return;
 	}
-	json_t *o = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, NULL);
-	if (o == NULL)
-		return;
-	if (*kind == 'p')
-		px_piece(c, pd, o);
+	if (kind == 'p')
+		px_piece(pd, rest, end);
 	else
-		px_end(c, pd, o);
-	json_decref(o);
+		px_end(c, pd, rest, end);
 }
 
 static int
@@ -542,10 +566,6 @@ send_end(struct conn *c, struct job *j, const char *body, size_t len)
 	natsMsg *nm = NULL;
 	natsStatus s = natsMsg_Create(&nm, j->home, reply, body, (int)len);
 	if (s == NATS_OK)
-		s = natsMsgHeader_Set(nm, "Porch-Id", j->key);
-	if (s == NATS_OK)
-		s = natsMsgHeader_Set(nm, "Porch-Kind", "e");
-	if (s == NATS_OK)
 		natsConnection_PublishMsg(c->nc, nm);
 	natsMsg_Destroy(nm);
 }
@@ -564,12 +584,10 @@ in_job(struct conn *c, struct qitem *it)
 	j->port = -1;
 	j->seq = ++c->next_seq;
 	j->progress_at = ev_now(c->g->loop);
-	const char *id = NULL, *home = NULL, *dl = NULL;
-	natsMsgHeader_Get(msg, "Porch-Id", &id);
-	natsMsgHeader_Get(msg, "Porch-Home", &home);
+	const char *dl = NULL;
 	natsMsgHeader_Get(msg, "Porch-Deadline", &dl);
-	snprintf(j->key, sizeof j->key, "%s", id != NULL ? id : "0");
-	j->home = xstrdup(home != NULL ? home : "");
+	const char *p = natsMsg_GetData(msg), *end = p + natsMsg_GetDataLength(msg);
+	snprintf(j->key, sizeof j->key, "0");
 	jsMsgMetaData *md = NULL;
 	if (natsMsg_GetMetaData(&md, msg) == NATS_OK) {
 		j->delivered = md->NumDelivered;
@@ -584,23 +602,26 @@ in_job(struct conn *c, struct qitem *it)
 
 	porch_msg *m = porch_msg_new(st);
 	porch_msg_set_origin_data(m, j);
-	json_t *o = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, NULL);
-	if (o != NULL) {
-		const char *s = json_string_value(json_object_get(o, "s"));
-		if (s != NULL)
-			porch_msg_set_session(m, s, strlen(s));
-		json_t *t = json_object_get(o, "t");
-		if (json_is_string(t))
-			porch_msg_set_text(m, json_string_value(t), json_string_length(t));
-		meta_apply(m, json_object_get(o, "m"));
-		m->attempts = (unsigned)json_integer_value(json_object_get(o, "a"));
-		json_decref(o);
+	struct wfield f, k = { 0, NULL, 0 };
+	int rc;
+	while ((rc = wr_next(&p, end, &f)) == 1) {
+		switch (f.tag) {
+		case 'i': wf_str(&f, j->key, sizeof j->key); break;
+		case 'h': j->home = xstrndup(f.p, f.n); break;
+		case 's': porch_msg_set_session(m, f.p, f.n); break;
+		case 't': porch_msg_set_text(m, f.p, f.n); break;
+		case 'k': k = f; break;
+		case 'v': if (k.p != NULL) meta_set(m, &k, &f); break;
+		case 'a': m->attempts = (unsigned)wf_int(&f); break;
+		}
 	}
 	if (dl != NULL)
 		m->deadline = strtod(dl, NULL); /* loop time is the epoch's (ev_now) */
-	if (o == NULL) {
-		porch_fail(st, m, PORCH_ERR_BAD_REQUEST, "a message on %s is not porch's "
-		    "JSON", in->e->chan->subject);
+	if (rc < 0 || j->home == NULL) {
+		if (j->home == NULL)
+			j->home = xstrdup("");
+		porch_fail(st, m, PORCH_ERR_BAD_REQUEST, "a message on %s is not porch's",
+		    in->e->chan->subject);
 		return;
 	}
 	if (j->delivered > (uint64_t)in->e->chan->max_deliver) {
@@ -621,23 +642,23 @@ in_outcome(porch_stage *st, porch_msg *m, enum porch_outcome o)
 	struct job *j = porch_msg_origin_data(m);
 	if (j == NULL)
 		return;
-	json_t *e = json_object();
 	size_t len;
 	const char *text = porch_msg_text(m, &len);
-	json_object_set_new(e, "d", json_integer((json_int_t)j->delivered));
-	json_object_set_new(e, "p", json_integer(j->port));
-	json_object_set_new(e, "o", json_integer(o));
-	json_object_set_new(e, "e", json_integer(porch_msg_error(m)));
-	json_object_set_new(e, "et", json_string(porch_msg_error_text(m)));
-	json_object_set_new(e, "es", json_string(porch_msg_error_stage(m)));
-	json_object_set_new(e, "t", text_json(text, len));
-	json_object_set_new(e, "m", meta_json(m));
-	json_object_set_new(e, "s", json_integer(porch_msg_status(m)));
-	json_object_set_new(e, "ra", json_integer(porch_msg_retry_after(m)));
-	char *body = json_dumps(e, JSON_COMPACT);
-	json_decref(e);
-	send_end(in->c, j, body, strlen(body));
-	free(body);
+	struct wbuf b = { NULL, 0, 0 };
+	wb_str(&b, 'K', "e", 1);
+	wb_cstr(&b, 'i', j->key);
+	wb_int(&b, 'd', (long long)j->delivered);
+	wb_int(&b, 'p', j->port);
+	wb_int(&b, 'o', o);
+	wb_int(&b, 'e', porch_msg_error(m));
+	wb_cstr(&b, 'x', porch_msg_error_text(m));
+	wb_cstr(&b, 'g', porch_msg_error_stage(m));
+	wb_str(&b, 't', text, len);
+	wb_meta(&b, m);
+	wb_int(&b, 'S', porch_msg_status(m));
+	wb_int(&b, 'r', porch_msg_retry_after(m));
+	send_end(in->c, j, b.p, b.len);
+	free(b.p);
 	job_close(in->c, j, 1);
 }
 
@@ -664,18 +685,26 @@ fetch_main(void *arg)
 			break;
 		natsMsgList list = { NULL, 0 };
 		natsStatus s = natsSubscription_Fetch(&list, in->sub, n, 500, NULL);
-		if (s == NATS_OK) {
+		if (s == NATS_OK && list.Count > 0) {
 			pthread_mutex_lock(&in->mu);
 			in->credit -= list.Count;
 			pthread_mutex_unlock(&in->mu);
+			struct qitem *first = NULL, *last = NULL;
 			for (int i = 0; i < list.Count; i++) {
 				struct qitem *it = xcalloc(1, sizeof *it);
 				it->kind = Q_JOB;
 				it->msg = list.Msgs[i];
 				it->in = in;
 				list.Msgs[i] = NULL;
-				conn_push(in->c, it);
+				if (last)
+					last->next = it;
+				else
+					first = it;
+				last = it;
 			}
+			conn_push_list(in->c, first, last);
+			natsMsgList_Destroy(&list);
+		} else if (s == NATS_OK) {
 			natsMsgList_Destroy(&list);
 		} else if (s != NATS_TIMEOUT) {
 			/* the server is away: libnats reconnects meanwhile */
@@ -872,28 +901,20 @@ home_piece(porch_stage *st, porch_msg *m, const char *text, size_t len,
 	if (j == NULL)
 		return;
 	struct conn *c = j->in->c;
-	json_t *o = json_object();
-	json_object_set_new(o, "d", json_integer((json_int_t)j->delivered));
-	json_object_set_new(o, "i", json_integer(j->pieces++));
-	json_object_set_new(o, "t", text_json(text, len));
+	struct wbuf b = { NULL, 0, 0 };
+	wb_str(&b, 'K', "p", 1);
+	wb_cstr(&b, 'i', j->key);
+	wb_int(&b, 'd', (long long)j->delivered);
+	wb_int(&b, 'n', j->pieces++);
+	wb_str(&b, 't', text, len);
 	if (pc != NULL && pc->chunk)
-		json_object_set_new(o, "c", json_string(pc->chunk));
+		wb_cstr(&b, 'C', pc->chunk);
 	if (pc != NULL && pc->choice)
-		json_object_set_new(o, "h", json_string(pc->choice));
+		wb_cstr(&b, 'H', pc->choice);
 	if (pc != NULL && pc->delta)
-		json_object_set_new(o, "l", json_string(pc->delta));
-	char *body = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	natsMsg *nm = NULL;
-	natsStatus s = natsMsg_Create(&nm, j->home, NULL, body, (int)strlen(body));
-	free(body);
-	if (s == NATS_OK)
-		s = natsMsgHeader_Set(nm, "Porch-Id", j->key);
-	if (s == NATS_OK)
-		s = natsMsgHeader_Set(nm, "Porch-Kind", "p");
-	if (s == NATS_OK)
-		natsConnection_PublishMsg(c->nc, nm);
-	natsMsg_Destroy(nm);
+		wb_cstr(&b, 'L', pc->delta);
+	natsConnection_Publish(c->nc, j->home, b.p, (int)b.len);
+	free(b.p);
 }
 
 const struct porch_plugin nats_home_desc = {
@@ -963,11 +984,6 @@ nats_tick(struct conn *c)
 	for (struct pend *pd = c->pend_all, *next; pd != NULL; pd = next) {
 		next = pd->next_all;
 		porch_msg *m = pd->m;
-		if (pd->state == P_PUBLISHING && now - pd->published >= REPUBLISH_S) {
-			porch_stage_count(pd->px->st, "nats_republished", 1);
-			if (px_publish(pd->px, pd) != 0)
-				to_retry(pd->px, pd);
-		}
 		if (m->deadline == 0 || m->deadline + DEADLINE_GRACE_S > now)
 			continue;
 		porch_stage *st = pd->px->st;
