@@ -219,7 +219,7 @@ px_unblock(struct proxy *px)
 		return;
 	px->blocked = 0;
 	px->backoff = 0;
-	px->st->concurrency = STAGE_CONCURRENCY_MAX;
+	px->st->concurrency = (unsigned)px->e->chan->capacity;
 	graph_wake(px->st->g);
 }
 

@@ -416,6 +416,10 @@ node_select(struct cfg_pipeline *p, const struct node_opts *o, struct diag *d)
 		const struct plugin *pl = end_plugin(p, &nats_proxy_desc, ch->dst->plugin);
 		proxy[b] = add_end_stage(&st, &n_st, &cap_st, name, pl,
 		    end_new(ns, NATS_PROXY, fed[b], -1), ch->dst);
+		/* a sender holds no more than the stream does: beyond that its
+		 * channel fills and its overflow applies there, at once, not
+		 * when JetStream's refusals come back */
+		st[proxy[b]].concurrency = ch->capacity;
 	}
 	/* the channels, with new ends: by new index for now */
 	struct wire { size_t src, dst; };
