@@ -2,8 +2,9 @@
 # nats.sh -- a channel over NATS JetStream (porch.xml(5) NATS): one front
 # node (http -> [nats] -> reply) and two worker nodes pulling the same
 # durable consumer.  Both workers get a share, every answer comes back to
-# the front's HTTP client, streamed ones piece by piece, and the books
-# balance on every node.
+# the front's HTTP client, streamed ones piece by piece, also across a
+# reload (SIGHUP) of the front and of a worker, and the books balance on
+# every node.
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/nats-lib.sh"
 heavy
@@ -36,8 +37,21 @@ PORT=$(cat "$T/port")
 
 out=$(python3 "$top_srcdir/tests/nats-client.py" "$PORT" 600 24)
 expect_eq "600 answers" "$out" "sent 600 ok 600 shed 0 failed 0 wrong 0"
-out=$(python3 "$top_srcdir/tests/nats-client.py" "$PORT" 200 16 --stream --words 6)
-expect_eq "200 streamed answers" "$out" "sent 200 ok 200 shed 0 failed 0 wrong 0"
+# a reload of the front and of a worker in the middle of the streamed
+# ones: the new graphs connect and pull anew, the old ones finish theirs
+wait_for 20 test -s "$T/front.running" || fail "the front does not handle signals"
+wait_for 20 test -s "$T/w1.running" || fail "w1 does not handle signals"
+python3 "$top_srcdir/tests/nats-client.py" "$PORT" 200 16 --stream --words 6 > "$T/client" &
+client=$!
+progress() {
+	curl -s "127.0.0.1:$PORT/metrics" |
+	    awk '/^porch_requests_total\{.*completed/ { if ($2 >= 650) ok = 1 } END { exit !ok }'
+}
+wait_for 30 progress || fail "no progress before the reload"
+kill -HUP "$(cat "$T/front.pid")" "$(cat "$T/w1.pid")"
+wait "$client"
+expect_eq "200 streamed answers, across reloads" "$(cat "$T/client")" \
+    "sent 200 ok 200 shed 0 failed 0 wrong 0"
 
 # a streamed answer comes in pieces, as the model made them: one event a word
 n=$(curl -s -N 127.0.0.1:$PORT/v1/chat/completions -H 'Content-Type: application/json' \
@@ -59,4 +73,6 @@ w2=$(jget "$T/w2.json" 'stage(s, "infer")["in"]')
 expect_eq "w1: books balance" "$(balanced "$T/w1.json")" True
 expect_eq "w2: books balance" "$(balanced "$T/w2.json")" True
 expect_eq "front: no late answer" "$(jget "$T/front.json" 'event(s, "infer", "nats_late_answers")')" 0
+expect_eq "front: reloaded" "$(jget "$T/front.json" 's["reloads"]')" 1
+expect_eq "w1: reloaded" "$(jget "$T/w1.json" 's["reloads"]')" 1
 finish
