@@ -3,17 +3,20 @@
  * three built-in stages that are a NATS channel's ends (node.h).
  *
  * Threads.  libnats (Debian's 3.4.1 has no libev adapter) runs its own
- * threads: a reader per connection that calls subscription callbacks and
- * the JetStream publish-ack handler, and, here, one thread per receiving
- * end that pulls (natsSubscription_Fetch blocks).  None of them touches a
- * graph: each puts what it got on its connection's queue (a mutex-guarded
- * list, bounded by the receiving ends' credit and by the requests in
- * flight) and wakes the loop with ev_async; the loop does the rest.  The
- * loop itself only ever calls libnats functions that do not wait for the
- * server: publishes (copied into the connection's buffer, also while it is
- * reconnecting), acks and subscriptions' set-up at init.  Everything is per
- * graph, so each loop (thread shard, reload generation) has its own
- * connection, consumers and threads; nothing is global.
+ * threads: a reader per connection, the library's shared delivery thread
+ * that calls subscription callbacks and the JetStream publish error
+ * handler, and, here, one thread per receiving end that pulls
+ * (natsSubscription_Fetch blocks).  None of them touches a graph: each
+ * puts what it got on its connection's queue (a mutex-guarded list,
+ * bounded by the receiving ends' credit and by the requests in flight) and
+ * wakes the loop with ev_async; the loop does the rest.  Once running, the
+ * loop only calls libnats functions that do not wait for the server:
+ * publishes (copied into the connection's buffer, also while it is
+ * reconnecting) and acks.  At init (start, and a reload) it waits for the
+ * server to create the stream and the consumer (up to 5 s each).
+ * Everything of porch's is per graph, so each loop (thread shard, reload
+ * generation) has its own connection, consumers and threads; libnats's
+ * delivery thread is the library's, shared by the connections.
  */
 #ifndef PORCH_NATS_H
 #define PORCH_NATS_H

@@ -730,20 +730,33 @@ in_init(porch_stage *st)
 		porch_stage_error(st, "%s", err);
 		return -1;
 	}
+	/* the durable consumer, made or brought to the file's ack-wait and
+	 * capacity (a restart with other values), then pulled as it is */
+	jsConsumerConfig cc;
+	jsConsumerConfig_Init(&cc);
+	cc.Durable = e->chan->durable;
+	cc.AckPolicy = js_AckExplicit;
+	cc.AckWait = e->chan->ack_wait_ms * 1000000;
+	/* redelivery is bounded here (in_job), where the request can fail
+	 * typed; JetStream's own bound would leave it unanswered */
+	cc.MaxDeliver = -1;
+	cc.MaxAckPending = e->chan->capacity;
+	cc.DeliverPolicy = js_DeliverAll;
+	jsConsumerInfo *ci = NULL;
+	jsErrCode je = 0;
+	natsStatus s = js_AddConsumer(&ci, in->c->js, e->chan->stream, &cc, NULL, &je);
+	if (s != NATS_OK && je == JSConsumerNameExistErr) {
+		je = 0;
+		s = js_UpdateConsumer(&ci, in->c->js, e->chan->stream, &cc, NULL, &je);
+	}
+	jsConsumerInfo_Destroy(ci);
 	jsSubOptions so;
 	jsSubOptions_Init(&so);
 	so.Stream = e->chan->stream;
-	so.Config.Durable = e->chan->durable;
-	so.Config.AckPolicy = js_AckExplicit;
-	so.Config.AckWait = e->chan->ack_wait_ms * 1000000;
-	/* redelivery is bounded here (in_job), where the request can fail
-	 * typed; JetStream's own bound would leave it unanswered */
-	so.Config.MaxDeliver = -1;
-	so.Config.MaxAckPending = e->chan->capacity;
-	so.Config.DeliverPolicy = js_DeliverAll;
-	jsErrCode je = 0;
-	natsStatus s = js_PullSubscribe(&in->sub, in->c->js, e->chan->subject,
-	    e->chan->durable, NULL, &so, &je);
+	so.Consumer = e->chan->durable;
+	if (s == NATS_OK)
+		s = js_PullSubscribe(&in->sub, in->c->js, e->chan->subject,
+		    e->chan->durable, NULL, &so, &je);
 	if (s != NATS_OK) {
 		porch_stage_error(st, "cannot pull %s as the durable consumer %s of stream "
 		    "%s: %s (JetStream error %d)", e->chan->subject, e->chan->durable,

@@ -57,6 +57,12 @@ expect_eq "max-deliver: counted on w2" "$(jget "$T/w2.json" 'event(s, "infer/in"
 expect_eq "max-deliver: w2 did not work on them" "$(jget "$T/w2.json" 'stage(s, "infer")["in"]')" 0
 grep -q "transport.*delivered 2 times over NATS" "$T/front.err" && ok ||
     fail "the front did not say why: $(grep -i deliver "$T/front.err")"
+# the file changed (ack-wait, capacity): a worker starts on the consumer
+# and the stream that exist, and brings them to the file's values
+sed 's/ack-wait="1s"/ack-wait="2s"/; s/capacity="16"/capacity="32"/' "$T/md.xml" > "$T/md2.xml"
+node_start w4 worker "$T/md2.xml"
+wait_for 20 test -s "$T/w4.running" || fail "w4 did not start: $(cat "$T/w4.err")"
+node_stop w4
 
 # ---- a deadline of 1 s passes while the requests wait in the stream (no
 # worker node yet): the front ends them as expired, and the node that
