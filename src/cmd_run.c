@@ -28,6 +28,7 @@
 #include "notify.h"
 #include "run.h"
 #include "stats.h"
+#include "util.h"
 
 #define DEFAULT_DRAIN_MS 30000
 /* how often systemctl status's line is refreshed under systemd */
@@ -38,7 +39,7 @@ static const char run_usage[] =
     "                 [--stats-json PATH] [--drain-timeout DURATION]\n"
     "                 [--pid-file PATH] [--control HOST:PORT] [--log-format text|json]\n"
     "                 [--log-level error|warn|info|debug] [--node NAME]\n"
-    "                 [--nats-url URL] [--quiet] FILE\n"
+    "                 [--nats-url URL] [--nats-shard K] [--quiet] FILE\n"
     "\n"
     "Runs the pipeline until its sources end and every request has an outcome.\n"
     "SIGINT/SIGTERM drain (a second one exits at once); SIGUSR1 prints statistics;\n"
@@ -62,6 +63,8 @@ static const char run_usage[] =
     "                         with no node=); channels to others go over NATS\n"
     "      --nats-url URL     the NATS server of transport=\"nats\" channels\n"
     "                         (instead of the file's nats-url=)\n"
+    "      --nats-shard K     the shard of sessions this node takes from channels\n"
+    "                         over NATS with shards=\"N\" (0 to N-1)\n"
     "\n"
     "exit status: 0 ran to the end or drained, 1 runtime failure,\n"
     "2 invalid pipeline or usage, 128+N a second signal N.\n";
@@ -252,11 +255,12 @@ run_command(int argc, char **argv, int replay)
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "node", required_argument, NULL, 'N' },
 		{ "nats-url", required_argument, NULL, 'U' },
+		{ "nats-shard", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli_common common = { 0 };
-	struct node_opts nopts = { NULL, NULL };
+	struct node_opts nopts = { NULL, NULL, -1 };
 	const char *stats_path = NULL, *pid_path = NULL, *source = NULL, *control_spec = NULL;
 	const char *usage = replay ? replay_usage : run_usage, *cmd = replay ? "replay" : "run";
 	int quiet = 0, c, status = EXIT_OK;
@@ -312,6 +316,16 @@ run_command(int argc, char **argv, int replay)
 		case 'U':
 			nopts.nats_url = optarg;
 			break;
+		case 'K': {
+			int64_t k;
+			if (parse_int64(optarg, &k) != 0 || k < 0 || k > 1023) {
+				cli_error("%s: --nats-shard '%s' is not an integer from 0 to 1023",
+				    cmd, optarg);
+				return EXIT_INVALID;
+			}
+			nopts.shard = (int)k;
+			break;
+		}
 		case 'L':
 			if (log_parse_level(optarg, &log_level) != 0) {
 				cli_error("%s: --log-level '%s': expected error, warn, info or debug",

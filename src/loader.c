@@ -622,7 +622,7 @@ static const struct attr_rule channel_attrs[] = {
 	{ "from", 1, NULL }, { "to", 1, NULL }, { "capacity", 0, NULL },
 	{ "overflow", 0, NULL }, { "when", 0, NULL }, { "otherwise", 0, NULL },
 	{ "copy", 0, NULL }, { "transport", 0, NULL }, { "ack-wait", 0, NULL },
-	{ "max-deliver", 0, NULL }, { NULL, 0, NULL },
+	{ "max-deliver", 0, NULL }, { "shards", 0, NULL }, { NULL, 0, NULL },
 };
 static const struct attr_rule param_attrs[] = {
 	{ "name", 1, NULL }, { NULL, 0, NULL },
@@ -947,6 +947,8 @@ read_channel(xmlNodePtr n, struct walker *wk)
 	ch->ack_wait_at = attr_value_pos(d, n, "ack-wait");
 	ch->max_deliver = attr(n, "max-deliver");
 	ch->max_deliver_at = attr_value_pos(d, n, "max-deliver");
+	ch->shards = attr(n, "shards");
+	ch->shards_at = attr_value_pos(d, n, "shards");
 }
 
 static void
@@ -1298,6 +1300,7 @@ config_free(struct cfg_pipeline *p)
 		free(p->channels[i].transport);
 		free(p->channels[i].ack_wait);
 		free(p->channels[i].max_deliver);
+		free(p->channels[i].shards);
 		cond_free(p->channels[i].cond);
 	}
 	pool_cfg_free(p);

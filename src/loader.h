@@ -98,8 +98,8 @@ struct cfg_channel {
 	int copy;                 /* copy="true": a fan-out's channel */
 	struct cfg_pos copy_at;
 	/* transport="nats" and its tuning, as written; node.c judges them */
-	char *transport, *ack_wait, *max_deliver;
-	struct cfg_pos transport_at, ack_wait_at, max_deliver_at;
+	char *transport, *ack_wait, *max_deliver, *shards;
+	struct cfg_pos transport_at, ack_wait_at, max_deliver_at, shards_at;
 };
 
 struct cfg_pipeline {

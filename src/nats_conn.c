@@ -340,7 +340,10 @@ conn_stream(struct conn *c, const struct nats_chan *ch, char *err, size_t errlen
 {
 	jsStreamConfig sc;
 	jsStreamConfig_Init(&sc);
-	const char *subjects[1] = { ch->subject };
+	/* sharded: one subject per shard, subject.K, under one stream */
+	char all[600];
+	snprintf(all, sizeof all, "%s.*", ch->subject);
+	const char *subjects[1] = { ch->shards > 0 ? all : ch->subject };
 	sc.Name = ch->stream;
 	sc.Subjects = subjects;
 	sc.SubjectsLen = 1;

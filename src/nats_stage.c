@@ -191,8 +191,15 @@ px_publish(struct proxy *px, struct pend *pd)
 	wb_str(&b, 't', text, len);
 	wb_meta(&b, m);
 	wb_int(&b, 'a', porch_msg_attempts(m));
+	/* sharded: the session's shard, as porch_shard gives it to threads */
+	char subject[700];
+	const struct nats_chan *ch = px->e->chan;
+	if (ch->shards > 0)
+		snprintf(subject, sizeof subject, "%s.%lld", ch->subject, (long long)
+		    porch_shard(m->session != NULL ? m->session : "", m->session_len, ch->shards));
 	natsMsg *nm = NULL;
-	natsStatus s = natsMsg_Create(&nm, px->e->chan->subject, NULL, b.p, (int)b.len);
+	natsStatus s = natsMsg_Create(&nm, ch->shards > 0 ? subject : ch->subject, NULL,
+	    b.p, (int)b.len);
 	free(b.p);
 	char id[200], dl[64];
 	snprintf(id, sizeof id, "%s-%llu-%u", c->instance, (unsigned long long)pd->key,
@@ -732,9 +739,18 @@ in_init(porch_stage *st)
 	}
 	/* the durable consumer, made or brought to the file's ack-wait and
 	 * capacity (a restart with other values), then pulled as it is */
+	/* a shard: its own consumer, B-K, on its subject */
+	char durable[300], subject[700];
+	snprintf(durable, sizeof durable, "%s", e->chan->durable);
+	snprintf(subject, sizeof subject, "%s", e->chan->subject);
+	if (e->chan->shards > 0) {
+		snprintf(durable, sizeof durable, "%s-%d", e->chan->durable, e->shard);
+		snprintf(subject, sizeof subject, "%s.%d", e->chan->subject, e->shard);
+	}
 	jsConsumerConfig cc;
 	jsConsumerConfig_Init(&cc);
-	cc.Durable = e->chan->durable;
+	cc.Durable = durable;
+	cc.FilterSubject = subject;
 	cc.AckPolicy = js_AckExplicit;
 	cc.AckWait = e->chan->ack_wait_ms * 1000000;
 	/* redelivery is bounded here (in_job), where the request can fail
@@ -753,13 +769,12 @@ in_init(porch_stage *st)
 	jsSubOptions so;
 	jsSubOptions_Init(&so);
 	so.Stream = e->chan->stream;
-	so.Consumer = e->chan->durable;
+	so.Consumer = durable;
 	if (s == NATS_OK)
-		s = js_PullSubscribe(&in->sub, in->c->js, e->chan->subject,
-		    e->chan->durable, NULL, &so, &je);
+		s = js_PullSubscribe(&in->sub, in->c->js, subject, durable, NULL, &so, &je);
 	if (s != NATS_OK) {
 		porch_stage_error(st, "cannot pull %s as the durable consumer %s of stream "
-		    "%s: %s (JetStream error %d)", e->chan->subject, e->chan->durable,
+		    "%s: %s (JetStream error %d)", subject, durable,
 		    e->chan->stream, nats_GetLastError(NULL) ? nats_GetLastError(NULL) :
 		    natsStatus_GetText(s), (int)je);
 		conn_put(in->c);

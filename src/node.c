@@ -47,6 +47,9 @@ node_check(struct cfg_pipeline *p, struct diag *d)
 			if (ch->max_deliver != NULL)
 				diag_error(d, ch->max_deliver_at.line, ch->max_deliver_at.col,
 				    "max-deliver applies to a channel with transport=\"nats\" only");
+			if (ch->shards != NULL)
+				diag_error(d, ch->shards_at.line, ch->shards_at.col,
+				    "shards applies to a channel with transport=\"nats\" only");
 			if (ch->src != NULL && nats_input(p, ch->src) != NULL &&
 			    ch->dst != NULL && ch->dst->node != NULL && ch->src->node != NULL &&
 			    strcmp(ch->dst->node, ch->src->node) == 0)
@@ -66,6 +69,10 @@ node_check(struct cfg_pipeline *p, struct diag *d)
 		    md < 1 || md > 1000))
 			diag_error(d, ch->max_deliver_at.line, ch->max_deliver_at.col,
 			    "max-deliver='%s' is not an integer from 1 to 1000", ch->max_deliver);
+		if (ch->shards != NULL && (parse_int64(ch->shards, &md) != 0 ||
+		    md < 1 || md > 1024))
+			diag_error(d, ch->shards_at.line, ch->shards_at.col,
+			    "shards='%s' is not an integer from 1 to 1024", ch->shards);
 		if (ch->overflow == OVERFLOW_DROP_OLDEST)
 			diag_error(d, ch->at.line, ch->at.col, "channel %s -> %s: overflow "
 			    "drop-oldest is not available over NATS (the stream cannot tell "
@@ -162,6 +169,8 @@ chan_new(const struct cfg_pipeline *p, const struct cfg_channel *ch, const char 
 	c->max_deliver = 5;
 	if (ch->max_deliver != NULL && parse_int64(ch->max_deliver, &md) == 0)
 		c->max_deliver = (int)md;
+	if (ch->shards != NULL && parse_int64(ch->shards, &md) == 0)
+		c->shards = (unsigned)md;
 	return c;
 }
 
@@ -207,6 +216,7 @@ state_free(void *arg)
 		free(ch->transport);
 		free(ch->ack_wait);
 		free(ch->max_deliver);
+		free(ch->shards);
 		cond_free(ch->cond);
 	}
 	free(ns->dropped_channels);
@@ -270,6 +280,7 @@ end_new(struct node_state *ns, enum nats_role role, struct nats_chan *c, int por
 	e->role = role;
 	e->chan = c;
 	e->port = port;
+	e->shard = -1;
 	e->ns = ns;
 	ns->ends = xrealloc(ns->ends, (ns->n_ends + 1) * sizeof *ns->ends);
 	ns->ends[ns->n_ends++] = e;
@@ -436,8 +447,19 @@ node_select(struct cfg_pipeline *p, const struct node_opts *o, struct diag *d)
 		char name[600];
 		snprintf(name, sizeof name, "%s/in", p->stages[i].name);
 		const struct plugin *pl = end_plugin(p, &nats_in_desc, NULL);
-		size_t in = add_end_stage(&st, &n_st, &cap_st, name, pl,
-		    end_new(ns, NATS_IN, fed[i], -1), &p->stages[i]);
+		struct nats_end *ie = end_new(ns, NATS_IN, fed[i], -1);
+		if (fed[i]->shards > 0) {
+			const struct cfg_channel *inch = nats_input(p, &p->stages[i]);
+			if (o->shard < 0 || (unsigned)o->shard >= fed[i]->shards)
+				diag_error(d, inch->shards_at.line, inch->shards_at.col,
+				    "channel %s -> %s has shards=\"%u\": start each node of "
+				    "'%s' with --nats-shard K, K from 0 to %u (the sessions it "
+				    "keeps)%s", inch->from, inch->to, fed[i]->shards,
+				    inch->to, fed[i]->shards - 1, o->shard >= 0 ?
+				    "; --nats-shard is out of range" : "");
+			ie->shard = o->shard;
+		}
+		size_t in = add_end_stage(&st, &n_st, &cap_st, name, pl, ie, &p->stages[i]);
 		struct cfg_channel *c = chan_push(&chs, &n_ch, &cap_ch);
 		c->from = xstrdup(name);
 		c->port = xstrdup("out");

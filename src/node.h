@@ -25,6 +25,7 @@
 struct node_opts {
 	const char *node;      /* --node NAME, or NULL: every stage */
 	const char *nats_url;  /* --nats-url URL, or NULL: the file's nats-url= */
+	int shard;             /* --nats-shard K, or -1: none */
 };
 
 /* One channel over NATS, as both its ends see it (names of the JetStream
@@ -40,6 +41,7 @@ struct nats_chan {
 	enum overflow overflow;
 	int64_t ack_wait_ms;
 	int max_deliver;
+	unsigned shards;       /* shards="N": subject.K, K = porch_shard(session); 0: none */
 };
 
 /* A NATS end, as a stage of the rewritten configuration (cfg_stage.nats). */
@@ -53,6 +55,7 @@ struct nats_end {
 	enum nats_role role;
 	struct nats_chan *chan;
 	int port;              /* NATS_HOME: the receiving stage's port */
+	int shard;             /* NATS_IN of a sharded channel: the one it pulls */
 	struct node_state *ns; /* the configuration's, for the graphs' connections */
 };
 

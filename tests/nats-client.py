@@ -2,10 +2,11 @@
 """nats-client.py -- load for the NATS tests: N chat completions through an
 http source, C at a time, each with its own prompt; checks each answer.
 
-    nats-client.py PORT N C [--stream] [--words W] [--ids FILE]
+    nats-client.py PORT N C [--stream] [--words W] [--ids FILE] [--sessions S]
 
 Prints one line: "sent N ok K shed S failed F wrong W" and, with --ids,
-writes each answered request's X-Request-Id (one a line).  An answer is
+writes each answered request's X-Request-Id (one a line).  With --sessions,
+request i has the session "s<i mod S>" (X-Session-Id).  An answer is
 wrong when its text is not the prompt (the echo worker answers with the
 prompt), or when a streamed one's pieces do not add up to it.
 """
@@ -15,15 +16,17 @@ import sys
 import threading
 
 
-def one(port, i, stream, words):
+def one(port, i, stream, words, sessions):
     prompt = "r%d " % i + " ".join("w%d" % k for k in range(words))
     body = {"model": "echo", "messages": [{"role": "user", "content": prompt}]}
     if stream:
         body["stream"] = True
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
-        c.request("POST", "/v1/chat/completions", json.dumps(body),
-                  {"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if sessions:
+            headers["X-Session-Id"] = "s%d" % (i % sessions)
+        c.request("POST", "/v1/chat/completions", json.dumps(body), headers)
         r = c.getresponse()
         data = r.read().decode("utf-8", "replace")
         rid = r.getheader("X-Request-Id") or ""
@@ -63,6 +66,9 @@ def main():
     ids = None
     if "--words" in sys.argv:
         words = int(sys.argv[sys.argv.index("--words") + 1])
+    sessions = 0
+    if "--sessions" in sys.argv:
+        sessions = int(sys.argv[sys.argv.index("--sessions") + 1])
     if "--ids" in sys.argv:
         ids = sys.argv[sys.argv.index("--ids") + 1]
     counts = {"ok": 0, "shed": 0, "failed": 0, "wrong": 0}
@@ -78,7 +84,7 @@ def main():
                 nxt[0] += 1
             if i >= n:
                 return
-            kind, why, rid = one(port, i, stream, words)
+            kind, why, rid = one(port, i, stream, words, sessions)
             with lock:
                 counts[kind] += 1
                 if rid:
