@@ -13,7 +13,8 @@
  * loop only calls libnats functions that do not wait for the server:
  * publishes (copied into the connection's buffer, also while it is
  * reconnecting) and acks.  At init (start, and a reload) it waits for the
- * server to create the stream and the consumer (up to 5 s each).
+ * server to create the stream and the consumer (asking again for 15 s
+ * while it does not answer: nats_conn.h).
  * Everything of porch's is per graph, so each loop (thread shard, reload
  * generation) has its own connection, consumers and threads; libnats's
  * delivery thread is the library's, shared by the connections.

@@ -336,6 +336,18 @@ nats_conns_free(struct node_state *ns)
 }
 
 int
+conn_init_retry(natsStatus s, int64_t waited_ms)
+{
+	if ((s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS) || waited_ms >= INIT_RETRY_FOR_MS)
+		return 0;
+	if (waited_ms == 0)
+		log_warn("the NATS server does not answer JetStream requests yet (%s); "
+		    "trying again for %d s", natsStatus_GetText(s), INIT_RETRY_FOR_MS / 1000);
+	nats_Sleep(INIT_RETRY_MS);
+	return 1;
+}
+
+int
 conn_stream(struct conn *c, const struct nats_chan *ch, char *err, size_t errlen)
 {
 	jsStreamConfig sc;
@@ -354,13 +366,19 @@ conn_stream(struct conn *c, const struct nats_chan *ch, char *err, size_t errlen
 	sc.Duplicates = (int64_t)DEDUPE_WINDOW_S * 1000000000;
 	jsStreamInfo *si = NULL;
 	jsErrCode je = 0;
-	natsStatus s = js_AddStream(&si, c->js, &sc, NULL, &je);
-	if (s != NATS_OK && je == JSStreamNameExistErr) {
-		/* made by another node, or by an earlier run with other limits */
-		je = 0;
-		s = js_UpdateStream(&si, c->js, &sc, NULL, &je);
+	natsStatus s;
+	for (int64_t waited = 0;; waited += INIT_RETRY_MS) {
+		s = js_AddStream(&si, c->js, &sc, NULL, &je);
+		if (s != NATS_OK && je == JSStreamNameExistErr) {
+			/* made by another node, or by an earlier run with other limits */
+			je = 0;
+			s = js_UpdateStream(&si, c->js, &sc, NULL, &je);
+		}
+		jsStreamInfo_Destroy(si);
+		si = NULL;
+		if (!conn_init_retry(s, waited))
+			break;
 	}
-	jsStreamInfo_Destroy(si);
 	if (s != NATS_OK) {
 		snprintf(err, errlen, "cannot create the JetStream stream %s (subject %s) "
 		    "on %s: %s (JetStream error %d)", ch->stream, ch->subject, ch->url,

@@ -77,6 +77,12 @@ void conn_put(struct conn *c);
 void conn_push(struct conn *c, struct qitem *it);
 /* The same for a list linked by next, first to last, with one wake-up. */
 void conn_push_list(struct conn *c, struct qitem *first, struct qitem *last);
+/* At init, a server that does not answer JetStream requests (a timeout, no
+ * responders: starting, or overloaded) is asked again every INIT_RETRY_MS
+ * for INIT_RETRY_FOR_MS; conn_init_retry says whether to (and sleeps). */
+#define INIT_RETRY_MS     250
+#define INIT_RETRY_FOR_MS 15000
+int conn_init_retry(natsStatus s, int64_t waited_ms);
 /* Creates or updates a channel's stream (work queue, max-msgs capacity,
  * discard new, file storage).  Blocks up to the JetStream timeout: init only. */
 int conn_stream(struct conn *c, const struct nats_chan *ch, char *err, size_t errlen);

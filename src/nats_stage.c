@@ -760,12 +760,18 @@ in_init(porch_stage *st)
 	cc.DeliverPolicy = js_DeliverAll;
 	jsConsumerInfo *ci = NULL;
 	jsErrCode je = 0;
-	natsStatus s = js_AddConsumer(&ci, in->c->js, e->chan->stream, &cc, NULL, &je);
-	if (s != NATS_OK && je == JSConsumerNameExistErr) {
-		je = 0;
-		s = js_UpdateConsumer(&ci, in->c->js, e->chan->stream, &cc, NULL, &je);
+	natsStatus s;
+	for (int64_t waited = 0;; waited += INIT_RETRY_MS) {
+		s = js_AddConsumer(&ci, in->c->js, e->chan->stream, &cc, NULL, &je);
+		if (s != NATS_OK && je == JSConsumerNameExistErr) {
+			je = 0;
+			s = js_UpdateConsumer(&ci, in->c->js, e->chan->stream, &cc, NULL, &je);
+		}
+		jsConsumerInfo_Destroy(ci);
+		ci = NULL;
+		if (!conn_init_retry(s, waited))
+			break;
 	}
-	jsConsumerInfo_Destroy(ci);
 	jsSubOptions so;
 	jsSubOptions_Init(&so);
 	so.Stream = e->chan->stream;

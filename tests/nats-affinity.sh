@@ -36,6 +36,7 @@ node_start front front "$T/c.xml"
 node_start w0 worker --nats-shard 0 "$T/c.xml"
 node_start w1 worker --nats-shard 1 "$T/c.xml"
 wait_for 20 test -s "$T/port" || { fail "the front did not start: $(cat "$T/front.err")"; finish; }
+node_wait front
 out=$(python3 "$top_srcdir/tests/nats-client.py" "$(cat "$T/port")" 400 16 --sessions 40)
 expect_eq "400 answers of 40 sessions" "$out" "sent 400 ok 400 shed 0 failed 0 wrong 0"
 node_stop front

@@ -12,6 +12,7 @@ node_start front front --set ingress.listen=127.0.0.1:0 --set "ingress.port-file
 node_start w1 worker "$X"
 node_start w2 worker "$X"
 wait_for 20 test -s "$T/port" || { fail "the front did not start: $(cat "$T/front.err")"; finish; }
+node_wait front
 P=$(cat "$T/port")
 out=$(python3 "$top_srcdir/tests/nats-client.py" "$P" 300 16 --words 4)
 expect_eq "300 short prompts" "$out" "sent 300 ok 300 shed 0 failed 0 wrong 0"

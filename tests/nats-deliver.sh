@@ -35,6 +35,7 @@ pipeline md ' ack-wait="1s" max-deliver="1"' 30s
 node_start front front "$T/md.xml"
 node_start w1 worker --set model.delay-ms=60000 "$T/md.xml"
 wait_for 20 test -s "$T/md.port" || { fail "the front did not start: $(cat "$T/front.err")"; finish; }
+node_wait front
 python3 "$top_srcdir/tests/nats-client.py" "$(cat "$T/md.port")" 3 3 > "$T/client" &
 client=$!
 wait_for 20 test -s "$T/w1.running" || fail "w1 did not start: $(cat "$T/w1.err")"
@@ -70,6 +71,7 @@ node_stop w4
 pipeline dl '' 1s
 node_start front front "$T/dl.xml"
 wait_for 20 test -s "$T/dl.port" || { fail "the front did not start: $(cat "$T/front.err")"; finish; }
+node_wait front
 P=$(cat "$T/dl.port")
 python3 "$top_srcdir/tests/nats-client.py" "$P" 3 3 > "$T/client"
 expect_eq "deadline: client" "$(cat "$T/client")" "sent 3 ok 0 shed 0 failed 3 wrong 0"

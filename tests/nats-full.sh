@@ -34,7 +34,9 @@ pipeline rej reject
 node_start fa front --set "ingress.port-file=$T/a.port" "$T/rej.xml"
 node_start fb front --set "ingress.port-file=$T/b.port" "$T/rej.xml"
 wait_for 20 test -s "$T/a.port" || { fail "front a did not start: $(cat "$T/fa.err")"; finish; }
+node_wait fa
 wait_for 20 test -s "$T/b.port" || { fail "front b did not start: $(cat "$T/fb.err")"; finish; }
+node_wait fb
 python3 "$top_srcdir/tests/nats-client.py" "$(cat "$T/a.port")" 20 20 > "$T/client" &
 client=$!
 shed12() {
@@ -65,6 +67,7 @@ expect_eq "reject (stream full): books balance" "$(balanced "$T/fb.json")" True
 pipeline blk block
 node_start front front "$T/blk.xml"
 wait_for 20 test -s "$T/blk.port" || { fail "the front did not start: $(cat "$T/front.err")"; finish; }
+node_wait front
 P=$(cat "$T/blk.port")
 python3 "$top_srcdir/tests/nats-client.py" "$P" 40 40 > "$T/client" &
 client=$!

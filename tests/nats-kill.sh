@@ -28,6 +28,7 @@ node_start front front "$T/c.xml"
 node_start w1 worker "$T/c.xml"
 node_start w2 worker "$T/c.xml"
 wait_for 20 test -s "$T/port" || { fail "the front did not start: $(cat "$T/front.err")"; finish; }
+node_wait front
 PORT=$(cat "$T/port")
 
 python3 "$top_srcdir/tests/nats-client.py" "$PORT" 2000 48 > "$T/client" 2> "$T/client.err" &

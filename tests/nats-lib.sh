@@ -68,10 +68,19 @@ node_stop() {
 	done
 	kill -0 "$_p" 2> /dev/null && { fail "$1 did not exit in 30 s"; kill -9 "$_p"; }
 	wait "$_p"
-	expect_eq "$1: exit status" "$?" 0
+	_rc=$?
+	[ "$_rc" = 0 ] && ok || fail "$1: exit status $_rc: $(tail -n 5 "$T/$1.err")"
 	grep -q "Sanitizer\|runtime error" "$T/$1.err" &&
 	    fail "$1: $(grep -m3 -A5 "Sanitizer\|runtime error" "$T/$1.err")" || ok
 	rm -f "$T/$1.pid"
+}
+
+# node_wait NAME: until it runs (its graph made: connected, its streams and
+# consumers ready), or fail with what it said
+node_wait() {
+	wait_for 30 test -s "$T/$1.running" && return 0
+	fail "$1 is not running: $(tail -n 5 "$T/$1.err")"
+	finish
 }
 
 # jget FILE PYTHON-EXPRESSION: a value from a --stats-json file (s), e.g.

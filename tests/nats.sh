@@ -33,6 +33,7 @@ node_start front front "$T/c.xml"
 node_start w1 worker "$T/c.xml"
 node_start w2 worker "$T/c.xml"
 wait_for 20 test -s "$T/port" || { fail "the front did not start: $(cat "$T/front.err")"; finish; }
+node_wait front
 PORT=$(cat "$T/port")
 
 out=$(python3 "$top_srcdir/tests/nats-client.py" "$PORT" 600 24)
