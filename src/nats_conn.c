@@ -232,7 +232,7 @@ conn_get(struct node_state *ns, struct graph *g, const char *url, const char *no
 	snprintf(c->ackpfx, sizeof c->ackpfx, "%s.ack.%s", prefix, c->instance);
 	c->pend_mask = 4095;
 	c->pend = xcalloc(c->pend_mask + 1, sizeof *c->pend);
-	natsStatus s = connect_to(url, c->instance, 2000, 1, &c->nc, c);
+	natsStatus s = connect_to(url, c->instance, 5000, 1, &c->nc, c);
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.Wait = 5000;
