@@ -48,6 +48,9 @@
  * doubling up to RETRY_MAX seconds. */
 #define RETRY_MIN 0.02
 #define RETRY_MAX 0.5
+/* How many times a refusal for a full stream is tried again before a
+ * request is shed (overflow reject). */
+#define FULL_CONFIRM 2
 /* How many of a blocked sender's publishes the timer tries at once. */
 #define RETRY_PROBE 16
 /* How long after its deadline a request still waits for its answer (s). */
@@ -76,6 +79,7 @@ struct pend {
 	struct proxy *px;
 	enum pend_state state;
 	int counted_block;
+	int full_tries;              /* refusals (stream full) tried again */
 	unsigned pieces;             /* pieces passed on */
 	uint64_t piece_delivery;     /* the delivery they came from */
 };
@@ -301,6 +305,15 @@ px_puback(struct conn *c, struct qitem *it)
 	struct proxy *px = pd->px;
 	porch_stage *st = px->st;
 	struct channel *in = st->n_inputs > 0 ? st->inputs[0] : NULL;
+	if (it->errcode == JSStreamStoreFailedErr &&
+	    px->e->chan->overflow == OVERFLOW_REJECT && pd->full_tries < FULL_CONFIRM) {
+		/* the stream's count lags the acks of answers already home
+		 * (JetStream removes an acked message a moment later): a
+		 * refusal is shed only when it stands, tried again twice */
+		pd->full_tries++;
+		to_retry(px, pd);
+		return;
+	}
 	if (it->errcode == JSStreamStoreFailedErr &&
 	    px->e->chan->overflow == OVERFLOW_REJECT) {
 		/* the stream holds capacity messages: shed, as a full local
