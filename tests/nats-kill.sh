@@ -39,6 +39,13 @@ progress() {
 	    awk '/^porch_requests_total\{.*completed/ { if ($2 >= 300) ok = 1 } END { exit !ok }'
 }
 wait_for 60 progress || fail "no progress before the kill"
+node_wait w1
+busy() { # w1's statistics table (SIGUSR1): infer holds some
+	kill -USR1 "$(cat "$T/w1.pid")"
+	sleep 0.05
+	awk '$1 == "infer" && $2 == "inference" { h = $9 } END { exit !(h >= 4) }' "$T/w1.err"
+}
+wait_for 30 busy || fail "w1 never held requests: $(tail -n 5 "$T/w1.err")"
 kill -9 "$(cat "$T/w1.pid")"
 rm -f "$T/w1.pid"
 wait "$client"
