@@ -36,7 +36,8 @@ _porch_takes_arg()
 	case $3 in
 	--*=*) return 1 ;;
 	--plugin-path|--set|--stats-json|--drain-timeout|--pid-file|--log-format|\
-	--log-level|--source|--timeout|--control|--interval|--threads|-[Psjdpti]) return 0 ;;
+	--log-level|--source|--timeout|--control|--interval|--threads|--node|--nats-url|\
+	--nats-shard|-[Psjdpti]) return 0 ;;
 	--*) _porch_help "$1" "$2" --help | grep -q -- "$3 [A-Z]" ;;
 	*) return 1 ;;
 	esac

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "node.h"
 #include "loader.h"
 
 static const char check_usage[] =
@@ -59,6 +60,12 @@ cmd_check(int argc, char **argv)
 	    common.n_overrides, NULL, &d);
 		if (p == NULL) {
 			status = EXIT_INVALID;
+			continue;
+		}
+		node_check(p, &d);
+		if (d.errors > 0) {
+			status = EXIT_INVALID;
+			config_free(p);
 			continue;
 		}
 		printf("%s: ok\n", argv[i]);

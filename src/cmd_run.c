@@ -19,6 +19,8 @@
 #include <ev.h>
 
 #include "cli.h"
+#include "nats.h"
+#include "node.h"
 #include "loader.h"
 #include "graph.h"
 #include "control.h"
@@ -37,7 +39,8 @@ static const char run_usage[] =
     "usage: porch run [--plugin-path DIR] [--set NAME.PARAM=VALUE]\n"
     "                 [--stats-json PATH] [--drain-timeout DURATION]\n"
     "                 [--pid-file PATH] [--control HOST:PORT] [--log-format text|json]\n"
-    "                 [--log-level error|warn|info|debug] [--threads N|auto] [--quiet] FILE\n"
+    "                 [--log-level error|warn|info|debug] [--threads N|auto]\n"
+    "                 [--node NAME] [--nats-url URL] [--nats-shard K] [--quiet] FILE\n"
     "\n"
     "Runs the pipeline until its sources end and every request has an outcome.\n"
     "SIGINT/SIGTERM drain (a second one exits at once); SIGUSR1 prints statistics;\n"
@@ -59,6 +62,12 @@ static const char run_usage[] =
     "                         info (default) or debug\n"
     "      --threads N|auto   run N shards, a thread and a copy of the pipeline\n"
     "                         each (auto: one per CPU); overrides threads= in FILE\n"
+    "      --node NAME        run only the stages with node=\"NAME\" (and those\n"
+    "                         with no node=); channels to others go over NATS\n"
+    "      --nats-url URL     the NATS server of transport=\"nats\" channels\n"
+    "                         (instead of the file's nats-url=)\n"
+    "      --nats-shard K     the shard of sessions this node takes from channels\n"
+    "                         over NATS with shards=\"N\" (0 to N-1)\n"
     "\n"
     "exit status: 0 ran to the end or drained, 1 runtime failure,\n"
     "2 invalid pipeline or usage, 128+N a second signal N.\n";
@@ -248,10 +257,14 @@ run_command(int argc, char **argv, int replay)
 		{ "control", required_argument, NULL, 'C' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "threads", required_argument, NULL, 'T' },
+		{ "node", required_argument, NULL, 'N' },
+		{ "nats-url", required_argument, NULL, 'U' },
+		{ "nats-shard", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli_common common = { 0 };
+	struct node_opts nopts = { NULL, NULL, -1 };
 	const char *stats_path = NULL, *pid_path = NULL, *source = NULL, *control_spec = NULL;
 	const char *usage = replay ? replay_usage : run_usage, *cmd = replay ? "replay" : "run";
 	int quiet = 0, c, status = EXIT_OK;
@@ -302,6 +315,22 @@ run_command(int argc, char **argv, int replay)
 				return EXIT_INVALID;
 			}
 			break;
+		case 'N':
+			nopts.node = optarg;
+			break;
+		case 'U':
+			nopts.nats_url = optarg;
+			break;
+		case 'K': {
+			int64_t k;
+			if (parse_int64(optarg, &k) != 0 || k < 0 || k > 1023) {
+				cli_error("%s: --nats-shard '%s' is not an integer from 0 to 1023",
+				    cmd, optarg);
+				return EXIT_INVALID;
+			}
+			nopts.shard = (int)k;
+			break;
+		}
 		case 'L':
 			if (log_parse_level(optarg, &log_level) != 0) {
 				cli_error("%s: --log-level '%s': expected error, warn, info or debug",
@@ -354,6 +383,18 @@ run_command(int argc, char **argv, int replay)
 		cli_free(&common);
 		return EXIT_INVALID;
 	}
+	if (node_select(p, &nopts, &d) != 0) {
+		config_free(p);
+		cli_free(&common);
+		return EXIT_INVALID;
+	}
+	const char *nats_url = node_nats_url(p);
+	if (nats_url != NULL && nats_probe(nats_url, 3000, err, sizeof err) != 0) {
+		cli_error("%s: %s", file, err);
+		config_free(p);
+		cli_free(&common);
+		return EXIT_INVALID;
+	}
 	if (replay && open_dead_letters(argv[optind]) != 0) {
 		config_free(p);
 		cli_free(&common);
@@ -369,7 +410,7 @@ run_command(int argc, char **argv, int replay)
 	if (threads > 1) {
 		char spath[4200];
 		struct shards_opts so = { file, &common, drain_s, stats_path, pid_path, NULL,
-			control_spec, quiet, replay };
+			control_spec, quiet, replay, &nopts };
 		if (pid_path != NULL) {
 			run_status_path(pid_path, spath, sizeof spath);
 			so.status_path = spath;
@@ -414,6 +455,7 @@ run_command(int argc, char **argv, int replay)
 	ev_signal_init(&r.sighup_w, on_hup, SIGHUP);
 	r.file = file;
 	r.common = &common;
+	r.node = &nopts;
 	r.sigint_w.data = r.sigterm_w.data = r.sigusr1_w.data = r.sighup_w.data = &r;
 	ev_signal_start(r.loop, &r.sigint_w);
 	ev_signal_start(r.loop, &r.sigterm_w);

@@ -609,19 +609,21 @@ validate_schema(xmlDocPtr doc, const char *schema, struct diag *d)
 
 static const struct attr_rule pipeline_attrs[] = {
 	{ "name", 1, NULL }, { "version", 1, "add version=\"1\"" }, { "plugins", 0, NULL },
-	{ "max-inflight", 0, NULL }, { "threads", 0, NULL }, { NULL, 0, NULL },
+	{ "max-inflight", 0, NULL }, { "threads", 0, NULL }, { "nats-url", 0, NULL },
+	{ NULL, 0, NULL },
 };
 static const struct attr_rule worker_attrs[] = {
 	{ "name", 1, NULL }, { "plugin", 1, NULL }, { NULL, 0, NULL },
 };
 static const struct attr_rule stage_attrs[] = {
 	{ "name", 1, NULL }, { "plugin", 1, NULL }, { "worker", 0, NULL },
-	{ "concurrency", 0, NULL }, { NULL, 0, NULL },
+	{ "concurrency", 0, NULL }, { "node", 0, NULL }, { NULL, 0, NULL },
 };
 static const struct attr_rule channel_attrs[] = {
 	{ "from", 1, NULL }, { "to", 1, NULL }, { "capacity", 0, NULL },
 	{ "overflow", 0, NULL }, { "when", 0, NULL }, { "otherwise", 0, NULL },
-	{ "copy", 0, NULL }, { NULL, 0, NULL },
+	{ "copy", 0, NULL }, { "transport", 0, NULL }, { "ack-wait", 0, NULL },
+	{ "max-deliver", 0, NULL }, { "shards", 0, NULL }, { NULL, 0, NULL },
 };
 static const struct attr_rule param_attrs[] = {
 	{ "name", 1, NULL }, { NULL, 0, NULL },
@@ -938,6 +940,16 @@ read_channel(xmlNodePtr n, struct walker *wk)
 		free(ov);
 	}
 	read_route(n, ch, d);
+	/* transport="nats" and its tuning: read as text here, judged by
+	 * node.c, which alone knows the transport (porch check and run) */
+	ch->transport = attr(n, "transport");
+	ch->transport_at = attr_value_pos(d, n, "transport");
+	ch->ack_wait = attr(n, "ack-wait");
+	ch->ack_wait_at = attr_value_pos(d, n, "ack-wait");
+	ch->max_deliver = attr(n, "max-deliver");
+	ch->max_deliver_at = attr_value_pos(d, n, "max-deliver");
+	ch->shards = attr(n, "shards");
+	ch->shards_at = attr_value_pos(d, n, "shards");
 }
 
 static void
@@ -1004,6 +1016,8 @@ read_stage(xmlNodePtr n, struct walker *wk)
 	s->worker_at = attr_value_pos(d, n, "worker");
 	s->concurrency = concurrency;
 	s->params = params;
+	s->node = attr(n, "node");
+	s->node_at = attr_value_pos(d, n, "node");
 }
 
 /* An element the walk does not know: reported once, remembered as a gap. */
@@ -1089,6 +1103,8 @@ walk(xmlDocPtr doc, struct walker *wk)
 	}
 	free(version);
 	p->plugins = attr(root, "plugins");
+	p->nats_url = attr(root, "nats-url");
+	p->nats_url_at = attr_value_pos(d, root, "nats-url");
 	p->max_inflight = int_attr(root, "max-inflight", DEFAULT_MAX_INFLIGHT,
 	    1L << 30, d);
 	p->threads = threads_attr(root, d);
@@ -1268,6 +1284,7 @@ config_free(struct cfg_pipeline *p)
 		free(s->name);
 		free(s->plugin_name);
 		free(s->worker_name);
+		free(s->node);
 		free_params(&s->params);
 		params_free(s->parsed);
 	}
@@ -1282,6 +1299,10 @@ config_free(struct cfg_pipeline *p)
 		free(p->channels[i].from);
 		free(p->channels[i].port);
 		free(p->channels[i].to);
+		free(p->channels[i].transport);
+		free(p->channels[i].ack_wait);
+		free(p->channels[i].max_deliver);
+		free(p->channels[i].shards);
 		cond_free(p->channels[i].cond);
 	}
 	pool_cfg_free(p);
@@ -1293,6 +1314,9 @@ config_free(struct cfg_pipeline *p)
 	free(p->dir);
 	free(p->name);
 	free(p->plugins);
+	free(p->nats_url);
+	if (p->node_free != NULL)
+		p->node_free(p->node_data);
 	registry_free(&p->registry);
 	free(p);
 }

@@ -76,6 +76,9 @@ struct cfg_stage {
 	struct cfg_worker *worker;
 	struct cfg_pool *pool;          /* worker= names a <pool> */
 	porch_params *parsed;
+	char *node;                     /* node="NAME", or NULL: every node (node.c) */
+	struct cfg_pos node_at;
+	void *nats;                     /* node.c: a NATS end's state, or NULL */
 };
 
 struct cfg_channel {
@@ -94,6 +97,9 @@ struct cfg_channel {
 	int routed;               /* has when= or otherwise= (even a bad one) */
 	int copy;                 /* copy="true": a fan-out's channel */
 	struct cfg_pos copy_at;
+	/* transport="nats" and its tuning, as written; node.c judges them */
+	char *transport, *ack_wait, *max_deliver, *shards;
+	struct cfg_pos transport_at, ack_wait_at, max_deliver_at, shards_at;
 };
 
 struct cfg_pipeline {
@@ -113,6 +119,11 @@ struct cfg_pipeline {
 	size_t n_pools;
 	struct registry registry;
 	size_t *order;            /* stages in topological order (after check) */
+	char *nats_url;           /* nats-url="...", or NULL */
+	struct cfg_pos nats_url_at;
+	/* node.c: what --node made of the file, freed with it */
+	void *node_data;
+	void (*node_free)(void *node_data);
 };
 
 /* One --set STAGE.PARAM=VALUE (or WORKER.PARAM=VALUE). */

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "node.h"
 #include "run.h"
 
 void
@@ -178,6 +179,15 @@ run_reload(struct run *r)
 	}
 	free(detail);
 	char err[2048];
+	struct diag nd;
+	diag_init(&nd, r->file, stderr);
+	if (r->node != NULL && node_select(cfg, r->node, &nd) != 0) {
+		r->led->reload_failures++;
+		report(r, 0, "%s: its nodes or NATS channels are not valid (above); the "
+		    "running pipeline goes on unchanged", r->file);
+		config_free(cfg);
+		return;
+	}
 	uint64_t held;
 	if (run_swap(r, cfg, &held, err, sizeof err) != 0) {
 		r->led->reload_failures++;

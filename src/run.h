@@ -34,6 +34,7 @@ struct run {
 	ev_signal sigint_w, sigterm_w, sigusr1_w, sighup_w;
 	const char *file;
 	struct cli_common *common;
+	const struct node_opts *node; /* --node, --nats-url (node.h) */
 	const char *status_path;      /* PID-FILE.reload, or NULL */
 	uint64_t attempts;            /* reloads tried, numbering the status file */
 	int replay;                   /* porch replay: no reload */

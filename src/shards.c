@@ -28,6 +28,7 @@
 #include "control.h"
 #include "log.h"
 #include "notify.h"
+#include "node.h"
 #include "shards.h"
 #include "stats.h"
 #include "util.h"
@@ -319,6 +320,15 @@ on_main_hup(struct ev_loop *loop, ev_signal *w, int revents)
 		return;
 	}
 	free(detail);
+	struct diag nd;
+	diag_init(&nd, r->file, stderr);
+	if (r->node != NULL && node_select(cfg, r->node, &nd) != 0) {
+		p->reload_failures++;
+		run_report(r, 0, NULL, "%s: its nodes or NATS channels are not valid "
+		    "(above); the running pipeline goes on unchanged on every shard", r->file);
+		config_free(cfg);
+		return;
+	}
 	if (cfg->threads != (long)p->n && cfg->threads != 0)
 		log_warn("reload: %s has threads=\"%ld\"; the number of threads changes only "
 		    "on a restart (%u go on)", r->file, cfg->threads, p->n);
@@ -435,6 +445,7 @@ shards_run(struct cfg_pipeline *cfg, unsigned n, const struct shards_opts *o)
 	r->drain_s = o->drain_s;
 	r->status_path = o->status_path;
 	r->replay = o->replay;
+	r->node = o->node;
 	ev_async_init(&p->main_w, on_main_async);
 	p->main_w.data = &mr;
 	ev_async_start(p->main_loop, &p->main_w);

@@ -144,6 +144,7 @@ struct shards_opts {
 	double drain_s;
 	const char *stats_path, *pid_path, *status_path, *control_spec;
 	int quiet, replay;
+	const struct node_opts *node; /* --node, --nats-url: a reload selects again */
 };
 
 /* porch run with threads > 1: runs cfg (which it owns from here) on n

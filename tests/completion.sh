@@ -40,7 +40,7 @@ expect "commands: --v" "--version" --v
 # options, from each command's --help
 expect "run --log-" "--log-format --log-level" run --log-
 expect "run --p" "--pid-file --plugin-path" run --p
-expect "run options" "--control --drain-timeout --help --log-format --log-level --pid-file --plugin-path --quiet --set --stats-json --threads" run --
+expect "run options" "--control --drain-timeout --help --log-format --log-level --nats-shard --nats-url --node --pid-file --plugin-path --quiet --set --stats-json --threads" run --
 expect "replay --s" "--set --source --stats-json" replay --s
 expect "check options" "--help --plugin-path --set" check --
 expect "graph options" "--help --plugin-path --set" graph --

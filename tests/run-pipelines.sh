@@ -114,7 +114,8 @@ setbad 'pipeline.capacity=3' "$hello: error: --set pipeline.capacity: the pipeli
 # need more (a dead-letter file, a model server) have tests of their own
 for f in "$top_srcdir"/pipelines/*.xml; do
 	case "$(basename "$f")" in
-	dlq.xml|openai.xml|server.xml|gateway.xml|route.xml|balance.xml|grpc.xml) continue ;; # tests of their own
+	dlq.xml|openai.xml|server.xml|gateway.xml|route.xml|balance.xml|grpc.xml|cluster.xml)
+		continue ;; # tests of their own (cluster.xml: tests/nats-cluster.sh)
 	esac
 	echo "one two three" | "$PORCH" run -q --stats-json "$T/p.json" "$f" > /dev/null 2> "$T/err"
 	expect_eq "$(basename "$f"): exit status" "$?" 0
