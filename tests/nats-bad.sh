@@ -38,6 +38,14 @@ mk url ' transport="nats"' ' nats-url="nats://127.0.0.1:1"'
 expect_run "unreachable server (file)" "cannot reach the NATS server at nats://127.0.0.1:1" \
     --node worker "$T/url.xml"
 
+# threads above 1 on a node with channels over NATS: refused (one porch
+# per core instead), whether threads come from the file or the command line
+expect_run "threads and NATS" "threads above 1 (2) on a node with channels over NATS are not supported" \
+    --node front --nats-url nats://127.0.0.1:1 --threads 2 "$T/noserver.xml"
+mk thrfile ' transport="nats"' ' threads="3"'
+expect_run "threads= and NATS" "threads above 1 (3) on a node with channels over NATS are not supported" \
+    --node worker --nats-url nats://127.0.0.1:1 "$T/thrfile.xml"
+
 # what porch check judges without a server
 check_err() { # NAME WANT
 	"$PORCH" check "$T/$1.xml" > /dev/null 2> "$T/err"
