@@ -190,6 +190,15 @@ porch_stage_pipeline_unready(const porch_stage *st)
 	return NULL; /* no pools here: always ready */
 }
 
+unsigned
+porch_stage_shard(const porch_stage *st, unsigned *shards)
+{
+	(void)st;
+	if (shards != NULL)
+		*shards = 1; /* one loop: no threads here */
+	return 0;
+}
+
 void
 porch_log(const porch_stage *st, enum porch_log_level level, const porch_msg *m,
     const char *fmt, ...)
