@@ -135,6 +135,54 @@ run_free_generations(struct run *r)
 	ev_timer_stop(r->loop, &r->reap_w);
 }
 
+/*
+ * The file again, for a reload (run_reload, and shards.c's on the main
+ * thread): checked as porch check would; its errors are log lines, and
+ * *detail (malloc'd, or NULL) holds them for the status file, *errors
+ * their count.  lock, when not NULL, is held while plugins are loaded.
+ */
+struct cfg_pipeline *
+run_reload_load(struct run *r, pthread_mutex_t *lock, char **detail, int *errors)
+{
+	char *dtext = NULL;
+	size_t dlen = 0;
+	FILE *dout = open_memstream(&dtext, &dlen);
+	struct diag d;
+	diag_init(&d, r->file, dout != NULL ? dout : stderr);
+	struct cli_common *c = r->common;
+	if (lock != NULL)
+		pthread_mutex_lock(lock);
+	struct cfg_pipeline *cfg = config_load(r->file, config_schema_path(),
+	    c->plugin_dirs, c->n_plugin_dirs, c->overrides, c->n_overrides, NULL, &d);
+	if (lock != NULL)
+		pthread_mutex_unlock(lock);
+	*detail = NULL;
+	if (dout != NULL) {
+		fclose(dout);
+		if (dtext != NULL)
+			*detail = strdup(dtext);
+		for (char *line = dtext, *end; line != NULL && *line != '\0'; line = end) {
+			end = strchr(line, '\n');
+			if (end != NULL)
+				*end++ = '\0';
+			log_line(PORCH_LOG_ERROR, NULL, NULL, 0, NULL, "reload: %s", line);
+		}
+		free(dtext);
+	}
+	*errors = d.errors;
+	return cfg;
+}
+
+/* --node: this node's stages of a reloaded file (node.c); 0, or -1 after
+ * the errors went to stderr. */
+int
+run_reload_select(struct run *r, struct cfg_pipeline *cfg)
+{
+	struct diag nd;
+	diag_init(&nd, r->file, stderr);
+	return r->node != NULL && node_select(cfg, r->node, &nd) != 0 ? -1 : 0;
+}
+
 void
 run_reload(struct run *r)
 {
@@ -147,41 +195,19 @@ run_reload(struct run *r)
 		report(r, 0, "porch replay does not reload: %s goes on unchanged", r->file);
 		return;
 	}
-	/* the file's errors are log lines here: porch is running */
-	char *dtext = NULL;
-	size_t dlen = 0;
-	FILE *dout = open_memstream(&dtext, &dlen);
-	struct diag d;
-	diag_init(&d, r->file, dout != NULL ? dout : stderr);
-	struct cfg_pipeline *cfg = config_load(r->file, config_schema_path(),
-	    r->common->plugin_dirs, r->common->n_plugin_dirs, r->common->overrides,
-	    r->common->n_overrides, NULL, &d);
-	/* the same lines go to the status file, for porch reload to print */
 	char *detail = NULL;
-	if (dout != NULL) {
-		fclose(dout);
-		if (dtext != NULL)
-			detail = strdup(dtext);
-		for (char *line = dtext, *end; line != NULL && *line != '\0'; line = end) {
-			end = strchr(line, '\n');
-			if (end != NULL)
-				*end++ = '\0';
-			log_line(PORCH_LOG_ERROR, NULL, NULL, 0, NULL, "reload: %s", line);
-		}
-		free(dtext);
-	}
+	int errors = 0;
+	struct cfg_pipeline *cfg = run_reload_load(r, NULL, &detail, &errors);
 	if (cfg == NULL) {
 		r->led->reload_failures++;
 		report_detail(r, 0, detail, "%s is not valid (%d error%s above); the running "
-		    "pipeline goes on unchanged", r->file, d.errors, d.errors == 1 ? "" : "s");
+		    "pipeline goes on unchanged", r->file, errors, errors == 1 ? "" : "s");
 		free(detail);
 		return;
 	}
 	free(detail);
 	char err[2048];
-	struct diag nd;
-	diag_init(&nd, r->file, stderr);
-	if (r->node != NULL && node_select(cfg, r->node, &nd) != 0) {
+	if (run_reload_select(r, cfg) != 0) {
 		r->led->reload_failures++;
 		report(r, 0, "%s: its nodes or NATS channels are not valid (above); the "
 		    "running pipeline goes on unchanged", r->file);

@@ -7,6 +7,7 @@
 #define PORCH_RUN_H
 
 #include <ev.h>
+#include <pthread.h>
 
 #include "cli.h"
 #include "graph.h"
@@ -52,6 +53,10 @@ struct run {
 void run_finished(struct graph *g, void *arg);
 /* SIGHUP: the file again; swaps the graph when it is valid (reload.c). */
 void run_reload(struct run *r);
+/* A reload's two steps shared by one loop and shards (reload.c). */
+struct cfg_pipeline *run_reload_load(struct run *r, pthread_mutex_t *lock, char **detail,
+    int *errors);
+int run_reload_select(struct run *r, struct cfg_pipeline *cfg);
 /*
  * The swap of a reload: builds a graph of cfg beside r's, starts it, and
  * retires the old one, which finishes what it holds.  0 (cfg is r's now,

@@ -287,42 +287,20 @@ on_main_hup(struct ev_loop *loop, ev_signal *w, int revents)
 		return;
 	}
 	notify_reloading(r->file);
-	char *dtext = NULL;
-	size_t dlen = 0;
-	FILE *dout = open_memstream(&dtext, &dlen);
-	struct diag d;
-	diag_init(&d, r->file, dout != NULL ? dout : stderr);
-	struct cli_common *c = r->common;
-	pthread_mutex_lock(&p->lock);
-	struct cfg_pipeline *cfg = config_load(r->file, config_schema_path(),
-	    c->plugin_dirs, c->n_plugin_dirs, c->overrides, c->n_overrides, NULL, &d);
-	pthread_mutex_unlock(&p->lock);
 	char *detail = NULL;
-	if (dout != NULL) {
-		fclose(dout);
-		if (dtext != NULL)
-			detail = strdup(dtext);
-		for (char *line = dtext, *end; line != NULL && *line != '\0'; line = end) {
-			end = strchr(line, '\n');
-			if (end != NULL)
-				*end++ = '\0';
-			log_line(PORCH_LOG_ERROR, NULL, NULL, 0, NULL, "reload: %s", line);
-		}
-		free(dtext);
-	}
+	int errors = 0;
+	struct cfg_pipeline *cfg = run_reload_load(r, &p->lock, &detail, &errors);
 	if (cfg == NULL) {
 		p->reload_failures++;
 		run_report(r, 0, detail, "%s is not valid (%d error%s above); the running "
-		    "pipeline goes on unchanged on every shard", r->file, d.errors,
-		    d.errors == 1 ? "" : "s");
+		    "pipeline goes on unchanged on every shard", r->file, errors,
+		    errors == 1 ? "" : "s");
 		free(detail);
 		notify_ready("running: reload failed, the pipeline goes on unchanged");
 		return;
 	}
 	free(detail);
-	struct diag nd;
-	diag_init(&nd, r->file, stderr);
-	if (r->node != NULL && node_select(cfg, r->node, &nd) != 0) {
+	if (run_reload_select(r, cfg) != 0) {
 		p->reload_failures++;
 		run_report(r, 0, NULL, "%s: its nodes or NATS channels are not valid "
 		    "(above); the running pipeline goes on unchanged on every shard", r->file);
