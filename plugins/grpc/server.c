@@ -644,6 +644,18 @@ server_retire(struct gsrc *s)
 	grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
 }
 
+/* Stops taking calls, once: on_shutdown comes when the open ones ended. */
+static void
+shutdown_begin(struct gsrc *s)
+{
+	if (s->shutdown_started)
+		return;
+	s->shutdown_started = 1;
+	s->shutdown_tag.fn = on_shutdown;
+	s->shutdown_tag.owner = s;
+	grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+}
+
 void
 server_stop(struct gsrc *s)
 {
@@ -667,12 +679,7 @@ server_stop(struct gsrc *s)
 		/* answers already queued go out first */
 		drv_wait(s, no_sends_left, SHUTDOWN_GRACE);
 		s->stopping = 1;
-		if (!s->shutdown_started) {
-			s->shutdown_started = 1;
-			s->shutdown_tag.fn = on_shutdown;
-			s->shutdown_tag.owner = s;
-			grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
-		}
+		shutdown_begin(s);
 		grpc_server_cancel_all_calls(s->server);
 		drv_wait(s, is_shut_down, 3600);
 		grpc_server_destroy(s->server);
@@ -686,12 +693,7 @@ server_stop(struct gsrc *s)
 		/* answers already queued go out first */
 		wait_events(s, no_sends_left, SHUTDOWN_GRACE);
 		s->stopping = 1;
-		if (!s->shutdown_started) {
-			s->shutdown_started = 1;
-			s->shutdown_tag.fn = on_shutdown;
-			s->shutdown_tag.owner = s;
-			grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
-		}
+		shutdown_begin(s);
 		grpc_server_cancel_all_calls(s->server);
 		wait_events(s, is_shut_down, 3600);
 	}
