@@ -408,6 +408,42 @@ sift_down(struct bm25_hit *h, size_t n, size_t i)
 	}
 }
 
+/*
+ * The k best of the nt passages in touched, by their score in acc (which
+ * goes back to 0 for the next search), best first, into hits: a heap
+ * whose top is the worst of those kept.  Returns how many (at most k).
+ */
+static size_t
+top_k(const uint32_t *touched, size_t nt, float *acc, struct bm25_hit *hits, size_t k)
+{
+	size_t nh = 0;
+	for (size_t i = 0; i < nt; i++) {
+		uint32_t pid = touched[i];
+		struct bm25_hit c = { pid, acc[pid] };
+		acc[pid] = 0;
+		if (nh < k) {
+			/* sift up */
+			size_t j = nh++;
+			while (j > 0 && worse(c, hits[(j - 1) / 2])) {
+				hits[j] = hits[(j - 1) / 2];
+				j = (j - 1) / 2;
+			}
+			hits[j] = c;
+		} else if (worse(hits[0], c)) {
+			hits[0] = c;
+			sift_down(hits, nh, 0);
+		}
+	}
+	/* best first: take the worst off the top, filling from the back */
+	for (size_t m = nh; m > 1; m--) {
+		struct bm25_hit t = hits[0];
+		hits[0] = hits[m - 1];
+		hits[m - 1] = t;
+		sift_down(hits, m - 1, 0);
+	}
+	return nh;
+}
+
 size_t
 bm25_search(struct bm25 *ix, const char *q, size_t len, size_t k, struct bm25_hit *hits)
 {
@@ -439,34 +475,7 @@ bm25_search(struct bm25 *ix, const char *q, size_t len, size_t k, struct bm25_hi
 			acc[p->passage] += p->w;
 		}
 	}
-
-	/* keep the k best in a heap whose top is the worst of them */
-	size_t nh = 0;
-	for (size_t i = 0; i < nt; i++) {
-		uint32_t pid = ix->touched[i];
-		struct bm25_hit c = { pid, ix->acc[pid] };
-		ix->acc[pid] = 0;
-		if (nh < k) {
-			/* sift up */
-			size_t j = nh++;
-			while (j > 0 && worse(c, hits[(j - 1) / 2])) {
-				hits[j] = hits[(j - 1) / 2];
-				j = (j - 1) / 2;
-			}
-			hits[j] = c;
-		} else if (worse(hits[0], c)) {
-			hits[0] = c;
-			sift_down(hits, nh, 0);
-		}
-	}
-	/* best first: take the worst off the top, filling from the back */
-	for (size_t m = nh; m > 1; m--) {
-		struct bm25_hit t = hits[0];
-		hits[0] = hits[m - 1];
-		hits[m - 1] = t;
-		sift_down(hits, m - 1, 0);
-	}
-	return nh;
+	return top_k(ix->touched, nt, ix->acc, hits, k);
 }
 
 const char *
@@ -569,28 +578,5 @@ bm25_search_with(const struct bm25 *ix, struct bm25_scratch *sc, const char *q, 
 			sc->acc[p->passage] += p->w;
 		}
 	}
-	size_t nh = 0;
-	for (size_t i = 0; i < nt; i++) {
-		uint32_t pid = sc->touched[i];
-		struct bm25_hit c = { pid, sc->acc[pid] };
-		sc->acc[pid] = 0;
-		if (nh < k) {
-			size_t j = nh++;
-			while (j > 0 && worse(c, hits[(j - 1) / 2])) {
-				hits[j] = hits[(j - 1) / 2];
-				j = (j - 1) / 2;
-			}
-			hits[j] = c;
-		} else if (worse(hits[0], c)) {
-			hits[0] = c;
-			sift_down(hits, nh, 0);
-		}
-	}
-	for (size_t m = nh; m > 1; m--) {
-		struct bm25_hit t = hits[0];
-		hits[0] = hits[m - 1];
-		hits[m - 1] = t;
-		sift_down(hits, m - 1, 0);
-	}
-	return nh;
+	return top_k(sc->touched, nt, sc->acc, hits, k);
 }
