@@ -1,6 +1,7 @@
 /*
  * loader_int.h -- the pipeline reader's helpers shared by its files
- * (loader.c, loader_pool.c); not part of the library's interface.
+ * (loader.c, loader_xml.c, loader_pool.c, loader_set.c, loader_threads.c);
+ * not part of the library's interface.
  */
 #ifndef PORCH_LOADER_INT_H
 #define PORCH_LOADER_INT_H
@@ -18,10 +19,36 @@ struct attr_rule {
 	const char *hint;   /* added to "missing" messages, or NULL */
 };
 
+/*
+ * loader_xml.c: the file read and parsed, with positions.
+ *
+ * loader_read_file: the whole file, malloc'd, NUL-terminated, its length in
+ * *len; NULL with a message in err.  loader_parse: the document, or NULL
+ * after reporting why in d; each node's offset is recorded for the
+ * position functions below.  loader_validate: the schema's findings (the
+ * file's, or the built-in one when schema is NULL) reported in d.
+ */
+LOADER_HIDDEN char *loader_read_file(const char *file, size_t *len, char *err,
+    size_t errlen);
+LOADER_HIDDEN xmlDocPtr loader_parse(const char *buf, size_t len, const char *file,
+    struct diag *d);
+LOADER_HIDDEN void loader_validate(xmlDocPtr doc, const char *schema, struct diag *d);
+LOADER_HIDDEN int loader_is_space(int c);
+LOADER_HIDDEN int loader_is_blank(const xmlChar *s);
+
 /* The '<' of an element; the first character of an attribute's value. */
 LOADER_HIDDEN struct cfg_pos elem_pos(const struct diag *d, xmlNodePtr n);
 LOADER_HIDDEN struct cfg_pos attr_value_pos(const struct diag *d, xmlNodePtr n,
     const char *name);
+/* An attribute's name; the byte `decoded` bytes into its value (after
+ * references are replaced); a text node's first non-blank character. */
+LOADER_HIDDEN struct cfg_pos attr_name_pos(const struct diag *d, xmlNodePtr n,
+    const char *name);
+LOADER_HIDDEN struct cfg_pos attr_value_pos_at(const struct diag *d, xmlNodePtr n,
+    const char *name, size_t decoded);
+LOADER_HIDDEN struct cfg_pos text_pos(const struct diag *d, xmlNodePtr t);
+/* The start of a text node for messages, at most len - 1 bytes. */
+LOADER_HIDDEN void text_excerpt(xmlNodePtr t, char *buf, size_t len);
 /* An attribute's value (without a namespace), copied, or NULL. */
 LOADER_HIDDEN char *attr(xmlNodePtr n, const char *name);
 /* Reports unknown attributes (with a suggestion) and missing ones. */
