@@ -28,8 +28,9 @@
  * starts with K ("p" a piece, "e" the end) and i; a piece has d (its
  * delivery), n (its index), t and C, H, L (its chunk, choice and delta
  * extras); an end has d, p (the port B emitted it on, or -1), o
- * (outcome), e, x, g (error, its text, its stage), t, k/v, S (status) and
- * r (retry-after).
+ * (outcome), e, x, g (error, its text, its stage), t, k/v, S (status),
+ * r (retry-after) and, from a sender that dropped it from a full stream
+ * (drop-oldest, nats_evict.c), D.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@
 #include "log.h"
 #include "nats.h"
 #include "nats_conn.h"
+#include "nats_evict.h"
 #include "nats_wire.h"
 #include "util.h"
 
@@ -64,11 +66,13 @@ struct proxy {
 	ev_timer retry_w;
 	double backoff;
 	int blocked;                 /* the stream is full and overflow is block */
+	struct evictor *ev;          /* overflow drop-oldest: nats_evict.h */
 };
 
 /* P_PUBLISHING: with JetStream, no error heard (it is stored, or on its
- * way); P_RETRY: refused or lost, to be published again. */
-enum pend_state { P_PUBLISHING, P_RETRY };
+ * way); P_RETRY: refused or lost, to be published again; P_EVICT: refused
+ * by a full stream, waiting for its oldest to be dropped (drop-oldest). */
+enum pend_state { P_PUBLISHING, P_RETRY, P_EVICT };
 
 struct pend {
 	struct pend *next;           /* hash bucket */
@@ -305,11 +309,14 @@ px_puback(struct conn *c, struct qitem *it)
 	struct proxy *px = pd->px;
 	porch_stage *st = px->st;
 	struct channel *in = st->n_inputs > 0 ? st->inputs[0] : NULL;
+	enum overflow ov = px->e->chan->overflow;
 	if (it->errcode == JSStreamStoreFailedErr &&
-	    px->e->chan->overflow == OVERFLOW_REJECT && pd->full_tries < FULL_CONFIRM) {
+	    (ov == OVERFLOW_REJECT || (ov == OVERFLOW_DROP_OLDEST && px->ev != NULL)) &&
+	    pd->full_tries < FULL_CONFIRM) {
 		/* the stream's count lags the acks of answers already home
 		 * (JetStream removes an acked message a moment later): a
-		 * refusal is shed only when it stands, tried again twice */
+		 * refusal is shed (or makes room) only when it stands, tried
+		 * again twice */
 		pd->full_tries++;
 		to_retry(px, pd);
 		return;
@@ -327,6 +334,15 @@ px_puback(struct conn *c, struct qitem *it)
 		    px->e->chan->to, px->e->chan->stream, px->e->chan->capacity);
 		stage_release(st, m);
 		graph_finish(st->g, m, PORCH_SHED, st);
+		return;
+	}
+	if (it->errcode == JSStreamStoreFailedErr && ov == OVERFLOW_DROP_OLDEST &&
+	    px->ev != NULL) {
+		/* the oldest waiting message makes room (nats_evict.c), then
+		 * this one is published again (px_evicted) */
+		pd->full_tries = 0;
+		pd->state = P_EVICT;
+		evict_ask(px->ev, pd->key);
 		return;
 	}
 	if (it->errcode == JSStreamStoreFailedErr) {
@@ -407,7 +423,7 @@ px_end(struct conn *c, struct pend *pd, const char *p, const char *end)
 {
 	porch_msg *m = pd->m;
 	porch_stage *st = pd->px->st;
-	int port = -1, outcome = PORCH_FAILED, err = PORCH_ERR_NONE;
+	int port = -1, outcome = PORCH_FAILED, err = PORCH_ERR_NONE, dropped = 0;
 	char et[512] = "";
 	struct wfield f, k = { 0, NULL, 0 };
 	while (wr_next(&p, end, &f) == 1) {
@@ -421,12 +437,27 @@ px_end(struct conn *c, struct pend *pd, const char *p, const char *end)
 		case 'v': if (k.p != NULL) meta_set(m, &k, &f); break;
 		case 'S': m->status = (int)wf_int(&f); break;
 		case 'r': m->retry_after_ms = wf_int(&f); break;
+		case 'D': dropped = wf_int(&f) != 0; break;
 		}
 	}
 	struct proxy *px = pd->px;
 	pend_remove(c, pd);
 	if (px->blocked)
 		retry_some(px, 1); /* it left the stream: room for one */
+	if (dropped) {
+		/* a sender with drop-oldest dropped it from the full stream
+		 * (nats_evict.c): shed, as a local drop-oldest sheds the oldest
+		 * waiting, and counted the same, by the channel that sent it */
+		struct channel *in = st->n_inputs > 0 ? st->inputs[0] : NULL;
+		if (in != NULL)
+			in->s->refused_drop_oldest++;
+		porch_stage_count(st, "nats_dropped", 1);
+		msg_set_error(m, PORCH_ERR_FULL, "%s", et);
+		stage_release(st, m);
+		graph_finish(st->g, m, PORCH_SHED, st);
+		graph_wake(st->g);
+		return;
+	}
 	if (err != PORCH_ERR_NONE)
 		msg_set_error(m, (enum porch_error)err, "%s", et);
 	if (port >= 0 && port < st->n_ports) {
@@ -493,6 +524,14 @@ px_init(porch_stage *st)
 	}
 	ev_init(&px->retry_w, on_retry);
 	px->retry_w.data = px;
+	if (e->chan->overflow == OVERFLOW_DROP_OLDEST &&
+	    (px->ev = evict_new(px->c, e->chan)) == NULL) {
+		conn_put(px->c);
+		free(px);
+		porch_stage_error(st, "cannot start the drop-oldest thread of channel "
+		    "%s -> %s", e->chan->from, e->chan->to);
+		return -1;
+	}
 	porch_stage_set_data(st, px);
 	return 0;
 }
@@ -504,6 +543,7 @@ px_fini(porch_stage *st)
 	if (px == NULL)
 		return;
 	ev_timer_stop(st->g->loop, &px->retry_w);
+	evict_free(px->ev);
 	struct conn *c = px->c;
 	for (struct pend *pd = c->pend_all, *next; pd != NULL; pd = next) {
 		next = pd->next_all;
@@ -986,12 +1026,26 @@ static void
 republish_all(struct conn *c)
 {
 	for (struct pend *pd = c->pend_all; pd != NULL; pd = pd->next_all) {
-		if (pd->state == P_RETRY)
-			continue;
+		if (pd->state != P_PUBLISHING)
+			continue; /* to be tried again, or waiting for room */
 		porch_stage_count(pd->px->st, "nats_republished", 1);
 		if (px_publish(pd->px, pd) != 0)
 			to_retry(pd->px, pd);
 	}
+}
+
+/* The oldest waiting message was dropped (errcode 1) to make room for
+ * it->key's, which is published again; or none waits (all are being worked
+ * on) or the server did not answer: tried again later, and dropping is
+ * asked again if the stream still refuses it. */
+static void
+px_evicted(struct conn *c, struct qitem *it)
+{
+	struct pend *pd = pend_find(c, it->key);
+	if (pd == NULL || pd->state != P_EVICT)
+		return; /* ended meanwhile (its deadline, a cancel) */
+	if (it->errcode == 0 || px_publish(pd->px, pd) != 0)
+		to_retry(pd->px, pd);
 }
 
 void
@@ -1012,6 +1066,9 @@ nats_item(struct conn *c, struct qitem *it)
 		break;
 	case Q_PUBACK:
 		px_puback(c, it);
+		break;
+	case Q_EVICTED:
+		px_evicted(c, it);
 		break;
 	}
 }
