@@ -29,8 +29,9 @@
  * delivery), n (its index), t and C, H, L (its chunk, choice and delta
  * extras); an end has d, p (the port B emitted it on, or -1), o
  * (outcome), e, x, g (error, its text, its stage), t, k/v, S (status),
- * r (retry-after) and, from a sender that dropped it from a full stream
- * (drop-oldest, nats_evict.c), D.
+ * r (retry-after), N (how many pieces this delivery sent: nats_pieces.h)
+ * and, from a sender that dropped it from a full stream (drop-oldest,
+ * nats_evict.c), D.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -43,6 +44,7 @@
 #include "nats.h"
 #include "nats_conn.h"
 #include "nats_evict.h"
+#include "nats_pieces.h"
 #include "nats_wire.h"
 #include "util.h"
 
@@ -84,8 +86,7 @@ struct pend {
 	enum pend_state state;
 	int counted_block;
 	int full_tries;              /* refusals (stream full) tried again */
-	unsigned pieces;             /* pieces passed on */
-	uint64_t piece_delivery;     /* the delivery they came from */
+	struct pieces pieces;        /* of a streamed answer: nats_pieces.h */
 };
 
 struct in_end {
@@ -382,14 +383,12 @@ static void
 px_piece(struct pend *pd, const char *p, const char *end)
 {
 	struct wfield f;
-	uint64_t d = 0;
 	unsigned idx = 0;
 	const char *text = "";
 	size_t tlen = 0;
 	char *x[3] = { NULL, NULL, NULL };
 	while (wr_next(&p, end, &f) == 1) {
 		switch (f.tag) {
-		case 'd': d = (uint64_t)wf_int(&f); break;
 		case 'n': idx = (unsigned)wf_int(&f); break;
 		case 't': text = f.p; tlen = f.n; break;
 		case 'C': case 'H': case 'L':
@@ -397,19 +396,12 @@ px_piece(struct pend *pd, const char *p, const char *end)
 			break;
 		}
 	}
-	int take = 1;
-	if (pd->piece_delivery == 0)
-		pd->piece_delivery = d;
-	if (d != pd->piece_delivery) {
-		/* another node works on it again: its pieces go on from where
-		 * the first stopped (a model at temperature 0 repeats itself) */
-		if (idx < pd->pieces)
-			take = 0;
-		else
-			pd->piece_delivery = d;
-	}
-	if (take) {
-		pd->pieces = idx + 1;
+	/* a copy worked on again (another node, or published again after the
+	 * server was away) streams from its start: its pieces go on from
+	 * where the first stopped (a model at temperature 0 repeats itself);
+	 * after a hole (pieces lost on their way) none goes on: px_end mends
+	 * the stream or fails the request */
+	if (pieces_take(&pd->pieces, idx, text, tlen, x[0] || x[1] || x[2]) == PIECE_PASS) {
 		struct porch_piece pc = { x[0], x[1], x[2] };
 		porch_stream_piece(pd->px->st, pd->m, text, tlen,
 		    x[0] || x[1] || x[2] ? &pc : NULL);
@@ -424,6 +416,7 @@ px_end(struct conn *c, struct pend *pd, const char *p, const char *end)
 	porch_msg *m = pd->m;
 	porch_stage *st = pd->px->st;
 	int port = -1, outcome = PORCH_FAILED, err = PORCH_ERR_NONE, dropped = 0;
+	long long sent = -1;
 	char et[512] = "";
 	struct wfield f, k = { 0, NULL, 0 };
 	while (wr_next(&p, end, &f) == 1) {
@@ -438,12 +431,31 @@ px_end(struct conn *c, struct pend *pd, const char *p, const char *end)
 		case 'S': m->status = (int)wf_int(&f); break;
 		case 'r': m->retry_after_ms = wf_int(&f); break;
 		case 'D': dropped = wf_int(&f) != 0; break;
+		case 'N': sent = wf_int(&f); break;
 		}
 	}
 	struct proxy *px = pd->px;
+	struct pieces pcs = pd->pieces;
 	pend_remove(c, pd);
 	if (px->blocked)
 		retry_some(px, 1); /* it left the stream: room for one */
+	size_t tlen, rest;
+	const char *text = porch_msg_text(m, &tlen);
+	enum pieces_end pe = pieces_end(&pcs, text, tlen, sent, &rest);
+	if (!dropped && err == PORCH_ERR_NONE && pe == PIECES_REST) {
+		/* pieces were lost on their way; what went on is the answer's
+		 * beginning: the rest goes on whole */
+		porch_stage_count(st, "nats_pieces_mended", 1);
+		if (rest < tlen)
+			porch_stream_piece(st, m, text + rest, tlen - rest, NULL);
+	} else if (!dropped && err == PORCH_ERR_NONE && pe == PIECES_LOST) {
+		porch_stage_count(st, "nats_pieces_lost", 1);
+		porch_fail(st, m, PORCH_ERR_TRANSPORT, "pieces of the answer streamed by "
+		    "stage '%s' over NATS were lost on their way (the server was away): "
+		    "what was streamed is not the answer", st->name);
+		graph_wake(st->g);
+		return;
+	}
 	if (dropped) {
 		/* a sender with drop-oldest dropped it from the full stream
 		 * (nats_evict.c): shed, as a local drop-oldest sheds the oldest
@@ -717,6 +729,7 @@ in_outcome(porch_stage *st, porch_msg *m, enum porch_outcome o)
 	wb_meta(&b, m);
 	wb_int(&b, 'S', porch_msg_status(m));
 	wb_int(&b, 'r', porch_msg_retry_after(m));
+	wb_int(&b, 'N', (long long)j->pieces); /* the home node checks for holes */
 	send_end(in->c, j, b.p, b.len);
 	free(b.p);
 	job_close(in->c, j, 1);
