@@ -23,6 +23,7 @@ enum qkind {
 	Q_JOB,         /* a request pulled from a stream, for in */
 	Q_PUBACK,      /* JetStream refused a publish: key, st, errcode */
 	Q_RECONNECTED, /* the connection is back after the server was away */
+	Q_EVICTED,     /* drop-oldest: key, errcode 1 dropped one (nats_evict.h) */
 };
 
 struct qitem {

@@ -28,8 +28,10 @@
  * starts with K ("p" a piece, "e" the end) and i; a piece has d (its
  * delivery), n (its index), t and C, H, L (its chunk, choice and delta
  * extras); an end has d, p (the port B emitted it on, or -1), o
- * (outcome), e, x, g (error, its text, its stage), t, k/v, S (status) and
- * r (retry-after).
+ * (outcome), e, x, g (error, its text, its stage), t, k/v, S (status),
+ * r (retry-after), N (how many pieces this delivery sent: nats_pieces.h)
+ * and, from a sender that dropped it from a full stream (drop-oldest,
+ * nats_evict.c), D.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +43,8 @@
 #include "log.h"
 #include "nats.h"
 #include "nats_conn.h"
+#include "nats_evict.h"
+#include "nats_pieces.h"
 #include "nats_wire.h"
 #include "util.h"
 
@@ -64,11 +68,13 @@ struct proxy {
 	ev_timer retry_w;
 	double backoff;
 	int blocked;                 /* the stream is full and overflow is block */
+	struct evictor *ev;          /* overflow drop-oldest: nats_evict.h */
 };
 
 /* P_PUBLISHING: with JetStream, no error heard (it is stored, or on its
- * way); P_RETRY: refused or lost, to be published again. */
-enum pend_state { P_PUBLISHING, P_RETRY };
+ * way); P_RETRY: refused or lost, to be published again; P_EVICT: refused
+ * by a full stream, waiting for its oldest to be dropped (drop-oldest). */
+enum pend_state { P_PUBLISHING, P_RETRY, P_EVICT };
 
 struct pend {
 	struct pend *next;           /* hash bucket */
@@ -80,8 +86,7 @@ struct pend {
 	enum pend_state state;
 	int counted_block;
 	int full_tries;              /* refusals (stream full) tried again */
-	unsigned pieces;             /* pieces passed on */
-	uint64_t piece_delivery;     /* the delivery they came from */
+	struct pieces pieces;        /* of a streamed answer: nats_pieces.h */
 };
 
 struct in_end {
@@ -305,11 +310,14 @@ px_puback(struct conn *c, struct qitem *it)
 	struct proxy *px = pd->px;
 	porch_stage *st = px->st;
 	struct channel *in = st->n_inputs > 0 ? st->inputs[0] : NULL;
+	enum overflow ov = px->e->chan->overflow;
 	if (it->errcode == JSStreamStoreFailedErr &&
-	    px->e->chan->overflow == OVERFLOW_REJECT && pd->full_tries < FULL_CONFIRM) {
+	    (ov == OVERFLOW_REJECT || (ov == OVERFLOW_DROP_OLDEST && px->ev != NULL)) &&
+	    pd->full_tries < FULL_CONFIRM) {
 		/* the stream's count lags the acks of answers already home
 		 * (JetStream removes an acked message a moment later): a
-		 * refusal is shed only when it stands, tried again twice */
+		 * refusal is shed (or makes room) only when it stands, tried
+		 * again twice */
 		pd->full_tries++;
 		to_retry(px, pd);
 		return;
@@ -327,6 +335,15 @@ px_puback(struct conn *c, struct qitem *it)
 		    px->e->chan->to, px->e->chan->stream, px->e->chan->capacity);
 		stage_release(st, m);
 		graph_finish(st->g, m, PORCH_SHED, st);
+		return;
+	}
+	if (it->errcode == JSStreamStoreFailedErr && ov == OVERFLOW_DROP_OLDEST &&
+	    px->ev != NULL) {
+		/* the oldest waiting message makes room (nats_evict.c), then
+		 * this one is published again (px_evicted) */
+		pd->full_tries = 0;
+		pd->state = P_EVICT;
+		evict_ask(px->ev, pd->key);
 		return;
 	}
 	if (it->errcode == JSStreamStoreFailedErr) {
@@ -366,14 +383,12 @@ static void
 px_piece(struct pend *pd, const char *p, const char *end)
 {
 	struct wfield f;
-	uint64_t d = 0;
 	unsigned idx = 0;
 	const char *text = "";
 	size_t tlen = 0;
 	char *x[3] = { NULL, NULL, NULL };
 	while (wr_next(&p, end, &f) == 1) {
 		switch (f.tag) {
-		case 'd': d = (uint64_t)wf_int(&f); break;
 		case 'n': idx = (unsigned)wf_int(&f); break;
 		case 't': text = f.p; tlen = f.n; break;
 		case 'C': case 'H': case 'L':
@@ -381,19 +396,12 @@ px_piece(struct pend *pd, const char *p, const char *end)
 			break;
 		}
 	}
-	int take = 1;
-	if (pd->piece_delivery == 0)
-		pd->piece_delivery = d;
-	if (d != pd->piece_delivery) {
-		/* another node works on it again: its pieces go on from where
-		 * the first stopped (a model at temperature 0 repeats itself) */
-		if (idx < pd->pieces)
-			take = 0;
-		else
-			pd->piece_delivery = d;
-	}
-	if (take) {
-		pd->pieces = idx + 1;
+	/* a copy worked on again (another node, or published again after the
+	 * server was away) streams from its start: its pieces go on from
+	 * where the first stopped (a model at temperature 0 repeats itself);
+	 * after a hole (pieces lost on their way) none goes on: px_end mends
+	 * the stream or fails the request */
+	if (pieces_take(&pd->pieces, idx, text, tlen, x[0] || x[1] || x[2]) == PIECE_PASS) {
 		struct porch_piece pc = { x[0], x[1], x[2] };
 		porch_stream_piece(pd->px->st, pd->m, text, tlen,
 		    x[0] || x[1] || x[2] ? &pc : NULL);
@@ -407,7 +415,8 @@ px_end(struct conn *c, struct pend *pd, const char *p, const char *end)
 {
 	porch_msg *m = pd->m;
 	porch_stage *st = pd->px->st;
-	int port = -1, outcome = PORCH_FAILED, err = PORCH_ERR_NONE;
+	int port = -1, outcome = PORCH_FAILED, err = PORCH_ERR_NONE, dropped = 0;
+	long long sent = -1;
 	char et[512] = "";
 	struct wfield f, k = { 0, NULL, 0 };
 	while (wr_next(&p, end, &f) == 1) {
@@ -421,12 +430,46 @@ px_end(struct conn *c, struct pend *pd, const char *p, const char *end)
 		case 'v': if (k.p != NULL) meta_set(m, &k, &f); break;
 		case 'S': m->status = (int)wf_int(&f); break;
 		case 'r': m->retry_after_ms = wf_int(&f); break;
+		case 'D': dropped = wf_int(&f) != 0; break;
+		case 'N': sent = wf_int(&f); break;
 		}
 	}
 	struct proxy *px = pd->px;
+	struct pieces pcs = pd->pieces;
 	pend_remove(c, pd);
 	if (px->blocked)
 		retry_some(px, 1); /* it left the stream: room for one */
+	size_t tlen, rest;
+	const char *text = porch_msg_text(m, &tlen);
+	enum pieces_end pe = pieces_end(&pcs, text, tlen, sent, &rest);
+	if (!dropped && err == PORCH_ERR_NONE && pe == PIECES_REST) {
+		/* pieces were lost on their way; what went on is the answer's
+		 * beginning: the rest goes on whole */
+		porch_stage_count(st, "nats_pieces_mended", 1);
+		if (rest < tlen)
+			porch_stream_piece(st, m, text + rest, tlen - rest, NULL);
+	} else if (!dropped && err == PORCH_ERR_NONE && pe == PIECES_LOST) {
+		porch_stage_count(st, "nats_pieces_lost", 1);
+		porch_fail(st, m, PORCH_ERR_TRANSPORT, "pieces of the answer streamed by "
+		    "stage '%s' over NATS were lost on their way (the server was away): "
+		    "what was streamed is not the answer", st->name);
+		graph_wake(st->g);
+		return;
+	}
+	if (dropped) {
+		/* a sender with drop-oldest dropped it from the full stream
+		 * (nats_evict.c): shed, as a local drop-oldest sheds the oldest
+		 * waiting, and counted the same, by the channel that sent it */
+		struct channel *in = st->n_inputs > 0 ? st->inputs[0] : NULL;
+		if (in != NULL)
+			in->s->refused_drop_oldest++;
+		porch_stage_count(st, "nats_dropped", 1);
+		msg_set_error(m, PORCH_ERR_FULL, "%s", et);
+		stage_release(st, m);
+		graph_finish(st->g, m, PORCH_SHED, st);
+		graph_wake(st->g);
+		return;
+	}
 	if (err != PORCH_ERR_NONE)
 		msg_set_error(m, (enum porch_error)err, "%s", et);
 	if (port >= 0 && port < st->n_ports) {
@@ -493,6 +536,14 @@ px_init(porch_stage *st)
 	}
 	ev_init(&px->retry_w, on_retry);
 	px->retry_w.data = px;
+	if (e->chan->overflow == OVERFLOW_DROP_OLDEST &&
+	    (px->ev = evict_new(px->c, e->chan)) == NULL) {
+		conn_put(px->c);
+		free(px);
+		porch_stage_error(st, "cannot start the drop-oldest thread of channel "
+		    "%s -> %s", e->chan->from, e->chan->to);
+		return -1;
+	}
 	porch_stage_set_data(st, px);
 	return 0;
 }
@@ -504,6 +555,7 @@ px_fini(porch_stage *st)
 	if (px == NULL)
 		return;
 	ev_timer_stop(st->g->loop, &px->retry_w);
+	evict_free(px->ev);
 	struct conn *c = px->c;
 	for (struct pend *pd = c->pend_all, *next; pd != NULL; pd = next) {
 		next = pd->next_all;
@@ -677,6 +729,7 @@ in_outcome(porch_stage *st, porch_msg *m, enum porch_outcome o)
 	wb_meta(&b, m);
 	wb_int(&b, 'S', porch_msg_status(m));
 	wb_int(&b, 'r', porch_msg_retry_after(m));
+	wb_int(&b, 'N', (long long)j->pieces); /* the home node checks for holes */
 	send_end(in->c, j, b.p, b.len);
 	free(b.p);
 	job_close(in->c, j, 1);
@@ -986,12 +1039,26 @@ static void
 republish_all(struct conn *c)
 {
 	for (struct pend *pd = c->pend_all; pd != NULL; pd = pd->next_all) {
-		if (pd->state == P_RETRY)
-			continue;
+		if (pd->state != P_PUBLISHING)
+			continue; /* to be tried again, or waiting for room */
 		porch_stage_count(pd->px->st, "nats_republished", 1);
 		if (px_publish(pd->px, pd) != 0)
 			to_retry(pd->px, pd);
 	}
+}
+
+/* The oldest waiting message was dropped (errcode 1) to make room for
+ * it->key's, which is published again; or none waits (all are being worked
+ * on) or the server did not answer: tried again later, and dropping is
+ * asked again if the stream still refuses it. */
+static void
+px_evicted(struct conn *c, struct qitem *it)
+{
+	struct pend *pd = pend_find(c, it->key);
+	if (pd == NULL || pd->state != P_EVICT)
+		return; /* ended meanwhile (its deadline, a cancel) */
+	if (it->errcode == 0 || px_publish(pd->px, pd) != 0)
+		to_retry(pd->px, pd);
 }
 
 void
@@ -1012,6 +1079,9 @@ nats_item(struct conn *c, struct qitem *it)
 		break;
 	case Q_PUBACK:
 		px_puback(c, it);
+		break;
+	case Q_EVICTED:
+		px_evicted(c, it);
 		break;
 	}
 }

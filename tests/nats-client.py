@@ -3,12 +3,14 @@
 http source, C at a time, each with its own prompt; checks each answer.
 
     nats-client.py PORT N C [--stream] [--words W] [--ids FILE] [--sessions S]
+                   [--fails FILE]
 
 Prints one line: "sent N ok K shed S failed F wrong W" and, with --ids,
 writes each answered request's X-Request-Id (one a line).  With --sessions,
 request i has the session "s<i mod S>" (X-Session-Id).  An answer is
 wrong when its text is not the prompt (the echo worker answers with the
-prompt), or when a streamed one's pieces do not add up to it.
+prompt), or when a streamed one's pieces do not add up to it.  With
+--fails, writes why each failed and wrong one was (one a line).
 """
 import http.client
 import json
@@ -64,6 +66,10 @@ def main():
     stream = "--stream" in sys.argv
     words = 3
     ids = None
+    fails = None
+    if "--fails" in sys.argv:
+        fails = sys.argv[sys.argv.index("--fails") + 1]
+    why_all = []
     if "--words" in sys.argv:
         words = int(sys.argv[sys.argv.index("--words") + 1])
     sessions = 0
@@ -89,6 +95,8 @@ def main():
                 counts[kind] += 1
                 if rid:
                     seen.append(rid)
+                if kind in ("failed", "wrong"):
+                    why_all.append(kind + " " + why.replace("\n", " ")[:500])
                 if kind in ("failed", "wrong") and len(examples) < 5:
                     examples.append(why[:300])
 
@@ -97,6 +105,9 @@ def main():
         t.start()
     for t in ts:
         t.join()
+    if fails:
+        with open(fails, "w") as f:
+            f.write("".join(w + "\n" for w in why_all))
     if ids:
         with open(ids, "w") as f:
             f.write("\n".join(seen) + "\n")
