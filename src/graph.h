@@ -163,7 +163,7 @@ struct graph {
 	struct ledger *led;           /* the run's counters, shared across reloads */
 	size_t sources_left;
 	struct porch_msg *current;    /* being passed to process() now */
-	struct fan *fans;             /* requests waiting for copies (fanout.c) */
+	struct fan *fans;             /* every fan made, to free them (fanout.c) */
 	struct fan *free_fans;        /* their pool */
 	int woken, draining, aborted;
 	int retired;                  /* a reload replaced it (graph_retire) */
