@@ -172,11 +172,11 @@ decide(struct fan *f, int sync)
 	 * while it is in cache, rather than marked and met again later */
 	for (unsigned i = 0; i < f->k; i++) {
 		struct porch_msg *cp = f->copies[i];
-		if (cp == NULL || f->got[i] != NULL || cp->cancelled)
+		if (cp == NULL || f->got[i] != NULL)
 			continue;
 		struct channel *c = f->chans[i];
-		if (cp->holder == NULL && c != NULL && channel_depth(c) > 0 &&
-		    channel_head(c) == cp) {
+		if (!cp->cancelled && cp->holder == NULL && c != NULL &&
+		    channel_depth(c) > 0 && channel_head(c) == cp) {
 			(void)channel_pop(c);
 			if (st != NULL)
 				st->stats->discarded++;
@@ -184,7 +184,11 @@ decide(struct fan *f, int sync)
 			graph_wake(g); /* room in c: its producer may go on */
 			continue;
 		}
-		drop_copy(cp, "a join decided without this copy");
+		/* it may still be read (its holder may finish before it learns
+		 * of the cancel): its own bytes, as the request leaves or changes */
+		msg_unshare(cp);
+		if (!cp->cancelled)
+			drop_copy(cp, "a join decided without this copy");
 	}
 	if (m0 == NULL)
 		goto release;
@@ -227,6 +231,9 @@ decide(struct fan *f, int sync)
 		/* the texts in channel order; the metadata of the first of them */
 		struct porch_msg *lead = win;
 		size_t sep = f->opts.separator != NULL ? strlen(f->opts.separator) : 0;
+		for (unsigned i = 0; i < f->k; i++)
+			if (f->got[i] != NULL)
+				msg_unshare(f->got[i]); /* read as m0 changes */
 		porch_msg_set_text(m0, "", 0);
 		int n = 0;
 		for (unsigned i = 0; i < f->k; i++) {
@@ -368,6 +375,10 @@ fanout_request_ended(struct graph *g, struct porch_msg *m)
 	int was = f->decided;
 	f->decided = 1;
 	f->making = 1;
+	/* m goes back to the pool: the copies still about read their own */
+	for (unsigned i = 0; i < f->k; i++)
+		if (f->copies[i] != NULL)
+			msg_unshare(f->copies[i]);
 	if (!was)
 		fanout_cancel(f, "the request ended");
 	f->making = 0;

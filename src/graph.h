@@ -41,6 +41,8 @@ struct porch_msg {
 	unsigned char cancelled;     /* porch_msg_cancel: no longer wanted */
 	unsigned char traced;        /* its origin wants events about it */
 	unsigned char input_is_text; /* the input is its text still: not copied */
+	unsigned char shared;        /* MSG_SHARE_*: buffers that are not its own */
+	unsigned char view;          /* a copy from the copies' pool (msg_clone) */
 	/* second line */
 	struct msg_timing *timings;  /* n_stages slots: a path visits each once */
 	size_t n_timings;
@@ -79,6 +81,23 @@ struct porch_msg {
 	uint64_t pool_tried;         /* members tried, as a mask */
 	int pool_last;               /* the member of the last attempt; -1 none */
 	unsigned pool_fb;            /* fallback steps taken */
+};
+
+/*
+ * A copy (msg_clone) reads its request's buffers instead of copying them:
+ * the bits say which of its buffer fields point into another message's
+ * (the request's, which waits for its copies and changes nothing while
+ * any is read).  A copy makes its own the first time a stage changes it
+ * (copy on write, in msg.c), and fanout.c makes it its own before the
+ * request leaves or changes.  A buffer that is shared is never written,
+ * grown or freed through the copy.
+ */
+enum {
+	MSG_SHARE_TEXT = 1,
+	MSG_SHARE_SESSION = 2,
+	MSG_SHARE_META = 4,          /* meta, meta_size and meta_hash */
+	MSG_SHARE_INPUT = 8,
+	MSG_SHARE_ALL = 15
 };
 
 struct msg_timing {
@@ -154,6 +173,7 @@ struct graph {
 	struct channel *channels;
 	size_t n_channels;
 	struct porch_msg *free_msgs;
+	struct porch_msg *free_copies; /* the copies' pool: they own no buffers */
 	struct porch_msg *all_msgs;   /* every message made, pooled or not */
 	struct porch_msg *live;       /* in-flight requests, for aborts */
 	uint64_t next_id;             /* ids are next_id * id_step + id_base */
@@ -213,8 +233,11 @@ void stage_release(struct porch_stage *st, struct porch_msg *m);
 void msg_forget_locals(struct graph *g, struct porch_msg *m);
 /* msg.c: the source's text becomes the request's input */
 void msg_keep_input(struct porch_msg *m);
-/* msg.c: a copy of m for a fan-out (fanout.c) */
+/* msg.c: a copy of m for a fan-out (fanout.c): it reads m's buffers,
+ * which must not change or go while it does (see MSG_SHARE_TEXT) */
 struct porch_msg *msg_clone(struct graph *g, const struct porch_msg *m);
+/* msg.c: a copy's buffers become its own (a copy of the bytes) */
+void msg_unshare(struct porch_msg *m);
 /* msg.c: a and b exchange text, metadata, status and Retry-After */
 void msg_swap_answer(struct porch_msg *a, struct porch_msg *b);
 /* graph.c: how many requests st could emit now, finished or not (the room
