@@ -329,7 +329,7 @@ fanout_emit(struct graph *g, struct porch_stage *st, const struct route *r,
 	for (size_t i = 0; i < r->n; i++) {
 		struct porch_msg *cp = msg_clone(g, m);
 		cp->fan = f;
-		cp->copy = (int)i + 1;
+		cp->copy = (uint16_t)(i + 1); /* a port has far fewer channels */
 		f->copies[i] = cp;
 		f->chans[i] = r->chans[i];
 		f->live++;

@@ -128,8 +128,10 @@ graph_finish(struct graph *g, struct porch_msg *m, enum porch_outcome o,
 	g->led->totals.outcome[o]++;
 	if (where != NULL)
 		where->stats->outcome[o]++;
-	if (m->error != PORCH_ERR_NONE && m->error_stage == NULL)
+	if (m->error != PORCH_ERR_NONE && m->error_stage == NULL) {
+		msg_rare(m);
 		m->error_stage = where;
+	}
 	if (is_live(g, m)) {
 		live_unlink(g, m);
 		g->inflight--;
@@ -199,6 +201,7 @@ stage_release(struct porch_stage *st, struct porch_msg *m)
 static void
 outbox_append(struct porch_stage *st, struct porch_msg *m, struct channel *c)
 {
+	msg_rare(m);
 	m->pending = c;
 	m->next = NULL;
 	if (st->outbox_tail)
@@ -446,6 +449,7 @@ porch_fail(porch_stage *st, porch_msg *m, enum porch_error why, const char *fmt,
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
 	msg_set_error(m, why == PORCH_ERR_NONE ? PORCH_ERR_INTERNAL : why, "%s", text);
+	msg_rare(m);
 	m->error_stage = st;
 	if (!is_live(g, m) && m->holder != st)
 		accept(g, m);
@@ -579,6 +583,7 @@ run_stage(struct graph *g, struct porch_stage *st)
 		    m->deadline < ev_now(g->loop)) {
 			msg_set_error(m, PORCH_ERR_DEADLINE, "the deadline passed before stage "
 			    "'%s' took the request", st->name);
+			msg_rare(m);
 			m->error_stage = st;
 			/* like the stage's own failures, so a dead-letter sink sees
 			 * every request that ended */

@@ -115,30 +115,35 @@ msg_release(struct graph *g, struct porch_msg *m)
 		}
 		m->session_len = 0;
 		m->input_len = 0;
+		m->n_timings = 0; /* a copy's are not recorded */
 	}
 	/* the buffers are not written: the lengths say they are empty, and
 	 * a message released is cold, so each write would be a cache miss */
-	m->error_len = 0;
 	m->error = PORCH_ERR_NONE;
 	m->origin = NULL;
 	m->holder = NULL;
-	m->pending = NULL;
-	m->origin_data = NULL;
 	m->deadline = 0;
-	m->attempts = 0;
-	m->error_stage = NULL;
 	m->cancelled = 0;
 	m->traced = 0;
-	m->status = 0;
-	m->retry_after_ms = 0;
 	m->input_is_text = 0;
-	m->n_timings = 0;
 	m->fan = NULL;
 	m->copy = 0;
-	m->pool_at = NULL;
-	m->pool_tried = 0;
-	m->pool_last = -1;
-	m->pool_fb = 0;
+	if (m->rare) {
+		/* the fields past the first lines, only when one was set: a
+		 * message is cold when released, and each line is a miss */
+		m->pending = NULL;
+		m->origin_data = NULL;
+		m->attempts = 0;
+		m->error_stage = NULL;
+		m->status = 0;
+		m->retry_after_ms = 0;
+		m->error_len = 0;
+		m->pool_at = NULL;
+		m->pool_tried = 0;
+		m->pool_last = -1;
+		m->pool_fb = 0;
+		m->rare = 0;
+	}
 	if (m->n_local > 0) {
 		memset(m->local, 0, g->n_stages * sizeof *m->local);
 		m->n_local = 0;
@@ -200,6 +205,7 @@ msg_set_error(struct porch_msg *m, enum porch_error e, const char *fmt, ...)
 	vsnprintf(tmp, sizeof tmp, fmt, ap);
 	va_end(ap);
 	size_t len = strlen(tmp);
+	msg_rare(m);
 	reserve(&m->error_text, &m->error_cap, len + 1);
 	memcpy(m->error_text, tmp, len + 1);
 	m->error_len = len;
@@ -476,6 +482,7 @@ porch_msg_attempts(const porch_msg *m)
 void
 porch_msg_add_attempt(porch_msg *m)
 {
+	msg_rare(m);
 	m->attempts++;
 }
 
@@ -500,6 +507,7 @@ porch_msg_origin_data(const porch_msg *m)
 void
 porch_msg_set_origin_data(porch_msg *m, void *data)
 {
+	msg_rare(m);
 	m->origin_data = data;
 }
 
@@ -652,15 +660,17 @@ msg_clone(struct graph *g, const struct porch_msg *m)
 	c->text_len = m->text_len;
 	c->session = m->session;
 	c->session_len = m->session_len;
-	c->meta = m->meta;
-	c->meta_size = m->meta_size;
-	c->meta_hash = m->meta_hash;
 	c->n_meta = m->n_meta;
 	c->meta_bloom = m->meta_bloom;
+	if (m->n_meta > 0) {
+		/* without pairs these are not read: a line not touched */
+		c->meta = m->meta;
+		c->meta_size = m->meta_size;
+		c->meta_hash = m->meta_hash;
+	}
 	c->shared = MSG_SHARE_ALL;
 	if (m->input_is_text) {
 		c->input_is_text = 1; /* the copy's text is the same bytes */
-		c->input_len = m->text_len;
 	} else {
 		c->input = m->input;
 		c->input_len = m->input_len;
@@ -725,7 +735,12 @@ msg_swap_answer(struct porch_msg *a, struct porch_msg *b)
 		SWAP(meta_bloom);
 		SWAP(meta_slots);
 	}
-	SWAP(status);
-	SWAP(retry_after_ms);
+	if (a->rare || b->rare) {
+		/* both zero otherwise: their line is not touched */
+		msg_rare(a);
+		msg_rare(b);
+		SWAP(status);
+		SWAP(retry_after_ms);
+	}
 #undef SWAP
 }

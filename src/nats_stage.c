@@ -419,8 +419,8 @@ px_end(struct conn *c, struct pend *pd, const char *p, const char *end)
 		case 't': porch_msg_set_text(m, f.p, f.n); break;
 		case 'k': k = f; break;
 		case 'v': if (k.p != NULL) meta_set(m, &k, &f); break;
-		case 'S': m->status = (int)wf_int(&f); break;
-		case 'r': m->retry_after_ms = wf_int(&f); break;
+		case 'S': msg_rare(m); m->status = (int)wf_int(&f); break;
+		case 'r': msg_rare(m); m->retry_after_ms = wf_int(&f); break;
 		}
 	}
 	struct proxy *px = pd->px;
@@ -632,7 +632,7 @@ in_job(struct conn *c, struct qitem *it)
 		case 't': porch_msg_set_text(m, f.p, f.n); break;
 		case 'k': k = f; break;
 		case 'v': if (k.p != NULL) meta_set(m, &k, &f); break;
-		case 'a': m->attempts = (unsigned)wf_int(&f); break;
+		case 'a': msg_rare(m); m->attempts = (unsigned)wf_int(&f); break;
 		}
 	}
 	if (dl != NULL)
