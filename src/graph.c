@@ -593,7 +593,8 @@ run_stage(struct graph *g, struct porch_stage *st)
 		st->stats->in++;
 		m->holder = st;
 		m->enter_ns = t0;
-		m->enter_now = ev_now(g->loop);
+		if (!m->copy) /* for its timings, which a copy has not */
+			m->enter_now = ev_now(g->loop);
 		st->held++;
 		if (m->traced)
 			trace(m, PORCH_EVENT_ENTER, st->name, "");

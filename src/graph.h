@@ -36,7 +36,7 @@ struct porch_msg {
 	struct fan *fan;             /* a request waiting for its copies, or a copy's */
 	double deadline;             /* loop time; 0: none */
 	uint64_t enter_ns;           /* when its holder received it */
-	double enter_now;            /* loop time its holder received it */
+	uint64_t id;                 /* read at every hop (the callback's record) */
 	enum porch_error error;
 	uint32_t n_local;            /* how many locals are set */
 	uint16_t copy;               /* a copy: 1 + its index; 0: a request */
@@ -47,7 +47,6 @@ struct porch_msg {
 	unsigned char view;          /* a copy from the copies' pool (msg_clone) */
 	unsigned char rare;          /* a field of the last two lines was set (msg_rare) */
 	/* second line */
-	uint64_t id;
 	struct porch_stage *origin;
 	char *text;
 	size_t text_len;
@@ -55,13 +54,14 @@ struct porch_msg {
 	size_t session_len;
 	size_t n_meta;               /* in pairs */
 	uint64_t meta_bloom;         /* two bits a key (meta_bit): most lookups miss */
-	/* third line: metadata, timings */
 	char **meta;                 /* key, value, key, value ... */
+	/* third line: metadata, timings (a copy's are not recorded) */
 	/* the strings' buffers are kept for the next request (msg.c): */
 	size_t *meta_size;           /* each string's buffer, in bytes (2 a pair) */
 	uint32_t *meta_hash;         /* each key's hash, so a lookup compares few */
 	struct msg_timing *timings;  /* n_stages slots: a path visits each once */
 	size_t n_timings;
+	double enter_now;            /* loop time its holder received it (not a copy) */
 	size_t text_cap;
 	size_t session_cap;
 	size_t meta_cap;             /* in pairs */

@@ -120,7 +120,8 @@ msg_release(struct graph *g, struct porch_msg *m)
 	/* the buffers are not written: the lengths say they are empty, and
 	 * a message released is cold, so each write would be a cache miss */
 	m->error = PORCH_ERR_NONE;
-	m->origin = NULL;
+	if (!m->view)
+		m->origin = NULL; /* a copy's is set when it is made */
 	m->holder = NULL;
 	m->deadline = 0;
 	m->cancelled = 0;
