@@ -184,9 +184,13 @@ decide(struct fan *f, int sync)
 			graph_wake(g); /* room in c: its producer may go on */
 			continue;
 		}
-		/* it may still be read (its holder may finish before it learns
-		 * of the cancel): its own bytes, as the request leaves or changes */
-		msg_unshare(cp);
+		/* one a stage holds may still be read (its holder may finish it
+		 * before it learns of the cancel): its own bytes first, as the
+		 * request leaves or changes (and before the cancel, which may
+		 * end it); one that waits in a channel or an outbox, cancelled,
+		 * is dropped unread where it is taken (run_stage) */
+		if (cp->holder != NULL || (cp->cancelled && cp->error != PORCH_ERR_CANCELLED))
+			msg_unshare(cp);
 		if (!cp->cancelled)
 			drop_copy(cp, "a join decided without this copy");
 	}
