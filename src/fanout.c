@@ -170,6 +170,11 @@ decide(struct fan *f, int sync)
 	 * at the head of the channel it was sent into (the usual case when
 	 * the copies go straight to the join) is taken out and let go now,
 	 * while it is in cache, rather than marked and met again later */
+	/* the others are cold: their lines are fetched together, not one
+	 * after the other as the loop below comes to each */
+	for (unsigned i = 0; i < f->k; i++)
+		if (f->copies[i] != NULL && f->got[i] == NULL)
+			__builtin_prefetch(f->copies[i], 1);
 	for (unsigned i = 0; i < f->k; i++) {
 		struct porch_msg *cp = f->copies[i];
 		if (cp == NULL || f->got[i] != NULL)

@@ -484,8 +484,13 @@ next_input(struct porch_stage *st)
 		if (st->n_inputs > 1)
 			st->next_input = (st->next_input + 1) % st->n_inputs;
 		struct porch_msg *m = channel_pop(c);
-		if (m != NULL)
+		if (m != NULL) {
+			/* the next one in c is cold (a channel holds hundreds):
+			 * its first line is fetched while this one is worked on */
+			if (c->head != c->tail)
+				__builtin_prefetch(channel_head(c), 1);
 			return m;
+		}
 	}
 	return NULL;
 }
