@@ -62,6 +62,7 @@ static porch_call *
 refuse(porch_stage *st, porch_msg *m, int aside, porch_end_fn *on_end, void *ctx,
     enum porch_error err, const char *why)
 {
+	msg_rare(m);
 	m->attempts++;
 	struct cb_frame saved = CB_STAGE(st, "end", m->id);
 	on_end(ctx, err, why);
@@ -80,6 +81,7 @@ infer(porch_stage *st, porch_msg *m, int aside, porch_token_fn *on_token,
 	if (st->pool != NULL && on_end != NULL) {
 		enum porch_error err;
 		char why[256];
+		msg_rare(m);
 		m->status = 0;
 		m->retry_after_ms = 0;
 		if (pool_route(st->pool, st, m, &t, &err, why, sizeof why) != 0)
@@ -120,6 +122,7 @@ infer(porch_stage *st, porch_msg *m, int aside, porch_token_fn *on_token,
 	w->stats->calls++;
 	w->stats->inflight++;
 	w->inflight++;
+	msg_rare(m);
 	m->attempts++;
 	m->status = 0;
 	m->retry_after_ms = 0;
@@ -305,15 +308,19 @@ porch_call_fail(porch_call *c, enum porch_error why, const char *fmt, ...)
 void
 porch_call_set_status(porch_call *c, int status)
 {
-	if (c->active)
+	if (c->active) {
+		msg_rare(c->m);
 		c->m->status = status;
+	}
 }
 
 void
 porch_call_set_retry_after(porch_call *c, int64_t ms)
 {
-	if (c->active)
+	if (c->active) {
+		msg_rare(c->m);
 		c->m->retry_after_ms = ms > 0 ? ms : 0;
+	}
 }
 
 /* ---- worker accessors --------------------------------------------------- */

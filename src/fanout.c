@@ -22,26 +22,42 @@
 #include "route.h"
 #include "util.h"
 
+/* Copies a fan keeps in itself; a port with more has its arrays allocated. */
+#define FAN_INLINE 4
+
+/*
+ * What the fan-out and the join read for every request comes first and
+ * the arrays of up to FAN_INLINE copies are inside the fan: with a few
+ * hundred requests between the fan-out and the join, a fan is cold when
+ * the join takes a copy, and each further line or separate array it reads
+ * is a cache miss (bench/route).
+ */
 struct fan {
-	struct fan *prev, *next;      /* the graph's list */
+	struct fan *next;             /* the graph's pool */
 	struct graph *g;
 	struct porch_msg *m0;         /* the request, waiting; NULL once it left */
 	unsigned k;                   /* copies made */
 	unsigned live;                /* copies not yet released */
 	unsigned arrived, lost;
+	unsigned cap;                 /* room in copies, got and chans */
+	unsigned char making;         /* inside fanout_emit: no decision yet */
+	unsigned char decided;
+	unsigned char timed_out;
+	unsigned char timing;         /* timer started: stopped when done */
 	struct porch_msg **copies;    /* by index, until released */
 	struct porch_msg **got;       /* by index: taken by the join */
 	struct channel **chans;       /* by index: the channel each copy was sent into */
 	struct porch_msg *first;      /* the first to arrive */
 	struct porch_stage *join;     /* the join that took a copy */
+	/* second line on */
 	struct porch_join opts;       /* its way of combining */
 	enum porch_error error;       /* the first lost copy's */
-	char error_text[256];
+	struct porch_msg *copies_in[FAN_INLINE], *got_in[FAN_INLINE];
+	struct channel *chans_in[FAN_INLINE];
+	/* cold */
+	struct fan *all_next;         /* every fan the graph made, to free them */
 	ev_timer timer;               /* the join's timeout */
-	unsigned cap;                 /* room in copies and got */
-	int making;                   /* inside fanout_emit: no decision yet */
-	int decided;
-	int timed_out;
+	char error_text[256];         /* set with error (not cleared: cold) */
 };
 
 static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents);
@@ -54,14 +70,10 @@ fan_free_if_done(struct fan *f)
 	if (f->m0 != NULL || f->live > 0 || f->making)
 		return;
 	struct graph *g = f->g;
-	ev_timer_stop(g->loop, &f->timer);
-	if (f->prev != NULL)
-		f->prev->next = f->next;
-	else
-		g->fans = f->next;
-	if (f->next != NULL)
-		f->next->prev = f->prev;
-	f->prev = NULL;
+	if (f->timing) {
+		ev_timer_stop(g->loop, &f->timer);
+		f->timing = 0;
+	}
 	f->next = g->free_fans;
 	g->free_fans = f;
 }
@@ -74,19 +86,29 @@ fan_get(struct graph *g, unsigned k)
 	if (f != NULL) {
 		g->free_fans = f->next;
 	} else {
-		f = xcalloc(1, sizeof *f);
+		f = xcalloc_line(sizeof *f);
 		ev_init(&f->timer, on_timeout);
 		f->timer.data = f;
+		f->copies = f->copies_in;
+		f->got = f->got_in;
+		f->chans = f->chans_in;
+		f->cap = FAN_INLINE;
+		f->all_next = g->fans;
+		g->fans = f;
 	}
 	if (f->cap < k) {
+		if (f->copies == f->copies_in) {
+			f->copies = f->got = NULL;
+			f->chans = NULL;
+		}
 		f->copies = xrealloc(f->copies, k * sizeof *f->copies);
 		f->got = xrealloc(f->got, k * sizeof *f->got);
 		f->chans = xrealloc(f->chans, k * sizeof *f->chans);
 		f->cap = k;
 	}
-	memset(f->copies, 0, k * sizeof *f->copies);
-	memset(f->got, 0, k * sizeof *f->got);
-	memset(f->chans, 0, k * sizeof *f->chans);
+	/* copies[i] and chans[i] are set by fanout_emit for every i < k */
+	for (unsigned i = 0; i < k; i++)
+		f->got[i] = NULL;
 	f->g = g;
 	f->k = k;
 	f->m0 = NULL;
@@ -94,12 +116,7 @@ fan_get(struct graph *g, unsigned k)
 	f->first = NULL;
 	f->join = NULL;
 	f->error = PORCH_ERR_NONE;
-	f->error_text[0] = '\0';
 	f->making = f->decided = f->timed_out = 0;
-	f->next = g->fans;
-	if (g->fans != NULL)
-		g->fans->prev = f;
-	g->fans = f;
 	return f;
 }
 
@@ -145,18 +162,26 @@ decide(struct fan *f, int sync)
 	f->making = 1; /* what ends inside must not free f under us */
 	/* active or fired and pending in this iteration: either way its
 	 * callback must not run on f, which may be freed before it would */
-	ev_timer_stop(g->loop, &f->timer);
+	if (f->timing) {
+		ev_timer_stop(g->loop, &f->timer);
+		f->timing = 0;
+	}
 	/* copies still on their way are not needed any more; one that waits
 	 * at the head of the channel it was sent into (the usual case when
 	 * the copies go straight to the join) is taken out and let go now,
 	 * while it is in cache, rather than marked and met again later */
+	/* the others are cold: their lines are fetched together, not one
+	 * after the other as the loop below comes to each */
+	for (unsigned i = 0; i < f->k; i++)
+		if (f->copies[i] != NULL && f->got[i] == NULL)
+			__builtin_prefetch(f->copies[i], 1);
 	for (unsigned i = 0; i < f->k; i++) {
 		struct porch_msg *cp = f->copies[i];
-		if (cp == NULL || f->got[i] != NULL || cp->cancelled)
+		if (cp == NULL || f->got[i] != NULL)
 			continue;
 		struct channel *c = f->chans[i];
-		if (cp->holder == NULL && c != NULL && channel_depth(c) > 0 &&
-		    channel_head(c) == cp) {
+		if (!cp->cancelled && cp->holder == NULL && c != NULL &&
+		    channel_depth(c) > 0 && channel_head(c) == cp) {
 			(void)channel_pop(c);
 			if (st != NULL)
 				st->stats->discarded++;
@@ -164,7 +189,15 @@ decide(struct fan *f, int sync)
 			graph_wake(g); /* room in c: its producer may go on */
 			continue;
 		}
-		drop_copy(cp, "a join decided without this copy");
+		/* one a stage holds may still be read (its holder may finish it
+		 * before it learns of the cancel): its own bytes first, as the
+		 * request leaves or changes (and before the cancel, which may
+		 * end it); one that waits in a channel or an outbox, cancelled,
+		 * is dropped unread where it is taken (run_stage) */
+		if (cp->holder != NULL || (cp->cancelled && cp->error != PORCH_ERR_CANCELLED))
+			msg_unshare(cp);
+		if (!cp->cancelled)
+			drop_copy(cp, "a join decided without this copy");
 	}
 	if (m0 == NULL)
 		goto release;
@@ -188,7 +221,8 @@ decide(struct fan *f, int sync)
 		enum porch_error e = f->timed_out ? PORCH_ERR_DEADLINE :
 		    f->error != PORCH_ERR_NONE ? f->error : PORCH_ERR_INTERNAL;
 		if (st == NULL) {
-			msg_set_error(m0, e, "every copy failed; the first: %s", f->error_text);
+			msg_set_error(m0, e, "every copy failed; the first: %s",
+			    f->error != PORCH_ERR_NONE ? f->error_text : "none");
 			graph_finish(g, m0, porch_error_outcome(e), NULL);
 		} else {
 			m0->holder = st;
@@ -198,7 +232,7 @@ decide(struct fan *f, int sync)
 				    "(%lld ms)", st->name, (long long)f->opts.timeout_ms);
 			else
 				porch_fail(st, m0, e, "no copy reached join '%s'; the first to fail: "
-				    "%s", st->name, f->error_text);
+				    "%s", st->name, f->error != PORCH_ERR_NONE ? f->error_text : "none");
 		}
 		goto release;
 	}
@@ -206,6 +240,9 @@ decide(struct fan *f, int sync)
 		/* the texts in channel order; the metadata of the first of them */
 		struct porch_msg *lead = win;
 		size_t sep = f->opts.separator != NULL ? strlen(f->opts.separator) : 0;
+		for (unsigned i = 0; i < f->k; i++)
+			if (f->got[i] != NULL)
+				msg_unshare(f->got[i]); /* read as m0 changes */
 		porch_msg_set_text(m0, "", 0);
 		int n = 0;
 		for (unsigned i = 0; i < f->k; i++) {
@@ -301,7 +338,7 @@ fanout_emit(struct graph *g, struct porch_stage *st, const struct route *r,
 	for (size_t i = 0; i < r->n; i++) {
 		struct porch_msg *cp = msg_clone(g, m);
 		cp->fan = f;
-		cp->copy = (int)i + 1;
+		cp->copy = (uint16_t)(i + 1); /* a port has far fewer channels */
 		f->copies[i] = cp;
 		f->chans[i] = r->chans[i];
 		f->live++;
@@ -347,6 +384,10 @@ fanout_request_ended(struct graph *g, struct porch_msg *m)
 	int was = f->decided;
 	f->decided = 1;
 	f->making = 1;
+	/* m goes back to the pool: the copies still about read their own */
+	for (unsigned i = 0; i < f->k; i++)
+		if (f->copies[i] != NULL)
+			msg_unshare(f->copies[i]);
 	if (!was)
 		fanout_cancel(f, "the request ended");
 	f->making = 0;
@@ -366,19 +407,18 @@ fanout_cancel(struct fan *f, const char *why)
 void
 fanout_free_all(struct graph *g)
 {
-	struct fan *lists[2] = { g->fans, g->free_fans };
-	for (int i = 0; i < 2; i++) {
-		while (lists[i] != NULL) {
-			struct fan *f = lists[i];
-			lists[i] = f->next;
-			ev_timer_stop(g->loop, &f->timer);
+	while (g->fans != NULL) {
+		struct fan *f = g->fans;
+		g->fans = f->all_next;
+		ev_timer_stop(g->loop, &f->timer);
+		if (f->copies != f->copies_in) {
 			free(f->copies);
 			free(f->got);
 			free(f->chans);
-			free(f);
 		}
+		free(f);
 	}
-	g->fans = g->free_fans = NULL;
+	g->free_fans = NULL;
 }
 
 /* ---- the join's side (ABI 1.4) ------------------------------------------ */
@@ -421,5 +461,6 @@ porch_join(porch_stage *st, porch_msg *m, const struct porch_join *j)
 	if (f->arrived == 1 && j->timeout_ms > 0) {
 		ev_timer_set(&f->timer, (double)j->timeout_ms / 1000.0, 0.);
 		ev_timer_start(st->g->loop, &f->timer);
+		f->timing = 1;
 	}
 }

@@ -128,8 +128,10 @@ graph_finish(struct graph *g, struct porch_msg *m, enum porch_outcome o,
 	g->led->totals.outcome[o]++;
 	if (where != NULL)
 		where->stats->outcome[o]++;
-	if (m->error != PORCH_ERR_NONE && m->error_stage == NULL)
+	if (m->error != PORCH_ERR_NONE && m->error_stage == NULL) {
+		msg_rare(m);
 		m->error_stage = where;
+	}
 	if (is_live(g, m)) {
 		live_unlink(g, m);
 		g->inflight--;
@@ -180,7 +182,9 @@ stage_release(struct porch_stage *st, struct porch_msg *m)
 	st->held--;
 	if (m->traced)
 		trace(m, PORCH_EVENT_LEAVE, st->name, "");
-	if (m->n_timings < g->n_stages) {
+	/* a copy's path is never reported (its request's is): not recorded,
+	 * which spares a cold line of every copy */
+	if (!m->copy && m->n_timings < g->n_stages) {
 		struct msg_timing *t = &m->timings[m->n_timings++];
 		t->stage = (uint32_t)(st - g->stages);
 		t->ms = (float)((ev_now(g->loop) - m->enter_now) * 1000.0);
@@ -197,6 +201,7 @@ stage_release(struct porch_stage *st, struct porch_msg *m)
 static void
 outbox_append(struct porch_stage *st, struct porch_msg *m, struct channel *c)
 {
+	msg_rare(m);
 	m->pending = c;
 	m->next = NULL;
 	if (st->outbox_tail)
@@ -444,6 +449,7 @@ porch_fail(porch_stage *st, porch_msg *m, enum porch_error why, const char *fmt,
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
 	msg_set_error(m, why == PORCH_ERR_NONE ? PORCH_ERR_INTERNAL : why, "%s", text);
+	msg_rare(m);
 	m->error_stage = st;
 	if (!is_live(g, m) && m->holder != st)
 		accept(g, m);
@@ -478,8 +484,13 @@ next_input(struct porch_stage *st)
 		if (st->n_inputs > 1)
 			st->next_input = (st->next_input + 1) % st->n_inputs;
 		struct porch_msg *m = channel_pop(c);
-		if (m != NULL)
+		if (m != NULL) {
+			/* the next one in c is cold (a channel holds hundreds):
+			 * its first line is fetched while this one is worked on */
+			if (c->head != c->tail)
+				__builtin_prefetch(channel_head(c), 1);
 			return m;
+		}
 	}
 	return NULL;
 }
@@ -577,6 +588,7 @@ run_stage(struct graph *g, struct porch_stage *st)
 		    m->deadline < ev_now(g->loop)) {
 			msg_set_error(m, PORCH_ERR_DEADLINE, "the deadline passed before stage "
 			    "'%s' took the request", st->name);
+			msg_rare(m);
 			m->error_stage = st;
 			/* like the stage's own failures, so a dead-letter sink sees
 			 * every request that ended */
@@ -586,7 +598,8 @@ run_stage(struct graph *g, struct porch_stage *st)
 		st->stats->in++;
 		m->holder = st;
 		m->enter_ns = t0;
-		m->enter_now = ev_now(g->loop);
+		if (!m->copy) /* for its timings, which a copy has not */
+			m->enter_now = ev_now(g->loop);
 		st->held++;
 		if (m->traced)
 			trace(m, PORCH_EVENT_ENTER, st->name, "");

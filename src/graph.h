@@ -26,51 +26,58 @@ struct channel;
 	(w)->cfg->plugin->path, (cb), (id))
 
 struct porch_msg {
-	/* What the scheduler reads on every hop comes first, in the first two
-	 * cache lines (messages are allocated on a line): with a few hundred
-	 * messages in each channel a message is cold when a stage takes it,
-	 * and each further line read is a miss (bench/route). */
+	/* What the scheduler and a fan-out's copy touch on every hop comes
+	 * first, in the first two cache lines (messages are allocated on a
+	 * line): with a few hundred messages in each channel a message is
+	 * cold when a stage takes it, and each further line read is a miss
+	 * (bench/route).  A copy without metadata touches these two only. */
 	struct porch_msg *next;      /* pool, channel outbox */
 	struct porch_stage *holder;  /* the stage holding it now, or NULL */
+	struct fan *fan;             /* a request waiting for its copies, or a copy's */
 	double deadline;             /* loop time; 0: none */
 	uint64_t enter_ns;           /* when its holder received it */
-	double enter_now;            /* loop time its holder received it */
-	struct fan *fan;             /* a request waiting for its copies, or a copy's */
+	uint64_t id;                 /* read at every hop (the callback's record) */
 	enum porch_error error;
-	int copy;                    /* a copy: 1 + its index; 0: a request */
+	uint32_t n_local;            /* how many locals are set */
+	uint16_t copy;               /* a copy: 1 + its index; 0: a request */
 	unsigned char cancelled;     /* porch_msg_cancel: no longer wanted */
 	unsigned char traced;        /* its origin wants events about it */
 	unsigned char input_is_text; /* the input is its text still: not copied */
+	unsigned char shared;        /* MSG_SHARE_*: buffers that are not its own */
+	unsigned char view;          /* a copy from the copies' pool (msg_clone) */
+	unsigned char rare;          /* a field of the last two lines was set (msg_rare) */
 	/* second line */
-	struct msg_timing *timings;  /* n_stages slots: a path visits each once */
-	size_t n_timings;
+	struct porch_stage *origin;
 	char *text;
-	size_t text_len, text_cap;
-	size_t n_meta;               /* in pairs */
+	size_t text_len;
 	char *session;               /* session_len bytes and a NUL */
 	size_t session_len;
-	/* the rest */
-	uint64_t id;
+	size_t n_meta;               /* in pairs */
 	uint64_t meta_bloom;         /* two bits a key (meta_bit): most lookups miss */
-	size_t session_cap;
 	char **meta;                 /* key, value, key, value ... */
-	size_t meta_cap;             /* in pairs */
+	/* third line: metadata, timings (a copy's are not recorded) */
 	/* the strings' buffers are kept for the next request (msg.c): */
 	size_t *meta_size;           /* each string's buffer, in bytes (2 a pair) */
 	uint32_t *meta_hash;         /* each key's hash, so a lookup compares few */
+	struct msg_timing *timings;  /* n_stages slots: a path visits each once */
+	size_t n_timings;
+	double enter_now;            /* loop time its holder received it (not a copy) */
+	size_t text_cap;
+	size_t session_cap;
+	size_t meta_cap;             /* in pairs */
+	/* the rest */
 	size_t meta_slots;           /* pairs with buffers: n_meta <= it <= meta_cap */
-	size_t n_local;              /* how many are set */
 	void **local;                /* per stage (porch_msg_set_local), or NULL */
-	struct porch_stage *origin;
-	void *origin_data;
 	struct porch_msg *all_next;  /* every message the graph made, to free them */
 	struct porch_msg *prev_live, *next_live; /* the graph's in-flight list */
+	char *input;                 /* the text as the source emitted it */
+	size_t input_len, input_cap;
+	/* rare: reset on release only when rare is set (msg_rare) */
 	struct channel *pending;     /* the full 'block' channel it waits for */
+	void *origin_data;
 	unsigned attempts;
 	int status;                  /* the last call's upstream status */
 	int64_t retry_after_ms;      /* the last call's Retry-After */
-	char *input;                 /* the text as the source emitted it */
-	size_t input_len, input_cap;
 	char *error_text;            /* error_len bytes and a NUL */
 	size_t error_len, error_cap;
 	struct porch_stage *error_stage; /* who failed it */
@@ -79,6 +86,31 @@ struct porch_msg {
 	uint64_t pool_tried;         /* members tried, as a mask */
 	int pool_last;               /* the member of the last attempt; -1 none */
 	unsigned pool_fb;            /* fallback steps taken */
+};
+
+/* Before a field of the rare group (pending down to pool_fb) is set: so
+ * that a message that never had one is released without touching them. */
+static inline void
+msg_rare(struct porch_msg *m)
+{
+	m->rare = 1;
+}
+
+/*
+ * A copy (msg_clone) reads its request's buffers instead of copying them:
+ * the bits say which of its buffer fields point into another message's
+ * (the request's, which waits for its copies and changes nothing while
+ * any is read).  A copy makes its own the first time a stage changes it
+ * (copy on write, in msg.c), and fanout.c makes it its own before the
+ * request leaves or changes.  A buffer that is shared is never written,
+ * grown or freed through the copy.
+ */
+enum {
+	MSG_SHARE_TEXT = 1,
+	MSG_SHARE_SESSION = 2,
+	MSG_SHARE_META = 4,          /* meta, meta_size and meta_hash */
+	MSG_SHARE_INPUT = 8,
+	MSG_SHARE_ALL = 15
 };
 
 struct msg_timing {
@@ -154,6 +186,7 @@ struct graph {
 	struct channel *channels;
 	size_t n_channels;
 	struct porch_msg *free_msgs;
+	struct porch_msg *free_copies; /* the copies' pool: they own no buffers */
 	struct porch_msg *all_msgs;   /* every message made, pooled or not */
 	struct porch_msg *live;       /* in-flight requests, for aborts */
 	uint64_t next_id;             /* ids are next_id * id_step + id_base */
@@ -163,7 +196,7 @@ struct graph {
 	struct ledger *led;           /* the run's counters, shared across reloads */
 	size_t sources_left;
 	struct porch_msg *current;    /* being passed to process() now */
-	struct fan *fans;             /* requests waiting for copies (fanout.c) */
+	struct fan *fans;             /* every fan made, to free them (fanout.c) */
 	struct fan *free_fans;        /* their pool */
 	int woken, draining, aborted;
 	int retired;                  /* a reload replaced it (graph_retire) */
@@ -213,8 +246,11 @@ void stage_release(struct porch_stage *st, struct porch_msg *m);
 void msg_forget_locals(struct graph *g, struct porch_msg *m);
 /* msg.c: the source's text becomes the request's input */
 void msg_keep_input(struct porch_msg *m);
-/* msg.c: a copy of m for a fan-out (fanout.c) */
+/* msg.c: a copy of m for a fan-out (fanout.c): it reads m's buffers,
+ * which must not change or go while it does (see MSG_SHARE_TEXT) */
 struct porch_msg *msg_clone(struct graph *g, const struct porch_msg *m);
+/* msg.c: a copy's buffers become its own (a copy of the bytes) */
+void msg_unshare(struct porch_msg *m);
 /* msg.c: a and b exchange text, metadata, status and Retry-After */
 void msg_swap_answer(struct porch_msg *a, struct porch_msg *b);
 /* graph.c: how many requests st could emit now, finished or not (the room

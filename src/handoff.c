@@ -192,6 +192,7 @@ deliver(struct graph *g, struct porch_stage *st, struct handoff *h)
 	for (size_t i = 0; i < h->n_meta; i++)
 		porch_msg_set_meta(m, h->meta[2 * i], h->meta[2 * i + 1]);
 	m->deadline = h->deadline;
+	msg_rare(m);
 	m->origin_data = h->origin_data;
 	m->traced = (unsigned char)h->traced;
 	(void)g;
@@ -232,6 +233,7 @@ shard_take_inbox(struct shard *s)
 			/* past the drain deadline: accepted here, and expired */
 			struct porch_msg *m = porch_msg_new(st);
 			porch_msg_set_session(m, h->session, h->session_len);
+			msg_rare(m);
 			m->origin_data = h->origin_data;
 			msg_set_error(m, PORCH_ERR_DEADLINE, "the drain deadline passed");
 			porch_done(st, m);

@@ -63,58 +63,96 @@ msg_aside(struct graph *g, const struct porch_msg *m)
 	return a;
 }
 
+/* The buffers a copy made its own go: a pooled copy owns none. */
+static void
+view_drop_own(struct porch_msg *m)
+{
+	if (!(m->shared & MSG_SHARE_TEXT))
+		free(m->text);
+	if (!(m->shared & MSG_SHARE_SESSION))
+		free(m->session);
+	if (!(m->shared & MSG_SHARE_INPUT))
+		free(m->input);
+	if (!(m->shared & MSG_SHARE_META)) {
+		for (size_t i = 0; i < m->meta_slots * 2; i++)
+			free(m->meta[i]);
+		free(m->meta);
+		free(m->meta_size);
+		free(m->meta_hash);
+	}
+	m->shared = MSG_SHARE_ALL; /* the fields are not its own */
+}
+
 /* Clears a message for reuse but keeps its buffers. */
 void
 msg_release(struct graph *g, struct porch_msg *m)
 {
-	/* the metadata's buffers stay for the next request, but large ones */
-	for (size_t i = 0; i < m->n_meta * 2; i++)
-		if (m->meta_size[i] > MSG_META_KEEP) {
-			free(m->meta[i]);
-			m->meta[i] = NULL;
-			m->meta_size[i] = 0;
+	if (m->view) {
+		/* a copy that read its request's buffers: nothing of them is
+		 * touched (most copies end here, cold, with all four shared) */
+		if (m->shared != MSG_SHARE_ALL)
+			view_drop_own(m);
+	} else {
+		/* the metadata's buffers stay for the next request, but large ones */
+		for (size_t i = 0; i < m->n_meta * 2; i++)
+			if (m->meta_size[i] > MSG_META_KEEP) {
+				free(m->meta[i]);
+				m->meta[i] = NULL;
+				m->meta_size[i] = 0;
+			}
+		m->n_meta = 0;
+		m->meta_bloom = 0;
+		m->text_len = 0;
+		if (m->text_cap > MSG_BUF_KEEP) {
+			free(m->text);
+			m->text = NULL;
+			m->text_cap = 0;
 		}
-	m->n_meta = 0;
-	m->meta_bloom = 0;
-	m->text_len = 0;
-	if (m->text_cap > MSG_BUF_KEEP) {
-		free(m->text);
-		m->text = NULL;
-		m->text_cap = 0;
-	}
-	if (m->input_cap > MSG_BUF_KEEP) {
-		free(m->input);
-		m->input = NULL;
-		m->input_cap = 0;
+		if (m->input_cap > MSG_BUF_KEEP) {
+			free(m->input);
+			m->input = NULL;
+			m->input_cap = 0;
+		}
+		m->session_len = 0;
+		m->input_len = 0;
+		m->n_timings = 0; /* a copy's are not recorded */
 	}
 	/* the buffers are not written: the lengths say they are empty, and
 	 * a message released is cold, so each write would be a cache miss */
-	m->session_len = 0;
-	m->error_len = 0;
 	m->error = PORCH_ERR_NONE;
-	m->origin = NULL;
+	if (!m->view)
+		m->origin = NULL; /* a copy's is set when it is made */
 	m->holder = NULL;
-	m->pending = NULL;
-	m->origin_data = NULL;
 	m->deadline = 0;
-	m->attempts = 0;
-	m->error_stage = NULL;
 	m->cancelled = 0;
 	m->traced = 0;
-	m->status = 0;
-	m->retry_after_ms = 0;
-	m->input_len = 0;
 	m->input_is_text = 0;
-	m->n_timings = 0;
 	m->fan = NULL;
 	m->copy = 0;
-	m->pool_at = NULL;
-	m->pool_tried = 0;
-	m->pool_last = -1;
-	m->pool_fb = 0;
+	if (m->rare) {
+		/* the fields past the first lines, only when one was set: a
+		 * message is cold when released, and each line is a miss */
+		m->pending = NULL;
+		m->origin_data = NULL;
+		m->attempts = 0;
+		m->error_stage = NULL;
+		m->status = 0;
+		m->retry_after_ms = 0;
+		m->error_len = 0;
+		m->pool_at = NULL;
+		m->pool_tried = 0;
+		m->pool_last = -1;
+		m->pool_fb = 0;
+		m->rare = 0;
+	}
 	if (m->n_local > 0) {
 		memset(m->local, 0, g->n_stages * sizeof *m->local);
 		m->n_local = 0;
+	}
+	if (m->view) {
+		m->next = g->free_copies;
+		g->free_copies = m;
+		return;
 	}
 	m->next = g->free_msgs;
 	g->free_msgs = m;
@@ -123,15 +161,8 @@ msg_release(struct graph *g, struct porch_msg *m)
 static void
 msg_destroy(struct porch_msg *m)
 {
-	for (size_t i = 0; i < m->meta_slots * 2; i++)
-		free(m->meta[i]);
-	free(m->meta);
-	free(m->meta_size);
-	free(m->meta_hash);
-	free(m->text);
-	free(m->session);
+	view_drop_own(m); /* what is shared is another message's */
 	free(m->error_text);
-	free(m->input);
 	free(m->timings);
 	free(m->local);
 	free(m);
@@ -149,6 +180,7 @@ msg_free_all(struct graph *g)
 	}
 	g->all_msgs = NULL;
 	g->free_msgs = NULL;
+	g->free_copies = NULL;
 	g->live = NULL;
 }
 
@@ -174,6 +206,7 @@ msg_set_error(struct porch_msg *m, enum porch_error e, const char *fmt, ...)
 	vsnprintf(tmp, sizeof tmp, fmt, ap);
 	va_end(ap);
 	size_t len = strlen(tmp);
+	msg_rare(m);
 	reserve(&m->error_text, &m->error_cap, len + 1);
 	memcpy(m->error_text, tmp, len + 1);
 	m->error_len = len;
@@ -195,6 +228,12 @@ porch_msg_session(const porch_msg *m)
 int
 porch_msg_set_session(porch_msg *m, const char *session, size_t len)
 {
+	if (m->shared & MSG_SHARE_SESSION) {
+		/* replaced: session may be the shared bytes, which stay */
+		m->shared &= ~MSG_SHARE_SESSION;
+		m->session = NULL;
+		m->session_cap = 0;
+	}
 	reserve(&m->session, &m->session_cap, len + 1);
 	memcpy(m->session, session, len);
 	m->session[len] = '\0';
@@ -221,8 +260,11 @@ msg_input_apart(struct porch_msg *m)
 {
 	if (!m->input_is_text)
 		return;
-	char *b = m->input;
-	size_t cap = m->input_cap;
+	/* a copy: the shared text becomes the shared input, and its text
+	 * starts from no buffer of its own */
+	int text_shared = (m->shared & MSG_SHARE_TEXT) != 0;
+	char *b = (m->shared & MSG_SHARE_INPUT) ? NULL : m->input;
+	size_t cap = b != NULL ? m->input_cap : 0;
 	m->input = m->text;
 	m->input_cap = m->text_cap;
 	m->input_len = m->text_len;
@@ -232,6 +274,29 @@ msg_input_apart(struct porch_msg *m)
 	if (m->text != NULL)
 		m->text[0] = '\0';
 	m->input_is_text = 0;
+	m->shared = (unsigned char)((m->shared & ~(MSG_SHARE_TEXT | MSG_SHARE_INPUT)) |
+	    (text_shared ? MSG_SHARE_INPUT : 0));
+}
+
+/* A shared text becomes the copy's own: with its bytes (keep), or none
+ * (it is about to be replaced; the shared bytes stay readable meanwhile). */
+static void
+own_text(struct porch_msg *m, int keep)
+{
+	if (!(m->shared & MSG_SHARE_TEXT))
+		return;
+	const char *t = m->text;
+	size_t n = m->text_len;
+	m->shared &= ~MSG_SHARE_TEXT;
+	m->text = NULL;
+	m->text_cap = 0;
+	m->text_len = 0;
+	if (!keep)
+		return;
+	reserve(&m->text, &m->text_cap, n + 1);
+	memcpy(m->text, t != NULL ? t : "", n);
+	m->text[n] = '\0';
+	m->text_len = n;
 }
 
 int
@@ -239,6 +304,7 @@ porch_msg_set_text(porch_msg *m, const char *text, size_t len)
 {
 	/* text may point into the text: after the swap it is the input's */
 	msg_input_apart(m);
+	own_text(m, 0);
 	reserve(&m->text, &m->text_cap, len + 1);
 	memmove(m->text, text, len);
 	m->text[len] = '\0';
@@ -257,6 +323,7 @@ porch_msg_append_text(porch_msg *m, const char *text, size_t len)
 		m->text_len = m->input_len;
 		m->text[m->text_len] = '\0';
 	}
+	own_text(m, 1);
 	reserve(&m->text, &m->text_cap, m->text_len + len + 1);
 	memcpy(m->text + m->text_len, text, len);
 	m->text_len += len;
@@ -328,9 +395,28 @@ porch_msg_meta(const porch_msg *m, const char *key)
 	return NULL;
 }
 
+/* Shared metadata becomes the copy's own (key and value may point into
+ * the shared strings: they stay readable). */
+static void
+own_meta(struct porch_msg *m)
+{
+	char **meta = m->meta;
+	size_t n = m->n_meta;
+	m->shared &= ~MSG_SHARE_META;
+	m->meta = NULL;
+	m->meta_size = NULL;
+	m->meta_hash = NULL;
+	m->meta_cap = m->meta_slots = m->n_meta = 0;
+	m->meta_bloom = 0;
+	for (size_t i = 0; i < n; i++)
+		porch_msg_set_meta(m, meta[2 * i], meta[2 * i + 1]);
+}
+
 int
 porch_msg_set_meta(porch_msg *m, const char *key, const char *value)
 {
+	if (m->shared & MSG_SHARE_META)
+		own_meta(m);
 	uint32_t h = key_hash(key);
 	uint64_t bits = meta_bits(h);
 	for (size_t i = 0; (m->meta_bloom & bits) == bits && i < m->n_meta; i++) {
@@ -397,6 +483,7 @@ porch_msg_attempts(const porch_msg *m)
 void
 porch_msg_add_attempt(porch_msg *m)
 {
+	msg_rare(m);
 	m->attempts++;
 }
 
@@ -421,6 +508,7 @@ porch_msg_origin_data(const porch_msg *m)
 void
 porch_msg_set_origin_data(porch_msg *m, void *data)
 {
+	msg_rare(m);
 	m->origin_data = data;
 }
 
@@ -549,31 +637,50 @@ msg_forget_locals(struct graph *g, struct porch_msg *m)
 /*
  * A copy of m for a fan-out: text, session, metadata, input, deadline,
  * origin and id (a copy is the same request), but no origin data (a copy
- * never answers a client) and no error.
+ * never answers a client) and no error.  It reads m's buffers (shared,
+ * see MSG_SHARE_TEXT) until a stage changes it: a copy that goes on
+ * unchanged (most do, into a join) costs no copy of its bytes, and is one
+ * struct in few cache lines, from a pool of its own whose messages own
+ * no buffers.
  */
 struct porch_msg *
 msg_clone(struct graph *g, const struct porch_msg *m)
 {
-	struct porch_msg *c = msg_alloc(g);
+	struct porch_msg *c = g->free_copies;
+	if (c != NULL) {
+		g->free_copies = c->next;
+		/* copies are made in a row: the next one's two lines are
+		 * fetched while this one is filled */
+		if (c->next != NULL) {
+			__builtin_prefetch(c->next, 1);
+			__builtin_prefetch((char *)c->next + 64, 1);
+		}
+	} else {
+		c = xcalloc_line(sizeof *c);
+		c->all_next = g->all_msgs;
+		g->all_msgs = c;
+		c->view = 1;
+	}
+	c->next = NULL;
 	c->id = m->id;
-	reserve(&c->text, &c->text_cap, m->text_len + 1);
-	memcpy(c->text, m->text ? m->text : "", m->text_len);
-	c->text[m->text_len] = '\0';
+	c->text = m->text;
 	c->text_len = m->text_len;
-	if (m->session_len > 0)
-		porch_msg_set_session(c, m->session, m->session_len);
-	for (size_t i = 0; i < m->n_meta; i++)
-		porch_msg_set_meta(c, m->meta[2 * i], m->meta[2 * i + 1]);
-	size_t ilen;
-	const char *input = porch_msg_input(m, &ilen);
+	c->session = m->session;
+	c->session_len = m->session_len;
+	c->n_meta = m->n_meta;
+	c->meta_bloom = m->meta_bloom;
+	if (m->n_meta > 0) {
+		/* without pairs these are not read: a line not touched */
+		c->meta = m->meta;
+		c->meta_size = m->meta_size;
+		c->meta_hash = m->meta_hash;
+	}
+	c->shared = MSG_SHARE_ALL;
 	if (m->input_is_text) {
 		c->input_is_text = 1; /* the copy's text is the same bytes */
-		c->input_len = c->text_len;
 	} else {
-		reserve(&c->input, &c->input_cap, ilen + 1);
-		memcpy(c->input, input, ilen);
-		c->input[ilen] = '\0';
-		c->input_len = ilen;
+		c->input = m->input;
+		c->input_len = m->input_len;
 	}
 	c->deadline = m->deadline;
 	c->origin = m->origin;
@@ -582,25 +689,65 @@ msg_clone(struct graph *g, const struct porch_msg *m)
 	return c;
 }
 
-/* a takes b's text, metadata and answer fields, b a's (to be released). */
+void
+msg_unshare(struct porch_msg *m)
+{
+	if (m->shared == 0)
+		return;
+	if (m->shared & MSG_SHARE_META)
+		own_meta(m);
+	if (m->shared & MSG_SHARE_SESSION) {
+		const char *s = m->session;
+		porch_msg_set_session(m, s != NULL ? s : "", m->session_len);
+	}
+	own_text(m, 1);
+	if (m->shared & MSG_SHARE_INPUT) {
+		const char *in = m->input;
+		size_t n = m->input_len;
+		m->shared &= ~MSG_SHARE_INPUT;
+		m->input = NULL;
+		m->input_cap = 0;
+		if (!m->input_is_text) {
+			char *b = xmalloc(n + 1);
+			memcpy(b, in != NULL ? in : "", n);
+			b[n] = '\0';
+			m->input = b;
+			m->input_cap = n + 1;
+		}
+	}
+}
+
+/*
+ * a takes b's text, metadata and answer fields, b a's (to be released).
+ * What b shares is a's already (b is a's copy, unchanged there): it stays.
+ */
 void
 msg_swap_answer(struct porch_msg *a, struct porch_msg *b)
 {
-	/* an input that is its text stays with its message */
-	msg_input_apart(a);
-	msg_input_apart(b);
 #define SWAP(f) do { __typeof__(a->f) t_ = a->f; a->f = b->f; b->f = t_; } while (0)
-	SWAP(text);
-	SWAP(text_len);
-	SWAP(text_cap);
-	SWAP(meta);
-	SWAP(n_meta);
-	SWAP(meta_cap);
-	SWAP(meta_size);
-	SWAP(meta_hash);
-	SWAP(meta_bloom);
-	SWAP(meta_slots);
-	SWAP(status);
-	SWAP(retry_after_ms);
+	if (!(b->shared & MSG_SHARE_TEXT)) {
+		/* an input that is its text stays with its message */
+		msg_input_apart(a);
+		msg_input_apart(b);
+		SWAP(text);
+		SWAP(text_len);
+		SWAP(text_cap);
+	}
+	if (!(b->shared & MSG_SHARE_META)) {
+		SWAP(meta);
+		SWAP(n_meta);
+		SWAP(meta_cap);
+		SWAP(meta_size);
+		SWAP(meta_hash);
+		SWAP(meta_bloom);
+		SWAP(meta_slots);
+	}
+	if (a->rare || b->rare) {
+		/* both zero otherwise: their line is not touched */
+		msg_rare(a);
+		msg_rare(b);
+		SWAP(status);
+		SWAP(retry_after_ms);
+	}
 #undef SWAP
 }

@@ -428,8 +428,8 @@ px_end(struct conn *c, struct pend *pd, const char *p, const char *end)
 		case 't': porch_msg_set_text(m, f.p, f.n); break;
 		case 'k': k = f; break;
 		case 'v': if (k.p != NULL) meta_set(m, &k, &f); break;
-		case 'S': m->status = (int)wf_int(&f); break;
-		case 'r': m->retry_after_ms = wf_int(&f); break;
+		case 'S': msg_rare(m); m->status = (int)wf_int(&f); break;
+		case 'r': msg_rare(m); m->retry_after_ms = wf_int(&f); break;
 		case 'D': dropped = wf_int(&f) != 0; break;
 		case 'N': sent = wf_int(&f); break;
 		}
@@ -684,7 +684,7 @@ in_job(struct conn *c, struct qitem *it)
 		case 't': porch_msg_set_text(m, f.p, f.n); break;
 		case 'k': k = f; break;
 		case 'v': if (k.p != NULL) meta_set(m, &k, &f); break;
-		case 'a': m->attempts = (unsigned)wf_int(&f); break;
+		case 'a': msg_rare(m); m->attempts = (unsigned)wf_int(&f); break;
 		}
 	}
 	if (dl != NULL)

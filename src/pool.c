@@ -412,6 +412,7 @@ pool_route(struct pool *p, struct porch_stage *st, struct porch_msg *m,
 	refresh(p, now);
 	p->stats->calls++;
 	if (m->pool_at != p) {
+		msg_rare(m);
 		m->pool_at = p;
 		m->pool_tried = 0;
 		m->pool_last = -1;
@@ -455,6 +456,7 @@ pool_route(struct pool *p, struct porch_stage *st, struct porch_msg *m,
 	}
 	p->stats->unavailable++;
 	*err = PORCH_ERR_UPSTREAM;
+	msg_rare(m);
 	m->status = 503;
 	porch_msg_set_meta(m, "pool-unavailable", p->name);
 	double wait = p->next_back > now ? p->next_back - now : 0;

@@ -126,6 +126,31 @@ expect_eq "none: failed" "$(json_get "$T/none.json" failed)" 20
 grep -q "stdin:1: request [0-9]* (session stdin) failed: upstream: every copy failed; the first: upstream" "$T/none.err" &&
     ok || fail "none: $(head -n 3 "$T/none.err")"
 
+# copy on write: a copy reads its request's text and metadata until a
+# stage changes it; one branch changes its copy, the other goes straight
+# to the join unchanged, and neither sees the other's change
+cow() {
+	cat > "$T/$1.xml" <<XML
+<?xml version="1.0"?>
+<pipeline name="$1" version="1">
+  <stage name="in" plugin="stdin"/>
+  <stage name="sa" plugin="score"><param name="score">0.3</param></stage>
+  <stage name="j" plugin="join">$2</stage>
+  <stage name="out" plugin="stdout"/>
+  <channel from="in" to="j" copy="true"/>
+  <channel from="in" to="sa" copy="true"/>
+  <channel from="sa" to="j"/>
+  <channel from="j" to="out"/>
+</pipeline>
+XML
+}
+cow cow-all "$(p mode all; p separator '::')"
+run cow-all
+want cow-all "%s::%s from sa"
+cow cow-best "$(p mode best; p key score)"
+run cow-best
+want cow-best "%s from sa"
+
 # 10x overload over http: copies are shed by full channels (lost), the
 # pipeline's bound sheds requests, and still every request ends once
 if command -v wrk > /dev/null && command -v curl > /dev/null; then

@@ -1,7 +1,8 @@
 /*
  * unit.c -- unit tests of the runtime's building blocks (cmocka): strict
  * number parsing, parameter tables, the histogram, the channel ring, and
- * a message's input kept without a copy until its text changes.
+ * a message's input kept without a copy until its text changes, and a
+ * fan-out's copy that reads its request's buffers until it changes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -301,6 +302,79 @@ test_msg_input(void **state)
 	free(m);
 }
 
+/* A copy reads its request's buffers until it changes them (copy on
+ * write); its changes never reach the request or the other copies. */
+static void
+test_msg_clone_shared(void **state)
+{
+	(void)state;
+	struct graph *g = calloc(1, sizeof *g);
+	assert_non_null(g);
+	g->id_step = 1;
+	size_t n;
+	struct porch_msg *m = msg_alloc(g);
+	porch_msg_set_text(m, "hello", 5);
+	msg_keep_input(m);
+	porch_msg_set_session(m, "s1", 2);
+	porch_msg_set_meta(m, "k", "v");
+	porch_msg_set_meta(m, "a", "b");
+	struct porch_msg *c1 = msg_clone(g, m), *c2 = msg_clone(g, m);
+	assert_ptr_equal(porch_msg_text(c1, NULL), porch_msg_text(m, NULL)); /* no copy */
+	assert_string_equal(porch_msg_meta(c1, "k"), "v");
+	assert_string_equal(porch_msg_session(c2), "s1");
+	assert_string_equal(porch_msg_input(c1, &n), "hello");
+	assert_int_equal(porch_msg_id(c1), porch_msg_id(m));
+
+	porch_msg_set_text(c1, "X", 1);
+	assert_string_equal(porch_msg_text(c1, NULL), "X");
+	assert_string_equal(porch_msg_input(c1, NULL), "hello");
+	assert_string_equal(porch_msg_text(m, NULL), "hello");
+	assert_string_equal(porch_msg_text(c2, NULL), "hello");
+	porch_msg_set_meta(c2, "k", "w");
+	porch_msg_append_text(c2, "!", 1);
+	porch_msg_set_session(c1, "s2", 2);
+	assert_string_equal(porch_msg_meta(c2, "k"), "w");
+	assert_string_equal(porch_msg_meta(c2, "a"), "b");
+	assert_string_equal(porch_msg_meta(m, "k"), "v");
+	assert_string_equal(porch_msg_text(c2, &n), "hello!");
+	assert_int_equal(n, 6);
+	assert_string_equal(porch_msg_input(c2, NULL), "hello");
+	assert_string_equal(porch_msg_session(m), "s1");
+	assert_string_equal(porch_msg_session(c1), "s2");
+
+	/* the join: a changed text comes over, a shared one is m's already */
+	struct porch_msg *c3 = msg_clone(g, m);
+	msg_swap_answer(m, c3);
+	assert_string_equal(porch_msg_text(m, NULL), "hello");
+	assert_string_equal(porch_msg_input(m, NULL), "hello");
+	msg_release(g, c3);
+	msg_swap_answer(m, c1);
+	assert_string_equal(porch_msg_text(m, NULL), "X");
+	assert_string_equal(porch_msg_input(m, NULL), "hello");
+	assert_string_equal(porch_msg_meta(m, "k"), "v"); /* c1's metadata was m's */
+
+	/* a copy made its own before its request changes: the same bytes */
+	struct porch_msg *c4 = msg_clone(g, m);
+	msg_unshare(c4);
+	assert_ptr_not_equal(porch_msg_text(c4, NULL), porch_msg_text(m, NULL));
+	porch_msg_set_text(m, "gone", 4);
+	porch_msg_set_meta(m, "k", "z");
+	assert_string_equal(porch_msg_text(c4, NULL), "X");
+	assert_string_equal(porch_msg_meta(c4, "k"), "v");
+	assert_string_equal(porch_msg_session(c4), "s1");
+	msg_release(g, c1);
+	msg_release(g, c2);
+	msg_release(g, c4);
+	/* the pool's copies come back sharing again */
+	struct porch_msg *c5 = msg_clone(g, m);
+	assert_ptr_equal(porch_msg_text(c5, NULL), porch_msg_text(m, NULL));
+	assert_string_equal(porch_msg_meta(c5, "k"), "z");
+	msg_release(g, c5);
+	msg_release(g, m);
+	msg_free_all(g);
+	free(g);
+}
+
 /* Metadata: set, overwritten, looked up; keys that hash alike (same
  * length, first and last 8 bytes) and keys never set (the bloom bits). */
 static void
@@ -434,6 +508,7 @@ main(void)
 		cmocka_unit_test(test_shard_vectors),
 		cmocka_unit_test(test_shard_spread_and_movement),
 		cmocka_unit_test(test_msg_input),
+		cmocka_unit_test(test_msg_clone_shared),
 		cmocka_unit_test(test_msg_meta),
 		cmocka_unit_test(test_graph_free_pending_lag),
 	};

@@ -157,6 +157,14 @@ const char *porch_error_name(enum porch_error e);     /* "timeout", ...   */
  * finished with it) or porch_fail.  After that the stage must not touch it.
  */
 porch_msg *porch_msg_new(porch_stage *source);
+/*
+ * The strings the accessors below return (text, session, metadata, input)
+ * are the message's: valid until it changes them or the stage's hold on it
+ * ends.  A fan-out's copy reads its request's until a stage changes it, and
+ * gets bytes of its own when the join decides without it: a stage that
+ * holds a message across loop iterations asks for them again rather than
+ * keeping a pointer.
+ */
 uint64_t porch_msg_id(const porch_msg *m);
 const char *porch_msg_session(const porch_msg *m);
 int porch_msg_set_session(porch_msg *m, const char *session, size_t len);
