@@ -24,6 +24,7 @@ enum qkind {
 	Q_PUBACK,      /* JetStream refused a publish: key, st, errcode */
 	Q_RECONNECTED, /* the connection is back after the server was away */
 	Q_EVICTED,     /* drop-oldest: key, errcode 1 dropped one (nats_evict.h) */
+	Q_CHECKED,     /* published again and checked: key, st, errcode (nats_recheck.h) */
 };
 
 struct qitem {

@@ -13,9 +13,10 @@
  *          the request ends, its answer is sent home and the JetStream
  *          message acked, in that order on one connection: a node that
  *          dies before leaves it unacked, and JetStream gives it to
- *          another after ack-wait.  A server that went away may have lost
- *          answers on their way: each sender publishes again what it
- *          still waits for (same Nats-Msg-Id) when it is back.
+ *          another after ack-wait.  A connection that went away may have
+ *          lost answers on their way: when it is back, each sender checks
+ *          what it still waits for (nats_recheck.c) and publishes again,
+ *          with a new id, each one the stream no longer holds.
  *   home   where B runs, a sink per port of B: notes the port and ends the
  *          request; in's outcome callback sends it home.  Its piece
  *          callback sends B's streamed pieces home.
@@ -23,7 +24,8 @@
  * Wire (fields of nats_wire.h, by tag): a request is i (the sender's key
  * for it: its message id), h (the sender's home subject), s (session), t
  * (text), k and v (each metadata pair), a (attempts), with the headers
- * Nats-Msg-Id (INSTANCE-KEY-ATTEMPT: JetStream's dedupe) and, when it has
+ * Nats-Msg-Id (INSTANCE-KEY-ATTEMPT, then INSTANCE-KEY-ATTEMPTrN for its
+ * Nth publish with a new id: JetStream's dedupe) and, when it has
  * one, Porch-Deadline (absolute, seconds since the epoch).  What goes home
  * starts with K ("p" a piece, "e" the end) and i; a piece has d (its
  * delivery), n (its index), t and C, H, L (its chunk, choice and delta
@@ -45,6 +47,7 @@
 #include "nats_conn.h"
 #include "nats_evict.h"
 #include "nats_pieces.h"
+#include "nats_recheck.h"
 #include "nats_wire.h"
 #include "util.h"
 
@@ -55,8 +58,6 @@
 /* How many times a refusal for a full stream is tried again before a
  * request is shed (overflow reject). */
 #define FULL_CONFIRM 2
-/* How many of a blocked sender's publishes the timer tries at once. */
-#define RETRY_PROBE 16
 /* How long after its deadline a request still waits for its answer (s). */
 #define DEADLINE_GRACE_S 1.0
 
@@ -69,12 +70,16 @@ struct proxy {
 	double backoff;
 	int blocked;                 /* the stream is full and overflow is block */
 	struct evictor *ev;          /* overflow drop-oldest: nats_evict.h */
+	struct recheck *rc;          /* publishes that must be heard: nats_recheck.h */
+	unsigned checking;           /* its pends in P_CHECK */
 };
 
 /* P_PUBLISHING: with JetStream, no error heard (it is stored, or on its
  * way); P_RETRY: refused or lost, to be published again; P_EVICT: refused
- * by a full stream, waiting for its oldest to be dropped (drop-oldest). */
-enum pend_state { P_PUBLISHING, P_RETRY, P_EVICT };
+ * by a full stream, waiting for its oldest to be dropped (drop-oldest);
+ * P_CHECK: published again by the recheck thread, waiting for what
+ * JetStream did with it (nats_recheck.h). */
+enum pend_state { P_PUBLISHING, P_RETRY, P_EVICT, P_CHECK };
 
 struct pend {
 	struct pend *next;           /* hash bucket */
@@ -86,6 +91,8 @@ struct pend {
 	enum pend_state state;
 	int counted_block;
 	int full_tries;              /* refusals (stream full) tried again */
+	unsigned renewed;            /* published again with a new id (rN) */
+	int check_again;             /* the connection was away while in P_CHECK */
 	struct pieces pieces;        /* of a streamed answer: nats_pieces.h */
 };
 
@@ -116,6 +123,8 @@ struct job {
 
 /* ---- sender ----------------------------------------------------------------- */
 
+static void retry_arm(struct proxy *px);
+
 static struct pend *
 pend_find(struct conn *c, uint64_t key)
 {
@@ -123,6 +132,20 @@ pend_find(struct conn *c, uint64_t key)
 		if (p->key == key)
 			return p;
 	return NULL;
+}
+
+static void
+retry_unlink(struct proxy *px, struct pend *pd)
+{
+	struct pend *prev = NULL;
+	for (struct pend **pp = &px->retry; *pp; prev = *pp, pp = &(*pp)->next_retry)
+		if (*pp == pd) {
+			*pp = pd->next_retry;
+			if (px->retry_tail == pd)
+				px->retry_tail = prev;
+			break;
+		}
+	pd->next_retry = NULL;
 }
 
 static void
@@ -139,17 +162,15 @@ pend_remove(struct conn *c, struct pend *pd)
 		c->pend_all = pd->next_all;
 	if (pd->next_all)
 		pd->next_all->prev_all = pd->prev_all;
-	if (pd->state == P_RETRY) {
-		struct proxy *px = pd->px;
-		struct pend *prev = NULL;
-		for (struct pend **pp = &px->retry; *pp; prev = *pp, pp = &(*pp)->next_retry)
-			if (*pp == pd) {
-				*pp = pd->next_retry;
-				if (px->retry_tail == pd)
-					px->retry_tail = prev;
-				break;
-			}
-	}
+	struct proxy *px = pd->px;
+	if (pd->state == P_RETRY)
+		retry_unlink(px, pd);
+	if (pd->state == P_CHECK)
+		px->checking--;
+	/* a blocked sender whose held message ended (its deadline, a
+	 * cancel) settles on its timer: blocked on the next, or not */
+	if (px->blocked && px->retry == NULL && px->checking == 0)
+		retry_arm(px);
 	free(pd);
 }
 
@@ -182,12 +203,10 @@ meta_set(porch_msg *m, const struct wfield *k, const struct wfield *v)
 		free(vp);
 }
 
-
-static void retry_arm(struct proxy *px);
-
-/* Publishes pd's message; -1: libnats refused at once (try again later). */
-static int
-px_publish(struct proxy *px, struct pend *pd)
+/* pd's message, with its headers (Nats-Msg-Id, Porch-Deadline); NULL when
+ * libnats cannot make it. */
+static natsMsg *
+px_msg(struct proxy *px, struct pend *pd)
 {
 	struct conn *c = px->c;
 	porch_msg *m = pd->m;
@@ -211,78 +230,128 @@ px_publish(struct proxy *px, struct pend *pd)
 	    b.p, (int)b.len);
 	free(b.p);
 	char id[200], dl[64];
-	snprintf(id, sizeof id, "%s-%llu-%u", c->instance, (unsigned long long)pd->key,
-	    porch_msg_attempts(m));
+	int n = snprintf(id, sizeof id, "%s-%llu-%u", c->instance,
+	    (unsigned long long)pd->key, porch_msg_attempts(m));
+	/* a new id: the key stays between the last two dashes (on_puberr) */
+	if (pd->renewed > 0 && n > 0 && (size_t)n < sizeof id)
+		snprintf(id + n, sizeof id - (size_t)n, "r%u", pd->renewed);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(nm, "Nats-Msg-Id", id);
 	if (s == NATS_OK && m->deadline != 0) {
 		snprintf(dl, sizeof dl, "%.3f", m->deadline);
 		s = natsMsgHeader_Set(nm, "Porch-Deadline", dl);
 	}
+	if (s != NATS_OK) {
+		natsMsg_Destroy(nm);
+		return NULL;
+	}
+	return nm;
+}
+
+/* Publishes pd's message; -1: libnats refused at once (try again later). */
+static int
+px_publish(struct proxy *px, struct pend *pd)
+{
+	natsMsg *nm = px_msg(px, pd);
 	jsPubOptions po;
 	jsPubOptions_Init(&po);
-	po.MsgId = id;
 	po.MaxWait = 5000;
-	if (s == NATS_OK)
-		s = js_PublishMsgAsync(c->js, &nm, &po);
+	natsStatus s = nm != NULL ? js_PublishMsgAsync(px->c->js, &nm, &po) : NATS_NO_MEMORY;
 	natsMsg_Destroy(nm); /* NULL when libnats took it */
 	pd->state = P_PUBLISHING;
 	return s == NATS_OK ? 0 : -1;
 }
 
+static void to_retry(struct proxy *px, struct pend *pd, int front);
+
+/* Publishes pd's message on the recheck thread, which says what JetStream
+ * did with it (px_checked). */
 static void
-px_unblock(struct proxy *px)
+px_check(struct proxy *px, struct pend *pd)
 {
-	if (!px->blocked || px->retry != NULL)
+	natsMsg *nm = px_msg(px, pd);
+	if (nm == NULL) {
+		to_retry(px, pd, 0);
 		return;
+	}
+	pd->state = P_CHECK;
+	px->checking++;
+	recheck_ask(px->rc, pd->key, nm);
+}
+
+/* Puts pd with the publishes to try again: at the front (the oldest, a
+ * blocked sender's held one, refused again) or at the back. */
+static void
+to_retry(struct proxy *px, struct pend *pd, int front)
+{
+	pd->state = P_RETRY;
+	pd->next_retry = NULL;
+	if (front) {
+		pd->next_retry = px->retry;
+		px->retry = pd;
+		if (px->retry_tail == NULL)
+			px->retry_tail = pd;
+	} else {
+		if (px->retry_tail)
+			px->retry_tail->next_retry = pd;
+		else
+			px->retry = pd;
+		px->retry_tail = pd;
+	}
+	retry_arm(px);
+}
+
+/* Publishes again every publish waiting to be tried again. */
+static void
+retry_all(struct proxy *px)
+{
+	while (px->retry != NULL) {
+		struct pend *pd = px->retry;
+		retry_unlink(px, pd);
+		if (px_publish(px, pd) != 0)
+			to_retry(px, pd, 0);
+	}
+}
+
+/*
+ * Overflow block over NATS holds the source back at the first refused
+ * message, as a full local channel with block does (graph.c): the stand-in
+ * takes nothing more (its concurrency drops to what it holds) until that
+ * one is stored.  Its refused messages are tried one at a time, oldest
+ * first, on the recheck thread, which hears the success an asynchronous
+ * publish does not report: the next when one is stored, again when one is
+ * refused (on the timer, backing off, and at once when an answer comes: a
+ * message left the stream).  Once none is refused or being tried, the
+ * stand-in takes messages again.
+ */
+static void
+px_settle(struct proxy *px)
+{
+	if (!px->blocked || px->checking > 0)
+		return;
+	if (px->retry != NULL) {
+		struct pend *pd = px->retry;
+		retry_unlink(px, pd);
+		px_check(px, pd);
+		return;
+	}
 	px->blocked = 0;
 	px->backoff = 0;
 	px->st->concurrency = (unsigned)px->e->chan->capacity;
 	graph_wake(px->st->g);
 }
 
-static void
-to_retry(struct proxy *px, struct pend *pd)
-{
-	pd->state = P_RETRY;
-	pd->next_retry = NULL;
-	if (px->retry_tail)
-		px->retry_tail->next_retry = pd;
-	else
-		px->retry = pd;
-	px->retry_tail = pd;
-	retry_arm(px);
-}
-
-/* Publishes again the n oldest publishes waiting to be tried again. */
-static void px_unblock(struct proxy *px);
-
-static void
-retry_some(struct proxy *px, size_t n)
-{
-	while (n-- > 0 && px->retry != NULL) {
-		struct pend *pd = px->retry;
-		px->retry = pd->next_retry;
-		if (px->retry == NULL)
-			px->retry_tail = NULL;
-		pd->next_retry = NULL;
-		if (px_publish(px, pd) != 0)
-			to_retry(px, pd);
-	}
-	/* sent again: refused, they come back (px_puback) and block again */
-	px_unblock(px);
-}
-
-/*
- * A full stream (block) is tried a few at a time, oldest first: on the
- * timer (backing off), and at once one more for each answer that comes
- * (a message left the stream) and each publish it takes.  Anything else
- * (a timeout, a server away) is tried all at once on the timer.
- */
+/* A timeout, a server away: everything is tried again at once, on the
+ * timer, backing off; a blocked sender tries its oldest (px_settle). */
 static void
 on_retry(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop; (void)revents;
 	struct proxy *px = w->data;
-	retry_some(px, px->blocked ? RETRY_PROBE : SIZE_MAX);
+	if (px->blocked)
+		px_settle(px);
+	else
+		retry_all(px);
 	if (px->retry != NULL) {
 		px->backoff = px->backoff * 2 > RETRY_MAX ? RETRY_MAX : px->backoff * 2;
 		retry_arm(px);
@@ -300,18 +369,16 @@ retry_arm(struct proxy *px)
 	ev_timer_start(px->st->g->loop, &px->retry_w);
 }
 
-/* JetStream answered a publish. */
+/* JetStream refused pd's publish with errcode (0: no answer from it);
+ * front: pd was a blocked sender's oldest, tried on its own. */
 static void
-px_puback(struct conn *c, struct qitem *it)
+px_refused(struct conn *c, struct pend *pd, int errcode, int front)
 {
-	struct pend *pd = pend_find(c, it->key);
-	if (pd == NULL || pd->state != P_PUBLISHING)
-		return; /* answered already, or a late error of an earlier try */
 	struct proxy *px = pd->px;
 	porch_stage *st = px->st;
 	struct channel *in = st->n_inputs > 0 ? st->inputs[0] : NULL;
 	enum overflow ov = px->e->chan->overflow;
-	if (it->errcode == JSStreamStoreFailedErr &&
+	if (errcode == JSStreamStoreFailedErr &&
 	    (ov == OVERFLOW_REJECT || (ov == OVERFLOW_DROP_OLDEST && px->ev != NULL)) &&
 	    pd->full_tries < FULL_CONFIRM) {
 		/* the stream's count lags the acks of answers already home
@@ -319,10 +386,10 @@ px_puback(struct conn *c, struct qitem *it)
 		 * refusal is shed (or makes room) only when it stands, tried
 		 * again twice */
 		pd->full_tries++;
-		to_retry(px, pd);
+		to_retry(px, pd, 0);
 		return;
 	}
-	if (it->errcode == JSStreamStoreFailedErr &&
+	if (errcode == JSStreamStoreFailedErr &&
 	    px->e->chan->overflow == OVERFLOW_REJECT) {
 		/* the stream holds capacity messages: shed, as a full local
 		 * channel with overflow reject does, and counted the same */
@@ -337,7 +404,7 @@ px_puback(struct conn *c, struct qitem *it)
 		graph_finish(st->g, m, PORCH_SHED, st);
 		return;
 	}
-	if (it->errcode == JSStreamStoreFailedErr && ov == OVERFLOW_DROP_OLDEST &&
+	if (errcode == JSStreamStoreFailedErr && ov == OVERFLOW_DROP_OLDEST &&
 	    px->ev != NULL) {
 		/* the oldest waiting message makes room (nats_evict.c), then
 		 * this one is published again (px_evicted) */
@@ -346,9 +413,9 @@ px_puback(struct conn *c, struct qitem *it)
 		evict_ask(px->ev, pd->key);
 		return;
 	}
-	if (it->errcode == JSStreamStoreFailedErr) {
+	if (errcode == JSStreamStoreFailedErr) {
 		/* block: the proxy takes no more until the stream has room, so
-		 * its channel fills and the source is held back */
+		 * its channel fills and the source is held back (px_settle) */
 		if (!pd->counted_block && in != NULL)
 			in->s->held_back++;
 		pd->counted_block = 1;
@@ -356,7 +423,46 @@ px_puback(struct conn *c, struct qitem *it)
 		st->concurrency = st->held;
 	}
 	/* full, a timeout, no stream yet, a server away: again, same id */
-	to_retry(px, pd);
+	to_retry(px, pd, front);
+}
+
+/* JetStream refused a publish, or did not answer it. */
+static void
+px_puback(struct conn *c, struct qitem *it)
+{
+	struct pend *pd = pend_find(c, it->key);
+	if (pd == NULL || pd->state != P_PUBLISHING)
+		return; /* answered already, or a late error of an earlier try */
+	px_refused(c, pd, it->errcode, 0);
+}
+
+/* The recheck thread published pd again and heard what JetStream did. */
+static void
+px_checked(struct conn *c, struct qitem *it)
+{
+	struct pend *pd = pend_find(c, it->key);
+	if (pd == NULL || pd->state != P_CHECK)
+		return; /* ended meanwhile (answered, its deadline, a cancel) */
+	struct proxy *px = pd->px;
+	px->checking--;
+	pd->state = P_PUBLISHING;
+	if (pd->check_again && it->st == NATS_OK && it->errcode == RECHECK_HELD) {
+		pd->check_again = 0;
+		px_check(px, pd);
+		return;
+	}
+	pd->check_again = 0;
+	if (it->st != NATS_OK) {
+		px_refused(c, pd, it->errcode, px->blocked);
+	} else if (it->errcode == RECHECK_GONE) {
+		/* worked on while we were away, its answer lost: again, with
+		 * a new id (the old one is a duplicate for 2 minutes) */
+		pd->renewed++;
+		porch_stage_count(px->st, "nats_republished", 1);
+		if (px_publish(px, pd) != 0)
+			to_retry(px, pd, 0);
+	} /* else stored: it will be answered */
+	px_settle(px);
 }
 
 static void
@@ -376,7 +482,7 @@ px_process(porch_stage *st, porch_msg *m)
 		c->pend_all->prev_all = pd;
 	c->pend_all = pd;
 	if (px_publish(px, pd) != 0)
-		to_retry(px, pd);
+		to_retry(px, pd, 0);
 }
 
 static void
@@ -437,8 +543,7 @@ px_end(struct conn *c, struct pend *pd, const char *p, const char *end)
 	struct proxy *px = pd->px;
 	struct pieces pcs = pd->pieces;
 	pend_remove(c, pd);
-	if (px->blocked)
-		retry_some(px, 1); /* it left the stream: room for one */
+	px_settle(px); /* blocked: it left the stream, room for one */
 	size_t tlen, rest;
 	const char *text = porch_msg_text(m, &tlen);
 	enum pieces_end pe = pieces_end(&pcs, text, tlen, sent, &rest);
@@ -544,6 +649,14 @@ px_init(porch_stage *st)
 		    "%s -> %s", e->chan->from, e->chan->to);
 		return -1;
 	}
+	if ((px->rc = recheck_new(px->c, e->chan)) == NULL) {
+		evict_free(px->ev);
+		conn_put(px->c);
+		free(px);
+		porch_stage_error(st, "cannot start the recheck thread of channel "
+		    "%s -> %s", e->chan->from, e->chan->to);
+		return -1;
+	}
 	porch_stage_set_data(st, px);
 	return 0;
 }
@@ -554,8 +667,10 @@ px_fini(porch_stage *st)
 	struct proxy *px = porch_stage_data(st);
 	if (px == NULL)
 		return;
-	ev_timer_stop(st->g->loop, &px->retry_w);
 	evict_free(px->ev);
+	recheck_free(px->rc);
+	px->blocked = 0; /* pend_remove arms no timer */
+	ev_timer_stop(st->g->loop, &px->retry_w);
 	struct conn *c = px->c;
 	for (struct pend *pd = c->pend_all, *next; pd != NULL; pd = next) {
 		next = pd->next_all;
@@ -1029,21 +1144,27 @@ const struct porch_plugin nats_home_desc = {
 /* ---- the loop's side of the queue ------------------------------------------- */
 
 /*
- * The server was away: what it had on its way (an answer, a publish, an
+ * The connection was away: what was on its way (an answer, a publish, an
  * ack) may be lost, as core NATS is at most once.  Every request still
- * waiting is published again with its Nats-Msg-Id: JetStream drops it if
- * it still has it; if it was taken and acked meanwhile, it is worked on
- * again and its second answer dropped here.
+ * waiting for its answer (published, or to be published again: a retry
+ * with the same id may have been dropped as a duplicate meanwhile) is
+ * published again on the recheck thread, which says whether the stream
+ * still holds it (it will be answered) or not (worked on, its answer
+ * lost: px_checked publishes it with a new id).  Those waiting for room
+ * (drop-oldest) are left: their publish is still to come; those being
+ * checked are checked again if the check said stored.
  */
 static void
-republish_all(struct conn *c)
+recheck_all(struct conn *c)
 {
 	for (struct pend *pd = c->pend_all; pd != NULL; pd = pd->next_all) {
-		if (pd->state != P_PUBLISHING)
-			continue; /* to be tried again, or waiting for room */
-		porch_stage_count(pd->px->st, "nats_republished", 1);
-		if (px_publish(pd->px, pd) != 0)
-			to_retry(pd->px, pd);
+		if (pd->state == P_CHECK)
+			pd->check_again = 1; /* its answer may predate this */
+		if (pd->state != P_PUBLISHING && pd->state != P_RETRY)
+			continue;
+		if (pd->state == P_RETRY)
+			retry_unlink(pd->px, pd);
+		px_check(pd->px, pd);
 	}
 }
 
@@ -1058,7 +1179,7 @@ px_evicted(struct conn *c, struct qitem *it)
 	if (pd == NULL || pd->state != P_EVICT)
 		return; /* ended meanwhile (its deadline, a cancel) */
 	if (it->errcode == 0 || px_publish(pd->px, pd) != 0)
-		to_retry(pd->px, pd);
+		to_retry(pd->px, pd, 0);
 }
 
 void
@@ -1066,7 +1187,10 @@ nats_item(struct conn *c, struct qitem *it)
 {
 	switch (it->kind) {
 	case Q_RECONNECTED:
-		republish_all(c);
+		recheck_all(c);
+		break;
+	case Q_CHECKED:
+		px_checked(c, it);
 		break;
 	case Q_HOME:
 		home_msg(c, it->msg);
