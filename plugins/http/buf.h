@@ -16,7 +16,26 @@ struct buf {
 	int oom;        /* an append failed: the bytes are incomplete */
 };
 
-int buf_add(struct buf *b, const void *p, size_t n);  /* 0, or -1: out of memory */
+/* buf_add's way when the bytes do not fit (or n is 0): grows the buffer. */
+int buf_add_grow(struct buf *b, const void *p, size_t n);
+
+/*
+ * Appends n bytes; 0, or -1: out of memory.  Inline for the common case,
+ * bytes that fit: an answer is ~50 appends, most of them literals, whose
+ * copy the compiler then makes a move or two, where a call to buf_add,
+ * buf_room and memcpy cost ~30 instructions each (callgrind, bench/gateway).
+ */
+static inline int
+buf_add(struct buf *b, const void *p, size_t n)
+{
+	if (n != 0 && b->cap - b->len > n) {
+		memcpy(b->p + b->len, p, n);
+		b->len += n;
+		b->p[b->len] = '\0';
+		return 0;
+	}
+	return buf_add_grow(b, p, n);
+}
 int buf_str(struct buf *b, const char *s);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *buf_room(struct buf *b, size_t n); /* n free bytes at p + len (len unchanged), or NULL */
