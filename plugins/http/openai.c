@@ -203,7 +203,8 @@ settings(struct hreq *h, const struct root *root, struct prompt *pr, int openai)
 			    "those that do)", json_string_value(v));
 			return -1;
 		}
-		meta_str(pr, "model", json_string_value(v));
+		/* the tree's string: the tree outlives pr (pipeline.c frees both) */
+		meta_set(pr, "model", json_string_value(v), NULL);
 		h->model = strdup(json_string_value(v));
 	} else {
 		/* answers name the model: the stage's, else the first worker's */
@@ -274,8 +275,8 @@ settings(struct hreq *h, const struct root *root, struct prompt *pr, int openai)
 			h->mode = h->route == R_CHAT ? MODE_SSE_CHAT : MODE_SSE_TEXT;
 	}
 	/* a worker that forwards the request asks its upstream the same way */
-	meta_str(pr, "stream", h->mode == MODE_SSE_CHAT || h->mode == MODE_SSE_TEXT ?
-	    "true" : "false");
+	meta_set(pr, "stream", h->mode == MODE_SSE_CHAT || h->mode == MODE_SSE_TEXT ?
+	    "true" : "false", NULL);
 	v = rget(root, "stream_options");
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_object(v))
