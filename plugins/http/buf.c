@@ -264,13 +264,8 @@ utf8_whole(const char *s, size_t n)
 
 /* ---- JSON strings ------------------------------------------------------- */
 
-/* Bytes that go out as they are: ASCII from 0x20 (0x7f too, as jansson
- * does) but '"' and '\\'. */
-static int
-json_plain(unsigned char c)
-{
-	return c >= 0x20 && c <= 0x7f && c != '"' && c != '\\';
-}
+/* Bytes that go out as they are (json_skip_plain, buf.h): ASCII from 0x20
+ * (0x7f too, as jansson does) but '"' and '\\'. */
 
 /*
  * The code point of a valid UTF-8 sequence at p[0..n) (its first byte is
@@ -344,11 +339,7 @@ json_put_esc(struct buf *b, const char *s, size_t n)
 		char *q = q0;
 		size_t stop = i + blk;
 		while (i < stop) {
-			size_t run = i;
-			while (stop - run >= 8 && json_plain8(p + run))
-				run += 8;
-			while (run < stop && json_plain(p[run]))
-				run++;
+			size_t run = (size_t)(json_skip_plain(p + i, p + stop) - p);
 			if (run > i) {
 				memcpy(q, p + i, run - i);
 				q += run - i;
