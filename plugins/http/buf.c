@@ -264,9 +264,6 @@ utf8_whole(const char *s, size_t n)
 
 /* ---- JSON strings ------------------------------------------------------- */
 
-/* Bytes that go out as they are (json_skip_plain, buf.h): ASCII from 0x20
- * (0x7f too, as jansson does) but '"' and '\\'. */
-
 /*
  * The code point of a valid UTF-8 sequence at p[0..n) (its first byte is
  * above 0x7f), its length in *len; -1 if the bytes there are not one

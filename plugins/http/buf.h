@@ -74,18 +74,11 @@ json_special8(const void *p)
 	return (v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high;
 }
 
-/* Whether the 8 bytes at p are all plain (json_special8).  Long strings
- * are scanned a word at a time. */
-static inline int
-json_plain8(const void *p)
-{
-	return json_special8(p) == 0;
-}
-
 /*
  * The first byte from p on (before end) that is not plain (json_special8),
- * or end.  A word at a time, and the special byte of the last word found
- * from the mask, not byte by byte: most strings of a request are short.
+ * or end.  A word at a time (a 10 MB prompt is one string), and the
+ * special byte of the last word found from its mask, not byte by byte:
+ * most strings of a request are short.
  */
 static inline const unsigned char *
 json_skip_plain(const unsigned char *p, const unsigned char *end)

@@ -223,11 +223,6 @@ cors_options(struct hreq *h, const char *allow)
 /* ---- the checks --------------------------------------------------------- */
 
 /*
- * The checks before a request's body matters: a known path, an allowed
- * method, a valid key within its rate, not draining.  Returns 0, or -1
- * after answering.
- */
-/*
  * The length of url when it is a plain path: "/" then bytes from 0x21 to
  * 0x7e but '?' and '#', which http_parser_parse_url would take whole as
  * the path (it allows each of them there); else 0.  Nearly every request
@@ -246,6 +241,11 @@ plain_path(const char *url, size_t len)
 	return len;
 }
 
+/*
+ * The checks before a request's body matters: a known path, an allowed
+ * method, a valid key within its rate, not draining.  Returns 0, or -1
+ * after answering.
+ */
 static int
 route_check(struct hreq *h)
 {
