@@ -343,8 +343,11 @@ on_end(void *ctx, enum porch_error err, const char *why)
 		/* porch_infer has not returned: attempt_start handles it then */
 		h->ended_in_submit = 1;
 		h->end_err = err;
-		snprintf(h->end_why, sizeof h->end_why, "%s", why && *why ? why :
-		    porch_error_name(err));
+		/* kept only for a failure: a worker that answers in submit
+		 * (echo) would otherwise pay a snprintf on every call */
+		if (err != PORCH_ERR_NONE)
+			snprintf(h->end_why, sizeof h->end_why, "%s", why && *why ? why :
+			    porch_error_name(err));
 		return;
 	}
 	ev_timer_stop(h->in->loop, &h->timer);

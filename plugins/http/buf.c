@@ -73,7 +73,7 @@ buf_reserve(struct buf *b, size_t n)
 }
 
 int
-buf_add(struct buf *b, const void *p, size_t n)
+buf_add_grow(struct buf *b, const void *p, size_t n)
 {
 	if (n == 0)
 		return 0;
@@ -264,14 +264,6 @@ utf8_whole(const char *s, size_t n)
 
 /* ---- JSON strings ------------------------------------------------------- */
 
-/* Bytes that go out as they are: ASCII from 0x20 (0x7f too, as jansson
- * does) but '"' and '\\'. */
-static int
-json_plain(unsigned char c)
-{
-	return c >= 0x20 && c <= 0x7f && c != '"' && c != '\\';
-}
-
 /*
  * The code point of a valid UTF-8 sequence at p[0..n) (its first byte is
  * above 0x7f), its length in *len; -1 if the bytes there are not one
@@ -344,11 +336,7 @@ json_put_esc(struct buf *b, const char *s, size_t n)
 		char *q = q0;
 		size_t stop = i + blk;
 		while (i < stop) {
-			size_t run = i;
-			while (stop - run >= 8 && json_plain8(p + run))
-				run += 8;
-			while (run < stop && json_plain(p[run]))
-				run++;
+			size_t run = (size_t)(json_skip_plain(p + i, p + stop) - p);
 			if (run > i) {
 				memcpy(q, p + i, run - i);
 				q += run - i;

@@ -94,10 +94,7 @@ jp_string(struct jp *j, const char **s, size_t *n)
 	for (;;) {
 		const unsigned char *run = p;
 		/* a word at a time while it lasts: a 10 MB prompt is one string */
-		while (end - p >= 8 && json_plain8(p))
-			p += 8;
-		while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
-			p++;
+		p = json_skip_plain(p, end);
 		if (escaped)
 			buf_add(&j->str, run, (size_t)(p - run));
 		if (p >= end)

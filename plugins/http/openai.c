@@ -72,7 +72,7 @@ static int
 meta_set(struct prompt *pr, const char *key, const char *value, char *own)
 {
 	for (size_t i = 0; i < pr->n_meta; i++) {
-		if (strcmp(pr->meta[i].key, key) == 0) {
+		if (pr->meta[i].key[0] == key[0] && strcmp(pr->meta[i].key, key) == 0) {
 			free(pr->meta[i].own);
 			pr->meta[i].value = value;
 			pr->meta[i].own = own;
@@ -203,7 +203,8 @@ settings(struct hreq *h, const struct root *root, struct prompt *pr, int openai)
 			    "those that do)", json_string_value(v));
 			return -1;
 		}
-		meta_str(pr, "model", json_string_value(v));
+		/* the tree's string: the tree outlives pr (pipeline.c frees both) */
+		meta_set(pr, "model", json_string_value(v), NULL);
 		h->model = strdup(json_string_value(v));
 	} else {
 		/* answers name the model: the stage's, else the first worker's */
@@ -274,8 +275,8 @@ settings(struct hreq *h, const struct root *root, struct prompt *pr, int openai)
 			h->mode = h->route == R_CHAT ? MODE_SSE_CHAT : MODE_SSE_TEXT;
 	}
 	/* a worker that forwards the request asks its upstream the same way */
-	meta_str(pr, "stream", h->mode == MODE_SSE_CHAT || h->mode == MODE_SSE_TEXT ?
-	    "true" : "false");
+	meta_set(pr, "stream", h->mode == MODE_SSE_CHAT || h->mode == MODE_SSE_TEXT ?
+	    "true" : "false", NULL);
 	v = rget(root, "stream_options");
 	if (v != NULL && !json_is_null(v)) {
 		if (!json_is_object(v))
@@ -395,8 +396,10 @@ request_meta(struct hreq *h, struct prompt *pr)
 static const char *
 meta_get(const struct prompt *pr, const char *key)
 {
+	/* the first byte first: most keys differ there, and this runs ~30
+	 * times a request (sig_meta) */
 	for (size_t i = 0; i < pr->n_meta; i++) {
-		if (strcmp(pr->meta[i].key, key) == 0)
+		if (pr->meta[i].key[0] == key[0] && strcmp(pr->meta[i].key, key) == 0)
 			return pr->meta[i].value;
 	}
 	return NULL;
