@@ -10,7 +10,8 @@
 # (kill -9) in the middle: nothing is lost.  Last, session affinity with
 # threads: over a channel with shards="2", each threaded worker node
 # started with --nats-shard K takes exactly shard K's sessions (on either
-# of its threads).
+# of its threads); and SIGTERM drains a threaded worker: it ends what it
+# holds, hands back what it pulled and did not start, and exits 0.
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/nats-lib.sh"
 heavy
@@ -169,5 +170,30 @@ print(sum(1 for i in range(400) if shard("s%d" % (i % 40), 2) == 0))')
 expect_eq "w0 took exactly shard 0's sessions" "$(jget "$T/w0.json" 'stage(s, "infer")["in"]')" "$want0"
 expect_eq "w1 took exactly shard 1's sessions" "$(jget "$T/w1.json" 'stage(s, "infer")["in"]')" \
     "$((400 - want0))"
+expect_eq "front: books balance" "$(balanced "$T/front.json")" True
+
+# 4. SIGTERM drains a threaded worker in the middle of slow requests; a
+# second worker started afterwards takes what it handed back
+rm -f "$T/port" "$T"/*.running "$T"/*.json
+sed 's|<param name="delay-ms">5</param>|<param name="delay-ms">300</param>|;
+    s|name="nt"|name="ntd"|' "$T/c.xml" > "$T/d.xml"
+node_start front front "$T/d.xml" --threads 2
+node_start w1 worker "$T/d.xml" --threads 2
+wait_for 20 test -s "$T/port" || { fail "the front did not start: $(cat "$T/front.err")"; finish; }
+node_wait front
+node_wait w1
+python3 "$top_srcdir/tests/nats-client.py" "$(cat "$T/port")" 100 40 > "$T/client" &
+client=$!
+wait_for 30 busy || fail "w1 never held requests: $(tail -n 5 "$T/w1.err")"
+node_stop w1
+node_start w2 worker "$T/d.xml" --threads 2
+wait "$client"
+expect_eq "100 answers across a drained worker" "$(cat "$T/client")" \
+    "sent 100 ok 100 shed 0 failed 0 wrong 0"
+node_stop front
+node_stop w2
+expect_eq "w1: books balance" "$(balanced "$T/w1.json")" True
+n=$(jget "$T/w1.json" 's["completed"]')
+[ "$n" -gt 0 ] && ok || fail "w1 ended none of what it held"
 expect_eq "front: books balance" "$(balanced "$T/front.json")" True
 finish
