@@ -393,15 +393,6 @@ run_command(int argc, char **argv, int replay)
 		threads = p->threads;
 	if (threads == 0)
 		threads = (long)config_threads_auto();
-	if (threads > 1 && nats_url != NULL) {
-		/* the receiving end's pull and ack are not yet safe across shards */
-		cli_error("%s: threads above 1 (%ld) on a node with channels over NATS are not "
-		    "supported: run one porch per core instead (--node, without threads; the "
-		    "nodes that receive a channel share its work)", file, threads);
-		config_free(p);
-		cli_free(&common);
-		return EXIT_INVALID;
-	}
 	if (nats_url != NULL && nats_probe(nats_url, 3000, err, sizeof err) != 0) {
 		cli_error("%s: %s", file, err);
 		config_free(p);

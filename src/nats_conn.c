@@ -3,6 +3,7 @@
  * libnats's threads to the loop, and the streams (nats.h says why threads
  * and a queue rather than an event loop adapter).
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,8 +226,11 @@ conn_get(struct node_state *ns, struct graph *g, const char *url, const char *no
 	for (int i = 0; i < 8; i++)
 		rnd[i] = hex[(r >> (4 * i)) & 15];
 	rnd[8] = '\0';
-	snprintf(c->instance, sizeof c->instance, "%s-%d-%s", node != NULL ? node : "all",
-	    (int)getpid(), rnd);
+	/* N: the graphs of one process (shards, reloads) never share an
+	 * answers subject, whatever the random part gives */
+	static atomic_uint graphs;
+	snprintf(c->instance, sizeof c->instance, "%s-%d-%u-%s", node != NULL ? node : "all",
+	    (int)getpid(), atomic_fetch_add(&graphs, 1), rnd);
 	const char *prefix = ns->chans[0]->home_prefix;
 	snprintf(c->home, sizeof c->home, "%s.%s", prefix, c->instance);
 	snprintf(c->ackpfx, sizeof c->ackpfx, "%s.ack.%s", prefix, c->instance);

@@ -1076,7 +1076,11 @@ const struct porch_plugin nats_in_desc = {
 	.kind = PORCH_KIND_STAGE,
 	.name = "nats-in",
 	.summary = "built in: pulls a NATS channel's stream into its stage",
-	.flags = PORCH_STAGE_SOURCE,
+	/* with threads, every shard pulls the one durable consumer on its
+	 * own connection, and a request stays on the shard that pulled it:
+	 * its job (the JetStream message, its ack) belongs to that shard's
+	 * connection, and its outcome must come back on that shard's loop */
+	.flags = PORCH_STAGE_SOURCE | PORCH_STAGE_EVERY_SHARD,
 	.outputs = (const char *const[]){ "out", NULL },
 	.init = in_init,
 	.start = in_start,

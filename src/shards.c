@@ -307,13 +307,6 @@ on_main_hup(struct ev_loop *loop, ev_signal *w, int revents)
 		config_free(cfg);
 		return;
 	}
-	if (node_nats_url(cfg) != NULL) {
-		p->reload_failures++;
-		run_report(r, 0, NULL, "%s: channels over NATS with threads above 1 are not "
-		    "supported; the running pipeline goes on unchanged on every shard", r->file);
-		config_free(cfg);
-		return;
-	}
 	if (cfg->threads != (long)p->n && cfg->threads != 0)
 		log_warn("reload: %s has threads=\"%ld\"; the number of threads changes only "
 		    "on a restart (%u go on)", r->file, cfg->threads, p->n);

@@ -38,13 +38,15 @@ mk url ' transport="nats"' ' nats-url="nats://127.0.0.1:1"'
 expect_run "unreachable server (file)" "cannot reach the NATS server at nats://127.0.0.1:1" \
     --node worker "$T/url.xml"
 
-# threads above 1 on a node with channels over NATS: refused (one porch
-# per core instead), whether threads come from the file or the command line
-expect_run "threads and NATS" "threads above 1 (2) on a node with channels over NATS are not supported" \
+# threads above 1 on a node with channels over NATS run (nats-threads.sh);
+# a server that is not there is told at start all the same, whether the
+# threads come from the file or the command line
+expect_run "threads, unreachable server" "cannot reach the NATS server at nats://127.0.0.1:1" \
     --node front --nats-url nats://127.0.0.1:1 --threads 2 "$T/noserver.xml"
 mk thrfile ' transport="nats"' ' threads="3"'
-expect_run "threads= and NATS" "threads above 1 (3) on a node with channels over NATS are not supported" \
+expect_run "threads=, unreachable server" "cannot reach the NATS server at nats://127.0.0.1:1" \
     --node worker --nats-url nats://127.0.0.1:1 "$T/thrfile.xml"
+if grep -q "not supported" "$T/err"; then fail "threads= and NATS still refused"; else ok; fi
 
 # what porch check judges without a server
 check_err() { # NAME WANT
