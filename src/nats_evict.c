@@ -32,11 +32,23 @@
  * message is being worked on) has nothing to drop: the loop tries the
  * publish again later (nats_stage.c), as block does.
  *
+ * Shards.  A channel with shards="n" has one stream over n subjects
+ * (subject.k) and one filtered consumer per shard (B-k on subject.k), each
+ * with its own delivered sequence; the stream's limit is over all of them,
+ * so the message to drop is the oldest one waiting over every shard: for
+ * each shard k, the first stored message on subject.k after B-k's
+ * delivered sequence (the JetStream API's message get with next_by_subj;
+ * js_DirectGetMsg would need the stream to allow direct gets), and the
+ * smallest sequence of those.  A shard whose consumer has nothing pending
+ * is not asked.  The races are those above: a message gone before its
+ * read or its delete makes that shard look again after it.
+ *
  * All of this waits for the server (request and reply), so it runs on a
  * thread of its own per sending end; the loop asks with evict_ask and
  * hears back with a Q_EVICTED item on the connection's queue.
  */
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +98,132 @@ send_shed(struct evictor *ev, const char *home, const char *key)
 	free(b.p);
 }
 
+/* Reads the message at seq (its home and key), deletes it, and sends its
+ * shed outcome home: 1, or 0 when it is gone (acked, or evicted by another
+ * sender) before the read or the delete. */
+static int
+drop_seq(struct evictor *ev, uint64_t seq)
+{
+	jsCtx *js = ev->c->js;
+	jsErrCode je = 0;
+	natsMsg *m = NULL;
+	if (js_GetMsg(&m, js, ev->ch->stream, seq, NULL, &je) != NATS_OK)
+		return 0;
+	char key[32] = "", home[700] = "";
+	const char *p = natsMsg_GetData(m), *end = p + natsMsg_GetDataLength(m);
+	struct wfield f;
+	while (wr_next(&p, end, &f) == 1) {
+		if (f.tag == 'i')
+			wf_str(&f, key, sizeof key);
+		else if (f.tag == 'h')
+			wf_str(&f, home, sizeof home);
+	}
+	natsMsg_Destroy(m);
+	if (js_DeleteMsg(js, ev->ch->stream, seq, NULL, &je) != NATS_OK)
+		return 0;
+	if (*key && *home)
+		send_shed(ev, home, key);
+	return 1;
+}
+
+/* The consumer's delivered stream sequence in *delivered and its pending
+ * count (messages after it on its subject) in *pending: 0, or -1 when the
+ * server did not answer.  A consumer no node has made yet has delivered
+ * nothing: 0, and pending is UINT64_MAX (unknown: look). */
+static int
+consumer_at(struct evictor *ev, const char *durable, uint64_t *delivered,
+    uint64_t *pending)
+{
+	jsConsumerInfo *ci = NULL;
+	jsErrCode je = 0;
+	natsStatus s = js_GetConsumerInfo(&ci, ev->c->js, ev->ch->stream, durable, NULL, &je);
+	if (s == NATS_OK) {
+		*delivered = ci->Delivered.Stream;
+		*pending = ci->NumPending;
+		jsConsumerInfo_Destroy(ci);
+		return 0;
+	}
+	if (je != JSConsumerNotFoundErr)
+		return -1;
+	*delivered = 0;
+	*pending = UINT64_MAX;
+	return 0;
+}
+
+/* The sequence of the first message stored on subject at or after from, in
+ * *seq (0: none): the JetStream API's message get with next_by_subj, whose
+ * answer is the message with its sequence.  0, or -1 when the server did
+ * not answer or answered something else than "no message found". */
+static int
+first_on(struct evictor *ev, const char *subject, uint64_t from, uint64_t *seq)
+{
+	char api[400];
+	snprintf(api, sizeof api, "$JS.API.STREAM.MSG.GET.%s", ev->ch->stream);
+	json_t *q = json_pack("{sIss}", "seq", (json_int_t)from, "next_by_subj", subject);
+	char *body = q != NULL ? json_dumps(q, JSON_COMPACT) : NULL;
+	json_decref(q);
+	if (body == NULL)
+		return -1;
+	natsMsg *r = NULL;
+	natsStatus s = natsConnection_Request(&r, ev->c->nc, api, body, (int)strlen(body), 5000);
+	free(body);
+	if (s != NATS_OK)
+		return -1;
+	json_t *a = json_loadb(natsMsg_GetData(r), (size_t)natsMsg_GetDataLength(r), 0, NULL);
+	natsMsg_Destroy(r);
+	json_int_t got = 0, code = 0;
+	int rc = -1;
+	if (a != NULL && json_unpack(a, "{s:{s:I}}", "message", "seq", &got) == 0 && got > 0) {
+		*seq = (uint64_t)got;
+		rc = 0;
+	} else if (a != NULL && json_unpack(a, "{s:{s:I}}", "error", "code", &code) == 0 &&
+	    code == 404) {
+		*seq = 0;
+		rc = 0;
+	}
+	json_decref(a);
+	return rc;
+}
+
+/* The sharded channel's eviction (above, Shards): 1 when one was dropped,
+ * 0 when none waits or the server did not answer. */
+static int
+evict_sharded(struct evictor *ev)
+{
+	const struct nats_chan *ch = ev->ch;
+	uint64_t *next = xcalloc(ch->shards, sizeof *next); /* 0: none waits */
+	int dropped = 0;
+	char durable[300], subject[700];
+	for (unsigned k = 0; k < ch->shards; k++) {
+		uint64_t delivered, pending;
+		snprintf(durable, sizeof durable, "%s-%u", ch->durable, k);
+		snprintf(subject, sizeof subject, "%s.%u", ch->subject, k);
+		if (consumer_at(ev, durable, &delivered, &pending) != 0)
+			goto out;
+		if (pending > 0 && first_on(ev, subject, delivered + 1, &next[k]) != 0)
+			goto out;
+	}
+	for (int n = 0; n < EVICT_SCAN; n++) {
+		unsigned best = ch->shards;
+		for (unsigned k = 0; k < ch->shards; k++)
+			if (next[k] != 0 && (best == ch->shards || next[k] < next[best]))
+				best = k;
+		if (best == ch->shards)
+			break;
+		if (drop_seq(ev, next[best])) {
+			dropped = 1;
+			break;
+		}
+		/* gone since: that shard's next one, after it */
+		snprintf(subject, sizeof subject, "%s.%u", ch->subject, best);
+		if (first_on(ev, subject, next[best] + 1, &next[best]) != 0)
+			break;
+	}
+out:
+	free(next);
+	return dropped;
+}
+
 /* Drops the oldest waiting message: 1, or 0 when none waits or the server
  * did not answer. */
 static int
@@ -93,43 +231,22 @@ evict_one(struct evictor *ev)
 {
 	jsCtx *js = ev->c->js;
 	const struct nats_chan *ch = ev->ch;
-	uint64_t delivered = 0, first = 0, last = 0;
-	jsConsumerInfo *ci = NULL;
-	jsErrCode je = 0;
-	natsStatus s = js_GetConsumerInfo(&ci, js, ch->stream, ch->durable, NULL, &je);
-	if (s == NATS_OK) {
-		delivered = ci->Delivered.Stream;
-		jsConsumerInfo_Destroy(ci);
-	} else if (je != JSConsumerNotFoundErr) {
+	if (ch->shards > 0)
+		return evict_sharded(ev);
+	uint64_t delivered = 0, pending = 0, first = 0, last = 0;
+	if (consumer_at(ev, ch->durable, &delivered, &pending) != 0)
 		return 0;
-	} /* else no node of B has made it yet: nothing was delivered */
 	jsStreamInfo *si = NULL;
+	jsErrCode je = 0;
 	if (js_GetStreamInfo(&si, js, ch->stream, NULL, &je) != NATS_OK)
 		return 0;
 	first = si->State.FirstSeq;
 	last = si->State.LastSeq;
 	jsStreamInfo_Destroy(si);
 	uint64_t seq = delivered + 1 > first ? delivered + 1 : first;
-	for (int n = 0; seq <= last && n < EVICT_SCAN; seq++, n++) {
-		natsMsg *m = NULL;
-		if (js_GetMsg(&m, js, ch->stream, seq, NULL, &je) != NATS_OK)
-			continue; /* deleted (acked, or evicted by another sender) */
-		char key[32] = "", home[700] = "";
-		const char *p = natsMsg_GetData(m), *end = p + natsMsg_GetDataLength(m);
-		struct wfield f;
-		while (wr_next(&p, end, &f) == 1) {
-			if (f.tag == 'i')
-				wf_str(&f, key, sizeof key);
-			else if (f.tag == 'h')
-				wf_str(&f, home, sizeof home);
-		}
-		natsMsg_Destroy(m);
-		if (js_DeleteMsg(js, ch->stream, seq, NULL, &je) != NATS_OK)
-			continue; /* gone between the read and the delete */
-		if (*key && *home)
-			send_shed(ev, home, key);
-		return 1;
-	}
+	for (int n = 0; seq <= last && n < EVICT_SCAN; seq++, n++)
+		if (drop_seq(ev, seq))
+			return 1;
 	return 0;
 }
 

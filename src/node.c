@@ -73,13 +73,6 @@ node_check(struct cfg_pipeline *p, struct diag *d)
 		    md < 1 || md > 1024))
 			diag_error(d, ch->shards_at.line, ch->shards_at.col,
 			    "shards='%s' is not an integer from 1 to 1024", ch->shards);
-		/* drop-oldest finds the oldest waiting message with the one
-		 * consumer's delivered sequence (nats_evict.c) */
-		if (ch->overflow == OVERFLOW_DROP_OLDEST && ch->shards != NULL)
-			diag_error(d, ch->at.line, ch->at.col, "channel %s -> %s: overflow "
-			    "drop-oldest is not available on a sharded channel over NATS "
-			    "(each shard's consumer has its own oldest); use block or reject",
-			    ch->from, ch->to);
 		if (ch->copy)
 			diag_error(d, ch->copy_at.line, ch->copy_at.col, "channel %s -> %s: a "
 			    "copy (fan-out) cannot travel over NATS", ch->from, ch->to);
