@@ -44,8 +44,8 @@
  * read or its delete makes that shard look again after it.
  *
  * All of this waits for the server (request and reply), so it runs on a
- * thread of its own per sending end; the loop asks with evict_ask and
- * hears back with a Q_EVICTED item on the connection's queue.
+ * thread of its own per sending end (nats_asker.c); the loop asks with
+ * evict_ask and hears back with a Q_EVICTED item on the connection's queue.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -53,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nats_asker.h"
 #include "nats_conn.h"
 #include "nats_evict.h"
 #include "nats_wire.h"
@@ -62,19 +63,10 @@
 /* At most this many sequences are read looking for one still stored. */
 #define EVICT_SCAN 64
 
-struct ev_ask {
-	struct ev_ask *next;
-	uint64_t key;
-};
-
 struct evictor {
 	struct conn *c;
 	const struct nats_chan *ch;
-	pthread_t th;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct ev_ask *head, *tail;
-	int stop;
+	struct asker *a;
 };
 
 /* The shed outcome, home to the request's origin. */
@@ -250,31 +242,14 @@ evict_one(struct evictor *ev)
 	return 0;
 }
 
-static void *
-evict_main(void *arg)
+/* A job of the asker's: one drop, for the message of key it->key. */
+static int
+evict_job(void *ctx, natsMsg *msg, struct qitem *it)
 {
-	struct evictor *ev = arg;
-	for (;;) {
-		pthread_mutex_lock(&ev->mu);
-		while (ev->head == NULL && !ev->stop)
-			pthread_cond_wait(&ev->cv, &ev->mu);
-		struct ev_ask *a = ev->stop ? NULL : ev->head;
-		if (a != NULL) {
-			ev->head = a->next;
-			if (ev->head == NULL)
-				ev->tail = NULL;
-		}
-		pthread_mutex_unlock(&ev->mu);
-		if (a == NULL)
-			break;
-		struct qitem *it = xcalloc(1, sizeof *it);
-		it->kind = Q_EVICTED;
-		it->key = a->key;
-		it->errcode = evict_one(ev);
-		free(a);
-		conn_push(ev->c, it);
-	}
-	return NULL;
+	(void)msg;
+	it->kind = Q_EVICTED;
+	it->errcode = evict_one(ctx);
+	return 0;
 }
 
 struct evictor *
@@ -283,11 +258,7 @@ evict_new(struct conn *c, const struct nats_chan *ch)
 	struct evictor *ev = xcalloc(1, sizeof *ev);
 	ev->c = c;
 	ev->ch = ch;
-	pthread_mutex_init(&ev->mu, NULL);
-	pthread_cond_init(&ev->cv, NULL);
-	if (pthread_create(&ev->th, NULL, evict_main, ev) != 0) {
-		pthread_mutex_destroy(&ev->mu);
-		pthread_cond_destroy(&ev->cv);
+	if ((ev->a = asker_new(c, evict_job, ev)) == NULL) {
 		free(ev);
 		return NULL;
 	}
@@ -297,16 +268,7 @@ evict_new(struct conn *c, const struct nats_chan *ch)
 void
 evict_ask(struct evictor *ev, uint64_t key)
 {
-	struct ev_ask *a = xcalloc(1, sizeof *a);
-	a->key = key;
-	pthread_mutex_lock(&ev->mu);
-	if (ev->tail)
-		ev->tail->next = a;
-	else
-		ev->head = a;
-	ev->tail = a;
-	pthread_cond_signal(&ev->cv);
-	pthread_mutex_unlock(&ev->mu);
+	asker_ask(ev->a, key, NULL);
 }
 
 void
@@ -314,16 +276,6 @@ evict_free(struct evictor *ev)
 {
 	if (ev == NULL)
 		return;
-	pthread_mutex_lock(&ev->mu);
-	ev->stop = 1;
-	pthread_cond_signal(&ev->cv);
-	pthread_mutex_unlock(&ev->mu);
-	pthread_join(ev->th, NULL);
-	for (struct ev_ask *a = ev->head, *next; a != NULL; a = next) {
-		next = a->next;
-		free(a);
-	}
-	pthread_mutex_destroy(&ev->mu);
-	pthread_cond_destroy(&ev->cv);
+	asker_free(ev->a);
 	free(ev);
 }

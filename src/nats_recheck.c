@@ -23,11 +23,12 @@
  * success, one message at a time.
  *
  * Both wait for the server, so they run on a thread of their own per
- * sending end, as drop-oldest does (nats_evict.c).
+ * sending end (nats_asker.c), as drop-oldest does (nats_evict.c).
  */
 #include <stdlib.h>
 
 #include "nats.h"
+#include "nats_asker.h"
 #include "nats_conn.h"
 #include "nats_recheck.h"
 #include "util.h"
@@ -35,30 +36,11 @@
 /* How long a check waits before asking a server that did not answer again. */
 #define RECHECK_AGAIN_MS 250
 
-struct ask {
-	struct ask *next;
-	uint64_t key;
-	natsMsg *msg;
-};
-
 struct recheck {
 	struct conn *c;
 	const struct nats_chan *ch;
-	pthread_t th;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct ask *head, *tail;
-	int stop;
+	struct asker *a;
 };
-
-static int
-stopping(struct recheck *rc)
-{
-	pthread_mutex_lock(&rc->mu);
-	int stop = rc->stop;
-	pthread_mutex_unlock(&rc->mu);
-	return stop;
-}
 
 /* One check, into it; 0, or -1 when stopped before the server answered. */
 static int
@@ -92,42 +74,20 @@ check_one(struct recheck *rc, natsMsg *msg, struct qitem *it)
 			return 0;
 		}
 		/* no answer (the server away again, a timeout): again */
-		if (stopping(rc))
+		if (asker_stopping(rc->a))
 			return -1;
 		nats_Sleep(RECHECK_AGAIN_MS);
-		if (stopping(rc))
+		if (asker_stopping(rc->a))
 			return -1;
 	}
 }
 
-static void *
-recheck_main(void *arg)
+/* A job of the asker's: one message checked. */
+static int
+recheck_job(void *ctx, natsMsg *msg, struct qitem *it)
 {
-	struct recheck *rc = arg;
-	for (;;) {
-		pthread_mutex_lock(&rc->mu);
-		while (rc->head == NULL && !rc->stop)
-			pthread_cond_wait(&rc->cv, &rc->mu);
-		struct ask *a = rc->stop ? NULL : rc->head;
-		if (a != NULL) {
-			rc->head = a->next;
-			if (rc->head == NULL)
-				rc->tail = NULL;
-		}
-		pthread_mutex_unlock(&rc->mu);
-		if (a == NULL)
-			break;
-		struct qitem *it = xcalloc(1, sizeof *it);
-		it->kind = Q_CHECKED;
-		it->key = a->key;
-		if (check_one(rc, a->msg, it) == 0)
-			conn_push(rc->c, it);
-		else
-			free(it);
-		natsMsg_Destroy(a->msg);
-		free(a);
-	}
-	return NULL;
+	it->kind = Q_CHECKED;
+	return check_one(ctx, msg, it);
 }
 
 struct recheck *
@@ -136,11 +96,7 @@ recheck_new(struct conn *c, const struct nats_chan *ch)
 	struct recheck *rc = xcalloc(1, sizeof *rc);
 	rc->c = c;
 	rc->ch = ch;
-	pthread_mutex_init(&rc->mu, NULL);
-	pthread_cond_init(&rc->cv, NULL);
-	if (pthread_create(&rc->th, NULL, recheck_main, rc) != 0) {
-		pthread_mutex_destroy(&rc->mu);
-		pthread_cond_destroy(&rc->cv);
+	if ((rc->a = asker_new(c, recheck_job, rc)) == NULL) {
 		free(rc);
 		return NULL;
 	}
@@ -150,17 +106,7 @@ recheck_new(struct conn *c, const struct nats_chan *ch)
 void
 recheck_ask(struct recheck *rc, uint64_t key, natsMsg *msg)
 {
-	struct ask *a = xcalloc(1, sizeof *a);
-	a->key = key;
-	a->msg = msg;
-	pthread_mutex_lock(&rc->mu);
-	if (rc->tail)
-		rc->tail->next = a;
-	else
-		rc->head = a;
-	rc->tail = a;
-	pthread_cond_signal(&rc->cv);
-	pthread_mutex_unlock(&rc->mu);
+	asker_ask(rc->a, key, msg);
 }
 
 void
@@ -168,17 +114,6 @@ recheck_free(struct recheck *rc)
 {
 	if (rc == NULL)
 		return;
-	pthread_mutex_lock(&rc->mu);
-	rc->stop = 1;
-	pthread_cond_signal(&rc->cv);
-	pthread_mutex_unlock(&rc->mu);
-	pthread_join(rc->th, NULL);
-	for (struct ask *a = rc->head, *next; a != NULL; a = next) {
-		next = a->next;
-		natsMsg_Destroy(a->msg);
-		free(a);
-	}
-	pthread_mutex_destroy(&rc->mu);
-	pthread_cond_destroy(&rc->cv);
+	asker_free(rc->a);
 	free(rc);
 }
