@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../text/json_plain.h"
 #include "jscan.h"
 
 /* Deeper values go to jansson (whose own limit is 2048). */
@@ -98,47 +99,6 @@ js_utf8(const unsigned char *p, const unsigned char *end)
 }
 
 /*
- * The 8 bytes at p that are not plain string bytes (ASCII 0x20-0x7f but
- * '"' and '\\'), read as one word: a mask with the high bit of each such
- * byte set (0: all plain; never a false "plain").  A long string is
- * scanned in a fraction of the time a byte loop takes.
- */
-static inline uint64_t
-js_special8(const unsigned char *p)
-{
-	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-	uint64_t v, q, b;
-	memcpy(&v, p, 8);
-	q = v ^ (ones * '"');
-	b = v ^ (ones * '\\');
-	return (v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high;
-}
-
-/*
- * The first byte from p on (before end) that is not plain (js_special8),
- * or end: a word at a time, the last word's special byte found from its
- * mask (the lowest flagged byte is exact: a borrow flags only bytes after
- * a flagged one), not byte by byte: most strings of an answer are short.
- */
-static inline const unsigned char *
-js_skip_plain(const unsigned char *p, const unsigned char *end)
-{
-	for (; end - p >= 8; p += 8) {
-		uint64_t m = js_special8(p);
-		if (m != 0) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-			return p + (__builtin_ctzll(m) >> 3);
-#else
-			break;
-#endif
-		}
-	}
-	while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
-		p++;
-	return p;
-}
-
-/*
  * The string at s->p (its opening quote), checked: s->p after its closing
  * quote, *escaped set when it has a backslash.  0 or -1.
  */
@@ -149,7 +109,7 @@ js_scan_string(struct jscan *s, int *escaped)
 	*escaped = 0;
 	for (;;) {
 		/* the common bytes, fast: eight at a time */
-		p = js_skip_plain(p, end);
+		p = json_skip_plain(p, end);
 		if (p >= end)
 			return -1;
 		unsigned c = *p;
