@@ -273,7 +273,16 @@ conn_get(struct node_state *ns, struct graph *g, const char *url, const char *no
 	ev_async_init(&c->wake, on_wake);
 	c->wake.data = c;
 	ev_async_start(g->loop, &c->wake);
-	ev_timer_init(&c->tick, on_tick, 1.0, 1.0);
+	/* the tick tells JetStream that jobs in hand are still ours every
+	 * third of their ack wait (nats_tick): it must come round well inside
+	 * the shortest ack wait, or a job a live node works on is redelivered */
+	double period = 1.0;
+	for (size_t i = 0; i < ns->n_chans; i++) {
+		double aw = (double)ns->chans[i]->ack_wait_ms / 1000.0;
+		if (aw / 4 < period)
+			period = aw / 4;
+	}
+	ev_timer_init(&c->tick, on_tick, period, period);
 	c->tick.data = c;
 	ev_timer_start(g->loop, &c->tick);
 	/* the tick alone must not keep a finished run alive; the wake
