@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "cond.h"
+#include "fanout.h"
 
 static int
 same_port(const struct cfg_channel *a, const struct cfg_channel *b)
@@ -30,12 +31,21 @@ check_port_channels(struct cfg_pipeline *p, size_t i, struct diag *d)
 		    "it reads nothing of the message and is false", cond_source(c->cond));
 		return;
 	}
+	size_t copies = 1;
 	for (size_t j = 0; j < i; j++) {
 		struct cfg_channel *o = &p->channels[j];
 		if (!same_port(o, c))
 			continue;
-		if (o->copy && c->copy)
-			continue; /* a fan-out: every copy channel is taken */
+		if (o->copy && c->copy) {
+			/* a fan-out: every copy channel is taken; a copy knows its
+			 * index in 16 bits (graph.h), and a join of thousands of
+			 * copies is not a design anyone means */
+			if (++copies == FANOUT_MAX + 1)
+				diag_error(d, c->copy_at.line, c->copy_at.col, "port '%s:%s' "
+				    "has more than %d copy=\"true\" channels", c->from, c->port,
+				    FANOUT_MAX);
+			continue;
+		}
 		if (!o->routed || !c->routed) {
 			diag_error(d, c->from_at.line, c->from_at.col, "port '%s:%s' already has "
 			    "a channel (line %d); several channels from one port are a route, "

@@ -6,6 +6,10 @@
 
 struct route;
 
+/* The most copy="true" channels one port may have (check_flow.c): a copy
+ * carries its index in 16 bits (struct porch_msg's copy). */
+#define FANOUT_MAX 1024
+
 /* st sends m to every channel of r (copy="true"): m waits for its copies. */
 int fanout_emit(struct graph *g, struct porch_stage *st, const struct route *r,
     struct porch_msg *m);

@@ -208,5 +208,38 @@ LUA
 	wait "$pid"
 fi
 
-# porch check: a join's inputs must come from one fan-out
+# (that a join's inputs come from one fan-out is checked in tests/bad/join-*)
+
+# a port with more copies than a fan-out carries (1024): porch check says
+# where, at the first one too many; 1024 are taken
+wide() { # NAME COPIES
+	{
+		printf '<?xml version="1.0"?>\n<pipeline name="%s" version="1">\n' "$1"
+		printf '  <worker name="w" plugin="echo"/>\n  <stage name="in" plugin="stdin"/>\n'
+		i=1
+		while [ "$i" -le "$2" ]; do
+			printf '  <stage name="c%d" plugin="inference" worker="w"/>\n' "$i"
+			i=$((i + 1))
+		done
+		printf '  <stage name="j" plugin="join"/>\n  <stage name="out" plugin="stdout"/>\n'
+		i=1
+		while [ "$i" -le "$2" ]; do
+			printf '  <channel from="in" to="c%d" copy="true"/>\n' "$i"
+			printf '  <channel from="c%d" to="j"/>\n' "$i"
+			i=$((i + 1))
+		done
+		printf '  <channel from="j" to="out"/>\n</pipeline>\n'
+	} > "$T/$1.xml"
+}
+wide wide1024 1024
+"$PORCH" check "$T/wide1024.xml" > "$T/wide1024.out" 2>&1
+expect_eq "1024 copies: porch check" "$?" 0
+wide wide1025 1025
+"$PORCH" check "$T/wide1025.xml" > "$T/wide1025.out" 2>&1
+expect_eq "1025 copies: porch check" "$?" 2
+# the 1025th copy channel: after 4 lines, 1025 stages, 2 more and two
+# lines for each copy before it
+line=$((4 + 1025 + 2 + 2 * 1024 + 1))
+grep -q "wide1025.xml:$line:[0-9]*: error: port 'in:out' has more than 1024 copy=\"true\" channels" \
+    "$T/wide1025.out" && ok || fail "1025 copies: $(head -c 600 "$T/wide1025.out")"
 finish

@@ -35,9 +35,6 @@ wait_for 20 test -s "$T/a.port" || { fail "front a did not start: $(cat "$T/fa.e
 wait_for 20 test -s "$T/b.port" || { fail "front b did not start: $(cat "$T/fb.err")"; finish; }
 PA=$(cat "$T/a.port")
 PB=$(cat "$T/b.port")
-metric() { # PORT NAME: a value of /metrics (its first line)
-	curl -s "127.0.0.1:$1/metrics" | awk -v n="$2" 'index($0, n) == 1 { print $2; exit }'
-}
 in_flight_is() { [ "$(metric "$1" 'porch_requests_in_flight{pipeline="nb"}')" = "$2" ]; }
 HB='porch_channel_held_back_total{from="ingress",port="out",to="infer"}'
 held_back_is() { [ "$(metric "$1" "$HB")" = "$2" ]; }

@@ -49,11 +49,7 @@ N=300
 python3 "$top_srcdir/tests/nats-client.py" "$PORT" $N 24 --ids "$T/ids" --fails "$T/fails" \
     > "$T/client" 2> "$T/client.err" &
 client=$!
-progress() {
-	curl -s "127.0.0.1:$PORT/metrics" |
-	    awk '/^porch_requests_total\{.*completed/ { if ($2 >= 60) ok = 1 } END { exit !ok }'
-}
-wait_for 60 progress || fail "no progress before the cut"
+wait_for 60 completed_at_least "$PORT" 60 || fail "no progress before the cut"
 kill -USR1 "$(cat "$T/proxy.pid")"
 wait_for 10 grep -q "^cut" "$T/pstate" || fail "the proxy did not cut"
 # away longer than the workers take (300 ms): what they had is answered

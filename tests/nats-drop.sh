@@ -58,9 +58,6 @@ ask() {
 	    -d "{\"model\":\"echo\",\"messages\":[{\"role\":\"user\",\"content\":\"$2\"}]}" \
 	    "http://127.0.0.1:$1/v1/chat/completions" > "$T/$2.code" &
 }
-metric() { # PORT NAME: a value of /metrics (its first line)
-	curl -s "127.0.0.1:$1/metrics" | awk -v n="$2" 'index($0, n) == 1 { print $2; exit }'
-}
 in_flight_is() { [ "$(metric "$1" 'porch_requests_in_flight{pipeline="nd"}')" = "$2" ]; }
 
 # r0 and r1, one after the other, pulled by the stuck worker

@@ -34,11 +34,7 @@ PORT=$(cat "$T/port")
 python3 "$top_srcdir/tests/nats-client.py" "$PORT" 2000 48 > "$T/client" 2> "$T/client.err" &
 client=$!
 # kill w1 once it has done some work and holds more
-progress() {
-	curl -s "127.0.0.1:$PORT/metrics" |
-	    awk '/^porch_requests_total\{.*completed/ { if ($2 >= 300) ok = 1 } END { exit !ok }'
-}
-wait_for 60 progress || fail "no progress before the kill"
+wait_for 60 completed_at_least "$PORT" 300 || fail "no progress before the kill"
 node_wait w1
 # w1's statistics table (SIGUSR1), read from the table printed after the
 # signal (an older one may show requests w1 no longer holds): infer holds some

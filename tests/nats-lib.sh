@@ -102,3 +102,15 @@ print(eval(sys.argv[2]))' "$1" "$2"
 balanced() {
 	jget "$1" 's["accepted"] == s["completed"] + s["failed"] + s["shed"] + s["expired"] and s["in_flight"] == 0'
 }
+
+# metric PORT NAME: a value of a node's /metrics (the first line that
+# starts with NAME)
+metric() {
+	curl -s "127.0.0.1:$1/metrics" | awk -v n="$2" 'index($0, n) == 1 { print $2; exit }'
+}
+
+# completed_at_least PORT N: a node's /metrics count N requests completed
+completed_at_least() {
+	curl -s "127.0.0.1:$1/metrics" |
+	    awk -v n="$2" '/^porch_requests_total\{.*completed/ { if ($2 >= n) ok = 1 } END { exit !ok }'
+}

@@ -32,9 +32,6 @@ node_wait w
 wait_for 20 grep -q "control: listening on 127.0.0.1:" "$T/w.err" ||
     { fail "no control port: $(cat "$T/w.err")"; finish; }
 WP=$(sed -n 's/.*control: listening on 127.0.0.1:\([0-9]*\) .*/\1/p' "$T/w.err")
-metric() { # PORT NAME: a value of /metrics (its first line)
-	curl -s "127.0.0.1:$1/metrics" | awk -v n="$2" 'index($0, n) == 1 { print $2; exit }'
-}
 worker_holds() { [ "$(metric "$WP" 'porch_requests_in_flight{pipeline="no"}')" = "$1" ]; }
 orphaned() {
 	[ "$(metric "$WP" 'porch_stage_events_total{stage="infer/in",event="nats_orphaned"}')" = "$1" ]

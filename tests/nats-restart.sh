@@ -33,11 +33,7 @@ PORT=$(cat "$T/port")
 
 python3 "$top_srcdir/tests/nats-client.py" "$PORT" 1500 32 > "$T/client" 2> "$T/client.err" &
 client=$!
-progress() {
-	curl -s "127.0.0.1:$PORT/metrics" |
-	    awk '/^porch_requests_total\{.*completed/ { if ($2 >= 300) ok = 1 } END { exit !ok }'
-}
-wait_for 60 progress || fail "no progress before the restart"
+wait_for 60 completed_at_least "$PORT" 300 || fail "no progress before the restart"
 nats_stop
 sleep 1 # the server is away for a while: what is sent meanwhile waits
 nats_start "$NATS_PORT"

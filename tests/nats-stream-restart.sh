@@ -36,11 +36,7 @@ PORT=$(cat "$T/port")
 python3 "$top_srcdir/tests/nats-client.py" "$PORT" 400 32 --stream --words 30 \
     --fails "$T/fails" > "$T/client" 2> "$T/client.err" &
 client=$!
-progress() {
-	curl -s "127.0.0.1:$PORT/metrics" |
-	    awk '/^porch_requests_total\{.*completed/ { if ($2 >= 60) ok = 1 } END { exit !ok }'
-}
-wait_for 60 progress || fail "no progress before the restart"
+wait_for 60 completed_at_least "$PORT" 60 || fail "no progress before the restart"
 kill -9 "$nats_pid" # abruptly: what it had on its way is lost
 wait "$nats_pid" 2> /dev/null
 sleep 1 # the server is away for a while, in the middle of streams

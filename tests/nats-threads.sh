@@ -68,15 +68,10 @@ node_wait front
 node_wait w1
 node_wait w2
 PORT=$(cat "$T/port")
-progress() { # N: the front has completed N requests
-	curl -s "127.0.0.1:$PORT/metrics" |
-	    awk -v n="$1" '/^porch_requests_total\{.*completed/ { if ($2 >= n) ok = 1 }
-	        END { exit !ok }'
-}
 load 1000
 # a reload of the threaded front and of a threaded worker in the middle:
 # each shard's new graph connects and pulls anew, the old ones finish theirs
-wait_for 60 progress 300 || fail "no progress before the reload"
+wait_for 60 completed_at_least "$PORT" 300 || fail "no progress before the reload"
 kill -HUP "$(cat "$T/front.pid")" "$(cat "$T/w1.pid")"
 load_check 1000
 node_stop front
@@ -120,7 +115,7 @@ node_wait w1
 node_wait w2
 PORT=$(cat "$T/port")
 load 1000
-wait_for 60 progress 300 || fail "no progress before the kill"
+wait_for 60 completed_at_least "$PORT" 300 || fail "no progress before the kill"
 busy() { # w1's statistics table (SIGUSR1): infer holds some
 	kill -USR1 "$(cat "$T/w1.pid")"
 	sleep 0.05
