@@ -380,6 +380,7 @@ conn_stream(struct conn *c, const struct nats_chan *ch, char *err, size_t errlen
 	jsStreamInfo *si = NULL;
 	jsErrCode je = 0;
 	natsStatus s;
+	int overlaps = 0;
 	for (int64_t waited = 0;; waited += INIT_RETRY_MS) {
 		s = js_AddStream(&si, c->js, &sc, NULL, &je);
 		if (s != NATS_OK && je == JSStreamNameExistErr) {
@@ -389,6 +390,14 @@ conn_stream(struct conn *c, const struct nats_chan *ch, char *err, size_t errlen
 		}
 		jsStreamInfo_Destroy(si);
 		si = NULL;
+		if (s != NATS_OK && je == JSStreamSubjectOverlapErr && overlaps++ < 3) {
+			/* two nodes making the stream at the same moment: the server
+			 * may find the other's subjects before its name.  Once that
+			 * one is made its name is found (and updated, above); a
+			 * stream of another name on these subjects stays an error. */
+			nats_Sleep(INIT_RETRY_MS);
+			continue;
+		}
 		if (!conn_init_retry(s, waited))
 			break;
 	}

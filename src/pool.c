@@ -102,12 +102,33 @@ pools_new(struct graph *g)
 	}
 }
 
+/* Marks p, and the pools it falls back to, as called by this graph. */
+static void
+mark_called(struct graph *g, struct pool *p, unsigned char *called)
+{
+	size_t i = (size_t)(p - g->pools);
+	if (called[i])
+		return;
+	called[i] = 1;
+	for (size_t k = 0; k < p->n_fb; k++)
+		if (p->fb_pools[k] != NULL)
+			mark_called(g, p->fb_pools[k], called);
+}
+
 void
 pools_start(struct graph *g)
 {
+	/* Probes go out for the pools a stage of this graph calls, itself or
+	 * as a fallback, only: a node of a deployment over NATS (porch run
+	 * --node) holds every pool of the file, and must not probe the model
+	 * servers of other nodes' stages, which it may not even reach. */
+	unsigned char *called = xcalloc(g->n_pools + 1, 1);
+	for (size_t i = 0; i < g->n_stages; i++)
+		if (g->stages[i].pool != NULL)
+			mark_called(g, g->stages[i].pool, called);
 	for (size_t i = 0; i < g->n_pools; i++) {
 		struct pool *p = &g->pools[i];
-		if (p->probe_interval <= 0)
+		if (p->probe_interval <= 0 || !called[i])
 			continue;
 		ev_timer_init(&p->probe_w, probe_tick, 0., p->probe_interval);
 		p->probe_w.data = p;
@@ -115,6 +136,7 @@ pools_start(struct graph *g)
 		ev_unref(g->loop); /* probes alone do not keep the loop alive */
 		p->probe_started = 1;
 	}
+	free(called);
 }
 
 void
