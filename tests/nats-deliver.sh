@@ -2,9 +2,10 @@
 # nats-deliver.sh -- what travels with a message over NATS: its delivery
 # count and its deadline.  A request delivered more than max-deliver times
 # (its worker node killed twice over) fails typed (transport), through the
-# stage's error port at the front; a request whose deadline passed while
-# it waited in the stream is not worked on by the node that pulls it, and
-# ends expired.
+# stage's error port at the front, while a job a live node holds for
+# several ack waits is renewed in time and never redelivered; a request
+# whose deadline passed while it waited in the stream is not worked on by
+# the node that pulls it, and ends expired.
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/nats-lib.sh"
 heavy
@@ -64,6 +65,21 @@ sed 's/ack-wait="1s"/ack-wait="2s"/; s/capacity="16"/capacity="32"/' "$T/md.xml"
 node_start w4 worker "$T/md2.xml"
 wait_for 20 test -s "$T/w4.running" || fail "w4 did not start: $(cat "$T/w4.err")"
 node_stop w4
+
+# ---- a job held for 3 ack waits is renewed in time: with max-deliver 1
+# a redelivery would fail it, so all 3 complete, once each
+pipeline lh ' ack-wait="1s" max-deliver="1"' 30s
+node_start front front "$T/lh.xml"
+node_start w5 worker --set model.delay-ms=3500 "$T/lh.xml"
+wait_for 20 test -s "$T/lh.port" || { fail "the front did not start: $(cat "$T/front.err")"; finish; }
+node_wait front
+node_wait w5
+python3 "$top_srcdir/tests/nats-client.py" "$(cat "$T/lh.port")" 3 3 > "$T/client"
+expect_eq "held 3.5 s: client" "$(cat "$T/client")" "sent 3 ok 3 shed 0 failed 0 wrong 0"
+node_stop front
+node_stop w5
+expect_eq "held 3.5 s: no redelivery" "$(jget "$T/w5.json" 'event(s, "infer/in", "nats_max_deliver")')" 0
+expect_eq "held 3.5 s: worked on once each" "$(jget "$T/w5.json" 'stage(s, "infer")["in"]')" 3
 
 # ---- a deadline of 1 s passes while the requests wait in the stream (no
 # worker node yet): the front ends them as expired, and the node that
