@@ -187,8 +187,14 @@ nats_probe(const char *url, int timeout_ms, char *err, size_t errlen)
 	jsAccountInfo *ai = NULL;
 	jsErrCode je = 0;
 	s = natsConnection_JetStream(&js, nc, NULL);
-	if (s == NATS_OK)
+	/* a server that does not answer in time (starting, or overloaded) is
+	 * asked again, as at stream creation; no responders is a server
+	 * without JetStream, told at once */
+	for (int64_t waited = 0; s == NATS_OK; waited += INIT_RETRY_MS) {
 		s = js_GetAccountInfo(&ai, js, NULL, &je);
+		if (s != NATS_TIMEOUT || !conn_init_retry(s, waited))
+			break;
+	}
 	if (s != NATS_OK)
 		snprintf(err, errlen, "the NATS server at %s has no JetStream (start it with "
 		    "nats-server -js): %s", url, natsStatus_GetText(s));

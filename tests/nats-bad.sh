@@ -1,6 +1,7 @@
 #!/bin/sh
 # nats-bad.sh -- nodes and channels over NATS, badly: each a clear error
-# (FILE:LINE:COL where the file is at fault) and exit 2, no server needed.
+# (FILE:LINE:COL where the file is at fault) and exit 2; no server needed
+# but for one case, a server without JetStream.
 . "$top_srcdir/tests/lib.sh"
 
 mk() { # NAME CHANNEL-ATTRIBUTES [PIPELINE-ATTRIBUTES] [INFER-NODE]
@@ -47,6 +48,17 @@ mk thrfile ' transport="nats"' ' threads="3"'
 expect_run "threads=, unreachable server" "cannot reach the NATS server at nats://127.0.0.1:1" \
     --node worker --nats-url nats://127.0.0.1:1 "$T/thrfile.xml"
 if grep -q "not supported" "$T/err"; then fail "threads= and NATS still refused"; else ok; fi
+
+# a server without JetStream: said at once, and exit 2 (one that is slow
+# to answer is asked again, porch(1))
+if command -v nats-server > /dev/null; then
+	. "$top_srcdir/tests/nats-lib.sh"
+	NATS_JS=
+	nats_start
+	expect_run "no JetStream" "the NATS server at $NATS_URL has no JetStream (start it with nats-server -js)" \
+	    --node front --nats-url "$NATS_URL" "$T/noserver.xml"
+	nats_stop
+fi
 
 # what porch check judges without a server
 check_err() { # NAME WANT

@@ -1,6 +1,7 @@
 # tests/nats-lib.sh -- for the NATS tests: sourced after lib.sh, not run.
 #
-# nats_start [PORT]: nats-server -js on 127.0.0.1, on a port it picks (or
+# nats_start [PORT]: nats-server -js on 127.0.0.1 (without JetStream when
+# NATS_JS is set and empty), on a port it picks (or
 # PORT, to start it again where it was), its store in $T/sd; sets NATS_URL,
 # NATS_PORT and nats_pid.  Skips the test (77) where nats-server cannot run.
 # node_start NAME NODE FILE [ARGS...]: porch run --node NODE, pid in
@@ -30,7 +31,7 @@ nats_start() {
 	fi
 	mkdir -p "$T/nsports"
 	rm -f "$T"/nsports/*
-	nats-server -js -a 127.0.0.1 -p "${1:--1}" -sd "$T/sd" \
+	nats-server ${NATS_JS--js} -a 127.0.0.1 -p "${1:--1}" -sd "$T/sd" \
 	    --ports_file_dir "$T/nsports" -l "$T/nats.log" 8>&- > /dev/null 2>&1 &
 	nats_pid=$!
 	NATS_PIDS="$NATS_PIDS $nats_pid"
