@@ -957,8 +957,15 @@ in_init(porch_stage *st)
 	jsSubOptions_Init(&so);
 	so.Stream = e->chan->stream;
 	so.Consumer = durable;
-	if (s == NATS_OK)
-		s = js_PullSubscribe(&in->sub, in->c->js, subject, durable, NULL, &so, &je);
+	/* it looks the consumer up: a request the server may be slow to
+	 * answer too */
+	if (s == NATS_OK) {
+		for (int64_t waited = 0;; waited += INIT_RETRY_MS) {
+			s = js_PullSubscribe(&in->sub, in->c->js, subject, durable, NULL, &so, &je);
+			if (!conn_init_retry(s, waited))
+				break;
+		}
+	}
 	if (s != NATS_OK) {
 		porch_stage_error(st, "cannot pull %s as the durable consumer %s of stream "
 		    "%s: %s (JetStream error %d)", subject, durable,
